@@ -1,0 +1,92 @@
+//! The model bundle: `config.json` + `model.safetensors` + a tokenizer, validated together.
+
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::config::{ConfigError, GptConfig};
+use crate::tokenizer::{Tokenizer, TokenizerError};
+use crate::weights::{ModelWeights, WeightsError};
+
+#[derive(Debug, Error)]
+pub enum BundleError {
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{0}: no tokenizer found (expected tokenizer.json, encoder.json + vocab.bpe, or vocab.json + merges.txt)")]
+    NoTokenizer(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+}
+
+/// The tokenizer files of a bundle, in one of the accepted forms.
+pub enum TokenizerFiles<'a> {
+    /// HF `tokenizer.json`.
+    Json(&'a [u8]),
+    /// GPT-2's `encoder.json` + `vocab.bpe` (or `vocab.json` + `merges.txt`).
+    Gpt2 { vocab: &'a [u8], merges: &'a [u8] },
+}
+
+pub struct Bundle {
+    pub config: GptConfig,
+    pub weights: Arc<ModelWeights>,
+    pub tokenizer: Tokenizer,
+}
+
+impl Bundle {
+    /// Validates a bundle given as bytes (the browser's path: files come from fetch or a picker).
+    pub fn from_parts(config: &[u8], safetensors: &[u8], tokenizer: TokenizerFiles<'_>) -> Result<Self, BundleError> {
+        let config = GptConfig::from_json(config)?;
+        let tokenizer = match tokenizer {
+            TokenizerFiles::Json(json) => Tokenizer::from_json(json)?,
+            TokenizerFiles::Gpt2 { vocab, merges } => {
+                let merges = std::str::from_utf8(merges).map_err(|e| TokenizerError::Parse {
+                    file: "vocab.bpe",
+                    message: format!("not UTF-8: {e}"),
+                })?;
+                Tokenizer::from_gpt2_files(vocab, merges)?
+            }
+        };
+        tokenizer.check_fits(config.vocab_size)?;
+        let weights = ModelWeights::from_safetensors(safetensors, &config)?;
+        Ok(Bundle { config, weights: Arc::new(weights), tokenizer })
+    }
+
+    /// Loads a bundle directory.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(dir: &std::path::Path) -> Result<Self, BundleError> {
+        let read = |name: &str| -> Result<Vec<u8>, BundleError> {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| BundleError::Io { path: path.display().to_string(), message: e.to_string() })
+        };
+        let exists = |name: &str| dir.join(name).is_file();
+        if !dir.is_dir() {
+            return Err(BundleError::Io { path: dir.display().to_string(), message: "not a directory".into() });
+        }
+        let config = read("config.json")?;
+        let (vocab, merges);
+        let json;
+        let tokenizer = if exists("tokenizer.json") {
+            json = read("tokenizer.json")?;
+            TokenizerFiles::Json(&json)
+        } else if let Some((v, m)) =
+            [("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt")].into_iter().find(|(v, m)| exists(v) && exists(m))
+        {
+            vocab = read(v)?;
+            merges = read(m)?;
+            TokenizerFiles::Gpt2 { vocab: &vocab, merges: &merges }
+        } else {
+            return Err(BundleError::NoTokenizer(dir.display().to_string()));
+        };
+        let weights = read("model.safetensors")?;
+        Self::from_parts(&config, &weights, tokenizer)
+    }
+
+    /// A new inference session on the CPU reference engine.
+    pub fn cpu_session(&self) -> crate::cpu::CpuSession {
+        crate::cpu::CpuSession::new(self.config.clone(), self.weights.clone())
+    }
+}

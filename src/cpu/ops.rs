@@ -1,0 +1,165 @@
+//! The reference kernels, f32, row-major. Each is the plain math; parallelism (rayon, natively)
+//! only splits independent rows or columns, so results do not depend on the thread count.
+
+use crate::weights::{LayerNorm, Linear, Tensor};
+
+/// Runs `f(index, chunk)` over `data.chunks_mut(chunk)`, in parallel where threads exist.
+pub fn for_each_chunk<F>(data: &mut [f32], chunk: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync + Send,
+{
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        data.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+    }
+    #[cfg(target_arch = "wasm32")]
+    data.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+}
+
+/// Like [`for_each_chunk`] over two buffers chunked in step.
+pub fn for_each_chunk2<F>(a: &mut [f32], ca: usize, b: &mut [f32], cb: usize, f: F)
+where
+    F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
+{
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        a.par_chunks_mut(ca).zip(b.par_chunks_mut(cb)).enumerate().for_each(|(i, (x, y))| f(i, x, y));
+    }
+    #[cfg(target_arch = "wasm32")]
+    a.chunks_mut(ca).zip(b.chunks_mut(cb)).enumerate().for_each(|(i, (x, y))| f(i, x, y));
+}
+
+/// `out[r] = (x[r] - mean) / sqrt(var + eps) * weight + bias` for each row of `x` `[rows, n]`.
+pub fn layer_norm(out: &mut [f32], x: &[f32], ln: &LayerNorm, eps: f32) {
+    let n = ln.weight.data.len();
+    for (o, row) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+        let mean = row.iter().sum::<f32>() / n as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for (((o, &v), &g), &b) in o.iter_mut().zip(row).zip(&ln.weight.data).zip(&ln.bias.data) {
+            *o = (v - mean) * inv * g + b;
+        }
+    }
+}
+
+/// Rows handled together by one task, so each weight row loaded is used this many times.
+const ROW_BLOCK: usize = 4;
+/// Output columns per task when there is a single row (decode).
+const COL_BLOCK: usize = 256;
+
+/// `out[rows, n_out] = x[rows, n_in] @ weight[n_in, n_out] + bias` (HF Conv1D layout).
+pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear) {
+    let (n_in, n_out) = (lin.n_in(), lin.n_out());
+    let (w, b) = (&lin.weight.data, &lin.bias.data);
+    let rows = x.len() / n_in;
+    if rows == 1 {
+        for_each_chunk(out, COL_BLOCK, |block, o| {
+            let c0 = block * COL_BLOCK;
+            o.copy_from_slice(&b[c0..c0 + o.len()]);
+            for (k, &a) in x.iter().enumerate() {
+                let w_row = &w[k * n_out + c0..k * n_out + c0 + o.len()];
+                for (o, &wv) in o.iter_mut().zip(w_row) {
+                    *o += a * wv;
+                }
+            }
+        });
+        return;
+    }
+    for_each_chunk(out, ROW_BLOCK * n_out, |block, o| {
+        let r0 = block * ROW_BLOCK;
+        let n_rows = o.len() / n_out;
+        for o_row in o.chunks_exact_mut(n_out) {
+            o_row.copy_from_slice(b);
+        }
+        for k in 0..n_in {
+            let w_row = &w[k * n_out..(k + 1) * n_out];
+            for r in 0..n_rows {
+                let a = x[(r0 + r) * n_in + k];
+                for (o, &wv) in o[r * n_out..(r + 1) * n_out].iter_mut().zip(w_row) {
+                    *o += a * wv;
+                }
+            }
+        }
+    });
+}
+
+/// GPT-2's GELU, tanh form: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+pub fn gelu(x: &mut [f32]) {
+    const S: f32 = 0.797_884_6; // sqrt(2 / pi)
+    for v in x {
+        let u = *v;
+        *v = 0.5 * u * (1.0 + (S * (u + 0.044715 * u * u * u)).tanh());
+    }
+}
+
+/// `out[rows, vocab] = h[rows, n_embd] @ head[vocab, n_embd]^T` (the tied LM head).
+pub fn lm_head(out: &mut [f32], h: &[f32], head: &Tensor) {
+    let (vocab, c) = (head.shape[0], head.shape[1]);
+    for (o_row, h_row) in out.chunks_exact_mut(vocab).zip(h.chunks_exact(c)) {
+        for_each_chunk(o_row, COL_BLOCK, |block, o| {
+            let v0 = block * COL_BLOCK;
+            for (j, o) in o.iter_mut().enumerate() {
+                let e = &head.data[(v0 + j) * c..(v0 + j + 1) * c];
+                *o = e.iter().zip(h_row).map(|(a, b)| a * b).sum();
+            }
+        });
+    }
+}
+
+/// In-place softmax of one row.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// Shapes for one causal attention call.
+pub struct AttentionShape {
+    pub n_head: usize,
+    pub head_dim: usize,
+    /// Positions already in the cache before these rows.
+    pub past: usize,
+}
+
+/// Causal multi-head attention of `rows` new positions over the cache.
+///
+/// `q` is `[rows, 3 * n_embd]` (the c_attn output; q is its first third), `k_cache`/`v_cache`
+/// are one layer's `[n_positions, n_embd]` with positions `0..past + rows` filled. Row `i`
+/// (position `past + i`) attends to positions `0..=past + i`. Writes `out` `[rows, n_embd]` and
+/// `probs` `[rows, n_head, past + rows]` (masked entries 0).
+pub fn attention(out: &mut [f32], probs: &mut [f32], qkv: &[f32], k_cache: &[f32], v_cache: &[f32], s: &AttentionShape) {
+    let c = s.n_head * s.head_dim;
+    let rows = out.len() / c;
+    let total = s.past + rows;
+    let scale = 1.0 / (s.head_dim as f32).sqrt();
+    for_each_chunk2(out, c, probs, s.n_head * total, |i, o, p| {
+        let visible = s.past + i + 1;
+        for h in 0..s.n_head {
+            let cols = h * s.head_dim..(h + 1) * s.head_dim;
+            let q = &qkv[i * 3 * c..][cols.clone()];
+            let p = &mut p[h * total..(h + 1) * total];
+            for (t, p) in p[..visible].iter_mut().enumerate() {
+                let k = &k_cache[t * c..][cols.clone()];
+                *p = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+            }
+            softmax(&mut p[..visible]);
+            p[visible..].fill(0.0);
+            let o = &mut o[cols.clone()];
+            o.fill(0.0);
+            for (t, &w) in p[..visible].iter().enumerate() {
+                let v = &v_cache[t * c..][cols.clone()];
+                for (o, &v) in o.iter_mut().zip(v) {
+                    *o += w * v;
+                }
+            }
+        }
+    });
+}

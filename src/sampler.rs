@@ -1,0 +1,199 @@
+//! Choosing the next token from logits: greedy, or temperature → top-k → top-p sampling, with a
+//! repetition penalty, driven by a counter-based RNG so that a seed and a step number give the
+//! same random number on any platform (and, later, in a shader).
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum SamplingError {
+    #[error("temperature must be a finite number >= 0 (0 = greedy), got {0}")]
+    Temperature(f32),
+    #[error("top_p must be in (0, 1], got {0}")]
+    TopP(f32),
+    #[error("repetition_penalty must be a finite number > 0, got {0}")]
+    RepetitionPenalty(f32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplingParams {
+    /// 0 means greedy (argmax).
+    pub temperature: f32,
+    /// Keep only the k most likely tokens; 0 = no limit.
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches `top_p`; 1 = no limit.
+    pub top_p: f32,
+    /// CTRL's penalty on tokens already in the context: positive logits divided by it, negative
+    /// ones multiplied. 1 = off.
+    pub repetition_penalty: f32,
+    pub seed: u64,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams { temperature: 0.8, top_k: 40, top_p: 0.95, repetition_penalty: 1.0, seed: 0 }
+    }
+}
+
+impl SamplingParams {
+    pub fn greedy() -> Self {
+        SamplingParams { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 }
+    }
+
+    pub fn validate(&self) -> Result<(), SamplingError> {
+        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+            return Err(SamplingError::Temperature(self.temperature));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(SamplingError::TopP(self.top_p));
+        }
+        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
+            return Err(SamplingError::RepetitionPenalty(self.repetition_penalty));
+        }
+        Ok(())
+    }
+}
+
+/// PCG's output permutation as a 32-bit hash (portable to WGSL, which has no 64-bit integers).
+pub fn hash32(x: u32) -> u32 {
+    let state = x.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+    let word = ((state >> ((state >> 28) + 4)) ^ state).wrapping_mul(277_803_737);
+    (word >> 22) ^ word
+}
+
+/// The uniform number in `[0, 1)` for draw `step` of stream `seed`.
+pub fn uniform(seed: u64, step: u32) -> f32 {
+    let s = hash32(seed as u32 ^ hash32((seed >> 32) as u32));
+    let r = hash32(s ^ hash32(step));
+    (r >> 8) as f32 / (1u32 << 24) as f32
+}
+
+/// Picks tokens; holds scratch space so that sampling allocates nothing after the first call.
+#[derive(Debug, Default)]
+pub struct Sampler {
+    candidates: Vec<(u32, f32)>,
+}
+
+impl Sampler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Chooses the next token. `history` is the context so far (for the repetition penalty);
+    /// `step` numbers the draw within the seed's stream. Parameters must be validated.
+    pub fn sample(&mut self, logits: &[f32], history: &[u32], p: &SamplingParams, step: u32) -> u32 {
+        let penalized = |i: usize| -> f32 {
+            let l = logits[i];
+            if p.repetition_penalty != 1.0 && history.contains(&(i as u32)) {
+                if l > 0.0 { l / p.repetition_penalty } else { l * p.repetition_penalty }
+            } else {
+                l
+            }
+        };
+        if p.temperature == 0.0 {
+            // First index of the maximum, as torch.argmax.
+            let mut best = 0;
+            for i in 1..logits.len() {
+                if penalized(i) > penalized(best) {
+                    best = i;
+                }
+            }
+            return best as u32;
+        }
+        let c = &mut self.candidates;
+        c.clear();
+        c.extend((0..logits.len()).map(|i| (i as u32, penalized(i) / p.temperature)));
+        // Most likely first; ties by id so that the order (and the sample) is deterministic.
+        let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if p.top_k > 0 && p.top_k < c.len() {
+            c.select_nth_unstable_by(p.top_k - 1, by_logit);
+            c.truncate(p.top_k);
+        }
+        c.sort_unstable_by(by_logit);
+        let max = c[0].1;
+        let mut sum = 0.0f32;
+        for e in c.iter_mut() {
+            e.1 = (e.1 - max).exp();
+            sum += e.1;
+        }
+        if p.top_p < 1.0 {
+            let mut acc = 0.0;
+            let keep = c
+                .iter()
+                .position(|e| {
+                    acc += e.1 / sum;
+                    acc >= p.top_p
+                })
+                .map_or(c.len(), |i| i + 1);
+            c.truncate(keep);
+            sum = c.iter().map(|e| e.1).sum();
+        }
+        let target = uniform(p.seed, step) * sum;
+        let mut acc = 0.0;
+        for e in c.iter() {
+            acc += e.1;
+            if target < acc {
+                return e.0;
+            }
+        }
+        c[c.len() - 1].0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_takes_first_maximum() {
+        let mut s = Sampler::new();
+        assert_eq!(s.sample(&[0.1, 3.0, 3.0, -1.0], &[], &SamplingParams::greedy(), 0), 1);
+    }
+
+    #[test]
+    fn repetition_penalty_moves_greedy_choice() {
+        let mut s = Sampler::new();
+        let p = SamplingParams { repetition_penalty: 2.0, ..SamplingParams::greedy() };
+        // 3.0 / 2 = 1.5 < 2.0, so token 2 wins once token 1 has been seen.
+        assert_eq!(s.sample(&[0.0, 3.0, 2.0], &[1], &p, 0), 2);
+        // Negative logits are pushed further down, not up: -1.0 becomes -2.0 < -1.5.
+        assert_eq!(s.sample(&[-1.0, -3.0, -1.5], &[0], &p, 0), 2);
+    }
+
+    #[test]
+    fn top_k_one_is_greedy_and_top_p_cuts_the_tail() {
+        let mut s = Sampler::new();
+        let logits = [1.0, 5.0, 2.0, 4.9];
+        for step in 0..50 {
+            let p = SamplingParams { temperature: 1.0, top_k: 1, seed: 7, ..Default::default() };
+            assert_eq!(s.sample(&logits, &[], &p, step), 1);
+            // softmax ≈ [0.010, 0.52, 0.026, 0.44]: top_p 0.9 keeps tokens 1 and 3 only.
+            let p = SamplingParams { temperature: 1.0, top_k: 0, top_p: 0.9, seed: 7, ..Default::default() };
+            assert!([1, 3].contains(&s.sample(&logits, &[], &p, step)));
+        }
+    }
+
+    #[test]
+    fn sampling_follows_the_distribution_and_the_seed() {
+        let mut s = Sampler::new();
+        let logits = [0.0, (3.0f32).ln()]; // probabilities 1/4, 3/4
+        let p = SamplingParams { temperature: 1.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 42 };
+        let draws: Vec<u32> = (0..4000).map(|i| s.sample(&logits, &[], &p, i)).collect();
+        let ones = draws.iter().filter(|&&t| t == 1).count() as f32 / 4000.0;
+        assert!((ones - 0.75).abs() < 0.03, "{ones}");
+        let again: Vec<u32> = (0..4000).map(|i| s.sample(&logits, &[], &p, i)).collect();
+        assert_eq!(draws, again);
+        let other: Vec<u32> = (0..4000).map(|i| s.sample(&logits, &[], &SamplingParams { seed: 43, ..p }, i)).collect();
+        assert_ne!(draws, other);
+    }
+
+    #[test]
+    fn invalid_parameters_are_named() {
+        let bad = SamplingParams { temperature: -1.0, ..Default::default() };
+        assert_eq!(bad.validate(), Err(SamplingError::Temperature(-1.0)));
+        let bad = SamplingParams { top_p: 0.0, ..Default::default() };
+        assert_eq!(bad.validate(), Err(SamplingError::TopP(0.0)));
+        let bad = SamplingParams { repetition_penalty: f32::NAN, ..Default::default() };
+        assert!(matches!(bad.validate(), Err(SamplingError::RepetitionPenalty(_))));
+        assert_eq!(SamplingParams::default().validate(), Ok(()));
+    }
+}

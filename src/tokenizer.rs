@@ -1,0 +1,180 @@
+//! The tokenizer: HF `tokenizer.json`, or GPT-2's original `encoder.json` + `vocab.bpe`
+//! (the same pair is also spelled `vocab.json` + `merges.txt`), built into the same byte-level BPE
+//! that HF's `GPT2TokenizerFast` is.
+
+use std::collections::HashMap;
+
+use thiserror::Error;
+use tokenizers::decoders::byte_level::ByteLevel;
+use tokenizers::models::bpe::BPE;
+use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
+
+#[derive(Debug, Error)]
+pub enum TokenizerError {
+    #[error("{file} is not a valid tokenizer file: {message}")]
+    Parse { file: &'static str, message: String },
+    #[error("the tokenizer has ids up to {max_id}, beyond the model's vocab_size {vocab_size}")]
+    VocabTooLarge { max_id: u32, vocab_size: usize },
+    #[error("could not encode the text: {0}")]
+    Encode(String),
+    #[error("could not decode the ids: {0}")]
+    Decode(String),
+}
+
+/// GPT-2's end-of-text marker, present in `encoder.json` as id 50256.
+pub const GPT2_END_OF_TEXT: &str = "<|endoftext|>";
+
+pub struct Tokenizer {
+    inner: HfTokenizer,
+}
+
+impl Tokenizer {
+    /// A `tokenizer.json` in HF `tokenizers` format.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, TokenizerError> {
+        let inner = HfTokenizer::from_bytes(bytes)
+            .map_err(|e| TokenizerError::Parse { file: "tokenizer.json", message: e.to_string() })?;
+        Ok(Tokenizer { inner })
+    }
+
+    /// GPT-2's original pair: `encoder.json` (token → id) and `vocab.bpe` (one merge per line,
+    /// after a `#version` line).
+    pub fn from_gpt2_files(encoder_json: &[u8], vocab_bpe: &str) -> Result<Self, TokenizerError> {
+        let vocab: HashMap<String, u32> = serde_json::from_slice(encoder_json)
+            .map_err(|e| TokenizerError::Parse { file: "encoder.json", message: e.to_string() })?;
+        let mut merges = Vec::new();
+        for (n, line) in vocab_bpe.lines().enumerate() {
+            if line.starts_with("#version") || line.trim().is_empty() {
+                continue;
+            }
+            let mut parts = line.split(' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(a), Some(b), None) => merges.push((a.to_string(), b.to_string())),
+                _ => {
+                    return Err(TokenizerError::Parse {
+                        file: "vocab.bpe",
+                        message: format!("line {}: expected two tokens separated by one space", n + 1),
+                    });
+                }
+            }
+        }
+        let has_eot = vocab.contains_key(GPT2_END_OF_TEXT);
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab.into_iter().collect::<tokenizers::models::bpe::Vocab>(), merges)
+            .build()
+            .map_err(|e| TokenizerError::Parse { file: "vocab.bpe", message: e.to_string() })?;
+        let mut inner = HfTokenizer::new(bpe);
+        // The same pipeline as HF's GPT2TokenizerFast: byte-level pre-tokenizer with GPT-2's
+        // regex and no prefix space, byte-level decoder.
+        inner.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+        inner.with_decoder(Some(ByteLevel::new(false, true, true)));
+        if has_eot {
+            inner
+                .add_special_tokens([AddedToken::from(GPT2_END_OF_TEXT, true)])
+                .map_err(|e| TokenizerError::Parse { file: "encoder.json", message: e.to_string() })?;
+        }
+        Ok(Tokenizer { inner })
+    }
+
+    /// One past the largest id the tokenizer can produce (its added tokens included).
+    pub fn id_bound(&self) -> u32 {
+        self.inner.get_vocab(true).values().map(|&id| id + 1).max().unwrap_or(0)
+    }
+
+    /// Fails when the tokenizer can emit ids the model has no embedding for.
+    pub fn check_fits(&self, vocab_size: usize) -> Result<(), TokenizerError> {
+        let bound = self.id_bound();
+        if bound as usize > vocab_size {
+            return Err(TokenizerError::VocabTooLarge { max_id: bound - 1, vocab_size });
+        }
+        Ok(())
+    }
+
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        let enc = self.inner.encode(text, false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Decodes ids to text; bytes that do not form UTF-8 come out as U+FFFD.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
+        self.inner.decode(ids, false).map_err(|e| TokenizerError::Decode(e.to_string()))
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The token's text as the page shows it: its decoded form (`" man"`, not `"Ġman"`).
+    pub fn token_text(&self, id: u32) -> Result<String, TokenizerError> {
+        self.decode(&[id])
+    }
+}
+
+/// Turns a stream of ids into text pieces that never end inside a UTF-8 character.
+///
+/// Byte-level BPE splits a Chinese character or an emoji across tokens; decoding such a prefix
+/// alone yields U+FFFD. The decoder decodes a short window of recent ids and holds back any
+/// trailing U+FFFD until later ids complete the character, so a split that completes is never
+/// shown as U+FFFD. The window starts one clean segment back, as HF's `DecodeStream` does, so
+/// decoders that look at the previous token (prefix spaces, `##` pieces) decode it in context.
+/// `finish` flushes what is left, lossily.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    ids: Vec<u32>,
+    /// The window starts here; `ids[context..start]` is the previous segment, already emitted.
+    context: usize,
+    /// First id of the segment being emitted.
+    start: usize,
+    /// Bytes of the current segment's text already emitted (when a character is pending).
+    emitted: usize,
+}
+
+/// A segment that never decodes cleanly (invalid bytes) is flushed after this many ids.
+const MAX_PENDING_IDS: usize = 64;
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one id; returns the new text it completes, if any.
+    pub fn push(&mut self, tok: &Tokenizer, id: u32) -> Result<Option<String>, TokenizerError> {
+        self.ids.push(id);
+        let (tail, clean) = self.segment_text(tok)?;
+        let done = self.emitted;
+        if clean || self.ids.len() - self.start >= MAX_PENDING_IDS {
+            // The segment is complete (or hopeless): emit all of it and start the next one.
+            self.context = self.start;
+            self.start = self.ids.len();
+            self.emitted = 0;
+            let out = tail.get(done..).unwrap_or_default();
+            return Ok((!out.is_empty()).then(|| out.to_string()));
+        }
+        // Emit up to the pending character, hold the U+FFFD tail back.
+        let stable = tail.trim_end_matches('\u{FFFD}');
+        let out = stable.get(done..).unwrap_or_default();
+        self.emitted = done.max(stable.len());
+        Ok((!out.is_empty()).then(|| out.to_string()))
+    }
+
+    /// Emits whatever is still held back (an incomplete character comes out as U+FFFD).
+    pub fn finish(&mut self, tok: &Tokenizer) -> Result<Option<String>, TokenizerError> {
+        if self.start == self.ids.len() {
+            return Ok(None);
+        }
+        let (tail, _) = self.segment_text(tok)?;
+        let out = tail.get(self.emitted..).unwrap_or_default().to_string();
+        self.context = self.start;
+        self.start = self.ids.len();
+        self.emitted = 0;
+        Ok((!out.is_empty()).then_some(out))
+    }
+
+    /// The current segment's text (decoded after its context) and whether it ends cleanly.
+    fn segment_text(&self, tok: &Tokenizer) -> Result<(String, bool), TokenizerError> {
+        let context = tok.decode(&self.ids[self.context..self.start])?;
+        let window = tok.decode(&self.ids[self.context..])?;
+        let tail = window.get(context.len()..).unwrap_or_default().to_string();
+        let clean = !tail.ends_with('\u{FFFD}');
+        Ok((tail, clean))
+    }
+}

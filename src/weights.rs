@@ -1,0 +1,246 @@
+//! `model.safetensors`: HF GPT-2 tensor names and layouts, validated and converted to f32.
+//!
+//! Names are the checkpoint's own (`h.{i}.attn.c_attn.weight`, ...), with or without the
+//! `transformer.` prefix that `GPT2LMHeadModel` checkpoints carry. Conv1D weights are `[in, out]`;
+//! `c_attn`'s output columns are q | k | v. The LM head is `wte` unless `tie_word_embeddings` is
+//! false, then `lm_head.weight` (`[vocab, n_embd]`, the same layout as `wte`). The causal-mask
+//! buffers `attn.bias` / `attn.masked_bias` of older checkpoints are ignored.
+//!
+//! Every size used for an allocation comes from a tensor whose bytes are present in the file:
+//! shapes are checked against the config before any data is converted.
+
+use std::collections::BTreeMap;
+
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
+use thiserror::Error;
+
+use crate::config::{GptConfig, LayerNormPosition};
+
+#[derive(Debug, Error)]
+pub enum WeightsError {
+    #[error("model.safetensors is truncated: {0}")]
+    Truncated(&'static str),
+    #[error("model.safetensors: the header claims more bytes than the file has")]
+    HeaderLargerThanFile,
+    #[error("model.safetensors: the header is over safetensors' 100 MB limit")]
+    HeaderTooLarge,
+    #[error("model.safetensors is malformed: {0}")]
+    Malformed(String),
+    #[error("model.safetensors: missing tensor `{0}`")]
+    MissingTensor(String),
+    #[error("model.safetensors: unexpected tensor `{0}` (not part of a GPT-2 with this config)")]
+    UnexpectedTensor(String),
+    #[error("model.safetensors: tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    #[error("model.safetensors: tensor `{name}` has dtype {dtype}, supported are F32, F16, BF16")]
+    Dtype { name: String, dtype: String },
+    #[error("model.safetensors: tensor `{name}` holds a non-finite value ({value}) at index {index}")]
+    NonFinite { name: String, index: usize, value: f32 },
+    #[error("model.safetensors: `lm_head.weight` differs from `wte.weight` but tie_word_embeddings is true")]
+    TiedHeadMismatch,
+}
+
+impl From<SafeTensorError> for WeightsError {
+    fn from(e: SafeTensorError) -> Self {
+        match e {
+            SafeTensorError::HeaderTooSmall => WeightsError::Truncated("shorter than the 8-byte header length"),
+            SafeTensorError::MetadataIncompleteBuffer => {
+                WeightsError::Truncated("the data section does not match the header's offsets")
+            }
+            SafeTensorError::InvalidHeaderLength => WeightsError::HeaderLargerThanFile,
+            SafeTensorError::HeaderTooLarge => WeightsError::HeaderTooLarge,
+            other => WeightsError::Malformed(other.to_string()),
+        }
+    }
+}
+
+/// A dense row-major f32 tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// LayerNorm `gamma` (`.weight`) and `beta` (`.bias`), each `[n]`.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+/// A Conv1D/Linear: `weight` `[in, out]`, `bias` `[out]`; `y = x @ weight + bias`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    pub fn n_in(&self) -> usize {
+        self.weight.shape[0]
+    }
+    pub fn n_out(&self) -> usize {
+        self.weight.shape[1]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub ln_1: LayerNorm,
+    /// `[n_embd, 3 * n_embd]`, output columns q | k | v, heads contiguous inside each.
+    pub c_attn: Linear,
+    pub attn_proj: Linear,
+    pub ln_2: LayerNorm,
+    pub c_fc: Linear,
+    pub mlp_proj: Linear,
+}
+
+/// What the file held for one tensor, for `wgpt inspect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<usize>,
+    pub bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelWeights {
+    /// `[vocab_size, n_embd]`; also the LM head when tied.
+    pub wte: Tensor,
+    /// `[n_positions, n_embd]`.
+    pub wpe: Tensor,
+    pub blocks: Vec<Block>,
+    /// Present for pre-LN (GPT-2) models, absent for post-LN (GPT-1).
+    pub ln_f: Option<LayerNorm>,
+    /// `[vocab_size, n_embd]`, only when the head is not tied.
+    pub lm_head: Option<Tensor>,
+    /// The file's tensors as stored (canonical names, sorted).
+    pub stored: Vec<TensorInfo>,
+}
+
+impl ModelWeights {
+    /// The LM head, `[vocab_size, n_embd]`: logits = h @ head^T.
+    pub fn head(&self) -> &Tensor {
+        self.lm_head.as_ref().unwrap_or(&self.wte)
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        let mut n = self.wte.data.len() + self.wpe.data.len() + self.lm_head.as_ref().map_or(0, |t| t.data.len());
+        if let Some(ln) = &self.ln_f {
+            n += ln.weight.data.len() + ln.bias.data.len();
+        }
+        for b in &self.blocks {
+            for ln in [&b.ln_1, &b.ln_2] {
+                n += ln.weight.data.len() + ln.bias.data.len();
+            }
+            for l in [&b.c_attn, &b.attn_proj, &b.c_fc, &b.mlp_proj] {
+                n += l.weight.data.len() + l.bias.data.len();
+            }
+        }
+        n
+    }
+
+    /// Parses and validates a safetensors file against `config`.
+    pub fn from_safetensors(bytes: &[u8], config: &GptConfig) -> Result<Self, WeightsError> {
+        let file = SafeTensors::deserialize(bytes)?;
+        let mut views = BTreeMap::new();
+        for (name, view) in file.iter() {
+            let canonical = name.strip_prefix("transformer.").unwrap_or(name);
+            if canonical.ends_with(".attn.bias") || canonical.ends_with(".attn.masked_bias") {
+                continue; // causal-mask buffers, not parameters
+            }
+            if views.insert(canonical.to_string(), view).is_some() {
+                return Err(WeightsError::Malformed(format!("tensor `{canonical}` appears twice")));
+            }
+        }
+        let stored = views
+            .iter()
+            .map(|(name, v)| TensorInfo {
+                name: name.clone(),
+                dtype: format!("{:?}", v.dtype()),
+                shape: v.shape().to_vec(),
+                bytes: v.data().len(),
+            })
+            .collect();
+        let mut take = Taker { views };
+        let (c, v, t, f) = (config.n_embd, config.vocab_size, config.n_positions, config.n_inner);
+        let wte = take.tensor("wte.weight", &[v, c])?;
+        let wpe = take.tensor("wpe.weight", &[t, c])?;
+        let mut blocks = Vec::with_capacity(config.n_layer);
+        for i in 0..config.n_layer {
+            let p = format!("h.{i}.");
+            blocks.push(Block {
+                ln_1: take.layer_norm(&format!("{p}ln_1"), c)?,
+                c_attn: take.linear(&format!("{p}attn.c_attn"), c, 3 * c)?,
+                attn_proj: take.linear(&format!("{p}attn.c_proj"), c, c)?,
+                ln_2: take.layer_norm(&format!("{p}ln_2"), c)?,
+                c_fc: take.linear(&format!("{p}mlp.c_fc"), c, f)?,
+                mlp_proj: take.linear(&format!("{p}mlp.c_proj"), f, c)?,
+            });
+        }
+        let ln_f = match config.layer_norm_position {
+            LayerNormPosition::Pre => Some(take.layer_norm("ln_f", c)?),
+            LayerNormPosition::Post => None,
+        };
+        let lm_head = if config.tie_word_embeddings {
+            // HF drops the tied copy on save, but some writers keep it: accept it if it is a copy.
+            if take.views.contains_key("lm_head.weight") {
+                if take.tensor("lm_head.weight", &[v, c])? != wte {
+                    return Err(WeightsError::TiedHeadMismatch);
+                }
+            }
+            None
+        } else {
+            Some(take.tensor("lm_head.weight", &[v, c])?)
+        };
+        if let Some(name) = take.views.keys().next() {
+            return Err(WeightsError::UnexpectedTensor(name.clone()));
+        }
+        Ok(ModelWeights { wte, wpe, blocks, ln_f, lm_head, stored })
+    }
+}
+
+/// Removes tensors from the file's map as the model claims them, so leftovers are "unexpected".
+struct Taker<'a> {
+    views: BTreeMap<String, safetensors::tensor::TensorView<'a>>,
+}
+
+impl Taker<'_> {
+    fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, WeightsError> {
+        let view = self.views.remove(name).ok_or_else(|| WeightsError::MissingTensor(name.to_string()))?;
+        if view.shape() != shape {
+            return Err(WeightsError::Shape { name: name.into(), expected: shape.to_vec(), found: view.shape().to_vec() });
+        }
+        let data = to_f32(name, view.dtype(), view.data())?;
+        if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(WeightsError::NonFinite { name: name.into(), index, value });
+        }
+        Ok(Tensor { shape: shape.to_vec(), data })
+    }
+
+    fn layer_norm(&mut self, prefix: &str, n: usize) -> Result<LayerNorm, WeightsError> {
+        Ok(LayerNorm {
+            weight: self.tensor(&format!("{prefix}.weight"), &[n])?,
+            bias: self.tensor(&format!("{prefix}.bias"), &[n])?,
+        })
+    }
+
+    fn linear(&mut self, prefix: &str, n_in: usize, n_out: usize) -> Result<Linear, WeightsError> {
+        Ok(Linear {
+            weight: self.tensor(&format!("{prefix}.weight"), &[n_in, n_out])?,
+            bias: self.tensor(&format!("{prefix}.bias"), &[n_out])?,
+        })
+    }
+}
+
+/// Little-endian bytes to f32. safetensors has already checked that `bytes` matches the shape.
+fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, WeightsError> {
+    let halves = || bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    Ok(match dtype {
+        Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => halves().map(|h| half::f16::from_bits(h).to_f32()).collect(),
+        Dtype::BF16 => halves().map(|h| half::bf16::from_bits(h).to_f32()).collect(),
+        other => return Err(WeightsError::Dtype { name: name.into(), dtype: format!("{other:?}") }),
+    })
+}

@@ -1,0 +1,57 @@
+//! Helpers shared by the integration tests: fixture paths and the recorded HF outputs.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use safetensors::SafeTensors;
+use serde::Deserialize;
+
+pub const HF_MODELS: [&str; 3] = ["tiny-f32", "gpt2vocab-f16", "tiny-bf16-untied"];
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn hf_model_dir(name: &str) -> PathBuf {
+    fixtures().join("hf").join(name)
+}
+
+#[derive(Deserialize)]
+pub struct Case {
+    pub text: String,
+    pub ids: Vec<u32>,
+    pub loss: f32,
+    pub greedy: Vec<u32>,
+}
+
+/// What `scripts/make_hf_fixtures.py` recorded with HF transformers for one model.
+pub struct Expected {
+    pub cases: Vec<Case>,
+    pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+pub fn expected(name: &str) -> Expected {
+    #[derive(Deserialize)]
+    struct File {
+        cases: Vec<Case>,
+    }
+    let dir = fixtures().join("hf");
+    let json = std::fs::read(dir.join(format!("{name}.expected.json"))).unwrap();
+    let cases = serde_json::from_slice::<File>(&json).unwrap().cases;
+    let bytes = std::fs::read(dir.join(format!("{name}.expected.safetensors"))).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let tensors = st
+        .iter()
+        .map(|(k, v)| {
+            let data = v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+            (k.to_string(), (v.shape().to_vec(), data))
+        })
+        .collect();
+    Expected { cases, tensors }
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}

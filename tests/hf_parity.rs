@@ -1,0 +1,81 @@
+//! The CPU reference against HF transformers' GPT-2 (fixtures recorded by
+//! `scripts/make_hf_fixtures.py`): token ids, logits, hidden states, attention, loss, greedy text.
+
+mod common;
+
+use common::{HF_MODELS, expected, hf_model_dir, max_abs_diff};
+use wgpt::generate::next_token_loss;
+use wgpt::{Bundle, ForwardOptions, GenerateParams, SamplingParams, generate};
+
+const TOL: f32 = 1e-4;
+
+#[test]
+fn logits_hidden_states_attention_and_loss_match_hf() {
+    for name in HF_MODELS {
+        let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
+        let exp = expected(name);
+        for (i, case) in exp.cases.iter().enumerate() {
+            assert_eq!(bundle.tokenizer.encode(&case.text).unwrap(), case.ids, "{name} case {i}: ids");
+            let mut s = bundle.cpu_session();
+            let opts = ForwardOptions { all_logits: true, attention: true, hidden_states: true };
+            let out = s.forward(&case.ids, opts).unwrap();
+            let (_, logits) = &exp.tensors[&format!("case{i}.logits")];
+            let d = max_abs_diff(&out.logits, logits);
+            assert!(d < TOL, "{name} case {i}: logits differ by {d}");
+            for (l, h) in out.hidden_states.iter().enumerate() {
+                let d = max_abs_diff(h, &exp.tensors[&format!("case{i}.hidden.{l}")].1);
+                assert!(d < TOL, "{name} case {i}: hidden state {l} differs by {d}");
+            }
+            for (l, a) in out.attention.iter().enumerate() {
+                let d = max_abs_diff(a, &exp.tensors[&format!("case{i}.attention.{l}")].1);
+                assert!(d < TOL, "{name} case {i}: attention {l} differs by {d}");
+            }
+            let loss = next_token_loss(&out.logits, &case.ids).unwrap();
+            assert!((loss - case.loss).abs() < TOL, "{name} case {i}: loss {loss} vs HF {}", case.loss);
+        }
+    }
+}
+
+#[test]
+fn greedy_continuation_matches_hf() {
+    for name in HF_MODELS {
+        let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
+        for (i, case) in expected(name).cases.iter().enumerate() {
+            let mut s = bundle.cpu_session();
+            let params =
+                GenerateParams { max_tokens: case.greedy.len(), sampling: SamplingParams::greedy(), stop_tokens: vec![] };
+            let out = generate(&mut s, &bundle.tokenizer, &case.ids, &params, |_| true).unwrap();
+            assert_eq!(out.ids, case.greedy, "{name} case {i}");
+            assert_eq!(out.text, bundle.tokenizer.decode(&case.greedy).unwrap());
+        }
+    }
+}
+
+#[test]
+fn decoding_token_by_token_with_the_kv_cache_equals_one_prefill() {
+    for name in HF_MODELS {
+        let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
+        let vocab = bundle.config.vocab_size;
+        let exp = expected(name);
+        let case = &exp.cases[0];
+        let full = &exp.tensors["case0.logits"].1;
+        let mut s = bundle.cpu_session();
+        // A prefill of two tokens, then one at a time.
+        let first = s.forward(&case.ids[..2], ForwardOptions::default()).unwrap().last_logits().to_vec();
+        assert!(max_abs_diff(&first, &full[vocab..2 * vocab]) < TOL, "{name}");
+        for t in 2..case.ids.len() {
+            let out = s.forward(&case.ids[t..t + 1], ForwardOptions { attention: true, ..Default::default() }).unwrap();
+            let d = max_abs_diff(out.last_logits(), &full[t * vocab..(t + 1) * vocab]);
+            assert!(d < TOL, "{name} position {t}: {d}");
+            // The one new row's attention equals row t of HF's full matrix, over t + 1 positions.
+            let (shape, att) = &exp.tensors["case0.attention.0"];
+            let (heads, n) = (shape[0], shape[1]);
+            for h in 0..heads {
+                let ours = &out.attention[0][h * (t + 1)..(h + 1) * (t + 1)];
+                let hf = &att[(h * n + t) * n..(h * n + t) * n + t + 1];
+                assert!(max_abs_diff(ours, hf) < TOL, "{name} position {t} head {h}");
+            }
+        }
+        assert_eq!(s.position(), case.ids.len());
+    }
+}
