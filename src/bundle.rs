@@ -42,13 +42,7 @@ impl Bundle {
         let config = GptConfig::from_json(config)?;
         let tokenizer = match tokenizer {
             TokenizerFiles::Json(json) => Tokenizer::from_json(json)?,
-            TokenizerFiles::Gpt2 { vocab, merges } => {
-                let merges = std::str::from_utf8(merges).map_err(|e| TokenizerError::Parse {
-                    file: "vocab.bpe",
-                    message: format!("not UTF-8: {e}"),
-                })?;
-                Tokenizer::from_gpt2_files(vocab, merges)?
-            }
+            TokenizerFiles::Gpt2 { vocab, merges } => gpt2_tokenizer(vocab, merges)?,
         };
         tokenizer.check_fits(config.vocab_size)?;
         let weights = ModelWeights::from_safetensors(safetensors, &config)?;
@@ -58,35 +52,47 @@ impl Bundle {
     /// Loads a bundle directory.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &std::path::Path) -> Result<Self, BundleError> {
-        let read = |name: &str| -> Result<Vec<u8>, BundleError> {
-            let path = dir.join(name);
-            std::fs::read(&path).map_err(|e| BundleError::Io { path: path.display().to_string(), message: e.to_string() })
-        };
-        let exists = |name: &str| dir.join(name).is_file();
-        if !dir.is_dir() {
-            return Err(BundleError::Io { path: dir.display().to_string(), message: "not a directory".into() });
-        }
-        let config = read("config.json")?;
-        let (vocab, merges);
-        let json;
-        let tokenizer = if exists("tokenizer.json") {
-            json = read("tokenizer.json")?;
-            TokenizerFiles::Json(&json)
-        } else if let Some((v, m)) =
-            [("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt")].into_iter().find(|(v, m)| exists(v) && exists(m))
-        {
-            vocab = read(v)?;
-            merges = read(m)?;
-            TokenizerFiles::Gpt2 { vocab: &vocab, merges: &merges }
-        } else {
-            return Err(BundleError::NoTokenizer(dir.display().to_string()));
-        };
-        let weights = read("model.safetensors")?;
-        Self::from_parts(&config, &weights, tokenizer)
+        let config = GptConfig::from_json(&read_file(dir, "config.json")?)?;
+        let tokenizer = load_tokenizer(dir)?;
+        tokenizer.check_fits(config.vocab_size)?;
+        let weights = ModelWeights::from_safetensors(&read_file(dir, "model.safetensors")?, &config)?;
+        Ok(Bundle { config, weights: Arc::new(weights), tokenizer })
     }
 
     /// A new inference session on the CPU reference engine.
     pub fn cpu_session(&self) -> crate::cpu::CpuSession {
         crate::cpu::CpuSession::new(self.config.clone(), self.weights.clone())
     }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn read_file(dir: &std::path::Path, name: &str) -> Result<Vec<u8>, BundleError> {
+    let path = dir.join(name);
+    std::fs::read(&path).map_err(|e| BundleError::Io { path: path.display().to_string(), message: e.to_string() })
+}
+
+/// Loads only the tokenizer of a bundle directory: `tokenizer.json`, else `encoder.json` +
+/// `vocab.bpe`, else `vocab.json` + `merges.txt`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_tokenizer(dir: &std::path::Path) -> Result<Tokenizer, BundleError> {
+    if !dir.is_dir() {
+        return Err(BundleError::Io { path: dir.display().to_string(), message: "not a directory".into() });
+    }
+    let exists = |name: &str| dir.join(name).is_file();
+    if exists("tokenizer.json") {
+        return Ok(Tokenizer::from_json(&read_file(dir, "tokenizer.json")?)?);
+    }
+    for (vocab, merges) in [("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt")] {
+        if exists(vocab) && exists(merges) {
+            let (vocab, merges) = (read_file(dir, vocab)?, read_file(dir, merges)?);
+            return Ok(gpt2_tokenizer(&vocab, &merges)?);
+        }
+    }
+    Err(BundleError::NoTokenizer(dir.display().to_string()))
+}
+
+fn gpt2_tokenizer(vocab: &[u8], merges: &[u8]) -> Result<Tokenizer, TokenizerError> {
+    let merges = std::str::from_utf8(merges)
+        .map_err(|e| TokenizerError::Parse { file: "vocab.bpe", message: format!("not UTF-8: {e}") })?;
+    Tokenizer::from_gpt2_files(vocab, merges)
 }

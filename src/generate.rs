@@ -58,7 +58,11 @@ pub struct GenerateParams {
 impl GenerateParams {
     /// `max_tokens` with the default sampler, stopping at the model's end-of-text token.
     pub fn new(config: &GptConfig, max_tokens: usize) -> Self {
-        GenerateParams { max_tokens, sampling: SamplingParams::default(), stop_tokens: config.eos_token_id.into_iter().collect() }
+        GenerateParams {
+            max_tokens,
+            sampling: SamplingParams::default(),
+            stop_tokens: config.eos_token_id.into_iter().collect(),
+        }
     }
 }
 

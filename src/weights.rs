@@ -185,10 +185,8 @@ impl ModelWeights {
         };
         let lm_head = if config.tie_word_embeddings {
             // HF drops the tied copy on save, but some writers keep it: accept it if it is a copy.
-            if take.views.contains_key("lm_head.weight") {
-                if take.tensor("lm_head.weight", &[v, c])? != wte {
-                    return Err(WeightsError::TiedHeadMismatch);
-                }
+            if take.views.contains_key("lm_head.weight") && take.tensor("lm_head.weight", &[v, c])? != wte {
+                return Err(WeightsError::TiedHeadMismatch);
             }
             None
         } else {
@@ -210,7 +208,11 @@ impl Taker<'_> {
     fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, WeightsError> {
         let view = self.views.remove(name).ok_or_else(|| WeightsError::MissingTensor(name.to_string()))?;
         if view.shape() != shape {
-            return Err(WeightsError::Shape { name: name.into(), expected: shape.to_vec(), found: view.shape().to_vec() });
+            return Err(WeightsError::Shape {
+                name: name.into(),
+                expected: shape.to_vec(),
+                found: view.shape().to_vec(),
+            });
         }
         let data = to_f32(name, view.dtype(), view.data())?;
         if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {

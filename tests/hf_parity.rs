@@ -14,6 +14,7 @@ fn logits_hidden_states_attention_and_loss_match_hf() {
     for name in HF_MODELS {
         let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
         let exp = expected(name);
+        let mut worst = 0.0f32;
         for (i, case) in exp.cases.iter().enumerate() {
             assert_eq!(bundle.tokenizer.encode(&case.text).unwrap(), case.ids, "{name} case {i}: ids");
             let mut s = bundle.cpu_session();
@@ -22,6 +23,7 @@ fn logits_hidden_states_attention_and_loss_match_hf() {
             let (_, logits) = &exp.tensors[&format!("case{i}.logits")];
             let d = max_abs_diff(&out.logits, logits);
             assert!(d < TOL, "{name} case {i}: logits differ by {d}");
+            worst = worst.max(d);
             for (l, h) in out.hidden_states.iter().enumerate() {
                 let d = max_abs_diff(h, &exp.tensors[&format!("case{i}.hidden.{l}")].1);
                 assert!(d < TOL, "{name} case {i}: hidden state {l} differs by {d}");
@@ -33,6 +35,7 @@ fn logits_hidden_states_attention_and_loss_match_hf() {
             let loss = next_token_loss(&out.logits, &case.ids).unwrap();
             assert!((loss - case.loss).abs() < TOL, "{name} case {i}: loss {loss} vs HF {}", case.loss);
         }
+        eprintln!("{name}: largest |logit - HF| = {worst:.2e}");
     }
 }
 
@@ -42,8 +45,11 @@ fn greedy_continuation_matches_hf() {
         let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
         for (i, case) in expected(name).cases.iter().enumerate() {
             let mut s = bundle.cpu_session();
-            let params =
-                GenerateParams { max_tokens: case.greedy.len(), sampling: SamplingParams::greedy(), stop_tokens: vec![] };
+            let params = GenerateParams {
+                max_tokens: case.greedy.len(),
+                sampling: SamplingParams::greedy(),
+                stop_tokens: vec![],
+            };
             let out = generate(&mut s, &bundle.tokenizer, &case.ids, &params, |_| true).unwrap();
             assert_eq!(out.ids, case.greedy, "{name} case {i}");
             assert_eq!(out.text, bundle.tokenizer.decode(&case.greedy).unwrap());

@@ -1,1 +1,269 @@
-fn main(){}
+//! `wgpt`: generate, tokenize, logits and inspect on a model bundle. These four commands and
+//! their JSON shapes are stable: scripts and benchmarks call them.
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    match cli::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use std::io::{BufWriter, Write};
+    use std::path::PathBuf;
+    use std::time::Instant;
+
+    use anyhow::{Context, Result, bail};
+    use clap::{Args, Parser, Subcommand};
+    use serde_json::json;
+    use wgpt::generate::{GenerateParams, generate, prompt_ids};
+    use wgpt::{Bundle, ForwardOptions, SamplingParams};
+
+    #[derive(Parser)]
+    #[command(
+        name = "wgpt",
+        version,
+        about = "GPT inference on a model bundle (config.json + model.safetensors + tokenizer)"
+    )]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Continue a prompt, streaming the generated text to stdout.
+        Generate(GenerateArgs),
+        /// Print the token ids of a text.
+        Tokenize {
+            #[arg(long)]
+            model: PathBuf,
+            #[arg(long)]
+            text: String,
+            /// Print `{"ids":[...]}`.
+            #[arg(long)]
+            json: bool,
+        },
+        /// Print the logits at every position (the full vocabulary).
+        Logits {
+            #[arg(long)]
+            model: PathBuf,
+            #[command(flatten)]
+            input: Input,
+            /// Print `{"ids":[...],"logits":[[...],...]}`.
+            #[arg(long)]
+            json: bool,
+        },
+        /// Print the config, parameter count, dtypes and sizes of a bundle.
+        Inspect {
+            #[arg(long)]
+            model: PathBuf,
+            #[arg(long)]
+            json: bool,
+        },
+    }
+
+    #[derive(Args)]
+    #[group(required = true, multiple = false)]
+    struct Input {
+        /// Comma-separated token ids, e.g. 1,2,3.
+        #[arg(long)]
+        ids: Option<String>,
+        /// Text to tokenize.
+        #[arg(long)]
+        prompt: Option<String>,
+    }
+
+    #[derive(Args)]
+    struct GenerateArgs {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 100)]
+        max_tokens: usize,
+        /// 0 = greedy.
+        #[arg(long, allow_negative_numbers = true, default_value_t = SamplingParams::default().temperature)]
+        temperature: f32,
+        /// 0 = no limit.
+        #[arg(long, default_value_t = SamplingParams::default().top_k)]
+        top_k: usize,
+        #[arg(long, allow_negative_numbers = true, default_value_t = SamplingParams::default().top_p)]
+        top_p: f32,
+        #[arg(long, allow_negative_numbers = true, default_value_t = SamplingParams::default().repetition_penalty)]
+        repetition_penalty: f32,
+        /// Random seed; without it one is drawn and printed, so any run can be repeated.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the prompt before the continuation.
+        #[arg(long)]
+        echo: bool,
+        /// Do not stop at the end-of-text token.
+        #[arg(long)]
+        ignore_eos: bool,
+    }
+
+    pub fn run() -> Result<()> {
+        match Cli::parse().command {
+            Command::Generate(args) => run_generate(args),
+            Command::Tokenize { model, text, json } => {
+                let tok = wgpt::bundle::load_tokenizer(&model)?;
+                let ids = tok.encode(&text)?;
+                if json {
+                    println!("{}", json!({ "ids": ids }));
+                } else {
+                    for id in ids {
+                        println!("{id}\t{:?}", tok.token_text(id)?);
+                    }
+                }
+                Ok(())
+            }
+            Command::Logits { model, input, json } => run_logits(model, input, json),
+            Command::Inspect { model, json } => run_inspect(model, json),
+        }
+    }
+
+    fn load(model: &std::path::Path) -> Result<Bundle> {
+        Bundle::load(model).with_context(|| format!("cannot load the model bundle {}", model.display()))
+    }
+
+    fn run_generate(a: GenerateArgs) -> Result<()> {
+        let seed = a.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+        });
+        let sampling = SamplingParams {
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            repetition_penalty: a.repetition_penalty,
+            seed,
+        };
+        sampling.validate()?;
+        let bundle = load(&a.model)?;
+        let ids = prompt_ids(&bundle.tokenizer, &bundle.config, &a.prompt)?;
+        let mut params = GenerateParams::new(&bundle.config, a.max_tokens);
+        params.sampling = sampling;
+        if a.ignore_eos {
+            params.stop_tokens.clear();
+        }
+        let mut stdout = std::io::stdout().lock();
+        if a.echo {
+            write!(stdout, "{}", a.prompt)?;
+        }
+        let mut session = bundle.cpu_session();
+        let start = Instant::now();
+        let mut write_err = None;
+        let out = generate(&mut session, &bundle.tokenizer, &ids, &params, |piece| {
+            // A closed pipe (`| head`) ends generation quietly rather than with a panic.
+            match stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()) {
+                Ok(()) => true,
+                Err(e) => {
+                    write_err = Some(e);
+                    false
+                }
+            }
+        })?;
+        if write_err.is_none() {
+            writeln!(stdout)?;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "[{} prompt + {} generated tokens in {:.2} s ({:.1} tokens/s), finish: {:?}, seed {}]",
+            ids.len(),
+            out.ids.len(),
+            secs,
+            out.ids.len() as f64 / secs.max(1e-9),
+            out.finish,
+            seed
+        );
+        Ok(())
+    }
+
+    fn parse_ids(s: &str) -> Result<Vec<u32>> {
+        s.split(',')
+            .map(|t| t.trim().parse::<u32>().with_context(|| format!("--ids: {t:?} is not a token id")))
+            .collect()
+    }
+
+    fn run_logits(model: PathBuf, input: Input, json: bool) -> Result<()> {
+        let bundle = load(&model)?;
+        let ids = match (input.ids, input.prompt) {
+            (Some(ids), _) => parse_ids(&ids)?,
+            (None, Some(text)) => bundle.tokenizer.encode(&text)?,
+            (None, None) => bail!("give --ids or --prompt"),
+        };
+        if ids.is_empty() {
+            bail!("the input has no tokens");
+        }
+        let mut session = bundle.cpu_session();
+        let out = session.forward(&ids, ForwardOptions { all_logits: true, ..Default::default() })?;
+        let vocab = bundle.config.vocab_size;
+        let mut w = BufWriter::new(std::io::stdout().lock());
+        if json {
+            let rows: Vec<&[f32]> = out.logits.chunks_exact(vocab).collect();
+            serde_json::to_writer(&mut w, &json!({ "ids": ids, "logits": rows }))?;
+            writeln!(w)?;
+        } else {
+            for (t, row) in out.logits.chunks_exact(vocab).enumerate() {
+                let mut top: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
+                top.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let top: Vec<String> = top[..5.min(vocab)]
+                    .iter()
+                    .map(|&(i, l)| format!("{:?} {l:.3}", bundle.tokenizer.token_text(i as u32).unwrap_or_default()))
+                    .collect();
+                writeln!(w, "{t}\t{}\t{:?}\t-> {}", ids[t], bundle.tokenizer.token_text(ids[t])?, top.join(", "))?;
+            }
+        }
+        w.flush()?;
+        Ok(())
+    }
+
+    fn run_inspect(model: PathBuf, json: bool) -> Result<()> {
+        let bundle = load(&model)?;
+        let w = &bundle.weights;
+        let bytes: usize = w.stored.iter().map(|t| t.bytes).sum();
+        let mut dtypes: Vec<&str> = w.stored.iter().map(|t| t.dtype.as_str()).collect();
+        dtypes.sort_unstable();
+        dtypes.dedup();
+        let params = w.parameter_count();
+        if json {
+            let tensors: Vec<_> = w
+                .stored
+                .iter()
+                .map(|t| json!({ "name": t.name, "dtype": t.dtype, "shape": t.shape, "bytes": t.bytes }))
+                .collect();
+            let cfg: serde_json::Value = serde_json::from_str(&bundle.config.to_json())?;
+            let v = json!({ "config": cfg, "parameters": params, "dtypes": dtypes,
+                "weight_bytes": bytes, "tokenizer_ids": bundle.tokenizer.id_bound(), "tensors": tensors });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            let c = &bundle.config;
+            println!("model        {}", model.display());
+            println!(
+                "shape        {} layers, {} heads, n_embd {}, n_inner {}, context {}, vocab {}",
+                c.n_layer, c.n_head, c.n_embd, c.n_inner, c.n_positions, c.vocab_size
+            );
+            println!(
+                "block        {:?}-LN, {}, tied head: {}",
+                c.layer_norm_position, c.activation_function, c.tie_word_embeddings
+            );
+            println!("parameters   {params} ({:.2} M)", params as f64 / 1e6);
+            println!("weights      {} tensors, {} ({:.2} MB)", w.stored.len(), dtypes.join("+"), bytes as f64 / 1e6);
+            println!(
+                "tokenizer    {} ids, bos {:?}, eos {:?}",
+                bundle.tokenizer.id_bound(),
+                c.bos_token_id,
+                c.eos_token_id
+            );
+        }
+        Ok(())
+    }
+}

@@ -135,7 +135,14 @@ pub struct AttentionShape {
 /// are one layer's `[n_positions, n_embd]` with positions `0..past + rows` filled. Row `i`
 /// (position `past + i`) attends to positions `0..=past + i`. Writes `out` `[rows, n_embd]` and
 /// `probs` `[rows, n_head, past + rows]` (masked entries 0).
-pub fn attention(out: &mut [f32], probs: &mut [f32], qkv: &[f32], k_cache: &[f32], v_cache: &[f32], s: &AttentionShape) {
+pub fn attention(
+    out: &mut [f32],
+    probs: &mut [f32],
+    qkv: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    s: &AttentionShape,
+) {
     let c = s.n_head * s.head_dim;
     let rows = out.len() / c;
     let total = s.past + rows;

@@ -1,0 +1,86 @@
+//! The same parity checks in a real browser (headless Chromium, wasm32, via wasm-bindgen-test):
+//! the bundle parsed from bytes, the CPU reference forward, tokenizer and streaming decoder.
+#![cfg(target_arch = "wasm32")]
+
+use safetensors::SafeTensors;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wgpt::generate::next_token_loss;
+use wgpt::{Bundle, ForwardOptions, StreamDecoder, TokenizerFiles};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+macro_rules! fixture {
+    ($path:literal) => {
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/", $path))
+    };
+}
+
+fn expected_logits(bytes: &[u8], case: usize) -> Vec<f32> {
+    let st = SafeTensors::deserialize(bytes).unwrap();
+    let view = st.tensor(&format!("case{case}.logits")).unwrap();
+    view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+fn check(bundle: &Bundle, expected_json: &[u8], expected: &[u8]) {
+    let cases: serde_json::Value = serde_json::from_slice(expected_json).unwrap();
+    for (i, case) in cases["cases"].as_array().unwrap().iter().enumerate() {
+        let ids: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        let text = case["text"].as_str().unwrap();
+        assert_eq!(bundle.tokenizer.encode(text).unwrap(), ids);
+        let mut s = bundle.cpu_session();
+        let out = s.forward(&ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap();
+        let want = expected_logits(expected, i);
+        let d = out.logits.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(d < 1e-4, "case {i}: logits differ by {d}");
+        let loss = next_token_loss(&out.logits, &ids).unwrap();
+        assert!((loss - case["loss"].as_f64().unwrap() as f32).abs() < 1e-4);
+        // Streaming the ids back gives the text, with no U+FFFD along the way.
+        let mut d = StreamDecoder::new();
+        let mut streamed = String::new();
+        for &id in &ids {
+            if let Some(p) = d.push(&bundle.tokenizer, id).unwrap() {
+                assert!(!p.contains('\u{FFFD}'));
+                streamed.push_str(&p);
+            }
+        }
+        assert_eq!(streamed, text);
+    }
+}
+
+#[wasm_bindgen_test]
+fn tiny_f32_matches_hf_in_the_browser() {
+    let bundle = Bundle::from_parts(
+        fixture!("hf/tiny-f32/config.json"),
+        fixture!("hf/tiny-f32/model.safetensors"),
+        TokenizerFiles::Json(fixture!("hf/tiny-f32/tokenizer.json")),
+    )
+    .unwrap();
+    check(&bundle, fixture!("hf/tiny-f32.expected.json"), fixture!("hf/tiny-f32.expected.safetensors"));
+}
+
+#[wasm_bindgen_test]
+fn gpt2_vocabulary_f16_matches_hf_in_the_browser() {
+    let bundle = Bundle::from_parts(
+        fixture!("hf/gpt2vocab-f16/config.json"),
+        fixture!("hf/gpt2vocab-f16/model.safetensors"),
+        TokenizerFiles::Gpt2 {
+            vocab: fixture!("hf/gpt2vocab-f16/encoder.json"),
+            merges: fixture!("hf/gpt2vocab-f16/vocab.bpe"),
+        },
+    )
+    .unwrap();
+    check(&bundle, fixture!("hf/gpt2vocab-f16.expected.json"), fixture!("hf/gpt2vocab-f16.expected.safetensors"));
+}
+
+#[wasm_bindgen_test]
+fn a_broken_bundle_is_an_error_not_a_trap() {
+    let weights = fixture!("hf/tiny-f32/model.safetensors");
+    let err = Bundle::from_parts(
+        fixture!("hf/tiny-f32/config.json"),
+        &weights[..weights.len() - 1],
+        TokenizerFiles::Json(fixture!("hf/tiny-f32/tokenizer.json")),
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("truncated"), "{err}");
+}
