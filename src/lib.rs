@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod config;
 pub mod cpu;
 pub mod generate;
+pub mod gpu;
 pub mod sampler;
 pub mod tokenizer;
 pub mod weights;

@@ -13,7 +13,7 @@ use crate::config::{GptConfig, LayerNormPosition};
 use crate::weights::ModelWeights;
 use ops::AttentionShape;
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum EngineError {
     #[error("no tokens to run")]
     EmptyInput,

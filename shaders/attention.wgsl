@@ -1,0 +1,81 @@
+// attention.wgsl — causal multi-head attention of new rows over this layer's KV cache.
+//
+// Math, for head h and new row r (position p = past + r), over positions t ≤ p:
+//   s_t = (q_h · k_{t,h}) / sqrt(head_dim);  P_t = softmax(s)_t;  out[r, h] = Σ_t P_t · v_{t,h}
+//
+// Layout: q [rows, C] (head h at columns h·head_dim ..); k_cache, v_cache [n_positions, C];
+// out [rows, C]; probs [rows, n_head, n_positions] (row r, head h: P_0 .. P_p; the rest is
+// stale) — read back when the caller asks for attention maps.
+//
+// Dispatch: (n_head, rows), one workgroup of 64 per (head, row). Threads stride over positions
+// for the scores and over head dimensions for the output; max and sum meet in workgroup memory.
+// Used for decode (rows = 1) and, row by row, for prefill. head_dim ≤ 256.
+
+struct Step { rows: u32, past: u32, logit_rows: u32, _pad: u32 }
+struct Dims { c: u32, n_head: u32, head_dim: u32, t_max: u32, scale: f32, _p0: u32, _p1: u32, _p2: u32 }
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<uniform> dims: Dims;
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> k_cache: array<f32>;
+@group(0) @binding(4) var<storage, read> v_cache: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> probs: array<f32>;
+
+var<workgroup> qs: array<f32, 256>;
+var<workgroup> red: array<f32, 64>;
+var<workgroup> total: f32;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let h = wg.x;
+    let r = wg.y;
+    let C = dims.c;
+    let hd = dims.head_dim;
+    let visible = step.past + r + 1u;
+    let col = h * hd;
+    let pbase = (r * dims.n_head + h) * dims.t_max;
+    for (var d = li; d < hd; d += 64u) { qs[d] = q[r * C + col + d]; }
+    workgroupBarrier();
+
+    var m = -3.0e38;
+    for (var t = li; t < visible; t += 64u) {
+        var s = 0.0;
+        for (var d = 0u; d < hd; d++) { s += qs[d] * k_cache[t * C + col + d]; }
+        s *= dims.scale;
+        probs[pbase + t] = s;
+        m = max(m, s);
+    }
+    red[li] = m;
+    workgroupBarrier();
+    if (li == 0u) {
+        var mm = red[0];
+        for (var i = 1u; i < 64u; i++) { mm = max(mm, red[i]); }
+        total = mm;
+    }
+    workgroupBarrier();
+    m = total;
+    var sum = 0.0;
+    for (var t = li; t < visible; t += 64u) {
+        let e = exp(probs[pbase + t] - m);
+        probs[pbase + t] = e;
+        sum += e;
+    }
+    red[li] = sum;
+    workgroupBarrier();
+    if (li == 0u) {
+        var s = 0.0;
+        for (var i = 0u; i < 64u; i++) { s += red[i]; }
+        total = 1.0 / s;
+    }
+    workgroupBarrier();
+    let inv = total;
+    for (var t = li; t < visible; t += 64u) { probs[pbase + t] *= inv; }
+    storageBarrier();
+
+    for (var d = li; d < hd; d += 64u) {
+        var acc = 0.0;
+        for (var t = 0u; t < visible; t++) { acc += probs[pbase + t] * v_cache[t * C + col + d]; }
+        out[r * C + col + d] = acc;
+    }
+}

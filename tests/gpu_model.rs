@@ -1,0 +1,152 @@
+//! The WGSL engine (natively on whatever Vulkan device there is; in CI Mesa's lavapipe) against
+//! the CPU reference: whole models, both kernel variants, f32 and f16 weights.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{HF_MODELS, hf_model_dir, max_abs_diff};
+use wgpt::gpu::{Gpu, GpuForward, GpuModel, GpuOptions, Variant, WeightFormat};
+use wgpt::{Bundle, ForwardOptions};
+
+fn gpu() -> Arc<Gpu> {
+    Arc::new(pollster::block_on(Gpu::new()).expect("a GPU adapter (CI uses Mesa's lavapipe)"))
+}
+
+#[test]
+fn f32_logits_match_the_cpu_reference_in_both_variants() {
+    let gpu = gpu();
+    for name in HF_MODELS {
+        let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
+        for variant in [Variant::Gpu, Variant::Software] {
+            let opts = GpuOptions { format: Some(WeightFormat::F32), variant: Some(variant) };
+            let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
+            for case in common::expected(name).cases {
+                g.reset();
+                let ours =
+                    pollster::block_on(g.forward(&case.ids, GpuForward { all_logits: true, attention: true })).unwrap();
+                let mut cpu = bundle.cpu_session();
+                let want = cpu
+                    .forward(&case.ids, ForwardOptions { all_logits: true, attention: true, ..Default::default() })
+                    .unwrap();
+                let d = max_abs_diff(&ours.logits, &want.logits);
+                assert!(d < 1e-3, "{name} {variant:?}: logits differ by {d}");
+                assert_eq!(ours.attention.len(), bundle.config.n_layer);
+                for (l, (a, b)) in ours.attention.iter().zip(&want.attention).enumerate() {
+                    let d = max_abs_diff(a, b);
+                    assert!(d < 1e-4, "{name} {variant:?}: attention of layer {l} differs by {d}");
+                }
+            }
+        }
+    }
+}
+
+/// Runs `ids` on the GPU and the CPU reference: prefill of `split` tokens, then one at a time.
+fn compare_stepwise(g: &mut GpuModel, cpu: &mut wgpt::CpuSession, ids: &[u32], split: usize, tol: f32) {
+    let all = GpuForward { all_logits: true, attention: false };
+    let first = pollster::block_on(g.forward(&ids[..split], all)).unwrap();
+    let want = cpu.forward(&ids[..split], ForwardOptions { all_logits: true, ..Default::default() }).unwrap();
+    let d = max_abs_diff(&first.logits, &want.logits);
+    assert!(d < tol, "prefill of {split}: {d}");
+    for t in split..ids.len() {
+        let out = pollster::block_on(g.forward(&ids[t..t + 1], GpuForward::default())).unwrap();
+        let want = cpu.forward(&ids[t..t + 1], ForwardOptions::default()).unwrap();
+        let d = max_abs_diff(&out.logits, want.last_logits());
+        assert!(d < tol, "decode at {t}: {d}");
+    }
+    assert_eq!(g.position(), ids.len());
+}
+
+#[test]
+fn awkward_shapes_prefill_and_decode() {
+    let gpu = gpu();
+    // (vocab, context, n_embd, layers, heads, n_inner): widths that are not multiples of the
+    // workgroup size, one head, a context of 1, a prompt longer than one prefill chunk (256).
+    let shapes = [(7, 1, 4, 1, 1, 4), (13, 9, 20, 2, 1, 12), (77, 19, 36, 2, 3, 52), (300, 300, 8, 1, 2, 16)];
+    for (i, &(v, t, c, l, h, inner)) in shapes.iter().enumerate() {
+        let (config, weights) = common::random_model(v, t, c, l, h, inner, i as u64);
+        let weights = Arc::new(weights);
+        let ids: Vec<u32> = (0..t as u32).map(|k| (k * 7 + 3) % v as u32).collect();
+        for variant in [Variant::Gpu, Variant::Software] {
+            let opts = GpuOptions { format: Some(WeightFormat::F32), variant: Some(variant) };
+            let mut g = GpuModel::on(gpu.clone(), &config, &weights, opts).unwrap();
+            let mut cpu = wgpt::CpuSession::new(config.clone(), weights.clone());
+            let split = (t / 2).max(1).min(t);
+            compare_stepwise(&mut g, &mut cpu, &ids, split, 1e-3);
+            // The whole prompt at once, past the 256-row chunk where the context allows.
+            g.reset();
+            cpu.reset();
+            compare_stepwise(&mut g, &mut cpu, &ids, t, 1e-3);
+        }
+    }
+}
+
+#[test]
+fn greedy_on_the_device_matches_hf() {
+    let gpu = gpu();
+    for name in HF_MODELS {
+        let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
+        for format in [WeightFormat::F32, WeightFormat::F16] {
+            let opts = GpuOptions { format: Some(format), variant: None };
+            let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
+            for case in common::expected(name).cases {
+                g.reset();
+                let mut next = pollster::block_on(g.next_greedy(&case.ids)).unwrap();
+                let mut got = vec![next];
+                while got.len() < case.greedy.len() {
+                    next = pollster::block_on(g.next_greedy(&[next])).unwrap();
+                    got.push(next);
+                }
+                assert_eq!(got, case.greedy, "{name} {format:?}: {:?}", case.text);
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_weights_agree_on_the_top_token() {
+    // Forced decoding over every fixture prompt: the f16 engine's top-1 token against the f32
+    // CPU reference.
+    let gpu = gpu();
+    let (mut same, mut total) = (0, 0);
+    for name in HF_MODELS {
+        let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
+        let opts = GpuOptions { format: Some(WeightFormat::F16), variant: None };
+        let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
+        let v = bundle.config.vocab_size;
+        for case in common::expected(name).cases {
+            g.reset();
+            let ours =
+                pollster::block_on(g.forward(&case.ids, GpuForward { all_logits: true, attention: false })).unwrap();
+            let mut cpu = bundle.cpu_session();
+            let want = cpu.forward(&case.ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap();
+            let argmax = |r: &[f32]| r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+            for (a, b) in ours.logits.chunks(v).zip(want.logits.chunks(v)) {
+                total += 1;
+                same += usize::from(argmax(a) == argmax(b));
+            }
+        }
+    }
+    let agreement = same as f64 / total as f64;
+    eprintln!("f16 top-1 agreement: {same}/{total}");
+    assert!(agreement >= 0.99, "{same}/{total}");
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    use wgpt::EngineError;
+    use wgpt::gpu::GpuError;
+    let gpu = gpu();
+    let bundle = Bundle::load(&hf_model_dir("tiny-f32")).unwrap();
+    let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, GpuOptions::default()).unwrap();
+    let run = |g: &mut GpuModel, ids: &[u32]| pollster::block_on(g.forward(ids, GpuForward::default())).err();
+    assert_eq!(run(&mut g, &[]), Some(GpuError::Engine(EngineError::EmptyInput)));
+    assert_eq!(run(&mut g, &[512]), Some(GpuError::Engine(EngineError::TokenOutOfRange { id: 512, vocab_size: 512 })));
+    assert_eq!(run(&mut g, &[1; 65]), Some(GpuError::Engine(EngineError::ContextOverflow { needed: 65, max: 64 })));
+    assert_eq!(g.position(), 0);
+    // GPT-1 style post-LN blocks are CPU-only for now: a clear error, not wrong numbers.
+    let mut config = bundle.config.clone();
+    config.layer_norm_position = wgpt::config::LayerNormPosition::Post;
+    let err = GpuModel::on(gpu, &config, &bundle.weights, GpuOptions::default()).err().unwrap();
+    assert!(matches!(err, GpuError::Unsupported(_)), "{err}");
+}
