@@ -1,7 +1,9 @@
 // copy.wgsl — a plain copy, dst[i] = src[i], to measure the device's own memory bandwidth in the
-// same run as a benchmark (bytes read + written per second), the denominator of decode efficiency.
-// Layout: src, dst [n] vec4<f32>. Dispatch: (ceil(n / 256 / 4) .. split into x, y); 256 threads,
-// each copying 4 consecutive vec4s so that adjacent threads touch adjacent memory.
+// same run as a benchmark: (bytes read + bytes written) / time is the denominator of decode
+// efficiency.
+// Layout: src, dst [n] vec4<f32>; dims.row = invocations per row of the dispatch grid.
+// Dispatch: (x, y) workgroups of 256 with x·y·256 ≥ n (y > 1 only past the per-dimension limit);
+// invocation i copies element i, so adjacent invocations touch adjacent memory.
 
 struct Dims { n: u32, row: u32, _p0: u32, _p1: u32 }
 

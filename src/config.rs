@@ -154,6 +154,22 @@ impl GptConfig {
         serde_json::to_string_pretty(&v).expect("config serializes")
     }
 
+    /// Named shapes for benchmarks: `tiny`, `gpt2-124m`, `gpt2-355m`, `gpt2-774m`.
+    pub fn preset(name: &str) -> Option<Self> {
+        let (v, t, c, l, h) = match name {
+            "tiny" => (512, 128, 64, 2, 2),
+            "gpt2-124m" => (50257, 1024, 768, 12, 12),
+            "gpt2-355m" => (50257, 1024, 1024, 24, 16),
+            "gpt2-774m" => (50257, 1024, 1280, 36, 20),
+            _ => return None,
+        };
+        let json = format!(
+            r#"{{"vocab_size":{v},"n_positions":{t},"n_embd":{c},"n_layer":{l},"n_head":{h},"eos_token_id":{}}}"#,
+            v - 1
+        );
+        Some(Self::from_json(json.as_bytes()).expect("presets are valid"))
+    }
+
     pub fn head_dim(&self) -> usize {
         self.n_embd / self.n_head
     }

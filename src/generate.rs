@@ -8,6 +8,7 @@ use thiserror::Error;
 
 use crate::config::GptConfig;
 use crate::cpu::{CpuSession, EngineError, ForwardOptions};
+use crate::gpu::GpuError;
 use crate::sampler::{Sampler, SamplingError, SamplingParams};
 use crate::tokenizer::{StreamDecoder, Tokenizer, TokenizerError};
 
@@ -23,6 +24,8 @@ pub enum GenerateError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
 }
 
 /// An engine that runs ids and returns the last position's logits.
@@ -32,7 +35,20 @@ pub trait LanguageModel {
     /// Tokens already in the context.
     fn position(&self) -> usize;
     /// Appends `ids` to the context; returns the logits after the last one.
-    fn feed(&mut self, ids: &[u32]) -> Result<&[f32], EngineError>;
+    fn feed(&mut self, ids: &[u32]) -> Result<&[f32], GenerateError>;
+    /// Appends `ids` and picks the next token. Engines that can pick on the device (greedy on
+    /// the GPU reads back one id, not the vocabulary) override this.
+    fn feed_and_pick(
+        &mut self,
+        ids: &[u32],
+        sampler: &mut Sampler,
+        history: &[u32],
+        params: &SamplingParams,
+        step: u32,
+    ) -> Result<u32, GenerateError> {
+        let logits = self.feed(ids)?;
+        Ok(sampler.sample(logits, history, params, step))
+    }
 }
 
 impl LanguageModel for CpuSession {
@@ -42,8 +58,9 @@ impl LanguageModel for CpuSession {
     fn position(&self) -> usize {
         CpuSession::position(self)
     }
-    fn feed(&mut self, ids: &[u32]) -> Result<&[f32], EngineError> {
-        Ok(self.forward(ids, ForwardOptions::default())?.last_logits())
+    fn feed(&mut self, ids: &[u32]) -> Result<&[f32], GenerateError> {
+        let out: Result<_, EngineError> = self.forward(ids, ForwardOptions::default());
+        Ok(out?.last_logits())
     }
 }
 
@@ -97,7 +114,7 @@ pub fn prompt_ids(tok: &Tokenizer, config: &GptConfig, text: &str) -> Result<Vec
 /// `on_text` returning false cancels. Afterwards the context holds the prompt and every
 /// generated token but the last one sampled (which was never fed) and the stop token.
 pub fn generate(
-    model: &mut impl LanguageModel,
+    model: &mut (impl LanguageModel + ?Sized),
     tok: &Tokenizer,
     prompt: &[u32],
     params: &GenerateParams,
@@ -127,9 +144,9 @@ pub fn generate(
             None => true,
         }
     };
-    let mut logits = model.feed(prompt)?;
+    let mut feed = prompt.to_vec();
     loop {
-        let next = sampler.sample(logits, &history, &params.sampling, out.ids.len() as u32);
+        let next = model.feed_and_pick(&feed, &mut sampler, &history, &params.sampling, out.ids.len() as u32)?;
         if params.stop_tokens.contains(&next) {
             out.finish = FinishReason::StopToken;
             break;
@@ -147,7 +164,8 @@ pub fn generate(
             out.finish = FinishReason::ContextFull;
             break;
         }
-        logits = model.feed(&[next])?;
+        feed.clear();
+        feed.push(next);
     }
     emit(decoder.finish(tok)?, &mut out.text);
     Ok(out)

@@ -199,6 +199,49 @@ impl ModelWeights {
     }
 }
 
+impl ModelWeights {
+    /// Random weights for `config` (deterministic in `seed`), with LayerNorm gains away from 1
+    /// and non-zero biases: for benchmarks of named shapes and tests of shapes no file has.
+    pub fn random(config: &GptConfig, seed: u64) -> Self {
+        let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+        let mut rand = move || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        let mut t = |shape: &[usize], center: f32, scale: f32| Tensor {
+            shape: shape.to_vec(),
+            data: (0..shape.iter().product()).map(|_| center + scale * rand()).collect(),
+        };
+        let (c, f, v) = (config.n_embd, config.n_inner, config.vocab_size);
+        // Scales keep activations O(1) whatever the width.
+        let w = 1.0 / (c as f32).sqrt();
+        let mut blocks = Vec::with_capacity(config.n_layer);
+        for _ in 0..config.n_layer {
+            blocks.push(Block {
+                ln_1: LayerNorm { weight: t(&[c], 1.0, 0.3), bias: t(&[c], 0.0, 0.2) },
+                c_attn: Linear { weight: t(&[c, 3 * c], 0.0, 2.0 * w), bias: t(&[3 * c], 0.0, 0.2) },
+                attn_proj: Linear { weight: t(&[c, c], 0.0, w), bias: t(&[c], 0.0, 0.2) },
+                ln_2: LayerNorm { weight: t(&[c], 1.0, 0.3), bias: t(&[c], 0.0, 0.2) },
+                c_fc: Linear { weight: t(&[c, f], 0.0, w), bias: t(&[f], 0.0, 0.2) },
+                mlp_proj: Linear { weight: t(&[f, c], 0.0, 1.0 / (f as f32).sqrt()), bias: t(&[c], 0.0, 0.2) },
+            });
+        }
+        let ln_f = match config.layer_norm_position {
+            LayerNormPosition::Pre => Some(LayerNorm { weight: t(&[c], 1.0, 0.3), bias: t(&[c], 0.0, 0.2) }),
+            LayerNormPosition::Post => None,
+        };
+        let lm_head = (!config.tie_word_embeddings).then(|| t(&[v, c], 0.0, 0.8));
+        ModelWeights {
+            wte: t(&[v, c], 0.0, 0.8),
+            wpe: t(&[config.n_positions, c], 0.0, 0.8),
+            blocks,
+            ln_f,
+            lm_head,
+            stored: vec![],
+        }
+    }
+}
+
 /// Removes tensors from the file's map as the model claims them, so leftovers are "unexpected".
 struct Taker<'a> {
     views: BTreeMap<String, safetensors::tensor::TensorView<'a>>,

@@ -1,4 +1,5 @@
 //! Every way a bundle can be broken gets a typed error that names the problem, never a panic.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

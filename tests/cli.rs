@@ -1,4 +1,5 @@
 //! The `wgpt` binary: its four commands' outputs, and clear errors (never a panic) on bad input.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The WGSL engine (natively on whatever Vulkan device there is; in CI Mesa's lavapipe) against
 //! the CPU reference: whole models, both kernel variants, f32 and f16 weights.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The CPU reference against HF transformers' GPT-2 (fixtures recorded by
 //! `scripts/make_hf_fixtures.py`): token ids, logits, hidden states, attention, loss, greedy text.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

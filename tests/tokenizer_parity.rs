@@ -1,5 +1,6 @@
 //! The tokenizer against the real GPT-2 BPE: ids recorded from OpenAI's algorithm as ported by
 //! the npm package `gpt-3-encoder` (and cross-checked with HF `tokenizers` by the fixture script).
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

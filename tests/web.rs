@@ -1,6 +1,8 @@
 //! The same parity checks in a real browser (headless Chromium, wasm32, via wasm-bindgen-test):
 //! the bundle parsed from bytes, the CPU reference forward, tokenizer and streaming decoder.
 #![cfg(target_arch = "wasm32")]
+// The WebGPU device is not Send on wasm; Arc is what the engine's API takes.
+#![allow(clippy::arc_with_non_send_sync)]
 
 use safetensors::SafeTensors;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -49,12 +51,7 @@ fn check(bundle: &Bundle, expected_json: &[u8], expected: &[u8]) {
 
 #[wasm_bindgen_test]
 fn tiny_f32_matches_hf_in_the_browser() {
-    let bundle = Bundle::from_parts(
-        fixture!("hf/tiny-f32/config.json"),
-        fixture!("hf/tiny-f32/model.safetensors"),
-        TokenizerFiles::Json(fixture!("hf/tiny-f32/tokenizer.json")),
-    )
-    .unwrap();
+    let bundle = tiny_bundle();
     check(&bundle, fixture!("hf/tiny-f32.expected.json"), fixture!("hf/tiny-f32.expected.safetensors"));
 }
 
@@ -83,4 +80,47 @@ fn a_broken_bundle_is_an_error_not_a_trap() {
     .err()
     .unwrap();
     assert!(err.to_string().contains("truncated"), "{err}");
+}
+
+fn tiny_bundle() -> Bundle {
+    Bundle::from_parts(
+        fixture!("hf/tiny-f32/config.json"),
+        fixture!("hf/tiny-f32/model.safetensors"),
+        TokenizerFiles::Json(fixture!("hf/tiny-f32/tokenizer.json")),
+    )
+    .unwrap()
+}
+
+/// The WGSL engine on the browser's WebGPU adapter (SwiftShader here), both kernel variants and
+/// both weight formats, against HF's logits and greedy continuation.
+#[wasm_bindgen_test]
+async fn the_wgsl_engine_matches_hf_on_webgpu() {
+    use std::sync::Arc;
+    use wgpt::gpu::{Gpu, GpuForward, GpuModel, GpuOptions, Variant, WeightFormat};
+    let bundle = tiny_bundle();
+    let gpu = Arc::new(Gpu::new().await.expect("WebGPU adapter"));
+    let expected: serde_json::Value = serde_json::from_slice(fixture!("hf/tiny-f32.expected.json")).unwrap();
+    let case = &expected["cases"][0];
+    let ids: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+    let greedy: Vec<u32> = serde_json::from_value(case["greedy"].clone()).unwrap();
+    let want = expected_logits(fixture!("hf/tiny-f32.expected.safetensors"), 0);
+    for variant in [Variant::Software, Variant::Gpu] {
+        for format in [WeightFormat::F32, WeightFormat::F16] {
+            let opts = GpuOptions { format: Some(format), variant: Some(variant) };
+            let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
+            let out = g.forward(&ids, GpuForward { all_logits: true, attention: false }).await.unwrap();
+            if format == WeightFormat::F32 {
+                let d = out.logits.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(d < 1e-3, "{variant:?}: logits differ by {d}");
+            }
+            g.reset();
+            let mut next = g.next_greedy(&ids).await.unwrap();
+            let mut got = vec![next];
+            while got.len() < greedy.len() {
+                next = g.next_greedy(&[next]).await.unwrap();
+                got.push(next);
+            }
+            assert_eq!(got, greedy, "{variant:?} {format:?}");
+        }
+    }
 }

@@ -122,3 +122,77 @@ fn webgpu_available() -> bool {
     let navigator = js_sys::Reflect::get(&global, &"navigator".into()).unwrap_or(wasm_bindgen::JsValue::UNDEFINED);
     !navigator.is_undefined() && js_sys::Reflect::get(&navigator, &"gpu".into()).is_ok_and(|g| !g.is_undefined())
 }
+
+/// A plain device-to-device copy (`shaders/copy.wgsl`): its throughput is the device's own
+/// memory bandwidth, measured in the same run as a benchmark.
+pub struct CopyBench {
+    pipeline: wgpu::ComputePipeline,
+    group: wgpu::BindGroup,
+    groups: (u32, u32),
+    staging: wgpu::Buffer,
+    src: wgpu::Buffer,
+    /// Bytes read plus bytes written by one copy.
+    pub bytes_moved: u64,
+}
+
+impl CopyBench {
+    pub fn new(gpu: &Gpu, bytes: u64) -> Self {
+        use wgpu::util::DeviceExt;
+        let device = &gpu.device;
+        let bytes = bytes.min(gpu.limits.max_storage_buffer_binding_size).min(gpu.limits.max_buffer_size) / 16 * 16;
+        let vec4s = (bytes / 16) as u32;
+        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let buffer = |label| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: storage,
+                mapped_at_creation: false,
+            })
+        };
+        let (src, dst) = (buffer("copy src"), buffer("copy dst"));
+        let workgroups = vec4s.div_ceil(256);
+        let x = workgroups.min(gpu.limits.max_compute_workgroups_per_dimension);
+        let groups = (x, workgroups.div_ceil(x));
+        let dims: Vec<u8> = [vec4s, x * 256, 0, 0].iter().flat_map(|w| w.to_le_bytes()).collect();
+        let dims = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("copy dims"),
+            contents: &dims,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let layout = super::kernels::layout(device, "copy", &super::kernels::COPY_SLOTS);
+        let pipeline = super::kernels::pipeline(device, "copy", include_str!("../../shaders/copy.wgsl"), &layout, &[]);
+        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("copy"),
+            layout: &layout,
+            entries: &[
+                wgpu::BindGroupEntry { binding: 0, resource: dims.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: src.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 2, resource: dst.as_entire_binding() },
+            ],
+        });
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("copy readback"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        CopyBench { pipeline, group, groups, staging, src, bytes_moved: 2 * bytes }
+    }
+
+    /// Runs `reps` copies in one submission and waits for them.
+    pub async fn run(&self, gpu: &Gpu, reps: u32) -> Result<(), GpuError> {
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &self.group, &[]);
+            for _ in 0..reps {
+                pass.dispatch_workgroups(self.groups.0, self.groups.1, 1);
+            }
+        }
+        enc.copy_buffer_to_buffer(&self.src, 0, &self.staging, 0, 16);
+        gpu.queue.submit([enc.finish()]);
+        gpu.read_staging(&self.staging, 16).await.map(|_| ())
+    }
+}

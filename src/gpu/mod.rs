@@ -12,7 +12,7 @@ mod model;
 
 use thiserror::Error;
 
-pub use device::Gpu;
+pub use device::{CopyBench, Gpu};
 pub use kernels::Variant;
 pub use model::{GpuForward, GpuModel, GpuOutputs, StepStats};
 
@@ -61,4 +61,48 @@ pub struct GpuOptions {
     pub format: Option<WeightFormat>,
     /// Kernel variant; default: chosen from the adapter type.
     pub variant: Option<Variant>,
+}
+
+/// The GPU engine behind the synchronous [`LanguageModel`](crate::generate::LanguageModel)
+/// interface, for native callers (the CLI); it blocks on each step. Greedy decoding picks the
+/// token on the device.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct BlockingGpu {
+    pub model: GpuModel,
+    logits: Vec<f32>,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl BlockingGpu {
+    pub fn new(model: GpuModel) -> Self {
+        BlockingGpu { model, logits: Vec::new() }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl crate::generate::LanguageModel for BlockingGpu {
+    fn n_ctx(&self) -> usize {
+        self.model.config().n_positions
+    }
+    fn position(&self) -> usize {
+        self.model.position()
+    }
+    fn feed(&mut self, ids: &[u32]) -> Result<&[f32], crate::generate::GenerateError> {
+        self.logits = pollster::block_on(self.model.forward(ids, GpuForward::default()))?.logits;
+        Ok(&self.logits)
+    }
+    fn feed_and_pick(
+        &mut self,
+        ids: &[u32],
+        sampler: &mut crate::sampler::Sampler,
+        history: &[u32],
+        params: &crate::sampler::SamplingParams,
+        step: u32,
+    ) -> Result<u32, crate::generate::GenerateError> {
+        if params.temperature == 0.0 && params.repetition_penalty == 1.0 {
+            return Ok(pollster::block_on(self.model.next_greedy(ids))?);
+        }
+        let logits = self.feed(ids)?;
+        Ok(sampler.sample(logits, history, params, step))
+    }
 }

@@ -38,6 +38,8 @@ pub struct GpuOutputs {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StepStats {
     pub dispatches: usize,
+    /// Dispatches per transformer block (the rest: embedding, final LayerNorm, head, argmax).
+    pub per_block: usize,
     pub submits: usize,
 }
 
@@ -113,6 +115,8 @@ fn f(x: f32) -> u32 {
 impl GpuModel {
     /// Uploads a validated model to a new device.
     pub async fn new(config: &GptConfig, weights: &ModelWeights, options: GpuOptions) -> Result<Self, GpuError> {
+        // On wasm the device is not Send; Arc still serves (one thread), and keeps one API.
+        #[allow(clippy::arc_with_non_send_sync)]
         let gpu = Arc::new(Gpu::new().await?);
         Self::on(gpu, config, weights, options)
     }
@@ -535,7 +539,8 @@ impl GpuModel {
         let k = &self.kernels;
         let tiled = k.variant == Variant::Gpu && rows > 1;
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
-        let mut n = 0;
+        let n = std::cell::Cell::new(0);
+        let per_block;
         {
             let mut pass =
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
@@ -543,7 +548,7 @@ impl GpuModel {
                 pass.set_pipeline(kernel);
                 pass.set_bind_group(0, group, &[]);
                 pass.dispatch_workgroups(x as u32, y as u32, 1);
-                n += 1;
+                n.set(n.get() + 1);
             };
             let quads = |cols: usize| cols.div_ceil(256);
             let tiles = |cols: usize| cols.div_ceil(64);
@@ -552,6 +557,7 @@ impl GpuModel {
                     dispatch(&k.embed.pipeline, &chunk.group, (c / 4).div_ceil(64), rows);
                 }
             }
+            let before_blocks = n.get();
             for l in &self.layers[layers.clone()] {
                 if tiled {
                     dispatch(&k.layernorm.pipeline, &l.ln_1, rows, 1);
@@ -569,6 +575,7 @@ impl GpuModel {
                     dispatch(&k.matvec.pipeline, &l.proj2, quads(c), rows);
                 }
             }
+            per_block = (n.get() - before_blocks) / layers.len().max(1);
             if logit_rows > 0 {
                 dispatch(&k.layernorm.pipeline, &self.ln_f, logit_rows, 1);
                 for chunk in &self.lm_head {
@@ -579,7 +586,7 @@ impl GpuModel {
                 }
             }
         }
-        self.last = StepStats { dispatches: n, submits: 1 };
+        self.last = StepStats { dispatches: n.get(), per_block, submits: 1 };
         enc
     }
 
@@ -635,7 +642,7 @@ impl GpuModel {
             }
             self.pos += piece.len();
         }
-        self.last = StepStats { dispatches, submits };
+        self.last = StepStats { dispatches, submits, ..self.last };
         Ok(out)
     }
 
@@ -660,7 +667,7 @@ impl GpuModel {
             self.pos += piece.len();
         }
         let bytes = self.gpu.read_staging(&self.staging, 4).await?;
-        self.last = StepStats { dispatches, submits };
+        self.last = StepStats { dispatches, submits, ..self.last };
         Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
 

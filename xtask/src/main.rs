@@ -14,7 +14,8 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test     every test: format and lint checks, native tests, wasm tests in headless Chromium
+  test     every test: format and lint checks, native tests (GPU ones on Vulkan or lavapipe),
+           wasm tests in headless Chromium (CPU reference and WGSL engine on WebGPU)
   lint     cargo fmt --check and cargo clippy -D warnings only
   serve    serve the chat page";
 
@@ -65,15 +66,16 @@ fn cargo() -> Command {
 fn lint() -> Result<()> {
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    step("cargo clippy -D warnings");
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+    step("cargo clippy -D warnings (native, then wasm32)");
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args(["clippy", "--target", WASM_TARGET, "--lib", "--tests", "--", "-D", "warnings"]))
 }
 
 fn test() -> Result<()> {
-    let chromedriver = ensure_browser_tools()?;
+    let chromedriver = ensure_tools()?;
     lint()?;
-    step("native tests");
-    run(cargo().args(["test", "--workspace"]))?;
+    step("native tests (the GPU ones on the machine's Vulkan device; without a GPU, Mesa's lavapipe)");
+    run(cargo().args(["test", "--workspace"]).env("XDG_RUNTIME_DIR", runtime_dir()?))?;
     step("wasm tests in headless Chromium (WebGPU enabled)");
     run(cargo()
         .args(["test", "--target", WASM_TARGET, "--test", "web"])
@@ -92,9 +94,10 @@ fn serve() -> Result<()> {
     )
 }
 
-/// Installs the wasm target, wasm-bindgen-cli and Chromium + chromedriver when missing.
+/// Installs the wasm target, wasm-bindgen-cli, a Vulkan driver and Chromium + chromedriver
+/// when missing.
 /// Returns the chromedriver to use.
-fn ensure_browser_tools() -> Result<PathBuf> {
+fn ensure_tools() -> Result<PathBuf> {
     let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
     if !installed.lines().any(|l| l.trim() == WASM_TARGET) {
         step(&format!("installing the Rust target {WASM_TARGET} (first run only)"));
@@ -109,16 +112,19 @@ fn ensure_browser_tools() -> Result<PathBuf> {
         // Not --locked: its lockfile names a webpki-roots release some registry mirrors lack.
         run(cargo().args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION]))?;
     }
+    let can_apt = output("id", &["-u"]).is_some_and(|u| u.trim() == "0") && output("apt-get", &["--version"]).is_some();
+    // A Vulkan driver for the native GPU tests: without a GPU, Mesa's lavapipe (software).
+    let has_vulkan = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
+        .iter()
+        .any(|d| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some()));
+    if !has_vulkan && can_apt {
+        apt_install(&["mesa-vulkan-drivers", "libvulkan1"])?;
+    }
     if let Some(found) = find_chromedriver() {
         return Ok(found);
     }
-    let is_root = output("id", &["-u"]).is_some_and(|u| u.trim() == "0");
-    if is_root && output("apt-get", &["--version"]).is_some() {
-        step("installing chromium and chromium-driver with apt-get (first run only)");
-        run(Command::new("apt-get").arg("update").arg("-qq"))?;
-        run(Command::new("apt-get")
-            .args(["install", "-y", "-qq", "chromium", "chromium-driver"])
-            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    if can_apt {
+        apt_install(&["chromium", "chromium-driver"])?;
         if let Some(found) = find_chromedriver() {
             return Ok(found);
         }
@@ -127,6 +133,27 @@ fn ensure_browser_tools() -> Result<PathBuf> {
         "the browser tests need Chromium and its chromedriver; install them (Debian: \
          `sudo apt-get install chromium chromium-driver`) or set CHROMEDRIVER to a chromedriver"
     )
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    step(&format!("installing {} with apt-get (first run only)", packages.join(" ")));
+    run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    run(Command::new("apt-get").args(["install", "-y", "-qq"]).args(packages).env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// Mesa complains on every device creation when XDG_RUNTIME_DIR is unset; give it one.
+fn runtime_dir() -> Result<PathBuf> {
+    if let Some(dir) = env::var_os("XDG_RUNTIME_DIR") {
+        return Ok(dir.into());
+    }
+    let dir = root().join("target").join("xdg-runtime");
+    std::fs::create_dir_all(&dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(dir)
 }
 
 fn find_chromedriver() -> Option<PathBuf> {

@@ -16,6 +16,9 @@ fn main() -> std::process::ExitCode {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
+mod bench;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod cli {
     use std::io::{BufWriter, Write};
     use std::path::PathBuf;
@@ -24,8 +27,50 @@ mod cli {
     use anyhow::{Context, Result, bail};
     use clap::{Args, Parser, Subcommand};
     use serde_json::json;
-    use wgpt::generate::{GenerateParams, generate, prompt_ids};
+    use wgpt::generate::{GenerateParams, LanguageModel, generate, prompt_ids};
+    use wgpt::gpu::{BlockingGpu, GpuForward, GpuModel, GpuOptions, WeightFormat};
     use wgpt::{Bundle, ForwardOptions, SamplingParams};
+
+    /// Which engine runs the model.
+    #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+    pub enum Backend {
+        /// The plain-Rust CPU reference.
+        Cpu,
+        /// The WGSL engine on the default GPU adapter.
+        Gpu,
+    }
+
+    #[derive(Args)]
+    pub struct EngineArgs {
+        #[arg(long, value_enum, default_value = "cpu")]
+        pub backend: Backend,
+        /// GPU weight storage, f32 or f16 (default: the checkpoint's precision).
+        #[arg(long)]
+        pub dtype: Option<WeightFormat>,
+    }
+
+    impl EngineArgs {
+        pub fn gpu_options(&self) -> Result<GpuOptions> {
+            if self.dtype.is_some() && self.backend != Backend::Gpu {
+                bail!("--dtype applies to --backend gpu");
+            }
+            Ok(GpuOptions { format: self.dtype, variant: None })
+        }
+    }
+
+    pub fn gpu_model(bundle: &Bundle, engine: &EngineArgs) -> Result<GpuModel> {
+        let model = pollster::block_on(GpuModel::new(&bundle.config, &bundle.weights, engine.gpu_options()?))?;
+        let info = &model.gpu().info;
+        eprintln!(
+            "[gpu: {} ({:?}, {:?}), weights {:?}, kernels {:?}]",
+            info.name,
+            info.device_type,
+            info.backend,
+            model.format(),
+            model.variant()
+        );
+        Ok(model)
+    }
 
     #[derive(Parser)]
     #[command(
@@ -61,7 +106,11 @@ mod cli {
             /// Print `{"ids":[...],"logits":[[...],...]}`.
             #[arg(long)]
             json: bool,
+            #[command(flatten)]
+            engine: EngineArgs,
         },
+        /// Measure prefill and decode speed, dispatches per token and decode efficiency.
+        Bench(crate::bench::BenchArgs),
         /// Print the config, parameter count, dtypes and sizes of a bundle.
         Inspect {
             #[arg(long)]
@@ -109,6 +158,8 @@ mod cli {
         /// Do not stop at the end-of-text token.
         #[arg(long)]
         ignore_eos: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
     }
 
     pub fn run() -> Result<()> {
@@ -126,12 +177,13 @@ mod cli {
                 }
                 Ok(())
             }
-            Command::Logits { model, input, json } => run_logits(model, input, json),
+            Command::Logits { model, input, json, engine } => run_logits(model, input, json, engine),
+            Command::Bench(args) => crate::bench::run(args),
             Command::Inspect { model, json } => run_inspect(model, json),
         }
     }
 
-    fn load(model: &std::path::Path) -> Result<Bundle> {
+    pub fn load(model: &std::path::Path) -> Result<Bundle> {
         Bundle::load(model).with_context(|| format!("cannot load the model bundle {}", model.display()))
     }
 
@@ -147,6 +199,7 @@ mod cli {
             seed,
         };
         sampling.validate()?;
+        a.engine.gpu_options()?;
         let bundle = load(&a.model)?;
         let ids = prompt_ids(&bundle.tokenizer, &bundle.config, &a.prompt)?;
         let mut params = GenerateParams::new(&bundle.config, a.max_tokens);
@@ -158,10 +211,13 @@ mod cli {
         if a.echo {
             write!(stdout, "{}", a.prompt)?;
         }
-        let mut session = bundle.cpu_session();
+        let mut model: Box<dyn LanguageModel> = match a.engine.backend {
+            Backend::Cpu => Box::new(bundle.cpu_session()),
+            Backend::Gpu => Box::new(BlockingGpu::new(gpu_model(&bundle, &a.engine)?)),
+        };
         let start = Instant::now();
         let mut write_err = None;
-        let out = generate(&mut session, &bundle.tokenizer, &ids, &params, |piece| {
+        let out = generate(&mut *model, &bundle.tokenizer, &ids, &params, |piece| {
             // A closed pipe (`| head`) ends generation quietly rather than with a panic.
             match stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()) {
                 Ok(()) => true,
@@ -193,7 +249,8 @@ mod cli {
             .collect()
     }
 
-    fn run_logits(model: PathBuf, input: Input, json: bool) -> Result<()> {
+    fn run_logits(model: PathBuf, input: Input, json: bool, engine: EngineArgs) -> Result<()> {
+        engine.gpu_options()?;
         let bundle = load(&model)?;
         let ids = match (input.ids, input.prompt) {
             (Some(ids), _) => parse_ids(&ids)?,
@@ -203,16 +260,24 @@ mod cli {
         if ids.is_empty() {
             bail!("the input has no tokens");
         }
-        let mut session = bundle.cpu_session();
-        let out = session.forward(&ids, ForwardOptions { all_logits: true, ..Default::default() })?;
+        let logits = match engine.backend {
+            Backend::Cpu => {
+                let mut session = bundle.cpu_session();
+                session.forward(&ids, ForwardOptions { all_logits: true, ..Default::default() })?.logits.clone()
+            }
+            Backend::Gpu => {
+                let mut model = gpu_model(&bundle, &engine)?;
+                pollster::block_on(model.forward(&ids, GpuForward { all_logits: true, attention: false }))?.logits
+            }
+        };
         let vocab = bundle.config.vocab_size;
         let mut w = BufWriter::new(std::io::stdout().lock());
         if json {
-            let rows: Vec<&[f32]> = out.logits.chunks_exact(vocab).collect();
+            let rows: Vec<&[f32]> = logits.chunks_exact(vocab).collect();
             serde_json::to_writer(&mut w, &json!({ "ids": ids, "logits": rows }))?;
             writeln!(w)?;
         } else {
-            for (t, row) in out.logits.chunks_exact(vocab).enumerate() {
+            for (t, row) in logits.chunks_exact(vocab).enumerate() {
                 let mut top: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
                 top.sort_by(|a, b| b.1.total_cmp(&a.1));
                 let top: Vec<String> = top[..5.min(vocab)]
