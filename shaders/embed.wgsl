@@ -1,9 +1,11 @@
 // embed.wgsl — token + position embedding into the residual stream.
 //
-// Math: x[r, c] = wte[ids[r], c] + wpe[past + r, c].
+// Math: x[r, c] = wte[ids[r], c] + wpe[past + r, c]; and seen[ids[r]] = 1 (the context's tokens,
+// for the sampler's repetition penalty).
 // Layout: ids [rows] u32; wte rows v_lo .. v_lo + v_count of [vocab, C] (a tensor larger than
 // one storage binding is split into row chunks, one dispatch each; a chunk writes only the rows
-// whose token it holds), read as w4 (f32 or packed f16); wpe [n_positions, C] f32; x [rows, C].
+// whose token it holds), read as w4 (f32 or packed f16); wpe [n_positions, C] f32; x [rows, C];
+// seen [vocab] u32.
 // Dispatch: (ceil(C / 4 / 64), rows); each thread writes four channels. C % 4 == 0.
 
 struct Step { rows: u32, past: u32, logit_rows: u32, _pad: u32 }
@@ -15,6 +17,7 @@ struct Dims { c: u32, v_lo: u32, v_count: u32, _p0: u32 }
 @group(0) @binding(3) var<storage, read> w: WEIGHT_ARRAY;
 @group(0) @binding(4) var<storage, read> wpe: array<f32>;
 @group(0) @binding(5) var<storage, read_write> x: array<f32>;
+@group(0) @binding(6) var<storage, read_write> seen: array<u32>;
 
 fn w4(i: u32) -> vec4<f32> { return WEIGHT_LOAD; }
 
@@ -26,6 +29,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (quad * 4u >= C || r >= step.rows) { return; }
     let id = ids[r];
     if (id < dims.v_lo || id >= dims.v_lo + dims.v_count) { return; }
+    if (quad == 0u) { seen[id] = 1u; }
     let e = w4(((id - dims.v_lo) * C) / 4u + quad);
     for (var j = 0u; j < 4u; j++) {
         let c = quad * 4u + j;

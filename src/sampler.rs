@@ -67,10 +67,21 @@ pub fn uniform(seed: u64, step: u32) -> f32 {
     (r >> 8) as f32 / (1u32 << 24) as f32
 }
 
+/// The GPU sampler's workgroup size: the vocabulary is summed in this many contiguous chunks.
+const SAMPLE_CHUNKS: usize = 256;
+
 /// Picks tokens; holds scratch space so that sampling allocates nothing after the first call.
+///
+/// The definition, shared with the GPU kernel `shaders/sample.wgsl` so both pick the same token
+/// for the same seed and draw: s = penalised logits / temperature; top-k keeps every token whose
+/// s is at least the k-th largest (ties kept); top-p then keeps every token whose s is at least
+/// τ, the largest value such that the kept tokens with s ≥ τ hold probability ≥ top_p; finally
+/// u·Z (u = [`uniform`], Z the kept mass) is located walking the kept tokens in id order.
 #[derive(Debug, Default)]
 pub struct Sampler {
-    candidates: Vec<(u32, f32)>,
+    scores: Vec<f32>,
+    sorted: Vec<f32>,
+    parts: Vec<f32>,
 }
 
 impl Sampler {
@@ -99,43 +110,63 @@ impl Sampler {
             }
             return best as u32;
         }
-        let c = &mut self.candidates;
-        c.clear();
-        c.extend((0..logits.len()).map(|i| (i as u32, penalized(i) / p.temperature)));
-        // Most likely first; ties by id so that the order (and the sample) is deterministic.
-        let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if p.top_k > 0 && p.top_k < c.len() {
-            c.select_nth_unstable_by(p.top_k - 1, by_logit);
-            c.truncate(p.top_k);
+        let s = &mut self.scores;
+        s.clear();
+        s.extend((0..logits.len()).map(|i| penalized(i) / p.temperature));
+        let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sorted = &mut self.sorted;
+        sorted.clear();
+        sorted.extend_from_slice(s);
+        sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+        let mut threshold = f32::NEG_INFINITY;
+        if p.top_k > 0 && p.top_k < s.len() {
+            threshold = sorted[p.top_k - 1];
         }
-        c.sort_unstable_by(by_logit);
-        let max = c[0].1;
-        let mut sum = 0.0f32;
-        for e in c.iter_mut() {
-            e.1 = (e.1 - max).exp();
-            sum += e.1;
-        }
+        let kept = sorted.iter().take_while(|&&v| v >= threshold);
+        let total: f32 = kept.clone().map(|&v| (v - max).exp()).sum();
         if p.top_p < 1.0 {
             let mut acc = 0.0;
-            let keep = c
-                .iter()
-                .position(|e| {
-                    acc += e.1 / sum;
-                    acc >= p.top_p
-                })
-                .map_or(c.len(), |i| i + 1);
-            c.truncate(keep);
-            sum = c.iter().map(|e| e.1).sum();
-        }
-        let target = uniform(p.seed, step) * sum;
-        let mut acc = 0.0;
-        for e in c.iter() {
-            acc += e.1;
-            if target < acc {
-                return e.0;
+            for &v in kept {
+                acc += (v - max).exp();
+                if acc >= p.top_p * total {
+                    threshold = v;
+                    break;
+                }
             }
         }
-        c[c.len() - 1].0
+        let mass = |v: f32| if v >= threshold { (v - max).exp() } else { 0.0 };
+        // Locate u·Z in id order, summing exactly as the GPU kernel does (f32, 256 contiguous
+        // chunks, then the chunk sums in order): with 50k tokens the order of an f32 sum moves
+        // the boundaries between tokens by more than their width.
+        let chunk = s.len().div_ceil(SAMPLE_CHUNKS);
+        let parts = &mut self.parts;
+        parts.clear();
+        parts.extend(s.chunks(chunk).map(|c| c.iter().fold(0.0f32, |a, &v| a + mass(v))));
+        let z = parts.iter().fold(0.0f32, |a, &p| a + p);
+        let point = uniform(p.seed, step) * z;
+        let (mut acc, mut who, mut rest) = (0.0f32, 0, 0.0f32);
+        for (i, &part) in parts.iter().enumerate() {
+            if part > 0.0 {
+                who = i;
+                rest = point - acc;
+                if point < acc + part {
+                    break;
+                }
+            }
+            acc += part;
+        }
+        let (mut acc, mut last) = (0.0f32, who * chunk);
+        for (i, &v) in s.iter().enumerate().skip(who * chunk).take(chunk) {
+            let e = mass(v);
+            if e > 0.0 {
+                acc += e;
+                last = i;
+                if rest < acc {
+                    break;
+                }
+            }
+        }
+        last as u32
     }
 }
 

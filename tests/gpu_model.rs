@@ -151,3 +151,34 @@ fn bad_input_is_an_error() {
     let err = GpuModel::on(gpu, &config, &bundle.weights, GpuOptions::default()).err().unwrap();
     assert!(matches!(err, GpuError::Unsupported(_)), "{err}");
 }
+
+#[test]
+fn sampling_on_the_device_matches_the_cpu_sampler() {
+    use wgpt::SamplingParams;
+    use wgpt::generate::{GenerateParams, generate};
+    use wgpt::gpu::BlockingGpu;
+    let gpu = gpu();
+    let settings =
+        [(1.0, 0, 1.0, 1.0), (0.7, 20, 1.0, 1.0), (1.3, 0, 0.8, 1.0), (0.9, 40, 0.9, 1.3), (2.0, 3, 0.5, 1.0)];
+    let (mut same, mut total) = (0, 0);
+    for name in HF_MODELS {
+        let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
+        let opts = GpuOptions { format: Some(WeightFormat::F32), variant: None };
+        let mut g = BlockingGpu::new(GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap());
+        let prompt = &common::expected(name).cases[0].ids;
+        for (temperature, top_k, top_p, repetition_penalty) in settings {
+            for seed in 0..3 {
+                let sampling = SamplingParams { temperature, top_k, top_p, repetition_penalty, seed };
+                let params = GenerateParams { max_tokens: 12, sampling, stop_tokens: vec![] };
+                let mut cpu = bundle.cpu_session();
+                let want = generate(&mut cpu, &bundle.tokenizer, prompt, &params, |_| true).unwrap();
+                g.model.reset();
+                let got = generate(&mut g, &bundle.tokenizer, prompt, &params, |_| true).unwrap();
+                total += 1;
+                same += usize::from(got.ids == want.ids);
+                assert_eq!(got.ids, want.ids, "{name} {sampling:?}");
+            }
+        }
+    }
+    eprintln!("GPU-sampled sequences equal to the CPU sampler's: {same}/{total}");
+}

@@ -23,7 +23,14 @@ pub const LAYERNORM_SLOTS: [Slot; 6] = {
     use Slot::*;
     [Uniform, Uniform, Read, Read, Read, ReadWrite]
 };
-pub const EMBED_SLOTS: [Slot; 6] = LAYERNORM_SLOTS;
+pub const EMBED_SLOTS: [Slot; 7] = {
+    use Slot::*;
+    [Uniform, Uniform, Read, Read, Read, ReadWrite, ReadWrite]
+};
+pub const SAMPLE_SLOTS: [Slot; 7] = {
+    use Slot::*;
+    [Uniform, Uniform, Uniform, Read, Read, ReadWrite, ReadWrite]
+};
 pub const LM_HEAD_SLOTS: [Slot; 5] = {
     use Slot::*;
     [Uniform, Uniform, Read, Read, ReadWrite]
@@ -68,6 +75,7 @@ pub struct Kernels {
     pub embed: Kernel,
     pub lm_head: Kernel,
     pub argmax: Kernel,
+    pub sample: Kernel,
 }
 
 /// Binds the weight loader `w4(i)` (four consecutive elements) for the storage format.
@@ -174,6 +182,7 @@ impl Kernels {
                 &[],
             ),
             argmax: kernel(device, "argmax", include_str!("../../shaders/argmax.wgsl"), &ARGMAX_SLOTS, &[]),
+            sample: kernel(device, "sample", include_str!("../../shaders/sample.wgsl"), &SAMPLE_SLOTS, &[]),
         }
     }
 }

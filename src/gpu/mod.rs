@@ -99,10 +99,11 @@ impl crate::generate::LanguageModel for BlockingGpu {
         params: &crate::sampler::SamplingParams,
         step: u32,
     ) -> Result<u32, crate::generate::GenerateError> {
-        if params.temperature == 0.0 && params.repetition_penalty == 1.0 {
-            return Ok(pollster::block_on(self.model.next_greedy(ids))?);
+        if params.temperature == 0.0 && params.repetition_penalty != 1.0 {
+            // Not done on the device: read the logits back.
+            let logits = self.feed(ids)?;
+            return Ok(sampler.sample(logits, history, params, step));
         }
-        let logits = self.feed(ids)?;
-        Ok(sampler.sample(logits, history, params, step))
+        Ok(pollster::block_on(self.model.next_token(ids, params, step))?)
     }
 }

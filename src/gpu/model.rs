@@ -9,7 +9,16 @@ use super::kernels::{Kernel, Kernels, Variant};
 use super::{Gpu, GpuError, GpuOptions, WeightFormat};
 use crate::config::{GptConfig, LayerNormPosition};
 use crate::cpu::EngineError;
+use crate::sampler::SamplingParams;
 use crate::weights::{ModelWeights, Tensor};
+
+/// What the step picks on the device after the logits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    Nothing,
+    Greedy,
+    Sample,
+}
 
 /// Largest prefill chunk (rows per submission).
 const MAX_CHUNK_ROWS: usize = 256;
@@ -77,12 +86,15 @@ pub struct GpuModel {
     logits: wgpu::Buffer,
     probs: wgpu::Buffer,
     token: wgpu::Buffer,
+    seen: wgpu::Buffer,
+    sampling: wgpu::Buffer,
     staging: wgpu::Buffer,
     layers: Vec<Layer>,
     embed: Vec<Chunk>,
     lm_head: Vec<Chunk>,
     ln_f: wgpu::BindGroup,
     argmax: wgpu::BindGroup,
+    sample: wgpu::BindGroup,
     pos: usize,
     last: StepStats,
     weight_bytes: u64,
@@ -136,9 +148,12 @@ impl GpuModel {
     pub fn position(&self) -> usize {
         self.pos
     }
+    /// Forgets the context (and the tokens the repetition penalty has seen).
     pub fn reset(&mut self) {
         self.pos = 0;
+        self.gpu.queue.write_buffer(&self.seen, 0, &vec![0u8; self.config.vocab_size * 4]);
     }
+    /// Keeps the first `pos` tokens. The repetition penalty still counts the dropped ones.
     pub fn truncate(&mut self, pos: usize) {
         self.pos = self.pos.min(pos);
     }
@@ -245,6 +260,14 @@ impl GpuModel {
         let logits = empty("logits", logit_rows * v * 4);
         let probs = empty("probs", chunk_rows * heads * t * 4);
         let token = empty("token", 16);
+        let seen = empty("seen", v * 4);
+        let scores = empty("sample scores", v * 4);
+        let sampling = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("sampling"),
+            size: 32,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         let dummy_rw = [empty("unused k", 16), empty("unused v", 16)];
         let staging_size = (logit_rows * v * 4).max(chunk_rows * heads * t * 4).max(16);
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
@@ -444,7 +467,7 @@ impl GpuModel {
                 group: group(
                     &kernels.embed,
                     "embed",
-                    vec![whole(&step), dims_at(d), whole(&ids), whole(buf), whole(&wpe), whole(&x)],
+                    vec![whole(&step), dims_at(d), whole(&ids), whole(buf), whole(&wpe), whole(&x), whole(&seen)],
                 ),
                 v_count: *n as u32,
             })
@@ -468,8 +491,21 @@ impl GpuModel {
         );
         let argmax =
             group(&kernels.argmax, "argmax", vec![whole(&step), dims_at(d_argmax), whole(&logits), whole(&token)]);
+        let sample = group(
+            &kernels.sample,
+            "sample",
+            vec![
+                whole(&step),
+                dims_at(d_argmax),
+                whole(&sampling),
+                whole(&logits),
+                whole(&seen),
+                whole(&scores),
+                whole(&token),
+            ],
+        );
 
-        let mut keep = vec![x, h, q, att, fc, wpe, ln_f_g, ln_f_b, dims_buf];
+        let mut keep = vec![x, h, q, att, fc, wpe, ln_f_g, ln_f_b, dims_buf, scores];
         keep.extend(dummy_rw);
         keep.extend(layer_bufs.into_iter().flatten());
         keep.extend(k_caches);
@@ -490,12 +526,15 @@ impl GpuModel {
             logits,
             probs,
             token,
+            seen,
+            sampling,
             staging,
             layers,
             embed,
             lm_head,
             ln_f,
             argmax,
+            sample,
             pos: 0,
             last: StepStats::default(),
             weight_bytes,
@@ -518,22 +557,22 @@ impl GpuModel {
     }
 
     /// Encodes one chunk: `ids` at positions `pos ..`; the last `logit_rows` rows get logits
-    /// (0: none), and `greedy` appends the argmax kernel. With `layers`, only those blocks and no
+    /// (0: none), and `pick` appends the argmax or sampling kernel. With `layers`, only those blocks and no
     /// head (used to read attention maps layer by layer).
     fn encode(
         &mut self,
         ids: &[u32],
         logit_rows: usize,
-        greedy: bool,
+        pick: Pick,
         layers: std::ops::Range<usize>,
         embed: bool,
     ) -> wgpu::CommandEncoder {
         let gpu = &self.gpu;
         let rows = ids.len();
         let step = [rows as u32, self.pos as u32, logit_rows as u32, 0];
-        gpu.queue.write_buffer(&self.step, 0, &words(&step));
+        gpu.queue.write_buffer(&self.step, 0, &words_bytes(&step));
         if embed {
-            gpu.queue.write_buffer(&self.ids, 0, &words(ids));
+            gpu.queue.write_buffer(&self.ids, 0, &words_bytes(ids));
         }
         let (c, inner, heads) = (self.config.n_embd, self.config.n_inner, self.config.n_head);
         let k = &self.kernels;
@@ -581,8 +620,10 @@ impl GpuModel {
                 for chunk in &self.lm_head {
                     dispatch(&k.lm_head.pipeline, &chunk.group, (chunk.v_count as usize).div_ceil(64), logit_rows);
                 }
-                if greedy {
-                    dispatch(&k.argmax.pipeline, &self.argmax, 1, 1);
+                match pick {
+                    Pick::Greedy => dispatch(&k.argmax.pipeline, &self.argmax, 1, 1),
+                    Pick::Sample => dispatch(&k.sample.pipeline, &self.sample, 1, 1),
+                    Pick::Nothing => {}
                 }
             }
         }
@@ -617,21 +658,21 @@ impl GpuModel {
             if opts.attention {
                 // Layer by layer, reading each layer's probabilities before the next overwrites them.
                 for l in 0..self.config.n_layer {
-                    let enc = self.encode(piece, 0, false, l..l + 1, l == 0);
+                    let enc = self.encode(piece, 0, Pick::Nothing, l..l + 1, l == 0);
                     dispatches += self.last.dispatches;
                     self.gpu.queue.submit([enc.finish()]);
                     submits += 1;
                     self.read_attention(piece.len(), past0, i * chunk, total, &mut out.attention[l]).await?;
                 }
                 if logit_rows > 0 {
-                    let enc = self.encode(piece, logit_rows, false, 0..0, false);
+                    let enc = self.encode(piece, logit_rows, Pick::Nothing, 0..0, false);
                     dispatches += self.last.dispatches;
                     self.gpu.queue.submit([enc.finish()]);
                     submits += 1;
                 }
             } else {
                 let n_layer = self.config.n_layer;
-                let enc = self.encode(piece, logit_rows, false, 0..n_layer, true);
+                let enc = self.encode(piece, logit_rows, Pick::Nothing, 0..n_layer, true);
                 dispatches += self.last.dispatches;
                 self.gpu.queue.submit([enc.finish()]);
                 submits += 1;
@@ -649,6 +690,35 @@ impl GpuModel {
     /// Appends `ids` and returns the greedy next token, computed on the device: one command
     /// buffer, 4 bytes read back.
     pub async fn next_greedy(&mut self, ids: &[u32]) -> Result<u32, GpuError> {
+        self.next(ids, Pick::Greedy).await
+    }
+
+    /// Appends `ids` and samples the next token on the device (`shaders/sample.wgsl`, the CPU
+    /// sampler's definition; `draw` numbers the draw in the seed's stream). Greedy settings use
+    /// the argmax kernel.
+    pub async fn next_token(&mut self, ids: &[u32], params: &SamplingParams, draw: u32) -> Result<u32, GpuError> {
+        if params.temperature == 0.0 {
+            if params.repetition_penalty != 1.0 {
+                // Callers that want it read the logits back and use the CPU sampler.
+                return Err(GpuError::Unsupported("greedy decoding with a repetition penalty on the device".into()));
+            }
+            return self.next(ids, Pick::Greedy).await;
+        }
+        let words = [
+            params.temperature.to_bits(),
+            params.top_k.min(u32::MAX as usize) as u32,
+            params.top_p.to_bits(),
+            params.repetition_penalty.to_bits(),
+            params.seed as u32,
+            (params.seed >> 32) as u32,
+            draw,
+            0,
+        ];
+        self.gpu.queue.write_buffer(&self.sampling, 0, &words_bytes(&words));
+        self.next(ids, Pick::Sample).await
+    }
+
+    async fn next(&mut self, ids: &[u32], pick: Pick) -> Result<u32, GpuError> {
         self.validate(ids)?;
         self.gpu.check()?;
         let n_layer = self.config.n_layer;
@@ -657,7 +727,8 @@ impl GpuModel {
         let mut dispatches = 0;
         for (i, piece) in pieces.iter().enumerate() {
             let last = i + 1 == pieces.len();
-            let mut enc = self.encode(piece, usize::from(last), last, 0..n_layer, true);
+            let mut enc =
+                self.encode(piece, usize::from(last), if last { pick } else { Pick::Nothing }, 0..n_layer, true);
             dispatches += self.last.dispatches;
             if last {
                 enc.copy_buffer_to_buffer(&self.token, 0, &self.staging, 0, 4);
@@ -697,7 +768,7 @@ impl GpuModel {
     }
 }
 
-fn words(w: &[u32]) -> Vec<u8> {
+fn words_bytes(w: &[u32]) -> Vec<u8> {
     w.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
