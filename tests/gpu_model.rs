@@ -23,6 +23,10 @@ fn f32_logits_match_the_cpu_reference_in_both_variants() {
             let opts = GpuOptions { format: Some(WeightFormat::F32), variant: Some(variant) };
             let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
             for case in common::expected(name).cases {
+                // Without attention maps the GPU variant uses the tiled prefill attention.
+                g.reset();
+                let plain = pollster::block_on(g.forward(&case.ids, GpuForward { all_logits: true, attention: false }))
+                    .unwrap();
                 g.reset();
                 let ours =
                     pollster::block_on(g.forward(&case.ids, GpuForward { all_logits: true, attention: true })).unwrap();
@@ -32,6 +36,8 @@ fn f32_logits_match_the_cpu_reference_in_both_variants() {
                     .unwrap();
                 let d = max_abs_diff(&ours.logits, &want.logits);
                 assert!(d < 1e-3, "{name} {variant:?}: logits differ by {d}");
+                let d = max_abs_diff(&plain.logits, &want.logits);
+                assert!(d < 1e-3, "{name} {variant:?}, no maps: logits differ by {d}");
                 assert_eq!(ours.attention.len(), bundle.config.n_layer);
                 for (l, (a, b)) in ours.attention.iter().zip(&want.attention).enumerate() {
                     let d = max_abs_diff(a, b);

@@ -71,6 +71,8 @@ pub struct Kernels {
     /// Same bind group layout as `matvec`.
     pub tiled: Kernel,
     pub attention: Kernel,
+    /// Same bind group layout as `attention`.
+    pub attention_prefill: wgpu::ComputePipeline,
     pub layernorm: Kernel,
     pub embed: Kernel,
     pub lm_head: Kernel,
@@ -167,11 +169,21 @@ impl Kernels {
             ),
             layout: matvec.layout.clone(),
         };
+        let attention =
+            kernel(device, "attention", include_str!("../../shaders/attention.wgsl"), &ATTENTION_SLOTS, &[]);
+        let attention_prefill = pipeline(
+            device,
+            "attention_prefill",
+            include_str!("../../shaders/attention_prefill.wgsl"),
+            &attention.layout,
+            &[],
+        );
         Kernels {
             variant,
             matvec,
             tiled,
-            attention: kernel(device, "attention", include_str!("../../shaders/attention.wgsl"), &ATTENTION_SLOTS, &[]),
+            attention,
+            attention_prefill,
             layernorm: kernel(device, "layernorm", include_str!("../../shaders/layernorm.wgsl"), &LAYERNORM_SLOTS, &[]),
             embed: kernel(device, "embed", &source(include_str!("../../shaders/embed.wgsl"), fmt), &EMBED_SLOTS, &[]),
             lm_head: kernel(

@@ -27,6 +27,8 @@ const MAX_LOGIT_ROWS: usize = 32;
 /// The matvec kernel stages an input row of up to this many values in workgroup memory.
 const MAX_STAGED: usize = 4096;
 const MAX_HEAD_DIM: usize = 256;
+/// attention_prefill.wgsl stages head dimensions up to this in workgroup memory.
+const MAX_PREFILL_HEAD_DIM: usize = 128;
 
 /// What a forward call returns besides the last position's logits.
 #[derive(Debug, Clone, Copy, Default)]
@@ -514,7 +516,7 @@ impl GpuModel {
         keep.extend(head_chunks.into_iter().flatten().map(|(_, _, b)| b));
         buffers.extend(keep);
         gpu.check()?;
-        Ok(GpuModel {
+        let mut model = GpuModel {
             gpu,
             kernels,
             config: config.clone(),
@@ -539,7 +541,27 @@ impl GpuModel {
             last: StepStats::default(),
             weight_bytes,
             _buffers: buffers,
-        })
+        };
+        model.warm_up();
+        model.gpu.check()?;
+        Ok(model)
+    }
+
+    /// Runs every pipeline once (a 2-row prefill where the tiled kernels serve prefill, a 1-row
+    /// step with the argmax and sampling kernels), so no driver compiles on the first token.
+    fn warm_up(&mut self) {
+        let n_layer = self.config.n_layer;
+        let mut steps = vec![(vec![0u32], Pick::Greedy), (vec![0u32], Pick::Sample)];
+        if self.kernels.variant == Variant::Gpu && self.config.n_positions >= 2 {
+            steps.push((vec![0, 0], Pick::Nothing));
+        }
+        let words = [1.0f32.to_bits(), 0, 1.0f32.to_bits(), 1.0f32.to_bits(), 0, 0, 0, 0];
+        self.gpu.queue.write_buffer(&self.sampling, 0, &words_bytes(&words));
+        for (ids, pick) in steps {
+            let enc = self.encode(&ids, 1, pick, 0..n_layer, true, false);
+            self.gpu.queue.submit([enc.finish()]);
+        }
+        self.reset();
     }
 
     fn validate(&self, ids: &[u32]) -> Result<(), GpuError> {
@@ -566,6 +588,7 @@ impl GpuModel {
         pick: Pick,
         layers: std::ops::Range<usize>,
         embed: bool,
+        maps: bool,
     ) -> wgpu::CommandEncoder {
         let gpu = &self.gpu;
         let rows = ids.len();
@@ -577,6 +600,8 @@ impl GpuModel {
         let (c, inner, heads) = (self.config.n_embd, self.config.n_inner, self.config.n_head);
         let k = &self.kernels;
         let tiled = k.variant == Variant::Gpu && rows > 1;
+        // The tiled prefill attention writes no probabilities; attention maps need the row kernel.
+        let prefill_attention = tiled && !maps && self.config.head_dim() <= MAX_PREFILL_HEAD_DIM;
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
         let n = std::cell::Cell::new(0);
         let per_block;
@@ -601,7 +626,11 @@ impl GpuModel {
                 if tiled {
                     dispatch(&k.layernorm.pipeline, &l.ln_1, rows, 1);
                     dispatch(&k.tiled.pipeline, &l.qkv_tiled, tiles(3 * c), tiles(rows));
-                    dispatch(&k.attention.pipeline, &l.attention, heads, rows);
+                    if prefill_attention {
+                        dispatch(&k.attention_prefill, &l.attention, heads, rows.div_ceil(16));
+                    } else {
+                        dispatch(&k.attention.pipeline, &l.attention, heads, rows);
+                    }
                     dispatch(&k.tiled.pipeline, &l.proj, tiles(c), tiles(rows));
                     dispatch(&k.layernorm.pipeline, &l.ln_2, rows, 1);
                     dispatch(&k.tiled.pipeline, &l.fc_tiled, tiles(inner), tiles(rows));
@@ -658,21 +687,21 @@ impl GpuModel {
             if opts.attention {
                 // Layer by layer, reading each layer's probabilities before the next overwrites them.
                 for l in 0..self.config.n_layer {
-                    let enc = self.encode(piece, 0, Pick::Nothing, l..l + 1, l == 0);
+                    let enc = self.encode(piece, 0, Pick::Nothing, l..l + 1, l == 0, true);
                     dispatches += self.last.dispatches;
                     self.gpu.queue.submit([enc.finish()]);
                     submits += 1;
                     self.read_attention(piece.len(), past0, i * chunk, total, &mut out.attention[l]).await?;
                 }
                 if logit_rows > 0 {
-                    let enc = self.encode(piece, logit_rows, Pick::Nothing, 0..0, false);
+                    let enc = self.encode(piece, logit_rows, Pick::Nothing, 0..0, false, false);
                     dispatches += self.last.dispatches;
                     self.gpu.queue.submit([enc.finish()]);
                     submits += 1;
                 }
             } else {
                 let n_layer = self.config.n_layer;
-                let enc = self.encode(piece, logit_rows, Pick::Nothing, 0..n_layer, true);
+                let enc = self.encode(piece, logit_rows, Pick::Nothing, 0..n_layer, true, false);
                 dispatches += self.last.dispatches;
                 self.gpu.queue.submit([enc.finish()]);
                 submits += 1;
@@ -728,7 +757,7 @@ impl GpuModel {
         for (i, piece) in pieces.iter().enumerate() {
             let last = i + 1 == pieces.len();
             let mut enc =
-                self.encode(piece, usize::from(last), if last { pick } else { Pick::Nothing }, 0..n_layer, true);
+                self.encode(piece, usize::from(last), if last { pick } else { Pick::Nothing }, 0..n_layer, true, false);
             dispatches += self.last.dispatches;
             if last {
                 enc.copy_buffer_to_buffer(&self.token, 0, &self.staging, 0, 4);
