@@ -5,6 +5,7 @@
 //! [`tokenizer`]); [`cpu`] runs the transformer with a KV cache; [`sampler`] picks the next
 //! token; [`generate`] loops and streams text through [`tokenizer::StreamDecoder`].
 
+pub mod bench;
 pub mod bundle;
 pub mod config;
 pub mod cpu;
@@ -12,6 +13,8 @@ pub mod generate;
 pub mod gpu;
 pub mod sampler;
 pub mod tokenizer;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 pub mod weights;
 
 pub use bundle::{Bundle, BundleError, TokenizerFiles};

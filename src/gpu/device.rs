@@ -13,6 +13,8 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     /// Set by the device-lost callback or the uncaptured-error handler.
     failure: Arc<Mutex<Option<GpuError>>>,
+    /// The browser says this adapter is a fallback (software) one.
+    fallback: bool,
 }
 
 impl Gpu {
@@ -26,6 +28,11 @@ impl Gpu {
         if cfg!(target_arch = "wasm32") {
             desc.backends = wgpu::Backends::BROWSER_WEBGPU;
         }
+        // wgpu does not pass WebGPU's `isFallbackAdapter` on; ask the browser directly.
+        #[cfg(target_arch = "wasm32")]
+        let fallback = browser_adapter_is_fallback().await;
+        #[cfg(not(target_arch = "wasm32"))]
+        let fallback = false;
         let instance = wgpu::Instance::new(desc);
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
@@ -34,7 +41,9 @@ impl Gpu {
             })
             .await
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
-        Self::from_adapter(adapter).await
+        let mut gpu = Self::from_adapter(adapter).await?;
+        gpu.fallback = fallback;
+        Ok(gpu)
     }
 
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
@@ -62,13 +71,13 @@ impl Gpu {
             };
             record(&slot, err);
         }));
-        Ok(Gpu { device, queue, info, limits, failure })
+        Ok(Gpu { device, queue, info, limits, failure, fallback: false })
     }
 
     /// True for CPU implementations (lavapipe, SwiftShader): there, workgroup barriers are
     /// expensive and the barrier-light kernel variants are faster.
     pub fn is_software(&self) -> bool {
-        self.info.device_type == wgpu::DeviceType::Cpu
+        self.fallback || self.info.device_type == wgpu::DeviceType::Cpu
     }
 
     /// The first asynchronous failure since the device was made, if any.
@@ -113,6 +122,26 @@ fn record(slot: &Mutex<Option<GpuError>>, e: GpuError) {
     if let Ok(mut s) = slot.lock() {
         s.get_or_insert(e);
     }
+}
+
+/// `(await navigator.gpu.requestAdapter()).info.isFallbackAdapter` (SwiftShader says true).
+#[cfg(target_arch = "wasm32")]
+async fn browser_adapter_is_fallback() -> bool {
+    use js_sys::{Function, Promise, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+    let get = |o: &JsValue, k: &str| Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED);
+    let gpu = get(&get(&js_sys::global(), "navigator"), "gpu");
+    let Ok(request) = get(&gpu, "requestAdapter").dyn_into::<Function>() else { return false };
+    let Ok(promise) = request.call0(&gpu).and_then(|p| p.dyn_into::<Promise>()) else { return false };
+    let Ok(adapter) = wasm_bindgen_futures::JsFuture::from(promise).await else { return false };
+    if adapter.is_null() || adapter.is_undefined() {
+        return false;
+    }
+    // `info.isFallbackAdapter` in current browsers, `isFallbackAdapter` on the adapter in older ones.
+    get(&get(&adapter, "info"), "isFallbackAdapter")
+        .as_bool()
+        .or_else(|| get(&adapter, "isFallbackAdapter").as_bool())
+        .unwrap_or(false)
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -17,14 +17,14 @@ commands:
   test     every test: format and lint checks, native tests (GPU ones on Vulkan or lavapipe),
            wasm tests in headless Chromium (CPU reference and WGSL engine on WebGPU)
   lint     cargo fmt --check and cargo clippy -D warnings only
-  serve    serve the chat page";
+  serve    build the wasm package and serve www/ on 127.0.0.1 (--port N, default 8080)";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("lint") => lint(),
-        Some("serve") => serve(),
+        Some("serve") => serve(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -82,22 +82,156 @@ fn test() -> Result<()> {
         .env("CHROMEDRIVER", chromedriver)
         .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root().join("webdriver.json"))
         .env("WASM_BINDGEN_TEST_TIMEOUT", "600"))?;
+    build_web()?;
+    step("page test: www/bench.html in headless Chromium on WebGPU");
+    page_test()?;
     eprintln!("\nxtask: every test passed");
     Ok(())
 }
 
-fn serve() -> Result<()> {
-    bail!(
-        "the chat page is not built yet (it arrives with the page issue). What runs today is the CLI, e.g.\n  \
-         cargo run --release --bin wgpt -- generate --model tests/fixtures/hf/tiny-f32 --prompt \"You are\"\n\
-         (the fixture models are tiny random GPT-2s, so the text is noise)"
-    )
+/// Builds the wasm package the pages import: `www/pkg/wgpt.js` + `wgpt_bg.wasm`.
+fn build_web() -> Result<()> {
+    ensure_wasm_tools()?;
+    step("building the wasm package (release) into www/pkg");
+    run(cargo().args(["build", "--release", "--lib", "--target", WASM_TARGET]))?;
+    let wasm = root().join("target").join(WASM_TARGET).join("release").join("wgpt.wasm");
+    run(Command::new("wasm-bindgen")
+        .args(["--target", "web", "--no-typescript", "--out-dir"])
+        .arg(root().join("www").join("pkg"))
+        .arg(wasm))
+}
+
+fn serve(args: &[String]) -> Result<()> {
+    let port = match args {
+        [] => 8080,
+        [flag, p] if flag == "--port" => p.parse().with_context(|| format!("--port: {p:?} is not a port"))?,
+        _ => bail!("usage: cargo xtask serve [--port N]"),
+    };
+    build_web()?;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    eprintln!(
+        "\nserving www/ at http://127.0.0.1:{port}/  (the chat page is not built yet; the bench page is /bench.html)"
+    );
+    eprintln!("Ctrl-C stops it.");
+    let www = root().join("www");
+    for stream in listener.incoming().flatten() {
+        let www = www.clone();
+        std::thread::spawn(move || respond(stream, &www));
+    }
+    Ok(())
+}
+
+/// Serves `www/` on an ephemeral port in the background; returns the port.
+fn serve_in_background() -> Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    let port = listener.local_addr()?.port();
+    let www = root().join("www");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let www = www.clone();
+            std::thread::spawn(move || respond(stream, &www));
+        }
+    });
+    Ok(port)
+}
+
+/// Opens the bench page in headless Chromium (WebGPU on), waits for the line the page logs when
+/// the benchmark finishes, and checks the report.
+fn page_test() -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let port = serve_in_background()?;
+    let profile = root().join("target").join("chromium-profile");
+    let _ = std::fs::remove_dir_all(&profile);
+    let url = format!("http://127.0.0.1:{port}/bench.html?run&shape=tiny&backend=gpu&prompt=8&decode=2");
+    let mut child = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking"])
+        .args([
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-unsafe-webgpu",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(&url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start chromium")?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("wgpt-bench-") && tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let verdict = rx.recv_timeout(std::time::Duration::from_secs(300));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = verdict.map_err(|_| anyhow::anyhow!("the bench page did not finish within 300 s ({url})"))?;
+    if !line.contains("wgpt-bench-done") || !line.contains("\"dispatches_per_block\":5") {
+        eprintln!("page tests: 0 passed, 1 failed");
+        bail!("the bench page failed: {line}");
+    }
+    eprintln!("bench page reported: {}", line.split("wgpt-bench-done").nth(1).unwrap_or("").trim());
+    eprintln!("page tests: 1 passed, 0 failed");
+    Ok(())
+}
+
+/// Answers one GET with a file under `www` (no directory listing, nothing outside `www`).
+fn respond(stream: std::net::TcpStream, www: &Path) {
+    if let Err(e) = try_respond(stream, www) {
+        eprintln!("serve: {e}");
+    }
+}
+
+fn try_respond(mut stream: std::net::TcpStream, www: &Path) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("/").split(['?', '#']).next().unwrap_or("/");
+    let rel = if path.ends_with('/') { format!("{path}index.html") } else { path.to_string() };
+    let safe = !rel.split('/').any(|part| part == "..") && rel.starts_with('/');
+    let file = www.join(rel.trim_start_matches('/'));
+    let (status, body, mime) = match std::fs::read(&file) {
+        Ok(body) if safe => ("200 OK", body, mime(&file)),
+        _ => ("404 Not Found", b"not found".to_vec(), "text/plain"),
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(&body)?;
+    Ok(())
+}
+
+fn mime(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "wasm" => "application/wasm",
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        _ => "application/octet-stream",
+    }
 }
 
 /// Installs the wasm target, wasm-bindgen-cli, a Vulkan driver and Chromium + chromedriver
 /// when missing.
 /// Returns the chromedriver to use.
 fn ensure_tools() -> Result<PathBuf> {
+    ensure_wasm_tools()?;
+    ensure_system_tools()
+}
+
+/// The wasm target and wasm-bindgen-cli at the pinned version.
+fn ensure_wasm_tools() -> Result<()> {
     let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
     if !installed.lines().any(|l| l.trim() == WASM_TARGET) {
         step(&format!("installing the Rust target {WASM_TARGET} (first run only)"));
@@ -112,6 +246,11 @@ fn ensure_tools() -> Result<PathBuf> {
         // Not --locked: its lockfile names a webpki-roots release some registry mirrors lack.
         run(cargo().args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION]))?;
     }
+    Ok(())
+}
+
+/// A Vulkan driver and Chromium + chromedriver; returns the chromedriver to use.
+fn ensure_system_tools() -> Result<PathBuf> {
     let can_apt = output("id", &["-u"]).is_some_and(|u| u.trim() == "0") && output("apt-get", &["--version"]).is_some();
     // A Vulkan driver for the native GPU tests: without a GPU, Mesa's lavapipe (software).
     let has_vulkan = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
