@@ -105,6 +105,9 @@ fn bad_input_is_a_clear_error() {
     let long = "word ".repeat(200);
     assert!(fails(&["generate", "--model", model, "--prompt", &long]).contains("prompt"));
     assert!(fails(&["frobnicate"]).contains("frobnicate"));
+    assert!(fails(&["generate", "--model", model, "--prompt", "x", "--dtype", "f16"]).contains("--backend gpu"));
+    assert!(fails(&["logits", "--model", model, "--ids", "1", "--backend", "gpu", "--dtype", "f8"]).contains("f8"));
+    assert!(fails(&["bench", "--shape", "gpt-9"]).contains("unknown shape"));
 
     // A truncated weights file.
     let broken = tempfile::tempdir().unwrap();
@@ -122,4 +125,42 @@ fn empty_prompt_starts_from_end_of_text() {
     let out = wgpt(&["generate", "--model", dir.to_str().unwrap(), "--prompt", "", "--max-tokens", "5", "--seed", "1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 prompt"));
+}
+
+#[test]
+fn the_gpu_backend_gives_the_same_logits_and_text() {
+    let dir = hf_model_dir("tiny-f32");
+    let model = dir.to_str().unwrap();
+    let logits = |backend: &str| -> Vec<Vec<f32>> {
+        let v: Value = serde_json::from_str(&ok(&[
+            "logits",
+            "--model",
+            model,
+            "--prompt",
+            "You are",
+            "--json",
+            "--backend",
+            backend,
+        ]))
+        .unwrap();
+        serde_json::from_value(v["logits"].clone()).unwrap()
+    };
+    let d = max_abs_diff(&logits("gpu").concat(), &logits("cpu").concat());
+    assert!(d < 1e-3, "{d}");
+    let text = |backend: &str| {
+        ok(&[
+            "generate",
+            "--model",
+            model,
+            "--prompt",
+            "You are",
+            "--max-tokens",
+            "16",
+            "--seed",
+            "5",
+            "--backend",
+            backend,
+        ])
+    };
+    assert_eq!(text("gpu"), text("cpu"));
 }
