@@ -188,3 +188,17 @@ fn sampling_on_the_device_matches_the_cpu_sampler() {
     }
     eprintln!("GPU-sampled sequences equal to the CPU sampler's: {same}/{total}");
 }
+
+#[test]
+fn a_lost_device_is_an_error_not_a_hang() {
+    use wgpt::gpu::GpuError;
+    let gpu = gpu();
+    let bundle = Bundle::load(&hf_model_dir("tiny-f32")).unwrap();
+    let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, GpuOptions::default()).unwrap();
+    pollster::block_on(g.next_greedy(&[1, 2, 3])).unwrap();
+    gpu.device.destroy();
+    let err = pollster::block_on(g.next_greedy(&[4])).unwrap_err();
+    assert!(matches!(err, GpuError::DeviceLost(_) | GpuError::Validation(_)), "{err}");
+    // And it stays an error.
+    assert!(pollster::block_on(g.forward(&[5], GpuForward::default())).is_err());
+}
