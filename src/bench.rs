@@ -99,12 +99,13 @@ pub async fn run(
             weight_bytes = model.weight_bytes();
             let info = &gpu.info;
             let name = format!(
-                "gpu: {} ({:?}, {:?}{}), weights {:?}, kernels {:?}",
+                "gpu: {} ({:?}, {:?}{}), weights {:?}{}, kernels {:?}",
                 info.name,
                 info.device_type,
                 info.backend,
                 if gpu.is_software() { ", software" } else { "" },
                 model.format(),
+                if model.native_f16() { " (native shader-f16)" } else { "" },
                 model.variant()
             );
             (Engine::Gpu(Box::new(model)), name)

@@ -40,7 +40,7 @@ pub async fn bench(
             let gpu = Gpu::new().await.map_err(|e| JsError::new(&e.to_string()))?;
             #[allow(clippy::arc_with_non_send_sync)] // one thread on the web; Arc is the engine's API
             let gpu = Arc::new(gpu);
-            Some((gpu, GpuOptions { format, variant: None }))
+            Some((gpu, GpuOptions { format, ..Default::default() }))
         }
         other => return Err(JsError::new(&format!("unknown backend {other:?} (cpu or gpu)"))),
     };

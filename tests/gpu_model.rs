@@ -20,7 +20,7 @@ fn f32_logits_match_the_cpu_reference_in_both_variants() {
     for name in HF_MODELS {
         let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
         for variant in [Variant::Gpu, Variant::Software] {
-            let opts = GpuOptions { format: Some(WeightFormat::F32), variant: Some(variant) };
+            let opts = GpuOptions { format: Some(WeightFormat::F32), variant: Some(variant), native_f16: None };
             let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
             for case in common::expected(name).cases {
                 // Without attention maps the GPU variant uses the tiled prefill attention.
@@ -75,7 +75,7 @@ fn awkward_shapes_prefill_and_decode() {
         let weights = Arc::new(weights);
         let ids: Vec<u32> = (0..t as u32).map(|k| (k * 7 + 3) % v as u32).collect();
         for variant in [Variant::Gpu, Variant::Software] {
-            let opts = GpuOptions { format: Some(WeightFormat::F32), variant: Some(variant) };
+            let opts = GpuOptions { format: Some(WeightFormat::F32), variant: Some(variant), native_f16: None };
             let mut g = GpuModel::on(gpu.clone(), &config, &weights, opts).unwrap();
             let mut cpu = wgpt::CpuSession::new(config.clone(), weights.clone());
             let split = (t / 2).max(1).min(t);
@@ -93,8 +93,10 @@ fn greedy_on_the_device_matches_hf() {
     let gpu = gpu();
     for name in HF_MODELS {
         let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
-        for format in [WeightFormat::F32, WeightFormat::F16] {
-            let opts = GpuOptions { format: Some(format), variant: None };
+        // f16 both ways: unpacked from u32 pairs, and natively where the device has shader-f16.
+        for (format, native_f16) in [(WeightFormat::F32, false), (WeightFormat::F16, false), (WeightFormat::F16, true)]
+        {
+            let opts = GpuOptions { format: Some(format), variant: None, native_f16: Some(native_f16) };
             let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
             for case in common::expected(name).cases {
                 g.reset();
@@ -104,7 +106,7 @@ fn greedy_on_the_device_matches_hf() {
                     next = pollster::block_on(g.next_greedy(&[next])).unwrap();
                     got.push(next);
                 }
-                assert_eq!(got, case.greedy, "{name} {format:?}: {:?}", case.text);
+                assert_eq!(got, case.greedy, "{name} {format:?} native {native_f16}: {:?}", case.text);
             }
         }
     }
@@ -116,10 +118,13 @@ fn f16_weights_agree_on_the_top_token() {
     // CPU reference.
     let gpu = gpu();
     let (mut same, mut total) = (0, 0);
-    for name in HF_MODELS {
+    for (name, native_f16) in HF_MODELS.iter().flat_map(|n| [(*n, false), (*n, true)]) {
         let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
-        let opts = GpuOptions { format: Some(WeightFormat::F16), variant: None };
+        let opts = GpuOptions { format: Some(WeightFormat::F16), variant: None, native_f16: Some(native_f16) };
         let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
+        if native_f16 {
+            assert_eq!(g.native_f16(), gpu.has_f16());
+        }
         let v = bundle.config.vocab_size;
         for case in common::expected(name).cases {
             g.reset();
@@ -169,7 +174,7 @@ fn sampling_on_the_device_matches_the_cpu_sampler() {
     let (mut same, mut total) = (0, 0);
     for name in HF_MODELS {
         let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
-        let opts = GpuOptions { format: Some(WeightFormat::F32), variant: None };
+        let opts = GpuOptions { format: Some(WeightFormat::F32), ..Default::default() };
         let mut g = BlockingGpu::new(GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap());
         let prompt = &common::expected(name).cases[0].ids;
         for (temperature, top_k, top_p, repetition_penalty) in settings {

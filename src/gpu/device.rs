@@ -50,10 +50,13 @@ impl Gpu {
         let info = adapter.get_info();
         // Ask for everything the adapter offers: models need the large storage bindings.
         let limits = adapter.limits();
+        // f16 arithmetic where offered: f16 weights are then read natively (an optional fast path).
+        let required_features = adapter.features() & wgpu::Features::SHADER_F16;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgpt"),
                 required_limits: limits.clone(),
+                required_features,
                 ..Default::default()
             })
             .await
@@ -72,6 +75,11 @@ impl Gpu {
             record(&slot, err);
         }));
         Ok(Gpu { device, queue, info, limits, failure, fallback: false })
+    }
+
+    /// The device can read f16 in shaders (`shader-f16`).
+    pub fn has_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
     }
 
     /// True for CPU implementations (lavapipe, SwiftShader): there, workgroup barriers are

@@ -67,6 +67,8 @@ pub struct Kernel {
 
 pub struct Kernels {
     pub variant: Variant,
+    /// f16 weights are read as WGSL `f16` (else unpacked from u32 pairs).
+    pub native_f16: bool,
     pub matvec: Kernel,
     /// Same bind group layout as `matvec`.
     pub tiled: Kernel,
@@ -81,12 +83,17 @@ pub struct Kernels {
 }
 
 /// Binds the weight loader `w4(i)` (four consecutive elements) for the storage format.
-fn source(text: &str, fmt: WeightFormat) -> String {
-    let (array, load) = match fmt {
-        WeightFormat::F32 => ("array<vec4<f32>>", "w[i]"),
-        WeightFormat::F16 => ("array<vec2<u32>>", "vec4<f32>(unpack2x16float(w[i].x), unpack2x16float(w[i].y))"),
+/// `native_f16` reads the same bytes as `array<vec4<f16>>` (adapters with `shader-f16`).
+fn source(text: &str, fmt: WeightFormat, native_f16: bool) -> String {
+    let (array, load) = match (fmt, native_f16) {
+        (WeightFormat::F32, _) => ("array<vec4<f32>>", "w[i]"),
+        (WeightFormat::F16, false) => {
+            ("array<vec2<u32>>", "vec4<f32>(unpack2x16float(w[i].x), unpack2x16float(w[i].y))")
+        }
+        (WeightFormat::F16, true) => ("array<vec4<f16>>", "vec4<f32>(w[i])"),
     };
-    text.replace("WEIGHT_ARRAY", array).replace("WEIGHT_LOAD", load)
+    let body = text.replace("WEIGHT_ARRAY", array).replace("WEIGHT_LOAD", load);
+    if native_f16 && fmt == WeightFormat::F16 { format!("enable f16;\n{body}") } else { body }
 }
 
 pub fn layout(device: &wgpu::Device, label: &str, slots: &[Slot]) -> wgpu::BindGroupLayout {
@@ -147,7 +154,9 @@ fn kernel(device: &wgpu::Device, label: &str, wgsl: &str, slots: &[Slot], consta
 }
 
 impl Kernels {
-    pub fn new(device: &wgpu::Device, fmt: WeightFormat, variant: Variant) -> Self {
+    /// `native_f16`: the device has `SHADER_F16` and f16 weights are read natively.
+    pub fn new(device: &wgpu::Device, fmt: WeightFormat, variant: Variant, native_f16: bool) -> Self {
+        let source = |text: &str, fmt| source(text, fmt, native_f16);
         let ksplit = match variant {
             Variant::Gpu => 4.0,
             Variant::Software => 1.0,
@@ -180,6 +189,7 @@ impl Kernels {
         );
         Kernels {
             variant,
+            native_f16: native_f16 && fmt == WeightFormat::F16,
             matvec,
             tiled,
             attention,

@@ -61,6 +61,9 @@ pub struct GpuOptions {
     pub format: Option<WeightFormat>,
     /// Kernel variant; default: chosen from the adapter type.
     pub variant: Option<Variant>,
+    /// Read f16 weights as WGSL `f16` when the device has `shader-f16` (default: yes); else
+    /// unpack them from u32 pairs, which every adapter runs.
+    pub native_f16: Option<bool>,
 }
 
 /// The GPU engine behind the synchronous [`LanguageModel`](crate::generate::LanguageModel)

@@ -147,6 +147,10 @@ impl GpuModel {
     pub fn variant(&self) -> Variant {
         self.kernels.variant
     }
+    /// f16 weights are read as WGSL `f16` (not unpacked from u32 pairs).
+    pub fn native_f16(&self) -> bool {
+        self.kernels.native_f16
+    }
     pub fn position(&self) -> usize {
         self.pos
     }
@@ -220,7 +224,8 @@ impl GpuModel {
             return Err(GpuError::TooLarge { what: "one embedding row".into(), needs: row_bytes, limit: max_binding });
         }
 
-        let kernels = Kernels::new(device, format, variant);
+        let native_f16 = options.native_f16.unwrap_or(true) && gpu.has_f16();
+        let kernels = Kernels::new(device, format, variant, native_f16);
         let mut buffers = Vec::new();
         let mut weight_bytes = 0u64;
         let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;

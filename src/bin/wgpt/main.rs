@@ -54,7 +54,7 @@ mod cli {
             if self.dtype.is_some() && self.backend != Backend::Gpu {
                 bail!("--dtype applies to --backend gpu");
             }
-            Ok(GpuOptions { format: self.dtype, variant: None })
+            Ok(GpuOptions { format: self.dtype, ..Default::default() })
         }
     }
 
@@ -62,11 +62,12 @@ mod cli {
         let model = pollster::block_on(GpuModel::new(&bundle.config, &bundle.weights, engine.gpu_options()?))?;
         let info = &model.gpu().info;
         eprintln!(
-            "[gpu: {} ({:?}, {:?}), weights {:?}, kernels {:?}]",
+            "[gpu: {} ({:?}, {:?}), weights {:?}{}, kernels {:?}]",
             info.name,
             info.device_type,
             info.backend,
             model.format(),
+            if model.native_f16() { " (native shader-f16)" } else { "" },
             model.variant()
         );
         Ok(model)
