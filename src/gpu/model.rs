@@ -104,6 +104,47 @@ pub struct GpuModel {
     _buffers: Vec<wgpu::Buffer>,
 }
 
+/// Sizes chosen for a model on a device, checked against its limits before anything is allocated.
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    /// Rows per prefill submission.
+    chunk_rows: usize,
+    /// Logit rows per submission when every position's logits are wanted.
+    logit_rows: usize,
+    /// Rows of the embedding / head matrix per storage binding.
+    rows_per_chunk: usize,
+}
+
+impl Plan {
+    fn new(config: &GptConfig, format: WeightFormat, limits: &wgpu::Limits) -> Result<Self, GpuError> {
+        let (c, inner, v, t, heads) =
+            (config.n_embd, config.n_inner, config.vocab_size, config.n_positions, config.n_head);
+        let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let chunk_rows = t.min(MAX_CHUNK_ROWS);
+        let logit_rows = chunk_rows.min(MAX_LOGIT_ROWS);
+        let elem = match format {
+            WeightFormat::F32 => 4,
+            WeightFormat::F16 => 2,
+        };
+        let sizes = [
+            ("c_fc weight", c * inner * elem),
+            ("c_attn weight", c * 3 * c * elem),
+            ("activations", chunk_rows * c.max(inner) * 4),
+            ("logits", logit_rows * v * 4),
+            ("attention scratch", chunk_rows * heads * t * 4),
+            ("kv cache", t * c * 4),
+            ("one embedding row", c * elem),
+        ];
+        for (what, bytes) in sizes {
+            if bytes as u64 > max_binding {
+                return Err(GpuError::TooLarge { what: what.into(), needs: bytes as u64, limit: max_binding });
+            }
+        }
+        let rows_per_chunk = ((max_binding / (c * elem) as u64) as usize).min(v);
+        Ok(Plan { chunk_rows, logit_rows, rows_per_chunk })
+    }
+}
+
 /// Uniform blocks are bound at offsets that are multiples of this (WebGPU's guaranteed limit).
 const UNIFORM_SLOT: usize = 256;
 
@@ -190,39 +231,8 @@ impl GpuModel {
         });
         let variant = options.variant.unwrap_or_else(|| Variant::for_adapter(gpu.is_software()));
         let device = &gpu.device;
-        let max_binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
         let (v, t, heads) = (config.vocab_size, config.n_positions, config.n_head);
-        let chunk_rows = t.min(MAX_CHUNK_ROWS);
-        let logit_rows = chunk_rows.min(MAX_LOGIT_ROWS);
-
-        // Every size is checked against the device before anything is allocated.
-        let fits = |what: &str, bytes: usize| -> Result<u64, GpuError> {
-            let bytes = bytes as u64;
-            if bytes > max_binding {
-                return Err(GpuError::TooLarge { what: what.into(), needs: bytes, limit: max_binding });
-            }
-            Ok(bytes.max(16))
-        };
-        let elem = match format {
-            WeightFormat::F32 => 4,
-            WeightFormat::F16 => 2,
-        };
-        fits("c_fc weight", c * inner * elem)?;
-        fits("c_attn weight", c * 3 * c * elem)?;
-        let act_sizes = [
-            ("activations", chunk_rows * c.max(inner) * 4),
-            ("logits", logit_rows * v * 4),
-            ("attention scratch", chunk_rows * heads * t * 4),
-            ("kv cache", t * c * 4),
-        ];
-        for (what, bytes) in act_sizes {
-            fits(what, bytes)?;
-        }
-        let row_bytes = (c * elem) as u64;
-        let rows_per_chunk = ((max_binding / row_bytes) as usize).min(v);
-        if rows_per_chunk == 0 {
-            return Err(GpuError::TooLarge { what: "one embedding row".into(), needs: row_bytes, limit: max_binding });
-        }
+        let Plan { chunk_rows, logit_rows, rows_per_chunk } = Plan::new(config, format, &gpu.limits)?;
 
         let native_f16 = options.native_f16.unwrap_or(true) && gpu.has_f16();
         let kernels = Kernels::new(device, format, variant, native_f16);
@@ -826,5 +836,35 @@ fn encode(name: &str, data: &[f32], format: WeightFormat) -> Result<Vec<u8>, Gpu
             }
             Ok(out)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(binding: u64) -> wgpu::Limits {
+        wgpu::Limits { max_storage_buffer_binding_size: binding, max_buffer_size: binding, ..Default::default() }
+    }
+
+    #[test]
+    fn gpt2_wte_is_split_where_one_binding_cannot_hold_it() {
+        let gpt2 = GptConfig::preset("gpt2-124m").unwrap();
+        // lavapipe: 128 MiB. f32 wte is 154 MB: two chunks; f16 (77 MB) fits in one.
+        let plan = Plan::new(&gpt2, WeightFormat::F32, &limits(128 << 20)).unwrap();
+        assert_eq!(plan.rows_per_chunk, (128 << 20) / (768 * 4));
+        assert_eq!(gpt2.vocab_size.div_ceil(plan.rows_per_chunk), 2);
+        let plan = Plan::new(&gpt2, WeightFormat::F16, &limits(128 << 20)).unwrap();
+        assert_eq!(plan.rows_per_chunk, gpt2.vocab_size);
+        assert_eq!((plan.chunk_rows, plan.logit_rows), (256, 32));
+    }
+
+    #[test]
+    fn a_model_that_cannot_fit_is_refused_before_allocation() {
+        let gpt2 = GptConfig::preset("gpt2-355m").unwrap();
+        // c_fc of GPT-2 355M in f32 is 16 MiB: a device with 8 MiB bindings cannot hold it.
+        let err = Plan::new(&gpt2, WeightFormat::F32, &limits(8 << 20)).unwrap_err();
+        assert_eq!(err, GpuError::TooLarge { what: "c_fc weight".into(), needs: 1024 * 4096 * 4, limit: 8 << 20 });
+        assert!(err.to_string().contains("c_fc weight"));
     }
 }
