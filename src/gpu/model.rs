@@ -226,7 +226,7 @@ impl GpuModel {
             )));
         }
         let format = options.format.unwrap_or_else(|| {
-            let half = w.stored.iter().all(|t| t.dtype == "F16" || t.dtype == "BF16");
+            let half = !w.stored.is_empty() && w.stored.iter().all(|t| t.dtype == "F16" || t.dtype == "BF16");
             if half { WeightFormat::F16 } else { WeightFormat::F32 }
         });
         let variant = options.variant.unwrap_or_else(|| Variant::for_adapter(gpu.is_software()));
@@ -239,10 +239,8 @@ impl GpuModel {
         let mut buffers = Vec::new();
         let mut weight_bytes = 0u64;
         let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
-        let mut upload = |label: &str, bytes: &[u8], counts: bool| -> wgpu::Buffer {
-            if counts {
-                weight_bytes += bytes.len() as u64;
-            }
+        let mut upload = |label: &str, bytes: &[u8]| -> wgpu::Buffer {
+            weight_bytes += bytes.len() as u64;
             let padded;
             let contents = if bytes.len() < 16 {
                 padded = [bytes, &[0u8; 16][..16 - bytes.len()]].concat();
@@ -308,7 +306,7 @@ impl GpuModel {
         };
 
         // Per-layer weights, then the bind groups that use them.
-        let wpe = upload("wpe", &params(&w.wpe), true);
+        let wpe = upload("wpe", &params(&w.wpe));
         let mut layer_bufs = Vec::new();
         let mut k_caches = Vec::new();
         let mut v_caches = Vec::new();
@@ -318,38 +316,31 @@ impl GpuModel {
                 upload(
                     &format!("{p}c_attn.weight"),
                     &matrix(&format!("{p}attn.c_attn.weight"), &b.c_attn.weight.data)?,
-                    true,
                 ),
-                upload(&format!("{p}c_attn.bias"), &params(&b.c_attn.bias), true),
+                upload(&format!("{p}c_attn.bias"), &params(&b.c_attn.bias)),
                 upload(
                     &format!("{p}attn.c_proj.weight"),
                     &matrix(&format!("{p}attn.c_proj.weight"), &b.attn_proj.weight.data)?,
-                    true,
                 ),
-                upload(&format!("{p}attn.c_proj.bias"), &params(&b.attn_proj.bias), true),
-                upload(
-                    &format!("{p}mlp.c_fc.weight"),
-                    &matrix(&format!("{p}mlp.c_fc.weight"), &b.c_fc.weight.data)?,
-                    true,
-                ),
-                upload(&format!("{p}mlp.c_fc.bias"), &params(&b.c_fc.bias), true),
+                upload(&format!("{p}attn.c_proj.bias"), &params(&b.attn_proj.bias)),
+                upload(&format!("{p}mlp.c_fc.weight"), &matrix(&format!("{p}mlp.c_fc.weight"), &b.c_fc.weight.data)?),
+                upload(&format!("{p}mlp.c_fc.bias"), &params(&b.c_fc.bias)),
                 upload(
                     &format!("{p}mlp.c_proj.weight"),
                     &matrix(&format!("{p}mlp.c_proj.weight"), &b.mlp_proj.weight.data)?,
-                    true,
                 ),
-                upload(&format!("{p}mlp.c_proj.bias"), &params(&b.mlp_proj.bias), true),
-                upload(&format!("{p}ln_1.weight"), &params(&b.ln_1.weight), true),
-                upload(&format!("{p}ln_1.bias"), &params(&b.ln_1.bias), true),
-                upload(&format!("{p}ln_2.weight"), &params(&b.ln_2.weight), true),
-                upload(&format!("{p}ln_2.bias"), &params(&b.ln_2.bias), true),
+                upload(&format!("{p}mlp.c_proj.bias"), &params(&b.mlp_proj.bias)),
+                upload(&format!("{p}ln_1.weight"), &params(&b.ln_1.weight)),
+                upload(&format!("{p}ln_1.bias"), &params(&b.ln_1.bias)),
+                upload(&format!("{p}ln_2.weight"), &params(&b.ln_2.weight)),
+                upload(&format!("{p}ln_2.bias"), &params(&b.ln_2.bias)),
             ]);
             k_caches.push(empty(&format!("k cache {l}"), t * c * 4));
             v_caches.push(empty(&format!("v cache {l}"), t * c * 4));
         }
         let ln_f = w.ln_f.as_ref().expect("pre-LN models have ln_f");
-        let ln_f_g = upload("ln_f.weight", &params(&ln_f.weight), true);
-        let ln_f_b = upload("ln_f.bias", &params(&ln_f.bias), true);
+        let ln_f_g = upload("ln_f.weight", &params(&ln_f.weight));
+        let ln_f_b = upload("ln_f.bias", &params(&ln_f.bias));
 
         // Embedding / head matrices, split by rows where one binding cannot hold them.
         let split = |name: &str, t: &Tensor| -> Result<Vec<(usize, usize, Vec<u8>)>, GpuError> {
@@ -362,16 +353,14 @@ impl GpuModel {
             }
             Ok(out)
         };
-        let wte_chunks: Vec<(usize, usize, wgpu::Buffer)> = split("wte.weight", &w.wte)?
-            .into_iter()
-            .map(|(lo, n, bytes)| (lo, n, upload("wte", &bytes, true)))
-            .collect();
+        let wte_chunks: Vec<(usize, usize, wgpu::Buffer)> =
+            split("wte.weight", &w.wte)?.into_iter().map(|(lo, n, bytes)| (lo, n, upload("wte", &bytes))).collect();
         let head_chunks: Option<Vec<(usize, usize, wgpu::Buffer)>> = match &w.lm_head {
             None => None,
             Some(t) => Some(
                 split("lm_head.weight", t)?
                     .into_iter()
-                    .map(|(lo, n, bytes)| (lo, n, upload("lm_head", &bytes, true)))
+                    .map(|(lo, n, bytes)| (lo, n, upload("lm_head", &bytes)))
                     .collect(),
             ),
         };
