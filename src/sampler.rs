@@ -114,17 +114,21 @@ impl Sampler {
         s.clear();
         s.extend((0..logits.len()).map(|i| penalized(i) / p.temperature));
         let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sorted = &mut self.sorted;
-        sorted.clear();
-        sorted.extend_from_slice(s);
-        sorted.sort_unstable_by(|a, b| b.total_cmp(a));
         let mut threshold = f32::NEG_INFINITY;
-        if p.top_k > 0 && p.top_k < s.len() {
-            threshold = sorted[p.top_k - 1];
+        let top_k = p.top_k > 0 && p.top_k < s.len();
+        if top_k || p.top_p < 1.0 {
+            // Only the truncations need the scores in order.
+            let sorted = &mut self.sorted;
+            sorted.clear();
+            sorted.extend_from_slice(s);
+            sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+            if top_k {
+                threshold = sorted[p.top_k - 1];
+            }
         }
-        let kept = sorted.iter().take_while(|&&v| v >= threshold);
-        let total: f32 = kept.clone().map(|&v| (v - max).exp()).sum();
         if p.top_p < 1.0 {
+            let kept = self.sorted.iter().take_while(|&&v| v >= threshold);
+            let total: f32 = kept.clone().map(|&v| (v - max).exp()).sum();
             let mut acc = 0.0;
             for &v in kept {
                 acc += (v - max).exp();

@@ -755,11 +755,11 @@ impl GpuModel {
         self.validate(ids)?;
         self.gpu.check()?;
         let n_layer = self.config.n_layer;
-        let pieces: Vec<&[u32]> = ids.chunks(self.chunk_rows).collect();
+        let n_pieces = ids.len().div_ceil(self.chunk_rows);
         let mut submits = 0;
         let mut dispatches = 0;
-        for (i, piece) in pieces.iter().enumerate() {
-            let last = i + 1 == pieces.len();
+        for (i, piece) in ids.chunks(self.chunk_rows).enumerate() {
+            let last = i + 1 == n_pieces;
             let mut enc =
                 self.encode(piece, usize::from(last), if last { pick } else { Pick::Nothing }, 0..n_layer, true, false);
             dispatches += self.last.dispatches;
