@@ -36,6 +36,13 @@ impl Tokenizer {
         Ok(Tokenizer { inner })
     }
 
+    /// The tokenizer as `tokenizer.json` text (whatever files it was loaded from).
+    pub fn to_json(&self) -> Result<String, TokenizerError> {
+        self.inner
+            .to_string(false)
+            .map_err(|e| TokenizerError::Parse { file: "tokenizer.json", message: e.to_string() })
+    }
+
     /// GPT-2's original pair: `encoder.json` (token → id) and `vocab.bpe` (one merge per line,
     /// after a `#version` line).
     pub fn from_gpt2_files(encoder_json: &[u8], vocab_bpe: &str) -> Result<Self, TokenizerError> {

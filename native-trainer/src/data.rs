@@ -1,0 +1,174 @@
+//! Token shards: `train.bin` / `val.bin` hold little-endian u16 token ids (vocabularies up to
+//! 65,536), memory-mapped; `meta.json` says what they hold. Batches are windows of
+//! `context + 1` tokens at offsets drawn from (seed, step, micro-batch, row), so the data position
+//! of a run is its step and a resumed run reads exactly what an unbroken one would.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::rng::hash;
+
+#[derive(Debug, Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Io { path: path.to_path_buf(), source }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardMeta {
+    pub format: String,
+    pub vocab_size: usize,
+    pub train_tokens: usize,
+    pub val_tokens: usize,
+    pub sources: Vec<SourceInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceInfo {
+    pub file: String,
+    pub bytes: usize,
+    pub train_tokens: usize,
+    pub val_tokens: usize,
+}
+
+pub const FORMAT: &str = "u16le";
+
+/// One split, memory-mapped.
+pub struct Tokens {
+    map: Mmap,
+    path: PathBuf,
+}
+
+impl Tokens {
+    pub fn open(path: &Path) -> Result<Self, DataError> {
+        let file = File::open(path).map_err(io(path))?;
+        // SAFETY: the shard is written once by `prepare` and only read afterwards.
+        let map = unsafe { Mmap::map(&file) }.map_err(io(path))?;
+        if map.len() % 2 != 0 {
+            return Err(DataError::Invalid { path: path.into(), reason: "odd byte length for u16 tokens".into() });
+        }
+        Ok(Tokens { map, path: path.to_path_buf() })
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len() / 2
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> u16 {
+        u16::from_le_bytes([self.map[2 * i], self.map[2 * i + 1]])
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The prepared data set: both splits and their description.
+pub struct Dataset {
+    pub meta: ShardMeta,
+    pub train: Tokens,
+    pub val: Tokens,
+    pub dir: PathBuf,
+}
+
+impl Dataset {
+    pub fn open(dir: &Path) -> Result<Self, DataError> {
+        let meta_path = dir.join("meta.json");
+        let bytes = std::fs::read(&meta_path).map_err(io(&meta_path))?;
+        let meta: ShardMeta = serde_json::from_slice(&bytes)
+            .map_err(|e| DataError::Invalid { path: meta_path.clone(), reason: e.to_string() })?;
+        if meta.format != FORMAT {
+            return Err(DataError::Invalid {
+                path: meta_path,
+                reason: format!("format {:?}, expected {FORMAT:?}", meta.format),
+            });
+        }
+        let train = Tokens::open(&dir.join("train.bin"))?;
+        let val = Tokens::open(&dir.join("val.bin"))?;
+        for (t, n) in [(&train, meta.train_tokens), (&val, meta.val_tokens)] {
+            if t.len() != n {
+                return Err(DataError::Invalid {
+                    path: t.path().into(),
+                    reason: format!("{} tokens, meta.json says {n}", t.len()),
+                });
+            }
+        }
+        Ok(Dataset { meta, train, val, dir: dir.to_path_buf() })
+    }
+
+    /// Checks that both splits can fill windows of `context + 1` tokens.
+    pub fn check_context(&self, context: usize) -> Result<(), DataError> {
+        for t in [&self.train, &self.val] {
+            if t.len() < context + 2 {
+                return Err(DataError::Invalid {
+                    path: t.path().into(),
+                    reason: format!("{} tokens is too few for a context of {context}", t.len()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A batch: inputs and next-token targets, row-major `[rows, context]`.
+pub struct Batch {
+    pub rows: usize,
+    pub context: usize,
+    pub inputs: Vec<i32>,
+    pub targets: Vec<i32>,
+}
+
+fn window(tokens: &Tokens, start: usize, context: usize, batch: &mut Batch) {
+    for i in 0..context {
+        batch.inputs.push(tokens.get(start + i) as i32);
+        batch.targets.push(tokens.get(start + i + 1) as i32);
+    }
+}
+
+/// The training batch of micro-batch `micro` of step `step`: `rows` random windows.
+pub fn train_batch(tokens: &Tokens, seed: u64, step: u64, micro: u64, rows: usize, context: usize) -> Batch {
+    let span = (tokens.len() - context - 1) as u64;
+    let mut batch = Batch {
+        rows,
+        context,
+        inputs: Vec::with_capacity(rows * context),
+        targets: Vec::with_capacity(rows * context),
+    };
+    for r in 0..rows {
+        let start = hash(&[seed, step, micro, r as u64]) % span;
+        window(tokens, start as usize, context, &mut batch);
+    }
+    batch
+}
+
+/// The validation set: up to `max_batches` batches of consecutive non-overlapping windows,
+/// always the same ones.
+pub fn val_batches(tokens: &Tokens, rows: usize, context: usize, max_batches: usize) -> Vec<Batch> {
+    let windows = (tokens.len() - 1) / context;
+    let mut out = Vec::new();
+    let mut w = 0;
+    while w < windows && out.len() < max_batches {
+        let n = rows.min(windows - w);
+        let mut batch = Batch { rows: n, context, inputs: Vec::new(), targets: Vec::new() };
+        for i in 0..n {
+            window(tokens, (w + i) * context, context, &mut batch);
+        }
+        w += n;
+        out.push(batch);
+    }
+    out
+}

@@ -1,0 +1,17 @@
+//! wgpt-train: the GPT-1 stage of the story (pre-train on real text), on burn.
+//!
+//! `model` is the GPT (HF GPT-2 names), `init` GPT-2's initialisation, `optim` AdamW, `data` the
+//! token shards and batches, `prepare` corpus → tokenizer → shards, `checkpoint` atomic save and
+//! resume, `train` the loop, `bundle` export/import to the inference bundle, `backend` the choice
+//! of CPU, wgpu or CUDA.
+
+pub mod backend;
+pub mod bundle;
+pub mod checkpoint;
+pub mod data;
+pub mod init;
+pub mod model;
+pub mod optim;
+pub mod prepare;
+pub mod rng;
+pub mod train;

@@ -1,0 +1,44 @@
+//! `wgpt-train`: one entry point per stage of the trainer.
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser)]
+#[command(name = "wgpt-train", version, about = "Pre-train a GPT on burn, export it to a wgpt bundle")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Text files → byte-level BPE tokenizer → token shards (train/val).
+    Prepare(cli::PrepareCmd),
+    /// Pre-train (or continue, with --resume) on prepared shards.
+    Pretrain(cli::PretrainCmd),
+    /// A checkpoint (or a run folder: its newest checkpoint) → a bundle `wgpt` loads.
+    Export(cli::ExportCmd),
+    /// A bundle (e.g. real HF GPT-2 weights) → a folder `pretrain --init-from` starts from.
+    Import(cli::ImportCmd),
+    /// Mean next-token cross-entropy of a bundle on some ids or text, from the burn forward.
+    Loss(cli::LossCmd),
+    /// Training throughput and model FLOPs utilisation for a model size.
+    Bench(cli::BenchCmd),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Prepare(c) => c.run(),
+        Command::Pretrain(c) => c.run(),
+        Command::Export(c) => c.run(),
+        Command::Import(c) => c.run(),
+        Command::Loss(c) => c.run(),
+        Command::Bench(c) => c.run(),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,301 @@
+//! The GPT, in burn, with exactly the bundle's math — read it in one sitting.
+//!
+//! Parameter paths are HF GPT-2 names (`wte.weight`, `h.3.attn.c_attn.weight`, `ln_f.bias`), so a
+//! checkpoint, an export and an import are the same name → tensor map. Linear weights are
+//! `[in, out]` (HF Conv1D, and burn's own layout); `c_attn`'s output columns are q | k | v.
+//! Blocks are pre-LN (GPT-2, with a final `ln_f`) or post-LN (GPT-1, no `ln_f`); GELU is the tanh
+//! form; the LM head is `wte` unless the config unties it (`lm_head.weight`, same layout as `wte`).
+
+use burn::module::{Module, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use wgpt::config::{GptConfig, LayerNormPosition};
+use wgpt::weights::{self, ModelWeights};
+
+#[derive(Module, Debug)]
+pub struct Embedding<B: Backend> {
+    /// `[rows, n_embd]`.
+    pub weight: Param<Tensor<B, 2>>,
+}
+
+#[derive(Module, Debug)]
+pub struct LayerNorm<B: Backend> {
+    pub weight: Param<Tensor<B, 1>>,
+    pub bias: Param<Tensor<B, 1>>,
+}
+
+#[derive(Module, Debug)]
+pub struct Linear<B: Backend> {
+    /// `[in, out]`: `y = x @ weight + bias`.
+    pub weight: Param<Tensor<B, 2>>,
+    pub bias: Param<Tensor<B, 1>>,
+}
+
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    pub c_attn: Linear<B>,
+    pub c_proj: Linear<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    pub c_fc: Linear<B>,
+    pub c_proj: Linear<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct Block<B: Backend> {
+    pub ln_1: LayerNorm<B>,
+    pub attn: Attention<B>,
+    pub ln_2: LayerNorm<B>,
+    pub mlp: Mlp<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct Gpt<B: Backend> {
+    pub wte: Embedding<B>,
+    pub wpe: Embedding<B>,
+    pub h: Vec<Block<B>>,
+    pub ln_f: Option<LayerNorm<B>>,
+    pub lm_head: Option<Embedding<B>>,
+    #[module(skip)]
+    pub config: GptConfig,
+}
+
+// Broadcasting. burn-flex 0.21 runs a broadcast elementwise op 10–80× slower than a same-shape
+// one (a [16,128,128] − [16,128,1] subtraction: 5.7 ms against 0.07 ms), so the hot paths work
+// on 2-D views and expand a column or a row to full size with a rank-1 matmul (ones), which burn
+// differentiates like any matmul. On GPU backends this costs one small matmul each.
+
+/// `[n, 1]` → `[n, cols]`, each row repeated.
+fn expand_cols<B: Backend>(v: Tensor<B, 2>, cols: usize) -> Tensor<B, 2> {
+    let ones = Tensor::ones([1, cols], &v.device());
+    v.matmul(ones)
+}
+
+/// `[cols]` → `[rows, cols]`, the vector in every row.
+fn expand_rows<B: Backend>(v: Tensor<B, 1>, rows: usize) -> Tensor<B, 2> {
+    let ones = Tensor::ones([rows, 1], &v.device());
+    ones.matmul(v.unsqueeze::<2>())
+}
+
+/// `exp` of a max-shifted value (≤ 0). Clamped at −80 (e⁻⁸⁰ ≈ 2e−35, already negligible
+/// against the row's 1), because libm's `expf` takes a slow path for results that underflow.
+fn exp_shifted<B: Backend>(shifted: Tensor<B, 2>) -> Tensor<B, 2> {
+    shifted.clamp_min(-80.0).exp()
+}
+
+/// Softmax over the last axis of `[rows, cols]`, where `keep` (1 or 0, same shape) is 0: those
+/// entries are exactly 0. `max` only shifts for range, so it is detached.
+fn masked_softmax_rows<B: Backend>(x: Tensor<B, 2>, keep: Tensor<B, 2>) -> Tensor<B, 2> {
+    let cols = x.dims()[1];
+    let max = x.clone().detach().max_dim(1);
+    let e = exp_shifted(x - expand_cols(max, cols)) * keep;
+    let sum = e.clone().sum_dim(1);
+    e / expand_cols(sum, cols)
+}
+
+/// Log-softmax over the last axis of `[rows, cols]`.
+fn log_softmax_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let cols = x.dims()[1];
+    let max = x.clone().detach().max_dim(1);
+    let shifted = x - expand_cols(max, cols);
+    let lse = exp_shifted(shifted.clone()).sum_dim(1).log();
+    shifted - expand_cols(lse, cols)
+}
+
+/// GPT-2's GELU, `0.5·x·(1 + tanh(u))` with `u = √(2/π)(x + 0.044715x³)`, written as the
+/// identical `x·σ(2u)` with σ from `exp` (burn-flex's `tanh` and `powf` are 4–20× slower than
+/// `exp` and products). `2u` is clamped at ±30, where σ is 0 or 1 in f32 already.
+fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    const TWO_SQRT_2_OVER_PI: f64 = 1.595_769_121_605_730_7;
+    let cube = x.clone() * x.clone() * x.clone();
+    let z = ((cube * 0.044715 + x.clone()) * TWO_SQRT_2_OVER_PI).clamp(-30.0, 30.0);
+    x / (z.neg().exp() + 1.0)
+}
+
+impl<B: Backend> LayerNorm<B> {
+    /// Over the last axis of `[rows, n]`, biased variance (as PyTorch).
+    fn forward(&self, x: Tensor<B, 2>, eps: f64) -> Tensor<B, 2> {
+        let [rows, n] = x.dims();
+        let mean = x.clone().mean_dim(1);
+        let centered = x - expand_cols(mean, n);
+        let var = centered.clone().square().mean_dim(1);
+        let inv_std = (var + eps).sqrt().recip();
+        let normed = centered * expand_cols(inv_std, n);
+        normed * expand_rows(self.weight.val(), rows) + expand_rows(self.bias.val(), rows)
+    }
+}
+
+impl<B: Backend> Linear<B> {
+    /// `[rows, in]` → `[rows, out]`.
+    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let rows = x.dims()[0];
+        x.matmul(self.weight.val()) + expand_rows(self.bias.val(), rows)
+    }
+}
+
+impl<B: Backend> Attention<B> {
+    /// Causal multi-head self-attention over `[batch·time, n_embd]`; `mask` is the causal mask
+    /// `[batch·n_head·time, time]` (1 where the key is at or before the query, else 0).
+    fn forward(&self, x: Tensor<B, 2>, b: usize, n_head: usize, mask: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [rows, c] = x.dims();
+        let (t, d) = (rows / b, c / n_head);
+        let qkv = self.c_attn.forward(x);
+        let heads =
+            |i: usize| qkv.clone().slice([0..rows, i * c..(i + 1) * c]).reshape([b, t, n_head, d]).swap_dims(1, 2);
+        let (q, k, v) = (heads(0), heads(1), heads(2));
+        let scores = (q.matmul(k.swap_dims(2, 3)) * (1.0 / (d as f64).sqrt())).reshape([b * n_head * t, t]);
+        let probs = masked_softmax_rows(scores, mask).reshape([b, n_head, t, t]);
+        let y = probs.matmul(v).swap_dims(1, 2).reshape([rows, c]);
+        self.c_proj.forward(y)
+    }
+}
+
+impl<B: Backend> Mlp<B> {
+    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.c_proj.forward(gelu_tanh(self.c_fc.forward(x)))
+    }
+}
+
+impl<B: Backend> Block<B> {
+    fn forward(&self, x: Tensor<B, 2>, b: usize, config: &GptConfig, mask: Tensor<B, 2>) -> Tensor<B, 2> {
+        let eps = config.layer_norm_epsilon as f64;
+        let h = config.n_head;
+        match config.layer_norm_position {
+            LayerNormPosition::Pre => {
+                let x = x.clone() + self.attn.forward(self.ln_1.forward(x, eps), b, h, mask);
+                x.clone() + self.mlp.forward(self.ln_2.forward(x, eps))
+            }
+            LayerNormPosition::Post => {
+                let x = self.ln_1.forward(x.clone() + self.attn.forward(x, b, h, mask), eps);
+                self.ln_2.forward(x.clone() + self.mlp.forward(x), eps)
+            }
+        }
+    }
+}
+
+impl<B: Backend> Gpt<B> {
+    pub fn config(&self) -> &GptConfig {
+        &self.config
+    }
+
+    /// Logits `[batch, time, vocab]` for token ids `[batch, time]` (time ≤ n_positions).
+    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let config = self.config();
+        let [b, t] = ids.dims();
+        let device = ids.device();
+        let tok = self.wte.weight.val().select(0, ids.reshape([b * t]));
+        let positions = Tensor::<B, 1, Int>::from_data(
+            TensorData::new((0..t as i32).cycle().take(b * t).collect(), [b * t]),
+            &device,
+        );
+        let pos = self.wpe.weight.val().select(0, positions);
+        let mut x = tok + pos;
+        let mask = causal_mask::<B>(b * config.n_head, t, &device);
+        for block in &self.h {
+            x = block.forward(x, b, config, mask.clone());
+        }
+        if let Some(ln_f) = &self.ln_f {
+            x = ln_f.forward(x, config.layer_norm_epsilon as f64);
+        }
+        let head = self.lm_head.as_ref().unwrap_or(&self.wte).weight.val();
+        x.matmul(head.transpose()).reshape([b, t, config.vocab_size])
+    }
+
+    /// Mean next-token cross-entropy of `targets` `[batch, time]` under the logits of `ids`;
+    /// with `weights` (`[batch, time]`, 0 or 1) only the weighted positions count.
+    pub fn loss(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        targets: Tensor<B, 2, Int>,
+        weights: Option<Tensor<B, 2>>,
+    ) -> Tensor<B, 1> {
+        cross_entropy(self.forward(ids), targets, weights)
+    }
+
+    /// Builds the model from bundle weights (a fresh init, an import, or a checkpoint).
+    pub fn from_weights(config: &GptConfig, w: &ModelWeights, device: &B::Device) -> Self {
+        let t2 = |t: &weights::Tensor| {
+            Param::from_tensor(Tensor::from_data(TensorData::new(t.data.clone(), [t.shape[0], t.shape[1]]), device))
+        };
+        let t1 = |t: &weights::Tensor| {
+            Param::from_tensor(Tensor::from_data(TensorData::new(t.data.clone(), [t.shape[0]]), device))
+        };
+        let ln = |l: &weights::LayerNorm| LayerNorm { weight: t1(&l.weight), bias: t1(&l.bias) };
+        let lin = |l: &weights::Linear| Linear { weight: t2(&l.weight), bias: t1(&l.bias) };
+        Gpt {
+            wte: Embedding { weight: t2(&w.wte) },
+            wpe: Embedding { weight: t2(&w.wpe) },
+            h: w.blocks
+                .iter()
+                .map(|b| Block {
+                    ln_1: ln(&b.ln_1),
+                    attn: Attention { c_attn: lin(&b.c_attn), c_proj: lin(&b.attn_proj) },
+                    ln_2: ln(&b.ln_2),
+                    mlp: Mlp { c_fc: lin(&b.c_fc), c_proj: lin(&b.mlp_proj) },
+                })
+                .collect(),
+            ln_f: w.ln_f.as_ref().map(ln),
+            lm_head: w.lm_head.as_ref().map(|t| Embedding { weight: t2(t) }),
+            config: config.clone(),
+        }
+    }
+
+    /// The parameters as bundle weights (f32, read back from the device).
+    pub fn to_weights(&self) -> ModelWeights {
+        fn read<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> weights::Tensor {
+            let t = p.val();
+            let shape = t.dims().to_vec();
+            weights::Tensor { shape, data: t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data") }
+        }
+        let ln = |l: &LayerNorm<B>| weights::LayerNorm { weight: read(&l.weight), bias: read(&l.bias) };
+        let lin = |l: &Linear<B>| weights::Linear { weight: read(&l.weight), bias: read(&l.bias) };
+        ModelWeights {
+            wte: read(&self.wte.weight),
+            wpe: read(&self.wpe.weight),
+            blocks: self
+                .h
+                .iter()
+                .map(|b| weights::Block {
+                    ln_1: ln(&b.ln_1),
+                    c_attn: lin(&b.attn.c_attn),
+                    attn_proj: lin(&b.attn.c_proj),
+                    ln_2: ln(&b.ln_2),
+                    c_fc: lin(&b.mlp.c_fc),
+                    mlp_proj: lin(&b.mlp.c_proj),
+                })
+                .collect(),
+            ln_f: self.ln_f.as_ref().map(ln),
+            lm_head: self.lm_head.as_ref().map(|e| read(&e.weight)),
+            stored: vec![],
+        }
+    }
+}
+
+/// The causal mask for `groups` score matrices of `[t, t]`, stacked: `[groups·t, t]`, 1 where
+/// a query may attend (key ≤ query), else 0.
+fn causal_mask<B: Backend>(groups: usize, t: usize, device: &B::Device) -> Tensor<B, 2> {
+    let one: Vec<f32> = (0..t * t).map(|i| if i % t <= i / t { 1.0 } else { 0.0 }).collect();
+    let data: Vec<f32> = one.iter().copied().cycle().take(groups * t * t).collect();
+    Tensor::from_data(TensorData::new(data, [groups * t, t]), device)
+}
+
+/// Mean cross-entropy over positions: `logits` `[b, t, v]`, `targets` `[b, t]`, optional 0/1
+/// `weights` `[b, t]` (mean over the weighted positions only).
+pub fn cross_entropy<B: Backend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+    weights: Option<Tensor<B, 2>>,
+) -> Tensor<B, 1> {
+    let [b, t, v] = logits.dims();
+    let logp = log_softmax_rows(logits.reshape([b * t, v]));
+    let picked = logp.gather(1, targets.reshape([b * t, 1])).reshape([b * t]);
+    match weights {
+        None => picked.mean().neg(),
+        Some(w) => {
+            let w = w.reshape([b * t]);
+            (picked * w.clone()).sum().neg() / w.sum().clamp_min(1.0)
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! `pretrain`: next-token prediction on the prepared shards, the whole sequence in parallel.
+//!
+//! Per step: `accum` micro-batches of `batch` windows, their gradients summed (each loss scaled
+//! by 1/accum), then one AdamW update (see `optim`) at the scheduled learning rate: linear warmup
+//! to `lr`, cosine decay to `min_lr` at `steps`. Validation loss every `eval_every` steps on the
+//! same held-out windows; a checkpoint every `ckpt_every` steps and at the end. `--resume`
+//! continues from the newest checkpoint on the same curve: the model, the AdamW moments and the
+//! step are restored, and the data order is a function of (seed, step).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use wgpt::config::GptConfig;
+
+use crate::checkpoint::{self, RunSpec, TrainState};
+use crate::data::{Batch, Dataset, train_batch, val_batches};
+use crate::init::gpt2_init;
+use crate::model::Gpt;
+use crate::optim::AdamW;
+
+pub struct PretrainArgs {
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub config: GptConfig,
+    pub run: RunSpec,
+    pub eval_every: u64,
+    pub eval_batches: usize,
+    pub ckpt_every: u64,
+    pub keep: usize,
+    pub resume: bool,
+    /// Start from these weights (a bundle or checkpoint folder) instead of a fresh init.
+    pub init_from: Option<PathBuf>,
+}
+
+pub struct Summary {
+    pub step: u64,
+    pub first_loss: Option<f64>,
+    pub last_loss: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub tokens_per_s: f64,
+    pub checkpoint: PathBuf,
+}
+
+/// Learning rate at 0-based `step`.
+pub fn lr_at(run: &RunSpec, step: u64) -> f64 {
+    if step < run.warmup {
+        return run.lr * (step + 1) as f64 / run.warmup as f64;
+    }
+    let span = run.steps.saturating_sub(run.warmup).max(1) as f64;
+    let progress = ((step - run.warmup) as f64 / span).min(1.0);
+    run.min_lr + 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()) * (run.lr - run.min_lr)
+}
+
+pub fn batch_tensors<B: Backend>(batch: &Batch, device: &B::Device) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+    let shape = [batch.rows, batch.context];
+    (
+        Tensor::from_data(TensorData::new(batch.inputs.clone(), shape), device),
+        Tensor::from_data(TensorData::new(batch.targets.clone(), shape), device),
+    )
+}
+
+/// Mean loss over the validation windows.
+pub fn evaluate<B: Backend>(model: &Gpt<B>, batches: &[Batch], device: &B::Device) -> f64 {
+    let (mut sum, mut rows) = (0.0, 0usize);
+    for b in batches {
+        let (x, y) = batch_tensors::<B>(b, device);
+        sum += model.loss(x, y, None).into_scalar().to_f64() * b.rows as f64;
+        rows += b.rows;
+    }
+    sum / rows.max(1) as f64
+}
+
+trait ToF64 {
+    fn to_f64(self) -> f64;
+}
+impl<E: burn::tensor::ElementConversion> ToF64 for E {
+    fn to_f64(self) -> f64 {
+        self.elem::<f64>()
+    }
+}
+
+fn check_spec(saved: &TrainState, run: &RunSpec, config: &GptConfig, ckpt_config: &GptConfig) -> anyhow::Result<()> {
+    if ckpt_config != config {
+        bail!(
+            "the checkpoint's model differs from this run's (checkpoint: {} layers × {} wide, {} heads, context {}, vocab {}; \
+             this run: {} × {}, {} heads, context {}, vocab {}); resume with the same model flags",
+            ckpt_config.n_layer,
+            ckpt_config.n_embd,
+            ckpt_config.n_head,
+            ckpt_config.n_positions,
+            ckpt_config.vocab_size,
+            config.n_layer,
+            config.n_embd,
+            config.n_head,
+            config.n_positions,
+            config.vocab_size
+        );
+    }
+    let mut a = saved.run.clone();
+    a.steps = run.steps; // extending a run is allowed
+    if &a != run {
+        bail!(
+            "the checkpoint was trained with other settings; resume with the same flags (saved: {})",
+            serde_json::to_string(&saved.run)?
+        );
+    }
+    Ok(())
+}
+
+fn metrics_file(out: &Path, keep_up_to: u64) -> anyhow::Result<std::fs::File> {
+    let path = out.join("metrics.jsonl");
+    // Lines past the resumed step belong to the killed attempt: drop them.
+    let kept: String = std::fs::read_to_string(&path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= keep_up_to)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    checkpoint::write_atomic(&path, kept.as_bytes())?;
+    Ok(std::fs::OpenOptions::new().append(true).open(&path)?)
+}
+
+pub fn pretrain<AB: AutodiffBackend>(args: &PretrainArgs, device: &AB::Device) -> anyhow::Result<Summary> {
+    let data = Dataset::open(&args.data)?;
+    let config = &args.config;
+    let run = &args.run;
+    if config.vocab_size < data.meta.vocab_size {
+        bail!("vocab_size {} is smaller than the data's {}", config.vocab_size, data.meta.vocab_size);
+    }
+    if run.context > config.n_positions {
+        bail!("context {} is longer than the model's n_positions {}", run.context, config.n_positions);
+    }
+    if run.batch == 0 || run.accum == 0 || run.steps == 0 || run.context == 0 {
+        bail!("batch, accum, steps and context must be at least 1");
+    }
+    if run.train_tokens != data.meta.train_tokens {
+        bail!("internal: run spec made for other data");
+    }
+    data.check_context(run.context)?;
+    let tokenizer_json = std::fs::read(data.dir.join("tokenizer.json")).context("the data folder's tokenizer.json")?;
+    std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
+    checkpoint::clean_partial(&args.out)?;
+
+    let existing = checkpoint::list(&args.out)?;
+    let (mut model, mut opt, start) = match existing.last() {
+        Some((_, dir)) if args.resume => {
+            let state = checkpoint::load_state(dir)?;
+            let (ckpt_config, weights) = checkpoint::load_weights(dir)?;
+            check_spec(&state, run, config, &ckpt_config)?;
+            let opt = checkpoint::load_optimizer::<AB::InnerBackend>(dir, run.adam, state.step, device)?;
+            eprintln!("resuming from {} (step {})", dir.display(), state.step);
+            (Gpt::<AB>::from_weights(config, &weights, device), opt, state.step)
+        }
+        Some((_, dir)) => bail!(
+            "{} already holds checkpoints (newest {}); pass --resume or choose another --out",
+            args.out.display(),
+            dir.display()
+        ),
+        None => {
+            let weights = match &args.init_from {
+                Some(dir) => {
+                    let (c, w) = checkpoint::load_weights(dir)?;
+                    if &c != config {
+                        bail!(
+                            "{}: its model ({} layers × {}, vocab {}) differs from this run's",
+                            dir.display(),
+                            c.n_layer,
+                            c.n_embd,
+                            c.vocab_size
+                        );
+                    }
+                    w
+                }
+                None => gpt2_init(config, run.seed),
+            };
+            (Gpt::<AB>::from_weights(config, &weights, device), AdamW::new(run.adam), 0)
+        }
+    };
+    if start >= run.steps {
+        bail!("the run is already at step {start} of {}; raise --steps to continue", run.steps);
+    }
+    let mut metrics = metrics_file(&args.out, start)?;
+    let val = val_batches(&data.val, run.batch, run.context, args.eval_batches);
+    let tokens_per_step = (run.batch * run.accum * run.context) as u64;
+
+    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(run.steps) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]")
+            .expect("valid template"),
+    );
+    bar.set_position(start);
+
+    let t0 = Instant::now();
+    let (mut first_loss, mut last_loss, mut val_loss) = (None, None, None);
+    let mut last_ckpt = PathBuf::new();
+    for step in start..run.steps {
+        let lr = lr_at(run, step);
+        let mut acc = GradientsAccumulator::<Gpt<AB>>::new();
+        let mut loss_sum = 0.0;
+        for micro in 0..run.accum as u64 {
+            let batch = train_batch(&data.train, run.seed, step, micro, run.batch, run.context);
+            let (x, y) = batch_tensors::<AB>(&batch, device);
+            let loss = model.loss(x, y, None);
+            loss_sum += loss.clone().into_scalar().to_f64();
+            let grads = GradientsParams::from_grads((loss / run.accum as f64).backward(), &model);
+            acc.accumulate(&model, grads);
+        }
+        let (next, grad_norm) = opt.step(lr, model, acc.grads());
+        model = next;
+        let loss = loss_sum / run.accum as f64;
+        if !loss.is_finite() {
+            bail!("the loss diverged at step {step} ({loss}); lower --lr");
+        }
+        first_loss.get_or_insert(loss);
+        last_loss = Some(loss);
+        let done = step + 1;
+        let elapsed = t0.elapsed().as_secs_f64();
+        let tok_s = ((done - start) * tokens_per_step) as f64 / elapsed.max(1e-9);
+        let mut line = json!({"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": done * tokens_per_step, "tokens_per_s": tok_s});
+        if done % args.eval_every == 0 || done == run.steps {
+            let v = evaluate(&model.valid(), &val, device);
+            val_loss = Some(v);
+            line["val_loss"] = v.into();
+            bar.println(format!("step {done}: loss {loss:.4}, val {v:.4}, {tok_s:.0} tok/s"));
+            if bar.is_hidden() {
+                eprintln!("step {done}/{}: loss {loss:.4}, val {v:.4}, {tok_s:.0} tok/s", run.steps);
+            }
+        }
+        writeln!(metrics, "{line}")?;
+        bar.set_message(format!("loss {loss:.4} · {tok_s:.0} tok/s"));
+        bar.inc(1);
+        if done % args.ckpt_every == 0 || done == run.steps {
+            let state = TrainState { step: done, tokens_seen: done * tokens_per_step, run: run.clone(), val_loss };
+            last_ckpt = checkpoint::save(&args.out, &model.valid(), &opt, &state, &tokenizer_json, args.keep)?;
+        }
+    }
+    bar.finish_and_clear();
+    let elapsed = t0.elapsed().as_secs_f64();
+    Ok(Summary {
+        step: run.steps,
+        first_loss,
+        last_loss,
+        val_loss,
+        tokens_per_s: ((run.steps - start) * tokens_per_step) as f64 / elapsed.max(1e-9),
+        checkpoint: last_ckpt,
+    })
+}
