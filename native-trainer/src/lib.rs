@@ -12,6 +12,7 @@ pub mod data;
 pub mod init;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod prepare;
 pub mod rng;
 pub mod train;

@@ -23,6 +23,8 @@ enum Command {
     Import(cli::ImportCmd),
     /// Mean next-token cross-entropy of a bundle on some ids or text, from the burn forward.
     Loss(cli::LossCmd),
+    /// Draws a run's training and validation loss (metrics.jsonl) to a PNG.
+    Plot(cli::PlotCmd),
     /// Training throughput and model FLOPs utilisation for a model size.
     Bench(cli::BenchCmd),
 }
@@ -36,6 +38,7 @@ fn main() {
         Command::Import(c) => c.run(),
         Command::Loss(c) => c.run(),
         Command::Bench(c) => c.run(),
+        Command::Plot(c) => c.run(),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

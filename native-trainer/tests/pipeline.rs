@@ -82,6 +82,8 @@ fn pretrain_export_and_run_in_the_engine() {
     // From ln(512) ≈ 6.24 at init; a bigram model of this text is far below.
     assert!(val[2] < 5.0 && val[2] < val[0], "validation loss did not fall: {val:?}");
     assert!(summary["last_loss"].as_f64().unwrap() < summary["first_loss"].as_f64().unwrap() - 1.0);
+    ok(&["plot", "--run", s(&run)]);
+    assert!(read(run.join("loss.png")).starts_with(b"\x89PNG"), "plot wrote no PNG");
 
     for dtype in ["f32", "f16"] {
         let bundle = tmp.path().join(format!("bundle-{dtype}"));
