@@ -83,7 +83,8 @@ impl GenerateParams {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FinishReason {
     MaxTokens,
     StopToken,

@@ -7,8 +7,10 @@
 
 pub mod bench;
 pub mod bundle;
+pub mod chat;
 pub mod config;
 pub mod cpu;
+pub mod engine;
 pub mod generate;
 pub mod gpu;
 pub mod sampler;

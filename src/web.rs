@@ -51,3 +51,217 @@ pub async fn bench(
         .map_err(|e| JsError::new(&e.to_string()))?;
     serde_json::to_string(&report).map_err(|e| JsError::new(&e.to_string()))
 }
+
+// ---- The page's engine: one model loaded at a time, driven by the worker (www/worker.js). ----
+//
+// Async calls take the engine out of its slot and put it back when done, so a call that
+// arrives while another runs gets a clear "busy" error instead of a RefCell panic.
+
+use std::cell::RefCell;
+
+use crate::chat::{Message, Template, build_prompt, template};
+use crate::engine::Engine;
+use crate::{Bundle, SamplingParams, TokenizerFiles};
+
+thread_local! {
+    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn take_engine() -> Result<Engine, JsError> {
+    ENGINE
+        .with(|slot| slot.borrow_mut().take())
+        .ok_or_else(|| JsError::new("no model is loaded (or a call is still running)"))
+}
+
+fn put_engine(engine: Engine) {
+    ENGINE.with(|slot| *slot.borrow_mut() = Some(engine));
+}
+
+/// Loads a bundle given as bytes on `backend`: `cpu`, `gpu`, or `auto` (the GPU unless the
+/// adapter is a software fallback, where the CPU path is far faster). Returns a JSON description.
+#[wasm_bindgen]
+pub async fn load_model(
+    config: Vec<u8>,
+    weights: Vec<u8>,
+    tokenizer: Vec<u8>,
+    backend: String,
+) -> Result<String, JsError> {
+    ENGINE.with(|slot| slot.borrow_mut().take()); // free the previous model first
+    let bundle = Bundle::from_parts(&config, &weights, TokenizerFiles::Json(&tokenizer)).map_err(js_err)?;
+    let parameters = bundle.weights.parameter_count();
+    let dtype = bundle.weights.stored.first().map(|t| t.dtype.clone()).unwrap_or_default();
+    let mut note = String::new();
+    let mut adapter_fallback = None;
+    let engine = match backend.as_str() {
+        "cpu" => Engine::cpu(bundle),
+        "gpu" | "auto" => match Gpu::new().await {
+            Ok(gpu) => {
+                adapter_fallback = Some(gpu.is_software());
+                if backend == "auto" && gpu.is_software() {
+                    note = "WebGPU runs on a software (fallback) adapter here; the CPU engine is faster".into();
+                    Engine::cpu(bundle)
+                } else {
+                    #[allow(clippy::arc_with_non_send_sync)] // one thread on the web
+                    let gpu = Arc::new(gpu);
+                    let format = if dtype == "F32" { WeightFormat::F32 } else { WeightFormat::F16 };
+                    match Engine::gpu(bundle, gpu, GpuOptions { format: Some(format), ..Default::default() }) {
+                        Ok(e) => e,
+                        Err(failed) if backend == "auto" => {
+                            let (e, bundle) = *failed;
+                            note = format!("the WebGPU engine could not load this model ({e}); using the CPU engine");
+                            Engine::cpu(bundle)
+                        }
+                        Err(failed) => return Err(js_err(failed.0)),
+                    }
+                }
+            }
+            Err(e) if backend == "auto" => {
+                note = format!("no WebGPU ({e}); using the CPU engine");
+                Engine::cpu(bundle)
+            }
+            Err(e) => return Err(js_err(e)),
+        },
+        other => return Err(JsError::new(&format!("unknown backend {other:?} (auto, cpu or gpu)"))),
+    };
+    let c = &engine.config;
+    let info = serde_json::json!({
+        "backend": engine.backend(), "note": note, "adapter_fallback": adapter_fallback,
+        "parameters": parameters, "dtype": dtype, "n_ctx": c.n_positions, "n_layer": c.n_layer,
+        "n_head": c.n_head, "n_embd": c.n_embd, "vocab_size": c.vocab_size,
+        "template": match template(&engine.tokenizer) { Template::ChatMl { .. } => "chatml", Template::Plain => "plain" },
+    });
+    put_engine(engine);
+    Ok(info.to_string())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(default)]
+struct ReplyParams {
+    temperature: f32,
+    top_k: usize,
+    top_p: f32,
+    repetition_penalty: f32,
+    seed: u64,
+    max_tokens: usize,
+}
+
+impl Default for ReplyParams {
+    fn default() -> Self {
+        let s = SamplingParams::default();
+        ReplyParams {
+            temperature: s.temperature,
+            top_k: s.top_k,
+            top_p: s.top_p,
+            repetition_penalty: 1.0,
+            seed: 0,
+            max_tokens: 128,
+        }
+    }
+}
+
+fn parse_params(json: &str) -> Result<(SamplingParams, usize), JsError> {
+    let p: ReplyParams = serde_json::from_str(json).map_err(|e| JsError::new(&format!("sampling settings: {e}")))?;
+    let s = SamplingParams {
+        temperature: p.temperature,
+        top_k: p.top_k,
+        top_p: p.top_p,
+        repetition_penalty: p.repetition_penalty,
+        seed: p.seed,
+    };
+    s.validate().map_err(js_err)?;
+    Ok((s, p.max_tokens))
+}
+
+/// Starts the assistant's reply to a conversation (`[{"role", "content"}, …]`) with sampling
+/// settings (`{"temperature", "top_k", "top_p", "repetition_penalty", "seed", "max_tokens"}`).
+#[wasm_bindgen]
+pub fn chat_start(messages: String, params: String) -> Result<String, JsError> {
+    let messages: Vec<Message> =
+        serde_json::from_str(&messages).map_err(|e| JsError::new(&format!("conversation: {e}")))?;
+    let (sampling, max_tokens) = parse_params(&params)?;
+    let mut engine = take_engine()?;
+    let result = (|| {
+        let reserve = max_tokens.min(engine.config.n_positions / 2);
+        let prompt =
+            build_prompt(&engine.tokenizer, engine.config.eos_token_id, &messages, engine.config.n_positions, reserve)
+                .map_err(js_err)?;
+        engine.start(&prompt.ids, sampling, max_tokens, prompt.stop_tokens, prompt.stop_text).map_err(js_err)?;
+        Ok(serde_json::json!({"prompt_tokens": prompt.ids.len(), "dropped_turns": prompt.dropped}).to_string())
+    })();
+    put_engine(engine);
+    result
+}
+
+/// Starts a plain continuation of `text` (the few-shot and zero-shot prompts).
+#[wasm_bindgen]
+pub fn complete_start(text: String, params: String, stop: Option<String>) -> Result<String, JsError> {
+    let (sampling, max_tokens) = parse_params(&params)?;
+    let mut engine = take_engine()?;
+    let result = (|| {
+        let ids = engine.tokenizer.encode(&text).map_err(js_err)?;
+        let stops = engine.config.eos_token_id.into_iter().collect();
+        engine.start(&ids, sampling, max_tokens, stops, stop).map_err(js_err)?;
+        Ok(serde_json::json!({"prompt_tokens": ids.len()}).to_string())
+    })();
+    put_engine(engine);
+    result
+}
+
+/// Generates up to `n` more tokens: `{"text", "tokens", "finish"}` (`finish` null while the
+/// reply goes on; else `stop_token`, `max_tokens`, `context_full` or `cancelled`).
+#[wasm_bindgen]
+pub async fn generate_step(n: usize) -> Result<String, JsError> {
+    let mut engine = take_engine()?;
+    let step = engine.step(n.max(1)).await;
+    put_engine(engine);
+    serde_json::to_string(&step.map_err(js_err)?).map_err(js_err)
+}
+
+/// Ends the reply being generated.
+#[wasm_bindgen]
+pub fn stop_generation() {
+    ENGINE.with(|slot| {
+        if let Some(e) = slot.borrow_mut().as_mut() {
+            e.stop();
+        }
+    });
+}
+
+/// The `k` most likely next tokens after `text`: `[{"id", "token", "p"}, …]`.
+#[wasm_bindgen]
+pub async fn next_tokens(text: String, k: usize) -> Result<String, JsError> {
+    let mut engine = take_engine()?;
+    let result = async {
+        let ids = engine.tokenizer.encode(&text).map_err(js_err)?;
+        let ids = if ids.is_empty() { engine.config.eos_token_id.into_iter().collect() } else { ids };
+        let top = engine.next_token_probs(&ids, k).await.map_err(js_err)?;
+        let rows: Vec<_> = top
+            .iter()
+            .map(|&(id, p)| serde_json::json!({"id": id, "token": engine.tokenizer.decode(&[id]).unwrap_or_default(), "p": p}))
+            .collect();
+        Ok(serde_json::Value::from(rows).to_string())
+    }
+    .await;
+    put_engine(engine);
+    result
+}
+
+/// Attention maps of `text`: `{"tokens": [...], "n_layer", "n_head", "maps": [layer][head·n·n]}`.
+#[wasm_bindgen]
+pub async fn attention_maps(text: String) -> Result<String, JsError> {
+    let mut engine = take_engine()?;
+    let result = async {
+        let ids = engine.tokenizer.encode(&text).map_err(js_err)?;
+        let maps = engine.attention(&ids).await.map_err(js_err)?;
+        let tokens: Vec<String> = ids.iter().map(|&id| engine.tokenizer.decode(&[id]).unwrap_or_default()).collect();
+        let c = &engine.config;
+        Ok(serde_json::json!({"tokens": tokens, "n_layer": c.n_layer, "n_head": c.n_head, "maps": maps}).to_string())
+    }
+    .await;
+    put_engine(engine);
+    result
+}

@@ -124,3 +124,57 @@ async fn the_wgsl_engine_matches_hf_on_webgpu() {
         }
     }
 }
+
+/// The page's API (`src/web.rs`) as the worker calls it: load on each engine, a streamed chat
+/// reply, next-token probabilities, attention maps, and errors for bad input.
+#[wasm_bindgen_test]
+async fn the_page_api_chats_predicts_and_maps_attention() {
+    use wgpt::web::{attention_maps, chat_start, generate_step, load_model, next_tokens};
+    let files = || {
+        (
+            fixture!("hf/tiny-f32/config.json").to_vec(),
+            fixture!("hf/tiny-f32/model.safetensors").to_vec(),
+            fixture!("hf/tiny-f32/tokenizer.json").to_vec(),
+        )
+    };
+    let mut firsts = vec![];
+    for backend in ["cpu", "gpu", "auto"] {
+        let (c, w, t) = files();
+        let info: serde_json::Value =
+            serde_json::from_str(&load_model(c, w, t, backend.into()).await.ok().unwrap()).unwrap();
+        assert_eq!(info["template"], "plain");
+        if backend != "auto" {
+            assert_eq!(info["backend"], backend);
+        }
+        let start = chat_start(
+            r#"[{"role":"user","content":"You are a good man"}]"#.into(),
+            r#"{"temperature":0,"max_tokens":6}"#.into(),
+        )
+        .ok()
+        .unwrap();
+        assert!(start.contains("prompt_tokens"));
+        let (mut text, mut finish) = (String::new(), serde_json::Value::Null);
+        while finish.is_null() {
+            let step: serde_json::Value = serde_json::from_str(&generate_step(2).await.ok().unwrap()).unwrap();
+            text.push_str(step["text"].as_str().unwrap());
+            finish = step["finish"].clone();
+        }
+        assert!(!text.is_empty() || finish == "stop_token", "{backend}: {finish}");
+        let rows: serde_json::Value =
+            serde_json::from_str(&next_tokens("You are".into(), 5).await.ok().unwrap()).unwrap();
+        assert_eq!(rows.as_array().unwrap().len(), 5);
+        firsts.push(rows[0]["id"].clone());
+        let maps: serde_json::Value =
+            serde_json::from_str(&attention_maps("You are a good man".into()).await.ok().unwrap()).unwrap();
+        let n = maps["tokens"].as_array().unwrap().len();
+        assert_eq!(maps["maps"][0].as_array().unwrap().len(), 4 * n * n);
+    }
+    assert!(firsts.windows(2).all(|w| w[0] == w[1]), "engines disagree on the most likely token: {firsts:?}");
+    // Bad input is an error, not a panic.
+    assert!(chat_start("not json".into(), "{}".into()).is_err());
+    assert!(chat_start(r#"[{"role":"robot","content":"x"}]"#.into(), "{}".into()).is_err());
+    assert!(chat_start("[]".into(), r#"{"top_p":5}"#.into()).is_err());
+    let (c, w, _) = files();
+    assert!(load_model(c, w, b"{}".to_vec(), "cpu".into()).await.is_err());
+    assert!(next_tokens("x".into(), 3).await.is_err(), "no model after a failed load");
+}

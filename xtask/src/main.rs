@@ -89,6 +89,8 @@ fn test() -> Result<()> {
     build_web()?;
     step("page test: www/bench.html in headless Chromium on WebGPU");
     page_test()?;
+    step("end-to-end tests of the page (tests/e2e/page.mjs, playwright-core + headless Chromium)");
+    e2e_test()?;
     eprintln!("\nxtask: every test passed");
     Ok(())
 }
@@ -114,9 +116,7 @@ fn serve(args: &[String]) -> Result<()> {
     build_web()?;
     let listener = std::net::TcpListener::bind(("127.0.0.1", port))
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-    eprintln!(
-        "\nserving www/ at http://127.0.0.1:{port}/  (the chat page is not built yet; the bench page is /bench.html)"
-    );
+    eprintln!("\nserving www/ at http://127.0.0.1:{port}/  (chat, next token, attention; benchmarks at /bench.html)");
     eprintln!("Ctrl-C stops it.");
     let www = root().join("www");
     for stream in listener.incoming().flatten() {
@@ -185,6 +185,20 @@ fn page_test() -> Result<()> {
     Ok(())
 }
 
+/// Runs tests/e2e/page.mjs against the served page; screenshots go to target/e2e-screenshots.
+fn e2e_test() -> Result<()> {
+    let dir = root().join("tests").join("e2e");
+    if !dir.join("node_modules").join("playwright-core").is_dir() {
+        run(Command::new("npm").args(["ci", "--prefix", "tests/e2e", "--no-audit", "--no-fund"]))
+            .context("npm ci in tests/e2e (needs node and npm)")?;
+    }
+    let port = serve_in_background()?;
+    let shots = root().join("target").join("e2e-screenshots");
+    run(Command::new("node").arg(dir.join("page.mjs")).arg(format!("http://127.0.0.1:{port}/")).arg(&shots))?;
+    eprintln!("screenshots: {}", shots.display());
+    Ok(())
+}
+
 /// Answers one GET with a file under `www` (no directory listing, nothing outside `www`).
 fn respond(stream: std::net::TcpStream, www: &Path) {
     if let Err(e) = try_respond(stream, www) {
@@ -222,6 +236,7 @@ fn mime(path: &Path) -> &'static str {
         "wasm" => "application/wasm",
         "png" => "image/png",
         "svg" => "image/svg+xml",
+        "md" | "txt" => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }
 }

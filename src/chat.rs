@@ -1,0 +1,128 @@
+//! Chat prompts: the template that turns a conversation into token ids.
+//!
+//! Models whose tokenizer has `<|im_start|>` / `<|im_end|>` (the trainer reserves them) get
+//! ChatML: each turn is `<|im_start|>{role}\n{content}<|im_end|>\n`, and the prompt ends with
+//! `<|im_start|>assistant\n`; the reply stops at `<|im_end|>`. Other models (e.g. GPT-2) get a
+//! plain transcript, `User: …\nAssistant: …\n`, ending with `Assistant:`, and the reply stops at
+//! the end-of-text token or when the model starts the next `\nUser:` turn.
+//!
+//! When the conversation does not fit the context (with room for `reserve` new tokens), the
+//! oldest turns are dropped — a system message, if first, is kept.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::tokenizer::{Tokenizer, TokenizerError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Error)]
+pub enum ChatError {
+    #[error("unknown role {0:?} (system, user or assistant)")]
+    Role(String),
+    #[error("the conversation is empty")]
+    Empty,
+    #[error(
+        "the last message ({0} tokens with the template) does not fit the context of {1} with {2} tokens left for the reply"
+    )]
+    TooLong(usize, usize, usize),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Template {
+    ChatMl { start: u32, end: u32 },
+    Plain,
+}
+
+/// A prompt ready to run: its ids, the ids that end the reply, and text that ends it.
+#[derive(Debug, Clone)]
+pub struct ChatPrompt {
+    pub ids: Vec<u32>,
+    pub stop_tokens: Vec<u32>,
+    pub stop_text: Option<String>,
+    /// Turns dropped from the front to fit the context.
+    pub dropped: usize,
+}
+
+pub fn template(tok: &Tokenizer) -> Template {
+    match (tok.token_to_id("<|im_start|>"), tok.token_to_id("<|im_end|>")) {
+        (Some(start), Some(end)) => Template::ChatMl { start, end },
+        _ => Template::Plain,
+    }
+}
+
+fn turn_ids(tok: &Tokenizer, t: Template, m: &Message) -> Result<Vec<u32>, ChatError> {
+    if !matches!(m.role.as_str(), "system" | "user" | "assistant") {
+        return Err(ChatError::Role(m.role.clone()));
+    }
+    Ok(match t {
+        Template::ChatMl { start, end } => {
+            let mut ids = vec![start];
+            ids.extend(tok.encode(&format!("{}\n{}", m.role, m.content))?);
+            ids.push(end);
+            ids.extend(tok.encode("\n")?);
+            ids
+        }
+        Template::Plain => {
+            let who = match m.role.as_str() {
+                "system" => "System",
+                "user" => "User",
+                _ => "Assistant",
+            };
+            tok.encode(&format!("{who}: {}\n", m.content))?
+        }
+    })
+}
+
+/// Builds the prompt for the assistant's next reply within `n_ctx` tokens, leaving `reserve`.
+pub fn build_prompt(
+    tok: &Tokenizer,
+    eos: Option<u32>,
+    messages: &[Message],
+    n_ctx: usize,
+    reserve: usize,
+) -> Result<ChatPrompt, ChatError> {
+    if messages.is_empty() {
+        return Err(ChatError::Empty);
+    }
+    let t = template(tok);
+    let (tail, stop_tokens, stop_text) = match t {
+        Template::ChatMl { start, end } => {
+            let mut tail = vec![start];
+            tail.extend(tok.encode("assistant\n")?);
+            (tail, [Some(end), eos].into_iter().flatten().collect::<Vec<_>>(), None)
+        }
+        Template::Plain => (tok.encode("Assistant:")?, eos.into_iter().collect(), Some("\nUser:".to_string())),
+    };
+    let turns: Vec<Vec<u32>> = messages.iter().map(|m| turn_ids(tok, t, m)).collect::<Result<_, _>>()?;
+    let budget = n_ctx.saturating_sub(reserve);
+    let keep_system = messages[0].role == "system" && messages.len() > 1;
+    let fixed = tail.len() + if keep_system { turns[0].len() } else { 0 };
+    // Drop the oldest non-system turns until the rest fits.
+    let first = usize::from(keep_system);
+    let mut start = first;
+    let mut total: usize = fixed + turns[first..].iter().map(Vec::len).sum::<usize>();
+    while total > budget && start + 1 < turns.len() {
+        total -= turns[start].len();
+        start += 1;
+    }
+    if total > budget {
+        return Err(ChatError::TooLong(total, n_ctx, reserve));
+    }
+    let mut ids = Vec::with_capacity(total);
+    if keep_system {
+        ids.extend(&turns[0]);
+    }
+    for turn in &turns[start..] {
+        ids.extend(turn);
+    }
+    ids.extend(tail);
+    Ok(ChatPrompt { ids, stop_tokens, stop_text, dropped: start - first })
+}

@@ -1,0 +1,178 @@
+// End-to-end tests of the page in Debian's headless Chromium, driven by playwright-core:
+//   node tests/e2e/page.mjs http://127.0.0.1:PORT/ SCREENSHOT_DIR
+// (`cargo xtask test` serves www/ and runs this). Prints one line per test and exits non-zero on
+// any failure. Screenshots are kept in SCREENSHOT_DIR.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+
+const [base, shots] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+const FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync'];
+const LONG = 180_000;
+let passed = 0, failed = 0;
+
+async function test(name, fn) {
+  const t = Date.now();
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+  }
+}
+function assert(cond, msg) { if (!cond) throw new Error(msg); }
+
+async function ready(page, backend) {
+  await page.waitForSelector(`body[data-ready="true"]${backend ? `[data-backend="${backend}"]` : ''}`, { timeout: LONG });
+}
+
+async function chat(page, text) {
+  const before = await page.locator('#messages li.assistant').count();
+  await page.fill('#prompt', text);
+  await page.press('#prompt', 'Enter');
+  const reply = page.locator('#messages li.assistant').nth(before);
+  await reply.waitFor();
+  await page.waitForFunction((i) => document.querySelectorAll('#messages li.assistant')[i]?.dataset.finish, before, { timeout: LONG });
+  const finish = await reply.getAttribute('data-finish');
+  assert(finish !== 'error', await reply.textContent());
+  return { text: await reply.textContent(), finish };
+}
+
+async function nextTokens(page, text) {
+  await page.click('button[data-tab="next"]');
+  await page.fill('#next-text', text);
+  await page.evaluate(() => document.getElementById('bars').replaceChildren());
+  await page.click('#next-form button[type="submit"]');
+  await page.waitForFunction(() => document.querySelectorAll('#bars li').length === 10, null, { timeout: LONG });
+  return page.$$eval('#bars li', (lis) => lis.map((li) => ({ token: li.querySelector('.tok').textContent, p: parseFloat(li.lastChild.textContent) })));
+}
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...FLAGS, '--enable-unsafe-webgpu'] });
+const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+const page = await context.newPage();
+const consoleErrors = [];
+page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+page.on('pageerror', (e) => consoleErrors.push(String(e)));
+
+await test('the page loads the default model', async () => {
+  await page.goto(base);
+  await ready(page);
+  const status = await page.textContent('#status');
+  assert(status.startsWith('ready'), status);
+  await page.screenshot({ path: `${shots}/loaded.png` });
+});
+
+await test('chat: a message gets a streamed reply', async () => {
+  // Watch the reply grow while it streams.
+  const sizes = page.evaluate(() => new Promise((resolve) => {
+    const seen = new Set();
+    const obs = new MutationObserver(() => {
+      const li = [...document.querySelectorAll('#messages li.assistant')].pop();
+      if (li) seen.add(li.textContent.length);
+      if (li?.dataset.finish) { obs.disconnect(); resolve([...seen]); }
+    });
+    obs.observe(document.getElementById('messages'), { subtree: true, childList: true, characterData: true, attributes: true });
+  })).catch((e) => [String(e)]);
+  const r = await chat(page, 'Hello! Who are you?');
+  assert(r.text.length > 0, 'empty reply');
+  assert(['max_tokens', 'stop_token', 'context_full'].includes(r.finish), r.finish);
+  const lengths = await sizes;
+  assert(lengths.filter((n) => n > 0).length >= 2, `the reply did not stream: ${lengths}`);
+  await page.screenshot({ path: `${shots}/chat.png` });
+});
+
+await test('chat: markup in a message stays text', async () => {
+  const evil = '<img src=x onerror="window.__xss=1">';
+  await chat(page, evil);
+  const users = await page.$$eval('#messages li.user', (lis) => lis.map((li) => li.textContent));
+  assert(users.includes(evil), 'the message was not shown as typed');
+  assert(await page.locator('#messages img').count() === 0, 'an <img> was created');
+  assert(await page.evaluate(() => window.__xss === undefined), 'script ran');
+});
+
+await test('chat: Esc stops a long reply', async () => {
+  await page.evaluate(() => { document.getElementById('max-tokens').value = '1000'; });
+  await page.fill('#prompt', 'Tell me a long story.');
+  await page.press('#prompt', 'Enter');
+  await page.waitForFunction(() => [...document.querySelectorAll('#messages li.assistant')].pop()?.textContent.length > 0, null, { timeout: LONG });
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => [...document.querySelectorAll('#messages li.assistant')].pop()?.dataset.finish, null, { timeout: LONG });
+  const finish = await page.locator('#messages li.assistant').last().getAttribute('data-finish');
+  assert(finish === 'cancelled', finish);
+  await page.evaluate(() => { document.getElementById('max-tokens').value = '32'; });
+});
+
+let cpuTokens;
+await test('next token: bars for 你好, click one to extend', async () => {
+  const rows = await nextTokens(page, '你好');
+  const total = rows.reduce((a, r) => a + r.p, 0);
+  assert(total > 0 && total <= 100.5, `probabilities sum to ${total} %`);
+  assert(rows.every((r, i) => i === 0 || rows[i - 1].p >= r.p), 'bars are not sorted');
+  cpuTokens = rows.map((r) => r.token);
+  await page.screenshot({ path: `${shots}/next-token.png` });
+  await page.click('#bars li >> nth=0');
+  await page.waitForFunction(() => document.getElementById('next-text').value.length > 2);
+  await page.waitForFunction(() => document.querySelectorAll('#bars li').length === 10, null, { timeout: LONG });
+});
+
+await test('attention: a heatmap for "You are a good man"', async () => {
+  await page.click('button[data-tab="attention"]');
+  await page.fill('#attention-text', 'You are a good man');
+  await page.click('#attention-form button[type="submit"]');
+  await page.waitForSelector('#heatmap table', { timeout: LONG });
+  const n = await page.$$eval('#heatmap tr', (rows) => rows.length - 1);
+  assert(n >= 5, `${n} tokens`);
+  // Each row of attention weights sums to 1 over the visible (past) cells.
+  const sums = await page.$$eval('#heatmap tr', (rows) => rows.slice(1).map((r) => [...r.querySelectorAll('td')].reduce((a, td) => a + (parseFloat(td.textContent) || 0), 0)));
+  assert(sums.every((s) => Math.abs(s - 1) < 0.05), `row sums ${sums}`);
+  await page.selectOption('#layer', { index: 1 });
+  await page.screenshot({ path: `${shots}/attention.png` });
+});
+
+await test('the WebGPU engine gives the same next tokens', async () => {
+  await page.click('button[data-tab="models"]');
+  await page.evaluate(() => { document.body.dataset.ready = 'false'; });
+  await page.selectOption('#backend', 'gpu');
+  await ready(page, 'gpu');
+  const rows = await nextTokens(page, '你好');
+  assert(JSON.stringify(rows.slice(0, 5).map((r) => r.token)) === JSON.stringify(cpuTokens.slice(0, 5)),
+    `gpu ${rows.map((r) => r.token)} vs cpu ${cpuTokens}`);
+  await page.click('button[data-tab="models"]');
+  await page.screenshot({ path: `${shots}/models.png` });
+});
+
+await test('offline: reload with the network blocked and chat again', async () => {
+  await context.setOffline(true);
+  await page.reload();
+  await ready(page);
+  const r = await chat(page, 'Still there?');
+  assert(r.text.length > 0, 'no reply offline');
+  await context.setOffline(false);
+});
+
+await test('phone width: the chat fits the screen', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(overflow <= 1, `${overflow}px of horizontal overflow`);
+  await page.screenshot({ path: `${shots}/phone.png` });
+});
+await browser.close();
+
+await test('without WebGPU the CPU engine answers', async () => {
+  const b = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...FLAGS, '--disable-features=WebGPU'] });
+  const p = await (await b.newContext()).newPage();
+  await p.goto(base);
+  await ready(p, 'cpu');
+  const r = await chat(p, 'Hello?');
+  assert(r.text.length > 0, 'no reply');
+  await p.screenshot({ path: `${shots}/no-webgpu.png` });
+  await b.close();
+});
+
+const unexpected = consoleErrors.filter((e) => !/Failed to load resource|ERR_INTERNET_DISCONNECTED/.test(e));
+if (unexpected.length) console.log(`console errors:\n  ${unexpected.join('\n  ')}`);
+console.log(`page tests: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

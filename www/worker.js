@@ -1,0 +1,87 @@
+// The engine's thread: the wasm module runs here so the page never blocks. Messages in:
+// load, chat, complete, stop, next, attention; each answer carries the request's id.
+import init, { load_model, chat_start, generate_step, stop_generation, next_tokens, attention_maps }
+  from './pkg/wgpt.js';
+
+const ready = init();
+let stopRequested = false;
+
+const post = (msg) => self.postMessage(msg);
+const yieldToEvents = () => new Promise((r) => setTimeout(r, 0)); // lets a "stop" arrive
+
+// Downloads a file with progress; models come from the Cache API after the first time.
+async function fetchBytes(url, id, part, parts) {
+  const cache = await caches.open('wgpt-models');
+  let res = await cache.match(url);
+  const cached = !!res;
+  if (!res) {
+    res = await fetch(url);
+    if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  }
+  const total = Number(res.headers.get('content-length')) || 0;
+  const reader = res.clone().body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    post({ id, type: 'progress', url, loaded, total, part, parts, cached });
+  }
+  if (!cached) await cache.put(url, res);
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) { bytes.set(c, at); at += c.length; }
+  return bytes;
+}
+
+async function handle(msg) {
+  await ready;
+  switch (msg.type) {
+    case 'load': {
+      let files = msg.files;
+      if (msg.url) {
+        const names = ['config.json', 'tokenizer.json', 'model.safetensors'];
+        files = {};
+        for (const [i, n] of names.entries()) files[n] = await fetchBytes(msg.url + n, msg.id, i, names.length);
+      }
+      const info = await load_model(files['config.json'], files['model.safetensors'], files['tokenizer.json'], msg.backend);
+      return { type: 'loaded', info: JSON.parse(info) };
+    }
+    case 'chat': {
+      stopRequested = false;
+      const started = performance.now();
+      const start = JSON.parse(chat_start(JSON.stringify(msg.messages), JSON.stringify(msg.params)));
+      let tokens = 0;
+      for (;;) {
+        if (stopRequested) { stop_generation(); return { type: 'done', finish: 'cancelled', tokens, ...start }; }
+        const step = JSON.parse(await generate_step(4));
+        tokens += step.tokens;
+        if (step.text) post({ id: msg.id, type: 'text', text: step.text });
+        if (step.finish) {
+          const seconds = (performance.now() - started) / 1000;
+          return { type: 'done', finish: step.finish, tokens, seconds, ...start };
+        }
+        await yieldToEvents();
+      }
+    }
+    case 'stop':
+      stopRequested = true;
+      return { type: 'stopping' };
+    case 'next':
+      return { type: 'next', rows: JSON.parse(await next_tokens(msg.text, msg.k)) };
+    case 'attention':
+      return { type: 'attention', data: JSON.parse(await attention_maps(msg.text)) };
+    default:
+      throw new Error(`unknown request ${msg.type}`);
+  }
+}
+
+self.onmessage = async ({ data }) => {
+  try {
+    post({ id: data.id, ...(await handle(data)), final: true });
+  } catch (e) {
+    post({ id: data.id, type: 'error', error: String(e && e.message ? e.message : e), final: true });
+  }
+};
