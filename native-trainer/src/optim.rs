@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamWConfig {
@@ -59,20 +59,11 @@ impl<B: Backend> AdamW<B> {
     {
         let mut norm = SquaredNorm::<B> { grads: &grads, sum: None };
         model.visit(&mut norm);
-        let norm = norm.sum.map_or(0.0, |s| s.into_scalar().to_f64_lossy()).sqrt();
+        let norm = norm.sum.map_or(0.0, |s| s.into_scalar().elem::<f64>()).sqrt();
         let clip = if self.config.grad_clip > 0.0 { (self.config.grad_clip / (norm + 1e-6)).min(1.0) } else { 1.0 };
         self.step += 1;
         let mut update = Update { opt: self, grads, lr, clip, path: Vec::new() };
         (model.map(&mut update), norm)
-    }
-}
-
-trait ToF64 {
-    fn to_f64_lossy(self) -> f64;
-}
-impl<E: burn::tensor::ElementConversion> ToF64 for E {
-    fn to_f64_lossy(self) -> f64 {
-        self.elem::<f64>()
     }
 }
 

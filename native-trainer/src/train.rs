@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use wgpt::config::GptConfig;
@@ -72,19 +72,10 @@ pub fn evaluate<B: Backend>(model: &Gpt<B>, batches: &[Batch], device: &B::Devic
     let (mut sum, mut rows) = (0.0, 0usize);
     for b in batches {
         let (x, y) = batch_tensors::<B>(b, device);
-        sum += model.loss(x, y, None).into_scalar().to_f64() * b.rows as f64;
+        sum += model.loss(x, y, None).into_scalar().elem::<f64>() * b.rows as f64;
         rows += b.rows;
     }
     sum / rows.max(1) as f64
-}
-
-trait ToF64 {
-    fn to_f64(self) -> f64;
-}
-impl<E: burn::tensor::ElementConversion> ToF64 for E {
-    fn to_f64(self) -> f64 {
-        self.elem::<f64>()
-    }
 }
 
 fn check_spec(saved: &TrainState, run: &RunSpec, config: &GptConfig, ckpt_config: &GptConfig) -> anyhow::Result<()> {
@@ -214,7 +205,7 @@ pub fn pretrain<AB: AutodiffBackend>(args: &PretrainArgs, device: &AB::Device) -
             let batch = train_batch(&data.train, run.seed, step, micro, run.batch, run.context);
             let (x, y) = batch_tensors::<AB>(&batch, device);
             let loss = model.loss(x, y, None);
-            loss_sum += loss.clone().into_scalar().to_f64();
+            loss_sum += loss.clone().into_scalar().elem::<f64>();
             let grads = GradientsParams::from_grads((loss / run.accum as f64).backward(), &model);
             acc.accumulate(&model, grads);
         }

@@ -96,13 +96,19 @@ fn fixture_grads(model: &Gpt<Train>, file: &SafeTensors, step: usize) -> Gradien
     grads
 }
 
+/// A fixture bundle, its `.train.json` record and its `.train.safetensors` bytes.
+fn train_fixture(name: &str) -> (wgpt::Bundle, serde_json::Value, Vec<u8>) {
+    let bundle = wgpt::bundle::Bundle::load(&fixtures().join(name)).unwrap();
+    let record = read_json(fixtures().join(format!("{name}.train.json")));
+    let bytes = std::fs::read(fixtures().join(format!("{name}.train.safetensors"))).unwrap();
+    (bundle, record, bytes)
+}
+
 #[test]
 fn gradients_match_pytorch() {
     let device = Default::default();
     for name in ["tiny-f32", "tiny-bf16-untied"] {
-        let bundle = wgpt::bundle::Bundle::load(&fixtures().join(name)).unwrap();
-        let record = read_json(fixtures().join(format!("{name}.train.json")));
-        let bytes = std::fs::read(fixtures().join(format!("{name}.train.safetensors"))).unwrap();
+        let (bundle, record, bytes) = train_fixture(name);
         let want = SafeTensors::deserialize(&bytes).unwrap();
         let cases = read_json(fixtures().join(format!("{name}.expected.json")))["cases"].as_array().unwrap().clone();
         let model = Gpt::<Train>::from_weights(&bundle.config, &bundle.weights, &device);
@@ -132,9 +138,7 @@ fn gradients_match_pytorch() {
 fn adamw_steps_match_pytorch() {
     let device = Default::default();
     for name in ["tiny-f32", "tiny-bf16-untied"] {
-        let bundle = wgpt::bundle::Bundle::load(&fixtures().join(name)).unwrap();
-        let record = read_json(fixtures().join(format!("{name}.train.json")));
-        let bytes = std::fs::read(fixtures().join(format!("{name}.train.safetensors"))).unwrap();
+        let (bundle, record, bytes) = train_fixture(name);
         let want = SafeTensors::deserialize(&bytes).unwrap();
         let h = &record["hyper"];
         let mut opt = AdamW::<Cpu>::new(AdamWConfig {
