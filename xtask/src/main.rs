@@ -268,7 +268,7 @@ fn ensure_wasm_tools() -> Result<()> {
     Ok(())
 }
 
-/// A Vulkan driver and Chromium + chromedriver; returns the chromedriver to use.
+/// A Vulkan driver, node + npm, and Chromium + chromedriver; returns the chromedriver to use.
 fn ensure_system_tools() -> Result<PathBuf> {
     let can_apt = output("id", &["-u"]).is_some_and(|u| u.trim() == "0") && output("apt-get", &["--version"]).is_some();
     // A Vulkan driver for the native GPU tests: without a GPU, Mesa's lavapipe (software).
@@ -277,6 +277,10 @@ fn ensure_system_tools() -> Result<PathBuf> {
         .any(|d| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some()));
     if !has_vulkan && can_apt {
         apt_install(&["mesa-vulkan-drivers", "libvulkan1"])?;
+    }
+    // node + npm run the page's end-to-end tests (playwright-core).
+    if output("npm", &["--version"]).is_none() && can_apt {
+        apt_install(&["nodejs", "npm"])?;
     }
     if let Some(found) = find_chromedriver() {
         return Ok(found);
