@@ -118,7 +118,9 @@ impl ModelFlags {
             "tie_word_embeddings": !self.untied,
             "layer_norm_position": if self.post_ln { "post" } else { "pre" },
         });
-        Ok(GptConfig::from_json(json.to_string().as_bytes())?)
+        // The config's own validation, reported as the flags it came from.
+        GptConfig::from_json(json.to_string().as_bytes())
+            .map_err(|e| anyhow::anyhow!("model flags: {}", e.to_string().trim_start_matches("config.json: ")))
     }
 }
 
@@ -407,6 +409,9 @@ pub struct BenchCmd {
 
 impl BenchCmd {
     pub fn run(self) -> anyhow::Result<()> {
+        if self.batch == 0 || self.steps == 0 {
+            bail!("--batch and --steps must be at least 1");
+        }
         let config = self.model.config(self.vocab_size, 0)?;
         let report = with_backend!(self.backend, |B, device| bench::<B>(&config, self.batch, self.steps, &device))?;
         let params = parameter_count(&config) as f64;

@@ -282,6 +282,8 @@ fn bad_input_is_a_clear_error() {
         fails(&["pretrain", "--data", s(&data), "--out", s(&t.join("p")), "--preset", "enormous"])
             .contains("unknown preset")
     );
+    assert!(fails(&["bench", "--preset", "nano", "--batch", "0"]).contains("at least 1"));
+    assert!(fails(&["bench", "--preset", "nano", "--n-head", "3"]).contains("model flags: `n_head`"));
     let backend = fails(&["pretrain", "--data", s(&data), "--out", s(&t.join("c")), "--backend", "cuda"]);
     assert!(backend.contains("cuda"), "{backend}");
 }
