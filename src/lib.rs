@@ -13,7 +13,9 @@ pub mod cpu;
 pub mod engine;
 pub mod generate;
 pub mod gpu;
+pub mod rng;
 pub mod sampler;
+pub mod tasks;
 pub mod tokenizer;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

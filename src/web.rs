@@ -52,6 +52,36 @@ pub async fn bench(
     serde_json::to_string(&report).map_err(|e| JsError::new(&e.to_string()))
 }
 
+/// The task suite (the few-shot demo): `[{"name", "description"}, …]`.
+#[wasm_bindgen]
+pub fn task_list() -> String {
+    let tasks: Vec<_> = crate::tasks::ALL
+        .iter()
+        .map(|&t| {
+            let e = crate::tasks::episode(t, 0, crate::tasks::Description::Canonical, crate::tasks::Split::Eval, 0);
+            serde_json::json!({"name": t.name(), "description": e.description})
+        })
+        .collect();
+    serde_json::Value::from(tasks).to_string()
+}
+
+/// Held-out episode `seed` of `task` with `k` demonstrations, built by the same code as the
+/// trainer's: `{"prompt", "answer", "task", "k", "description", "seed"}`.
+#[wasm_bindgen]
+pub fn task_episode(task: String, k: usize, description: bool, seed: u32) -> Result<String, JsError> {
+    use crate::tasks::{Description, Split, Task, episode};
+    let t = Task::from_name(&task).ok_or_else(|| JsError::new(&format!("unknown task {task:?}")))?;
+    if k > 32 {
+        return Err(JsError::new(&format!("{k} demonstrations: at most 32")));
+    }
+    let d = if description { Description::Canonical } else { Description::None };
+    let e = episode(t, k, d, Split::Eval, seed.into());
+    Ok(serde_json::json!({
+        "prompt": e.prompt(), "answer": e.answer, "task": task, "k": k, "description": description, "seed": seed,
+    })
+    .to_string())
+}
+
 // ---- The page's engine: one model loaded at a time, driven by the worker (www/worker.js). ----
 //
 // Async calls take the engine out of its slot and put it back when done, so a call that
@@ -196,16 +226,22 @@ pub fn chat_start(messages: String, params: String) -> Result<String, JsError> {
     result
 }
 
-/// Starts a plain continuation of `text` (the few-shot and zero-shot prompts).
+/// Starts a plain continuation of `text` (the few-shot and zero-shot prompts). A prompt longer
+/// than the context minus room for the reply keeps its last tokens (`dropped_tokens`), as
+/// `wgpt-train eval` does.
 #[wasm_bindgen]
 pub fn complete_start(text: String, params: String, stop: Option<String>) -> Result<String, JsError> {
     let (sampling, max_tokens) = parse_params(&params)?;
     let mut engine = take_engine()?;
     let result = (|| {
-        let ids = engine.tokenizer.encode(&text).map_err(js_err)?;
+        let mut ids = engine.tokenizer.encode(&text).map_err(js_err)?;
+        let n_ctx = engine.config.n_positions;
+        let room = n_ctx.saturating_sub(max_tokens.min(n_ctx / 4)).max(1);
+        let dropped = ids.len().saturating_sub(room);
+        ids.drain(..dropped);
         let stops = engine.config.eos_token_id.into_iter().collect();
         engine.start(&ids, sampling, max_tokens, stops, stop).map_err(js_err)?;
-        Ok(serde_json::json!({"prompt_tokens": ids.len()}).to_string())
+        Ok(serde_json::json!({"prompt_tokens": ids.len(), "dropped_tokens": dropped}).to_string())
     })();
     put_engine(engine);
     result

@@ -1,7 +1,9 @@
 // The engine's thread: the wasm module runs here so the page never blocks. Messages in:
-// load, chat, complete, stop, next, attention; each answer carries the request's id.
-import init, { load_model, chat_start, generate_step, stop_generation, next_tokens, attention_maps }
-  from './pkg/wgpt.js';
+// load, chat, complete, stop, next, attention, tasks, episode; each answer carries the request's id.
+import init, {
+  load_model, chat_start, complete_start, generate_step, stop_generation, next_tokens, attention_maps,
+  task_list, task_episode,
+} from './pkg/wgpt.js';
 
 const ready = init();
 let stopRequested = false;
@@ -49,10 +51,14 @@ async function handle(msg) {
       const info = await load_model(files['config.json'], files['model.safetensors'], files['tokenizer.json'], msg.backend);
       return { type: 'loaded', info: JSON.parse(info) };
     }
-    case 'chat': {
+    case 'chat':
+    case 'complete': {
       stopRequested = false;
       const started = performance.now();
-      const start = JSON.parse(chat_start(JSON.stringify(msg.messages), JSON.stringify(msg.params)));
+      const params = JSON.stringify(msg.params);
+      const start = JSON.parse(msg.type === 'chat'
+        ? chat_start(JSON.stringify(msg.messages), params)
+        : complete_start(msg.text, params, msg.stop ?? undefined));
       let tokens = 0;
       for (;;) {
         if (stopRequested) { stop_generation(); return { type: 'done', finish: 'cancelled', tokens, ...start }; }
@@ -73,6 +79,10 @@ async function handle(msg) {
       return { type: 'next', rows: JSON.parse(await next_tokens(msg.text, msg.k)) };
     case 'attention':
       return { type: 'attention', data: JSON.parse(await attention_maps(msg.text)) };
+    case 'tasks':
+      return { type: 'tasks', tasks: JSON.parse(task_list()) };
+    case 'episode':
+      return { type: 'episode', episode: JSON.parse(task_episode(msg.task, msg.k, msg.description, msg.seed)) };
     default:
       throw new Error(`unknown request ${msg.type}`);
   }

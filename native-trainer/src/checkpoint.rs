@@ -45,6 +45,9 @@ pub struct RunSpec {
     pub adam: AdamWConfig,
     /// The data folder's `meta.json` token counts, so a resume on other data is caught.
     pub train_tokens: usize,
+    /// The task of a `finetune` run (its data), none for pre-training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

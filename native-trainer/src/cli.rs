@@ -19,7 +19,7 @@ use wgpt_train::model::Gpt;
 use wgpt_train::optim::{AdamW, AdamWConfig};
 use wgpt_train::prepare::{PrepareArgs, prepare};
 use wgpt_train::rng::Rng;
-use wgpt_train::train::{PretrainArgs, pretrain};
+use wgpt_train::train::{TrainArgs, pretrain};
 use wgpt_train::with_backend;
 
 /// The corpus that ships in the repository (see its SOURCES.md).
@@ -42,6 +42,10 @@ pub struct PrepareCmd {
     /// to fine-tune imported GPT-2 weights.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
+    /// The fraction of the data (in bytes) that is task-suite episodes, e.g. 0.3: the bursty
+    /// documents in-context learning is learned from.
+    #[arg(long, default_value_t = 0.0)]
+    episodes: f64,
 }
 
 impl PrepareCmd {
@@ -53,8 +57,13 @@ impl PrepareCmd {
             Some(p) => Some(std::fs::read_to_string(p).with_context(|| p.display().to_string())?),
         };
         let t = Instant::now();
-        let meta =
-            prepare(&PrepareArgs { corpus, out: self.out.clone(), vocab_size: self.vocab_size, tokenizer_json })?;
+        let meta = prepare(&PrepareArgs {
+            corpus,
+            out: self.out.clone(),
+            vocab_size: self.vocab_size,
+            tokenizer_json,
+            episodes: self.episodes,
+        })?;
         eprintln!(
             "prepared {} in {:.1} s: vocab {}, {} train + {} val tokens from {} sources",
             self.out.display(),
@@ -124,19 +133,12 @@ impl ModelFlags {
     }
 }
 
+/// The training loop's flags, shared by `pretrain` and `finetune`.
 #[derive(Args)]
-pub struct PretrainCmd {
-    /// A folder written by `prepare`.
-    #[arg(long)]
-    data: PathBuf,
-    /// The run folder: checkpoints, metrics.jsonl.
-    #[arg(long)]
-    out: PathBuf,
-    #[command(flatten)]
-    model: ModelFlags,
+pub struct TrainFlags {
     #[arg(long, value_enum, default_value = "cpu")]
-    backend: BackendKind,
-    /// Windows per micro-batch.
+    pub backend: BackendKind,
+    /// Rows per micro-batch (windows in pre-training, examples in fine-tuning).
     #[arg(long, default_value_t = 16)]
     batch: usize,
     /// Micro-batches per optimizer step (gradient accumulation).
@@ -172,23 +174,15 @@ pub struct PretrainCmd {
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     resume: bool,
-    /// Start from these weights (a bundle or checkpoint folder; see `import`).
-    #[arg(long)]
-    init_from: Option<PathBuf>,
 }
 
-impl PretrainCmd {
-    pub fn run(self) -> anyhow::Result<()> {
-        let data = Dataset::open(&self.data)?;
-        let tok = wgpt::bundle::load_tokenizer(&self.data)?;
-        let eos = tok.token_to_id(wgpt_train::prepare::EOT).unwrap_or(0);
-        let config = self.model.config(data.meta.vocab_size, eos)?;
-        check_memory(&config, self.batch, self.backend)?;
-        let run = RunSpec {
+impl TrainFlags {
+    pub fn run_spec(&self, context: usize, train_tokens: usize, task: Option<&str>) -> RunSpec {
+        RunSpec {
             seed: self.seed,
             batch: self.batch,
             accum: self.accum,
-            context: config.n_positions,
+            context,
             steps: self.steps,
             lr: self.lr,
             min_lr: self.min_lr,
@@ -200,11 +194,14 @@ impl PretrainCmd {
                 weight_decay: self.weight_decay,
                 grad_clip: self.grad_clip,
             },
-            train_tokens: data.meta.train_tokens,
-        };
-        let args = PretrainArgs {
-            data: self.data,
-            out: self.out,
+            train_tokens,
+            task: task.map(str::to_string),
+        }
+    }
+
+    pub fn train_args(&self, out: PathBuf, config: GptConfig, run: RunSpec, init_from: Option<PathBuf>) -> TrainArgs {
+        TrainArgs {
+            out,
             config,
             run,
             eval_every: self.eval_every.max(1),
@@ -212,19 +209,41 @@ impl PretrainCmd {
             ckpt_every: self.ckpt_every.max(1),
             keep: self.keep,
             resume: self.resume,
-            init_from: self.init_from,
-        };
+            init_from,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct PretrainCmd {
+    /// A folder written by `prepare`.
+    #[arg(long)]
+    data: PathBuf,
+    /// The run folder: checkpoints, metrics.jsonl.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    model: ModelFlags,
+    #[command(flatten)]
+    train: TrainFlags,
+    /// Start from these weights (a bundle or checkpoint folder; see `import`).
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+}
+
+impl PretrainCmd {
+    pub fn run(self) -> anyhow::Result<()> {
+        let data = Dataset::open(&self.data)?;
+        let tok = wgpt::bundle::load_tokenizer(&self.data)?;
+        let eos = tok.token_to_id(wgpt_train::prepare::EOT).unwrap_or(0);
+        let config = self.model.config(data.meta.vocab_size, eos)?;
+        check_memory(&config, self.train.batch, self.train.backend)?;
+        let run = self.train.run_spec(config.n_positions, data.meta.train_tokens, None);
+        let args = self.train.train_args(self.out, config, run, self.init_from);
         let params = parameter_count(&args.config);
-        eprintln!("model: {params} parameters; backend {:?}", self.backend);
-        let summary = with_backend!(self.backend, |B, device| pretrain::<B>(&args, &device))?;
-        println!(
-            "{}",
-            json!({
-                "step": summary.step, "first_loss": summary.first_loss, "last_loss": summary.last_loss,
-                "val_loss": summary.val_loss, "tokens_per_s": summary.tokens_per_s,
-                "checkpoint": summary.checkpoint.display().to_string(),
-            })
-        );
+        eprintln!("model: {params} parameters; backend {:?}", self.train.backend);
+        let summary = with_backend!(self.train.backend, |B, device| pretrain::<B>(&self.data, &args, &device))?;
+        println!("{}", summary.to_json());
         Ok(())
     }
 }
@@ -286,7 +305,7 @@ pub struct ExportCmd {
 }
 
 /// A checkpoint folder itself, or the newest one of a run folder.
-fn resolve_checkpoint(path: &Path) -> anyhow::Result<PathBuf> {
+pub fn resolve_checkpoint(path: &Path) -> anyhow::Result<PathBuf> {
     if path.join("model.safetensors").is_file() {
         return Ok(path.to_path_buf());
     }

@@ -130,6 +130,8 @@ pub struct Batch {
     pub context: usize,
     pub inputs: Vec<i32>,
     pub targets: Vec<i32>,
+    /// Per-target loss weights (`None`: all 1), e.g. the answer-only loss of `finetune`.
+    pub weights: Option<Vec<f32>>,
 }
 
 fn window(tokens: &Tokens, start: usize, context: usize, batch: &mut Batch) {
@@ -147,6 +149,7 @@ pub fn train_batch(tokens: &Tokens, seed: u64, step: u64, micro: u64, rows: usiz
         context,
         inputs: Vec::with_capacity(rows * context),
         targets: Vec::with_capacity(rows * context),
+        weights: None,
     };
     for r in 0..rows {
         let start = hash(&[seed, step, micro, r as u64]) % span;
@@ -163,7 +166,7 @@ pub fn val_batches(tokens: &Tokens, rows: usize, context: usize, max_batches: us
     let mut w = 0;
     while w < windows && out.len() < max_batches {
         let n = rows.min(windows - w);
-        let mut batch = Batch { rows: n, context, inputs: Vec::new(), targets: Vec::new() };
+        let mut batch = Batch { rows: n, context, inputs: Vec::new(), targets: Vec::new(), weights: None };
         for i in 0..n {
             window(tokens, (w + i) * context, context, &mut batch);
         }

@@ -1,18 +1,22 @@
-//! wgpt-train: the GPT-1 stage of the story (pre-train on real text), on burn.
+//! wgpt-train: the GPT-1 → GPT-3 stages of the story (pre-train, fine-tune, evaluate zero- and
+//! few-shot), on burn.
 //!
 //! `model` is the GPT (HF GPT-2 names), `init` GPT-2's initialisation, `optim` AdamW, `data` the
 //! token shards and batches, `prepare` corpus → tokenizer → shards, `checkpoint` atomic save and
-//! resume, `train` the loop, `bundle` export/import to the inference bundle, `backend` the choice
+//! resume, `train` the loop, `finetune` a task's
+//! labelled batches, `icl` zero/few-shot evaluation, `bundle` export/import to the inference bundle, `backend` the choice
 //! of CPU, wgpu or CUDA.
 
 pub mod backend;
 pub mod bundle;
 pub mod checkpoint;
 pub mod data;
+pub mod finetune;
+pub mod icl;
 pub mod init;
 pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod prepare;
-pub mod rng;
+pub use wgpt::rng;
 pub mod train;

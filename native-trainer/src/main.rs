@@ -3,9 +3,14 @@
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod cli_icl;
 
 #[derive(Parser)]
-#[command(name = "wgpt-train", version, about = "Pre-train a GPT on burn, export it to a wgpt bundle")]
+#[command(
+    name = "wgpt-train",
+    version,
+    about = "Pre-train, fine-tune and evaluate a GPT on burn; export it to a wgpt bundle"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,6 +22,10 @@ enum Command {
     Prepare(cli::PrepareCmd),
     /// Pre-train (or continue, with --resume) on prepared shards.
     Pretrain(cli::PretrainCmd),
+    /// GPT-1's second stage: train on one task's labelled examples, the loss on the answer only.
+    Finetune(cli_icl::FinetuneCmd),
+    /// Zero-, one- and few-shot accuracy on held-out task episodes: a table and a plot.
+    Eval(cli_icl::EvalCmd),
     /// A checkpoint (or a run folder: its newest checkpoint) → a bundle `wgpt` loads.
     Export(cli::ExportCmd),
     /// A bundle (e.g. real HF GPT-2 weights) → a folder `pretrain --init-from` starts from.
@@ -34,6 +43,8 @@ fn main() {
     let result = match cli.command {
         Command::Prepare(c) => c.run(),
         Command::Pretrain(c) => c.run(),
+        Command::Finetune(c) => c.run(),
+        Command::Eval(c) => c.run(),
         Command::Export(c) => c.run(),
         Command::Import(c) => c.run(),
         Command::Loss(c) => c.run(),

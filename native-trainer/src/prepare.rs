@@ -5,6 +5,11 @@
 //! represented in both splits and no text is in both. The tokenizer is trained on the training
 //! chunks only: byte-level BPE (any UTF-8 text encodes, Chinese and English alike), digits split
 //! one per token (arithmetic needs them), special tokens reserved for documents and chat.
+//!
+//! `episodes` adds the task suite's episodic documents (`wgpt::tasks`) as one more source, a
+//! given fraction of the bytes: training episodes from the training split of inputs, validation
+//! episodes from the held-out split, one episode per document. This is the "bursty" data under
+//! which in-context learning appears (Chan et al. 2022).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +23,8 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{
     AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerBuilder,
 };
+
+use wgpt::tasks::{self, Split};
 
 use crate::data::{FORMAT, ShardMeta, SourceInfo};
 
@@ -43,6 +50,8 @@ pub enum PrepareError {
     VocabSize(usize),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    #[error("--episodes {0} is outside 0..1 (the fraction of the bytes that are task episodes)")]
+    EpisodeFraction(f64),
     #[error("the validation split is empty: the corpus is too small ({0} chunks of ~2 KB; need at least {VAL_EVERY})")]
     TooSmall(usize),
 }
@@ -57,6 +66,8 @@ pub struct PrepareArgs {
     pub vocab_size: usize,
     /// An existing tokenizer to use instead of training one.
     pub tokenizer_json: Option<String>,
+    /// The fraction of all bytes that are task-suite episodes (0: none).
+    pub episodes: f64,
 }
 
 struct Source {
@@ -64,6 +75,8 @@ struct Source {
     bytes: usize,
     train: Vec<String>,
     val: Vec<String>,
+    /// Each text is a document of its own (`<|endoftext|>` after each), not a chunk of one.
+    documents: bool,
 }
 
 /// Reads the corpus (sorted file order, so the result is reproducible) and splits it.
@@ -92,7 +105,13 @@ fn read_sources(corpus: &[PathBuf]) -> Result<Vec<Source>, PrepareError> {
         let text = String::from_utf8(bytes)
             .map_err(|e| PrepareError::NotUtf8 { path: path.clone(), offset: e.utf8_error().valid_up_to() })?;
         let text = text.replace("\r\n", "\n");
-        let mut source = Source { name: path.display().to_string(), bytes: text.len(), train: vec![], val: vec![] };
+        let mut source = Source {
+            name: path.display().to_string(),
+            bytes: text.len(),
+            train: vec![],
+            val: vec![],
+            documents: false,
+        };
         for chunk in chunks(&text) {
             if index % VAL_EVERY == VAL_EVERY - 1 {
                 source.val.push(chunk)
@@ -172,23 +191,58 @@ fn encode(
     tok: &wgpt::tokenizer::Tokenizer,
     texts: &[String],
     eot: u32,
+    eot_each: bool,
     out: &mut Vec<u8>,
 ) -> Result<usize, PrepareError> {
     let mut n = 0;
-    for t in texts {
-        let ids = tok.encode(t).map_err(|e| PrepareError::Tokenizer(e.to_string()))?;
+    for (i, t) in texts.iter().enumerate() {
+        let mut ids = tok.encode(t).map_err(|e| PrepareError::Tokenizer(e.to_string()))?;
+        if eot_each || i + 1 == texts.len() {
+            ids.push(eot);
+        }
         n += ids.len();
         for id in ids {
             out.extend_from_slice(&(id as u16).to_le_bytes());
         }
     }
-    out.extend_from_slice(&(eot as u16).to_le_bytes());
-    Ok(n + 1)
+    Ok(n)
+}
+
+/// Episodes until they are `fraction` of all bytes, in each split.
+fn episode_source(natural: &[Source], fraction: f64) -> Source {
+    let goal = |bytes: usize| (bytes as f64 * fraction / (1.0 - fraction)) as usize;
+    let fill = |goal: usize, doc: &dyn Fn(u64) -> String| {
+        let (mut out, mut bytes) = (Vec::new(), 0);
+        while bytes < goal {
+            let d = doc(out.len() as u64);
+            bytes += d.len();
+            out.push(d);
+        }
+        out
+    };
+    let train_bytes = natural.iter().flat_map(|s| &s.train).map(String::len).sum();
+    let val_bytes = natural.iter().flat_map(|s| &s.val).map(String::len).sum();
+    let train = fill(goal(train_bytes), &|i| tasks::document(Split::Train, i).document());
+    let val = fill(goal(val_bytes), &|i| tasks::document(Split::Eval, i).document());
+    let bytes = train.iter().chain(&val).map(String::len).sum();
+    Source {
+        name: format!("task-suite episodes ({} train, {} val)", train.len(), val.len()),
+        bytes,
+        train,
+        val,
+        documents: true,
+    }
 }
 
 /// Runs `prepare`; returns the shard description it wrote.
 pub fn prepare(args: &PrepareArgs) -> Result<ShardMeta, PrepareError> {
-    let sources = read_sources(&args.corpus)?;
+    if !(0.0..1.0).contains(&args.episodes) {
+        return Err(PrepareError::EpisodeFraction(args.episodes));
+    }
+    let mut sources = read_sources(&args.corpus)?;
+    if args.episodes > 0.0 {
+        sources.push(episode_source(&sources, args.episodes));
+    }
     let json = match &args.tokenizer_json {
         Some(json) => json.clone(),
         None => train_tokenizer(sources.iter().flat_map(|s| s.train.iter().map(String::as_str)), args.vocab_size)?,
@@ -203,8 +257,8 @@ pub fn prepare(args: &PrepareArgs) -> Result<ShardMeta, PrepareError> {
     let (mut train, mut val) = (Vec::new(), Vec::new());
     let mut infos = Vec::new();
     for s in &sources {
-        let train_tokens = encode(&tok, &s.train, eot, &mut train)?;
-        let val_tokens = if s.val.is_empty() { 0 } else { encode(&tok, &s.val, eot, &mut val)? };
+        let train_tokens = encode(&tok, &s.train, eot, s.documents, &mut train)?;
+        let val_tokens = if s.val.is_empty() { 0 } else { encode(&tok, &s.val, eot, s.documents, &mut val)? };
         infos.push(SourceInfo { file: s.name.clone(), bytes: s.bytes, train_tokens, val_tokens });
     }
     let meta = ShardMeta {

@@ -1,4 +1,5 @@
-//! `pretrain`: next-token prediction on the prepared shards, the whole sequence in parallel.
+//! The training loop, shared by `pretrain` (next-token prediction on the prepared shards, the
+//! whole sequence in parallel) and `finetune` (a task's labelled examples, the loss on the answer).
 //!
 //! Per step: `accum` micro-batches of `batch` windows, their gradients summed (each loss scaled
 //! by 1/accum), then one AdamW update (see `optim`) at the scheduled learning rate: linear warmup
@@ -6,6 +7,9 @@
 //! same held-out windows; a checkpoint every `ckpt_every` steps and at the end. `--resume`
 //! continues from the newest checkpoint on the same curve: the model, the AdamW moments and the
 //! step are restored, and the data order is a function of (seed, step).
+//!
+//! Where batches come from is a [`Batches`]: windows of the shards here, a task's examples in
+//! `finetune`. A batch may weight its targets (the answer-only loss).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -26,8 +30,32 @@ use crate::init::gpt2_init;
 use crate::model::Gpt;
 use crate::optim::AdamW;
 
-pub struct PretrainArgs {
-    pub data: PathBuf,
+/// Where a training loop's batches come from; both are pure functions of their arguments.
+pub trait Batches {
+    fn train(&self, step: u64, micro: u64) -> anyhow::Result<Batch>;
+    /// The fixed validation batches, at most `max_batches`.
+    fn val(&self, max_batches: usize) -> anyhow::Result<Vec<Batch>>;
+}
+
+/// Pre-training windows of the token shards.
+struct ShardBatches<'a> {
+    data: &'a Dataset,
+    seed: u64,
+    rows: usize,
+    context: usize,
+}
+
+impl Batches for ShardBatches<'_> {
+    fn train(&self, step: u64, micro: u64) -> anyhow::Result<Batch> {
+        Ok(train_batch(&self.data.train, self.seed, step, micro, self.rows, self.context))
+    }
+
+    fn val(&self, max_batches: usize) -> anyhow::Result<Vec<Batch>> {
+        Ok(val_batches(&self.data.val, self.rows, self.context, max_batches))
+    }
+}
+
+pub struct TrainArgs {
     pub out: PathBuf,
     pub config: GptConfig,
     pub run: RunSpec,
@@ -49,6 +77,17 @@ pub struct Summary {
     pub checkpoint: PathBuf,
 }
 
+impl Summary {
+    /// The line a stage prints when it ends.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "step": self.step, "first_loss": self.first_loss, "last_loss": self.last_loss,
+            "val_loss": self.val_loss, "tokens_per_s": self.tokens_per_s,
+            "checkpoint": self.checkpoint.display().to_string(),
+        })
+    }
+}
+
 /// Learning rate at 0-based `step`.
 pub fn lr_at(run: &RunSpec, step: u64) -> f64 {
     if step < run.warmup {
@@ -59,20 +98,24 @@ pub fn lr_at(run: &RunSpec, step: u64) -> f64 {
     run.min_lr + 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()) * (run.lr - run.min_lr)
 }
 
-pub fn batch_tensors<B: Backend>(batch: &Batch, device: &B::Device) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+pub type BatchTensors<B> = (Tensor<B, 2, Int>, Tensor<B, 2, Int>, Option<Tensor<B, 2>>);
+
+/// Inputs, targets and the targets' weights (if the batch has any) as tensors.
+pub fn batch_tensors<B: Backend>(batch: &Batch, device: &B::Device) -> BatchTensors<B> {
     let shape = [batch.rows, batch.context];
     (
         Tensor::from_data(TensorData::new(batch.inputs.clone(), shape), device),
         Tensor::from_data(TensorData::new(batch.targets.clone(), shape), device),
+        batch.weights.as_ref().map(|w| Tensor::from_data(TensorData::new(w.clone(), shape), device)),
     )
 }
 
-/// Mean loss over the validation windows.
+/// Mean loss over the validation batches.
 pub fn evaluate<B: Backend>(model: &Gpt<B>, batches: &[Batch], device: &B::Device) -> f64 {
     let (mut sum, mut rows) = (0.0, 0usize);
     for b in batches {
-        let (x, y) = batch_tensors::<B>(b, device);
-        sum += model.loss(x, y, None).into_scalar().elem::<f64>() * b.rows as f64;
+        let (x, y, w) = batch_tensors::<B>(b, device);
+        sum += model.loss(x, y, w).into_scalar().elem::<f64>() * b.rows as f64;
         rows += b.rows;
     }
     sum / rows.max(1) as f64
@@ -124,24 +167,43 @@ fn metrics_file(out: &Path, keep_up_to: u64) -> anyhow::Result<std::fs::File> {
     Ok(std::fs::OpenOptions::new().append(true).open(&path)?)
 }
 
-pub fn pretrain<AB: AutodiffBackend>(args: &PretrainArgs, device: &AB::Device) -> anyhow::Result<Summary> {
-    let data = Dataset::open(&args.data)?;
-    let config = &args.config;
-    let run = &args.run;
+/// Pre-training on the shards in `data`.
+pub fn pretrain<AB: AutodiffBackend>(data: &Path, args: &TrainArgs, device: &AB::Device) -> anyhow::Result<Summary> {
+    let data = Dataset::open(data)?;
+    let (config, run) = (&args.config, &args.run);
     if config.vocab_size < data.meta.vocab_size {
         bail!("vocab_size {} is smaller than the data's {}", config.vocab_size, data.meta.vocab_size);
     }
+    if run.train_tokens != data.meta.train_tokens {
+        bail!("internal: run spec made for other data");
+    }
+    check_run(args)?;
+    data.check_context(run.context)?;
+    let tokenizer_json = std::fs::read(data.dir.join("tokenizer.json")).context("the data folder's tokenizer.json")?;
+    let batches = ShardBatches { data: &data, seed: run.seed, rows: run.batch, context: run.context };
+    train_loop::<AB>(args, &batches, &tokenizer_json, device)
+}
+
+/// Settings every run needs.
+pub fn check_run(args: &TrainArgs) -> anyhow::Result<()> {
+    let (config, run) = (&args.config, &args.run);
     if run.context > config.n_positions {
         bail!("context {} is longer than the model's n_positions {}", run.context, config.n_positions);
     }
     if run.batch == 0 || run.accum == 0 || run.steps == 0 || run.context == 0 {
         bail!("batch, accum, steps and context must be at least 1");
     }
-    if run.train_tokens != data.meta.train_tokens {
-        bail!("internal: run spec made for other data");
-    }
-    data.check_context(run.context)?;
-    let tokenizer_json = std::fs::read(data.dir.join("tokenizer.json")).context("the data folder's tokenizer.json")?;
+    Ok(())
+}
+
+/// The loop itself: `batches` feed it, checkpoints carry `tokenizer_json`.
+pub fn train_loop<AB: AutodiffBackend>(
+    args: &TrainArgs,
+    batches: &dyn Batches,
+    tokenizer_json: &[u8],
+    device: &AB::Device,
+) -> anyhow::Result<Summary> {
+    let (config, run) = (&args.config, &args.run);
     std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
     checkpoint::clean_partial(&args.out)?;
 
@@ -184,7 +246,7 @@ pub fn pretrain<AB: AutodiffBackend>(args: &PretrainArgs, device: &AB::Device) -
         bail!("the run is already at step {start} of {}; raise --steps to continue", run.steps);
     }
     let mut metrics = metrics_file(&args.out, start)?;
-    let val = val_batches(&data.val, run.batch, run.context, args.eval_batches);
+    let val = batches.val(args.eval_batches)?;
     let tokens_per_step = (run.batch * run.accum * run.context) as u64;
 
     let bar = if std::io::stderr().is_terminal() { ProgressBar::new(run.steps) } else { ProgressBar::hidden() };
@@ -202,9 +264,9 @@ pub fn pretrain<AB: AutodiffBackend>(args: &PretrainArgs, device: &AB::Device) -
         let mut acc = GradientsAccumulator::<Gpt<AB>>::new();
         let mut loss_sum = 0.0;
         for micro in 0..run.accum as u64 {
-            let batch = train_batch(&data.train, run.seed, step, micro, run.batch, run.context);
-            let (x, y) = batch_tensors::<AB>(&batch, device);
-            let loss = model.loss(x, y, None);
+            let batch = batches.train(step, micro)?;
+            let (x, y, w) = batch_tensors::<AB>(&batch, device);
+            let loss = model.loss(x, y, w);
             loss_sum += loss.clone().into_scalar().elem::<f64>();
             let grads = GradientsParams::from_grads((loss / run.accum as f64).backward(), &model);
             acc.accumulate(&model, grads);
@@ -235,7 +297,7 @@ pub fn pretrain<AB: AutodiffBackend>(args: &PretrainArgs, device: &AB::Device) -
         bar.inc(1);
         if done % args.ckpt_every == 0 || done == run.steps {
             let state = TrainState { step: done, tokens_seen: done * tokens_per_step, run: run.clone(), val_loss };
-            last_ckpt = checkpoint::save(&args.out, &model.valid(), &opt, &state, &tokenizer_json, args.keep)?;
+            last_ckpt = checkpoint::save(&args.out, &model.valid(), &opt, &state, tokenizer_json, args.keep)?;
         }
     }
     bar.finish_and_clear();

@@ -287,3 +287,79 @@ fn bad_input_is_a_clear_error() {
     let backend = fails(&["pretrain", "--data", s(&data), "--out", s(&t.join("c")), "--backend", "cuda"]);
     assert!(backend.contains("cuda"), "{backend}");
 }
+
+#[test]
+fn episodes_finetune_and_eval_write_their_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(&["prepare", "--out", s(&data), "--vocab-size", "512", "--episodes", "0.25"]);
+    let meta: Value = serde_json::from_slice(&std::fs::read(data.join("meta.json")).unwrap()).unwrap();
+    let sources = meta["sources"].as_array().unwrap();
+    let episodes = sources.iter().find(|s| s["file"].as_str().unwrap().starts_with("task-suite episodes")).unwrap();
+    let bytes = |s: &Value| s["bytes"].as_f64().unwrap();
+    let share = bytes(episodes) / sources.iter().map(bytes).sum::<f64>();
+    assert!((0.24..0.27).contains(&share), "episodes are {share} of the bytes");
+    assert!(episodes["val_tokens"].as_u64().unwrap() > 0);
+
+    let run = tmp.path().join("run");
+    let mut args = vec!["pretrain", "--data", s(&data), "--out", s(&run), "--steps", "20", "--ckpt-every", "10"];
+    args.extend(NANO);
+    ok(&args);
+    let ft = tmp.path().join("ft");
+    let out = ok(&[
+        "finetune",
+        "--init-from",
+        s(&run),
+        "--task",
+        "copy",
+        "--out",
+        s(&ft),
+        "--steps",
+        "30",
+        "--lr",
+        "1e-2",
+        "--warmup",
+        "5",
+        "--eval-every",
+        "10",
+        "--eval-batches",
+        "2",
+    ]);
+    let summary: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(summary["last_loss"].as_f64().unwrap() < summary["first_loss"].as_f64().unwrap());
+    let state: Value = serde_json::from_slice(&read(ft.join("ckpt-000030/state.json"))).unwrap();
+    assert_eq!(state["run"]["task"], "copy");
+
+    let report = tmp.path().join("report");
+    let md = ok(&[
+        "eval",
+        "--model",
+        &format!("base={}", s(&run)),
+        "--model",
+        &format!("ft={}", s(&ft)),
+        "--k",
+        "0,2",
+        "--episodes",
+        "4",
+        "--out",
+        s(&report),
+        "--curve",
+        s(&run),
+    ]);
+    assert!(md.contains("| base + desc · lookup |") && md.contains("| ft | "));
+    let json: Value = serde_json::from_slice(&read(report.join("icl.json"))).unwrap();
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2 * 10 * 2 * 2);
+    assert!(cells.iter().all(|c| c["total"] == 4 && (0.0..=1.0).contains(&c["accuracy"].as_f64().unwrap())));
+    let curve: Value = serde_json::from_slice(&read(report.join("icl-curve.json"))).unwrap();
+    assert_eq!(curve.as_array().unwrap().len(), 2);
+    for png in ["icl.png", "icl-curve.png"] {
+        assert!(read(report.join(png)).starts_with(b"\x89PNG"), "{png}");
+    }
+
+    // Bad input: clear errors.
+    assert!(fails(&["eval", "--model", s(&run), "--out", s(&report), "--tasks", "juggle"]).contains("unknown task"));
+    assert!(fails(&["eval", "--model", s(&run), "--out", s(&report), "--k", "1,x"]).contains("--k"));
+    assert!(fails(&["finetune", "--init-from", s(&data), "--task", "copy", "--out", s(&ft)]).contains("checkpoint"));
+    assert!(fails(&["prepare", "--out", s(&data), "--episodes", "1.5"]).contains("--episodes"));
+}

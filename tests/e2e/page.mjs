@@ -3,7 +3,7 @@
 // (`cargo xtask test` serves www/ and runs this). Prints one line per test and exits non-zero on
 // any failure. Screenshots are kept in SCREENSHOT_DIR.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 
 const [base, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
@@ -130,6 +130,37 @@ await test('attention: a heatmap for "You are a good man"', async () => {
   assert(sums.every((s) => Math.abs(s - 1) < 0.05), `row sums ${sums}`);
   await page.selectOption('#layer', { index: 1 });
   await page.screenshot({ path: `${shots}/attention.png` });
+});
+
+// Episodes the trainer builds natively (tests/tasks.rs checks this file against the Rust).
+const EPISODES = JSON.parse(readFileSync(new URL('../fixtures/episodes.json', import.meta.url), 'utf8'));
+
+await test('few-shot: the page builds the same prompts as the trainer', async () => {
+  await page.click('button[data-tab="fewshot"]');
+  await page.waitForFunction(() => document.querySelectorAll('#task option').length === 10, null, { timeout: LONG });
+  for (const e of EPISODES) {
+    await page.selectOption('#task', e.task);
+    await page.selectOption('#shots', String(e.k));
+    await page.setChecked('#with-desc', e.description);
+    await page.fill('#episode', String(e.seed));
+    await page.dispatchEvent('#episode', 'change');
+    await page.waitForFunction((want) => document.getElementById('fewshot-prompt').value === want, e.prompt, { timeout: 10_000 })
+      .catch(async () => { throw new Error(`${e.task} k=${e.k}: page built ${JSON.stringify(await page.inputValue('#fewshot-prompt'))}`); });
+    const expected = await page.textContent('#fewshot-expected');
+    assert(expected === e.answer, `${e.task}: expected ${expected} vs ${e.answer}`);
+  }
+});
+
+await test('few-shot: complete one episode, then compare 0 to 8 examples', async () => {
+  await page.selectOption('#task', 'copy');
+  await page.selectOption('#shots', '4');
+  await page.click('#fewshot-run');
+  await page.waitForFunction(() => /right|wrong/.test(document.getElementById('fewshot-output').className), null, { timeout: LONG });
+  await page.click('#fewshot-sweep');
+  await page.waitForSelector('#fewshot-table[data-done="true"]', { timeout: LONG });
+  const rows = await page.$$eval('#fewshot-table tr', (trs) => trs.slice(1).map((tr) => tr.cells[1].textContent));
+  assert(rows.length === 5 && rows.every((r) => / \/ 10$/.test(r)), `sweep rows ${rows}`);
+  await page.screenshot({ path: `${shots}/few-shot.png` });
 });
 
 await test('the WebGPU engine gives the same next tokens', async () => {

@@ -17,6 +17,7 @@ commands:
   test     every test: format and lint checks, native tests (GPU ones on Vulkan or lavapipe),
            wasm tests in headless Chromium (CPU reference and WGSL engine on WebGPU)
   lint     cargo fmt --check and cargo clippy -D warnings only
+  e2e      build the wasm package and run the page's end-to-end tests only
   serve    build the wasm package and serve www/ on 127.0.0.1 (--port N, default 8080)";
 
 fn main() {
@@ -24,6 +25,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("lint") => lint(),
+        Some("e2e") => build_web().and_then(|()| e2e_test()),
         Some("serve") => serve(&args[1..]),
         _ => {
             eprintln!("{USAGE}");

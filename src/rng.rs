@@ -1,5 +1,6 @@
-//! A small seeded RNG (SplitMix64) and a counter-based hash. Everything random in training is a
-//! function of (seed, step, index), so a resumed run draws exactly what an unbroken one would.
+//! A small seeded RNG (SplitMix64) and a counter-based hash. Everything random in training and in
+//! the task suite is a function of (seed, index), so a resumed run draws exactly what an unbroken
+//! one would, and the page builds the same episode as the trainer.
 
 pub struct Rng(u64);
 
@@ -16,6 +17,16 @@ impl Rng {
     /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `0..n` (`n` > 0; the modulo bias is below 2⁻⁵⁰ for the small `n` used here).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.uniform() < p
     }
 
     /// Standard normal (Box–Muller).

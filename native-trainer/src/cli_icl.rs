@@ -1,0 +1,216 @@
+//! The GPT-1 → GPT-3 stages: `finetune` (one task, answer-only loss) and `eval` (zero-, one- and
+//! few-shot accuracy on held-out episodes, for any number of models and checkpoints).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::json;
+use wgpt::tasks::{self, Task};
+use wgpt_train::backend::Cpu;
+use wgpt_train::checkpoint;
+use wgpt_train::finetune::TaskBatches;
+use wgpt_train::icl::{self, Cell, EvalSpec};
+use wgpt_train::model::Gpt;
+use wgpt_train::plot::{Series, draw_lines};
+use wgpt_train::train::{check_run, train_loop};
+use wgpt_train::with_backend;
+
+use crate::cli::{TrainFlags, resolve_checkpoint};
+
+fn parse_task(name: &str) -> anyhow::Result<Task> {
+    Task::from_name(name).ok_or_else(|| {
+        let all: Vec<&str> = tasks::ALL.iter().map(|t| t.name()).collect();
+        anyhow::anyhow!("unknown task {name:?} (one of: {})", all.join(", "))
+    })
+}
+
+#[derive(Args)]
+pub struct FinetuneCmd {
+    /// The pre-trained model: a bundle, a checkpoint or a run folder (its newest checkpoint).
+    #[arg(long)]
+    init_from: PathBuf,
+    /// The task whose labelled examples it is trained on (see `eval --help` for the list).
+    #[arg(long)]
+    task: String,
+    /// The run folder: checkpoints, metrics.jsonl.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    train: TrainFlags,
+}
+
+impl FinetuneCmd {
+    pub fn run(self) -> anyhow::Result<()> {
+        let task = parse_task(&self.task)?;
+        let init = resolve_checkpoint(&self.init_from)?;
+        let (config, _) = checkpoint::load_weights(&init)?;
+        let tokenizer = wgpt::bundle::load_tokenizer(&init)?;
+        let tokenizer_json = tokenizer.to_json()?;
+        let run = self.train.run_spec(config.n_positions, 0, Some(task.name()));
+        let args = self.train.train_args(self.out, config.clone(), run, Some(init));
+        check_run(&args)?;
+        let batches = TaskBatches {
+            task,
+            tokenizer,
+            eos: config.eos_token_id.unwrap_or(0),
+            seed: args.run.seed,
+            batch: args.run.batch,
+            context: config.n_positions,
+            val_examples: 256,
+        };
+        let summary = with_backend!(self.train.backend, |B, device| train_loop::<B>(
+            &args,
+            &batches,
+            tokenizer_json.as_bytes(),
+            &device
+        ))?;
+        println!("{}", summary.to_json());
+        Ok(())
+    }
+}
+
+#[derive(Args)]
+pub struct EvalCmd {
+    /// `NAME=PATH` (or just PATH): a bundle, a checkpoint or a run folder (its newest checkpoint).
+    /// Repeat to put models side by side (e.g. base and fine-tuned).
+    #[arg(long, required = true)]
+    model: Vec<String>,
+    /// Where icl.md, icl.json and icl.png go.
+    #[arg(long)]
+    out: PathBuf,
+    /// Comma-separated tasks; default all: reverse, copy, sort, shift, first, add, max, min,
+    /// sentiment, lookup.
+    #[arg(long)]
+    tasks: Option<String>,
+    /// Comma-separated numbers of demonstrations.
+    #[arg(long, default_value = "0,1,2,4,8")]
+    k: String,
+    /// Held-out episodes per (task, k, description) cell.
+    #[arg(long, default_value_t = 50)]
+    episodes: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also evaluate every checkpoint of this run folder (k = 0 and the largest k, no
+    /// description) and draw accuracy against step: the in-context-learning curve.
+    #[arg(long)]
+    curve: Option<PathBuf>,
+}
+
+fn load_model(path: &Path) -> anyhow::Result<(Gpt<Cpu>, wgpt::Tokenizer)> {
+    let dir = resolve_checkpoint(path)?;
+    let (config, weights) = checkpoint::load_weights(&dir)?;
+    let tok = wgpt::bundle::load_tokenizer(&dir)?;
+    Ok((Gpt::<Cpu>::from_weights(&config, &weights, &Default::default()), tok))
+}
+
+impl EvalCmd {
+    pub fn run(self) -> anyhow::Result<()> {
+        let tasks = match &self.tasks {
+            None => tasks::ALL.to_vec(),
+            Some(list) => list.split(',').map(|t| parse_task(t.trim())).collect::<anyhow::Result<_>>()?,
+        };
+        let ks: Vec<usize> = self
+            .k
+            .split(',')
+            .map(|k| k.trim().parse().map_err(|_| anyhow::anyhow!("--k: {k:?} is not a number of demonstrations")))
+            .collect::<anyhow::Result<_>>()?;
+        if ks.is_empty() || self.episodes == 0 {
+            bail!("--k and --episodes must not be empty or 0");
+        }
+        let spec = EvalSpec { tasks, ks, episodes: self.episodes, seed: self.seed };
+        std::fs::create_dir_all(&self.out).with_context(|| self.out.display().to_string())?;
+        let device = Default::default();
+        let t0 = Instant::now();
+        let mut cells: Vec<Cell> = Vec::new();
+        for m in &self.model {
+            let (name, path) = match m.split_once('=') {
+                Some((n, p)) => (n.to_string(), PathBuf::from(p)),
+                None => (m.clone(), PathBuf::from(m)),
+            };
+            let (model, tok) = load_model(&path)?;
+            cells.extend(icl::evaluate(&name, &model, &tok, &spec, &device)?);
+            eprintln!("evaluated {name} ({:.0} s)", t0.elapsed().as_secs_f64());
+        }
+        let md = icl::markdown(&cells, &spec);
+        let write = |name: &str, text: &str| {
+            let p = self.out.join(name);
+            std::fs::write(&p, text).with_context(|| p.display().to_string())
+        };
+        write("icl.md", &md)?;
+        write(
+            "icl.json",
+            &serde_json::to_string_pretty(&json!({"episodes": spec.episodes, "seed": spec.seed, "cells": cells}))?,
+        )?;
+        let series: Vec<Series> = {
+            let means = icl::means(&cells);
+            let mut keys: Vec<(String, bool)> = Vec::new();
+            for (m, d, _, _) in &means {
+                if !keys.contains(&(m.clone(), *d)) {
+                    keys.push((m.clone(), *d));
+                }
+            }
+            keys.into_iter()
+                .map(|(m, d)| Series {
+                    label: format!("{m}{}", if d { " + desc" } else { "" }),
+                    points: means.iter().filter(|x| x.0 == m && x.1 == d).map(|x| (x.2 as f64, 100.0 * x.3)).collect(),
+                    markers: true,
+                })
+                .collect()
+        };
+        draw_lines(
+            &series,
+            ("demonstrations in the prompt (k)", "accuracy (%)"),
+            Some((0.0, 100.0)),
+            &self.out.join("icl.png"),
+            "held-out accuracy against k",
+        )?;
+        if let Some(run) = &self.curve {
+            self.curve(run, &spec)?;
+        }
+        print!("{md}");
+        eprintln!("wrote icl.md, icl.json, icl.png in {} ({:.0} s)", self.out.display(), t0.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Accuracy at k = 0 and the largest k for every checkpoint of `run`.
+    fn curve(&self, run: &Path, spec: &EvalSpec) -> anyhow::Result<()> {
+        let device = Default::default();
+        let k_max = *spec.ks.iter().max().expect("checked non-empty");
+        let sub = EvalSpec { tasks: spec.tasks.clone(), ks: vec![0, k_max], episodes: spec.episodes, seed: spec.seed };
+        let mut rows = Vec::new();
+        let (mut zero, mut few) = (Vec::new(), Vec::new());
+        for (step, dir) in checkpoint::list(run)? {
+            let (model, tok) = load_model(&dir)?;
+            let cells: Vec<Cell> = icl::evaluate::<Cpu>("ckpt", &model, &tok, &sub, &device)?
+                .into_iter()
+                .filter(|c| !c.description)
+                .collect();
+            let mean = |k: usize| {
+                let v: Vec<f64> = cells.iter().filter(|c| c.k == k).map(|c| c.accuracy).collect();
+                v.iter().sum::<f64>() / v.len().max(1) as f64
+            };
+            zero.push((step as f64, 100.0 * mean(0)));
+            few.push((step as f64, 100.0 * mean(k_max)));
+            rows.push(json!({"step": step, "k0": mean(0), format!("k{k_max}"): mean(k_max)}));
+            eprintln!("step {step}: k=0 {:.0} %, k={k_max} {:.0} %", 100.0 * mean(0), 100.0 * mean(k_max));
+        }
+        if rows.is_empty() {
+            bail!("{}: no checkpoints", run.display());
+        }
+        std::fs::write(self.out.join("icl-curve.json"), serde_json::to_string_pretty(&rows)?)?;
+        let series = [
+            Series { label: "k = 0".into(), points: zero, markers: true },
+            Series { label: format!("k = {k_max}"), points: few, markers: true },
+        ];
+        draw_lines(
+            &series,
+            ("training step", "accuracy (%)"),
+            Some((0.0, 100.0)),
+            &self.out.join("icl-curve.png"),
+            "held-out accuracy during pre-training",
+        )?;
+        Ok(())
+    }
+}

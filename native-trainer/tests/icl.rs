@@ -1,0 +1,76 @@
+//! `eval`'s scoring: the batched, padded, truncated burn forward gives the same greedy predictions
+//! as the CPU reference run on each episode alone, and the exact-match rule is the greedy one.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use wgpt::config::GptConfig;
+use wgpt::cpu::{CpuSession, ForwardOptions};
+use wgpt::tasks::{self, Description, Split};
+use wgpt_train::backend::Cpu;
+use wgpt_train::icl::{self, Prediction};
+use wgpt_train::init::gpt2_init;
+use wgpt_train::model::Gpt;
+
+fn argmax(row: &[f32]) -> u32 {
+    row.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32
+}
+
+#[test]
+fn batched_predictions_match_the_cpu_reference_episode_by_episode() {
+    // A tokenizer trained on episodes, a random nano model with a short context (so k = 8
+    // prompts are cut).
+    let docs: Vec<String> = (0..400).map(|i| tasks::document(Split::Train, i).document()).collect();
+    let json = wgpt_train::prepare::train_tokenizer(docs.iter().map(String::as_str), 400).unwrap();
+    let tok = wgpt::Tokenizer::from_json(json.as_bytes()).unwrap();
+    let config = GptConfig::from_json(
+        format!(r#"{{"vocab_size":{},"n_positions":48,"n_embd":32,"n_layer":2,"n_head":2}}"#, tok.id_bound())
+            .as_bytes(),
+    )
+    .unwrap();
+    let weights = gpt2_init(&config, 5);
+    let model = Gpt::<Cpu>::from_weights(&config, &weights, &Default::default());
+
+    let episodes: Vec<_> = tasks::ALL
+        .iter()
+        .flat_map(|&t| [0, 2, 8].map(|k| tasks::episode(t, k, Description::Canonical, Split::Eval, k as u64)))
+        .collect();
+    let preds = icl::predict(&model, &tok, &episodes, &Default::default()).unwrap();
+    let inputs = icl::inputs(&tok, &episodes, config.n_positions).unwrap();
+    assert!(preds.iter().any(|p| p.truncated) && preds.iter().any(|p| !p.truncated));
+
+    let mut session = CpuSession::new(config.clone(), Arc::new(weights));
+    for ((pred, (ids, first)), e) in preds.iter().zip(&inputs).zip(&episodes) {
+        assert!(ids.len() <= config.n_positions);
+        assert_eq!(pred.answer, tok.encode(&format!(" {}", e.answer)).unwrap());
+        session.reset();
+        let out = session.forward(ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap();
+        let v = config.vocab_size;
+        let expected: Vec<u32> =
+            (0..=pred.answer.len()).map(|j| argmax(&out.logits[(first + j) * v..(first + j + 1) * v])).collect();
+        assert_eq!(pred.argmax, expected, "{:?} k={}", e.task, e.demos.len());
+    }
+}
+
+#[test]
+fn an_answer_counts_only_when_greedy_writes_it_then_stops() {
+    let stops = HashSet::from([0, 9]);
+    let p = |argmax: Vec<u32>| Prediction { answer: vec![4, 5], argmax, truncated: false };
+    assert!(p(vec![4, 5, 9]).correct(&stops));
+    assert!(p(vec![4, 5, 0]).correct(&stops));
+    assert!(!p(vec![4, 5, 6]).correct(&stops), "keeps writing");
+    assert!(!p(vec![4, 6, 9]).correct(&stops), "wrong token");
+    assert!(!p(vec![9, 5, 9]).correct(&stops), "stops early");
+}
+
+#[test]
+fn stop_tokens_are_the_line_breaks_and_the_end_of_document() {
+    let docs: Vec<String> = (0..200).map(|i| tasks::document(Split::Train, i).document()).collect();
+    let json = wgpt_train::prepare::train_tokenizer(docs.iter().map(String::as_str), 320).unwrap();
+    let tok = wgpt::Tokenizer::from_json(json.as_bytes()).unwrap();
+    let stops = icl::stop_ids(&tok, Some(0));
+    let newline = tok.encode("\n").unwrap();
+    assert!(stops.contains(&newline[0]) && stops.contains(&0));
+    let letter = tok.encode(" a").unwrap();
+    assert!(!stops.contains(&letter[0]));
+}
