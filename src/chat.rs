@@ -58,17 +58,20 @@ pub fn template(tok: &Tokenizer) -> Template {
     }
 }
 
-fn turn_ids(tok: &Tokenizer, t: Template, m: &Message) -> Result<Vec<u32>, ChatError> {
+/// A turn's ids in three parts: the header (`<|im_start|>role\n` or `Role:`), the content with
+/// what ends it (`<|im_end|>` or `\n`), and the separator after it. The header and the content
+/// are tokenized apart, exactly as a reply is generated after the prompt's header.
+fn turn_parts(tok: &Tokenizer, t: Template, m: &Message) -> Result<[Vec<u32>; 3], ChatError> {
     if !matches!(m.role.as_str(), "system" | "user" | "assistant") {
         return Err(ChatError::Role(m.role.clone()));
     }
     Ok(match t {
         Template::ChatMl { start, end } => {
-            let mut ids = vec![start];
-            ids.extend(tok.encode(&format!("{}\n{}", m.role, m.content))?);
-            ids.push(end);
-            ids.extend(tok.encode("\n")?);
-            ids
+            let mut head = vec![start];
+            head.extend(tok.encode(&format!("{}\n", m.role))?);
+            let mut body = tok.encode(&m.content)?;
+            body.push(end);
+            [head, body, tok.encode("\n")?]
         }
         Template::Plain => {
             let who = match m.role.as_str() {
@@ -76,9 +79,32 @@ fn turn_ids(tok: &Tokenizer, t: Template, m: &Message) -> Result<Vec<u32>, ChatE
                 "user" => "User",
                 _ => "Assistant",
             };
-            tok.encode(&format!("{who}: {}\n", m.content))?
+            [tok.encode(&format!("{who}:"))?, tok.encode(&format!(" {}\n", m.content))?, vec![]]
         }
     })
+}
+
+fn turn_ids(tok: &Tokenizer, t: Template, m: &Message) -> Result<Vec<u32>, ChatError> {
+    Ok(turn_parts(tok, t, m)?.concat())
+}
+
+/// A whole conversation as training data: its ids and, per id, whether it is a target of the
+/// supervised loss (the assistant's words and the token that ends its turn).
+pub fn conversation_ids(tok: &Tokenizer, messages: &[Message]) -> Result<(Vec<u32>, Vec<bool>), ChatError> {
+    if messages.is_empty() {
+        return Err(ChatError::Empty);
+    }
+    let t = template(tok);
+    let (mut ids, mut target) = (Vec::new(), Vec::new());
+    for m in messages {
+        let [head, body, sep] = turn_parts(tok, t, m)?;
+        let learn = m.role == "assistant";
+        for (part, on) in [(head, false), (body, learn), (sep, false)] {
+            target.extend(std::iter::repeat_n(on, part.len()));
+            ids.extend(part);
+        }
+    }
+    Ok((ids, target))
 }
 
 /// Builds the prompt for the assistant's next reply within `n_ctx` tokens, leaving `reserve`.

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::hf_model_dir;
-use wgpt::chat::{Message, Template, build_prompt, template};
+use wgpt::chat::{Message, Template, build_prompt, conversation_ids, template};
 use wgpt::engine::Engine;
 use wgpt::generate::{FinishReason, GenerateParams, generate};
 use wgpt::gpu::{Gpu, GpuOptions};
@@ -152,6 +152,26 @@ fn chat_templates_and_context_trimming() {
     let p = build_prompt(&b.tokenizer, b.config.eos_token_id, &conv[1..], 64, 8).unwrap();
     assert_eq!(b.tokenizer.decode(&p.ids).unwrap(), "User: 你好\nAssistant: Hello!\nUser: Who are you?\nAssistant:");
     assert_eq!(p.stop_text.as_deref(), Some("\nUser:"));
+}
+
+#[test]
+fn training_conversations_are_the_prompts_the_page_builds_plus_the_targets() {
+    let tok = chatml_tokenizer();
+    let conv =
+        [msg("user", "你好"), msg("assistant", "Hello!"), msg("user", "Who are you?"), msg("assistant", "wgpt.")];
+    let (ids, target) = conversation_ids(&tok, &conv).unwrap();
+    // What the engine is given before the last reply is exactly the training text's prefix.
+    let prompt = build_prompt(&tok, Some(0), &conv[..3], 1000, 0).unwrap();
+    assert_eq!(&ids[..prompt.ids.len()], &prompt.ids[..]);
+    // The targets are the assistant's words and its <|im_end|>, nothing else.
+    let learned: Vec<u32> = ids.iter().zip(&target).filter(|(_, t)| **t).map(|(i, _)| *i).collect();
+    let mut want = tok.encode("Hello!").unwrap();
+    want.push(513);
+    want.extend(tok.encode("wgpt.").unwrap());
+    want.push(513);
+    assert_eq!(learned, want);
+    assert!(conversation_ids(&tok, &[]).is_err());
+    assert!(conversation_ids(&tok, &[msg("robot", "x")]).is_err());
 }
 
 #[test]

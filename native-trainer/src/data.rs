@@ -175,3 +175,31 @@ pub fn val_batches(tokens: &Tokens, rows: usize, context: usize, max_batches: us
     }
     out
 }
+
+/// One supervised example: input ids, target ids (the inputs shifted by one) and target weights.
+pub type Example = (Vec<i32>, Vec<i32>, Vec<f32>);
+
+/// Examples as one batch, each a row right-padded with `pad` (weight 0) to the longest.
+pub fn padded_batch(rows: Vec<Example>, pad: i32) -> Batch {
+    let t = rows.iter().map(|r| r.0.len()).max().unwrap_or(1).max(1);
+    let mut b = Batch { rows: rows.len(), context: t, inputs: vec![], targets: vec![], weights: None };
+    let mut weights = Vec::with_capacity(rows.len() * t);
+    for (x, y, w) in rows {
+        let fill = t - x.len();
+        b.inputs.extend(x.into_iter().chain(std::iter::repeat_n(pad, fill)));
+        b.targets.extend(y.into_iter().chain(std::iter::repeat_n(pad, fill)));
+        weights.extend(w.into_iter().chain(std::iter::repeat_n(0.0, fill)));
+    }
+    b.weights = Some(weights);
+    b
+}
+
+/// `ids` with per-id target flags → an example predicting each next id, weighted 1 where the
+/// next id is a target; cut to `context` predictions.
+pub fn example(ids: &[u32], target: &[bool], context: usize) -> Example {
+    let n = (ids.len().saturating_sub(1)).min(context);
+    let x = ids[..n].iter().map(|&i| i as i32).collect();
+    let y = ids[1..=n].iter().map(|&i| i as i32).collect();
+    let w = target[1..=n].iter().map(|&t| if t { 1.0 } else { 0.0 }).collect();
+    (x, y, w)
+}

@@ -12,7 +12,7 @@ use wgpt::rng::hash;
 use wgpt::tasks::{self, Description, Split, Task};
 use wgpt::tokenizer::Tokenizer;
 
-use crate::data::Batch;
+use crate::data::{self, Batch, Example};
 use crate::train::Batches;
 
 pub struct TaskBatches {
@@ -25,35 +25,25 @@ pub struct TaskBatches {
     pub val_examples: usize,
 }
 
-/// `(input ids, target ids, weights)` of one example: targets are the inputs shifted by one;
-/// weights select the answer's tokens.
-pub fn example(tok: &Tokenizer, task: Task, split: Split, seed: u64) -> anyhow::Result<(Vec<i32>, Vec<i32>, Vec<f32>)> {
+/// One labelled example: the zero-shot episode's prompt, then its answer as the only target.
+pub fn task_example(tok: &Tokenizer, task: Task, split: Split, seed: u64, context: usize) -> anyhow::Result<Example> {
     let e = tasks::episode(task, 0, Description::None, split, seed);
     let prompt = tok.encode(&e.prompt())?;
     let answer = tok.encode(&e.completion())?;
-    let ids: Vec<i32> = prompt.iter().chain(&answer).map(|&i| i as i32).collect();
-    let n = ids.len() - 1;
-    let weights = (0..n).map(|p| if p + 1 >= prompt.len() { 1.0 } else { 0.0 }).collect();
-    Ok((ids[..n].to_vec(), ids[1..].to_vec(), weights))
+    let target: Vec<bool> = prompt.iter().map(|_| false).chain(answer.iter().map(|_| true)).collect();
+    let ids: Vec<u32> = prompt.into_iter().chain(answer).collect();
+    if ids.len() > context + 1 {
+        anyhow::bail!("a {} example is {} tokens, longer than the context {context}", task.name(), ids.len() - 1);
+    }
+    Ok(data::example(&ids, &target, context))
 }
 
 impl TaskBatches {
     fn batch(&self, split: Split, seeds: impl Iterator<Item = u64>) -> anyhow::Result<Batch> {
-        let rows: Vec<_> =
-            seeds.map(|s| example(&self.tokenizer, self.task, split, s)).collect::<anyhow::Result<_>>()?;
-        let t = rows.iter().map(|r| r.0.len()).max().unwrap_or(1);
-        if t > self.context {
-            anyhow::bail!("a {} example is {t} tokens, longer than the context {}", self.task.name(), self.context);
-        }
-        let pad = self.eos as i32;
-        let mut b = Batch { rows: rows.len(), context: t, inputs: vec![], targets: vec![], weights: Some(vec![]) };
-        for (x, y, w) in rows {
-            let fill = t - x.len();
-            b.inputs.extend(x.into_iter().chain(std::iter::repeat_n(pad, fill)));
-            b.targets.extend(y.into_iter().chain(std::iter::repeat_n(pad, fill)));
-            b.weights.as_mut().expect("set above").extend(w.into_iter().chain(std::iter::repeat_n(0.0, fill)));
-        }
-        Ok(b)
+        let rows: Vec<Example> = seeds
+            .map(|s| task_example(&self.tokenizer, self.task, split, s, self.context))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(data::padded_batch(rows, self.eos as i32))
     }
 }
 

@@ -53,8 +53,14 @@ pub fn stop_ids(tok: &Tokenizer, eos: Option<u32>) -> HashSet<u32> {
 }
 
 fn prepare(tok: &Tokenizer, e: &Episode, n_ctx: usize) -> anyhow::Result<Scored> {
-    let prompt = tok.encode(&e.prompt())?;
-    let answer = tok.encode(&format!(" {}", e.answer))?;
+    fit(tok.encode(&e.prompt())?, tok.encode(&format!(" {}", e.answer))?, n_ctx)
+}
+
+/// Prompt then answer, cut from the left to `n_ctx` ids.
+fn fit(prompt: Vec<u32>, answer: Vec<u32>, n_ctx: usize) -> anyhow::Result<Scored> {
+    if prompt.is_empty() || answer.is_empty() {
+        anyhow::bail!("an empty prompt or answer cannot be scored");
+    }
     let mut ids = prompt;
     let mut first = ids.len() - 1;
     ids.extend(&answer);
@@ -102,8 +108,21 @@ pub fn predict<B: Backend>(
     episodes: &[Episode],
     device: &B::Device,
 ) -> anyhow::Result<Vec<Prediction>> {
+    let pairs = episodes
+        .iter()
+        .map(|e| Ok((tok.encode(&e.prompt())?, tok.encode(&format!(" {}", e.answer))?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    predict_ids(model, pairs, device)
+}
+
+/// Greedy predictions along `(prompt ids, answer ids)` pairs.
+pub fn predict_ids<B: Backend>(
+    model: &Gpt<B>,
+    pairs: Vec<(Vec<u32>, Vec<u32>)>,
+    device: &B::Device,
+) -> anyhow::Result<Vec<Prediction>> {
     let n_ctx = model.config().n_positions;
-    let items: Vec<Scored> = episodes.iter().map(|e| prepare(tok, e, n_ctx)).collect::<anyhow::Result<_>>()?;
+    let items: Vec<Scored> = pairs.into_iter().map(|(p, a)| fit(p, a, n_ctx)).collect::<anyhow::Result<_>>()?;
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(32) {
         let t = chunk.iter().map(|s| s.ids.len()).max().unwrap_or(1);

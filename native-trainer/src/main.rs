@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod cli;
-mod cli_icl;
+mod cli_stages;
 
 #[derive(Parser)]
 #[command(
@@ -23,9 +23,12 @@ enum Command {
     /// Pre-train (or continue, with --resume) on prepared shards.
     Pretrain(cli::PretrainCmd),
     /// GPT-1's second stage: train on one task's labelled examples, the loss on the answer only.
-    Finetune(cli_icl::FinetuneCmd),
-    /// Zero-, one- and few-shot accuracy on held-out task episodes: a table and a plot.
-    Eval(cli_icl::EvalCmd),
+    Finetune(cli_stages::FinetuneCmd),
+    /// InstructGPT step 1: supervised fine-tuning on conversations, the loss on the assistant only.
+    Sft(cli_stages::SftCmd),
+    /// Zero-, one- and few-shot accuracy on held-out task episodes (a table and a plot), or
+    /// held-out chat accuracy (`--suite chat`).
+    Eval(cli_stages::EvalCmd),
     /// A checkpoint (or a run folder: its newest checkpoint) → a bundle `wgpt` loads.
     Export(cli::ExportCmd),
     /// A bundle (e.g. real HF GPT-2 weights) → a folder `pretrain --init-from` starts from.
@@ -44,6 +47,7 @@ fn main() {
         Command::Prepare(c) => c.run(),
         Command::Pretrain(c) => c.run(),
         Command::Finetune(c) => c.run(),
+        Command::Sft(c) => c.run(),
         Command::Eval(c) => c.run(),
         Command::Export(c) => c.run(),
         Command::Import(c) => c.run(),

@@ -86,10 +86,12 @@ fn exp_shifted<B: Backend>(shifted: Tensor<B, 2>) -> Tensor<B, 2> {
 }
 
 /// Softmax over the last axis of `[rows, cols]`, where `keep` (1 or 0, same shape) is 0: those
-/// entries are exactly 0. `max` only shifts for range, so it is detached.
+/// entries are exactly 0. `max` only shifts for range, so it is detached; it is the max of the
+/// kept entries, so the row sum is at least 1. (Over all entries, a masked score 80 above every
+/// kept one left a sum near e⁻⁸⁰, whose backward overflowed to NaN mid-run.)
 fn masked_softmax_rows<B: Backend>(x: Tensor<B, 2>, keep: Tensor<B, 2>) -> Tensor<B, 2> {
     let cols = x.dims()[1];
-    let max = x.clone().detach().max_dim(1);
+    let max = (x.clone().detach() + (keep.clone() - 1.0) * 1e9).max_dim(1);
     let e = exp_shifted(x - expand_cols(max, cols)) * keep;
     let sum = e.clone().sum_dim(1);
     e / expand_cols(sum, cols)

@@ -74,3 +74,18 @@ fn stop_tokens_are_the_line_breaks_and_the_end_of_document() {
     let letter = tok.encode(" a").unwrap();
     assert!(!stops.contains(&letter[0]));
 }
+
+#[test]
+fn supervised_examples_weight_only_the_targets_and_pad_with_zero_weight() {
+    use wgpt_train::data::{example, padded_batch};
+    // ids 10 11 12 13, the last two are targets: predictions 11←10, 12←11, 13←12.
+    let (x, y, w) = example(&[10, 11, 12, 13], &[false, false, true, true], 8);
+    assert_eq!((x.clone(), y.clone(), w.clone()), (vec![10, 11, 12], vec![11, 12, 13], vec![0.0, 1.0, 1.0]));
+    // Cut to the context: 2 predictions.
+    assert_eq!(example(&[10, 11, 12, 13], &[false, false, true, true], 2).2, vec![0.0, 1.0]);
+    let b = padded_batch(vec![(x, y, w), (vec![5], vec![6], vec![1.0])], 99);
+    assert_eq!((b.rows, b.context), (2, 3));
+    assert_eq!(b.inputs, vec![10, 11, 12, 5, 99, 99]);
+    assert_eq!(b.targets, vec![11, 12, 13, 6, 99, 99]);
+    assert_eq!(b.weights.unwrap(), vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+}

@@ -289,7 +289,7 @@ fn bad_input_is_a_clear_error() {
 }
 
 #[test]
-fn episodes_finetune_and_eval_write_their_reports() {
+fn episodes_finetune_sft_and_eval_write_their_reports() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     ok(&["prepare", "--out", s(&data), "--vocab-size", "512", "--episodes", "0.25"]);
@@ -356,6 +356,46 @@ fn episodes_finetune_and_eval_write_their_reports() {
     for png in ["icl.png", "icl-curve.png"] {
         assert!(read(report.join(png)).starts_with(b"\x89PNG"), "{png}");
     }
+
+    // InstructGPT step 1 on the same model: SFT, then the held-out chat table.
+    let sft = tmp.path().join("sft");
+    let out = ok(&[
+        "sft",
+        "--init-from",
+        s(&run),
+        "--out",
+        s(&sft),
+        "--steps",
+        "20",
+        "--lr",
+        "1e-2",
+        "--warmup",
+        "5",
+        "--eval-batches",
+        "2",
+    ]);
+    let summary: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(summary["last_loss"].as_f64().unwrap() < summary["first_loss"].as_f64().unwrap());
+    let chat = ok(&[
+        "eval",
+        "--suite",
+        "chat",
+        "--model",
+        &format!("sft={}", s(&sft)),
+        "--episodes",
+        "4",
+        "--out",
+        s(&report),
+    ]);
+    assert!(chat.contains("| sft |") && chat.contains("article zh"));
+    let json: Value = serde_json::from_slice(&read(report.join("chat.json"))).unwrap();
+    assert_eq!(json["cells"].as_array().unwrap().len(), 8);
+    // A model whose tokenizer has no chat tokens (HF GPT-2's) cannot be SFT'd or chat-evaluated.
+    let gpt2 = tmp.path().join("gpt2");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/hf/tiny-f32");
+    ok(&["import", "--model", fixture, "--out", s(&gpt2)]);
+    assert!(fails(&["sft", "--init-from", s(&gpt2), "--out", s(&tmp.path().join("x"))]).contains("<|im_start|>"));
+    assert!(fails(&["eval", "--suite", "chat", "--model", s(&gpt2), "--out", s(&report)]).contains("<|im_start|>"));
 
     // Bad input: clear errors.
     assert!(fails(&["eval", "--model", s(&run), "--out", s(&report), "--tasks", "juggle"]).contains("unknown task"));

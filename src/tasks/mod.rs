@@ -126,7 +126,7 @@ pub enum Split {
 /// The split an input belongs to: a quarter of all inputs are held out for evaluation.
 pub fn split_of(input: &str) -> Split {
     let h = input.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    if hash(&[h]) % 4 == 0 { Split::Eval } else { Split::Train }
+    if hash(&[h]).is_multiple_of(4) { Split::Eval } else { Split::Train }
 }
 
 /// Whether the episode opens with a description.
@@ -137,6 +137,8 @@ pub enum Description {
     Canonical,
     /// A paraphrase drawn by the episode's RNG (pre-training documents).
     Random,
+    /// Paraphrase `i` (the last one of each task is Chinese).
+    Paraphrase(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -302,6 +304,7 @@ pub fn episode(task: Task, k: usize, description: Description, split: Split, see
         Description::None => None,
         Description::Canonical => Some(pool[0]),
         Description::Random => Some(pool[rng.below(pool.len())]),
+        Description::Paraphrase(i) => Some(pool[i.min(pool.len() - 1)]),
     };
     let description = text.map(|d| d.replace("{pos}", labels.0).replace("{neg}", labels.1));
     Episode { task, description, demos, query, answer }

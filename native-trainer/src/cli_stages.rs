@@ -1,5 +1,6 @@
-//! The GPT-1 → GPT-3 stages: `finetune` (one task, answer-only loss) and `eval` (zero-, one- and
-//! few-shot accuracy on held-out episodes, for any number of models and checkpoints).
+//! The stages after pre-training: `finetune` (GPT-1: one task, answer-only loss), `sft`
+//! (InstructGPT step 1: conversations, assistant-only loss) and `eval` (zero-, one- and few-shot
+//! accuracy on held-out episodes, or held-out chat accuracy, for any number of models).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,11 +10,13 @@ use clap::Args;
 use serde_json::json;
 use wgpt::tasks::{self, Task};
 use wgpt_train::backend::Cpu;
+use wgpt_train::chat_eval;
 use wgpt_train::checkpoint;
 use wgpt_train::finetune::TaskBatches;
 use wgpt_train::icl::{self, Cell, EvalSpec};
 use wgpt_train::model::Gpt;
 use wgpt_train::plot::{Series, draw_lines};
+use wgpt_train::sft::ChatBatches;
 use wgpt_train::train::{check_run, train_loop};
 use wgpt_train::with_backend;
 
@@ -72,12 +75,68 @@ impl FinetuneCmd {
 }
 
 #[derive(Args)]
+pub struct SftCmd {
+    /// The pre-trained model: a bundle, a checkpoint or a run folder (its newest checkpoint).
+    /// Its tokenizer must have the chat tokens (`prepare` reserves them).
+    #[arg(long)]
+    init_from: PathBuf,
+    /// The run folder: checkpoints, metrics.jsonl.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    train: TrainFlags,
+}
+
+impl SftCmd {
+    pub fn run(self) -> anyhow::Result<()> {
+        let init = resolve_checkpoint(&self.init_from)?;
+        let (config, _) = checkpoint::load_weights(&init)?;
+        let tokenizer = wgpt::bundle::load_tokenizer(&init)?;
+        if !matches!(wgpt::chat::template(&tokenizer), wgpt::chat::Template::ChatMl { .. }) {
+            bail!("{}: its tokenizer has no <|im_start|>/<|im_end|> tokens to frame the conversations", init.display());
+        }
+        let tokenizer_json = tokenizer.to_json()?;
+        let run = self.train.run_spec(config.n_positions, 0, Some("sft"));
+        let args = self.train.train_args(self.out, config.clone(), run, Some(init));
+        check_run(&args)?;
+        let pad = tokenizer.token_to_id("<|pad|>").or(config.eos_token_id).unwrap_or(0);
+        let batches = ChatBatches {
+            tokenizer,
+            pad,
+            seed: args.run.seed,
+            batch: args.run.batch,
+            context: config.n_positions,
+            val_conversations: 256,
+        };
+        let summary = with_backend!(self.train.backend, |B, device| train_loop::<B>(
+            &args,
+            &batches,
+            tokenizer_json.as_bytes(),
+            &device
+        ))?;
+        println!("{}", summary.to_json());
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    /// Task-suite episodes with k demonstrations.
+    Icl,
+    /// Held-out conversations (instruction following, article questions, small talk, refusals).
+    Chat,
+}
+
+#[derive(Args)]
 pub struct EvalCmd {
+    /// What to evaluate.
+    #[arg(long, value_enum, default_value = "icl")]
+    suite: Suite,
     /// `NAME=PATH` (or just PATH): a bundle, a checkpoint or a run folder (its newest checkpoint).
     /// Repeat to put models side by side (e.g. base and fine-tuned).
     #[arg(long, required = true)]
     model: Vec<String>,
-    /// Where icl.md, icl.json and icl.png go.
+    /// Where icl.md, icl.json and icl.png (or chat.md and chat.json) go.
     #[arg(long)]
     out: PathBuf,
     /// Comma-separated tasks; default all: reverse, copy, sort, shift, first, add, max, min,
@@ -87,7 +146,7 @@ pub struct EvalCmd {
     /// Comma-separated numbers of demonstrations.
     #[arg(long, default_value = "0,1,2,4,8")]
     k: String,
-    /// Held-out episodes per (task, k, description) cell.
+    /// Held-out episodes per (task, k, description) cell; with --suite chat, conversations per kind.
     #[arg(long, default_value_t = 50)]
     episodes: usize,
     #[arg(long, default_value_t = 0)]
@@ -96,6 +155,14 @@ pub struct EvalCmd {
     /// description) and draw accuracy against step: the in-context-learning curve.
     #[arg(long)]
     curve: Option<PathBuf>,
+}
+
+/// `NAME=PATH` or `PATH` (named by itself).
+fn named(arg: &str) -> (String, PathBuf) {
+    match arg.split_once('=') {
+        Some((n, p)) => (n.to_string(), PathBuf::from(p)),
+        None => (arg.to_string(), PathBuf::from(arg)),
+    }
 }
 
 fn load_model(path: &Path) -> anyhow::Result<(Gpt<Cpu>, wgpt::Tokenizer)> {
@@ -121,14 +188,14 @@ impl EvalCmd {
         }
         let spec = EvalSpec { tasks, ks, episodes: self.episodes, seed: self.seed };
         std::fs::create_dir_all(&self.out).with_context(|| self.out.display().to_string())?;
+        if self.suite == Suite::Chat {
+            return self.chat();
+        }
         let device = Default::default();
         let t0 = Instant::now();
         let mut cells: Vec<Cell> = Vec::new();
         for m in &self.model {
-            let (name, path) = match m.split_once('=') {
-                Some((n, p)) => (n.to_string(), PathBuf::from(p)),
-                None => (m.clone(), PathBuf::from(m)),
-            };
+            let (name, path) = named(m);
             let (model, tok) = load_model(&path)?;
             cells.extend(icl::evaluate(&name, &model, &tok, &spec, &device)?);
             eprintln!("evaluated {name} ({:.0} s)", t0.elapsed().as_secs_f64());
@@ -171,6 +238,21 @@ impl EvalCmd {
         }
         print!("{md}");
         eprintln!("wrote icl.md, icl.json, icl.png in {} ({:.0} s)", self.out.display(), t0.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    fn chat(&self) -> anyhow::Result<()> {
+        let device = Default::default();
+        let mut cells = Vec::new();
+        for m in &self.model {
+            let (name, path) = named(m);
+            let (model, tok) = load_model(&path)?;
+            cells.extend(chat_eval::evaluate::<Cpu>(&name, &model, &tok, self.episodes, &device)?);
+        }
+        let md = chat_eval::markdown(&cells);
+        std::fs::write(self.out.join("chat.md"), &md)?;
+        std::fs::write(self.out.join("chat.json"), serde_json::to_string_pretty(&json!({"cells": cells}))?)?;
+        print!("{md}");
         Ok(())
     }
 

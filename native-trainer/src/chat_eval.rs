@@ -1,0 +1,109 @@
+//! `eval --suite chat`: exact-answer accuracy on held-out conversations (`instruct::eval_set`),
+//! per kind (task, article, small talk, refusal) and language. The prompt is the conversation up
+//! to the last user turn, through the page's chat template; correct = greedy decoding writes the
+//! reference reply and then ends its turn (`<|im_end|>`), scored in one forward pass as in `icl`.
+
+use std::collections::HashSet;
+
+use anyhow::bail;
+use burn::tensor::backend::Backend;
+use serde::Serialize;
+use wgpt::chat::{ChatError, Template, build_prompt, template};
+use wgpt::tokenizer::Tokenizer;
+
+use crate::icl::predict_ids;
+use crate::instruct::{self, KINDS};
+use crate::model::Gpt;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatCell {
+    pub model: String,
+    pub kind: String,
+    pub language: String,
+    pub correct: usize,
+    pub total: usize,
+    pub accuracy: f64,
+}
+
+pub fn evaluate<B: Backend>(
+    name: &str,
+    model: &Gpt<B>,
+    tok: &Tokenizer,
+    per_kind: usize,
+    device: &B::Device,
+) -> anyhow::Result<Vec<ChatCell>> {
+    let Template::ChatMl { end, .. } = template(tok) else {
+        bail!("{name}: its tokenizer has no <|im_start|>/<|im_end|> tokens, so it has no chat template to evaluate");
+    };
+    let c = model.config();
+    let set = instruct::eval_set(per_kind);
+    // A conversation whose last question and answer do not fit the context counts as wrong.
+    let mut pairs = Vec::with_capacity(set.len());
+    let mut fits = Vec::with_capacity(set.len());
+    for (messages, ex) in &set {
+        let answer = tok.encode(&ex.reply)?;
+        let prompt =
+            build_prompt(tok, c.eos_token_id, &messages[..messages.len() - 1], c.n_positions, answer.len() + 1);
+        match prompt {
+            Ok(p) => {
+                pairs.push((p.ids, answer));
+                fits.push(true);
+            }
+            Err(ChatError::TooLong(..)) => fits.push(false),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut preds = predict_ids(model, pairs, device)?.into_iter();
+    let stops: HashSet<u32> = [Some(end), c.eos_token_id].into_iter().flatten().collect();
+    let right: Vec<bool> = fits.iter().map(|&f| f && preds.next().is_some_and(|p| p.correct(&stops))).collect();
+    let mut cells = Vec::new();
+    for kind in KINDS {
+        for zh in [false, true] {
+            let hits: Vec<bool> =
+                set.iter().zip(&right).filter(|((_, ex), _)| ex.kind == kind && ex.zh == zh).map(|(_, &r)| r).collect();
+            let correct = hits.iter().filter(|&&h| h).count();
+            cells.push(ChatCell {
+                model: name.to_string(),
+                kind: kind.name().to_string(),
+                language: if zh { "zh" } else { "en" }.to_string(),
+                correct,
+                total: hits.len(),
+                accuracy: correct as f64 / hits.len().max(1) as f64,
+            });
+        }
+    }
+    Ok(cells)
+}
+
+/// One row per model: accuracy per kind and language, and overall.
+pub fn markdown(cells: &[ChatCell]) -> String {
+    let mut cols: Vec<(String, String)> = Vec::new();
+    let mut models: Vec<String> = Vec::new();
+    for c in cells {
+        if !cols.contains(&(c.kind.clone(), c.language.clone())) {
+            cols.push((c.kind.clone(), c.language.clone()));
+        }
+        if !models.contains(&c.model) {
+            models.push(c.model.clone());
+        }
+    }
+    let mut s = String::from(
+        "Exact-answer accuracy (%) of greedy replies on held-out conversations (the last turn is scored).\n\n",
+    );
+    let head: Vec<String> = cols.iter().map(|(k, l)| format!("{k} {l}")).collect();
+    s.push_str(&format!("| model | {} | all |\n|---|{}---:|\n", head.join(" | "), "---:|".repeat(cols.len())));
+    for m in &models {
+        let mine: Vec<&ChatCell> = cells.iter().filter(|c| &c.model == m).collect();
+        let vals: Vec<String> = cols
+            .iter()
+            .map(|(k, l)| {
+                mine.iter()
+                    .find(|c| &c.kind == k && &c.language == l)
+                    .map_or("–".into(), |c| format!("{:.0} ({}/{})", 100.0 * c.accuracy, c.correct, c.total))
+            })
+            .collect();
+        let (right, total) = mine.iter().fold((0, 0), |(r, t), c| (r + c.correct, t + c.total));
+        s.push_str(&format!("| {m} | {} | {:.0} |\n", vals.join(" | "), 100.0 * right as f64 / total.max(1) as f64));
+    }
+    s
+}
