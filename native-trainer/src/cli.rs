@@ -19,7 +19,7 @@ use wgpt_train::model::Gpt;
 use wgpt_train::optim::{AdamW, AdamWConfig};
 use wgpt_train::prepare::{PrepareArgs, prepare};
 use wgpt_train::rng::Rng;
-use wgpt_train::train::{TrainArgs, pretrain};
+use wgpt_train::train::{Objective, TrainArgs, pretrain};
 use wgpt_train::with_backend;
 
 /// The corpus that ships in the repository (see its SOURCES.md).
@@ -201,6 +201,7 @@ impl TrainFlags {
 
     pub fn train_args(&self, out: PathBuf, config: GptConfig, run: RunSpec, init_from: Option<PathBuf>) -> TrainArgs {
         TrainArgs {
+            objective: Objective::NextToken,
             out,
             config,
             run,
@@ -210,6 +211,7 @@ impl TrainFlags {
             keep: self.keep,
             resume: self.resume,
             init_from,
+            init_weights: None,
         }
     }
 }

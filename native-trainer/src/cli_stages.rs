@@ -16,7 +16,9 @@ use wgpt_train::finetune::TaskBatches;
 use wgpt_train::icl::{self, Cell, EvalSpec};
 use wgpt_train::model::Gpt;
 use wgpt_train::plot::{Series, draw_lines};
+use wgpt_train::reward::{self, PreferenceBatches, reward_init};
 use wgpt_train::sft::ChatBatches;
+use wgpt_train::train::{Batches, Objective};
 use wgpt_train::train::{check_run, train_loop};
 use wgpt_train::with_backend;
 
@@ -115,6 +117,73 @@ impl SftCmd {
             &device
         ))?;
         println!("{}", summary.to_json());
+        Ok(())
+    }
+}
+
+#[derive(Args)]
+pub struct RewardCmd {
+    /// The SFT model: a bundle, a checkpoint or a run folder (its newest checkpoint); or a
+    /// reward model to train further on new preference data (the article: steps 2 and 3 iterate).
+    #[arg(long)]
+    init_from: PathBuf,
+    /// The run folder: checkpoints (reward models), metrics.jsonl with the held-out pair accuracy.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    train: TrainFlags,
+}
+
+/// The head row that holds the reward model's scalar head: `<|pad|>`'s, which is never a target.
+pub fn score_row(tok: &wgpt::Tokenizer) -> anyhow::Result<usize> {
+    tok.token_to_id("<|pad|>")
+        .map(|i| i as usize)
+        .ok_or_else(|| anyhow::anyhow!("the tokenizer has no <|pad|> token to hold the reward head"))
+}
+
+impl RewardCmd {
+    pub fn run(self) -> anyhow::Result<()> {
+        let init = resolve_checkpoint(&self.init_from)?;
+        let (config, weights) = checkpoint::load_weights(&init)?;
+        let tokenizer = wgpt::bundle::load_tokenizer(&init)?;
+        if !matches!(wgpt::chat::template(&tokenizer), wgpt::chat::Template::ChatMl { .. }) {
+            bail!("{}: its tokenizer has no <|im_start|>/<|im_end|> tokens to frame the conversations", init.display());
+        }
+        let row = score_row(&tokenizer)?;
+        // An SFT model gets a fresh (zero) reward head; a reward model keeps its own.
+        let (config, weights) =
+            if config.tie_word_embeddings { reward_init(&config, &weights, row) } else { (config, weights) };
+        let tokenizer_json = tokenizer.to_json()?;
+        let run = self.train.run_spec(config.n_positions, 0, Some("reward"));
+        let mut args = self.train.train_args(self.out, config.clone(), run, None);
+        args.objective = Objective::Preference { score_row: row };
+        args.init_weights = Some(weights);
+        check_run(&args)?;
+        let batches = PreferenceBatches {
+            tokenizer,
+            pad: row as u32,
+            seed: args.run.seed,
+            batch: args.run.batch,
+            context: config.n_positions,
+            val_prompts: 256,
+        };
+        let summary = with_backend!(self.train.backend, |B, device| train_loop::<B>(
+            &args,
+            &batches,
+            tokenizer_json.as_bytes(),
+            &device
+        ))?;
+        // The held-out pair accuracy of the final model, on all held-out prompts.
+        let dir = &summary.checkpoint;
+        let (c, w) = checkpoint::load_weights(dir)?;
+        let device = Default::default();
+        let model = Gpt::<Cpu>::from_weights(&c, &w, &device);
+        let val = batches.val(batches.val_prompts)?;
+        let accuracy = reward::evaluate(&model, &val, row, &device);
+        let mut out = summary.to_json();
+        out["val_pair_accuracy"] = accuracy.into();
+        out["val_prompts"] = batches.val_prompts.into();
+        println!("{out}");
         Ok(())
     }
 }

@@ -26,6 +26,9 @@ enum Command {
     Finetune(cli_stages::FinetuneCmd),
     /// InstructGPT step 1: supervised fine-tuning on conversations, the loss on the assistant only.
     Sft(cli_stages::SftCmd),
+    /// InstructGPT step 2: a reward model from ranked responses (pairwise loss), with its
+    /// held-out pair accuracy.
+    Reward(cli_stages::RewardCmd),
     /// Zero-, one- and few-shot accuracy on held-out task episodes (a table and a plot), or
     /// held-out chat accuracy (`--suite chat`).
     Eval(cli_stages::EvalCmd),
@@ -48,6 +51,7 @@ fn main() {
         Command::Pretrain(c) => c.run(),
         Command::Finetune(c) => c.run(),
         Command::Sft(c) => c.run(),
+        Command::Reward(c) => c.run(),
         Command::Eval(c) => c.run(),
         Command::Export(c) => c.run(),
         Command::Import(c) => c.run(),

@@ -183,7 +183,8 @@ impl<B: Backend> Gpt<B> {
     }
 
     /// Logits `[batch, time, vocab]` for token ids `[batch, time]` (time ≤ n_positions).
-    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+    /// The last hidden states, `[b·t, n_embd]` (after `ln_f` when the model has one).
+    pub fn hidden(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 2> {
         let config = self.config();
         let [b, t] = ids.dims();
         let device = ids.device();
@@ -201,8 +202,27 @@ impl<B: Backend> Gpt<B> {
         if let Some(ln_f) = &self.ln_f {
             x = ln_f.forward(x, config.layer_norm_epsilon as f64);
         }
-        let head = self.lm_head.as_ref().unwrap_or(&self.wte).weight.val();
-        x.matmul(head.transpose()).reshape([b, t, config.vocab_size])
+        x
+    }
+
+    fn head(&self) -> Tensor<B, 2> {
+        self.lm_head.as_ref().unwrap_or(&self.wte).weight.val()
+    }
+
+    /// Logits `[b, t, vocab_size]`.
+    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [b, t] = ids.dims();
+        self.hidden(ids).matmul(self.head().transpose()).reshape([b, t, self.config.vocab_size])
+    }
+
+    /// One scalar per sequence: the head's row `row` (a linear head `h · w`) read at the position
+    /// `at` marks with a 1 (`[b, t]`, one 1 per row) → `[b]`. The reward model's score.
+    pub fn score(&self, ids: Tensor<B, 2, Int>, at: Tensor<B, 2>, row: usize) -> Tensor<B, 1> {
+        let [b, t] = ids.dims();
+        let c = self.config.n_embd;
+        let w = self.head().slice([row..row + 1, 0..c]);
+        let per_position = self.hidden(ids).matmul(w.transpose()).reshape([b, t]);
+        (per_position * at).sum_dim(1).reshape([b])
     }
 
     /// Mean next-token cross-entropy of `targets` `[batch, time]` under the logits of `ids`;

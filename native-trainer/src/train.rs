@@ -23,12 +23,14 @@ use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use wgpt::config::GptConfig;
+use wgpt::weights::ModelWeights;
 
 use crate::checkpoint::{self, RunSpec, TrainState};
 use crate::data::{Batch, Dataset, train_batch, val_batches};
 use crate::init::gpt2_init;
 use crate::model::Gpt;
 use crate::optim::AdamW;
+use crate::reward;
 
 /// Where a training loop's batches come from; both are pure functions of their arguments.
 pub trait Batches {
@@ -55,7 +57,17 @@ impl Batches for ShardBatches<'_> {
     }
 }
 
+/// What the loop minimises.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Objective {
+    /// Cross-entropy of the next token, weighted by the batch's weights if any.
+    NextToken,
+    /// The reward model's pairwise ranking loss (`reward`), the score read from head row `score_row`.
+    Preference { score_row: usize },
+}
+
 pub struct TrainArgs {
+    pub objective: Objective,
     pub out: PathBuf,
     pub config: GptConfig,
     pub run: RunSpec,
@@ -66,6 +78,8 @@ pub struct TrainArgs {
     pub resume: bool,
     /// Start from these weights (a bundle or checkpoint folder) instead of a fresh init.
     pub init_from: Option<PathBuf>,
+    /// Start from these weights (already in this run's shape), before `init_from`.
+    pub init_weights: Option<ModelWeights>,
 }
 
 pub struct Summary {
@@ -223,8 +237,9 @@ pub fn train_loop<AB: AutodiffBackend>(
             dir.display()
         ),
         None => {
-            let weights = match &args.init_from {
-                Some(dir) => {
+            let weights = match (&args.init_weights, &args.init_from) {
+                (Some(w), _) => w.clone(),
+                (None, Some(dir)) => {
                     let (c, w) = checkpoint::load_weights(dir)?;
                     if &c != config {
                         bail!(
@@ -237,7 +252,7 @@ pub fn train_loop<AB: AutodiffBackend>(
                     }
                     w
                 }
-                None => gpt2_init(config, run.seed),
+                (None, None) => gpt2_init(config, run.seed),
             };
             (Gpt::<AB>::from_weights(config, &weights, device), AdamW::new(run.adam), 0)
         }
@@ -265,8 +280,13 @@ pub fn train_loop<AB: AutodiffBackend>(
         let mut loss_sum = 0.0;
         for micro in 0..run.accum as u64 {
             let batch = batches.train(step, micro)?;
-            let (x, y, w) = batch_tensors::<AB>(&batch, device);
-            let loss = model.loss(x, y, w);
+            let loss = match args.objective {
+                Objective::NextToken => {
+                    let (x, y, w) = batch_tensors::<AB>(&batch, device);
+                    model.loss(x, y, w)
+                }
+                Objective::Preference { score_row } => reward::batch_loss(&model, &batch, score_row, device),
+            };
             loss_sum += loss.clone().into_scalar().elem::<f64>();
             let grads = GradientsParams::from_grads((loss / run.accum as f64).backward(), &model);
             acc.accumulate(&model, grads);
@@ -284,7 +304,14 @@ pub fn train_loop<AB: AutodiffBackend>(
         let tok_s = ((done - start) * tokens_per_step) as f64 / elapsed.max(1e-9);
         let mut line = json!({"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": done * tokens_per_step, "tokens_per_s": tok_s});
         if done % args.eval_every == 0 || done == run.steps {
-            let v = evaluate(&model.valid(), &val, device);
+            let valid = model.valid();
+            let v = match args.objective {
+                Objective::NextToken => evaluate(&valid, &val, device),
+                Objective::Preference { score_row } => {
+                    line["val_pair_accuracy"] = reward::evaluate(&valid, &val, score_row, device).into();
+                    reward::mean_loss(&valid, &val, score_row, device)
+                }
+            };
             val_loss = Some(v);
             line["val_loss"] = v.into();
             bar.println(format!("step {done}: loss {loss:.4}, val {v:.4}, {tok_s:.0} tok/s"));

@@ -390,6 +390,28 @@ fn episodes_finetune_sft_and_eval_write_their_reports() {
     assert!(chat.contains("| sft |") && chat.contains("article zh"));
     let json: Value = serde_json::from_slice(&read(report.join("chat.json"))).unwrap();
     assert_eq!(json["cells"].as_array().unwrap().len(), 8);
+    // Step 2: the reward model starts at ln 2 (a zero head ranks nothing) and reports its held-out
+    // pair accuracy.
+    let rm = tmp.path().join("rm");
+    let out = ok(&[
+        "reward",
+        "--init-from",
+        s(&sft),
+        "--out",
+        s(&rm),
+        "--steps",
+        "20",
+        "--batch",
+        "4",
+        "--warmup",
+        "5",
+        "--eval-batches",
+        "2",
+    ]);
+    let summary: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!((summary["first_loss"].as_f64().unwrap() - 2f64.ln()).abs() < 1e-5, "{summary}");
+    assert!(summary["last_loss"].as_f64().unwrap() < 2f64.ln());
+    assert!((0.0..=1.0).contains(&summary["val_pair_accuracy"].as_f64().unwrap()));
     // A model whose tokenizer has no chat tokens (HF GPT-2's) cannot be SFT'd or chat-evaluated.
     let gpt2 = tmp.path().join("gpt2");
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/hf/tiny-f32");

@@ -128,6 +128,93 @@ pub fn eval_set(n: usize) -> Vec<(Vec<Message>, Exchange)> {
     KINDS.iter().flat_map(|&k| (0..n as u64).map(move |s| conversation(Split::Eval, s, Some(k)))).collect()
 }
 
+/// Responses per prompt in the preference data, ranked as InstructGPT's labelers ranked K outputs.
+pub const K: usize = 4;
+
+/// One prompt and K responses, best first: the right answer; the right answer in the wrong
+/// language; a wrong answer (another question's, another task's, a made-up fact); a rude one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ranked {
+    /// The conversation up to and including the last user message.
+    pub messages: Vec<Message>,
+    pub kind: Kind,
+    pub zh: bool,
+    pub responses: [String; K],
+}
+
+fn wrong_language(e: &Exchange, rng: &mut Rng) -> String {
+    match e.kind {
+        Kind::Article => {
+            let f = FACTS.iter().find(|f| f.en_a == e.reply || f.zh_a == e.reply).expect("a fact's answer");
+            (if e.zh { f.en_a } else { f.zh_a }).to_string()
+        }
+        Kind::Refusal => (if e.zh { REFUSAL_EN } else { REFUSAL_ZH }).to_string(),
+        Kind::SmallTalk => {
+            let other: Vec<&(&str, &str)> =
+                SMALL_TALK.iter().filter(|(_, r)| r.chars().any(|c| c > '\u{2e80}') != e.zh).collect();
+            other[rng.below(other.len())].1.to_string()
+        }
+        Kind::Task => {
+            if e.zh {
+                format!("The answer is {}.", e.reply)
+            } else {
+                format!("答案是{}。", e.reply)
+            }
+        }
+    }
+}
+
+fn wrong_answer(e: &Exchange, rng: &mut Rng) -> String {
+    let pick = |pool: &[&str], rng: &mut Rng| loop {
+        let r = pool[rng.below(pool.len())];
+        if r != e.reply {
+            return r.to_string();
+        }
+    };
+    match e.kind {
+        Kind::Article => {
+            let answers: Vec<&str> = FACTS.iter().map(|f| if e.zh { f.zh_a } else { f.en_a }).collect();
+            pick(&answers, rng)
+        }
+        Kind::SmallTalk => {
+            let same: Vec<&str> =
+                SMALL_TALK.iter().map(|(_, r)| *r).filter(|r| r.chars().any(|c| c > '\u{2e80}') == e.zh).collect();
+            pick(&same, rng)
+        }
+        Kind::Refusal => (if e.zh {
+            "今天是晴天，明天股票会涨。"
+        } else {
+            "It is sunny, and the stock market will go up."
+        })
+        .to_string(),
+        Kind::Task => {
+            // The same characters, scrambled into a wrong order (or one changed).
+            let mut chars: Vec<char> = e.reply.chars().collect();
+            chars.reverse();
+            let s: String = chars.into_iter().collect();
+            if s != e.reply { s } else { format!("{}{}", e.reply, if e.zh { " 一" } else { " 1" }) }
+        }
+    }
+}
+
+fn rude(zh: bool) -> String {
+    (if zh { "关我什么事，自己去查。" } else { "I don't care. Figure it out yourself." }).to_string()
+}
+
+/// Ranked responses `seed` of `split`: a conversation of 1–2 exchanges, then the ranked prompt.
+pub fn ranked(split: Split, seed: u64) -> Ranked {
+    let (mut messages, _) = conversation(split, seed, None);
+    let mut rng = Rng::new(hash(&[0x5A4E, split as u64, seed]));
+    // The last exchange is the one to rank: drop its reply.
+    let e = exchange(draw_kind(&mut rng), split, &mut rng);
+    if messages.len() > 2 {
+        messages.truncate(2);
+    }
+    messages.push(Message { role: "user".into(), content: e.user.clone() });
+    let responses = [e.reply.clone(), wrong_language(&e, &mut rng), wrong_answer(&e, &mut rng), rude(e.zh)];
+    Ranked { messages, kind: e.kind, zh: e.zh, responses }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +228,21 @@ mod tests {
             let seen: std::collections::HashSet<&str> = train.iter().map(|e| e.user.as_str()).collect();
             assert!(eval.iter().all(|e| !seen.contains(e.user.as_str())), "{kind:?}: a held-out prompt is in training");
             assert!(eval.iter().any(|e| e.zh) && eval.iter().any(|e| !e.zh), "{kind:?}: one language only");
+        }
+    }
+
+    #[test]
+    fn ranked_responses_differ_and_hold_out_their_prompts() {
+        let train: Vec<Ranked> = (0..500).map(|s| ranked(Split::Train, s)).collect();
+        let seen: std::collections::HashSet<&str> =
+            train.iter().map(|r| r.messages.last().unwrap().content.as_str()).collect();
+        for s in 0..200 {
+            let r = ranked(Split::Eval, s);
+            let q = &r.messages.last().unwrap().content;
+            assert!(!seen.contains(q.as_str()), "held-out prompt {q:?} in training");
+            let unique: std::collections::HashSet<&String> = r.responses.iter().collect();
+            assert_eq!(unique.len(), K, "{:?}", r.responses);
+            assert_eq!(r.messages.last().unwrap().role, "user");
         }
     }
 

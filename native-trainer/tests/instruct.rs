@@ -1,0 +1,56 @@
+//! InstructGPT's losses on tiny models against hand-computed values.
+
+use burn::tensor::{Int, Tensor, TensorData};
+use wgpt::config::GptConfig;
+use wgpt_train::backend::Cpu;
+use wgpt_train::init::gpt2_init;
+use wgpt_train::model::Gpt;
+use wgpt_train::reward::{pair_accuracy, preference_loss, reward_init};
+
+fn tiny() -> (GptConfig, wgpt::weights::ModelWeights) {
+    let c = GptConfig::from_json(br#"{"vocab_size":40,"n_positions":16,"n_embd":16,"n_layer":2,"n_head":2}"#).unwrap();
+    let w = gpt2_init(&c, 3);
+    (c, w)
+}
+
+#[test]
+fn the_pairwise_loss_is_the_mean_of_minus_log_sigmoid_over_ranked_pairs() {
+    // Two prompts, K = 3: rewards best first.
+    let r = [2.0f32, 1.0, 0.0, 0.5, 1.5, -1.0];
+    let device = Default::default();
+    let loss: f32 =
+        preference_loss(Tensor::<Cpu, 1>::from_data(TensorData::new(r.to_vec(), [6]), &device), 3).into_scalar();
+    let nls = |d: f64| (1.0 + (-d).exp()).ln();
+    // Pairs (0,1), (0,2), (1,2) of each group.
+    let want = (nls(1.0) + nls(2.0) + nls(1.0) + nls(-1.0) + nls(1.5) + nls(2.5)) / 6.0;
+    assert!((loss as f64 - want).abs() < 1e-6, "{loss} vs {want}");
+    assert!((pair_accuracy(&r, 3) - 5.0 / 6.0).abs() < 1e-12);
+    // Equal rewards: ln 2, the loss a fresh reward head starts at.
+    let zero: f32 = preference_loss(Tensor::<Cpu, 1>::zeros([8], &device), 4).into_scalar();
+    assert!((zero as f64 - 2f64.ln()).abs() < 1e-6);
+}
+
+#[test]
+fn the_reward_head_is_one_zeroed_row_of_an_untied_head_read_at_the_marked_position() {
+    let (c, w) = tiny();
+    let (rc, rw) = reward_init(&c, &w, 7);
+    assert!(!rc.tie_word_embeddings);
+    let head = rw.lm_head.as_ref().unwrap();
+    assert!(head.data[7 * 16..8 * 16].iter().all(|&x| x == 0.0));
+    assert_eq!(&head.data[..7 * 16], &w.wte.data[..7 * 16]);
+
+    // With a non-zero row, the score is the logit of that row at the marked position.
+    let mut rw = rw;
+    for (i, x) in rw.lm_head.as_mut().unwrap().data[7 * 16..8 * 16].iter_mut().enumerate() {
+        *x = (i as f32 - 8.0) / 10.0;
+    }
+    let device = Default::default();
+    let model = Gpt::<Cpu>::from_weights(&rc, &rw, &device);
+    let ids = Tensor::<Cpu, 2, Int>::from_data(TensorData::new(vec![1, 2, 3, 4, 5, 6, 7, 8], [2, 4]), &device);
+    let at =
+        Tensor::<Cpu, 2>::from_data(TensorData::new(vec![0.0f32, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0], [2, 4]), &device);
+    let score: Vec<f32> = model.score(ids.clone(), at, 7).into_data().iter::<f32>().collect();
+    let logits: Vec<f32> = model.forward(ids).into_data().iter::<f32>().collect();
+    let logit = |b: usize, t: usize| logits[(b * 4 + t) * 40 + 7];
+    assert!((score[0] - logit(0, 2)).abs() < 1e-5 && (score[1] - logit(1, 3)).abs() < 1e-5, "{score:?}");
+}
