@@ -5,7 +5,8 @@
 //! token shards and batches, `prepare` corpus → tokenizer → shards, `checkpoint` atomic save and
 //! resume, `train` the loop; `finetune` a task's labelled batches, `icl` zero/few-shot
 //! evaluation; `instruct` the generated conversations, `sft` supervised fine-tuning on them,
-//! `chat_eval` their held-out score, `reward` the reward model; `bundle` export/import to the inference bundle, `backend`
+//! `chat_eval` their held-out score, `reward` the reward model, `ppo` PPO
+//! against it; `bundle` export/import to the inference bundle, `backend`
 //! the choice of CPU, wgpu or CUDA.
 
 pub mod backend;
@@ -20,6 +21,7 @@ pub mod instruct;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod ppo;
 pub mod prepare;
 pub mod reward;
 pub use wgpt::rng;

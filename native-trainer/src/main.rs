@@ -29,6 +29,8 @@ enum Command {
     /// InstructGPT step 2: a reward model from ranked responses (pairwise loss), with its
     /// held-out pair accuracy.
     Reward(cli_stages::RewardCmd),
+    /// InstructGPT step 3: PPO of the SFT policy against the reward model, with a KL penalty.
+    Ppo(cli_stages::PpoCmd),
     /// Zero-, one- and few-shot accuracy on held-out task episodes (a table and a plot), or
     /// held-out chat accuracy (`--suite chat`).
     Eval(cli_stages::EvalCmd),
@@ -52,6 +54,7 @@ fn main() {
         Command::Finetune(c) => c.run(),
         Command::Sft(c) => c.run(),
         Command::Reward(c) => c.run(),
+        Command::Ppo(c) => c.run(),
         Command::Eval(c) => c.run(),
         Command::Export(c) => c.run(),
         Command::Import(c) => c.run(),

@@ -215,14 +215,29 @@ impl<B: Backend> Gpt<B> {
         self.hidden(ids).matmul(self.head().transpose()).reshape([b, t, self.config.vocab_size])
     }
 
-    /// One scalar per sequence: the head's row `row` (a linear head `h · w`) read at the position
-    /// `at` marks with a 1 (`[b, t]`, one 1 per row) → `[b]`. The reward model's score.
-    pub fn score(&self, ids: Tensor<B, 2, Int>, at: Tensor<B, 2>, row: usize) -> Tensor<B, 1> {
+    /// The head's row `row` read at every position, `[b, t]`: a linear head `h · w` (the reward
+    /// model's score, the PPO critic's value).
+    pub fn position_scores(&self, ids: Tensor<B, 2, Int>, row: usize) -> Tensor<B, 2> {
         let [b, t] = ids.dims();
         let c = self.config.n_embd;
         let w = self.head().slice([row..row + 1, 0..c]);
-        let per_position = self.hidden(ids).matmul(w.transpose()).reshape([b, t]);
-        (per_position * at).sum_dim(1).reshape([b])
+        self.hidden(ids).matmul(w.transpose()).reshape([b, t])
+    }
+
+    /// One scalar per sequence: [`Self::position_scores`] at the position `at` marks with a 1
+    /// (`[b, t]`, one 1 per row) → `[b]`.
+    pub fn score(&self, ids: Tensor<B, 2, Int>, at: Tensor<B, 2>, row: usize) -> Tensor<B, 1> {
+        let b = ids.dims()[0];
+        (self.position_scores(ids, row) * at).sum_dim(1).reshape([b])
+    }
+
+    /// `log p(ids[t+1] | ids[..=t])` for every `t`, `[b, t − 1]`.
+    pub fn token_logprobs(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+        let [b, t] = ids.dims();
+        let v = self.config.vocab_size;
+        let logits = self.forward(ids.clone().slice([0..b, 0..t - 1])).reshape([b * (t - 1), v]);
+        let next = ids.slice([0..b, 1..t]).reshape([b * (t - 1), 1]);
+        log_softmax_rows(logits).gather(1, next).reshape([b, t - 1])
     }
 
     /// Mean next-token cross-entropy of `targets` `[batch, time]` under the logits of `ids`;

@@ -135,7 +135,12 @@ pub fn evaluate<B: Backend>(model: &Gpt<B>, batches: &[Batch], device: &B::Devic
     sum / rows.max(1) as f64
 }
 
-fn check_spec(saved: &TrainState, run: &RunSpec, config: &GptConfig, ckpt_config: &GptConfig) -> anyhow::Result<()> {
+pub(crate) fn check_spec(
+    saved: &TrainState,
+    run: &RunSpec,
+    config: &GptConfig,
+    ckpt_config: &GptConfig,
+) -> anyhow::Result<()> {
     if ckpt_config != config {
         bail!(
             "the checkpoint's model differs from this run's (checkpoint: {} layers × {} wide, {} heads, context {}, vocab {}; \
@@ -163,7 +168,7 @@ fn check_spec(saved: &TrainState, run: &RunSpec, config: &GptConfig, ckpt_config
     Ok(())
 }
 
-fn metrics_file(out: &Path, keep_up_to: u64) -> anyhow::Result<std::fs::File> {
+pub(crate) fn metrics_file(out: &Path, keep_up_to: u64) -> anyhow::Result<std::fs::File> {
     let path = out.join("metrics.jsonl");
     // Lines past the resumed step belong to the killed attempt: drop them.
     let kept: String = std::fs::read_to_string(&path)

@@ -54,3 +54,54 @@ fn the_reward_head_is_one_zeroed_row_of_an_untied_head_read_at_the_marked_positi
     let logit = |b: usize, t: usize| logits[(b * 4 + t) * 40 + 7];
     assert!((score[0] - logit(0, 2)).abs() < 1e-5 && (score[1] - logit(1, 3)).abs() < 1e-5, "{score:?}");
 }
+
+#[test]
+fn ppo_rewards_advantages_and_returns_by_hand() {
+    use wgpt_train::ppo::{gae, token_rewards, whiten};
+    // KL penalty per token, the score added at the last token.
+    let r = token_rewards(&[-1.0, -2.0, -0.5], &[-1.5, -2.0, -1.0], 3.0, 0.1);
+    let want = [-0.05, 0.0, -0.05 + 3.0];
+    assert!(r.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{r:?}");
+    // GAE with γ = 1, λ = 0.5: δ = [1 + 2 − 1, 0 + 3 − 2, 2 + 0 − 3] = [2, 1, −1];
+    // A2 = −1, A1 = 1 + 0.5·(−1) = 0.5, A0 = 2 + 0.5·0.5 = 2.25; returns = A + V.
+    let (a, ret) = gae(&[1.0, 0.0, 2.0], &[1.0, 2.0, 3.0], 1.0, 0.5);
+    assert_eq!(a, vec![2.25, 0.5, -1.0]);
+    assert_eq!(ret, vec![3.25, 2.5, 2.0]);
+    let mut x = vec![1.0, 2.0, 3.0, 4.0];
+    whiten(&mut x);
+    let mean = x.iter().sum::<f32>() / 4.0;
+    let var = x.iter().map(|v| v * v).sum::<f32>() / 4.0;
+    assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn ppo_clips_the_ratio_and_the_value_by_hand() {
+    use wgpt_train::ppo::{policy_loss, value_loss};
+    let device = Default::default();
+    let t = |v: Vec<f32>| Tensor::<Cpu, 2>::from_data(TensorData::new(v, [1, 4]), &device);
+    // Ratios e^{ln 1.5} = 1.5 and e^{ln 0.5} = 0.5 with ε = 0.2:
+    // A > 0, ρ = 1.5 → min(1.5A, 1.2A) = 1.2A; A < 0, ρ = 1.5 → min(−1.5, −1.2) = −1.5;
+    // A > 0, ρ = 0.5 → min(0.5, 0.8) = 0.5; the 4th token is masked out.
+    let (l15, l05) = (1.5f32.ln(), 0.5f32.ln());
+    let loss: f32 = policy_loss(
+        t(vec![l15, l15, l05, 9.0]),
+        t(vec![0.0, 0.0, 0.0, 0.0]),
+        t(vec![1.0, -1.0, 1.0, 5.0]),
+        t(vec![1.0, 1.0, 1.0, 0.0]),
+        0.2,
+    )
+    .into_scalar();
+    let want = -(1.2 - 1.5 + 0.5) / 3.0;
+    assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
+    // Values: v_old 0, clip 0.2. v = 1, R = 1: max(0, (0.2 − 1)²) = 0.64; v = −0.1, R = 0.5:
+    // max(0.36, 0.36) = 0.36; ½·mean = 0.25.
+    let loss: f32 = value_loss(
+        t(vec![1.0, -0.1, 0.0, 0.0]),
+        t(vec![0.0, 0.0, 0.0, 0.0]),
+        t(vec![1.0, 0.5, 0.0, 0.0]),
+        t(vec![1.0, 1.0, 0.0, 0.0]),
+        0.2,
+    )
+    .into_scalar();
+    assert!((loss - 0.25).abs() < 1e-6, "{loss}");
+}

@@ -412,6 +412,59 @@ fn episodes_finetune_sft_and_eval_write_their_reports() {
     assert!((summary["first_loss"].as_f64().unwrap() - 2f64.ln()).abs() < 1e-5, "{summary}");
     assert!(summary["last_loss"].as_f64().unwrap() < 2f64.ln());
     assert!((0.0..=1.0).contains(&summary["val_pair_accuracy"].as_f64().unwrap()));
+    // Step 3: PPO for a few iterations, killed-and-resumed equal to unbroken (rollouts are a
+    // function of the seed and the iteration).
+    let ppo = |out: &Path, steps: &str, resume: bool| {
+        let mut a = vec![
+            "ppo",
+            "--sft",
+            s(&sft),
+            "--reward-model",
+            s(&rm),
+            "--out",
+            s(out),
+            "--steps",
+            steps,
+            "--batch",
+            "4",
+            "--lr",
+            "1e-3",
+            "--min-lr",
+            "1e-3",
+            "--warmup",
+            "0",
+            "--eval-every",
+            "2",
+            "--ckpt-every",
+            "2",
+            "--eval-prompts",
+            "4",
+            "--max-new",
+            "8",
+        ];
+        if resume {
+            a.push("--resume");
+        }
+        ok(&a)
+    };
+    let (whole, split) = (tmp.path().join("ppo"), tmp.path().join("ppo-split"));
+    let out: Value = serde_json::from_str(ppo(&whole, "4", false).trim()).unwrap();
+    assert!(out["val_reward"].as_f64().unwrap().is_finite());
+    let metrics = String::from_utf8(read(whole.join("metrics.jsonl"))).unwrap();
+    assert_eq!(metrics.lines().count(), 4);
+    assert!(metrics.lines().all(|l| ["reward", "kl", "policy_loss", "value_loss"].iter().all(|k| l.contains(k))));
+    assert!(read(whole.join("ppo.png")).starts_with(b"\x89PNG"));
+    ppo(&split, "2", false);
+    ppo(&split, "4", true);
+    for f in ["ckpt-000004/model.safetensors", "critic/ckpt-000004/model.safetensors"] {
+        assert!(read(whole.join(f)) == read(split.join(f)), "{f} differs after a resume");
+    }
+    wgpt::bundle::Bundle::load(&whole.join("ckpt-000004")).unwrap();
+    assert!(
+        fails(&["ppo", "--sft", s(&sft), "--reward-model", s(&sft), "--out", s(&tmp.path().join("y"))])
+            .contains("reward model")
+    );
+
     // A model whose tokenizer has no chat tokens (HF GPT-2's) cannot be SFT'd or chat-evaluated.
     let gpt2 = tmp.path().join("gpt2");
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/hf/tiny-f32");
