@@ -4,6 +4,7 @@ const worker = new Worker('worker.js', { type: 'module' });
 const pending = new Map();
 let nextId = 1;
 let current = { url: null, files: null, info: null };
+let catalogue = [];
 let conversation = [];
 let generating = null;
 
@@ -71,6 +72,8 @@ async function loadModel({ url = null, files = null, name }) {
         setStatus(`loading ${name}: ${(ev.loaded / 1e6).toFixed(1)} MB${ev.total ? ` of ${(ev.total / 1e6).toFixed(1)} MB (${Math.round(frac * 100)} %)` : ''}${ev.cached ? ' from this browser' : ''}`);
       });
     current = { url, files, info: res.info, name };
+    const role = catalogue.find((m) => m.path === url)?.role;
+    $('fewshot-model').hidden = !url || role === 'base' || !catalogue.some((m) => m.role === 'base');
     describe(res.info);
     setStatus(`ready: ${name} on ${res.info.backend === 'gpu' ? 'WebGPU' : 'the CPU'}${res.info.note ? ` (${res.info.note})` : ''}`);
     document.body.dataset.ready = 'true';
@@ -98,6 +101,7 @@ async function listModels() {
       li.append(b, p);
       ul.append(li);
     }
+    catalogue = index.models;
     return index.models;
   } catch (e) {
     setStatus(`no model list: ${e.message}`, true);
@@ -308,6 +312,10 @@ $('with-desc').addEventListener('change', newEpisode);
 $('episode').addEventListener('change', newEpisode);
 $('next-episode').addEventListener('click', () => { $('episode').value = String((Number($('episode').value) || 0) + 1); newEpisode(); });
 $('fewshot-run').addEventListener('click', runFewshot);
+$('use-base').addEventListener('click', () => {
+  const base = catalogue.find((m) => m.role === 'base');
+  if (base && !generating) loadModel({ url: base.path, name: base.name });
+});
 $('fewshot-sweep').addEventListener('click', sweep);
 
 // ---- next token ----

@@ -25,6 +25,14 @@ pub struct ChatCell {
     pub accuracy: f64,
 }
 
+/// The reward model's mean score of a model's greedy replies to held-out prompts.
+#[derive(Debug, Clone, Serialize)]
+pub struct RewardRow {
+    pub model: String,
+    pub prompts: usize,
+    pub mean_reward: f64,
+}
+
 pub fn evaluate<B: Backend>(
     name: &str,
     model: &Gpt<B>,
@@ -75,8 +83,8 @@ pub fn evaluate<B: Backend>(
     Ok(cells)
 }
 
-/// One row per model: accuracy per kind and language, and overall.
-pub fn markdown(cells: &[ChatCell]) -> String {
+/// One row per model: accuracy per kind and language, and overall; then the rewards.
+pub fn markdown(cells: &[ChatCell], rewards: &[RewardRow]) -> String {
     let mut cols: Vec<(String, String)> = Vec::new();
     let mut models: Vec<String> = Vec::new();
     for c in cells {
@@ -104,6 +112,12 @@ pub fn markdown(cells: &[ChatCell]) -> String {
             .collect();
         let (right, total) = mine.iter().fold((0, 0), |(r, t), c| (r + c.correct, t + c.total));
         s.push_str(&format!("| {m} | {} | {:.0} |\n", vals.join(" | "), 100.0 * right as f64 / total.max(1) as f64));
+    }
+    if !rewards.is_empty() {
+        s.push_str("\nMean reward-model score of greedy replies to held-out prompts:\n\n| model | prompts | reward |\n|---|---:|---:|\n");
+        for r in rewards {
+            s.push_str(&format!("| {} | {} | {:.3} |\n", r.model, r.prompts, r.mean_reward));
+        }
     }
     s
 }

@@ -16,7 +16,7 @@ use wgpt_train::finetune::TaskBatches;
 use wgpt_train::icl::{self, Cell, EvalSpec};
 use wgpt_train::model::Gpt;
 use wgpt_train::plot::{Series, draw_lines};
-use wgpt_train::ppo::{PpoArgs, PpoConfig, train_ppo};
+use wgpt_train::ppo::{self, PpoArgs, PpoConfig, train_ppo};
 use wgpt_train::reward::{self, PreferenceBatches, reward_init};
 use wgpt_train::sft::ChatBatches;
 use wgpt_train::train::{Batches, Objective};
@@ -184,6 +184,7 @@ impl RewardCmd {
         let mut out = summary.to_json();
         out["val_pair_accuracy"] = accuracy.into();
         out["val_prompts"] = batches.val_prompts.into();
+        std::fs::write(args.out.join("summary.json"), serde_json::to_string_pretty(&out)?)?;
         println!("{out}");
         Ok(())
     }
@@ -280,11 +281,10 @@ impl PpoCmd {
             &self.out.join("ppo.png"),
             "PPO against the reward model",
         )?;
-        println!(
-            "{}",
-            json!({"iterations": s.iterations, "first_reward": s.first_reward, "last_reward": s.last_reward,
-                   "val_reward": s.val_reward, "checkpoint": s.checkpoint.display().to_string()})
-        );
+        let summary = json!({"iterations": s.iterations, "first_reward": s.first_reward, "last_reward": s.last_reward,
+                   "val_reward": s.val_reward, "checkpoint": s.checkpoint.display().to_string()});
+        std::fs::write(self.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+        println!("{summary}");
         Ok(())
     }
 }
@@ -321,6 +321,10 @@ pub struct EvalCmd {
     episodes: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// With --suite chat: also score each model's greedy replies to held-out prompts with this
+    /// reward model.
+    #[arg(long)]
+    reward_model: Option<PathBuf>,
     /// Also evaluate every checkpoint of this run folder (k = 0 and the largest k, no
     /// description) and draw accuracy against step: the in-context-learning curve.
     #[arg(long)]
@@ -413,15 +417,32 @@ impl EvalCmd {
 
     fn chat(&self) -> anyhow::Result<()> {
         let device = Default::default();
-        let mut cells = Vec::new();
+        let judge = match &self.reward_model {
+            Some(p) => {
+                let (rm, tok) = load_model(p)?;
+                Some((rm, score_row(&tok)?))
+            }
+            None => None,
+        };
+        let (mut cells, mut rewards) = (Vec::new(), Vec::new());
         for m in &self.model {
             let (name, path) = named(m);
             let (model, tok) = load_model(&path)?;
             cells.extend(chat_eval::evaluate::<Cpu>(&name, &model, &tok, self.episodes, &device)?);
+            if let Some((rm, row)) = &judge {
+                let config = model.config().clone();
+                let decode = ppo::chat_decode(&tok, &config, 32.min(config.n_positions / 4), *row as u32)?;
+                let j = ppo::Judge { rm, score_row: *row, prompts: self.episodes * 4 };
+                let mean_reward = ppo::held_out_reward(&model.to_weights(), &config, &tok, &j, &decode, &device)?;
+                rewards.push(chat_eval::RewardRow { model: name.clone(), prompts: j.prompts, mean_reward });
+            }
         }
-        let md = chat_eval::markdown(&cells);
+        let md = chat_eval::markdown(&cells, &rewards);
         std::fs::write(self.out.join("chat.md"), &md)?;
-        std::fs::write(self.out.join("chat.json"), serde_json::to_string_pretty(&json!({"cells": cells}))?)?;
+        std::fs::write(
+            self.out.join("chat.json"),
+            serde_json::to_string_pretty(&json!({"cells": cells, "rewards": rewards}))?,
+        )?;
         print!("{md}");
         Ok(())
     }

@@ -296,25 +296,45 @@ fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().iter::<f32>().collect()
 }
 
-/// Mean reward-model score of the policy's greedy replies to the held-out prompts.
-fn held_out_reward<B: Backend>(
+/// The reward model and the held-out prompts it scores replies to.
+pub struct Judge<'a, B: Backend> {
+    pub rm: &'a crate::model::Gpt<B>,
+    pub score_row: usize,
+    pub prompts: usize,
+}
+
+/// Mean reward-model score of the policy's greedy replies to the first `judge.prompts` held-out
+/// prompts.
+pub fn held_out_reward<B: Backend>(
     policy: &ModelWeights,
-    rm: &crate::model::Gpt<B>,
-    tok: &Tokenizer,
     config: &GptConfig,
-    args: &PpoArgs,
+    tok: &Tokenizer,
+    judge: &Judge<B>,
     decode: &Decode,
     device: &B::Device,
 ) -> anyhow::Result<f64> {
-    let prompts: Vec<Vec<u32>> = (0..args.eval_prompts as u64)
-        .map(|s| prompt_ids(tok, config, Split::Eval, s, args.ppo.max_new))
+    let prompts: Vec<Vec<u32>> = (0..judge.prompts as u64)
+        .map(|s| prompt_ids(tok, config, Split::Eval, s, decode.max_new))
         .collect::<anyhow::Result<_>>()?;
     let seeds = vec![0; prompts.len()];
     let greedy = Decode { stops: decode.stops.clone(), params: SamplingParams::greedy(), ..*decode };
     let r = sample(config, policy.clone(), &prompts, &seeds, &greedy)?;
     let end = Tensor::<B, 2>::from_data(TensorData::new(r.end.clone(), [r.rows, r.len]), device);
-    let scores = to_vec(rm.score(r.ids::<B>(device), end, args.score_row));
+    let scores = to_vec(judge.rm.score(r.ids::<B>(device), end, judge.score_row));
     Ok(scores.iter().map(|&s| s as f64).sum::<f64>() / scores.len().max(1) as f64)
+}
+
+/// Greedy decoding of chat replies for `tok`'s template, up to `max_new` tokens.
+pub fn chat_decode(tok: &Tokenizer, config: &GptConfig, max_new: usize, pad: u32) -> anyhow::Result<Decode> {
+    let wgpt::chat::Template::ChatMl { end, .. } = wgpt::chat::template(tok) else {
+        anyhow::bail!("the tokenizer has no chat tokens");
+    };
+    Ok(Decode {
+        stops: [Some(end), config.eos_token_id].into_iter().flatten().collect(),
+        max_new,
+        params: SamplingParams::greedy(),
+        pad,
+    })
 }
 
 /// The PPO loop. `sft` is the starting policy and the frozen reference; `rm` the reward model
@@ -379,15 +399,11 @@ pub fn train_ppo<AB: burn::tensor::backend::AutodiffBackend>(
     if start >= run.steps {
         bail!("the run is already at iteration {start} of {}; raise --steps to continue", run.steps);
     }
-    let wgpt::chat::Template::ChatMl { end: im_end, .. } = wgpt::chat::template(tok) else {
-        bail!("the tokenizer has no chat tokens");
-    };
     let decode = Decode {
-        stops: [Some(im_end), config.eos_token_id].into_iter().flatten().collect(),
-        max_new: args.ppo.max_new,
         params: SamplingParams { temperature: 1.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 },
-        pad: row as u32,
+        ..chat_decode(tok, config, args.ppo.max_new, row as u32)?
     };
+    let judge = Judge { rm: &reward_model, score_row: row, prompts: args.eval_prompts };
     let mut metrics = metrics_file(&args.out, start)?;
     let (mut first_reward, mut last_reward, mut val_reward) = (None, None, None);
     let mut last_ckpt = std::path::PathBuf::new();
@@ -466,7 +482,7 @@ pub fn train_ppo<AB: burn::tensor::backend::AutodiffBackend>(
             "response_tokens": mean_len, "finished": r.finished as f64 / rows as f64,
         });
         if done % args.eval_every == 0 || done == run.steps {
-            let v = held_out_reward(&policy.valid().to_weights(), &reward_model, tok, config, args, &decode, device)?;
+            let v = held_out_reward(&policy.valid().to_weights(), config, tok, &judge, &decode, device)?;
             val_reward = Some(v);
             line["val_reward"] = v.into();
             eprintln!("iteration {done}/{}: reward {reward:.3}, KL {kl:.3}, held-out reward {v:.3}", run.steps);

@@ -460,6 +460,22 @@ fn episodes_finetune_sft_and_eval_write_their_reports() {
         assert!(read(whole.join(f)) == read(split.join(f)), "{f} differs after a resume");
     }
     wgpt::bundle::Bundle::load(&whole.join("ckpt-000004")).unwrap();
+    let chat = ok(&[
+        "eval",
+        "--suite",
+        "chat",
+        "--model",
+        &format!("sft={}", s(&sft)),
+        "--model",
+        &format!("ppo={}", s(&whole)),
+        "--reward-model",
+        s(&rm),
+        "--episodes",
+        "2",
+        "--out",
+        s(&report),
+    ]);
+    assert!(chat.contains("| ppo | 8 |") && chat.contains("| sft | 8 |"), "{chat}");
     assert!(
         fails(&["ppo", "--sft", s(&sft), "--reward-model", s(&sft), "--out", s(&tmp.path().join("y"))])
             .contains("reward model")
