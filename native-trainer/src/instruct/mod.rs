@@ -232,6 +232,16 @@ mod tests {
     }
 
     #[test]
+    fn every_held_out_small_talk_reply_is_taught_by_another_phrasing() {
+        let taught: std::collections::HashSet<&str> =
+            SMALL_TALK.iter().filter(|(u, _)| text_split(u) == Split::Train).map(|(_, r)| *r).collect();
+        for (u, r) in SMALL_TALK.iter().filter(|(u, _)| text_split(u) == Split::Eval) {
+            assert!(taught.contains(r), "{u:?}: its reply is never taught");
+        }
+        assert!(SMALL_TALK.iter().any(|(u, _)| text_split(u) == Split::Eval));
+    }
+
+    #[test]
     fn ranked_responses_differ_and_hold_out_their_prompts() {
         let train: Vec<Ranked> = (0..500).map(|s| ranked(Split::Train, s)).collect();
         let seen: std::collections::HashSet<&str> =
