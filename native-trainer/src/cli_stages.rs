@@ -8,7 +8,10 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
+use wgpt::config::GptConfig;
 use wgpt::tasks::{self, Task};
+use wgpt::weights::ModelWeights;
+use wgpt_train::backend::BackendKind;
 use wgpt_train::backend::Cpu;
 use wgpt_train::chat_eval;
 use wgpt_train::checkpoint;
@@ -19,7 +22,7 @@ use wgpt_train::plot::{Series, draw_lines};
 use wgpt_train::ppo::{self, PpoArgs, PpoConfig, train_ppo};
 use wgpt_train::reward::{self, PreferenceBatches, reward_init};
 use wgpt_train::sft::ChatBatches;
-use wgpt_train::train::{Batches, Objective};
+use wgpt_train::train::{Batches, Objective, TrainArgs};
 use wgpt_train::train::{check_run, train_loop};
 use wgpt_train::with_backend;
 
@@ -30,6 +33,31 @@ fn parse_task(name: &str) -> anyhow::Result<Task> {
         let all: Vec<&str> = tasks::ALL.iter().map(|t| t.name()).collect();
         anyhow::anyhow!("unknown task {name:?} (one of: {})", all.join(", "))
     })
+}
+
+/// The model a stage starts from: its checkpoint folder, shape, weights and tokenizer; `chat`
+/// requires the tokenizer's chat tokens.
+fn starting_point(path: &Path, chat: bool) -> anyhow::Result<(PathBuf, GptConfig, ModelWeights, wgpt::Tokenizer)> {
+    let dir = resolve_checkpoint(path)?;
+    let (config, weights) = checkpoint::load_weights(&dir)?;
+    let tok = wgpt::bundle::load_tokenizer(&dir)?;
+    if chat && !matches!(wgpt::chat::template(&tok), wgpt::chat::Template::ChatMl { .. }) {
+        bail!("{}: its tokenizer has no <|im_start|>/<|im_end|> tokens to frame the conversations", dir.display());
+    }
+    Ok((dir, config, weights, tok))
+}
+
+/// Runs the training loop on the chosen backend and prints its summary.
+fn train(
+    backend: BackendKind,
+    args: &TrainArgs,
+    batches: &dyn Batches,
+    tokenizer_json: &str,
+) -> anyhow::Result<serde_json::Value> {
+    check_run(args)?;
+    let json = tokenizer_json.as_bytes();
+    let summary = with_backend!(backend, |B, device| train_loop::<B>(args, batches, json, &device))?;
+    Ok(summary.to_json())
 }
 
 #[derive(Args)]
@@ -50,13 +78,10 @@ pub struct FinetuneCmd {
 impl FinetuneCmd {
     pub fn run(self) -> anyhow::Result<()> {
         let task = parse_task(&self.task)?;
-        let init = resolve_checkpoint(&self.init_from)?;
-        let (config, _) = checkpoint::load_weights(&init)?;
-        let tokenizer = wgpt::bundle::load_tokenizer(&init)?;
-        let tokenizer_json = tokenizer.to_json()?;
+        let (init, config, _, tokenizer) = starting_point(&self.init_from, false)?;
         let run = self.train.run_spec(config.n_positions, 0, Some(task.name()));
         let args = self.train.train_args(self.out, config.clone(), run, Some(init));
-        check_run(&args)?;
+        let json = tokenizer.to_json()?;
         let batches = TaskBatches {
             task,
             tokenizer,
@@ -66,13 +91,7 @@ impl FinetuneCmd {
             context: config.n_positions,
             val_examples: 256,
         };
-        let summary = with_backend!(self.train.backend, |B, device| train_loop::<B>(
-            &args,
-            &batches,
-            tokenizer_json.as_bytes(),
-            &device
-        ))?;
-        println!("{}", summary.to_json());
+        println!("{}", train(self.train.backend, &args, &batches, &json)?);
         Ok(())
     }
 }
@@ -92,16 +111,10 @@ pub struct SftCmd {
 
 impl SftCmd {
     pub fn run(self) -> anyhow::Result<()> {
-        let init = resolve_checkpoint(&self.init_from)?;
-        let (config, _) = checkpoint::load_weights(&init)?;
-        let tokenizer = wgpt::bundle::load_tokenizer(&init)?;
-        if !matches!(wgpt::chat::template(&tokenizer), wgpt::chat::Template::ChatMl { .. }) {
-            bail!("{}: its tokenizer has no <|im_start|>/<|im_end|> tokens to frame the conversations", init.display());
-        }
-        let tokenizer_json = tokenizer.to_json()?;
+        let (init, config, _, tokenizer) = starting_point(&self.init_from, true)?;
         let run = self.train.run_spec(config.n_positions, 0, Some("sft"));
         let args = self.train.train_args(self.out, config.clone(), run, Some(init));
-        check_run(&args)?;
+        let json = tokenizer.to_json()?;
         let pad = tokenizer.token_to_id("<|pad|>").or(config.eos_token_id).unwrap_or(0);
         let batches = ChatBatches {
             tokenizer,
@@ -111,13 +124,7 @@ impl SftCmd {
             context: config.n_positions,
             val_conversations: 256,
         };
-        let summary = with_backend!(self.train.backend, |B, device| train_loop::<B>(
-            &args,
-            &batches,
-            tokenizer_json.as_bytes(),
-            &device
-        ))?;
-        println!("{}", summary.to_json());
+        println!("{}", train(self.train.backend, &args, &batches, &json)?);
         Ok(())
     }
 }
@@ -144,22 +151,16 @@ pub fn score_row(tok: &wgpt::Tokenizer) -> anyhow::Result<usize> {
 
 impl RewardCmd {
     pub fn run(self) -> anyhow::Result<()> {
-        let init = resolve_checkpoint(&self.init_from)?;
-        let (config, weights) = checkpoint::load_weights(&init)?;
-        let tokenizer = wgpt::bundle::load_tokenizer(&init)?;
-        if !matches!(wgpt::chat::template(&tokenizer), wgpt::chat::Template::ChatMl { .. }) {
-            bail!("{}: its tokenizer has no <|im_start|>/<|im_end|> tokens to frame the conversations", init.display());
-        }
+        let (_, config, weights, tokenizer) = starting_point(&self.init_from, true)?;
         let row = score_row(&tokenizer)?;
         // An SFT model gets a fresh (zero) reward head; a reward model keeps its own.
         let (config, weights) =
             if config.tie_word_embeddings { reward_init(&config, &weights, row) } else { (config, weights) };
-        let tokenizer_json = tokenizer.to_json()?;
         let run = self.train.run_spec(config.n_positions, 0, Some("reward"));
         let mut args = self.train.train_args(self.out, config.clone(), run, None);
         args.objective = Objective::Preference { score_row: row };
         args.init_weights = Some(weights);
-        check_run(&args)?;
+        let json = tokenizer.to_json()?;
         let batches = PreferenceBatches {
             tokenizer,
             pad: row as u32,
@@ -168,20 +169,14 @@ impl RewardCmd {
             context: config.n_positions,
             val_prompts: 256,
         };
-        let summary = with_backend!(self.train.backend, |B, device| train_loop::<B>(
-            &args,
-            &batches,
-            tokenizer_json.as_bytes(),
-            &device
-        ))?;
+        let mut out = train(self.train.backend, &args, &batches, &json)?;
         // The held-out pair accuracy of the final model, on all held-out prompts.
-        let dir = &summary.checkpoint;
-        let (c, w) = checkpoint::load_weights(dir)?;
+        let dir = PathBuf::from(out["checkpoint"].as_str().unwrap_or_default());
+        let (c, w) = checkpoint::load_weights(&dir)?;
         let device = Default::default();
         let model = Gpt::<Cpu>::from_weights(&c, &w, &device);
         let val = batches.val(batches.val_prompts)?;
         let accuracy = reward::evaluate(&model, &val, row, &device);
-        let mut out = summary.to_json();
         out["val_pair_accuracy"] = accuracy.into();
         out["val_prompts"] = batches.val_prompts.into();
         std::fs::write(args.out.join("summary.json"), serde_json::to_string_pretty(&out)?)?;
