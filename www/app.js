@@ -287,17 +287,22 @@ async function sweep() {
   const table = $('fewshot-table');
   table.replaceChildren();
   const head = table.insertRow();
-  for (const h of ['examples', 'right', 'accuracy']) { const th = document.createElement('th'); th.textContent = h; head.append(th); }
+  for (const h of ['examples', 'right', 'accuracy', '']) { const th = document.createElement('th'); th.textContent = h; head.append(th); }
   try {
     for (const k of [0, 1, 2, 4, 8]) {
       const row = table.insertRow();
       row.insertCell().textContent = String(k);
       const right = row.insertCell(), acc = row.insertCell();
+      // Accuracy against k as a bar chart, one bar per row.
+      const bar = document.createElement('span');
+      bar.className = 'bar';
+      row.insertCell().append(bar);
       let ok = 0;
       for (let i = 0; i < 10; i++) {
         const e = await buildEpisode(task, k, description, first + i);
         if ((await completeLine(e.prompt)) === e.answer) ok++;
         right.textContent = `${ok} / ${i + 1}`;
+        bar.style.width = `${(ok / (i + 1)) * 12}rem`;
       }
       acc.textContent = `${ok * 10} %`;
     }
