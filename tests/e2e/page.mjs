@@ -105,6 +105,28 @@ await test('chat: Esc stops a long reply', async () => {
   await page.evaluate(() => { document.getElementById('max-tokens').value = '32'; });
 });
 
+await test('chat model: a conversation in Chinese and one in English (greedy)', async () => {
+  await page.click('button[data-tab="chat"]');
+  const temperature = await page.inputValue('#temperature');
+  await page.fill('#temperature', '0');
+  const cjk = /[\u4e00-\u9fff]/;
+  await page.click('#new-chat');
+  const zh1 = await chat(page, '你好');
+  const zh2 = await chat(page, 'GPT的全称是什么？');
+  console.log(`     zh: ${JSON.stringify(zh1.text)} / ${JSON.stringify(zh2.text)}`);
+  assert(zh1.finish === 'stop_token' && cjk.test(zh1.text), `zh greeting: ${zh1.finish} ${zh1.text}`);
+  assert(zh2.text.includes('Generative Pre-trained Transformer'), `zh question: ${zh2.text}`);
+  await page.screenshot({ path: `${shots}/chat-zh.png` });
+  await page.click('#new-chat');
+  const en1 = await chat(page, 'Hello');
+  const en2 = await chat(page, 'What is the full name of GPT?');
+  console.log(`     en: ${JSON.stringify(en1.text)} / ${JSON.stringify(en2.text)}`);
+  assert(en1.finish === 'stop_token' && !cjk.test(en1.text) && /[a-z]/.test(en1.text), `en greeting: ${en1.finish} ${en1.text}`);
+  assert(en2.text.startsWith('Generative Pre-trained Transformer'), `en question: ${en2.text}`);
+  await page.screenshot({ path: `${shots}/chat-en.png` });
+  await page.fill('#temperature', temperature);
+});
+
 let cpuTokens;
 await test('next token: bars for 你好, click one to extend', async () => {
   const rows = await nextTokens(page, '你好');
@@ -152,6 +174,13 @@ await test('few-shot: the page builds the same prompts as the trainer', async ()
 });
 
 await test('few-shot: complete one episode, then compare 0 to 8 examples', async () => {
+  // The demo is meant for the base model: the page offers it when the chat model is loaded.
+  if (await page.isVisible('#use-base')) {
+    await page.evaluate(() => { document.body.dataset.ready = 'false'; });
+    await page.click('#use-base');
+    await ready(page);
+    assert(await page.isHidden('#fewshot-model'), 'the base-model hint stays after loading the base model');
+  }
   await page.selectOption('#task', 'copy');
   await page.selectOption('#shots', '4');
   await page.click('#fewshot-run');
@@ -164,6 +193,8 @@ await test('few-shot: complete one episode, then compare 0 to 8 examples', async
 });
 
 await test('the WebGPU engine gives the same next tokens', async () => {
+  // The model loaded now (the few-shot test may have switched to the base model), on the CPU.
+  cpuTokens = (await nextTokens(page, '你好')).map((r) => r.token);
   await page.click('button[data-tab="models"]');
   await page.evaluate(() => { document.body.dataset.ready = 'false'; });
   await page.selectOption('#backend', 'gpu');
