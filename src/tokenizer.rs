@@ -110,10 +110,43 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
-    /// The token's text as the page shows it: its decoded form (`" man"`, not `"Ġman"`).
+    /// The token's text as the page shows it: its decoded form (`" man"`, not `"Ġman"`). A
+    /// byte-level token holding part of a character (the first two bytes of 你) shows those
+    /// bytes as `\xE4\xBD` instead of U+FFFD.
     pub fn token_text(&self, id: u32) -> Result<String, TokenizerError> {
-        self.decode(&[id])
+        let text = self.decode(&[id])?;
+        if !text.contains('\u{FFFD}') {
+            return Ok(text);
+        }
+        let Some(bytes) = self.inner.id_to_token(id).and_then(|t| byte_level_bytes(&t)) else { return Ok(text) };
+        let mut out = String::new();
+        for chunk in bytes.utf8_chunks() {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02X}"));
+            }
+        }
+        Ok(out)
     }
+}
+
+/// The bytes behind a byte-level BPE token's characters (GPT-2's byte ↔ character table:
+/// printable bytes stand for themselves, the other 68 are shifted to U+0100…); `None` when a
+/// character is outside the table (not a byte-level token).
+fn byte_level_bytes(token: &str) -> Option<Vec<u8>> {
+    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let shifted: Vec<u32> = (0..256).filter(|&b| !printable(b)).collect();
+    token
+        .chars()
+        .map(|c| {
+            let c = c as u32;
+            if printable(c) {
+                Some(c as u8)
+            } else {
+                c.checked_sub(256).and_then(|i| shifted.get(i as usize)).map(|&b| b as u8)
+            }
+        })
+        .collect()
 }
 
 /// Turns a stream of ids into text pieces that never end inside a UTF-8 character.

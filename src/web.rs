@@ -267,7 +267,7 @@ pub fn stop_generation() {
     });
 }
 
-/// The `k` most likely next tokens after `text`: `[{"id", "token", "p"}, …]`.
+/// The `k` most likely next tokens after `text`: `[{"id", "token", "p", "partial"}, …]`.
 #[wasm_bindgen]
 pub async fn next_tokens(text: String, k: usize) -> Result<String, JsError> {
     let mut engine = take_engine()?;
@@ -277,7 +277,11 @@ pub async fn next_tokens(text: String, k: usize) -> Result<String, JsError> {
         let top = engine.next_token_probs(&ids, k).await.map_err(js_err)?;
         let rows: Vec<_> = top
             .iter()
-            .map(|&(id, p)| serde_json::json!({"id": id, "token": engine.tokenizer.decode(&[id]).unwrap_or_default(), "p": p}))
+            .map(|&(id, p)| {
+                // `partial`: the token is part of a character (shown as its bytes); it cannot be typed.
+                let partial = engine.tokenizer.decode(&[id]).map(|t| t.contains('\u{FFFD}')).unwrap_or(true);
+                serde_json::json!({"id": id, "token": engine.tokenizer.token_text(id).unwrap_or_default(), "p": p, "partial": partial})
+            })
             .collect();
         Ok(serde_json::Value::from(rows).to_string())
     }
@@ -293,7 +297,7 @@ pub async fn attention_maps(text: String) -> Result<String, JsError> {
     let result = async {
         let ids = engine.tokenizer.encode(&text).map_err(js_err)?;
         let maps = engine.attention(&ids).await.map_err(js_err)?;
-        let tokens: Vec<String> = ids.iter().map(|&id| engine.tokenizer.decode(&[id]).unwrap_or_default()).collect();
+        let tokens: Vec<String> = ids.iter().map(|&id| engine.tokenizer.token_text(id).unwrap_or_default()).collect();
         let c = &engine.config;
         Ok(serde_json::json!({"tokens": tokens, "n_layer": c.n_layer, "n_head": c.n_head, "maps": maps}).to_string())
     }

@@ -103,3 +103,17 @@ fn malformed_tokenizer_files_are_errors() {
         Err(TokenizerError::Parse { file: "vocab.bpe", .. })
     ));
 }
+
+#[test]
+fn a_token_holding_part_of_a_character_shows_its_bytes() {
+    let tok = gpt2();
+    // GPT-2 splits 你 (E4 BD A0) across tokens; each piece shows its bytes, never U+FFFD.
+    let ids = tok.encode("你").unwrap();
+    assert!(ids.len() > 1, "{ids:?}");
+    let pieces: Vec<String> = ids.iter().map(|&id| tok.token_text(id).unwrap()).collect();
+    assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}') && p.starts_with("\\x")), "{pieces:?}");
+    assert_eq!(pieces.concat().replace("\\x", ""), "E4BDA0");
+    // Whole characters and spaces are shown as text.
+    let man = tok.encode(" man").unwrap();
+    assert_eq!(tok.token_text(man[0]).unwrap(), " man");
+}

@@ -337,7 +337,12 @@ async function predict() {
       const bar = document.createElement('span'); bar.className = 'bar'; bar.style.width = `${(r.p * 100).toFixed(2)}%`;
       const p = document.createElement('span'); p.textContent = `${(r.p * 100).toFixed(1)} %`;
       li.append(tok, bar, p);
-      li.addEventListener('click', () => { $('next-text').value += r.token; predict(); });
+      if (r.partial) {
+        li.classList.add('partial');
+        li.title = `token ${r.id}: part of a character (its bytes are shown); it cannot be appended alone`;
+      } else {
+        li.addEventListener('click', () => { $('next-text').value += r.token; predict(); });
+      }
       ol.append(li);
     }
   } catch (e) { setStatus(e.message, true); }

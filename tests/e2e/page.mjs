@@ -124,7 +124,7 @@ await test('next token: bars for 你好, click one to extend', async () => {
   assert(rows.every((r, i) => i === 0 || rows[i - 1].p >= r.p), 'bars are not sorted');
   cpuTokens = rows.map((r) => r.token);
   await page.screenshot({ path: `${shots}/next-token.png` });
-  await page.click('#bars li >> nth=0');
+  await page.click('#bars li:not(.partial) >> nth=0');
   await page.waitForFunction(() => document.getElementById('next-text').value.length > 2);
   await page.waitForFunction(() => document.querySelectorAll('#bars li').length === 10, null, { timeout: LONG });
 });
@@ -181,12 +181,13 @@ await test('few-shot: complete one episode, then compare 0 to 8 examples', async
   await page.screenshot({ path: `${shots}/few-shot.png` });
 });
 
-await test('chat: Esc stops a long reply (the base model, which does not stop by itself)', async () => {
+await test('chat: Esc stops a reply', async () => {
   await page.click('button[data-tab="chat"]');
   await page.evaluate(() => { document.getElementById('max-tokens').value = '1000'; });
   await page.fill('#prompt', 'Tell me a long story.');
+  // Esc right after Enter: the worker sees the stop before its second step of 4 tokens (a
+  // 128-token model would otherwise fill its context before a later Esc could land).
   await page.press('#prompt', 'Enter');
-  await page.waitForFunction(() => [...document.querySelectorAll('#messages li.assistant')].pop()?.textContent.length > 0, null, { timeout: LONG });
   await page.keyboard.press('Escape');
   await page.waitForFunction(() => [...document.querySelectorAll('#messages li.assistant')].pop()?.dataset.finish, null, { timeout: LONG });
   const finish = await page.locator('#messages li.assistant').last().getAttribute('data-finish');
