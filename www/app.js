@@ -177,6 +177,16 @@ $('load-files').addEventListener('click', async () => {
   loadModel({ files, name: $('files').files[0]?.name ? 'the bundle from disk' : 'bundle' });
 });
 
+// A lost WebGPU device (a driver reset, a crashed GPU process): say so plainly and reload the
+// model on the CPU engine, which gives the same answers. Returns whether it recovered.
+async function recoverFromGpuLoss(e) {
+  if (current.info?.backend !== 'gpu' || !/lost/i.test(e.message)) return false;
+  $('backend').value = 'cpu';
+  await loadModel({ url: current.url, files: current.files, name: current.name });
+  setStatus(`The WebGPU device was lost (${e.message}); the model now runs on the CPU engine. Send again.`, true);
+  return true;
+}
+
 // ---- chat ----
 function bubble(role, text) {
   const li = document.createElement('li');
@@ -215,6 +225,8 @@ async function send() {
     li.dataset.finish = 'error';
     li.textContent = `error: ${e.message}`;
     conversation.pop();
+    generating = null;
+    await recoverFromGpuLoss(e);
   } finally {
     li.classList.remove('streaming');
     generating = null;
@@ -345,7 +357,7 @@ async function predict() {
       }
       ol.append(li);
     }
-  } catch (e) { setStatus(e.message, true); }
+  } catch (e) { if (!(await recoverFromGpuLoss(e))) setStatus(e.message, true); }
 }
 $('next-form').addEventListener('submit', (e) => { e.preventDefault(); predict(); });
 
@@ -386,7 +398,7 @@ async function showAttention() {
       if (keep && Number(keep) < count) sel.value = keep;
     }
     drawAttention();
-  } catch (e) { setStatus(e.message, true); }
+  } catch (e) { if (!(await recoverFromGpuLoss(e))) setStatus(e.message, true); }
 }
 $('attention-form').addEventListener('submit', (e) => { e.preventDefault(); showAttention(); });
 $('layer').addEventListener('change', drawAttention);
