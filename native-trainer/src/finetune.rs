@@ -13,7 +13,7 @@ use wgpt::tasks::{self, Description, Split, Task};
 use wgpt::tokenizer::Tokenizer;
 
 use crate::data::{self, Batch, Example};
-use crate::train::Batches;
+use crate::train::{Batches, held_out_batches};
 
 pub struct TaskBatches {
     pub task: Task,
@@ -53,11 +53,8 @@ impl Batches for TaskBatches {
     }
 
     fn val(&self, max_batches: usize) -> anyhow::Result<Vec<Batch>> {
-        let n = self.val_examples.min(max_batches * self.batch);
-        (0..n as u64)
-            .collect::<Vec<_>>()
-            .chunks(self.batch.max(1))
-            .map(|c| self.batch(Split::Eval, c.iter().map(|&i| hash(&[0xE7A1, i]))))
-            .collect()
+        held_out_batches(self.val_examples, self.batch, max_batches, |c| {
+            self.batch(Split::Eval, c.iter().map(|&i| hash(&[0xE7A1, i])))
+        })
     }
 }

@@ -89,10 +89,10 @@ fn exp_shifted<B: Backend>(shifted: Tensor<B, 2>) -> Tensor<B, 2> {
 /// entries are exactly 0. `max` only shifts for range, so it is detached; it is the max of the
 /// kept entries, so the row sum is at least 1. (Over all entries, a masked score 80 above every
 /// kept one left a sum near e⁻⁸⁰, whose backward overflowed to NaN mid-run.)
-fn masked_softmax_rows<B: Backend>(x: Tensor<B, 2>, keep: Tensor<B, 2>) -> Tensor<B, 2> {
+fn masked_softmax_rows<B: Backend>(x: Tensor<B, 2>, mask: &CausalMask<B>) -> Tensor<B, 2> {
     let cols = x.dims()[1];
-    let max = (x.clone().detach() + (keep.clone() - 1.0) * 1e9).max_dim(1);
-    let e = exp_shifted(x - expand_cols(max, cols)) * keep;
+    let max = (x.clone().detach() + mask.off.clone()).max_dim(1);
+    let e = exp_shifted(x - expand_cols(max, cols)) * mask.keep.clone();
     let sum = e.clone().sum_dim(1);
     e / expand_cols(sum, cols)
 }
@@ -140,7 +140,7 @@ impl<B: Backend> Linear<B> {
 impl<B: Backend> Attention<B> {
     /// Causal multi-head self-attention over `[batch·time, n_embd]`; `mask` is the causal mask
     /// `[batch·n_head·time, time]` (1 where the key is at or before the query, else 0).
-    fn forward(&self, x: Tensor<B, 2>, b: usize, n_head: usize, mask: Tensor<B, 2>) -> Tensor<B, 2> {
+    fn forward(&self, x: Tensor<B, 2>, b: usize, n_head: usize, mask: &CausalMask<B>) -> Tensor<B, 2> {
         let [rows, c] = x.dims();
         let (t, d) = (rows / b, c / n_head);
         let qkv = self.c_attn.forward(x);
@@ -161,7 +161,7 @@ impl<B: Backend> Mlp<B> {
 }
 
 impl<B: Backend> Block<B> {
-    fn forward(&self, x: Tensor<B, 2>, b: usize, config: &GptConfig, mask: Tensor<B, 2>) -> Tensor<B, 2> {
+    fn forward(&self, x: Tensor<B, 2>, b: usize, config: &GptConfig, mask: &CausalMask<B>) -> Tensor<B, 2> {
         let eps = config.layer_norm_epsilon as f64;
         let h = config.n_head;
         match config.layer_norm_position {
@@ -197,7 +197,7 @@ impl<B: Backend> Gpt<B> {
         let mut x = tok + pos;
         let mask = causal_mask::<B>(b * config.n_head, t, &device);
         for block in &self.h {
-            x = block.forward(x, b, config, mask.clone());
+            x = block.forward(x, b, config, &mask);
         }
         if let Some(ln_f) = &self.ln_f {
             x = ln_f.forward(x, config.layer_norm_epsilon as f64);
@@ -310,12 +310,23 @@ impl<B: Backend> Gpt<B> {
     }
 }
 
-/// The causal mask for `groups` score matrices of `[t, t]`, stacked: `[groups·t, t]`, 1 where
-/// a query may attend (key ≤ query), else 0.
-fn causal_mask<B: Backend>(groups: usize, t: usize, device: &B::Device) -> Tensor<B, 2> {
+/// The causal mask for `groups` score matrices of `[t, t]`, stacked `[groups·t, t]`, made once
+/// per forward and shared by every layer.
+struct CausalMask<B: Backend> {
+    /// 1 where a query may attend (key ≤ query), else 0.
+    keep: Tensor<B, 2>,
+    /// 0 where kept, −1e9 elsewhere: added before the row max, so it is the kept entries' max.
+    off: Tensor<B, 2>,
+}
+
+fn causal_mask<B: Backend>(groups: usize, t: usize, device: &B::Device) -> CausalMask<B> {
     let one: Vec<f32> = (0..t * t).map(|i| if i % t <= i / t { 1.0 } else { 0.0 }).collect();
-    let data: Vec<f32> = one.iter().copied().cycle().take(groups * t * t).collect();
-    Tensor::from_data(TensorData::new(data, [groups * t, t]), device)
+    let keep: Vec<f32> = one.iter().copied().cycle().take(groups * t * t).collect();
+    let off: Vec<f32> = keep.iter().map(|&k| (k - 1.0) * 1e9).collect();
+    CausalMask {
+        keep: Tensor::from_data(TensorData::new(keep, [groups * t, t]), device),
+        off: Tensor::from_data(TensorData::new(off, [groups * t, t]), device),
+    }
 }
 
 /// Mean cross-entropy over positions: `logits` `[b, t, v]`, `targets` `[b, t]`, optional 0/1

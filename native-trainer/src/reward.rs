@@ -23,7 +23,7 @@ use wgpt::weights::ModelWeights;
 use crate::data::Batch;
 use crate::instruct::{self, K};
 use crate::model::Gpt;
-use crate::train::Batches;
+use crate::train::{Batches, held_out_batches};
 
 /// The SFT model's weights as a reward model's: an untied head whose row `score_row` is zero.
 pub fn reward_init(config: &GptConfig, weights: &ModelWeights, score_row: usize) -> (GptConfig, ModelWeights) {
@@ -136,12 +136,7 @@ impl Batches for PreferenceBatches {
     }
 
     fn val(&self, max_batches: usize) -> anyhow::Result<Vec<Batch>> {
-        let n = self.val_prompts.min(max_batches * self.batch) as u64;
-        (0..n)
-            .collect::<Vec<_>>()
-            .chunks(self.batch.max(1))
-            .map(|c| self.batch(Split::Eval, c.iter().copied()))
-            .collect()
+        held_out_batches(self.val_prompts, self.batch, max_batches, |c| self.batch(Split::Eval, c.iter().copied()))
     }
 }
 

@@ -11,7 +11,7 @@ use wgpt::tokenizer::Tokenizer;
 
 use crate::data::{self, Batch, Example};
 use crate::instruct;
-use crate::train::Batches;
+use crate::train::{Batches, held_out_batches};
 
 pub struct ChatBatches {
     pub tokenizer: Tokenizer,
@@ -41,11 +41,8 @@ impl Batches for ChatBatches {
     }
 
     fn val(&self, max_batches: usize) -> anyhow::Result<Vec<Batch>> {
-        let n = self.val_conversations.min(max_batches * self.batch) as u64;
-        (0..n)
-            .collect::<Vec<_>>()
-            .chunks(self.batch.max(1))
-            .map(|c| self.batch(Split::Eval, c.iter().copied()))
-            .collect()
+        held_out_batches(self.val_conversations, self.batch, max_batches, |c| {
+            self.batch(Split::Eval, c.iter().copied())
+        })
     }
 }

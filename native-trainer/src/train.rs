@@ -39,6 +39,18 @@ pub trait Batches {
     fn val(&self, max_batches: usize) -> anyhow::Result<Vec<Batch>>;
 }
 
+/// The fixed held-out batches of a generated source: item seeds `0..n`, cut into batches of
+/// `rows`, at most `max_batches` of them, each made by `make`.
+pub fn held_out_batches(
+    n: usize,
+    rows: usize,
+    max_batches: usize,
+    make: impl Fn(&[u64]) -> anyhow::Result<Batch>,
+) -> anyhow::Result<Vec<Batch>> {
+    let n = n.min(max_batches.saturating_mul(rows)) as u64;
+    (0..n).collect::<Vec<_>>().chunks(rows.max(1)).map(make).collect()
+}
+
 /// Pre-training windows of the token shards.
 struct ShardBatches<'a> {
     data: &'a Dataset,
