@@ -226,7 +226,8 @@ async function send() {
     li.textContent = `error: ${e.message}`;
     conversation.pop();
     generating = null;
-    await recoverFromGpuLoss(e);
+    // Recovered on the CPU: the message goes back into the box, one Enter away from a reply.
+    if (await recoverFromGpuLoss(e)) $('prompt').value = text;
   } finally {
     li.classList.remove('streaming');
     generating = null;
