@@ -195,6 +195,22 @@ fn sampling_on_the_device_matches_the_cpu_sampler() {
 }
 
 #[test]
+fn the_footprint_counts_weights_and_kv_cache() {
+    let gpu = gpu();
+    let bundle = Bundle::load(&hf_model_dir("tiny-f32")).unwrap();
+    let c = &bundle.config;
+    let params = bundle.weights.parameter_count() as u64;
+    for (format, bytes) in [(WeightFormat::F32, 4), (WeightFormat::F16, 2)] {
+        let opts = GpuOptions { format: Some(format), ..Default::default() };
+        let f = GpuModel::on(gpu.clone(), c, &bundle.weights, opts).unwrap().footprint();
+        // Every parameter once (the tied head reuses wte), biases and norms stay f32.
+        assert!(f.weights >= params * bytes && f.weights <= params * 4, "{format:?}: {f:?} for {params} parameters");
+        let kv = (2 * c.n_layer * c.n_positions * c.n_embd * 4) as u64;
+        assert!(f.scratch > kv, "{f:?}: the KV cache alone is {kv} bytes");
+    }
+}
+
+#[test]
 fn a_lost_device_is_an_error_not_a_hang() {
     use wgpt::gpu::GpuError;
     let gpu = gpu();

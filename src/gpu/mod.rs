@@ -14,7 +14,7 @@ use thiserror::Error;
 
 pub use device::{CopyBench, Gpu};
 pub use kernels::Variant;
-pub use model::{GpuForward, GpuModel, GpuOutputs, StepStats};
+pub use model::{Footprint, GpuForward, GpuModel, GpuOutputs, StepStats};
 
 use crate::cpu::EngineError;
 

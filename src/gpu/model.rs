@@ -99,7 +99,7 @@ pub struct GpuModel {
     sample: wgpu::BindGroup,
     pos: usize,
     last: StepStats,
-    weight_bytes: u64,
+    footprint: Footprint,
     /// Keeps every buffer alive (bind groups hold them too; this makes ownership plain).
     _buffers: Vec<wgpu::Buffer>,
 }
@@ -167,6 +167,35 @@ fn f(x: f32) -> u32 {
     x.to_bits()
 }
 
+/// The device memory a model holds, so an out-of-memory error can say what the model needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Footprint {
+    /// Weights as stored on the device (f32, or f16 packed two per u32).
+    pub weights: u64,
+    /// KV cache, activations, logits and the readback buffer.
+    pub scratch: u64,
+}
+
+impl Footprint {
+    pub fn total(&self) -> u64 {
+        self.weights + self.scratch
+    }
+
+    /// Adds what the model needs to an out-of-memory error; other errors pass unchanged.
+    pub fn explain(&self, e: GpuError) -> GpuError {
+        let mb = |b: u64| b as f64 / 1e6;
+        match e {
+            GpuError::OutOfMemory(m) => GpuError::OutOfMemory(format!(
+                "{m}; this model needs {:.1} MB of GPU memory ({:.1} MB of weights, {:.1} MB of KV cache and scratch)",
+                mb(self.total()),
+                mb(self.weights),
+                mb(self.scratch)
+            )),
+            other => other,
+        }
+    }
+}
+
 impl GpuModel {
     /// Uploads a validated model to a new device.
     pub async fn new(config: &GptConfig, weights: &ModelWeights, options: GpuOptions) -> Result<Self, GpuError> {
@@ -210,7 +239,11 @@ impl GpuModel {
     }
     /// Bytes of weights on the device.
     pub fn weight_bytes(&self) -> u64 {
-        self.weight_bytes
+        self.footprint.weights
+    }
+    /// Everything this model allocated on the device.
+    pub fn footprint(&self) -> Footprint {
+        self.footprint
     }
 
     /// Uploads a validated model to `gpu`.
@@ -256,10 +289,13 @@ impl GpuModel {
         };
         let matrix = |name: &str, data: &[f32]| -> Result<Vec<u8>, GpuError> { encode(name, data, format) };
         let params = |t: &Tensor| -> Vec<u8> { t.data.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        let scratch_bytes = std::cell::Cell::new(0u64);
         let empty = |label: &str, bytes: usize| -> wgpu::Buffer {
+            let size = (bytes as u64).max(16).next_multiple_of(16);
+            scratch_bytes.set(scratch_bytes.get() + size);
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
-                size: (bytes as u64).max(16).next_multiple_of(16),
+                size,
                 usage: storage,
                 mapped_at_creation: false,
             })
@@ -519,7 +555,9 @@ impl GpuModel {
         keep.extend(wte_chunks.into_iter().map(|(_, _, b)| b));
         keep.extend(head_chunks.into_iter().flatten().map(|(_, _, b)| b));
         buffers.extend(keep);
-        gpu.check()?;
+        // The staging buffer and the uniform blocks are the only ones not made by `empty`.
+        let footprint = Footprint { weights: weight_bytes, scratch: scratch_bytes.get() + staging_size as u64 };
+        gpu.check().map_err(|e| footprint.explain(e))?;
         let mut model = GpuModel {
             gpu,
             kernels,
@@ -543,11 +581,11 @@ impl GpuModel {
             sample,
             pos: 0,
             last: StepStats::default(),
-            weight_bytes,
+            footprint,
             _buffers: buffers,
         };
         model.warm_up();
-        model.gpu.check()?;
+        model.gpu.check().map_err(|e| footprint.explain(e))?;
         Ok(model)
     }
 
@@ -666,6 +704,11 @@ impl GpuModel {
 
     /// Appends `ids` to the context and runs them; returns logits (and attention maps on request).
     pub async fn forward(&mut self, ids: &[u32], opts: GpuForward) -> Result<GpuOutputs, GpuError> {
+        let footprint = self.footprint;
+        self.forward_unexplained(ids, opts).await.map_err(|e| footprint.explain(e))
+    }
+
+    async fn forward_unexplained(&mut self, ids: &[u32], opts: GpuForward) -> Result<GpuOutputs, GpuError> {
         self.validate(ids)?;
         self.gpu.check()?;
         let v = self.config.vocab_size;
@@ -752,6 +795,11 @@ impl GpuModel {
     }
 
     async fn next(&mut self, ids: &[u32], pick: Pick) -> Result<u32, GpuError> {
+        let footprint = self.footprint;
+        self.next_unexplained(ids, pick).await.map_err(|e| footprint.explain(e))
+    }
+
+    async fn next_unexplained(&mut self, ids: &[u32], pick: Pick) -> Result<u32, GpuError> {
         self.validate(ids)?;
         self.gpu.check()?;
         let n_layer = self.config.n_layer;
@@ -831,6 +879,19 @@ fn encode(name: &str, data: &[f32], format: WeightFormat) -> Result<Vec<u8>, Gpu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_memory_says_what_the_model_needs() {
+        let footprint = Footprint { weights: 248_000_000, scratch: 76_500_000 };
+        let e = footprint.explain(GpuError::OutOfMemory("Not enough memory left".into()));
+        assert_eq!(
+            e.to_string(),
+            "the GPU is out of memory: Not enough memory left; this model needs 324.5 MB of GPU memory \
+             (248.0 MB of weights, 76.5 MB of KV cache and scratch)"
+        );
+        let lost = GpuError::DeviceLost("gone".into());
+        assert_eq!(footprint.explain(lost.clone()), lost);
+    }
 
     fn limits(binding: u64) -> wgpu::Limits {
         wgpu::Limits { max_storage_buffer_binding_size: binding, max_buffer_size: binding, ..Default::default() }
