@@ -41,7 +41,7 @@ $T sft --init-from "$RUNS/base" --out "$RUNS/sft" --steps 2500 --batch 16 --lr 2
 $T reward --init-from "$RUNS/sft" --out "$RUNS/rm" --steps 600 --batch 8 --lr 1e-3 --min-lr 1e-4 --warmup 50 \
   --eval-every 100 --ckpt-every 200
 $T ppo --sft "$RUNS/sft" --reward-model "$RUNS/rm" --out "$RUNS/ppo" --steps 150 --batch 16 --lr 1e-4 --min-lr 1e-4 \
-  --warmup 0 --kl-coef 0.05 --max-new 32 --eval-every 25 --ckpt-every 25 --eval-prompts 64
+  --warmup 0 --kl-coef 0.05 --max-new 32 --missing-end-penalty 2 --eval-every 25 --ckpt-every 25 --eval-prompts 64
 $T eval --suite chat --model sft="$RUNS/sft" --model ppo="$RUNS/ppo" --reward-model "$RUNS/rm" --episodes 50 \
   --out www/models/chat/eval
 cp "$RUNS/rm/summary.json" www/models/chat/eval/reward-model.json

@@ -205,6 +205,9 @@ pub struct PpoCmd {
     /// Longest sampled response, in tokens.
     #[arg(long, default_value_t = 32)]
     max_new: usize,
+    /// Taken off the reward-model score of a response cut at --max-new instead of ended.
+    #[arg(long, default_value_t = 0.0)]
+    missing_end_penalty: f64,
     /// Held-out prompts scored (greedy replies) every --eval-every iterations.
     #[arg(long, default_value_t = 64)]
     eval_prompts: usize,
@@ -238,7 +241,13 @@ impl PpoCmd {
         let args = PpoArgs {
             out: self.out.clone(),
             run: base.run,
-            ppo: PpoConfig { kl_coef: self.kl_coef, clip: self.clip, max_new: self.max_new, ..Default::default() },
+            ppo: PpoConfig {
+                kl_coef: self.kl_coef,
+                clip: self.clip,
+                max_new: self.max_new,
+                missing_end_penalty: self.missing_end_penalty,
+                ..Default::default()
+            },
             eval_every: base.eval_every,
             eval_prompts: self.eval_prompts,
             ckpt_every: base.ckpt_every,

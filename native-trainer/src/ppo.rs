@@ -49,11 +49,23 @@ pub struct PpoConfig {
     pub lam: f64,
     /// Longest response, in tokens.
     pub max_new: usize,
+    /// Taken off the score of a response cut at `max_new` rather than ended by the policy (TRL's
+    /// `missing_eos_penalty`): without it the policy learns to ramble past the reward model.
+    #[serde(default)]
+    pub missing_end_penalty: f64,
 }
 
 impl Default for PpoConfig {
     fn default() -> Self {
-        PpoConfig { kl_coef: 0.05, clip: 0.2, value_clip: 0.2, gamma: 1.0, lam: 0.95, max_new: 32 }
+        PpoConfig {
+            kl_coef: 0.05,
+            clip: 0.2,
+            value_clip: 0.2,
+            gamma: 1.0,
+            lam: 0.95,
+            max_new: 32,
+            missing_end_penalty: 0.0,
+        }
     }
 }
 
@@ -136,8 +148,8 @@ pub struct Rollouts {
     pub end: Vec<f32>,
     pub prompt_lens: Vec<usize>,
     pub response_lens: Vec<usize>,
-    /// Responses that ended themselves (`<|im_end|>` or end of text) rather than at `max_new`.
-    pub finished: usize,
+    /// Per row: the response ended itself (`<|im_end|>` or end of text) rather than at `max_new`.
+    pub ended: Vec<bool>,
 }
 
 /// The prompt ids of conversation `seed` of `split`: the conversation up to its last user turn.
@@ -185,10 +197,11 @@ pub fn sample(
     let mut session = CpuSession::new(config.clone(), Arc::new(weights));
     let mut sampler = Sampler::new();
     let mut rows: Vec<(Vec<u32>, usize)> = Vec::new();
-    let mut finished = 0;
+    let mut ended = Vec::new();
     for (prompt, &seed) in prompts.iter().zip(seeds) {
         session.reset();
         let mut ids = prompt.clone();
+        ended.push(false);
         let room = config.n_positions.saturating_sub(prompt.len()).min(max_new);
         let mut logits = session.forward(prompt, ForwardOptions::default())?.last_logits().to_vec();
         let p = SamplingParams { seed, ..params };
@@ -196,7 +209,7 @@ pub fn sample(
             let tok = sampler.sample(&logits, &ids, &p, step as u32);
             ids.push(tok);
             if stops.contains(&tok) {
-                finished += 1;
+                *ended.last_mut().unwrap() = true;
                 break;
             }
             if step + 1 < room {
@@ -214,7 +227,7 @@ pub fn sample(
         end: Vec::new(),
         prompt_lens: Vec::new(),
         response_lens: Vec::new(),
-        finished,
+        ended,
     };
     for (ids, p) in rows {
         let n = ids.len();
@@ -431,7 +444,8 @@ pub fn train_ppo<AB: burn::tensor::backend::AutodiffBackend>(
         let (lp, lr_ref, vs) = (r.per_response(&logp_old), r.per_response(&logp_ref), r.per_response(&v_old));
         let (mut advs, mut rets, mut kls) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..rows {
-            let rw = token_rewards(&lp[i], &lr_ref[i], scores[i], p.kl_coef as f32);
+            let penalty = if r.ended[i] { 0.0 } else { p.missing_end_penalty as f32 };
+            let rw = token_rewards(&lp[i], &lr_ref[i], scores[i] - penalty, p.kl_coef as f32);
             let (a, ret) = gae(&rw, &vs[i], p.gamma as f32, p.lam as f32);
             kls.push(lp[i].iter().zip(&lr_ref[i]).map(|(a, b)| (a - b) as f64).sum::<f64>());
             advs.push(a);
@@ -479,7 +493,7 @@ pub fn train_ppo<AB: burn::tensor::backend::AutodiffBackend>(
         let mean_len = r.response_lens.iter().sum::<usize>() as f64 / rows as f64;
         let mut line = json!({
             "step": done, "reward": reward, "kl": kl, "policy_loss": pl, "value_loss": vl, "lr": lr,
-            "response_tokens": mean_len, "finished": r.finished as f64 / rows as f64,
+            "response_tokens": mean_len, "finished": r.ended.iter().filter(|&&e| e).count() as f64 / rows as f64,
         });
         if done % args.eval_every == 0 || done == run.steps {
             let v = held_out_reward(&policy.valid().to_weights(), config, tok, &judge, &decode, device)?;

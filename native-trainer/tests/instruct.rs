@@ -105,3 +105,24 @@ fn ppo_clips_the_ratio_and_the_value_by_hand() {
     .into_scalar();
     assert!((loss - 0.25).abs() < 1e-6, "{loss}");
 }
+
+#[test]
+fn rollouts_mark_which_responses_ended_and_where_the_reward_is_read() {
+    use std::collections::HashSet;
+    use wgpt::sampler::SamplingParams;
+    use wgpt_train::ppo::{Decode, sample};
+    let (c, w) = tiny();
+    let prompts = vec![vec![1, 2, 3], vec![4, 5]];
+    let decode = |stops: HashSet<u32>| Decode { stops, max_new: 5, params: SamplingParams::greedy(), pad: 0 };
+    // Every token a stop: each response is one token long and ended itself.
+    let r = sample(&c, w.clone(), &prompts, &[1, 2], &decode((0..40).collect())).unwrap();
+    assert_eq!((r.ended.clone(), r.response_lens.clone()), (vec![true, true], vec![1, 1]));
+    // No stops: both run to max_new and count as cut off (the missing-end penalty applies).
+    let r = sample(&c, w, &prompts, &[1, 2], &decode(HashSet::new())).unwrap();
+    assert_eq!((r.ended.clone(), r.response_lens.clone()), (vec![false, false], vec![5, 5]));
+    assert_eq!(r.len, 8);
+    // Row 1 (prompt of 2, padded to 8): positions 1..=5 predict its response, the reward sits on
+    // its last token, position 6.
+    assert_eq!(&r.mask[7..14], &[0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]);
+    assert_eq!(&r.end[8..16], &[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+}
