@@ -25,6 +25,20 @@ pub struct ChatCell {
     pub accuracy: f64,
 }
 
+/// One held-out conversation's last turn and what the model wrote for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatExample {
+    pub model: String,
+    pub kind: String,
+    pub language: String,
+    pub user: String,
+    pub expected: String,
+    /// Greedy's reply up to and including its first token off the expected one ("" when the
+    /// conversation does not fit the context).
+    pub greedy: String,
+    pub correct: bool,
+}
+
 /// The reward model's mean score of a model's greedy replies to held-out prompts.
 #[derive(Debug, Clone, Serialize)]
 pub struct RewardRow {
@@ -39,7 +53,7 @@ pub fn evaluate<B: Backend>(
     tok: &Tokenizer,
     per_kind: usize,
     device: &B::Device,
-) -> anyhow::Result<Vec<ChatCell>> {
+) -> anyhow::Result<(Vec<ChatCell>, Vec<ChatExample>)> {
     let Template::ChatMl { end, .. } = template(tok) else {
         bail!("{name}: its tokenizer has no <|im_start|>/<|im_end|> tokens, so it has no chat template to evaluate");
     };
@@ -63,7 +77,22 @@ pub fn evaluate<B: Backend>(
     }
     let mut preds = predict_ids(model, pairs, device)?.into_iter();
     let stops: HashSet<u32> = [Some(end), c.eos_token_id].into_iter().flatten().collect();
-    let right: Vec<bool> = fits.iter().map(|&f| f && preds.next().is_some_and(|p| p.correct(&stops))).collect();
+    let mut right = Vec::with_capacity(set.len());
+    let mut examples = Vec::with_capacity(set.len());
+    for ((messages, ex), &fit) in set.iter().zip(&fits) {
+        let pred = if fit { preds.next() } else { None };
+        let correct = pred.as_ref().is_some_and(|p| p.correct(&stops));
+        right.push(correct);
+        examples.push(ChatExample {
+            model: name.to_string(),
+            kind: ex.kind.name().to_string(),
+            language: if ex.zh { "zh" } else { "en" }.to_string(),
+            user: messages[messages.len() - 2].content.clone(),
+            expected: ex.reply.clone(),
+            greedy: pred.map_or(Ok(String::new()), |p| tok.decode(p.greedy_prefix()))?,
+            correct,
+        });
+    }
     let mut cells = Vec::new();
     for kind in KINDS {
         for zh in [false, true] {
@@ -80,11 +109,11 @@ pub fn evaluate<B: Backend>(
             });
         }
     }
-    Ok(cells)
+    Ok((cells, examples))
 }
 
 /// One row per model: accuracy per kind and language, and overall; then the rewards.
-pub fn markdown(cells: &[ChatCell], rewards: &[RewardRow]) -> String {
+pub fn markdown(cells: &[ChatCell], rewards: &[RewardRow], examples: &[ChatExample]) -> String {
     let mut cols: Vec<(String, String)> = Vec::new();
     let mut models: Vec<String> = Vec::new();
     for c in cells {
@@ -117,6 +146,28 @@ pub fn markdown(cells: &[ChatCell], rewards: &[RewardRow]) -> String {
         s.push_str("\nMean reward-model score of greedy replies to held-out prompts:\n\n| model | prompts | reward |\n|---|---:|---:|\n");
         for r in rewards {
             s.push_str(&format!("| {} | {} | {:.3} |\n", r.model, r.prompts, r.mean_reward));
+        }
+    }
+    // A few misses per model, so the table can be read against what the model actually wrote.
+    for m in &models {
+        let misses: Vec<&ChatExample> = examples.iter().filter(|e| &e.model == m && !e.correct).take(8).collect();
+        if misses.is_empty() {
+            continue;
+        }
+        s.push_str(&format!(
+            "\nFirst misses of {m} (greedy's reply up to its first wrong token; all in chat.json):\n\n\
+             | kind | user | expected | greedy |\n|---|---|---|---|\n"
+        ));
+        for e in misses {
+            let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ⏎ ");
+            s.push_str(&format!(
+                "| {} {} | {} | {} | {} |\n",
+                e.kind,
+                e.language,
+                cell(&e.user),
+                cell(&e.expected),
+                cell(&e.greedy)
+            ));
         }
     }
     s

@@ -428,11 +428,13 @@ impl EvalCmd {
             }
             None => None,
         };
-        let (mut cells, mut rewards) = (Vec::new(), Vec::new());
+        let (mut cells, mut rewards, mut examples) = (Vec::new(), Vec::new(), Vec::new());
         for m in &self.model {
             let (name, path) = named(m);
             let (model, tok) = load_model(&path)?;
-            cells.extend(chat_eval::evaluate::<Cpu>(&name, &model, &tok, self.episodes, &device)?);
+            let (c, e) = chat_eval::evaluate::<Cpu>(&name, &model, &tok, self.episodes, &device)?;
+            cells.extend(c);
+            examples.extend(e);
             if let Some((rm, row)) = &judge {
                 let config = model.config().clone();
                 let decode = ppo::chat_decode(&tok, &config, 32.min(config.n_positions / 4), *row as u32)?;
@@ -441,11 +443,11 @@ impl EvalCmd {
                 rewards.push(chat_eval::RewardRow { model: name.clone(), prompts: j.prompts, mean_reward });
             }
         }
-        let md = chat_eval::markdown(&cells, &rewards);
+        let md = chat_eval::markdown(&cells, &rewards, &examples);
         std::fs::write(self.out.join("chat.md"), &md)?;
         std::fs::write(
             self.out.join("chat.json"),
-            serde_json::to_string_pretty(&json!({"cells": cells, "rewards": rewards}))?,
+            serde_json::to_string_pretty(&json!({"cells": cells, "rewards": rewards, "examples": examples}))?,
         )?;
         print!("{md}");
         Ok(())

@@ -93,6 +93,13 @@ impl Prediction {
         let n = self.answer.len();
         self.argmax[..n] == self.answer[..] && stops.contains(&self.argmax[n])
     }
+
+    /// What greedy decoding writes, as far as it can be known from one teacher-forced pass: the
+    /// argmax up to and including its first token off the answer (all of them when none is).
+    pub fn greedy_prefix(&self) -> &[u32] {
+        let off = self.argmax.iter().zip(&self.answer).position(|(a, b)| a != b);
+        &self.argmax[..off.map_or(self.argmax.len(), |i| i + 1)]
+    }
 }
 
 /// The episodes' inputs (prompt + answer, cut to the context), as `score` feeds them.

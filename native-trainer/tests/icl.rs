@@ -89,3 +89,13 @@ fn supervised_examples_weight_only_the_targets_and_pad_with_zero_weight() {
     assert_eq!(b.targets, vec![11, 12, 13, 6, 99, 99]);
     assert_eq!(b.weights.unwrap(), vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
 }
+
+#[test]
+fn greedy_prefix_stops_at_the_first_wrong_token() {
+    let p = |argmax: Vec<u32>| Prediction { answer: vec![5, 6, 7], argmax, truncated: false };
+    // Right all along, then a stop: the whole argmax.
+    assert_eq!(p(vec![5, 6, 7, 0]).greedy_prefix(), &[5, 6, 7, 0]);
+    // Off at the second token: greedy wrote 5 then 9 (what follows 9 is not known from one pass).
+    assert_eq!(p(vec![5, 9, 7, 0]).greedy_prefix(), &[5, 9]);
+    assert_eq!(p(vec![1, 6, 7, 0]).greedy_prefix(), &[1]);
+}
