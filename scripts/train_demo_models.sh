@@ -38,7 +38,7 @@ fi
 # InstructGPT: 1. SFT, 2. reward model, 3. PPO; then the chat table of SFT against PPO.
 $T sft --init-from "$RUNS/base" --out "$RUNS/sft" --steps 2500 --batch 16 --lr 2e-3 --min-lr 2e-4 --warmup 100 \
   --eval-every 250 --ckpt-every 500
-$T reward --init-from "$RUNS/sft" --out "$RUNS/rm" --steps 600 --batch 8 --lr 1e-3 --min-lr 1e-4 --warmup 50 \
+$T reward --init-from "$RUNS/sft" --out "$RUNS/rm" --steps 1200 --batch 8 --lr 1e-3 --min-lr 1e-4 --warmup 50 \
   --eval-every 100 --ckpt-every 200
 $T ppo --sft "$RUNS/sft" --reward-model "$RUNS/rm" --out "$RUNS/ppo" --steps 150 --batch 16 --lr 1e-4 --min-lr 1e-4 \
   --warmup 0 --kl-coef 0.05 --max-new 32 --missing-end-penalty 2 --eval-every 25 --ckpt-every 25 --eval-prompts 64
