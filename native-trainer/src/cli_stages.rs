@@ -235,6 +235,9 @@ impl PpoCmd {
         if self.max_new == 0 || self.eval_prompts == 0 {
             bail!("--max-new and --eval-prompts must be at least 1");
         }
+        if !(self.missing_end_penalty.is_finite() && self.missing_end_penalty >= 0.0) {
+            bail!("--missing-end-penalty must be a number ≥ 0 (got {})", self.missing_end_penalty);
+        }
         let run = self.train.run_spec(sft.0.n_positions, 0, Some("ppo"));
         let base = self.train.train_args(self.out.clone(), sft.0.clone(), run, None);
         check_run(&base)?;

@@ -201,7 +201,7 @@ pub fn sample(
     for (prompt, &seed) in prompts.iter().zip(seeds) {
         session.reset();
         let mut ids = prompt.clone();
-        ended.push(false);
+        let mut stopped = false;
         let room = config.n_positions.saturating_sub(prompt.len()).min(max_new);
         let mut logits = session.forward(prompt, ForwardOptions::default())?.last_logits().to_vec();
         let p = SamplingParams { seed, ..params };
@@ -209,7 +209,7 @@ pub fn sample(
             let tok = sampler.sample(&logits, &ids, &p, step as u32);
             ids.push(tok);
             if stops.contains(&tok) {
-                *ended.last_mut().unwrap() = true;
+                stopped = true;
                 break;
             }
             if step + 1 < room {
@@ -217,6 +217,7 @@ pub fn sample(
             }
         }
         rows.push((ids, prompt.len()));
+        ended.push(stopped);
     }
     let len = rows.iter().map(|r| r.0.len()).max().unwrap_or(2).max(2);
     let mut out = Rollouts {

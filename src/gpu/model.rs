@@ -555,7 +555,7 @@ impl GpuModel {
         keep.extend(wte_chunks.into_iter().map(|(_, _, b)| b));
         keep.extend(head_chunks.into_iter().flatten().map(|(_, _, b)| b));
         buffers.extend(keep);
-        // The staging buffer and the uniform blocks are the only ones not made by `empty`.
+        // `empty` made all but the readback buffer (added here) and the few-byte uniform blocks.
         let footprint = Footprint { weights: weight_bytes, scratch: scratch_bytes.get() + staging_size as u64 };
         gpu.check().map_err(|e| footprint.explain(e))?;
         let mut model = GpuModel {
