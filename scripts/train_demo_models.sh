@@ -3,7 +3,7 @@
 #   www/models/base  — pre-trained with the task-suite episodes (GPT-1 → GPT-3 stages, issue #6)
 #   www/models/chat  — base → SFT → reward model → PPO (InstructGPT → ChatGPT, issue #7)
 # and writes their evaluation reports next to them. CPU only; on the 2-core build machine the
-# pre-training takes about an hour, the rest about 15 minutes. Runs go to $RUNS (default runs/).
+# pre-training takes about 85 minutes on one core, the rest about 25 minutes. Runs go to $RUNS (default runs/).
 #
 #   sh scripts/train_demo_models.sh              # everything
 #   sh scripts/train_demo_models.sh base         # only the pre-training run

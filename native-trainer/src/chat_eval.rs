@@ -3,10 +3,10 @@
 //! to the last user turn, through the page's chat template; correct = greedy decoding writes the
 //! reference reply and then ends its turn (`<|im_end|>`), scored in one forward pass as in `icl`.
 
+use crate::fused::FusedOps;
 use std::collections::HashSet;
 
 use anyhow::bail;
-use burn::tensor::backend::Backend;
 use serde::Serialize;
 use wgpt::chat::{ChatError, Template, build_prompt, template};
 use wgpt::tokenizer::Tokenizer;
@@ -47,7 +47,7 @@ pub struct RewardRow {
     pub mean_reward: f64,
 }
 
-pub fn evaluate<B: Backend>(
+pub fn evaluate<B: FusedOps>(
     name: &str,
     model: &Gpt<B>,
     tok: &Tokenizer,

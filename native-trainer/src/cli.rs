@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 use clap::Args;
 use serde_json::json;
@@ -14,6 +13,7 @@ use wgpt_train::backend::BackendKind;
 use wgpt_train::bundle::{StoreDtype, write_bundle};
 use wgpt_train::checkpoint::{self, RunSpec};
 use wgpt_train::data::Dataset;
+use wgpt_train::fused::TrainBackend;
 use wgpt_train::init::gpt2_init;
 use wgpt_train::model::Gpt;
 use wgpt_train::optim::{AdamW, AdamWConfig};
@@ -454,12 +454,7 @@ impl BenchCmd {
 }
 
 /// Tokens per second of full training steps (forward, backward, AdamW) on random tokens.
-fn bench<B: AutodiffBackend>(
-    config: &GptConfig,
-    batch: usize,
-    steps: usize,
-    device: &B::Device,
-) -> anyhow::Result<f64> {
+fn bench<B: TrainBackend>(config: &GptConfig, batch: usize, steps: usize, device: &B::Device) -> anyhow::Result<f64> {
     let mut model = Gpt::<B>::from_weights(config, &gpt2_init(config, 1), device);
     let mut opt = AdamW::<B::InnerBackend>::new(AdamWConfig::default());
     let mut rng = Rng::new(7);

@@ -8,9 +8,9 @@
 //! a decode loop. Prompts longer than the model's context keep their last tokens (counted as
 //! `truncated`).
 
+use crate::fused::FusedOps;
 use std::collections::HashSet;
 
-use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::Serialize;
 use wgpt::tasks::{self, Description, Episode, Split, Task};
@@ -109,7 +109,7 @@ pub fn inputs(tok: &Tokenizer, episodes: &[Episode], n_ctx: usize) -> anyhow::Re
 
 /// Greedy predictions along each episode's answer, in batches of 32 right-padded rows (causal
 /// attention: padding after a row's end changes none of its logits).
-pub fn predict<B: Backend>(
+pub fn predict<B: FusedOps>(
     model: &Gpt<B>,
     tok: &Tokenizer,
     episodes: &[Episode],
@@ -123,7 +123,7 @@ pub fn predict<B: Backend>(
 }
 
 /// Greedy predictions along `(prompt ids, answer ids)` pairs.
-pub fn predict_ids<B: Backend>(
+pub fn predict_ids<B: FusedOps>(
     model: &Gpt<B>,
     pairs: Vec<(Vec<u32>, Vec<u32>)>,
     device: &B::Device,
@@ -167,7 +167,7 @@ pub fn cell_episodes(task: Task, k: usize, description: bool, spec: &EvalSpec) -
 }
 
 /// Every cell of `spec` for one model.
-pub fn evaluate<B: Backend>(
+pub fn evaluate<B: FusedOps>(
     name: &str,
     model: &Gpt<B>,
     tok: &Tokenizer,

@@ -15,6 +15,7 @@ pub mod chat_eval;
 pub mod checkpoint;
 pub mod data;
 pub mod finetune;
+pub mod fused;
 pub mod icl;
 pub mod init;
 pub mod instruct;

@@ -46,7 +46,21 @@ enum Command {
     Bench(cli::BenchCmd),
 }
 
+/// burn-flex allocates a fresh buffer for every op's output. glibc serves large ones with mmap and
+/// gives them back to the kernel on free, so every training step page-faults its activations in
+/// again (≈ 10 % of a CPU step by `perf`). Keeping freed memory in the heap: +20 % tokens/s.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called first thing in main, before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20); // glibc's largest allowed value
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
 fn main() {
+    keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Prepare(c) => c.run(),

@@ -5,12 +5,16 @@
 //! `[in, out]` (HF Conv1D, and burn's own layout); `c_attn`'s output columns are q | k | v.
 //! Blocks are pre-LN (GPT-2, with a final `ln_f`) or post-LN (GPT-1, no `ln_f`); GELU is the tanh
 //! form; the LM head is `wte` unless the config unties it (`lm_head.weight`, same layout as `wte`).
+//! LayerNorm, the bias adds, GELU, the causal softmax and the log-probabilities are `fused` ops:
+//! one op with its own backward on the CPU backend, plain burn ops elsewhere (see `fused/`).
 
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use wgpt::config::{GptConfig, LayerNormPosition};
 use wgpt::weights::{self, ModelWeights};
+
+use crate::fused::{self, FusedOps};
 
 #[derive(Module, Debug)]
 pub struct Embedding<B: Backend> {
@@ -62,115 +66,53 @@ pub struct Gpt<B: Backend> {
     pub config: GptConfig,
 }
 
-// Broadcasting. burn-flex 0.21 runs a broadcast elementwise op 10–80× slower than a same-shape
-// one (a [16,128,128] − [16,128,1] subtraction: 5.7 ms against 0.07 ms), so the hot paths work
-// on 2-D views and expand a column or a row to full size with a rank-1 matmul (ones), which burn
-// differentiates like any matmul. On GPU backends this costs one small matmul each.
-
-/// `[n, 1]` → `[n, cols]`, each row repeated.
-fn expand_cols<B: Backend>(v: Tensor<B, 2>, cols: usize) -> Tensor<B, 2> {
-    let ones = Tensor::ones([1, cols], &v.device());
-    v.matmul(ones)
-}
-
-/// `[cols]` → `[rows, cols]`, the vector in every row.
-fn expand_rows<B: Backend>(v: Tensor<B, 1>, rows: usize) -> Tensor<B, 2> {
-    let ones = Tensor::ones([rows, 1], &v.device());
-    ones.matmul(v.unsqueeze::<2>())
-}
-
-/// `exp` of a max-shifted value (≤ 0). Clamped at −80 (e⁻⁸⁰ ≈ 2e−35, already negligible
-/// against the row's 1), because libm's `expf` takes a slow path for results that underflow.
-fn exp_shifted<B: Backend>(shifted: Tensor<B, 2>) -> Tensor<B, 2> {
-    shifted.clamp_min(-80.0).exp()
-}
-
-/// Softmax over the last axis of `[rows, cols]`, where `keep` (1 or 0, same shape) is 0: those
-/// entries are exactly 0. `max` only shifts for range, so it is detached; it is the max of the
-/// kept entries, so the row sum is at least 1. (Over all entries, a masked score 80 above every
-/// kept one left a sum near e⁻⁸⁰, whose backward overflowed to NaN mid-run.)
-fn masked_softmax_rows<B: Backend>(x: Tensor<B, 2>, mask: &CausalMask<B>) -> Tensor<B, 2> {
-    let cols = x.dims()[1];
-    let max = (x.clone().detach() + mask.off.clone()).max_dim(1);
-    let e = exp_shifted(x - expand_cols(max, cols)) * mask.keep.clone();
-    let sum = e.clone().sum_dim(1);
-    e / expand_cols(sum, cols)
-}
-
-/// Log-softmax over the last axis of `[rows, cols]`.
-fn log_softmax_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let cols = x.dims()[1];
-    let max = x.clone().detach().max_dim(1);
-    let shifted = x - expand_cols(max, cols);
-    let lse = exp_shifted(shifted.clone()).sum_dim(1).log();
-    shifted - expand_cols(lse, cols)
-}
-
-/// GPT-2's GELU, `0.5·x·(1 + tanh(u))` with `u = √(2/π)(x + 0.044715x³)`, written as the
-/// identical `x·σ(2u)` with σ from `exp` (burn-flex's `tanh` and `powf` are 4–20× slower than
-/// `exp` and products). `2u` is clamped at ±30, where σ is 0 or 1 in f32 already.
-fn gelu_tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    const TWO_SQRT_2_OVER_PI: f64 = 1.595_769_121_605_730_7;
-    let cube = x.clone() * x.clone() * x.clone();
-    let z = ((cube * 0.044715 + x.clone()) * TWO_SQRT_2_OVER_PI).clamp(-30.0, 30.0);
-    x / (z.neg().exp() + 1.0)
-}
-
-impl<B: Backend> LayerNorm<B> {
+impl<B: FusedOps> LayerNorm<B> {
     /// Over the last axis of `[rows, n]`, biased variance (as PyTorch).
-    fn forward(&self, x: Tensor<B, 2>, eps: f64) -> Tensor<B, 2> {
-        let [rows, n] = x.dims();
-        let mean = x.clone().mean_dim(1);
-        let centered = x - expand_cols(mean, n);
-        let var = centered.clone().square().mean_dim(1);
-        let inv_std = (var + eps).sqrt().recip();
-        let normed = centered * expand_cols(inv_std, n);
-        normed * expand_rows(self.weight.val(), rows) + expand_rows(self.bias.val(), rows)
+    fn forward(&self, x: Tensor<B, 2>, eps: f32) -> Tensor<B, 2> {
+        fused::layer_norm(x, self.weight.val(), self.bias.val(), eps)
     }
 }
 
-impl<B: Backend> Linear<B> {
+impl<B: FusedOps> Linear<B> {
     /// `[rows, in]` → `[rows, out]`.
     fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let rows = x.dims()[0];
-        x.matmul(self.weight.val()) + expand_rows(self.bias.val(), rows)
+        fused::add_rows(x.matmul(self.weight.val()), self.bias.val())
     }
 }
 
-impl<B: Backend> Attention<B> {
-    /// Causal multi-head self-attention over `[batch·time, n_embd]`; `mask` is the causal mask
-    /// `[batch·n_head·time, time]` (1 where the key is at or before the query, else 0).
-    fn forward(&self, x: Tensor<B, 2>, b: usize, n_head: usize, mask: &CausalMask<B>) -> Tensor<B, 2> {
+impl<B: FusedOps> Attention<B> {
+    /// Causal multi-head self-attention over `[batch·time, n_embd]`.
+    fn forward(&self, x: Tensor<B, 2>, b: usize, n_head: usize) -> Tensor<B, 2> {
         let [rows, c] = x.dims();
         let (t, d) = (rows / b, c / n_head);
         let qkv = self.c_attn.forward(x);
         let heads =
             |i: usize| qkv.clone().slice([0..rows, i * c..(i + 1) * c]).reshape([b, t, n_head, d]).swap_dims(1, 2);
         let (q, k, v) = (heads(0), heads(1), heads(2));
-        let scores = (q.matmul(k.swap_dims(2, 3)) * (1.0 / (d as f64).sqrt())).reshape([b * n_head * t, t]);
-        let probs = masked_softmax_rows(scores, mask).reshape([b, n_head, t, t]);
+        let scores = q.matmul(k.swap_dims(2, 3)).reshape([b * n_head * t, t]);
+        let probs = fused::causal_softmax(scores, t, 1.0 / (d as f32).sqrt()).reshape([b, n_head, t, t]);
         let y = probs.matmul(v).swap_dims(1, 2).reshape([rows, c]);
         self.c_proj.forward(y)
     }
 }
 
-impl<B: Backend> Mlp<B> {
+impl<B: FusedOps> Mlp<B> {
     fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.c_proj.forward(gelu_tanh(self.c_fc.forward(x)))
+        self.c_proj.forward(fused::gelu(self.c_fc.forward(x)))
     }
 }
 
-impl<B: Backend> Block<B> {
-    fn forward(&self, x: Tensor<B, 2>, b: usize, config: &GptConfig, mask: &CausalMask<B>) -> Tensor<B, 2> {
-        let eps = config.layer_norm_epsilon as f64;
+impl<B: FusedOps> Block<B> {
+    fn forward(&self, x: Tensor<B, 2>, b: usize, config: &GptConfig) -> Tensor<B, 2> {
+        let eps = config.layer_norm_epsilon;
         let h = config.n_head;
         match config.layer_norm_position {
             LayerNormPosition::Pre => {
-                let x = x.clone() + self.attn.forward(self.ln_1.forward(x, eps), b, h, mask);
+                let x = x.clone() + self.attn.forward(self.ln_1.forward(x, eps), b, h);
                 x.clone() + self.mlp.forward(self.ln_2.forward(x, eps))
             }
             LayerNormPosition::Post => {
-                let x = self.ln_1.forward(x.clone() + self.attn.forward(x, b, h, mask), eps);
+                let x = self.ln_1.forward(x.clone() + self.attn.forward(x, b, h), eps);
                 self.ln_2.forward(x.clone() + self.mlp.forward(x), eps)
             }
         }
@@ -181,9 +123,11 @@ impl<B: Backend> Gpt<B> {
     pub fn config(&self) -> &GptConfig {
         &self.config
     }
+}
 
-    /// Logits `[batch, time, vocab]` for token ids `[batch, time]` (time ≤ n_positions).
-    /// The last hidden states, `[b·t, n_embd]` (after `ln_f` when the model has one).
+impl<B: FusedOps> Gpt<B> {
+    /// The last hidden states `[b·t, n_embd]` (after `ln_f` when the model has one) for token ids
+    /// `[batch, time]` (time ≤ n_positions).
     pub fn hidden(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 2> {
         let config = self.config();
         let [b, t] = ids.dims();
@@ -195,12 +139,11 @@ impl<B: Backend> Gpt<B> {
         );
         let pos = self.wpe.weight.val().select(0, positions);
         let mut x = tok + pos;
-        let mask = causal_mask::<B>(b * config.n_head, t, &device);
         for block in &self.h {
-            x = block.forward(x, b, config, &mask);
+            x = block.forward(x, b, config);
         }
         if let Some(ln_f) = &self.ln_f {
-            x = ln_f.forward(x, config.layer_norm_epsilon as f64);
+            x = ln_f.forward(x, config.layer_norm_epsilon);
         }
         x
     }
@@ -236,8 +179,8 @@ impl<B: Backend> Gpt<B> {
         let [b, t] = ids.dims();
         let v = self.config.vocab_size;
         let logits = self.forward(ids.clone().slice([0..b, 0..t - 1])).reshape([b * (t - 1), v]);
-        let next = ids.slice([0..b, 1..t]).reshape([b * (t - 1), 1]);
-        log_softmax_rows(logits).gather(1, next).reshape([b, t - 1])
+        let next = ids.slice([0..b, 1..t]).reshape([b * (t - 1)]);
+        fused::target_logprobs(logits, next).reshape([b, t - 1])
     }
 
     /// Mean next-token cross-entropy of `targets` `[batch, time]` under the logits of `ids`;
@@ -250,7 +193,9 @@ impl<B: Backend> Gpt<B> {
     ) -> Tensor<B, 1> {
         cross_entropy(self.forward(ids), targets, weights)
     }
+}
 
+impl<B: Backend> Gpt<B> {
     /// Builds the model from bundle weights (a fresh init, an import, or a checkpoint).
     pub fn from_weights(config: &GptConfig, w: &ModelWeights, device: &B::Device) -> Self {
         let t2 = |t: &weights::Tensor| {
@@ -310,35 +255,15 @@ impl<B: Backend> Gpt<B> {
     }
 }
 
-/// The causal mask for `groups` score matrices of `[t, t]`, stacked `[groups·t, t]`, made once
-/// per forward and shared by every layer.
-struct CausalMask<B: Backend> {
-    /// 1 where a query may attend (key ≤ query), else 0.
-    keep: Tensor<B, 2>,
-    /// 0 where kept, −1e9 elsewhere: added before the row max, so it is the kept entries' max.
-    off: Tensor<B, 2>,
-}
-
-fn causal_mask<B: Backend>(groups: usize, t: usize, device: &B::Device) -> CausalMask<B> {
-    let one: Vec<f32> = (0..t * t).map(|i| if i % t <= i / t { 1.0 } else { 0.0 }).collect();
-    let keep: Vec<f32> = one.iter().copied().cycle().take(groups * t * t).collect();
-    let off: Vec<f32> = keep.iter().map(|&k| (k - 1.0) * 1e9).collect();
-    CausalMask {
-        keep: Tensor::from_data(TensorData::new(keep, [groups * t, t]), device),
-        off: Tensor::from_data(TensorData::new(off, [groups * t, t]), device),
-    }
-}
-
 /// Mean cross-entropy over positions: `logits` `[b, t, v]`, `targets` `[b, t]`, optional 0/1
 /// `weights` `[b, t]` (mean over the weighted positions only).
-pub fn cross_entropy<B: Backend>(
+pub fn cross_entropy<B: FusedOps>(
     logits: Tensor<B, 3>,
     targets: Tensor<B, 2, Int>,
     weights: Option<Tensor<B, 2>>,
 ) -> Tensor<B, 1> {
     let [b, t, v] = logits.dims();
-    let logp = log_softmax_rows(logits.reshape([b * t, v]));
-    let picked = logp.gather(1, targets.reshape([b * t, 1])).reshape([b * t]);
+    let picked = fused::target_logprobs(logits.reshape([b * t, v]), targets.reshape([b * t]));
     match weights {
         None => picked.mean().neg(),
         Some(w) => {

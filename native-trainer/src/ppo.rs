@@ -21,6 +21,7 @@
 //! The policy is checkpointed to the run folder, the critic to `critic/` at the same steps, so a
 //! killed run resumes (`--resume`); rollouts are a function of (seed, iteration).
 
+use crate::fused::{FusedOps, TrainBackend};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -319,7 +320,7 @@ pub struct Judge<'a, B: Backend> {
 
 /// Mean reward-model score of the policy's greedy replies to the first `judge.prompts` held-out
 /// prompts.
-pub fn held_out_reward<B: Backend>(
+pub fn held_out_reward<B: FusedOps>(
     policy: &ModelWeights,
     config: &GptConfig,
     tok: &Tokenizer,
@@ -353,7 +354,7 @@ pub fn chat_decode(tok: &Tokenizer, config: &GptConfig, max_new: usize, pad: u32
 
 /// The PPO loop. `sft` is the starting policy and the frozen reference; `rm` the reward model
 /// and the critic's start.
-pub fn train_ppo<AB: burn::tensor::backend::AutodiffBackend>(
+pub fn train_ppo<AB: TrainBackend>(
     args: &PpoArgs,
     sft: &(GptConfig, ModelWeights),
     rm: &(GptConfig, ModelWeights),

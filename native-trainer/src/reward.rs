@@ -10,6 +10,7 @@
 //! C(K,2) pairs (better `i`, worse `j`) adds `−log σ(r_i − r_j)`; the mean over all pairs of the
 //! batch. Held-out pair accuracy: the share of held-out pairs with `r_i > r_j`.
 
+use crate::fused::FusedOps;
 use burn::tensor::activation::log_sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
@@ -52,7 +53,7 @@ pub fn preference_loss<B: Backend>(rewards: Tensor<B, 1>, k: usize) -> Tensor<B,
 }
 
 /// The rewards of a batch built by [`PreferenceBatches`] (`weights` marks each row's end).
-pub fn rewards<B: Backend>(model: &Gpt<B>, batch: &Batch, score_row: usize, device: &B::Device) -> Tensor<B, 1> {
+pub fn rewards<B: FusedOps>(model: &Gpt<B>, batch: &Batch, score_row: usize, device: &B::Device) -> Tensor<B, 1> {
     let shape = [batch.rows, batch.context];
     let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(batch.inputs.clone(), shape), device);
     let at = batch.weights.clone().expect("preference batches mark the end of each response");
@@ -74,7 +75,7 @@ pub fn pair_accuracy(rewards: &[f32], k: usize) -> f64 {
 }
 
 /// Held-out pair accuracy of `model` over `batches`.
-pub fn evaluate<B: Backend>(model: &Gpt<B>, batches: &[Batch], score_row: usize, device: &B::Device) -> f64 {
+pub fn evaluate<B: FusedOps>(model: &Gpt<B>, batches: &[Batch], score_row: usize, device: &B::Device) -> f64 {
     let mut all = Vec::new();
     for b in batches {
         let r = rewards(model, b, score_row, device).into_data();
@@ -141,12 +142,12 @@ impl Batches for PreferenceBatches {
 }
 
 /// The loss of one preference batch.
-pub fn batch_loss<B: Backend>(model: &Gpt<B>, batch: &Batch, score_row: usize, device: &B::Device) -> Tensor<B, 1> {
+pub fn batch_loss<B: FusedOps>(model: &Gpt<B>, batch: &Batch, score_row: usize, device: &B::Device) -> Tensor<B, 1> {
     preference_loss(rewards(model, batch, score_row, device), K)
 }
 
 /// Mean loss over preference batches (validation).
-pub fn mean_loss<B: Backend>(model: &Gpt<B>, batches: &[Batch], score_row: usize, device: &B::Device) -> f64 {
+pub fn mean_loss<B: FusedOps>(model: &Gpt<B>, batches: &[Batch], score_row: usize, device: &B::Device) -> f64 {
     let total: f64 = batches.iter().map(|b| batch_loss(model, b, score_row, device).into_scalar().elem::<f64>()).sum();
     total / batches.len().max(1) as f64
 }

@@ -11,6 +11,7 @@
 //! Where batches come from is a [`Batches`]: windows of the shards here, a task's examples in
 //! `finetune`. A batch may weight its targets (the answer-only loss).
 
+use crate::fused::{FusedOps, TrainBackend};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,7 +19,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -137,7 +138,7 @@ pub fn batch_tensors<B: Backend>(batch: &Batch, device: &B::Device) -> BatchTens
 }
 
 /// Mean loss over the validation batches.
-pub fn evaluate<B: Backend>(model: &Gpt<B>, batches: &[Batch], device: &B::Device) -> f64 {
+pub fn evaluate<B: FusedOps>(model: &Gpt<B>, batches: &[Batch], device: &B::Device) -> f64 {
     let (mut sum, mut rows) = (0.0, 0usize);
     for b in batches {
         let (x, y, w) = batch_tensors::<B>(b, device);
@@ -199,7 +200,7 @@ pub(crate) fn metrics_file(out: &Path, keep_up_to: u64) -> anyhow::Result<std::f
 }
 
 /// Pre-training on the shards in `data`.
-pub fn pretrain<AB: AutodiffBackend>(data: &Path, args: &TrainArgs, device: &AB::Device) -> anyhow::Result<Summary> {
+pub fn pretrain<AB: TrainBackend>(data: &Path, args: &TrainArgs, device: &AB::Device) -> anyhow::Result<Summary> {
     let data = Dataset::open(data)?;
     let (config, run) = (&args.config, &args.run);
     if config.vocab_size < data.meta.vocab_size {
@@ -228,7 +229,7 @@ pub fn check_run(args: &TrainArgs) -> anyhow::Result<()> {
 }
 
 /// The loop itself: `batches` feed it, checkpoints carry `tokenizer_json`.
-pub fn train_loop<AB: AutodiffBackend>(
+pub fn train_loop<AB: TrainBackend>(
     args: &TrainArgs,
     batches: &dyn Batches,
     tokenizer_json: &[u8],

@@ -1,276 +1,321 @@
 //! Questions about the article (`shared/seed/gpt-evolution-article.zh.txt`) and their answers,
-//! taken from it, in English and Chinese. Each question has several phrasings: the first of each
-//! language is held out for evaluation, the others are training data.
+//! taken from it, in English and Chinese.
+//!
+//! Most facts come in families — one question asked of several subjects (when did GPT-1, GPT-2,
+//! … come out) — written as templates, so every wording is taught with several subjects. Each
+//! subject holds out a different template (subject `s` holds out template `s`): the held-out
+//! question is a wording never seen with that subject, but seen with others, so what the model must
+//! get from the question is which subject it is about. (Holding out the same first wording for a
+//! whole family taught the model that wording for one subject only: "When did GPT-1 come out?"
+//! was answered with the Transformer's date, the one subject trained on "come out".) Facts
+//! without a family keep a list of phrasings, the first held out.
 
+use std::sync::OnceLock;
+
+/// One question and its answer in both languages; `en_q[0]` and `zh_q[0]` are held out for
+/// evaluation, the other phrasings are training data.
 pub struct Fact {
-    pub en_q: &'static [&'static str],
+    pub en_q: Vec<String>,
     pub en_a: &'static str,
-    pub zh_q: &'static [&'static str],
+    pub zh_q: Vec<String>,
     pub zh_a: &'static str,
 }
 
-pub const FACTS: &[Fact] = &[
-    Fact {
-        en_q: &[
+/// A question asked of several subjects: templates with `{}` for the subject's name.
+struct Family {
+    en: &'static [&'static str],
+    zh: &'static [&'static str],
+    subjects: &'static [Subject],
+}
+
+struct Subject {
+    /// The subject as the English and the Chinese templates name it.
+    name: &'static str,
+    zh_name: &'static str,
+    en_a: &'static str,
+    zh_a: &'static str,
+    /// Extra training phrasings that only fit this subject.
+    en_extra: &'static [&'static str],
+    zh_extra: &'static [&'static str],
+}
+
+const fn subject(name: &'static str, en_a: &'static str, zh_a: &'static str) -> Subject {
+    Subject { name, zh_name: name, en_a, zh_a, en_extra: &[], zh_extra: &[] }
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        en: &[
+            "When did {} come out?",
+            "When was {} released?",
+            "When was {} published?",
+            "In which month did {} appear?",
+            "What year did {} appear?",
+            "When was {} first introduced?",
+            "What is the release date of {}?",
+            "When did {} first appear?",
+        ],
+        zh: &[
+            "{}是什么时候发布的？",
+            "{}哪一年出来的？",
+            "{}是哪年哪月发布的？",
+            "{}是什么时候提出的？",
+            "{}什么时候问世的？",
+            "{}的发布时间是什么时候？",
+            "{}是何时推出的？",
+        ],
+        subjects: &[
+            Subject {
+                name: "the Transformer",
+                zh_name: "Transformer",
+                en_a: "In June 2017, in Google's paper Attention is all you need.",
+                zh_a: "2017年6月，Google的论文《Attention is all you need》。",
+                en_extra: &[
+                    "Which paper introduced the Transformer, and when?",
+                    "When was Attention is all you need published?",
+                ],
+                zh_extra: &["哪篇论文提出了Transformer？", "Attention is all you need是什么时候发表的？"],
+            },
+            Subject {
+                name: "GPT-1",
+                zh_name: "GPT-1",
+                en_a: "June 2018.",
+                zh_a: "2018年6月。",
+                en_extra: &["When was the first GPT released?", "In which year and month did OpenAI publish GPT?"],
+                zh_extra: &["第一个GPT哪一年发布？", "OpenAI什么时候提出GPT模型？"],
+            },
+            subject("GPT-2", "February 2019.", "2019年2月。"),
+            subject("GPT-3", "May 2020.", "2020年5月。"),
+            subject("InstructGPT", "February 2022.", "2022年2月。"),
+            Subject {
+                name: "ChatGPT",
+                zh_name: "ChatGPT",
+                en_a: "November 30, 2022.",
+                zh_a: "2022年11月30日。",
+                en_extra: &["On what date was ChatGPT launched?", "When could the public first try ChatGPT?"],
+                zh_extra: &["ChatGPT哪天上线的？", "ChatGPT是哪年哪月哪日推出的？"],
+            },
+        ],
+    },
+    Family {
+        en: &[
+            "How many parameters does {} have?",
+            "How big is {}?",
+            "What is the parameter count of {}?",
+            "How large is the {} model?",
+            "How many parameters are in {}?",
+        ],
+        zh: &["{}有多少参数？", "{}模型有多大？", "{}的参数量是多少？", "{}一共多少参数？", "{}的模型规模是多少？"],
+        subjects: &[
+            subject("GPT-2", "1.5 billion parameters.", "15亿参数。"),
+            subject("GPT-3", "175 billion parameters.", "1750亿参数。"),
+        ],
+    },
+    Family {
+        en: &[
+            "What data was {} trained on?",
+            "How much data was {} trained on?",
+            "What data did {} use?",
+            "How big was {}'s dataset?",
+            "What dataset did {} use?",
+            "How large was the training data of {}?",
+        ],
+        zh: &[
+            "{}用了什么数据？",
+            "{}用了多少数据？",
+            "{}的训练数据有多大？",
+            "{}的数据集是什么？",
+            "{}用什么数据训练？",
+        ],
+        subjects: &[
+            subject("GPT-1", "BooksCorpus, over 7000 unpublished books.", "BooksCorpus，7000多本未出版的书。"),
+            subject("GPT-2", "40 GB of text from 8 million web pages.", "40GB，800万个网页。"),
+            subject("GPT-3", "570 GB of text, filtered from 45 TB.", "570GB，从45TB文本中过滤得到。"),
+        ],
+    },
+    Family {
+        en: &[
+            "How many layers does {} have?",
+            "How deep is {}?",
+            "How many Transformer layers are in {}?",
+            "What is the depth of {}?",
+            "How many layers are stacked in {}?",
+        ],
+        zh: &["{}有多少层？", "{}有多深？", "{}堆了几层Transformer？", "{}的层数是多少？", "{}一共有几层？"],
+        subjects: &[
+            subject("GPT-1", "12 decoder layers.", "12层解码器。"),
+            subject("GPT-2", "48 layers.", "48层。"),
+            subject("GPT-3", "96 layers.", "96层。"),
+        ],
+    },
+    Family {
+        en: &[
+            "What was new in {}?",
+            "What idea did {} push?",
+            "What did {} change?",
+            "What is the key idea of {}?",
+            "What was the main claim of {}?",
+        ],
+        zh: &["{}有什么新变化？", "{}主张什么？", "{}改了什么？", "{}的核心思想是什么？", "{}的主要主张是什么？"],
+        subjects: &[
+            subject(
+                "GPT-1",
+                "Unsupervised pre-training on lots of text, then supervised fine-tuning.",
+                "先大量无监督预训练，再少量有监督微调。",
+            ),
+            Subject {
+                name: "GPT-2",
+                zh_name: "GPT-2",
+                en_a: "It dropped fine-tuning and aimed at zero-shot, multitask learning.",
+                zh_a: "去掉微调，主张零样本（zero-shot）和多任务学习。",
+                en_extra: &["How did GPT-2 differ from GPT-1?"],
+                zh_extra: &["GPT-2和GPT-1有什么不同？"],
+            },
+            Subject {
+                name: "GPT-3",
+                zh_name: "GPT-3",
+                en_a: "Few-shot learning: a task is learned from a few examples in the prompt.",
+                zh_a: "少样本（few-shot）学习：从提示里的几个例子学会任务。",
+                en_extra: &["How did GPT-3 differ from GPT-2?"],
+                zh_extra: &["GPT-3和GPT-2有什么不同？"],
+            },
+        ],
+    },
+];
+
+/// Facts asked one way only: (English phrasings, answer, Chinese phrasings, answer), first held out.
+type Single = (&'static [&'static str], &'static str, &'static [&'static str], &'static str);
+
+const SINGLES: &[Single] = &[
+    (
+        &[
             "What does GPT stand for?",
             "What is the full name of GPT?",
             "GPT is short for what?",
             "Expand the acronym GPT.",
+            "What do the letters GPT mean?",
+            "What does the name GPT mean?",
         ],
-        en_a: "Generative Pre-trained Transformer.",
-        zh_q: &["GPT是什么的缩写？", "GPT的全称是什么？", "GPT三个字母代表什么？", "GPT全称叫什么？"],
-        zh_a: "Generative Pre-trained Transformer，生成式预训练Transformer。",
-    },
-    Fact {
-        en_q: &[
-            "When was the Transformer proposed?",
-            "When did the Transformer come out?",
-            "Which paper introduced the Transformer, and when?",
-            "When was Attention is all you need published?",
+        "Generative Pre-trained Transformer.",
+        &[
+            "GPT是什么的缩写？",
+            "GPT的全称是什么？",
+            "GPT三个字母代表什么？",
+            "GPT全称叫什么？",
+            "GPT这个名字是什么意思？",
         ],
-        en_a: "In June 2017, in Google's paper Attention is all you need.",
-        zh_q: &[
-            "Transformer是什么时候提出的？",
-            "Transformer哪一年出现的？",
-            "哪篇论文提出了Transformer？",
-            "Attention is all you need是什么时候发表的？",
-        ],
-        zh_a: "2017年6月，Google的论文《Attention is all you need》。",
-    },
-    Fact {
-        en_q: &[
-            "When did GPT-1 come out?",
-            "When was the first GPT released?",
-            "In which year and month did OpenAI publish GPT?",
-            "When was GPT-1 published?",
-        ],
-        en_a: "June 2018.",
-        zh_q: &[
-            "GPT-1是什么时候发布的？",
-            "第一个GPT哪一年发布？",
-            "OpenAI什么时候提出GPT模型？",
-            "GPT-1哪年哪月出来的？",
-        ],
-        zh_a: "2018年6月。",
-    },
-    Fact {
-        en_q: &[
-            "When did GPT-2 come out?",
-            "When was GPT-2 released?",
-            "In which month was GPT-2 published?",
-            "What year did GPT-2 appear?",
-        ],
-        en_a: "February 2019.",
-        zh_q: &[
-            "GPT-2是什么时候发布的？",
-            "GPT-2哪一年出来的？",
-            "GPT-2是哪年哪月发布的？",
-            "OpenAI什么时候发布GPT-2？",
-        ],
-        zh_a: "2019年2月。",
-    },
-    Fact {
-        en_q: &[
-            "When did GPT-3 come out?",
-            "When was GPT-3 released?",
-            "In which month was GPT-3 published?",
-            "What year did GPT-3 appear?",
-        ],
-        en_a: "May 2020.",
-        zh_q: &[
-            "GPT-3是什么时候发布的？",
-            "GPT-3哪一年出来的？",
-            "GPT-3是哪年哪月发布的？",
-            "OpenAI什么时候发布GPT-3？",
-        ],
-        zh_a: "2020年5月。",
-    },
-    Fact {
-        en_q: &[
-            "When did InstructGPT come out?",
-            "When was InstructGPT released?",
-            "When was the InstructGPT paper published?",
-            "What year did InstructGPT appear?",
-        ],
-        en_a: "February 2022.",
-        zh_q: &[
-            "InstructGPT是什么时候发布的？",
-            "InstructGPT哪一年出来的？",
-            "InstructGPT的论文什么时候发表？",
-            "OpenAI什么时候公布InstructGPT？",
-        ],
-        zh_a: "2022年2月。",
-    },
-    Fact {
-        en_q: &[
-            "When did ChatGPT come out?",
-            "When was ChatGPT released?",
-            "On what date was ChatGPT launched?",
-            "When could the public first try ChatGPT?",
-        ],
-        en_a: "November 30, 2022.",
-        zh_q: &[
-            "ChatGPT是什么时候发布的？",
-            "ChatGPT哪天上线的？",
-            "ChatGPT是哪年哪月哪日推出的？",
-            "OpenAI什么时候推出ChatGPT？",
-        ],
-        zh_a: "2022年11月30日。",
-    },
-    Fact {
-        en_q: &[
-            "How many parameters does GPT-2 have?",
-            "How big is GPT-2?",
-            "What is the parameter count of GPT-2?",
-            "How many parameters did the largest GPT-2 have?",
-        ],
-        en_a: "1.5 billion parameters.",
-        zh_q: &["GPT-2有多少参数？", "GPT-2模型有多大？", "GPT-2的参数量是多少？", "最大的GPT-2有多少参数？"],
-        zh_a: "15亿参数。",
-    },
-    Fact {
-        en_q: &[
-            "How many parameters does GPT-3 have?",
-            "How big is GPT-3?",
-            "What is the parameter count of GPT-3?",
-            "How large is the GPT-3 model?",
-        ],
-        en_a: "175 billion parameters.",
-        zh_q: &["GPT-3有多少参数？", "GPT-3模型有多大？", "GPT-3的参数量是多少？", "GPT-3一共多少参数？"],
-        zh_a: "1750亿参数。",
-    },
-    Fact {
-        en_q: &[
-            "How much data was GPT-2 trained on?",
-            "What data did GPT-2 use?",
-            "How big was GPT-2's dataset?",
-            "What was GPT-2 trained on?",
-        ],
-        en_a: "40 GB of text from 8 million web pages.",
-        zh_q: &["GPT-2用了多少数据？", "GPT-2的训练数据有多大？", "GPT-2的数据集是什么？", "GPT-2用什么数据训练？"],
-        zh_a: "40GB，800万个网页。",
-    },
-    Fact {
-        en_q: &[
-            "How much data was GPT-3 trained on?",
-            "What data did GPT-3 use?",
-            "How big was GPT-3's dataset?",
-            "What was GPT-3 trained on?",
-        ],
-        en_a: "570 GB of text, filtered from 45 TB.",
-        zh_q: &["GPT-3用了多少数据？", "GPT-3的训练数据有多大？", "GPT-3的数据集是什么？", "GPT-3用什么数据训练？"],
-        zh_a: "570GB，从45TB文本中过滤得到。",
-    },
-    Fact {
-        en_q: &[
-            "What data was GPT-1 trained on?",
-            "What dataset did the first GPT use?",
-            "How much data did GPT-1 use?",
-            "What was GPT-1 trained on?",
-        ],
-        en_a: "BooksCorpus, over 7000 unpublished books.",
-        zh_q: &["GPT-1用了什么数据？", "第一个GPT的数据集是什么？", "GPT-1用了多少数据？", "GPT-1用什么数据训练？"],
-        zh_a: "BooksCorpus，7000多本未出版的书。",
-    },
-    Fact {
-        en_q: &[
+        "Generative Pre-trained Transformer，生成式预训练Transformer。",
+    ),
+    (
+        &[
             "What are the three steps of InstructGPT?",
             "How is InstructGPT trained?",
             "List InstructGPT's training steps.",
             "What steps turn GPT-3 into InstructGPT?",
+            "What are InstructGPT's training steps?",
+            "Which three steps train InstructGPT?",
         ],
-        en_a: "Supervised fine-tuning, a reward model, then reinforcement learning (PPO).",
-        zh_q: &[
+        "Supervised fine-tuning, a reward model, then reinforcement learning (PPO).",
+        &[
             "InstructGPT的三个步骤是什么？",
             "InstructGPT是怎么训练的？",
             "InstructGPT训练分哪几步？",
             "GPT-3怎样变成InstructGPT？",
+            "InstructGPT的训练步骤是什么？",
+            "训练InstructGPT要哪三步？",
         ],
-        zh_a: "监督微调，训练奖励模型，再用强化学习（PPO）优化。",
-    },
-    Fact {
-        en_q: &[
+        "监督微调，训练奖励模型，再用强化学习（PPO）优化。",
+    ),
+    (
+        &[
             "Why does attention beat RNNs?",
             "What is wrong with RNNs?",
             "Why did the Transformer replace the RNN?",
             "What is the weakness of an RNN?",
+            "Why is attention better than an RNN?",
+            "What is the problem with RNNs?",
         ],
-        en_a: "An RNN reads words one by one, so it cannot run in parallel; attention sees all words at once.",
-        zh_q: &["为什么注意力比RNN好？", "RNN有什么缺陷？", "为什么Transformer取代了RNN？", "RNN的问题是什么？"],
-        zh_a: "RNN要按顺序一个一个算，不能并行；注意力同时看所有的词。",
-    },
-    Fact {
-        en_q: &[
-            "What was new in GPT-2?",
-            "What idea did GPT-2 push?",
-            "How did GPT-2 differ from GPT-1?",
-            "What did GPT-2 change?",
+        "An RNN reads words one by one, so it cannot run in parallel; attention sees all words at once.",
+        &[
+            "为什么注意力比RNN好？",
+            "RNN有什么缺陷？",
+            "为什么Transformer取代了RNN？",
+            "RNN的问题是什么？",
+            "注意力为什么比RNN强？",
+            "RNN的缺点是什么？",
         ],
-        en_a: "It dropped fine-tuning and aimed at zero-shot, multitask learning.",
-        zh_q: &["GPT-2有什么新变化？", "GPT-2主张什么？", "GPT-2和GPT-1有什么不同？", "GPT-2改了什么？"],
-        zh_a: "去掉微调，主张零样本（zero-shot）和多任务学习。",
-    },
-    Fact {
-        en_q: &[
-            "What was new in GPT-3?",
-            "What idea did GPT-3 push?",
-            "How did GPT-3 differ from GPT-2?",
-            "What did GPT-3 change?",
-        ],
-        en_a: "Few-shot learning: a task is learned from a few examples in the prompt.",
-        zh_q: &["GPT-3有什么新变化？", "GPT-3主张什么？", "GPT-3和GPT-2有什么不同？", "GPT-3改了什么？"],
-        zh_a: "少样本（few-shot）学习：从提示里的几个例子学会任务。",
-    },
-    Fact {
-        en_q: &[
-            "How many layers does GPT-3 have?",
-            "How deep is GPT-3?",
-            "How many Transformer layers are in GPT-3?",
-            "What is the depth of GPT-3?",
-        ],
-        en_a: "96 layers.",
-        zh_q: &["GPT-3有多少层？", "GPT-3有多深？", "GPT-3堆了几层Transformer？", "GPT-3的层数是多少？"],
-        zh_a: "96层。",
-    },
-    Fact {
-        en_q: &[
-            "How many layers does GPT-2 have?",
-            "How deep is GPT-2?",
-            "How many Transformer layers are in GPT-2?",
-            "What is the depth of GPT-2?",
-        ],
-        en_a: "48 layers.",
-        zh_q: &["GPT-2有多少层？", "GPT-2有多深？", "GPT-2堆了几层Transformer？", "GPT-2的层数是多少？"],
-        zh_a: "48层。",
-    },
-    Fact {
-        en_q: &[
+        "RNN要按顺序一个一个算，不能并行；注意力同时看所有的词。",
+    ),
+    (
+        &[
             "What is the difference between ChatGPT and InstructGPT?",
             "How is ChatGPT related to InstructGPT?",
             "Is ChatGPT the same as InstructGPT?",
             "What did ChatGPT add to InstructGPT?",
+            "How does ChatGPT differ from InstructGPT?",
+            "What is ChatGPT compared with InstructGPT?",
         ],
-        en_a: "ChatGPT is InstructGPT trained over more rounds, with chat added.",
-        zh_q: &[
+        "ChatGPT is InstructGPT trained over more rounds, with chat added.",
+        &[
             "ChatGPT和InstructGPT有什么区别？",
             "ChatGPT和InstructGPT是什么关系？",
             "ChatGPT和InstructGPT一样吗？",
             "ChatGPT比InstructGPT多了什么？",
+            "ChatGPT和InstructGPT有什么不同？",
+            "ChatGPT跟InstructGPT的区别是什么？",
         ],
-        zh_a: "ChatGPT是多轮迭代训练的InstructGPT，加上了对话功能。",
-    },
-    Fact {
-        en_q: &[
+        "ChatGPT是多轮迭代训练的InstructGPT，加上了对话功能。",
+    ),
+    (
+        &[
             "How is GPT different from BERT?",
             "What is the difference between GPT and BERT?",
             "Does GPT read both directions like BERT?",
             "GPT or BERT: which reads only the left context?",
+            "How does GPT differ from BERT?",
+            "Compare GPT and BERT.",
         ],
-        en_a: "GPT is a decoder that predicts from the words before; BERT is an encoder that reads both sides.",
-        zh_q: &["GPT和BERT有什么不同？", "GPT和BERT的区别是什么？", "GPT像BERT一样双向吗？", "GPT和BERT谁只看上文？"],
-        zh_a: "GPT只用解码器，根据上文预测；BERT用编码器，同时看上下文。",
-    },
+        "GPT is a decoder that predicts from the words before; BERT is an encoder that reads both sides.",
+        &[
+            "GPT和BERT有什么不同？",
+            "GPT和BERT的区别是什么？",
+            "GPT像BERT一样双向吗？",
+            "GPT和BERT谁只看上文？",
+            "GPT跟BERT有什么区别？",
+            "比较一下GPT和BERT。",
+        ],
+        "GPT只用解码器，根据上文预测；BERT用编码器，同时看上下文。",
+    ),
 ];
+
+/// Every fact: each family subject (its held-out template first), then the singles.
+pub fn facts() -> &'static [Fact] {
+    static FACTS: OnceLock<Vec<Fact>> = OnceLock::new();
+    FACTS.get_or_init(|| {
+        let mut all = Vec::new();
+        for family in FAMILIES {
+            for (s, sub) in family.subjects.iter().enumerate() {
+                let phrasings = |templates: &[&str], name: &str, extra: &[&str]| -> Vec<String> {
+                    let n = templates.len();
+                    let mut q: Vec<String> = (0..n).map(|i| templates[(s + i) % n].replace("{}", name)).collect();
+                    q.extend(extra.iter().map(|e| e.to_string()));
+                    q
+                };
+                all.push(Fact {
+                    en_q: phrasings(family.en, sub.name, sub.en_extra),
+                    en_a: sub.en_a,
+                    zh_q: phrasings(family.zh, sub.zh_name, sub.zh_extra),
+                    zh_a: sub.zh_a,
+                });
+            }
+        }
+        for (en_q, en_a, zh_q, zh_a) in SINGLES {
+            let owned = |q: &[&str]| q.iter().map(|s| s.to_string()).collect();
+            all.push(Fact { en_q: owned(en_q), en_a, zh_q: owned(zh_q), zh_a });
+        }
+        all
+    })
+}
 
 /// Greetings and small talk: (user, assistant), en and zh. One reply per intent and language,
 /// several phrasings each, so a held-out phrasing (by a hash of its text) asks a known intent.
@@ -356,3 +401,42 @@ pub const UNKNOWABLE_ZH: &[&str] = &[
 ];
 pub const REFUSAL_EN: &str = "I cannot know that: I have no internet, no clock and only know what I was trained on.";
 pub const REFUSAL_ZH: &str = "我无法知道：我不能上网，也没有时钟，只知道训练时学过的内容。";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn answers_are_unique_and_every_fact_has_three_taught_phrasings_besides_the_held_out_one() {
+        let mut answers = HashSet::new();
+        for f in facts() {
+            assert!(answers.insert(f.en_a) && answers.insert(f.zh_a), "answer used twice: {}", f.en_a);
+            for q in [&f.en_q, &f.zh_q] {
+                let distinct: HashSet<&String> = q.iter().collect();
+                assert_eq!(distinct.len(), q.len(), "a phrasing repeats: {q:?}");
+                assert!(q.len() >= 4, "{q:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn each_held_out_family_question_is_worded_as_training_asks_another_subject() {
+        let mut at = 0;
+        for family in FAMILIES {
+            let facts = &facts()[at..at + family.subjects.len()];
+            at += family.subjects.len();
+            for (s, sub) in family.subjects.iter().enumerate() {
+                for (held_out, name, lang) in [(&facts[s].en_q[0], sub.name, 0), (&facts[s].zh_q[0], sub.zh_name, 1)] {
+                    assert!(held_out.contains(name), "{held_out:?} does not name {name}");
+                    let taught_elsewhere = family.subjects.iter().enumerate().any(|(o, other)| {
+                        let (other_name, taught) =
+                            if lang == 0 { (other.name, &facts[o].en_q) } else { (other.zh_name, &facts[o].zh_q) };
+                        o != s && taught[1..].contains(&held_out.replace(name, other_name))
+                    });
+                    assert!(taught_elsewhere, "{held_out:?}: its wording is never taught");
+                }
+            }
+        }
+    }
+}

@@ -4,8 +4,9 @@
 //! Kinds of exchange:
 //! - **task** — a task-suite instruction (`Reverse the letters.\nc a t` → `t a c`), inputs from
 //!   the task suite's own train/eval split;
-//! - **article** — questions about the article, answered from it (`facts.rs`); the first phrasing
-//!   of each question in each language is held out;
+//! - **article** — questions about the article, answered from it (`facts.rs`); one phrasing of
+//!   each question in each language is held out, a wording the training data uses for other
+//!   subjects;
 //! - **small talk** — greetings, thanks, who-are-you; **refusal** — questions no model can know
 //!   (today's weather), answered by saying so. Both held out by a hash of the user's text.
 //!
@@ -75,10 +76,10 @@ pub fn exchange(kind: Kind, split: Split, rng: &mut Rng) -> Exchange {
             Exchange { kind, zh, user: format!("{desc}\n{}", e.query), reply: e.answer }
         }
         Kind::Article => {
-            let f = &FACTS[rng.below(FACTS.len())];
-            let (qs, a) = if zh { (f.zh_q, f.zh_a) } else { (f.en_q, f.en_a) };
-            let q = if split == Split::Eval { qs[0] } else { qs[1 + rng.below(qs.len() - 1)] };
-            Exchange { kind, zh, user: q.to_string(), reply: a.to_string() }
+            let f = &facts()[rng.below(facts().len())];
+            let (qs, a) = if zh { (&f.zh_q, f.zh_a) } else { (&f.en_q, f.en_a) };
+            let q = if split == Split::Eval { &qs[0] } else { &qs[1 + rng.below(qs.len() - 1)] };
+            Exchange { kind, zh, user: q.clone(), reply: a.to_string() }
         }
         Kind::SmallTalk => {
             let pool: Vec<&(&str, &str)> = SMALL_TALK.iter().filter(|(u, _)| text_split(u) == split).collect();
@@ -132,7 +133,8 @@ pub fn eval_set(n: usize) -> Vec<(Vec<Message>, Exchange)> {
 pub const K: usize = 4;
 
 /// One prompt and K responses, best first: the right answer; the right answer in the wrong
-/// language; a wrong answer (another question's, another task's, a made-up fact); a rude one.
+/// language; a wrong or off-topic answer (another question's, another task's, a made-up fact, the
+/// reply to another kind of message); a rude one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ranked {
     /// The conversation up to and including the last user message.
@@ -145,7 +147,7 @@ pub struct Ranked {
 fn wrong_language(e: &Exchange, rng: &mut Rng) -> String {
     match e.kind {
         Kind::Article => {
-            let f = FACTS.iter().find(|f| f.en_a == e.reply || f.zh_a == e.reply).expect("a fact's answer");
+            let f = facts().iter().find(|f| f.en_a == e.reply || f.zh_a == e.reply).expect("a fact's answer");
             (if e.zh { f.en_a } else { f.zh_a }).to_string()
         }
         Kind::Refusal => (if e.zh { REFUSAL_EN } else { REFUSAL_ZH }).to_string(),
@@ -164,7 +166,26 @@ fn wrong_language(e: &Exchange, rng: &mut Rng) -> String {
     }
 }
 
-fn wrong_answer(e: &Exchange, rng: &mut Rng) -> String {
+/// A wrong reply in the right language: half the time off-topic (the reply to another kind of
+/// message — an article fact to a greeting, a task answer to a question), else a wrong answer of
+/// the same kind. (Without off-topic replies the reward model had never seen a fact given to a
+/// greeting, and PPO learned to greet with facts.)
+fn wrong_answer(e: &Exchange, split: Split, rng: &mut Rng) -> String {
+    if rng.chance(0.5) {
+        loop {
+            let kind = KINDS[rng.below(KINDS.len())];
+            if kind != e.kind {
+                let other = exchange(kind, split, rng);
+                if other.zh == e.zh && other.reply != e.reply {
+                    return other.reply;
+                }
+            }
+        }
+    }
+    same_kind_wrong_answer(e, rng)
+}
+
+fn same_kind_wrong_answer(e: &Exchange, rng: &mut Rng) -> String {
     let pick = |pool: &[&str], rng: &mut Rng| loop {
         let r = pool[rng.below(pool.len())];
         if r != e.reply {
@@ -173,7 +194,7 @@ fn wrong_answer(e: &Exchange, rng: &mut Rng) -> String {
     };
     match e.kind {
         Kind::Article => {
-            let answers: Vec<&str> = FACTS.iter().map(|f| if e.zh { f.zh_a } else { f.en_a }).collect();
+            let answers: Vec<&str> = facts().iter().map(|f| if e.zh { f.zh_a } else { f.en_a }).collect();
             pick(&answers, rng)
         }
         Kind::SmallTalk => {
@@ -211,7 +232,7 @@ pub fn ranked(split: Split, seed: u64) -> Ranked {
         messages.truncate(2);
     }
     messages.push(Message { role: "user".into(), content: e.user.clone() });
-    let responses = [e.reply.clone(), wrong_language(&e, &mut rng), wrong_answer(&e, &mut rng), rude(e.zh)];
+    let responses = [e.reply.clone(), wrong_language(&e, &mut rng), wrong_answer(&e, split, &mut rng), rude(e.zh)];
     Ranked { messages, kind: e.kind, zh: e.zh, responses }
 }
 

@@ -1,0 +1,43 @@
+//! The fused ops written as plain burn tensor ops: what every backend without its own kernels
+//! runs (the GPU backends, where these are a handful of fast kernels each), differentiated by
+//! burn's autodiff like any other op. The CPU kernels in `kernels.rs` compute the same math.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor, activation};
+
+/// LayerNorm over the last axis of `[rows, n]`, biased variance (as PyTorch).
+pub fn layer_norm<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 1>, b: Tensor<B, 1>, eps: f32) -> Tensor<B, 2> {
+    let mean = x.clone().mean_dim(1);
+    let centered = x - mean;
+    let var = centered.clone().square().mean_dim(1);
+    let normed = centered / (var + eps as f64).sqrt();
+    normed * w.unsqueeze::<2>() + b.unsqueeze::<2>()
+}
+
+/// `x + b`, `b` added to every row.
+pub fn add_rows<B: Backend>(x: Tensor<B, 2>, b: Tensor<B, 1>) -> Tensor<B, 2> {
+    x + b.unsqueeze::<2>()
+}
+
+/// GPT-2's GELU, `0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³)))`.
+pub fn gelu<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+    let u = (x.clone() * x.clone() * x.clone() * 0.044715 + x.clone()) * SQRT_2_OVER_PI;
+    x * (u.tanh() + 1.0) * 0.5
+}
+
+/// Softmax of `scale·scores` over rows of `[groups·t, t]`, each `[t, t]` block causal: query `i`
+/// sees keys `0..=i`, the masked entries are exactly 0.
+pub fn causal_softmax<B: Backend>(scores: Tensor<B, 2>, t: usize, scale: f32) -> Tensor<B, 2> {
+    let rows = scores.dims()[0];
+    // burn's `tril_mask` is true outside the lower triangle: the future keys.
+    let future = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &scores.device()).unsqueeze::<3>().expand([rows / t, t, t]);
+    let masked = (scores.reshape([rows / t, t, t]) * scale as f64).mask_fill(future, -1e9);
+    activation::softmax(masked, 2).reshape([rows, t])
+}
+
+/// `log softmax(logits[r])[targets[r]]` for each row of `[rows, v]` → `[rows]`.
+pub fn target_logprobs<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    let rows = logits.dims()[0];
+    activation::log_softmax(logits, 1).gather(1, targets.reshape([rows, 1])).reshape([rows])
+}
