@@ -3,7 +3,6 @@
 //! to the last user turn, through the page's chat template; correct = greedy decoding writes the
 //! reference reply and then ends its turn (`<|im_end|>`), scored in one forward pass as in `icl`.
 
-use crate::fused::FusedOps;
 use std::collections::HashSet;
 
 use anyhow::bail;
@@ -11,6 +10,7 @@ use serde::Serialize;
 use wgpt::chat::{ChatError, Template, build_prompt, template};
 use wgpt::tokenizer::Tokenizer;
 
+use crate::fused::FusedOps;
 use crate::icl::predict_ids;
 use crate::instruct::{self, KINDS};
 use crate::model::Gpt;

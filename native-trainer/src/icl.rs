@@ -8,7 +8,6 @@
 //! a decode loop. Prompts longer than the model's context keep their last tokens (counted as
 //! `truncated`).
 
-use crate::fused::FusedOps;
 use std::collections::HashSet;
 
 use burn::tensor::{Int, Tensor, TensorData};
@@ -16,6 +15,7 @@ use serde::Serialize;
 use wgpt::tasks::{self, Description, Episode, Split, Task};
 use wgpt::tokenizer::Tokenizer;
 
+use crate::fused::FusedOps;
 use crate::model::Gpt;
 
 /// One cell of the table: a model, a task, a number of demonstrations, with or without the

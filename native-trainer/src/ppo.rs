@@ -21,7 +21,6 @@
 //! The policy is checkpointed to the run folder, the critic to `critic/` at the same steps, so a
 //! killed run resumes (`--resume`); rollouts are a function of (seed, iteration).
 
-use crate::fused::{FusedOps, TrainBackend};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -36,6 +35,7 @@ use wgpt::tasks::Split;
 use wgpt::tokenizer::Tokenizer;
 use wgpt::weights::ModelWeights;
 
+use crate::fused::{FusedOps, TrainBackend};
 use crate::instruct;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

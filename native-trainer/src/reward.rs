@@ -10,7 +10,6 @@
 //! C(K,2) pairs (better `i`, worse `j`) adds `−log σ(r_i − r_j)`; the mean over all pairs of the
 //! batch. Held-out pair accuracy: the share of held-out pairs with `r_i > r_j`.
 
-use crate::fused::FusedOps;
 use burn::tensor::activation::log_sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
@@ -22,6 +21,7 @@ use wgpt::tokenizer::Tokenizer;
 use wgpt::weights::ModelWeights;
 
 use crate::data::Batch;
+use crate::fused::FusedOps;
 use crate::instruct::{self, K};
 use crate::model::Gpt;
 use crate::train::{Batches, held_out_batches};

@@ -11,7 +11,6 @@
 //! Where batches come from is a [`Batches`]: windows of the shards here, a task's examples in
 //! `finetune`. A batch may weight its targets (the answer-only loss).
 
-use crate::fused::{FusedOps, TrainBackend};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,6 +27,7 @@ use wgpt::weights::ModelWeights;
 
 use crate::checkpoint::{self, RunSpec, TrainState};
 use crate::data::{Batch, Dataset, train_batch, val_batches};
+use crate::fused::{FusedOps, TrainBackend};
 use crate::init::gpt2_init;
 use crate::model::Gpt;
 use crate::optim::AdamW;

@@ -91,54 +91,6 @@ pub trait FusedOps: Backend {
 pub trait TrainBackend: AutodiffBackend<InnerBackend: FusedOps> + FusedOps {}
 impl<B: AutodiffBackend<InnerBackend: FusedOps> + FusedOps> TrainBackend for B {}
 
-impl FusedOps for burn::backend::Flex {
-    const KERNELS: bool = true;
-    fn layer_norm_rows(
-        x: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-        eps: f32,
-    ) -> FloatTensor<Self> {
-        flex::layer_norm(x, w, b, eps)
-    }
-    fn layer_norm_rows_backward(
-        x: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        dy: FloatTensor<Self>,
-        eps: f32,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        flex::layer_norm_backward(x, w, dy, eps)
-    }
-    fn add_rows(x: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex::add_rows(x, b)
-    }
-    fn column_sums(dy: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex::column_sums(dy)
-    }
-    fn gelu_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex::gelu(x)
-    }
-    fn gelu_tanh_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
-        flex::gelu_backward(x, dy)
-    }
-    fn causal_softmax(scores: FloatTensor<Self>, t: usize, scale: f32) -> FloatTensor<Self> {
-        flex::causal_softmax(scores, t, scale)
-    }
-    fn causal_softmax_backward(p: FloatTensor<Self>, dp: FloatTensor<Self>, t: usize, scale: f32) -> FloatTensor<Self> {
-        flex::causal_softmax_backward(p, dp, t, scale)
-    }
-    fn target_logprobs(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
-        flex::target_logprobs(logits, targets)
-    }
-    fn target_logprobs_backward(
-        logits: FloatTensor<Self>,
-        targets: IntTensor<Self>,
-        dy: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        flex::target_logprobs_backward(logits, targets, dy)
-    }
-}
-
 #[cfg(feature = "wgpu")]
 impl FusedOps for burn::backend::Wgpu {}
 #[cfg(feature = "cuda")]

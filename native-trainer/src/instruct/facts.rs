@@ -43,6 +43,12 @@ const fn subject(name: &'static str, en_a: &'static str, zh_a: &'static str) -> 
     Subject { name, zh_name: name, en_a, zh_a, en_extra: &[], zh_extra: &[] }
 }
 
+impl Subject {
+    const fn with_extra(self, en_extra: &'static [&'static str], zh_extra: &'static [&'static str]) -> Subject {
+        Subject { en_extra, zh_extra, ..self }
+    }
+}
+
 const FAMILIES: &[Family] = &[
     Family {
         en: &[
@@ -66,35 +72,31 @@ const FAMILIES: &[Family] = &[
         ],
         subjects: &[
             Subject {
-                name: "the Transformer",
                 zh_name: "Transformer",
-                en_a: "In June 2017, in Google's paper Attention is all you need.",
-                zh_a: "2017年6月，Google的论文《Attention is all you need》。",
-                en_extra: &[
-                    "Which paper introduced the Transformer, and when?",
-                    "When was Attention is all you need published?",
-                ],
-                zh_extra: &["哪篇论文提出了Transformer？", "Attention is all you need是什么时候发表的？"],
+                ..subject(
+                    "the Transformer",
+                    "In June 2017, in Google's paper Attention is all you need.",
+                    "2017年6月，Google的论文《Attention is all you need》。",
+                )
+                .with_extra(
+                    &[
+                        "Which paper introduced the Transformer, and when?",
+                        "When was Attention is all you need published?",
+                    ],
+                    &["哪篇论文提出了Transformer？", "Attention is all you need是什么时候发表的？"],
+                )
             },
-            Subject {
-                name: "GPT-1",
-                zh_name: "GPT-1",
-                en_a: "June 2018.",
-                zh_a: "2018年6月。",
-                en_extra: &["When was the first GPT released?", "In which year and month did OpenAI publish GPT?"],
-                zh_extra: &["第一个GPT哪一年发布？", "OpenAI什么时候提出GPT模型？"],
-            },
+            subject("GPT-1", "June 2018.", "2018年6月。").with_extra(
+                &["When was the first GPT released?", "In which year and month did OpenAI publish GPT?"],
+                &["第一个GPT哪一年发布？", "OpenAI什么时候提出GPT模型？"],
+            ),
             subject("GPT-2", "February 2019.", "2019年2月。"),
             subject("GPT-3", "May 2020.", "2020年5月。"),
             subject("InstructGPT", "February 2022.", "2022年2月。"),
-            Subject {
-                name: "ChatGPT",
-                zh_name: "ChatGPT",
-                en_a: "November 30, 2022.",
-                zh_a: "2022年11月30日。",
-                en_extra: &["On what date was ChatGPT launched?", "When could the public first try ChatGPT?"],
-                zh_extra: &["ChatGPT哪天上线的？", "ChatGPT是哪年哪月哪日推出的？"],
-            },
+            subject("ChatGPT", "November 30, 2022.", "2022年11月30日。").with_extra(
+                &["On what date was ChatGPT launched?", "When could the public first try ChatGPT?"],
+                &["ChatGPT哪天上线的？", "ChatGPT是哪年哪月哪日推出的？"],
+            ),
         ],
     },
     Family {
@@ -163,22 +165,18 @@ const FAMILIES: &[Family] = &[
                 "Unsupervised pre-training on lots of text, then supervised fine-tuning.",
                 "先大量无监督预训练，再少量有监督微调。",
             ),
-            Subject {
-                name: "GPT-2",
-                zh_name: "GPT-2",
-                en_a: "It dropped fine-tuning and aimed at zero-shot, multitask learning.",
-                zh_a: "去掉微调，主张零样本（zero-shot）和多任务学习。",
-                en_extra: &["How did GPT-2 differ from GPT-1?"],
-                zh_extra: &["GPT-2和GPT-1有什么不同？"],
-            },
-            Subject {
-                name: "GPT-3",
-                zh_name: "GPT-3",
-                en_a: "Few-shot learning: a task is learned from a few examples in the prompt.",
-                zh_a: "少样本（few-shot）学习：从提示里的几个例子学会任务。",
-                en_extra: &["How did GPT-3 differ from GPT-2?"],
-                zh_extra: &["GPT-3和GPT-2有什么不同？"],
-            },
+            subject(
+                "GPT-2",
+                "It dropped fine-tuning and aimed at zero-shot, multitask learning.",
+                "去掉微调，主张零样本（zero-shot）和多任务学习。",
+            )
+            .with_extra(&["How did GPT-2 differ from GPT-1?"], &["GPT-2和GPT-1有什么不同？"]),
+            subject(
+                "GPT-3",
+                "Few-shot learning: a task is learned from a few examples in the prompt.",
+                "少样本（few-shot）学习：从提示里的几个例子学会任务。",
+            )
+            .with_extra(&["How did GPT-3 differ from GPT-2?"], &["GPT-3和GPT-2有什么不同？"]),
         ],
     },
 ];
