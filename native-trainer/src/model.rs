@@ -83,15 +83,7 @@ impl<B: FusedOps> Linear<B> {
 impl<B: FusedOps> Attention<B> {
     /// Causal multi-head self-attention over `[batch·time, n_embd]`.
     fn forward(&self, x: Tensor<B, 2>, b: usize, n_head: usize) -> Tensor<B, 2> {
-        let [rows, c] = x.dims();
-        let (t, d) = (rows / b, c / n_head);
-        let qkv = self.c_attn.forward(x);
-        let heads =
-            |i: usize| qkv.clone().slice([0..rows, i * c..(i + 1) * c]).reshape([b, t, n_head, d]).swap_dims(1, 2);
-        let (q, k, v) = (heads(0), heads(1), heads(2));
-        let scores = q.matmul(k.swap_dims(2, 3)).reshape([b * n_head * t, t]);
-        let probs = fused::causal_softmax(scores, t, 1.0 / (d as f32).sqrt()).reshape([b, n_head, t, t]);
-        let y = probs.matmul(v).swap_dims(1, 2).reshape([rows, c]);
+        let y = fused::causal_attention(self.c_attn.forward(x), b, n_head);
         self.c_proj.forward(y)
     }
 }

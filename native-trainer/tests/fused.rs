@@ -90,15 +90,25 @@ fn fused_ops_match_the_composed_ops_forward_and_backward() {
         }
     }
 
-    // Two causal [3, 3] blocks, and n_head = 1 style single block with t = 1.
-    for (rows, t) in [(6, 3), (1, 1)] {
-        let s = (random([rows, t], 5), vec![rows, t]);
-        let dp = random([rows, t], 6);
-        let (pf, gf) = run(std::slice::from_ref(&s), &dp, |l| fused::causal_softmax(l[0].clone(), t, 0.7));
-        let (pc, gc) = run(&[s], &dp, |l| composed::causal_softmax(l[0].clone(), t, 0.7));
-        assert_close("causal softmax", &pf, &pc);
-        assert_close("causal softmax: gradient", &gf[0], &gc[0]);
-        assert!(t == 1 || pf[1] == 0.0, "a future key has weight {}", pf[1]);
+    // Causal attention: 2 sequences × 5 positions, 2 heads of 3; one head; one position.
+    for (batch, t, n_head, d) in [(2, 5, 2, 3), (1, 4, 1, 4), (3, 1, 2, 2)] {
+        let (rows, c) = (batch * t, n_head * d);
+        let qkv = (random([rows, 3 * c], 5), vec![rows, 3 * c]);
+        let dy = random([rows, c], 6);
+        let attend = |l: &[Tensor<Train, 2>], f: bool| {
+            if f {
+                fused::causal_attention(l[0].clone(), batch, n_head)
+            } else {
+                composed::causal_attention(l[0].clone(), batch, n_head)
+            }
+        };
+        let (yf, gf) = run(std::slice::from_ref(&qkv), &dy, |l| attend(l, true));
+        let (yc, gc) = run(std::slice::from_ref(&qkv), &dy, |l| attend(l, false));
+        let what = format!("causal attention {batch}×{t}, {n_head} heads of {d}");
+        assert_close(&what, &yf, &yc);
+        assert_close(&format!("{what}: gradient"), &gf[0], &gc[0]);
+        // Position 0 of the first sequence sees only itself: its output is its own v.
+        assert_close(&format!("{what}: first position"), &yf[..c], &qkv.0[2 * c..3 * c]);
     }
 
     let (rows, v) = (4, 7);

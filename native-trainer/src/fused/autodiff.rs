@@ -61,15 +61,15 @@ impl<B: FusedOps> Backward<B, 1> for GeluOp {
 }
 
 #[derive(Debug)]
-struct CausalSoftmaxOp;
+struct CausalAttentionOp;
 
-impl<B: FusedOps> Backward<B, 1> for CausalSoftmaxOp {
-    /// The probabilities (the output), `t`, the scale.
-    type State = (FloatTensor<B>, usize, f32);
+impl<B: FusedOps> Backward<B, 1> for CausalAttentionOp {
+    /// `qkv` (the input), the probabilities, the batch size, the heads.
+    type State = (FloatTensor<B>, FloatTensor<B>, usize, usize);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (p, t, scale) = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |dp| B::causal_softmax_backward(p, dp, t, scale));
+        let (qkv, p, batch, n_head) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |dy| B::causal_attention_backward(qkv, p, dy, batch, n_head));
     }
 }
 
@@ -125,16 +125,16 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         }
     }
 
-    fn causal_softmax(scores: FloatTensor<Self>, t: usize, scale: f32) -> FloatTensor<Self> {
+    fn causal_attention(qkv: FloatTensor<Self>, batch: usize, n_head: usize) -> FloatTensor<Self> {
         if !B::KERNELS {
-            return prim(composed::causal_softmax::<Self>(tensor(scores), t, scale));
+            return prim(composed::causal_attention::<Self>(tensor(qkv), batch, n_head));
         }
-        match CausalSoftmaxOp.prepare::<C>([scores.node.clone()]).compute_bound().stateful() {
+        match CausalAttentionOp.prepare::<C>([qkv.node.clone()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let p = B::causal_softmax(scores.primitive, t, scale);
-                prep.finish((p.clone(), t, scale), p)
+                let (y, p) = B::causal_attention_with_probs(qkv.primitive.clone(), batch, n_head);
+                prep.finish((qkv.primitive, p, batch, n_head), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::causal_softmax(scores.primitive, t, scale)),
+            OpsKind::UnTracked(prep) => prep.finish(B::causal_attention(qkv.primitive, batch, n_head)),
         }
     }
 

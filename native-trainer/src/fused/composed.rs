@@ -26,9 +26,24 @@ pub fn gelu<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     x * (u.tanh() + 1.0) * 0.5
 }
 
+/// Causal multi-head self-attention of packed `[batch·t, 3c]` rows `q | k | v` → `[batch·t, c]`:
+/// each head (`d = c / n_head` columns of each third) attends with `softmax(q·kᵀ/√d)`, query `i`
+/// seeing keys `0..=i`, and the heads' outputs are concatenated in order.
+pub fn causal_attention<B: Backend>(qkv: Tensor<B, 2>, batch: usize, n_head: usize) -> Tensor<B, 2> {
+    let [rows, c3] = qkv.dims();
+    let (t, c) = (rows / batch, c3 / 3);
+    let d = c / n_head;
+    let heads =
+        |i: usize| qkv.clone().slice([0..rows, i * c..(i + 1) * c]).reshape([batch, t, n_head, d]).swap_dims(1, 2);
+    let (q, k, v) = (heads(0), heads(1), heads(2));
+    let scores = q.matmul(k.swap_dims(2, 3)).reshape([batch * n_head * t, t]);
+    let probs = causal_softmax(scores, t, 1.0 / (d as f32).sqrt()).reshape([batch, n_head, t, t]);
+    probs.matmul(v).swap_dims(1, 2).reshape([rows, c])
+}
+
 /// Softmax of `scale·scores` over rows of `[groups·t, t]`, each `[t, t]` block causal: query `i`
 /// sees keys `0..=i`, the masked entries are exactly 0.
-pub fn causal_softmax<B: Backend>(scores: Tensor<B, 2>, t: usize, scale: f32) -> Tensor<B, 2> {
+fn causal_softmax<B: Backend>(scores: Tensor<B, 2>, t: usize, scale: f32) -> Tensor<B, 2> {
     let rows = scores.dims()[0];
     // burn's `tril_mask` is true outside the lower triangle: the future keys.
     let future = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &scores.device()).unsqueeze::<3>().expand([rows / t, t, t]);

@@ -7,7 +7,8 @@ use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{TensorData, TensorMetadata};
 
-use super::{FusedOps, kernels};
+use super::FusedOps;
+use super::kernels::{self, AttentionShape};
 
 fn f32s(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
@@ -28,6 +29,11 @@ fn out(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
 fn dims2(t: &FlexTensor) -> (usize, usize) {
     let shape = t.shape();
     (shape[0], shape[1])
+}
+
+fn attention_shape(qkv: &FlexTensor, batch: usize, n_head: usize) -> AttentionShape {
+    let (rows, c3) = dims2(qkv);
+    AttentionShape::new(rows / batch, c3 / 3, n_head)
 }
 
 impl FusedOps for Flex {
@@ -69,14 +75,26 @@ impl FusedOps for Flex {
         out(kernels::gelu_backward(&f32s(&x), &f32s(&dy)), &shape)
     }
 
-    fn causal_softmax(scores: FlexTensor, t: usize, scale: f32) -> FlexTensor {
-        let shape = scores.shape().to_vec();
-        out(kernels::causal_softmax(&f32s(&scores), t, scale), &shape)
+    fn causal_attention(qkv: FlexTensor, batch: usize, n_head: usize) -> FlexTensor {
+        Self::causal_attention_with_probs(qkv, batch, n_head).0
     }
 
-    fn causal_softmax_backward(p: FlexTensor, dp: FlexTensor, t: usize, scale: f32) -> FlexTensor {
-        let shape = p.shape().to_vec();
-        out(kernels::causal_softmax_backward(&f32s(&p), &f32s(&dp), t, scale), &shape)
+    fn causal_attention_with_probs(qkv: FlexTensor, batch: usize, n_head: usize) -> (FlexTensor, FlexTensor) {
+        let s = attention_shape(&qkv, batch, n_head);
+        let (y, p) = kernels::causal_attention(&f32s(&qkv), &s);
+        (out(y, &[batch * s.t, s.c]), out(p, &[batch, n_head, s.t, s.t]))
+    }
+
+    fn causal_attention_backward(
+        qkv: FlexTensor,
+        p: FlexTensor,
+        dy: FlexTensor,
+        batch: usize,
+        n_head: usize,
+    ) -> FlexTensor {
+        let s = attention_shape(&qkv, batch, n_head);
+        let dqkv = kernels::causal_attention_backward(&f32s(&qkv), &f32s(&p), &f32s(&dy), &s);
+        out(dqkv, &[batch * s.t, 3 * s.c])
     }
 
     fn target_logprobs(logits: FlexTensor, targets: FlexTensor) -> FlexTensor {

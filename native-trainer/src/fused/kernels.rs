@@ -63,75 +63,305 @@ pub fn layer_norm_backward(x: &[f32], w: &[f32], dy: &[f32], c: usize, eps: f32)
 }
 
 /// GELU's `z = 2u = 2√(2/π)(x + 0.044715x³)`, clamped at ±30 where σ(z) is 0 or 1 in f32.
+#[inline(always)]
 fn gelu_z(x: f32) -> f32 {
     (2.0 * SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).clamp(-30.0, 30.0)
 }
 
+#[inline(always)]
 fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
+    1.0 / (1.0 + exp(-z))
 }
 
 /// GPT-2's GELU `0.5·x·(1 + tanh u)`, computed as the identical `x·σ(2u)`.
 pub fn gelu(x: &[f32]) -> Vec<f32> {
-    x.par_iter().with_min_len(GRAIN).map(|&v| v * sigmoid(gelu_z(v))).collect()
+    let mut y = vec![0.0; x.len()];
+    y.par_chunks_mut(GRAIN).zip(x.par_chunks(GRAIN)).for_each(|(y, x)| gelu_chunk_dispatch(x, y));
+    y
+}
+
+#[inline(always)]
+fn gelu_chunk(x: &[f32], y: &mut [f32]) {
+    for (yi, &v) in y.iter_mut().zip(x) {
+        *yi = v * sigmoid(gelu_z(v));
+    }
 }
 
 /// `d/dx x·σ(z) = σ + x·σ(1 − σ)·dz/dx`, `dz/dx = 2√(2/π)(1 + 3·0.044715x²)` (0 where z is clamped).
 pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
-    x.par_iter()
-        .zip(dy)
-        .with_min_len(GRAIN)
-        .map(|(&v, &g)| {
-            let z = gelu_z(v);
-            let s = sigmoid(z);
-            let dz = if z.abs() < 30.0 { 2.0 * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * v * v) } else { 0.0 };
-            g * (s + v * s * (1.0 - s) * dz)
-        })
-        .collect()
+    let mut dx = vec![0.0; x.len()];
+    let chunks = dx.par_chunks_mut(GRAIN).zip(x.par_chunks(GRAIN)).zip(dy.par_chunks(GRAIN));
+    chunks.for_each(|((dx, x), dy)| gelu_backward_chunk_dispatch(x, dy, dx));
+    dx
 }
 
-/// Causal softmax of `scale·scores` over rows of `t`: row `r` is query `r mod t` of its `[t, t]`
-/// matrix and sees keys `0..=r mod t`; the rest of the row is exactly 0.
-pub fn causal_softmax(scores: &[f32], t: usize, scale: f32) -> Vec<f32> {
-    let mut p = vec![0.0; scores.len()];
-    let rows = scores.par_chunks_exact(t).zip(p.par_chunks_exact_mut(t)).enumerate().with_min_len(rows_per_task(t));
-    rows.for_each(|(row, (sr, pr))| {
-        let seen = row % t + 1;
-        let max = sr[..seen].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v * scale));
-        let mut sum = 0.0;
-        for j in 0..seen {
-            pr[j] = (sr[j] * scale - max).exp();
-            sum += pr[j];
-        }
-        let inv = 1.0 / sum;
-        pr[..seen].iter_mut().for_each(|v| *v *= inv);
-    });
-    p
+#[inline(always)]
+fn gelu_backward_chunk(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+        let z = gelu_z(v);
+        let s = sigmoid(z);
+        let dz = if z.abs() < 30.0 { 2.0 * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * v * v) } else { 0.0 };
+        *d = g * (s + v * s * (1.0 - s) * dz);
+    }
 }
 
-/// Softmax's backward through the scale: `ds = scale·p ⊙ (dp − Σ_j dp_j p_j)` (0 where masked,
-/// as `p` is).
-pub fn causal_softmax_backward(p: &[f32], dp: &[f32], t: usize, scale: f32) -> Vec<f32> {
-    let mut ds = vec![0.0; p.len()];
-    let rows = p.par_chunks_exact(t).zip(dp.par_chunks_exact(t)).zip(ds.par_chunks_exact_mut(t)).enumerate();
-    rows.with_min_len(rows_per_task(t)).for_each(|(row, ((pr, dpr), dsr))| {
-        let seen = row % t + 1;
-        let dot: f32 = (0..seen).map(|j| pr[j] * dpr[j]).sum();
-        for j in 0..seen {
-            dsr[j] = scale * pr[j] * (dpr[j] - dot);
+/// Causal multi-head self-attention of packed `[batch·t, 3c]` rows `q | k | v` (head `h` in
+/// columns `h·d..(h+1)·d` of each third, `d = c / n_head`): for each batch element and head,
+/// `p_i = softmax_j≤i(q_i·k_j/√d)`, `y_i = Σ_j p_ij v_j`, written to `[batch·t, c]` in the
+/// same column layout (the heads merged). Also returns `p` as `[batch, n_head, t, t]` (future
+/// keys exactly 0) for the backward. One fused pass instead of the split/transpose copies, two
+/// batched matmuls, the softmax and the merge copy; batch elements run in parallel.
+pub fn causal_attention(qkv: &[f32], s: &AttentionShape) -> (Vec<f32>, Vec<f32>) {
+    let (t, c) = (s.t, s.c);
+    let mut y = vec![0.0; qkv.len() / 3];
+    let mut p = vec![0.0; qkv.len() / (3 * c) * s.n_head * t];
+    let parts = qkv.par_chunks_exact(t * 3 * c).zip(y.par_chunks_exact_mut(t * c));
+    let parts = parts.zip(p.par_chunks_exact_mut(s.n_head * t * t));
+    parts.for_each(|((x, y), p)| attend_sequence_dispatch(x, y, p, s));
+    (y, p)
+}
+
+/// [`causal_attention`] of one sequence: `x` its `[t, 3c]` rows, `y` its `[t, c]` output, `p` its
+/// `[n_head, t, t]` probabilities.
+#[inline(always)]
+fn attend_sequence(x: &[f32], y: &mut [f32], p: &mut [f32], s: &AttentionShape) {
+    let (t, c, d) = (s.t, s.c, s.d);
+    let (mut q, mut kt, mut v) = (vec![0.0; t * d], vec![0.0; d * t], vec![0.0; t * d]);
+    for h in 0..s.n_head {
+        s.gather(x, 0, h, &mut q);
+        s.gather_transposed(x, 1, h, &mut kt);
+        s.gather(x, 2, h, &mut v);
+        for i in 0..t {
+            // Scores of query i against keys 0..=i, built a dimension at a time (long
+            // vectorizable rows of kᵀ instead of short dot products).
+            let pr = &mut p[(h * t + i) * t..][..i + 1];
+            for (e, &qe) in q[i * d..][..d].iter().enumerate() {
+                axpy(qe * s.scale(), &kt[e * t..][..i + 1], pr);
+            }
+            let max = pr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            pr.iter_mut().for_each(|pj| *pj = exp(*pj - max));
+            let inv = 1.0 / sum(pr);
+            let yr = &mut y[i * c + h * d..][..d];
+            for (j, pj) in pr.iter_mut().enumerate() {
+                *pj *= inv;
+                axpy(*pj, &v[j * d..][..d], yr);
+            }
         }
-    });
-    ds
+    }
+}
+
+/// Its backward, from `qkv`, `p` and `dy = ∂L/∂y`: with `dp_ij = dy_i·v_j` and
+/// `ds_ij = p_ij·(dp_ij − Σ_k p_ik dp_ik)`: `dq_i = Σ_j ds_ij k_j/√d`, `dk_j = Σ_i ds_ij q_i/√d`,
+/// `dv_j = Σ_i p_ij dy_i`, packed as `qkv` is.
+pub fn causal_attention_backward(qkv: &[f32], p: &[f32], dy: &[f32], s: &AttentionShape) -> Vec<f32> {
+    let (t, c) = (s.t, s.c);
+    let mut dqkv = vec![0.0; qkv.len()];
+    let parts = qkv.par_chunks_exact(t * 3 * c).zip(p.par_chunks_exact(s.n_head * t * t));
+    let parts = parts.zip(dy.par_chunks_exact(t * c)).zip(dqkv.par_chunks_exact_mut(t * 3 * c));
+    parts.for_each(|(((x, p), dy), dx)| attend_sequence_backward_dispatch(x, p, dy, dx, s));
+    dqkv
+}
+
+/// [`causal_attention_backward`] of one sequence (`dx` its `[t, 3c]` gradient rows).
+#[inline(always)]
+fn attend_sequence_backward(x: &[f32], p: &[f32], dy: &[f32], dx: &mut [f32], s: &AttentionShape) {
+    let (t, c, d) = (s.t, s.c, s.d);
+    let (mut q, mut k, mut vt) = (vec![0.0; t * d], vec![0.0; t * d], vec![0.0; d * t]);
+    let (mut dq, mut dk, mut dv) = (vec![0.0; t * d], vec![0.0; t * d], vec![0.0; t * d]);
+    let mut ds = vec![0.0; t];
+    for h in 0..s.n_head {
+        s.gather(x, 0, h, &mut q);
+        s.gather(x, 1, h, &mut k);
+        s.gather_transposed(x, 2, h, &mut vt);
+        for buf in [&mut dq, &mut dk, &mut dv] {
+            buf.fill(0.0);
+        }
+        for i in 0..t {
+            let pr = &p[(h * t + i) * t..][..i + 1];
+            let dyr = &dy[i * c + h * d..][..d];
+            // dp_ij = dy_i·v_j for j ≤ i, a dimension at a time; then ds in place.
+            let ds = &mut ds[..i + 1];
+            ds.fill(0.0);
+            for (e, &g) in dyr.iter().enumerate() {
+                axpy(g, &vt[e * t..][..i + 1], ds);
+            }
+            let p_dp = dot(pr, ds);
+            for (dsj, &pj) in ds.iter_mut().zip(pr) {
+                *dsj = s.scale() * pj * (*dsj - p_dp);
+            }
+            let (qi, dqi) = (&q[i * d..][..d], &mut dq[i * d..][..d]);
+            for j in 0..=i {
+                axpy(pr[j], dyr, &mut dv[j * d..][..d]);
+                axpy(ds[j], &k[j * d..][..d], dqi);
+                axpy(ds[j], qi, &mut dk[j * d..][..d]);
+            }
+        }
+        s.scatter(&dq, 0, h, dx);
+        s.scatter(&dk, 1, h, dx);
+        s.scatter(&dv, 2, h, dx);
+    }
+}
+
+/// The shape of a causal attention: sequences of `t` positions, `n_head` heads of `d` channels
+/// (`c = n_head·d`), and where head `h`'s vectors of position `i` sit in one sequence's `[t, 3c]`
+/// rows of `q | k | v`.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionShape {
+    pub t: usize,
+    pub c: usize,
+    pub n_head: usize,
+    d: usize,
+}
+
+impl AttentionShape {
+    pub fn new(t: usize, c: usize, n_head: usize) -> Self {
+        Self { t, c, n_head, d: c / n_head }
+    }
+
+    /// `1/√d`, GPT's attention scale.
+    #[inline(always)]
+    pub fn scale(&self) -> f32 {
+        1.0 / (self.d as f32).sqrt()
+    }
+
+    /// Columns of part `part` (0 = q, 1 = k, 2 = v) of head `h` in row `i` of one sequence.
+    #[inline(always)]
+    fn at(&self, part: usize, h: usize, i: usize) -> std::ops::Range<usize> {
+        let start = i * 3 * self.c + part * self.c + h * self.d;
+        start..start + self.d
+    }
+
+    /// Head `h`'s part of one sequence as contiguous `[t, d]`.
+    fn gather(&self, x: &[f32], part: usize, h: usize, out: &mut [f32]) {
+        for (i, row) in out.chunks_exact_mut(self.d).enumerate() {
+            row.copy_from_slice(&x[self.at(part, h, i)]);
+        }
+    }
+
+    /// Head `h`'s part of one sequence transposed, `[d, t]`.
+    fn gather_transposed(&self, x: &[f32], part: usize, h: usize, out: &mut [f32]) {
+        for i in 0..self.t {
+            for (e, &v) in x[self.at(part, h, i)].iter().enumerate() {
+                out[e * self.t + i] = v;
+            }
+        }
+    }
+
+    /// Writes `[t, d]` into head `h`'s part of one sequence.
+    fn scatter(&self, from: &[f32], part: usize, h: usize, x: &mut [f32]) {
+        for (i, row) in from.chunks_exact(self.d).enumerate() {
+            x[self.at(part, h, i)].copy_from_slice(row);
+        }
+    }
+}
+
+/// Defines `fn $name(args)` that runs the `#[inline(always)]` kernel `$kernel(args)` compiled for
+/// AVX2 (8-wide vectors) when the CPU has it, as `gemm` picks its kernels at run time; the build
+/// itself targets baseline x86-64 (SSE2, 4-wide). Everything the kernel calls must be
+/// `#[inline(always)]` too, or it runs the baseline code.
+macro_rules! with_avx2 {
+    ($name:ident => $kernel:ident($($arg:ident: $ty:ty),*)) => {
+        with_avx2!($name => $kernel($($arg: $ty),*) -> ());
+    };
+    ($name:ident => $kernel:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) -> $ret {
+                    $kernel($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU was just found to support AVX2.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $kernel($($arg),*)
+        }
+    };
+}
+
+with_avx2!(gelu_chunk_dispatch => gelu_chunk(x: &[f32], y: &mut [f32]));
+with_avx2!(gelu_backward_chunk_dispatch => gelu_backward_chunk(x: &[f32], dy: &[f32], dx: &mut [f32]));
+with_avx2!(attend_sequence_dispatch => attend_sequence(x: &[f32], y: &mut [f32], p: &mut [f32], s: &AttentionShape));
+with_avx2!(attend_sequence_backward_dispatch => attend_sequence_backward(
+    x: &[f32], p: &[f32], dy: &[f32], dx: &mut [f32], s: &AttentionShape
+));
+
+/// `eˣ` within ≈ 2 ulp on [−87, 88] (clamped outside, where f32 under- or overflows anyway):
+/// `x = k·ln 2 + r`, `eʳ` by its Taylor series to r⁶ on |r| ≤ ln 2 / 2, `2ᵏ` put in the exponent
+/// bits. No branch and no call, so loops over it vectorize; libm's `expf` is one call per element
+/// (it was 8 % of a training step).
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    // 1.5·2²³: adding and subtracting it rounds to the nearest integer (SSE2 has no round).
+    const ROUND: f32 = 12_582_912.0;
+    // ln 2 = LN2_HI + LN2_LO with LN2_HI short enough that k·LN2_HI is exact (Cephes' split).
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 88.0);
+    let k = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = x - k * LN2_HI - k * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    p * f32::from_bits(((k as i32 + 127) as u32) << 23)
+}
+
+/// `Σ x` in 8 independent lanes (see [`dot`]).
+#[inline(always)]
+fn sum(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (x8, tail) = x.as_chunks::<8>();
+    for chunk in x8 {
+        for k in 0..8 {
+            lanes[k] += chunk[k];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail.iter().sum::<f32>()
+}
+
+/// `a·b`, summed in 8 independent lanes: a plain `sum()` is one chain of dependent float adds
+/// that the compiler may not reorder, so it neither vectorizes nor pipelines (this alone made the
+/// attention kernels 40 % of a training step).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let ((a8, a_tail), (b8, b_tail)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+    for (x, y) in a8.iter().zip(b8) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `y += alpha·x`.
+#[inline(always)]
+fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    y.iter_mut().zip(x).for_each(|(yi, xi)| *yi += alpha * xi);
 }
 
 /// `log softmax(row)[target]` for each row of `v` logits.
 pub fn target_logprobs(logits: &[f32], targets: &[i64], v: usize) -> Vec<f32> {
-    logits.chunks_exact(v).zip(targets).map(|(row, &k)| row[k as usize] - log_sum_exp(row)).collect()
+    let mut out = vec![0.0; targets.len()];
+    let rows = logits.par_chunks_exact(v).zip(targets).zip(&mut out).with_min_len(rows_per_task(v));
+    rows.for_each(|((row, &k), o)| *o = row[k as usize] - log_sum_exp_dispatch(row));
+    out
 }
 
+with_avx2!(log_sum_exp_dispatch => log_sum_exp(row: &[f32]) -> f32);
+
+#[inline(always)]
 fn log_sum_exp(row: &[f32]) -> f32 {
     let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    max + row.iter().map(|&v| (v - max).exp()).sum::<f32>().ln()
+    let mut lanes = [0.0f32; 8];
+    let (row8, tail) = row.as_chunks::<8>();
+    for chunk in row8 {
+        for k in 0..8 {
+            lanes[k] += exp(chunk[k] - max);
+        }
+    }
+    max + (sum(&lanes) + tail.iter().map(|&v| exp(v - max)).sum::<f32>()).ln()
 }
 
 /// Its backward: `dlogits[r] = dy[r]·(onehot(target) − softmax(row))`.
@@ -139,13 +369,21 @@ pub fn target_logprobs_backward(logits: &[f32], targets: &[i64], dy: &[f32], v: 
     let mut dl = vec![0.0; logits.len()];
     let rows = logits.par_chunks_exact(v).zip(targets).zip(dy).zip(dl.par_chunks_exact_mut(v));
     rows.with_min_len(rows_per_task(v)).for_each(|(((row, &k), &g), dr)| {
-        let lse = log_sum_exp(row);
-        for j in 0..v {
-            dr[j] = -g * (row[j] - lse).exp();
-        }
+        target_logprobs_backward_row_dispatch(row, g, dr);
         dr[k as usize] += g;
     });
     dl
+}
+
+with_avx2!(target_logprobs_backward_row_dispatch => target_logprobs_backward_row(row: &[f32], g: f32, dr: &mut [f32]));
+
+/// `dr = −g·softmax(row)`.
+#[inline(always)]
+fn target_logprobs_backward_row(row: &[f32], g: f32, dr: &mut [f32]) {
+    let lse = log_sum_exp(row);
+    for (d, &v) in dr.iter_mut().zip(row) {
+        *d = -g * exp(v - lse);
+    }
 }
 
 /// `x + b` with `b` added to every row of `c`.
@@ -192,6 +430,20 @@ mod tests {
     }
 
     #[test]
+    fn exp_is_within_a_few_ulp_of_libm() {
+        let mut worst = 0.0f32;
+        for i in -870_000..=880_000 {
+            let x = i as f32 * 1e-4;
+            let (want, got) = (x.exp(), exp(x));
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 4e-7, "relative error {worst}");
+        assert_eq!(exp(0.0), 1.0);
+        assert!(exp(-1e9) < 1e-37 && exp(-1e9) >= 0.0, "clamped below: {}", exp(-1e9));
+        assert!(exp(1e9).is_finite(), "clamped above");
+    }
+
+    #[test]
     fn layer_norm_backward_matches_finite_differences() {
         let (c, x, w, b, dy) = (5, data(15, 1), data(5, 2), data(5, 3), data(15, 4));
         let (dx, dw, db) = layer_norm_backward(&x, &w, &dy, c, 1e-5);
@@ -201,15 +453,18 @@ mod tests {
     }
 
     #[test]
-    fn gelu_and_softmax_and_logprob_backwards_match_finite_differences() {
+    fn gelu_attention_and_logprob_backwards_match_finite_differences() {
         let (x, dy) = (data(12, 5), data(12, 6));
         check_grad(&x, &dy, gelu, &gelu_backward(&x, &dy));
-        // Two [3, 3] score matrices: rows see 1, 2, 3 keys.
-        let (s, dp) = (data(18, 7), data(18, 8));
-        let p = causal_softmax(&s, 3, 0.5);
-        assert_eq!((p[1], p[2], p[5]), (0.0, 0.0, 0.0), "masked entries are exactly 0");
-        assert!(p.chunks(3).all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-6));
-        check_grad(&s, &dp, |s| causal_softmax(s, 3, 0.5), &causal_softmax_backward(&p, &dp, 3, 0.5));
+        // Two sequences of 3 positions, 2 heads of 2 channels: rows of q | k | v, 12 wide.
+        let shape = AttentionShape::new(3, 4, 2);
+        let (x, dy) = (data(2 * 3 * 12, 7), data(2 * 3 * 4, 8));
+        let (y, p) = causal_attention(&x, &shape);
+        assert_eq!((p[1], p[2], p[5]), (0.0, 0.0, 0.0), "future keys have weight exactly 0");
+        assert!(p.chunks(3).all(|row| (row.iter().sum::<f32>() - 1.0).abs() < 1e-6));
+        assert_eq!(&y[..2], &x[8..10], "position 0 sees only itself: y = v");
+        let dx = causal_attention_backward(&x, &p, &dy, &shape);
+        check_grad(&x, &dy, |x| causal_attention(x, &shape).0, &dx);
         let (logits, targets, g) = (data(12, 9), [2i64, 0, 3], data(3, 10));
         check_grad(
             &logits,

@@ -1,9 +1,10 @@
-//! Fused ops: the model's LayerNorm, bias add, GELU, causal softmax and target log-probabilities,
+//! Fused ops: the model's LayerNorm, bias add, GELU, causal attention and target log-probabilities,
 //! each one op with its own backward instead of a chain of burn ops.
 //!
 //! Why: on burn's CPU backend (`flex`) every op allocates its output and walks memory once, and
 //! broadcasting ops are 10–80× slower than same-shape ones; the composed LayerNorm, GELU and
-//! softmax with their autodiff nodes were most of a training step beside the matmuls. Here the CPU
+//! softmax with their autodiff nodes were most of a training step beside the matmuls, and the
+//! head split/merge copies around attention's small batched matmuls another sixth. Here the CPU
 //! backend runs one loop per op (`kernels.rs`) forward and backward; every other backend keeps the
 //! composed tensor ops (`composed.rs`), which burn's autodiff differentiates as before.
 //!
@@ -60,16 +61,25 @@ pub trait FusedOps: Backend {
     fn gelu_tanh_backward(_x: FloatTensor<Self>, _dy: FloatTensor<Self>) -> FloatTensor<Self> {
         unreachable!("called only when KERNELS is true")
     }
-    /// `[groups·t, t]` scores → probabilities (see [`composed::causal_softmax`]).
-    fn causal_softmax(scores: FloatTensor<Self>, t: usize, scale: f32) -> FloatTensor<Self> {
-        prim(composed::causal_softmax::<Self>(tensor(scores), t, scale))
+    /// `[batch·t, 3c]` packed `q | k | v` → `[batch·t, c]` (see [`composed::causal_attention`]).
+    fn causal_attention(qkv: FloatTensor<Self>, batch: usize, n_head: usize) -> FloatTensor<Self> {
+        prim(composed::causal_attention::<Self>(tensor(qkv), batch, n_head))
     }
-    /// From the probabilities and their gradient, the scores' gradient.
-    fn causal_softmax_backward(
+    /// The output and the probabilities `[batch, n_head, t, t]` that the backward reads.
+    fn causal_attention_with_probs(
+        _qkv: FloatTensor<Self>,
+        _batch: usize,
+        _n_head: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        unreachable!("called only when KERNELS is true")
+    }
+    /// From `qkv`, the probabilities and the output's gradient, the gradient of `qkv`.
+    fn causal_attention_backward(
+        _qkv: FloatTensor<Self>,
         _p: FloatTensor<Self>,
-        _dp: FloatTensor<Self>,
-        _t: usize,
-        _scale: f32,
+        _dy: FloatTensor<Self>,
+        _batch: usize,
+        _n_head: usize,
     ) -> FloatTensor<Self> {
         unreachable!("called only when KERNELS is true")
     }
@@ -118,8 +128,8 @@ pub fn gelu<B: FusedOps>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     tensor(B::gelu_tanh(prim(x)))
 }
 
-pub fn causal_softmax<B: FusedOps>(scores: Tensor<B, 2>, t: usize, scale: f32) -> Tensor<B, 2> {
-    tensor(B::causal_softmax(prim(scores), t, scale))
+pub fn causal_attention<B: FusedOps>(qkv: Tensor<B, 2>, batch: usize, n_head: usize) -> Tensor<B, 2> {
+    tensor(B::causal_attention(prim(qkv), batch, n_head))
 }
 
 pub fn target_logprobs<B: FusedOps>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
