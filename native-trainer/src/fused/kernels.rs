@@ -125,7 +125,7 @@ pub fn causal_attention(qkv: &[f32], s: &AttentionShape) -> (Vec<f32>, Vec<f32>)
 /// `[n_head, t, t]` probabilities.
 #[inline(always)]
 fn attend_sequence(x: &[f32], y: &mut [f32], p: &mut [f32], s: &AttentionShape) {
-    let (t, c, d) = (s.t, s.c, s.d);
+    let (t, c, d, scale) = (s.t, s.c, s.d, s.scale());
     let (mut q, mut kt, mut v) = (vec![0.0; t * d], vec![0.0; d * t], vec![0.0; t * d]);
     for h in 0..s.n_head {
         s.gather(x, 0, h, &mut q);
@@ -136,7 +136,7 @@ fn attend_sequence(x: &[f32], y: &mut [f32], p: &mut [f32], s: &AttentionShape) 
             // vectorizable rows of kᵀ instead of short dot products).
             let pr = &mut p[(h * t + i) * t..][..i + 1];
             for (e, &qe) in q[i * d..][..d].iter().enumerate() {
-                axpy(qe * s.scale(), &kt[e * t..][..i + 1], pr);
+                axpy(qe * scale, &kt[e * t..][..i + 1], pr);
             }
             let max = pr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
             pr.iter_mut().for_each(|pj| *pj = exp(*pj - max));
@@ -165,7 +165,7 @@ pub fn causal_attention_backward(qkv: &[f32], p: &[f32], dy: &[f32], s: &Attenti
 /// [`causal_attention_backward`] of one sequence (`dx` its `[t, 3c]` gradient rows).
 #[inline(always)]
 fn attend_sequence_backward(x: &[f32], p: &[f32], dy: &[f32], dx: &mut [f32], s: &AttentionShape) {
-    let (t, c, d) = (s.t, s.c, s.d);
+    let (t, c, d, scale) = (s.t, s.c, s.d, s.scale());
     let (mut q, mut k, mut vt) = (vec![0.0; t * d], vec![0.0; t * d], vec![0.0; d * t]);
     let (mut dq, mut dk, mut dv) = (vec![0.0; t * d], vec![0.0; t * d], vec![0.0; t * d]);
     let mut ds = vec![0.0; t];
@@ -187,7 +187,7 @@ fn attend_sequence_backward(x: &[f32], p: &[f32], dy: &[f32], dx: &mut [f32], s:
             }
             let p_dp = dot(pr, ds);
             for (dsj, &pj) in ds.iter_mut().zip(pr) {
-                *dsj = s.scale() * pj * (*dsj - p_dp);
+                *dsj = scale * pj * (*dsj - p_dp);
             }
             let (qi, dqi) = (&q[i * d..][..d], &mut dq[i * d..][..d]);
             for j in 0..=i {
