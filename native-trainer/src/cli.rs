@@ -46,6 +46,11 @@ pub struct PrepareCmd {
     /// documents in-context learning is learned from.
     #[arg(long, default_value_t = 0.0)]
     episodes: f64,
+    /// Write the natural text's training split this many times into train.bin; the episodes
+    /// fill their fraction of the larger total, so a run that reads the natural text N times
+    /// meets N times as many distinct episodes.
+    #[arg(long, default_value_t = 1)]
+    natural_passes: usize,
 }
 
 impl PrepareCmd {
@@ -63,6 +68,7 @@ impl PrepareCmd {
             vocab_size: self.vocab_size,
             tokenizer_json,
             episodes: self.episodes,
+            natural_passes: self.natural_passes,
         })?;
         eprintln!(
             "prepared {} in {:.1} s: vocab {}, {} train + {} val tokens from {} sources",

@@ -37,8 +37,16 @@ pub struct ShardMeta {
 pub struct SourceInfo {
     pub file: String,
     pub bytes: usize,
+    /// Tokens of this source in `train.bin`, every pass counted.
     pub train_tokens: usize,
     pub val_tokens: usize,
+    /// How many times the source's training text is in `train.bin` (`prepare --natural-passes`).
+    #[serde(default = "one_pass")]
+    pub passes: usize,
+}
+
+fn one_pass() -> usize {
+    1
 }
 
 pub const FORMAT: &str = "u16le";

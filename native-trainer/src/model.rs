@@ -76,7 +76,7 @@ impl<B: FusedOps> LayerNorm<B> {
 impl<B: FusedOps> Linear<B> {
     /// `[rows, in]` → `[rows, out]`.
     fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        fused::add_rows(x.matmul(self.weight.val()), self.bias.val())
+        fused::linear(x, self.weight.val(), self.bias.val())
     }
 }
 

@@ -10,6 +10,11 @@
 //! given fraction of the bytes: training episodes from the training split of inputs, validation
 //! episodes from the held-out split, one episode per document. This is the "bursty" data under
 //! which in-context learning appears (Chan et al. 2022).
+//!
+//! `natural_passes` writes the natural text's training chunks that many times into `train.bin`
+//! and counts every copy when the episodes fill their fraction. A run that reads the natural text
+//! N times then meets N times as many distinct episodes, instead of meeting each episode N times
+//! (the episode generator has no end; the natural corpora do).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -52,6 +57,8 @@ pub enum PrepareError {
     Tokenizer(String),
     #[error("--episodes {0} is outside 0..1 (the fraction of the bytes that are task episodes)")]
     EpisodeFraction(f64),
+    #[error("--natural-passes must be at least 1")]
+    NaturalPasses,
     #[error("the validation split is empty: the corpus is too small ({0} chunks of ~2 KB; need at least {VAL_EVERY})")]
     TooSmall(usize),
 }
@@ -68,6 +75,8 @@ pub struct PrepareArgs {
     pub tokenizer_json: Option<String>,
     /// The fraction of all bytes that are task-suite episodes (0: none).
     pub episodes: f64,
+    /// Times the natural text's training chunks are written into `train.bin` (1: once).
+    pub natural_passes: usize,
 }
 
 struct Source {
@@ -77,6 +86,8 @@ struct Source {
     val: Vec<String>,
     /// Each text is a document of its own (`<|endoftext|>` after each), not a chunk of one.
     documents: bool,
+    /// Times `train` is written into `train.bin`.
+    passes: usize,
 }
 
 /// Reads the corpus (sorted file order, so the result is reproducible) and splits it.
@@ -111,6 +122,7 @@ fn read_sources(corpus: &[PathBuf]) -> Result<Vec<Source>, PrepareError> {
             train: vec![],
             val: vec![],
             documents: false,
+            passes: 1,
         };
         for chunk in chunks(&text) {
             if index % VAL_EVERY == VAL_EVERY - 1 {
@@ -220,7 +232,7 @@ fn episode_source(natural: &[Source], fraction: f64) -> Source {
         }
         out
     };
-    let train_bytes = natural.iter().flat_map(|s| &s.train).map(String::len).sum();
+    let train_bytes = natural.iter().map(|s| s.passes * s.train.iter().map(String::len).sum::<usize>()).sum();
     let val_bytes = natural.iter().flat_map(|s| &s.val).map(String::len).sum();
     let train = fill(goal(train_bytes), &|i| tasks::document(Split::Train, i).document());
     let val = fill(goal(val_bytes), &|i| tasks::document(Split::Eval, i).document());
@@ -231,6 +243,7 @@ fn episode_source(natural: &[Source], fraction: f64) -> Source {
         train,
         val,
         documents: true,
+        passes: 1,
     }
 }
 
@@ -239,7 +252,13 @@ pub fn prepare(args: &PrepareArgs) -> Result<ShardMeta, PrepareError> {
     if !(0.0..1.0).contains(&args.episodes) {
         return Err(PrepareError::EpisodeFraction(args.episodes));
     }
+    if args.natural_passes == 0 {
+        return Err(PrepareError::NaturalPasses);
+    }
     let mut sources = read_sources(&args.corpus)?;
+    for s in &mut sources {
+        s.passes = args.natural_passes;
+    }
     if args.episodes > 0.0 {
         sources.push(episode_source(&sources, args.episodes));
     }
@@ -257,9 +276,14 @@ pub fn prepare(args: &PrepareArgs) -> Result<ShardMeta, PrepareError> {
     let (mut train, mut val) = (Vec::new(), Vec::new());
     let mut infos = Vec::new();
     for s in &sources {
-        let train_tokens = encode(&tok, &s.train, eot, s.documents, &mut train)?;
+        let start = train.len();
+        let once = encode(&tok, &s.train, eot, s.documents, &mut train)?;
+        for _ in 1..s.passes {
+            train.extend_from_within(start..start + 2 * once);
+        }
         let val_tokens = if s.val.is_empty() { 0 } else { encode(&tok, &s.val, eot, s.documents, &mut val)? };
-        infos.push(SourceInfo { file: s.name.clone(), bytes: s.bytes, train_tokens, val_tokens });
+        let (file, bytes, passes) = (s.name.clone(), s.bytes, s.passes);
+        infos.push(SourceInfo { file, bytes, train_tokens: once * passes, val_tokens, passes });
     }
     let meta = ShardMeta {
         format: FORMAT.into(),

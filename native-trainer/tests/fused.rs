@@ -69,12 +69,14 @@ fn fused_ops_match_the_composed_ops_forward_and_backward() {
             }),
         ),
         (
-            "bias add",
+            "linear",
             Box::new(move |t, f| {
+                // x [6, 5] · w [5, 5] (the first input's transpose-free square) + b [5].
+                let w = t[0].clone().slice([0..c, 0..c]);
                 if f {
-                    fused::add_rows(t[0].clone(), vec1(&t[1]))
+                    fused::linear(t[0].clone(), w, vec1(&t[1]))
                 } else {
-                    composed::add_rows(t[0].clone(), vec1(&t[1]))
+                    composed::linear(t[0].clone(), w, vec1(&t[1]))
                 }
             }),
         ),
@@ -90,8 +92,9 @@ fn fused_ops_match_the_composed_ops_forward_and_backward() {
         }
     }
 
-    // Causal attention: 2 sequences × 5 positions, 2 heads of 3; one head; one position.
-    for (batch, t, n_head, d) in [(2, 5, 2, 3), (1, 4, 1, 4), (3, 1, 2, 2)] {
+    // Causal attention: 2 sequences × 5 positions, 2 heads of 3; one head; one position; and
+    // 70 positions, more than two of the kernel's 32-row blocks (the last one partial).
+    for (batch, t, n_head, d) in [(2, 5, 2, 3), (1, 4, 1, 4), (3, 1, 2, 2), (2, 70, 2, 3)] {
         let (rows, c) = (batch * t, n_head * d);
         let qkv = (random([rows, 3 * c], 5), vec![rows, 3 * c]);
         let dy = random([rows, c], 6);

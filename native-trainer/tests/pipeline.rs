@@ -301,6 +301,31 @@ fn episodes_finetune_sft_and_eval_write_their_reports() {
     assert!((0.24..0.27).contains(&share), "episodes are {share} of the bytes");
     assert!(episodes["val_tokens"].as_u64().unwrap() > 0);
 
+    // Two passes of the natural text: its training tokens exactly double, the episodes fill the
+    // same share of the larger whole (so about twice as many), validation is unchanged.
+    let twice = tmp.path().join("twice");
+    let tokenizer = data.join("tokenizer.json");
+    ok(&["prepare", "--out", s(&twice), "--tokenizer", s(&tokenizer), "--episodes", "0.25", "--natural-passes", "2"]);
+    let meta2: Value = serde_json::from_slice(&std::fs::read(twice.join("meta.json")).unwrap()).unwrap();
+    let count = |s: &Value, k: &str| s[k].as_u64().unwrap() as f64;
+    for (one, two) in sources.iter().zip(meta2["sources"].as_array().unwrap()) {
+        assert_eq!(one["val_tokens"], two["val_tokens"]);
+        let ratio = count(two, "train_tokens") / count(one, "train_tokens");
+        if one == episodes {
+            assert!((1.9..2.1).contains(&ratio), "episodes grew {ratio}×");
+            assert_eq!(two["passes"], 1);
+        } else {
+            assert_eq!(one["file"], two["file"]);
+            assert_eq!(ratio, 2.0, "{}", one["file"]);
+            assert_eq!(two["passes"], 2);
+        }
+    }
+    let first = read(data.join("train.bin"));
+    let doubled = read(twice.join("train.bin"));
+    let n = 2 * count(&sources[0], "train_tokens") as usize;
+    assert_eq!(doubled[..n], first[..n]);
+    assert_eq!(doubled[n..2 * n], first[..n], "the second pass repeats the first source");
+
     let run = tmp.path().join("run");
     let mut args = vec!["pretrain", "--data", s(&data), "--out", s(&run), "--steps", "20", "--ckpt-every", "10"];
     args.extend(NANO);
@@ -493,4 +518,5 @@ fn episodes_finetune_sft_and_eval_write_their_reports() {
     assert!(fails(&["eval", "--model", s(&run), "--out", s(&report), "--k", "1,x"]).contains("--k"));
     assert!(fails(&["finetune", "--init-from", s(&data), "--task", "copy", "--out", s(&ft)]).contains("checkpoint"));
     assert!(fails(&["prepare", "--out", s(&data), "--episodes", "1.5"]).contains("--episodes"));
+    assert!(fails(&["prepare", "--out", s(&data), "--natural-passes", "0"]).contains("--natural-passes"));
 }

@@ -31,19 +31,20 @@ impl<B: FusedOps> Backward<B, 3> for LayerNormOp {
 }
 
 #[derive(Debug)]
-struct AddRowsOp;
+struct LinearOp;
 
-impl<B: FusedOps> Backward<B, 2> for AddRowsOp {
-    type State = ();
+impl<B: FusedOps> Backward<B, 3> for LinearOp {
+    type State = (FloatTensor<B>, FloatTensor<B>);
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_b] = ops.parents;
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
-        if let Some(node) = node_b {
-            grads.register::<B>(node.id, B::column_sums(dy.clone()));
-        }
-        if let Some(node) = node_x {
-            grads.register::<B>(node.id, dy);
+        let (x, w) = ops.state;
+        let (dx, dw, db) = B::linear_rows_backward(x, w, dy);
+        for (node, grad) in [(node_x, dx), (node_w, dw), (node_b, db)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
         }
     }
 }
@@ -105,13 +106,17 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         }
     }
 
-    fn add_rows(x: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn linear_rows(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         if !B::KERNELS {
-            return prim(composed::add_rows::<Self>(tensor(x), tensor(b)));
+            return prim(composed::linear::<Self>(tensor(x), tensor(w), tensor(b)));
         }
-        match AddRowsOp.prepare::<C>([x.node.clone(), b.node.clone()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish((), B::add_rows(x.primitive, b.primitive)),
-            OpsKind::UnTracked(prep) => prep.finish(B::add_rows(x.primitive, b.primitive)),
+        let nodes = [x.node.clone(), w.node.clone(), b.node.clone()];
+        match LinearOp.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(
+                (x.primitive.clone(), w.primitive.clone()),
+                B::linear_rows(x.primitive, w.primitive, b.primitive),
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(B::linear_rows(x.primitive, w.primitive, b.primitive)),
         }
     }
 

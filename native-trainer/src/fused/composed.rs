@@ -14,9 +14,9 @@ pub fn layer_norm<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 1>, b: Tensor<B, 1>,
     normed * w.unsqueeze::<2>() + b.unsqueeze::<2>()
 }
 
-/// `x + b`, `b` added to every row.
-pub fn add_rows<B: Backend>(x: Tensor<B, 2>, b: Tensor<B, 1>) -> Tensor<B, 2> {
-    x + b.unsqueeze::<2>()
+/// `x·w + b`, `b` added to every row.
+pub fn linear<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>, b: Tensor<B, 1>) -> Tensor<B, 2> {
+    x.matmul(w) + b.unsqueeze::<2>()
 }
 
 /// GPT-2's GELU, `0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³)))`.

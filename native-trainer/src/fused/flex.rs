@@ -55,14 +55,15 @@ impl FusedOps for Flex {
         (out(dx, &[rows, c]), out(dw, &[c]), out(db, &[c]))
     }
 
-    fn add_rows(x: FlexTensor, b: FlexTensor) -> FlexTensor {
-        let (rows, c) = dims2(&x);
-        out(kernels::add_rows(&f32s(&x), &f32s(&b), c), &[rows, c])
+    fn linear_rows(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
+        let ((rows, k), (_, n)) = (dims2(&x), dims2(&w));
+        out(kernels::linear(&f32s(&x), &f32s(&w), &f32s(&b), k), &[rows, n])
     }
 
-    fn column_sums(dy: FlexTensor) -> FlexTensor {
-        let (_, c) = dims2(&dy);
-        out(kernels::column_sums(&f32s(&dy), c), &[c])
+    fn linear_rows_backward(x: FlexTensor, w: FlexTensor, dy: FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let ((rows, k), (_, n)) = (dims2(&x), dims2(&w));
+        let (dx, dw, db) = kernels::linear_backward(&f32s(&x), &f32s(&w), &f32s(&dy), k, n);
+        (out(dx, &[rows, k]), out(dw, &[k, n]), out(db, &[n]))
     }
 
     fn gelu_tanh(x: FlexTensor) -> FlexTensor {

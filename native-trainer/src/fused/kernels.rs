@@ -1,9 +1,12 @@
-//! The CPU kernels of the fused ops: plain loops over row-major slices, forward and backward.
+//! The CPU kernels of the fused ops, forward and backward: plain loops over row-major slices, and
+//! `gemm` (through `matmul.rs`) for the products inside the linear layer and the attention.
 //! Each one replaces a chain of 5–12 burn ops (and their backward nodes) by one pass over memory;
 //! the math is the model's (`model.rs`), checked against the composed ops (`tests/fused.rs`).
 //! The element- and row-wise kernels split their rows across threads (rayon, like burn's GEMM).
 
 use rayon::prelude::*;
+
+use super::matmul::{View, matmul, matmul_add, matmul_new};
 
 /// Elements per parallel task: below this a thread hand-off costs more than the work.
 const GRAIN: usize = 1 << 14;
@@ -121,31 +124,38 @@ pub fn causal_attention(qkv: &[f32], s: &AttentionShape) -> (Vec<f32>, Vec<f32>)
     (y, p)
 }
 
+/// Query rows per block of the causal GEMMs: block `[r0, r1)` only needs keys `0..r1`, so the
+/// products skip most of the masked upper triangle (5/8 of the square at t = 128) while each GEMM
+/// stays large enough to run at full speed.
+const CAUSAL_BLOCK: usize = 32;
+
+/// The row blocks `[r0, r1)` of a sequence of `t` positions.
+fn causal_blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..t).step_by(CAUSAL_BLOCK).map(move |r0| (r0, (r0 + CAUSAL_BLOCK).min(t)))
+}
+
 /// [`causal_attention`] of one sequence: `x` its `[t, 3c]` rows, `y` its `[t, c]` output, `p` its
-/// `[n_head, t, t]` probabilities.
+/// `[n_head, t, t]` probabilities. Per head and block of query rows: the scores `q·kᵀ/√d`
+/// against the keys up to the block's last row, the softmax of each row over its past and present
+/// keys (the future ones set to 0), and `p·v`, the two products GEMMs on the head's columns where
+/// they lie.
 #[inline(always)]
 fn attend_sequence(x: &[f32], y: &mut [f32], p: &mut [f32], s: &AttentionShape) {
-    let (t, c, d, scale) = (s.t, s.c, s.d, s.scale());
-    let (mut q, mut kt, mut v) = (vec![0.0; t * d], vec![0.0; d * t], vec![0.0; t * d]);
+    let (t, c, d) = (s.t, s.c, s.d);
     for h in 0..s.n_head {
-        s.gather(x, 0, h, &mut q);
-        s.gather_transposed(x, 1, h, &mut kt);
-        s.gather(x, 2, h, &mut v);
-        for i in 0..t {
-            // Scores of query i against keys 0..=i, built a dimension at a time (long
-            // vectorizable rows of kᵀ instead of short dot products).
-            let pr = &mut p[(h * t + i) * t..][..i + 1];
-            for (e, &qe) in q[i * d..][..d].iter().enumerate() {
-                axpy(qe * scale, &kt[e * t..][..i + 1], pr);
+        let ph = &mut p[h * t * t..][..t * t];
+        for (r0, r1) in causal_blocks(t) {
+            matmul(&mut ph[r0 * t..], t, s.part(x, 0, h, r0..r1), s.part(x, 1, h, 0..r1).t(), s.scale());
+            for (i, row) in (r0..r1).zip(ph[r0 * t..r1 * t].chunks_exact_mut(t)) {
+                let (live, future) = row.split_at_mut(i + 1);
+                let max = live.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                live.iter_mut().for_each(|pj| *pj = exp(*pj - max));
+                let inv = 1.0 / sum(live);
+                live.iter_mut().for_each(|pj| *pj *= inv);
+                future.fill(0.0);
             }
-            let max = pr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            pr.iter_mut().for_each(|pj| *pj = exp(*pj - max));
-            let inv = 1.0 / sum(pr);
-            let yr = &mut y[i * c + h * d..][..d];
-            for (j, pj) in pr.iter_mut().enumerate() {
-                *pj *= inv;
-                axpy(*pj, &v[j * d..][..d], yr);
-            }
+            let pb = View::rows(&ph[r0 * t..], r1 - r0, r1, t);
+            matmul(&mut y[r0 * c + h * d..], c, pb, s.part(x, 2, h, 0..r1), 1.0);
         }
     }
 }
@@ -162,43 +172,39 @@ pub fn causal_attention_backward(qkv: &[f32], p: &[f32], dy: &[f32], s: &Attenti
     dqkv
 }
 
-/// [`causal_attention_backward`] of one sequence (`dx` its `[t, 3c]` gradient rows).
+/// [`causal_attention_backward`] of one sequence (`dx` its `[t, 3c]` gradient rows): per head,
+/// by blocks of query rows `dp = dy·vᵀ`, then `ds` row by row, then `dq = ds·k`; by blocks of key
+/// rows `[j0, j1)`, which only queries `j0..t` see, `dk = dsᵀ·q` and `dv = pᵀ·dy`. Each product
+/// is a GEMM written straight into the head's columns of `dx`.
 #[inline(always)]
 fn attend_sequence_backward(x: &[f32], p: &[f32], dy: &[f32], dx: &mut [f32], s: &AttentionShape) {
     let (t, c, d, scale) = (s.t, s.c, s.d, s.scale());
-    let (mut q, mut k, mut vt) = (vec![0.0; t * d], vec![0.0; t * d], vec![0.0; d * t]);
-    let (mut dq, mut dk, mut dv) = (vec![0.0; t * d], vec![0.0; t * d], vec![0.0; t * d]);
-    let mut ds = vec![0.0; t];
+    let mut ds = vec![0.0; t * t];
     for h in 0..s.n_head {
-        s.gather(x, 0, h, &mut q);
-        s.gather(x, 1, h, &mut k);
-        s.gather_transposed(x, 2, h, &mut vt);
-        for buf in [&mut dq, &mut dk, &mut dv] {
-            buf.fill(0.0);
+        let ph = &p[h * t * t..][..t * t];
+        let dyh = |rows: std::ops::Range<usize>| View::rows(&dy[rows.start * c + h * d..], rows.len(), d, c);
+        for (r0, r1) in causal_blocks(t) {
+            matmul(&mut ds[r0 * t..], t, dyh(r0..r1), s.part(x, 2, h, 0..r1).t(), 1.0);
+            for (i, (dsr, pr)) in (r0..r1).zip(ds[r0 * t..r1 * t].chunks_exact_mut(t).zip(ph[r0 * t..].chunks_exact(t)))
+            {
+                let (live, future) = dsr.split_at_mut(i + 1);
+                let p_dp = dot(&pr[..=i], live);
+                for (dsj, &pj) in live.iter_mut().zip(pr) {
+                    *dsj = scale * pj * (*dsj - p_dp);
+                }
+                future.fill(0.0);
+            }
+            let dsb = View::rows(&ds[r0 * t..], r1 - r0, r1, t);
+            matmul(&mut dx[r0 * 3 * c + h * d..], 3 * c, dsb, s.part(x, 1, h, 0..r1), 1.0);
         }
-        for i in 0..t {
-            let pr = &p[(h * t + i) * t..][..i + 1];
-            let dyr = &dy[i * c + h * d..][..d];
-            // dp_ij = dy_i·v_j for j ≤ i, a dimension at a time; then ds in place.
-            let ds = &mut ds[..i + 1];
-            ds.fill(0.0);
-            for (e, &g) in dyr.iter().enumerate() {
-                axpy(g, &vt[e * t..][..i + 1], ds);
-            }
-            let p_dp = dot(pr, ds);
-            for (dsj, &pj) in ds.iter_mut().zip(pr) {
-                *dsj = scale * pj * (*dsj - p_dp);
-            }
-            let (qi, dqi) = (&q[i * d..][..d], &mut dq[i * d..][..d]);
-            for j in 0..=i {
-                axpy(pr[j], dyr, &mut dv[j * d..][..d]);
-                axpy(ds[j], &k[j * d..][..d], dqi);
-                axpy(ds[j], qi, &mut dk[j * d..][..d]);
-            }
+        for (j0, j1) in causal_blocks(t) {
+            let (dsb, pb) = (
+                View::rows(&ds[j0 * t + j0..], t - j0, j1 - j0, t),
+                View::rows(&ph[j0 * t + j0..], t - j0, j1 - j0, t),
+            );
+            matmul(&mut dx[j0 * 3 * c + c + h * d..], 3 * c, dsb.t(), s.part(x, 0, h, j0..t), 1.0);
+            matmul(&mut dx[j0 * 3 * c + 2 * c + h * d..], 3 * c, pb.t(), dyh(j0..t), 1.0);
         }
-        s.scatter(&dq, 0, h, dx);
-        s.scatter(&dk, 1, h, dx);
-        s.scatter(&dv, 2, h, dx);
     }
 }
 
@@ -224,34 +230,10 @@ impl AttentionShape {
         1.0 / (self.d as f32).sqrt()
     }
 
-    /// Columns of part `part` (0 = q, 1 = k, 2 = v) of head `h` in row `i` of one sequence.
-    #[inline(always)]
-    fn at(&self, part: usize, h: usize, i: usize) -> std::ops::Range<usize> {
-        let start = i * 3 * self.c + part * self.c + h * self.d;
-        start..start + self.d
-    }
-
-    /// Head `h`'s part of one sequence as contiguous `[t, d]`.
-    fn gather(&self, x: &[f32], part: usize, h: usize, out: &mut [f32]) {
-        for (i, row) in out.chunks_exact_mut(self.d).enumerate() {
-            row.copy_from_slice(&x[self.at(part, h, i)]);
-        }
-    }
-
-    /// Head `h`'s part of one sequence transposed, `[d, t]`.
-    fn gather_transposed(&self, x: &[f32], part: usize, h: usize, out: &mut [f32]) {
-        for i in 0..self.t {
-            for (e, &v) in x[self.at(part, h, i)].iter().enumerate() {
-                out[e * self.t + i] = v;
-            }
-        }
-    }
-
-    /// Writes `[t, d]` into head `h`'s part of one sequence.
-    fn scatter(&self, from: &[f32], part: usize, h: usize, x: &mut [f32]) {
-        for (i, row) in from.chunks_exact(self.d).enumerate() {
-            x[self.at(part, h, i)].copy_from_slice(row);
-        }
+    /// Part `part` (0 = q, 1 = k, 2 = v) of head `h`, positions `rows`, in one sequence's
+    /// `[t, 3c]` rows: `[rows.len(), d]`.
+    fn part<'a>(&self, x: &'a [f32], part: usize, h: usize, rows: std::ops::Range<usize>) -> View<'a> {
+        View::rows(&x[rows.start * 3 * self.c + part * self.c + h * self.d..], rows.len(), self.d, 3 * self.c)
     }
 }
 
@@ -300,10 +282,15 @@ fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.0, 88.0);
-    let k = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let rounded = x * std::f32::consts::LOG2_E + ROUND;
+    let k = rounded - ROUND;
     let r = x - k * LN2_HI - k * LN2_LO;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((k as i32 + 127) as u32) << 23)
+    // 2ᵏ: `rounded`'s low mantissa bits are 2²² + k, so its bits + 127, shifted up by 23, are
+    // k + 127 in the exponent (k is in −126..=127 after the clamp). Integer ops on the bits
+    // vectorize; `k as i32` does not (Rust's saturating float → int cast is done one lane at a
+    // time, which made this exp a third of GELU's time).
+    p * f32::from_bits(rounded.to_bits().wrapping_add(127) << 23)
 }
 
 /// `Σ x` in 8 independent lanes (see [`dot`]).
@@ -333,12 +320,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
     lanes.iter().sum::<f32>() + tail
-}
-
-/// `y += alpha·x`.
-#[inline(always)]
-fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
-    y.iter_mut().zip(x).for_each(|(yi, xi)| *yi += alpha * xi);
 }
 
 /// `log softmax(row)[target]` for each row of `v` logits.
@@ -386,22 +367,30 @@ fn target_logprobs_backward_row(row: &[f32], g: f32, dr: &mut [f32]) {
     }
 }
 
-/// `x + b` with `b` added to every row of `c`.
-pub fn add_rows(x: &[f32], b: &[f32], c: usize) -> Vec<f32> {
-    let mut y = x.to_vec();
-    for yr in y.chunks_exact_mut(c) {
-        yr.iter_mut().zip(b).for_each(|(v, bi)| *v += bi);
+/// A linear layer over rows, `y = x·w + b`: `x` `[rows, k]`, `w` `[k, n]` (HF Conv1D layout),
+/// `b` `[n]`. The bias rows are written first and the GEMM adds onto them, one pass instead of a
+/// product, an aligned copy of it (burn's CPU matmul) and a broadcast add.
+pub fn linear(x: &[f32], w: &[f32], b: &[f32], k: usize) -> Vec<f32> {
+    let (rows, n) = (x.len() / k, b.len());
+    let mut y = Vec::with_capacity(rows * n);
+    for _ in 0..rows {
+        y.extend_from_slice(b);
     }
+    matmul_add(&mut y, View::rows(x, rows, k, k), View::rows(w, k, n, n));
     y
 }
 
-/// Column sums of rows of `c` (the backward of [`add_rows`] for `b`).
-pub fn column_sums(dy: &[f32], c: usize) -> Vec<f32> {
-    let mut s = vec![0.0; c];
-    for r in dy.chunks_exact(c) {
-        s.iter_mut().zip(r).for_each(|(a, v)| *a += v);
+/// Its backward from `dy` `[rows, n]`: `dx = dy·wᵀ`, `dw = xᵀ·dy`, `db = Σ_rows dy`.
+pub fn linear_backward(x: &[f32], w: &[f32], dy: &[f32], k: usize, n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let rows = x.len() / k;
+    let (x, w, dy) = (View::rows(x, rows, k, k), View::rows(w, k, n, n), View::rows(dy, rows, n, n));
+    let dx = matmul_new(dy, w.t());
+    let dw = matmul_new(x.t(), dy);
+    let mut db = vec![0.0; n];
+    for r in dy.data.chunks_exact(n) {
+        db.iter_mut().zip(r).for_each(|(a, v)| *a += v);
     }
-    s
+    (dx, dw, db)
 }
 
 #[cfg(test)]
@@ -450,6 +439,20 @@ mod tests {
         check_grad(&x, &dy, |x| layer_norm(x, &w, &b, c, 1e-5), &dx);
         check_grad(&w, &dy, |w| layer_norm(&x, w, &b, c, 1e-5), &dw);
         check_grad(&b, &dy, |b| layer_norm(&x, &w, b, c, 1e-5), &db);
+    }
+
+    #[test]
+    fn linear_matches_its_definition_and_finite_differences() {
+        let (k, n, x, w, b, dy) = (3, 4, data(6, 11), data(12, 12), data(4, 13), data(8, 14));
+        let y = linear(&x, &w, &b, k);
+        for (r, c) in [(0, 0), (1, 3), (1, 1)] {
+            let want = b[c] + (0..k).map(|e| x[r * k + e] * w[e * n + c]).sum::<f32>();
+            assert!((y[r * n + c] - want).abs() < 1e-6, "y[{r}, {c}] = {} against {want}", y[r * n + c]);
+        }
+        let (dx, dw, db) = linear_backward(&x, &w, &dy, k, n);
+        check_grad(&x, &dy, |x| linear(x, &w, &b, k), &dx);
+        check_grad(&w, &dy, |w| linear(&x, w, &b, k), &dw);
+        check_grad(&b, &dy, |b| linear(&x, &w, b, k), &db);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Fused ops: the model's LayerNorm, bias add, GELU, causal attention and target log-probabilities,
+//! Fused ops: the model's LayerNorm, linear layer (matmul + bias), GELU, causal attention and target log-probabilities,
 //! each one op with its own backward instead of a chain of burn ops.
 //!
 //! Why: on burn's CPU backend (`flex`) every op allocates its output and walks memory once, and
@@ -16,6 +16,7 @@ mod autodiff;
 pub mod composed;
 mod flex;
 pub mod kernels;
+mod matmul;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::{FloatTensor, IntTensor};
@@ -46,12 +47,16 @@ pub trait FusedOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         unreachable!("called only when KERNELS is true")
     }
-    /// `[rows, c]` + `[c]` → `[rows, c]`.
-    fn add_rows(x: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        prim(composed::add_rows::<Self>(tensor(x), tensor(b)))
+    /// `[rows, k]`·`[k, n]` + `[n]` → `[rows, n]`.
+    fn linear_rows(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        prim(composed::linear::<Self>(tensor(x), tensor(w), tensor(b)))
     }
-    /// `[rows, c]` → `[c]`: the bias gradient of [`FusedOps::add_rows`].
-    fn column_sums(_dy: FloatTensor<Self>) -> FloatTensor<Self> {
+    /// `(dx, dw, db)`.
+    fn linear_rows_backward(
+        _x: FloatTensor<Self>,
+        _w: FloatTensor<Self>,
+        _dy: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         unreachable!("called only when KERNELS is true")
     }
     /// `[rows, c]` → `[rows, c]`.
@@ -120,8 +125,8 @@ pub fn layer_norm<B: FusedOps>(x: Tensor<B, 2>, w: Tensor<B, 1>, b: Tensor<B, 1>
     tensor(B::layer_norm_rows(prim(x), prim(w), prim(b), eps))
 }
 
-pub fn add_rows<B: FusedOps>(x: Tensor<B, 2>, b: Tensor<B, 1>) -> Tensor<B, 2> {
-    tensor(B::add_rows(prim(x), prim(b)))
+pub fn linear<B: FusedOps>(x: Tensor<B, 2>, w: Tensor<B, 2>, b: Tensor<B, 1>) -> Tensor<B, 2> {
+    tensor(B::linear_rows(prim(x), prim(w), prim(b)))
 }
 
 pub fn gelu<B: FusedOps>(x: Tensor<B, 2>) -> Tensor<B, 2> {
