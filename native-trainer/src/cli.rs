@@ -46,7 +46,7 @@ pub struct PrepareCmd {
     /// documents in-context learning is learned from.
     #[arg(long, default_value_t = 0.0)]
     episodes: f64,
-    /// Write the natural text's training split this many times into train.bin; the episodes
+    /// Write the natural text's training split this many times (1–100) into train.bin; the episodes
     /// fill their fraction of the larger total, so a run that reads the natural text N times
     /// meets N times as many distinct episodes.
     #[arg(long, default_value_t = 1)]

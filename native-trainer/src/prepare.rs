@@ -57,8 +57,8 @@ pub enum PrepareError {
     Tokenizer(String),
     #[error("--episodes {0} is outside 0..1 (the fraction of the bytes that are task episodes)")]
     EpisodeFraction(f64),
-    #[error("--natural-passes must be at least 1")]
-    NaturalPasses,
+    #[error("--natural-passes {0} is outside 1..=100 (the training shard grows with each pass)")]
+    NaturalPasses(usize),
     #[error("the validation split is empty: the corpus is too small ({0} chunks of ~2 KB; need at least {VAL_EVERY})")]
     TooSmall(usize),
 }
@@ -252,8 +252,8 @@ pub fn prepare(args: &PrepareArgs) -> Result<ShardMeta, PrepareError> {
     if !(0.0..1.0).contains(&args.episodes) {
         return Err(PrepareError::EpisodeFraction(args.episodes));
     }
-    if args.natural_passes == 0 {
-        return Err(PrepareError::NaturalPasses);
+    if !(1..=100).contains(&args.natural_passes) {
+        return Err(PrepareError::NaturalPasses(args.natural_passes));
     }
     let mut sources = read_sources(&args.corpus)?;
     for s in &mut sources {

@@ -519,4 +519,5 @@ fn episodes_finetune_sft_and_eval_write_their_reports() {
     assert!(fails(&["finetune", "--init-from", s(&data), "--task", "copy", "--out", s(&ft)]).contains("checkpoint"));
     assert!(fails(&["prepare", "--out", s(&data), "--episodes", "1.5"]).contains("--episodes"));
     assert!(fails(&["prepare", "--out", s(&data), "--natural-passes", "0"]).contains("--natural-passes"));
+    assert!(fails(&["prepare", "--out", s(&data), "--natural-passes", "1000000"]).contains("1..=100"));
 }
