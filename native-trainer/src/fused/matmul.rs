@@ -1,5 +1,5 @@
 //! `gemm` (the crate burn's CPU backend multiplies with) on strided views of slices, for the
-//! small per-head products inside the fused attention. A view names a matrix inside a larger
+//! fused linear layer and the per-head products inside the fused attention. A view names a matrix inside a larger
 //! row-major buffer by its offset and strides, so one head's `q`, `k` or `v` is multiplied where
 //! it lies in the packed `q | k | v` rows, and a transpose is a swap of strides: no copies.
 
