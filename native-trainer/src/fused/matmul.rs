@@ -1,7 +1,8 @@
 //! `gemm` (the crate burn's CPU backend multiplies with) on strided views of slices, for the
-//! fused linear layer and the per-head products inside the fused attention. A view names a matrix inside a larger
-//! row-major buffer by its offset and strides, so one head's `q`, `k` or `v` is multiplied where
-//! it lies in the packed `q | k | v` rows, and a transpose is a swap of strides: no copies.
+//! fused linear layer and the per-head products inside the fused attention. A view names a
+//! matrix inside a larger row-major buffer by its offset and strides, so one head's `q`, `k` or
+//! `v` is multiplied where it lies in the packed `q | k | v` rows, and a transpose is a swap of
+//! strides: no copies.
 
 /// A `rows × cols` matrix whose element `(r, c)` is `data[r·rs + c·cs]`.
 #[derive(Clone, Copy)]
