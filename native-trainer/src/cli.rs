@@ -15,7 +15,7 @@ use wgpt_train::checkpoint::{self, RunSpec};
 use wgpt_train::data::Dataset;
 use wgpt_train::fused::TrainBackend;
 use wgpt_train::init::gpt2_init;
-use wgpt_train::model::Gpt;
+use wgpt_train::model::{Gpt, Precision};
 use wgpt_train::optim::{AdamW, AdamWConfig};
 use wgpt_train::prepare::{PrepareArgs, prepare};
 use wgpt_train::rng::Rng;
@@ -180,6 +180,10 @@ pub struct TrainFlags {
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
     resume: bool,
+    /// The matmuls' dtype: bf16 rounds their operands to bf16 (tensor cores on a GPU); the
+    /// parameters, optimizer, norms, softmax and loss stay f32.
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: Precision,
 }
 
 impl TrainFlags {
@@ -218,6 +222,7 @@ impl TrainFlags {
             resume: self.resume,
             init_from,
             init_weights: None,
+            precision: self.precision,
         }
     }
 }
@@ -432,6 +437,9 @@ pub struct BenchCmd {
     /// The device's peak TFLOP/s for the MFU figure (e.g. 989 for an H200 in bf16 dense).
     #[arg(long)]
     peak_tflops: Option<f64>,
+    /// The matmuls' dtype (see `pretrain --precision`).
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: Precision,
 }
 
 impl BenchCmd {
@@ -440,7 +448,13 @@ impl BenchCmd {
             bail!("--batch and --steps must be at least 1");
         }
         let config = self.model.config(self.vocab_size, 0)?;
-        let report = with_backend!(self.backend, |B, device| bench::<B>(&config, self.batch, self.steps, &device))?;
+        let report = with_backend!(self.backend, |B, device| bench::<B>(
+            &config,
+            self.batch,
+            self.steps,
+            self.precision,
+            &device
+        ))?;
         let params = parameter_count(&config) as f64;
         let (l, h, q, t) =
             (config.n_layer as f64, config.n_head as f64, config.head_dim() as f64, config.n_positions as f64);
@@ -450,6 +464,7 @@ impl BenchCmd {
             "{}",
             json!({
                 "preset": self.model.preset, "backend": format!("{:?}", self.backend).to_lowercase(),
+                "precision": format!("{:?}", self.precision).to_lowercase(),
                 "parameters": params, "batch": self.batch, "context": config.n_positions,
                 "tokens_per_s": report, "flops_per_token": flops_per_token, "tflops": achieved,
                 "mfu": self.peak_tflops.map(|p| achieved / p),
@@ -460,8 +475,14 @@ impl BenchCmd {
 }
 
 /// Tokens per second of full training steps (forward, backward, AdamW) on random tokens.
-fn bench<B: TrainBackend>(config: &GptConfig, batch: usize, steps: usize, device: &B::Device) -> anyhow::Result<f64> {
-    let mut model = Gpt::<B>::from_weights(config, &gpt2_init(config, 1), device);
+fn bench<B: TrainBackend>(
+    config: &GptConfig,
+    batch: usize,
+    steps: usize,
+    precision: Precision,
+    device: &B::Device,
+) -> anyhow::Result<f64> {
+    let mut model = Gpt::<B>::from_weights(config, &gpt2_init(config, 1), device).with_precision(precision);
     let mut opt = AdamW::<B::InnerBackend>::new(AdamWConfig::default());
     let mut rng = Rng::new(7);
     let t = config.n_positions;

@@ -257,6 +257,7 @@ impl PpoCmd {
             keep: base.keep,
             resume: base.resume,
             score_row: score_row(&tok)?,
+            precision: base.precision,
         };
         let json = tok.to_json()?;
         let s = with_backend!(self.train.backend, |B, device| train_ppo::<B>(

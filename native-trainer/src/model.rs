@@ -7,14 +7,49 @@
 //! form; the LM head is `wte` unless the config unties it (`lm_head.weight`, same layout as `wte`).
 //! LayerNorm, the bias adds, GELU, the causal softmax and the log-probabilities are `fused` ops:
 //! one op with its own backward on the CPU backend, plain burn ops elsewhere (see `fused/`).
+//! With [`Precision::Bf16`] every matmul's operands are rounded to bf16 (mixed precision, as
+//! PyTorch's autocast): parameters, optimizer state, the residual stream, LayerNorm, softmax and
+//! the loss stay f32.
 
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
 use wgpt::config::{GptConfig, LayerNormPosition};
 use wgpt::weights::{self, ModelWeights};
 
 use crate::fused::{self, FusedOps};
+
+/// The dtype of the matmuls: f32, or bf16 operands (tensor cores on a GPU) with f32 master
+/// weights. The f32 path has no casts at all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl Precision {
+    /// The operands' dtype, `None` for f32 (nothing to cast).
+    fn compute(self) -> Option<FloatDType> {
+        match self {
+            Precision::F32 => None,
+            Precision::Bf16 => Some(FloatDType::BF16),
+        }
+    }
+}
+
+/// `x` in the matmuls' dtype (a no-op in f32).
+fn operand<B: Backend, const D: usize>(x: Tensor<B, D>, p: Precision) -> Tensor<B, D> {
+    match p.compute() {
+        Some(dt) if x.dtype() != DType::from(dt) => x.cast(dt),
+        _ => x,
+    }
+}
+
+/// `x` back in f32 for the residual stream, the norms and the loss (a no-op when it is).
+fn full<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if x.dtype() == DType::F32 { x } else { x.cast(FloatDType::F32) }
+}
 
 #[derive(Module, Debug)]
 pub struct Embedding<B: Backend> {
@@ -64,6 +99,8 @@ pub struct Gpt<B: Backend> {
     pub lm_head: Option<Embedding<B>>,
     #[module(skip)]
     pub config: GptConfig,
+    #[module(skip)]
+    pub precision: Precision,
 }
 
 impl<B: FusedOps> LayerNorm<B> {
@@ -74,38 +111,39 @@ impl<B: FusedOps> LayerNorm<B> {
 }
 
 impl<B: FusedOps> Linear<B> {
-    /// `[rows, in]` → `[rows, out]`.
-    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        fused::linear(x, self.weight.val(), self.bias.val())
+    /// `[rows, in]` → `[rows, out]`, in the matmul's dtype.
+    fn forward(&self, x: Tensor<B, 2>, p: Precision) -> Tensor<B, 2> {
+        fused::linear(operand(x, p), operand(self.weight.val(), p), operand(self.bias.val(), p))
     }
 }
 
 impl<B: FusedOps> Attention<B> {
-    /// Causal multi-head self-attention over `[batch·time, n_embd]`.
-    fn forward(&self, x: Tensor<B, 2>, b: usize, n_head: usize) -> Tensor<B, 2> {
-        let y = fused::causal_attention(self.c_attn.forward(x), b, n_head);
-        self.c_proj.forward(y)
+    /// Causal multi-head self-attention over `[batch·time, n_embd]` (its softmax in f32).
+    fn forward(&self, x: Tensor<B, 2>, b: usize, n_head: usize, p: Precision) -> Tensor<B, 2> {
+        let qkv = operand(self.c_attn.forward(x, p), p);
+        let y = fused::causal_attention(qkv, b, n_head);
+        full(self.c_proj.forward(y, p))
     }
 }
 
 impl<B: FusedOps> Mlp<B> {
-    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.c_proj.forward(fused::gelu(self.c_fc.forward(x)))
+    fn forward(&self, x: Tensor<B, 2>, p: Precision) -> Tensor<B, 2> {
+        full(self.c_proj.forward(fused::gelu(self.c_fc.forward(x, p)), p))
     }
 }
 
 impl<B: FusedOps> Block<B> {
-    fn forward(&self, x: Tensor<B, 2>, b: usize, config: &GptConfig) -> Tensor<B, 2> {
+    fn forward(&self, x: Tensor<B, 2>, b: usize, config: &GptConfig, p: Precision) -> Tensor<B, 2> {
         let eps = config.layer_norm_epsilon;
         let h = config.n_head;
         match config.layer_norm_position {
             LayerNormPosition::Pre => {
-                let x = x.clone() + self.attn.forward(self.ln_1.forward(x, eps), b, h);
-                x.clone() + self.mlp.forward(self.ln_2.forward(x, eps))
+                let x = x.clone() + self.attn.forward(self.ln_1.forward(x, eps), b, h, p);
+                x.clone() + self.mlp.forward(self.ln_2.forward(x, eps), p)
             }
             LayerNormPosition::Post => {
-                let x = self.ln_1.forward(x.clone() + self.attn.forward(x, b, h), eps);
-                self.ln_2.forward(x.clone() + self.mlp.forward(x), eps)
+                let x = self.ln_1.forward(x.clone() + self.attn.forward(x, b, h, p), eps);
+                self.ln_2.forward(x.clone() + self.mlp.forward(x, p), eps)
             }
         }
     }
@@ -114,6 +152,12 @@ impl<B: FusedOps> Block<B> {
 impl<B: Backend> Gpt<B> {
     pub fn config(&self) -> &GptConfig {
         &self.config
+    }
+
+    /// The same model computing its matmuls in `precision`.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
     }
 }
 
@@ -132,7 +176,7 @@ impl<B: FusedOps> Gpt<B> {
         let pos = self.wpe.weight.val().select(0, positions);
         let mut x = tok + pos;
         for block in &self.h {
-            x = block.forward(x, b, config);
+            x = block.forward(x, b, config, self.precision);
         }
         if let Some(ln_f) = &self.ln_f {
             x = ln_f.forward(x, config.layer_norm_epsilon);
@@ -144,10 +188,16 @@ impl<B: FusedOps> Gpt<B> {
         self.lm_head.as_ref().unwrap_or(&self.wte).weight.val()
     }
 
+    /// `hidden · wᵀ` (`[rows, n_embd]`, `[n, n_embd]` → `[rows, n]`, f32) in the matmuls' dtype.
+    fn project(&self, hidden: Tensor<B, 2>, w: Tensor<B, 2>) -> Tensor<B, 2> {
+        let p = self.precision;
+        full(operand(hidden, p).matmul(operand(w, p).transpose()))
+    }
+
     /// Logits `[b, t, vocab_size]`.
     pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [b, t] = ids.dims();
-        self.hidden(ids).matmul(self.head().transpose()).reshape([b, t, self.config.vocab_size])
+        self.project(self.hidden(ids), self.head()).reshape([b, t, self.config.vocab_size])
     }
 
     /// The head's row `row` read at every position, `[b, t]`: a linear head `h · w` (the reward
@@ -156,7 +206,7 @@ impl<B: FusedOps> Gpt<B> {
         let [b, t] = ids.dims();
         let c = self.config.n_embd;
         let w = self.head().slice([row..row + 1, 0..c]);
-        self.hidden(ids).matmul(w.transpose()).reshape([b, t])
+        self.project(self.hidden(ids), w).reshape([b, t])
     }
 
     /// One scalar per sequence: [`Self::position_scores`] at the position `at` marks with a 1
@@ -213,6 +263,7 @@ impl<B: Backend> Gpt<B> {
             ln_f: w.ln_f.as_ref().map(ln),
             lm_head: w.lm_head.as_ref().map(|t| Embedding { weight: t2(t) }),
             config: config.clone(),
+            precision: Precision::F32,
         }
     }
 

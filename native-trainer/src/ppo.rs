@@ -297,6 +297,8 @@ pub struct PpoArgs {
     pub resume: bool,
     /// The reward model's head row (also the critic's value row).
     pub score_row: usize,
+    /// The matmuls' dtype, for all four models.
+    pub precision: crate::model::Precision,
 }
 
 pub struct PpoSummary {
@@ -380,8 +382,9 @@ pub fn train_ppo<AB: TrainBackend>(
     std::fs::create_dir_all(&critic_dir)?;
     checkpoint::clean_partial(&args.out)?;
     checkpoint::clean_partial(&critic_dir)?;
-    let reference = Gpt::<Inner<AB>>::from_weights(config, &sft.1, device);
-    let reward_model = Gpt::<Inner<AB>>::from_weights(&rm.0, &rm.1, device);
+    let p = args.precision;
+    let reference = Gpt::<Inner<AB>>::from_weights(config, &sft.1, device).with_precision(p);
+    let reward_model = Gpt::<Inner<AB>>::from_weights(&rm.0, &rm.1, device).with_precision(p);
     let (mut policy, mut critic, mut opt_p, mut opt_c, start) = match checkpoint::list(&args.out)?.last() {
         Some((step, dir)) if args.resume => {
             let cdir = critic_dir.join(format!("ckpt-{step:06}"));
@@ -411,6 +414,7 @@ pub fn train_ppo<AB: TrainBackend>(
             0,
         ),
     };
+    (policy, critic) = (policy.with_precision(p), critic.with_precision(p));
     if start >= run.steps {
         bail!("the run is already at iteration {start} of {}; raise --steps to continue", run.steps);
     }

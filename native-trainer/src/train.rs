@@ -29,7 +29,7 @@ use crate::checkpoint::{self, RunSpec, TrainState};
 use crate::data::{Batch, Dataset, train_batch, val_batches};
 use crate::fused::{FusedOps, TrainBackend};
 use crate::init::gpt2_init;
-use crate::model::Gpt;
+use crate::model::{Gpt, Precision};
 use crate::optim::AdamW;
 use crate::reward;
 
@@ -93,6 +93,8 @@ pub struct TrainArgs {
     pub init_from: Option<PathBuf>,
     /// Start from these weights (already in this run's shape), before `init_from`.
     pub init_weights: Option<ModelWeights>,
+    /// The matmuls' dtype (the parameters and optimizer stay f32 either way).
+    pub precision: Precision,
 }
 
 pub struct Summary {
@@ -240,7 +242,7 @@ pub fn train_loop<AB: TrainBackend>(
     checkpoint::clean_partial(&args.out)?;
 
     let existing = checkpoint::list(&args.out)?;
-    let (mut model, mut opt, start) = match existing.last() {
+    let (model, mut opt, start) = match existing.last() {
         Some((_, dir)) if args.resume => {
             let state = checkpoint::load_state(dir)?;
             let (ckpt_config, weights) = checkpoint::load_weights(dir)?;
@@ -275,6 +277,7 @@ pub fn train_loop<AB: TrainBackend>(
             (Gpt::<AB>::from_weights(config, &weights, device), AdamW::new(run.adam), 0)
         }
     };
+    let mut model = model.with_precision(args.precision);
     if start >= run.steps {
         bail!("the run is already at step {start} of {}; raise --steps to continue", run.steps);
     }

@@ -124,3 +124,26 @@ fn fused_ops_match_the_composed_ops_forward_and_backward() {
     assert_close("target log-probabilities", &lf, &lc);
     assert_close("target log-probabilities: gradient", &gf[0], &gc[0]);
 }
+
+/// The composed attention in mixed precision (what the GPU backends run with `--precision bf16`):
+/// bf16 `qkv`, matmuls in bf16, softmax in f32. Values and gradients stay within bf16's round-off
+/// of the f32 op, and are not identical to it (the bf16 path ran).
+#[test]
+fn composed_attention_in_bf16_stays_near_f32() {
+    use burn::tensor::FloatDType;
+    let (batch, t, n_head, d) = (2, 9, 2, 4);
+    let (rows, c) = (batch * t, n_head * d);
+    let qkv = (random([rows, 3 * c], 9), vec![rows, 3 * c]);
+    let dy = random([rows, c], 10);
+    let (y32, g32) = run(std::slice::from_ref(&qkv), &dy, |l| composed::causal_attention(l[0].clone(), batch, n_head));
+    let (y16, g16) = run(std::slice::from_ref(&qkv), &dy, |l| {
+        composed::causal_attention(l[0].clone().cast(FloatDType::BF16), batch, n_head).cast(FloatDType::F32)
+    });
+    let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    for (what, a, b) in [("output", &y16, &y32), ("gradient", &g16[0], &g32[0])] {
+        let err = max_diff(a, b);
+        eprintln!("bf16 attention {what}: max |bf16 − f32| = {err:.2e}");
+        assert!(err < 5e-2, "bf16 attention {what} is {err} from f32");
+        assert!(err > 1e-5, "bf16 attention {what} equals f32 ({err}): no bf16 round-off");
+    }
+}

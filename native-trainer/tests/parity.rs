@@ -12,7 +12,7 @@ use wgpt::config::GptConfig;
 use wgpt::cpu::{CpuSession, ForwardOptions};
 use wgpt::weights::ModelWeights;
 use wgpt_train::bundle::named;
-use wgpt_train::model::Gpt;
+use wgpt_train::model::{Gpt, Precision};
 use wgpt_train::optim::{AdamW, AdamWConfig, named_grads, param_ids};
 
 type Cpu = burn::backend::Flex;
@@ -129,6 +129,31 @@ fn gradients_match_pytorch() {
         }
         eprintln!("{name}: {} gradients, worst relative error {worst:.2e}", got.len());
     }
+}
+
+/// Mixed precision (every matmul's operands rounded to bf16, the rest f32): the loss and the
+/// gradients stay within bf16's round-off of PyTorch's f32 ones, and the gradients are further
+/// from them than the f32 path's 1e-4, so the casts really happen.
+#[test]
+fn bf16_mixed_precision_stays_near_pytorch_f32() {
+    let device = Default::default();
+    let (bundle, record, bytes) = train_fixture("tiny-f32");
+    let want = SafeTensors::deserialize(&bytes).unwrap();
+    let cases = read_json(fixtures().join("tiny-f32.expected.json"))["cases"].as_array().unwrap().clone();
+    let model = Gpt::<Train>::from_weights(&bundle.config, &bundle.weights, &device).with_precision(Precision::Bf16);
+    let rec = &record["steps"][0];
+    let (x, y) = ids_tensor::<Train>(&case_ids(&cases[rec["case"].as_u64().unwrap() as usize]), &device);
+    let loss = model.loss(x, y, None);
+    let got_loss: f32 = loss.clone().into_scalar();
+    let loss_err = (got_loss as f64 - rec["loss"].as_f64().unwrap()).abs();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let got = named_grads(&model, &grads);
+    assert_eq!(got.len(), named(&bundle.weights).len(), "every parameter has a gradient");
+    let worst = got.iter().map(|(param, g)| rel_err(g, &f32s(&want, &format!("grad1.{param}")))).fold(0.0f32, f32::max);
+    eprintln!("bf16: loss error {loss_err:.2e}, worst gradient error {worst:.2e}");
+    assert!(loss_err < 3e-2, "bf16 loss {got_loss} is {loss_err} from PyTorch's f32 loss");
+    assert!(worst < 5e-2, "a bf16 gradient differs from PyTorch's f32 one by {worst}");
+    assert!(worst > 1e-4, "bf16 gradients within f32 round-off ({worst}): were the operands cast?");
 }
 
 /// Two AdamW steps fed PyTorch's own gradients: the update rule, parameter groups, clipping and

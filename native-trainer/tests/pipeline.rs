@@ -118,6 +118,29 @@ fn pretrain_export_and_run_in_the_engine() {
     assert_eq!(kept.len(), 3, "keeps the last 3 checkpoints");
 }
 
+/// `--precision bf16` (mixed precision) trains: the loss falls as in f32, and the run differs
+/// from the same run in f32, so the flag reached the model (its numerics are checked against
+/// PyTorch in `parity.rs`).
+#[test]
+fn pretrain_in_bf16_mixed_precision_learns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = prepared(tmp.path());
+    let last_loss = |precision: &str| {
+        let run = tmp.path().join(precision);
+        let mut args = vec!["pretrain", "--data", s(&data), "--out", s(&run), "--steps", "150"];
+        args.extend(["--precision", precision, "--eval-every", "150", "--ckpt-every", "150"]);
+        args.extend(NANO);
+        let summary: Value = serde_json::from_str(&ok(&args)).unwrap();
+        let (first, last) = (summary["first_loss"].as_f64().unwrap(), summary["last_loss"].as_f64().unwrap());
+        assert!(last < first - 1.0, "{precision}: the loss did not fall: {first} → {last}");
+        last
+    };
+    let (bf16, f32) = (last_loss("bf16"), last_loss("f32"));
+    assert!((bf16 - f32).abs() > 1e-6, "bf16 ended exactly where f32 did ({bf16}): no bf16 round-off");
+    assert!((bf16 - f32).abs() < 0.2, "bf16 ended far from f32: {bf16} against {f32}");
+    assert!(fails(&["bench", "--preset", "nano", "--precision", "f8"]).contains("f8"));
+}
+
 fn read(p: PathBuf) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }

@@ -3,7 +3,7 @@
 //! burn's autodiff like any other op. The CPU kernels in `kernels.rs` compute the same math.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor, activation};
+use burn::tensor::{Bool, DType, FloatDType, Int, Tensor, activation};
 
 /// LayerNorm over the last axis of `[rows, n]`, biased variance (as PyTorch).
 pub fn layer_norm<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 1>, b: Tensor<B, 1>, eps: f32) -> Tensor<B, 2> {
@@ -28,16 +28,24 @@ pub fn gelu<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
 
 /// Causal multi-head self-attention of packed `[batch·t, 3c]` rows `q | k | v` → `[batch·t, c]`:
 /// each head (`d = c / n_head` columns of each third) attends with `softmax(q·kᵀ/√d)`, query `i`
-/// seeing keys `0..=i`, and the heads' outputs are concatenated in order.
+/// seeing keys `0..=i`, and the heads' outputs are concatenated in order. The two matmuls run in
+/// `qkv`'s dtype (bf16 in mixed precision), the softmax in f32.
 pub fn causal_attention<B: Backend>(qkv: Tensor<B, 2>, batch: usize, n_head: usize) -> Tensor<B, 2> {
+    let dtype = qkv.dtype();
     let [rows, c3] = qkv.dims();
     let (t, c) = (rows / batch, c3 / 3);
     let d = c / n_head;
     let heads =
         |i: usize| qkv.clone().slice([0..rows, i * c..(i + 1) * c]).reshape([batch, t, n_head, d]).swap_dims(1, 2);
     let (q, k, v) = (heads(0), heads(1), heads(2));
-    let scores = q.matmul(k.swap_dims(2, 3)).reshape([batch * n_head * t, t]);
-    let probs = causal_softmax(scores, t, 1.0 / (d as f32).sqrt()).reshape([batch, n_head, t, t]);
+    let mut scores = q.matmul(k.swap_dims(2, 3)).reshape([batch * n_head * t, t]);
+    if dtype != DType::F32 {
+        scores = scores.cast(FloatDType::F32);
+    }
+    let mut probs = causal_softmax(scores, t, 1.0 / (d as f32).sqrt()).reshape([batch, n_head, t, t]);
+    if dtype != DType::F32 {
+        probs = probs.cast(dtype);
+    }
     probs.matmul(v).swap_dims(1, 2).reshape([rows, c])
 }
 
