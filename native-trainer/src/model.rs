@@ -28,20 +28,10 @@ pub enum Precision {
     Bf16,
 }
 
-impl Precision {
-    /// The operands' dtype, `None` for f32 (nothing to cast).
-    fn compute(self) -> Option<FloatDType> {
-        match self {
-            Precision::F32 => None,
-            Precision::Bf16 => Some(FloatDType::BF16),
-        }
-    }
-}
-
-/// `x` in the matmuls' dtype (a no-op in f32).
+/// `x` in the matmuls' dtype (a no-op in f32, and when it already is).
 fn operand<B: Backend, const D: usize>(x: Tensor<B, D>, p: Precision) -> Tensor<B, D> {
-    match p.compute() {
-        Some(dt) if x.dtype() != DType::from(dt) => x.cast(dt),
+    match p {
+        Precision::Bf16 if x.dtype() != DType::BF16 => x.cast(FloatDType::BF16),
         _ => x,
     }
 }
