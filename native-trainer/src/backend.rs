@@ -2,8 +2,15 @@
 //! built), `wgpu` (feature `wgpu`; Vulkan/Metal/DX12) and `cuda` (feature `cuda`; NVIDIA, the
 //! driver's libcuda loaded at run time). burn panics when a GPU backend finds no device, so the
 //! device is probed first and its absence is an error that says what to do.
+//!
+//! `--devices N` asks for data-parallel training on the first N devices of the backend (CUDA
+//! ordinals 0..N, wgpu's discrete GPUs 0..N; see `train::train_loop`). The CPU backend has one
+//! device; there N replicas share it, which runs the same data-parallel path (tests use it to check
+//! that path against the one-device loop) but is no faster.
 
 use anyhow::bail;
+use burn::prelude::DeviceOps;
+use burn::tensor::backend::{Backend, DeviceId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
@@ -31,6 +38,27 @@ pub fn check(kind: BackendKind) -> anyhow::Result<()> {
             )
         }
     }
+}
+
+/// The devices a run trains on: the backend's default device alone, or the first `n` of its kind.
+pub fn devices<B: Backend>(kind: BackendKind, n: usize) -> anyhow::Result<Vec<B::Device>> {
+    if n == 0 {
+        bail!("--devices must be at least 1");
+    }
+    if n == 1 || kind == BackendKind::Cpu {
+        return Ok(vec![B::Device::default(); n]);
+    }
+    // wgpu's default device stands for "the best one"; several are taken from its discrete GPUs.
+    let type_id = match kind {
+        BackendKind::Wgpu => 0,
+        _ => B::Device::default().to_id().type_id,
+    };
+    let have = B::device_count(type_id);
+    if have < n {
+        let name = format!("{kind:?}").to_lowercase();
+        bail!("--devices {n}: the {name} backend sees {have} device(s) on this machine; lower --devices");
+    }
+    Ok((0..n).map(|i| B::Device::from_id(DeviceId::new(type_id, i as u16))).collect())
 }
 
 fn probe_wgpu() -> anyhow::Result<()> {
@@ -67,27 +95,34 @@ fn probe_cuda() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `$body` with `$B` bound to the autodiff backend of `$kind` and `$device` to its device.
+/// Runs `$body` with `$B` bound to the autodiff backend of `$kind` and `$device` to its device,
+/// or, in the second form, `$devices` to a `Vec` of the first `$n` devices (see [`devices`]).
 #[macro_export]
 macro_rules! with_backend {
-    ($kind:expr, |$B:ident, $device:ident| $body:expr) => {{
+    ($kind:expr, |$B:ident, $device:ident| $body:expr) => {
+        $crate::with_backend!($kind, 1, |$B, devices| {
+            let $device = devices[0].clone();
+            $body
+        })
+    };
+    ($kind:expr, $n:expr, |$B:ident, $devices:ident| $body:expr) => {{
         $crate::backend::check($kind)?;
         match $kind {
             #[cfg(feature = "wgpu")]
             $crate::backend::BackendKind::Wgpu => {
                 type $B = burn::backend::Autodiff<$crate::backend::Wgpu>;
-                let $device = Default::default();
+                let $devices = $crate::backend::devices::<$B>($kind, $n)?;
                 $body
             }
             #[cfg(feature = "cuda")]
             $crate::backend::BackendKind::Cuda => {
                 type $B = burn::backend::Autodiff<$crate::backend::Cuda>;
-                let $device = Default::default();
+                let $devices = $crate::backend::devices::<$B>($kind, $n)?;
                 $body
             }
             _ => {
                 type $B = burn::backend::Autodiff<$crate::backend::Cpu>;
-                let $device = Default::default();
+                let $devices = $crate::backend::devices::<$B>($kind, $n)?;
                 $body
             }
         }

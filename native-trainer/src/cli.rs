@@ -184,6 +184,10 @@ pub struct TrainFlags {
     /// parameters, optimizer, norms, softmax and loss stay f32.
     #[arg(long, value_enum, default_value = "f32")]
     precision: Precision,
+    /// Data-parallel training on the backend's first N devices (CUDA GPUs 0..N, wgpu discrete
+    /// GPUs): each takes accum/N of a step's micro-batches, the update is the one-device update.
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
 }
 
 impl TrainFlags {
@@ -223,6 +227,7 @@ impl TrainFlags {
             init_from,
             init_weights: None,
             precision: self.precision,
+            devices: self.devices,
         }
     }
 }
@@ -250,19 +255,21 @@ impl PretrainCmd {
         let tok = wgpt::bundle::load_tokenizer(&self.data)?;
         let eos = tok.token_to_id(wgpt_train::prepare::EOT).unwrap_or(0);
         let config = self.model.config(data.meta.vocab_size, eos)?;
-        check_memory(&config, self.train.batch, self.train.backend)?;
+        check_memory(&config, self.train.batch * self.train.devices.max(1), self.train.backend)?;
         let run = self.train.run_spec(config.n_positions, data.meta.train_tokens, None);
         let args = self.train.train_args(self.out, config, run, self.init_from);
         let params = parameter_count(&args.config);
         eprintln!("model: {params} parameters; backend {:?}", self.train.backend);
-        let summary = with_backend!(self.train.backend, |B, device| pretrain::<B>(&self.data, &args, &device))?;
+        let summary =
+            with_backend!(self.train.backend, args.devices, |B, devices| pretrain::<B>(&self.data, &args, &devices))?;
         println!("{}", summary.to_json());
         Ok(())
     }
 }
 
 /// Refuses a model whose parameters, gradients, AdamW moments and activations cannot fit in
-/// this machine's free memory (CPU backend; GPU memory is the device's to report).
+/// this machine's free memory (CPU backend; GPU memory is the device's to report). `batch` is the
+/// rows in flight at once (all data-parallel replicas').
 fn check_memory(config: &GptConfig, batch: usize, backend: BackendKind) -> anyhow::Result<()> {
     if backend != BackendKind::Cpu {
         return Ok(());

@@ -56,7 +56,7 @@ fn train(
 ) -> anyhow::Result<serde_json::Value> {
     check_run(args)?;
     let json = tokenizer_json.as_bytes();
-    let summary = with_backend!(backend, |B, device| train_loop::<B>(args, batches, json, &device))?;
+    let summary = with_backend!(backend, args.devices, |B, devices| train_loop::<B>(args, batches, json, &devices))?;
     Ok(summary.to_json())
 }
 
@@ -240,6 +240,9 @@ impl PpoCmd {
         }
         let run = self.train.run_spec(sft.0.n_positions, 0, Some("ppo"));
         let base = self.train.train_args(self.out.clone(), sft.0.clone(), run, None);
+        if base.devices != 1 {
+            bail!("ppo runs on one device (--devices is for pretrain, finetune, sft and reward); drop --devices");
+        }
         check_run(&base)?;
         let args = PpoArgs {
             out: self.out.clone(),

@@ -8,6 +8,13 @@
 //! continues from the newest checkpoint on the same curve: the model, the AdamW moments and the
 //! step are restored, and the data order is a function of (seed, step).
 //!
+//! Data parallel (`--devices N`, burn's multi-device scheme with the optimizer on the main
+//! device): the step's `accum` micro-batches are shared out, micro-batch `m` to device `m mod N`.
+//! Each device runs forward and backward on its own replica of the model (`Module::fork`) in its
+//! own thread; the gradients come back to device 0 (`GradientsParams::to_device`) and are summed
+//! there in micro-batch order, so the update is the one-device update: the same batch, the same
+//! sum, the same curve (bit-exact on the CPU backend), and a run may resume on another device count.
+//!
 //! Where batches come from is a [`Batches`]: windows of the shards here, a task's examples in
 //! `finetune`. A batch may weight its targets (the answer-only loss).
 
@@ -16,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
@@ -95,6 +102,8 @@ pub struct TrainArgs {
     pub init_weights: Option<ModelWeights>,
     /// The matmuls' dtype (the parameters and optimizer stay f32 either way).
     pub precision: Precision,
+    /// Data-parallel devices; each step's `accum` micro-batches are shared among them.
+    pub devices: usize,
 }
 
 pub struct Summary {
@@ -202,7 +211,7 @@ pub(crate) fn metrics_file(out: &Path, keep_up_to: u64) -> anyhow::Result<std::f
 }
 
 /// Pre-training on the shards in `data`.
-pub fn pretrain<AB: TrainBackend>(data: &Path, args: &TrainArgs, device: &AB::Device) -> anyhow::Result<Summary> {
+pub fn pretrain<AB: TrainBackend>(data: &Path, args: &TrainArgs, devices: &[AB::Device]) -> anyhow::Result<Summary> {
     let data = Dataset::open(data)?;
     let (config, run) = (&args.config, &args.run);
     if config.vocab_size < data.meta.vocab_size {
@@ -215,7 +224,7 @@ pub fn pretrain<AB: TrainBackend>(data: &Path, args: &TrainArgs, device: &AB::De
     data.check_context(run.context)?;
     let tokenizer_json = std::fs::read(data.dir.join("tokenizer.json")).context("the data folder's tokenizer.json")?;
     let batches = ShardBatches { data: &data, seed: run.seed, rows: run.batch, context: run.context };
-    train_loop::<AB>(args, &batches, &tokenizer_json, device)
+    train_loop::<AB>(args, &batches, &tokenizer_json, devices)
 }
 
 /// Settings every run needs.
@@ -227,17 +236,29 @@ pub fn check_run(args: &TrainArgs) -> anyhow::Result<()> {
     if run.batch == 0 || run.accum == 0 || run.steps == 0 || run.context == 0 {
         bail!("batch, accum, steps and context must be at least 1");
     }
+    if args.devices == 0 || run.accum % args.devices != 0 {
+        bail!(
+            "--accum {} must be a multiple of --devices {}: each device takes the same share of a step's micro-batches",
+            run.accum,
+            args.devices
+        );
+    }
     Ok(())
 }
 
-/// The loop itself: `batches` feed it, checkpoints carry `tokenizer_json`.
+/// The loop itself: `batches` feed it, checkpoints carry `tokenizer_json`; the model lives on
+/// `devices[0]`, and the other devices (if any) share the gradient work.
 pub fn train_loop<AB: TrainBackend>(
     args: &TrainArgs,
     batches: &dyn Batches,
     tokenizer_json: &[u8],
-    device: &AB::Device,
+    devices: &[AB::Device],
 ) -> anyhow::Result<Summary> {
     let (config, run) = (&args.config, &args.run);
+    let Some(device) = devices.first() else { bail!("internal: no device to train on") };
+    if devices.len() != args.devices {
+        bail!("internal: {} devices for a run of {}", devices.len(), args.devices);
+    }
     std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
     checkpoint::clean_partial(&args.out)?;
 
@@ -297,22 +318,8 @@ pub fn train_loop<AB: TrainBackend>(
     let mut last_ckpt = PathBuf::new();
     for step in start..run.steps {
         let lr = lr_at(run, step);
-        let mut acc = GradientsAccumulator::<Gpt<AB>>::new();
-        let mut loss_sum = 0.0;
-        for micro in 0..run.accum as u64 {
-            let batch = batches.train(step, micro)?;
-            let loss = match args.objective {
-                Objective::NextToken => {
-                    let (x, y, w) = batch_tensors::<AB>(&batch, device);
-                    model.loss(x, y, w)
-                }
-                Objective::Preference { score_row } => reward::batch_loss(&model, &batch, score_row, device),
-            };
-            loss_sum += loss.clone().into_scalar().elem::<f64>();
-            let grads = GradientsParams::from_grads((loss / run.accum as f64).backward(), &model);
-            acc.accumulate(&model, grads);
-        }
-        let (next, grad_norm) = opt.step(lr, model, acc.grads());
+        let (grads, loss_sum) = step_gradients(&model, batches, step, args, devices)?;
+        let (next, grad_norm) = opt.step(lr, model, grads);
         model = next;
         let loss = loss_sum / run.accum as f64;
         if !loss.is_finite() {
@@ -358,4 +365,83 @@ pub fn train_loop<AB: TrainBackend>(
         tokens_per_s: ((run.steps - start) * tokens_per_step) as f64 / elapsed.max(1e-9),
         checkpoint: last_ckpt,
     })
+}
+
+/// One micro-batch's loss (unscaled) and its gradients, the loss scaled by `1/accum` first.
+fn micro_gradients<AB: TrainBackend>(
+    model: &Gpt<AB>,
+    batch: &Batch,
+    objective: Objective,
+    accum: usize,
+    device: &AB::Device,
+) -> (f64, GradientsParams) {
+    let loss = match objective {
+        Objective::NextToken => {
+            let (x, y, w) = batch_tensors::<AB>(batch, device);
+            model.loss(x, y, w)
+        }
+        Objective::Preference { score_row } => reward::batch_loss(model, batch, score_row, device),
+    };
+    let value = loss.clone().into_scalar().elem::<f64>();
+    (value, GradientsParams::from_grads((loss / accum as f64).backward(), model))
+}
+
+/// The summed gradients of `step`'s micro-batches, on `devices[0]`, and the sum of their losses.
+fn step_gradients<AB: TrainBackend>(
+    model: &Gpt<AB>,
+    batches: &dyn Batches,
+    step: u64,
+    args: &TrainArgs,
+    devices: &[AB::Device],
+) -> anyhow::Result<(GradientsParams, f64)> {
+    let accum = args.run.accum;
+    let mut acc = GradientsAccumulator::<Gpt<AB>>::new();
+    let mut loss_sum = 0.0;
+    if devices.len() == 1 {
+        for micro in 0..accum as u64 {
+            let (loss, grads) =
+                micro_gradients(model, &batches.train(step, micro)?, args.objective, accum, &devices[0]);
+            loss_sum += loss;
+            acc.accumulate(model, grads);
+        }
+        return Ok((acc.grads(), loss_sum));
+    }
+    // Micro-batch m goes to device m mod N; the batches are cut here, the sources need not be Sync.
+    let mut shares: Vec<Vec<(u64, Batch)>> = devices.iter().map(|_| Vec::new()).collect();
+    for micro in 0..accum as u64 {
+        shares[micro as usize % devices.len()].push((micro, batches.train(step, micro)?));
+    }
+    let main = &devices[0];
+    let mut results = std::thread::scope(|scope| {
+        let workers: Vec<_> = devices
+            .iter()
+            .zip(shares)
+            .map(|(device, share)| {
+                let replica = model.clone().fork(device);
+                scope.spawn(move || {
+                    share
+                        .into_iter()
+                        .map(|(micro, batch)| {
+                            let (loss, grads) = micro_gradients(&replica, &batch, args.objective, accum, device);
+                            (micro, loss, grads.to_device(main, &replica))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().map_err(|_| anyhow::anyhow!("a data-parallel worker failed (see the message above)")))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    // Summed in micro-batch order, as the one-device loop sums them.
+    results.sort_by_key(|(micro, _, _)| *micro);
+    for (_, loss, grads) in results {
+        loss_sum += loss;
+        acc.accumulate(model, grads);
+    }
+    Ok((acc.grads(), loss_sum))
 }

@@ -231,6 +231,45 @@ fn a_killed_run_resumes_to_the_same_parameters() {
     assert_eq!(steps, (1..=60).collect::<Vec<_>>());
 }
 
+/// `--devices N` shares a step's micro-batches among N replicas (on the CPU backend they share
+/// the one CPU, the same code path a multi-GPU run takes) and sums their gradients in micro-batch
+/// order: the update is bit for bit the one-device update, and a run resumes on another count.
+#[test]
+fn data_parallel_devices_give_the_one_device_update() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = prepared(tmp.path());
+    let run = |out: &Path, devices: &str, resume: bool| {
+        let mut a = vec!["pretrain", "--data", s(&data), "--out", s(out), "--steps", "20", "--accum", "4"];
+        a.extend(["--devices", devices, "--eval-every", "10", "--ckpt-every", "10", "--keep", "2"]);
+        a.extend(NANO);
+        if resume {
+            a.push("--resume");
+        }
+        serde_json::from_str::<Value>(&ok(&a)).unwrap()
+    };
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    let (a, b) = (run(&one, "1", false), run(&two, "2", false));
+    assert!(a["last_loss"].as_f64().unwrap() < a["first_loss"].as_f64().unwrap() - 0.5, "{a}");
+    for k in ["first_loss", "last_loss", "val_loss"] {
+        assert_eq!(a[k], b[k], "{k}");
+    }
+    for f in ["model.safetensors", "optim.safetensors"] {
+        assert!(read(one.join("ckpt-000020").join(f)) == read(two.join("ckpt-000020").join(f)), "{f} differs");
+    }
+    // Stopped after step 10 on one device, resumed on four: the same parameters again.
+    let moved = tmp.path().join("moved");
+    run(&moved, "1", false);
+    std::fs::remove_dir_all(moved.join("ckpt-000020")).unwrap();
+    run(&moved, "4", true);
+    assert!(read(one.join("ckpt-000020/model.safetensors")) == read(moved.join("ckpt-000020/model.safetensors")));
+    // Every device must get the same share.
+    let x = tmp.path().join("x");
+    let mut a = vec!["pretrain", "--data", s(&data), "--out", s(&x), "--accum", "4"];
+    a.extend(NANO);
+    assert!(fails(&[a.as_slice(), &["--devices", "3"]].concat()).contains("multiple of --devices 3"));
+    assert!(fails(&[a.as_slice(), &["--devices", "0"]].concat()).contains("at least 1"));
+}
+
 #[test]
 fn bad_input_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
@@ -451,6 +490,8 @@ fn episodes_finetune_sft_and_eval_write_their_reports() {
         "20",
         "--batch",
         "4",
+        "--accum",
+        "2",
         "--warmup",
         "5",
         "--eval-batches",
@@ -460,6 +501,13 @@ fn episodes_finetune_sft_and_eval_write_their_reports() {
     assert!((summary["first_loss"].as_f64().unwrap() - 2f64.ln()).abs() < 1e-5, "{summary}");
     assert!(summary["last_loss"].as_f64().unwrap() < 2f64.ln());
     assert!((0.0..=1.0).contains(&summary["val_pair_accuracy"].as_f64().unwrap()));
+    // The ranking loss through the data-parallel path: two replicas, the same reward model.
+    let rm2 = tmp.path().join("rm2");
+    let mut twin = vec!["reward", "--init-from", s(&sft), "--out", s(&rm2), "--steps", "20", "--batch", "4"];
+    twin.extend(["--accum", "2", "--devices", "2", "--warmup", "5", "--eval-batches", "2"]);
+    ok(&twin);
+    let f = "ckpt-000020/model.safetensors";
+    assert!(read(rm.join(f)) == read(rm2.join(f)), "the reward model differs on two devices");
     // Step 3: PPO for a few iterations, killed-and-resumed equal to unbroken (rollouts are a
     // function of the seed and the iteration).
     let ppo = |out: &Path, steps: &str, resume: bool| {
@@ -495,6 +543,9 @@ fn episodes_finetune_sft_and_eval_write_their_reports() {
         }
         ok(&a)
     };
+    let p2 = tmp.path().join("p2");
+    let ppo_flags = ["--sft", s(&sft), "--reward-model", s(&rm), "--out", s(&p2), "--devices", "2"];
+    assert!(fails(&[&["ppo"], ppo_flags.as_slice()].concat()).contains("one device"));
     let (whole, split) = (tmp.path().join("ppo"), tmp.path().join("ppo-split"));
     let out: Value = serde_json::from_str(ppo(&whole, "4", false).trim()).unwrap();
     assert!(out["val_reward"].as_f64().unwrap().is_finite());
