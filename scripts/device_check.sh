@@ -85,5 +85,14 @@ step "train-cuda-$preset-f32" 120 "$D/wgpt-train" bench --backend cuda --preset 
 step train-cuda-micro 60 "$D/wgpt-train" bench --backend cuda --preset micro --vocab-size 256 --batch 16 --steps 20
 step train-wgpu-micro 60 "$D/wgpt-train" bench --backend wgpu --preset micro --vocab-size 256 --batch 16 --steps 20
 step train-cpu-micro 60 "$D/wgpt-train" bench --backend cpu --preset micro --vocab-size 256 --batch 16 --steps 20
+# --devices: data-parallel pre-training on every GPU there is. On a one-GPU machine it asks for
+# two, which must end in a clear error naming the one device CUDA sees, not a panic.
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+n=$(( ${gpus:-0} < 2 ? 2 : gpus ))
+dp=${TMPDIR:-/tmp}/wgpt-device-dp
+rm -rf "$dp"
+step train-prepare 60 "$D/wgpt-train" prepare --out "$dp/data" --vocab-size 512
+step "train-cuda-devices-$n" 90 "$D/wgpt-train" pretrain --backend cuda --data "$dp/data" --out "$dp/run" \
+  --preset micro --batch 16 --accum "$n" --devices "$n" --steps 50 --eval-every 50
 
 echo "logs and summary in $OUT"
