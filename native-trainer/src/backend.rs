@@ -55,8 +55,8 @@ pub fn devices<B: Backend>(kind: BackendKind, n: usize) -> anyhow::Result<Vec<B:
     };
     let have = B::device_count(type_id);
     if have < n {
-        let name = format!("{kind:?}").to_lowercase();
-        bail!("--devices {n}: the {name} backend sees {have} device(s) on this machine; lower --devices");
+        let what = if kind == BackendKind::Wgpu { "discrete GPU(s) that wgpu" } else { "GPU(s) that CUDA" };
+        bail!("--devices {n}: this machine has {have} {what} can use; lower --devices");
     }
     Ok((0..n).map(|i| B::Device::from_id(DeviceId::new(type_id, i as u16))).collect())
 }
