@@ -5,14 +5,7 @@
 // CPU sampler and torch.argmax).
 // Layout: logits [logit_rows, vocab] f32; token [1] u32.
 // Dispatch: (1); one workgroup of 256 striding over the vocabulary, then thread 0 combines.
-
-struct Step { rows: u32, past: u32, logit_rows: u32, _pad: u32 }
-struct Dims { vocab: u32, _p0: u32, _p1: u32, _p2: u32 }
-
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<uniform> dims: Dims;
-@group(0) @binding(2) var<storage, read> logits: array<f32>;
-@group(0) @binding(3) var<storage, read_write> token: array<u32>;
+// Bindings: `ArgmaxBindings`, uniform `VocabDims` (src/gpu/kernels.rs, uniforms.rs).
 
 var<workgroup> best_v: array<f32, 256>;
 var<workgroup> best_i: array<u32, 256>;

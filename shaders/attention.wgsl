@@ -9,20 +9,10 @@
 //
 // Dispatch: (n_head, rows), one workgroup of 64 per (head, row). Threads stride over positions
 // for the scores and over head dimensions for the output; max and sum meet in workgroup memory.
-// Used for decode (rows = 1) and, row by row, for prefill. head_dim ≤ 256.
+// Used for decode (rows = 1) and, row by row, for prefill. head_dim ≤ MAX_HEAD_DIM (256, src/gpu/plan.rs).
+// Bindings: `AttentionBindings`, uniform `AttentionDims` (src/gpu/kernels.rs, uniforms.rs).
 
-struct Step { rows: u32, past: u32, logit_rows: u32, _pad: u32 }
-struct Dims { c: u32, n_head: u32, head_dim: u32, t_max: u32, scale: f32, _p0: u32, _p1: u32, _p2: u32 }
-
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<uniform> dims: Dims;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> k_cache: array<f32>;
-@group(0) @binding(4) var<storage, read> v_cache: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> probs: array<f32>;
-
-var<workgroup> qs: array<f32, 256>;
+var<workgroup> qs: array<f32, MAX_HEAD_DIM>;
 var<workgroup> red: array<f32, 64>;
 var<workgroup> total: f32;
 

@@ -8,30 +8,19 @@
 //   acc' = acc·e^{m-m'} + Σ_j e^{s_j-m'} v_j; out = acc / l.
 // Layout: as attention.wgsl (same bindings, so the same bind group serves both): q [rows, C],
 // k_cache / v_cache [n_positions, C], out [rows, C]; probs is not written (callers that want
-// attention maps use attention.wgsl). head_dim ≤ 128.
+// attention maps use attention.wgsl). head_dim ≤ MAX_PREFILL_HEAD_DIM (128, src/gpu/plan.rs).
 // Dispatch: (n_head, ceil(rows / 16)). Workgroup 64: thread i works on query row i / 4 of the
 // block; its four threads each score 4 of the tile's 16 positions and own a quarter of the
 // head dimensions of the output.
-
-struct Step { rows: u32, past: u32, logit_rows: u32, _pad: u32 }
-struct Dims { c: u32, n_head: u32, head_dim: u32, t_max: u32, scale: f32, _p0: u32, _p1: u32, _p2: u32 }
-
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<uniform> dims: Dims;
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> k_cache: array<f32>;
-@group(0) @binding(4) var<storage, read> v_cache: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> probs: array<f32>;
+// Bindings: `AttentionBindings`, uniform `AttentionDims` (src/gpu/kernels.rs, uniforms.rs).
 
 const BQ: u32 = 16u;
 const BK: u32 = 16u;
-const MAX_HD: u32 = 128u;
 const MASKED: f32 = -3.0e38;
 
-var<workgroup> q_tile: array<f32, 2048>;   // [BQ][MAX_HD]
-var<workgroup> k_tile: array<f32, 2048>;   // [BK][MAX_HD]
-var<workgroup> v_tile: array<f32, 2048>;   // [BK][MAX_HD]
+var<workgroup> q_tile: array<f32, BQ * MAX_PREFILL_HEAD_DIM>;
+var<workgroup> k_tile: array<f32, BK * MAX_PREFILL_HEAD_DIM>;
+var<workgroup> v_tile: array<f32, BK * MAX_PREFILL_HEAD_DIM>;
 var<workgroup> s_tile: array<f32, 256>;    // [BQ][BK]
 
 @compute @workgroup_size(64)
@@ -50,7 +39,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let r = r0 + i / hd;
         var v = 0.0;
         if (r < step.rows) { v = q[r * C + col + i % hd]; }
-        q_tile[(i / hd) * MAX_HD + i % hd] = v;
+        q_tile[(i / hd) * MAX_PREFILL_HEAD_DIM + i % hd] = v;
     }
     let per = (hd + 3u) / 4u;
     let d0 = quarter * per;
@@ -63,7 +52,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         workgroupBarrier();
         for (var i = li; i < BK * hd; i += 64u) {
             let t = t0 + i / hd;
-            let at = (i / hd) * MAX_HD + i % hd;
+            let at = (i / hd) * MAX_PREFILL_HEAD_DIM + i % hd;
             if (t <= last_pos) {
                 k_tile[at] = k_cache[t * C + col + i % hd];
                 v_tile[at] = v_cache[t * C + col + i % hd];
@@ -75,7 +64,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             var s = MASKED;
             if (live && t0 + j <= pos) {
                 s = 0.0;
-                for (var d = 0u; d < hd; d++) { s += q_tile[row * MAX_HD + d] * k_tile[j * MAX_HD + d]; }
+                for (var d = 0u; d < hd; d++) { s += q_tile[row * MAX_PREFILL_HEAD_DIM + d] * k_tile[j * MAX_PREFILL_HEAD_DIM + d]; }
                 s *= dims.scale;
             }
             s_tile[row * BK + j] = s;
@@ -91,7 +80,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             if (s > 0.5 * MASKED) {
                 let p = exp(s - tile_max);
                 l += p;
-                for (var d = d0; d < d1; d++) { acc[d - d0] += p * v_tile[j * MAX_HD + d]; }
+                for (var d = d0; d < d1; d++) { acc[d - d0] += p * v_tile[j * MAX_PREFILL_HEAD_DIM + d]; }
             }
         }
         m = tile_max;

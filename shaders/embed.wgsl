@@ -7,19 +7,7 @@
 // whose token it holds), read as w4 (f32 or packed f16); wpe [n_positions, C] f32; x [rows, C];
 // seen [vocab] u32.
 // Dispatch: (ceil(C / 4 / 64), rows); each thread writes four channels. C % 4 == 0.
-
-struct Step { rows: u32, past: u32, logit_rows: u32, _pad: u32 }
-struct Dims { c: u32, v_lo: u32, v_count: u32, _p0: u32 }
-
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<uniform> dims: Dims;
-@group(0) @binding(2) var<storage, read> ids: array<u32>;
-@group(0) @binding(3) var<storage, read> w: WEIGHT_ARRAY;
-@group(0) @binding(4) var<storage, read> wpe: array<f32>;
-@group(0) @binding(5) var<storage, read_write> x: array<f32>;
-@group(0) @binding(6) var<storage, read_write> seen: array<u32>;
-
-fn w4(i: u32) -> vec4<f32> { return WEIGHT_LOAD; }
+// Bindings: `EmbedBindings`, uniform `EmbedDims` (src/gpu/kernels.rs, uniforms.rs).
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

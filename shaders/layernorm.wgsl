@@ -5,16 +5,7 @@
 // Layout: x, out [rows, n] f32; g, b [n]. Only rows first_row .. rows are computed (the final
 // LayerNorm needs just the rows whose logits are wanted).
 // Dispatch: (rows - first_row); one workgroup of 64 per row, threads striding over the row.
-
-struct Step { rows: u32, past: u32, logit_rows: u32, _pad: u32 }
-struct Dims { n: u32, eps: f32, only_logit_rows: u32, _p0: u32 }
-
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<uniform> dims: Dims;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> g: array<f32>;
-@group(0) @binding(4) var<storage, read> b: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+// Bindings: `NormBindings`, uniform `NormDims` (src/gpu/kernels.rs, uniforms.rs).
 
 var<workgroup> red: array<f32, 64>;
 var<workgroup> total: f32;

@@ -6,17 +6,7 @@
 // w4 (f32 or packed f16), C % 4 == 0; logits [logit_rows, vocab].
 // Dispatch: (ceil(v_count / 64), logit_rows); one vocabulary entry per thread, a dot product
 // over contiguous memory. A matrix larger than one binding is split by rows, one dispatch each.
-
-struct Step { rows: u32, past: u32, logit_rows: u32, _pad: u32 }
-struct Dims { c: u32, v_lo: u32, v_count: u32, vocab: u32 }
-
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<uniform> dims: Dims;
-@group(0) @binding(2) var<storage, read> h: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> w: WEIGHT_ARRAY;
-@group(0) @binding(4) var<storage, read_write> logits: array<f32>;
-
-fn w4(i: u32) -> vec4<f32> { return WEIGHT_LOAD; }
+// Bindings: `HeadBindings`, uniform `HeadDims` (src/gpu/kernels.rs, uniforms.rs).
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

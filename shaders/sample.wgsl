@@ -12,18 +12,7 @@
 // Layout: logits [logit_rows, vocab] (the last row is sampled); seen [vocab] u32 (1 = in the
 // context; embed.wgsl sets it); scratch [vocab] f32; token [1] u32.
 // Dispatch: (1); one workgroup of 256.
-
-struct Step { rows: u32, past: u32, logit_rows: u32, _pad: u32 }
-struct Dims { vocab: u32, _p0: u32, _p1: u32, _p2: u32 }
-struct Sampling { temperature: f32, top_k: u32, top_p: f32, penalty: f32, seed_lo: u32, seed_hi: u32, draw: u32, _p: u32 }
-
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<uniform> dims: Dims;
-@group(0) @binding(2) var<uniform> params: Sampling;
-@group(0) @binding(3) var<storage, read> logits: array<f32>;
-@group(0) @binding(4) var<storage, read> seen: array<u32>;
-@group(0) @binding(5) var<storage, read_write> scores: array<f32>;
-@group(0) @binding(6) var<storage, read_write> token: array<u32>;
+// Bindings: `SampleBindings`, uniform `VocabDims` and `Sampling` (src/gpu/kernels.rs, uniforms.rs).
 
 var<workgroup> part: array<f32, 256>;
 var<workgroup> shared_value: f32;

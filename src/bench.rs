@@ -6,9 +6,11 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::GptConfig;
-use crate::cpu::{CpuSession, ForwardOptions};
+use crate::cpu::CpuSession;
 use crate::generate::GenerateError;
 use crate::gpu::{CopyBench, Gpu, GpuModel, GpuOptions};
+use crate::model::{Draw, LanguageModel};
+use crate::sampler::{Sampler, SamplingParams};
 use crate::weights::ModelWeights;
 
 #[derive(Debug, Clone)]
@@ -43,29 +45,10 @@ pub struct BenchReport {
     pub submits_per_token: Option<usize>,
 }
 
-enum Engine {
-    Cpu(Box<CpuSession>),
-    Gpu(Box<GpuModel>),
-}
-
-impl Engine {
-    fn reset(&mut self) {
-        match self {
-            Engine::Cpu(s) => s.reset(),
-            Engine::Gpu(g) => g.reset(),
-        }
-    }
-
-    /// Runs `ids`; returns the greedy next token (on the GPU: picked on the device).
-    async fn step(&mut self, ids: &[u32]) -> Result<u32, GenerateError> {
-        Ok(match self {
-            Engine::Cpu(s) => {
-                let l = s.forward(ids, ForwardOptions::default())?.last_logits();
-                l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32)
-            }
-            Engine::Gpu(g) => g.next_greedy(ids).await?,
-        })
-    }
+/// Runs `ids`; returns the greedy next token (picked on the device where the engine can).
+async fn step(model: &mut dyn LanguageModel, ids: &[u32]) -> Result<u32, GenerateError> {
+    let (mut sampler, params) = (Sampler::new(), SamplingParams::greedy());
+    Ok(model.next_token(ids, Draw { sampler: &mut sampler, history: &[], params: &params, step: 0 }).await?)
 }
 
 /// Benchmarks `weights` on the CPU reference (`gpu` = None) or the WGSL engine. `now` returns
@@ -78,15 +61,12 @@ pub async fn run(
     now: impl Fn() -> f64,
 ) -> Result<BenchReport, GenerateError> {
     let (v, t, c, l) = (config.vocab_size, config.n_positions, config.n_embd, config.n_layer);
-    let parameters = weights.parameter_count();
+    let parameters = config.parameter_count();
     let ids: Vec<u32> = (0..t as u32).map(|i| (i * 7919 + 13) % v as u32).collect();
     let mut copy_bw = None;
     let mut weight_bytes = 0u64;
-    let (mut engine, name) = match gpu {
-        None => (
-            Engine::Cpu(Box::new(CpuSession::new(config.clone(), Arc::new(weights)))),
-            "cpu reference (f32)".to_string(),
-        ),
+    let mut engine: Box<dyn LanguageModel> = match gpu {
+        None => Box::new(CpuSession::new(config.clone(), Arc::new(weights))),
         Some((gpu, options)) => {
             let model = GpuModel::on(gpu.clone(), config, &weights, options)?;
             drop(weights);
@@ -97,18 +77,7 @@ pub async fn run(
             copy.run(&gpu, reps).await?;
             copy_bw = Some(copy.bytes_moved as f64 * reps as f64 / (now() - start));
             weight_bytes = model.weight_bytes();
-            let info = &gpu.info;
-            let name = format!(
-                "gpu: {} ({:?}, {:?}{}), weights {:?}{}, kernels {:?}",
-                info.name,
-                info.device_type,
-                info.backend,
-                if gpu.is_software() { ", software" } else { "" },
-                model.format(),
-                if model.native_f16() { " (native shader-f16)" } else { "" },
-                model.variant()
-            );
-            (Engine::Gpu(Box::new(model)), name)
+            Box::new(model)
         }
     };
 
@@ -118,7 +87,7 @@ pub async fn run(
     for _ in 0..3 {
         engine.reset();
         let start = now();
-        engine.step(&ids[..p]).await?;
+        step(&mut *engine, &ids[..p]).await?;
         best = best.min(now() - start);
     }
 
@@ -135,10 +104,10 @@ pub async fn run(
             continue;
         }
         engine.reset();
-        let mut next = engine.step(&ids[..ctx]).await?;
+        let mut next = step(&mut *engine, &ids[..ctx]).await?;
         let start = now();
         for _ in 0..decode {
-            next = engine.step(&[next]).await?;
+            next = step(&mut *engine, &[next]).await?;
         }
         let secs = (now() - start) / decode as f64;
         // Weights read once per token (wpe: one row), plus the KV cache read by attention.
@@ -154,13 +123,10 @@ pub async fn run(
             efficiency: bytes.zip(copy_bw).map(|(b, bw)| b as f64 / secs / bw),
         });
     }
-    let stats = match &engine {
-        Engine::Gpu(g) => Some(g.last_step()),
-        Engine::Cpu(_) => None,
-    };
+    let stats = engine.step_stats();
     Ok(BenchReport {
         parameters,
-        engine: name,
+        engine: engine.describe(),
         copy_bytes_per_s: copy_bw,
         prefill_tokens: p,
         prefill_tokens_per_s: p as f64 / best,

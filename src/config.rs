@@ -28,6 +28,41 @@ pub enum LayerNormPosition {
     Post,
 }
 
+/// A named shape: the trainer's `--preset` (its vocabulary then comes from the tokenizer) and
+/// the benchmarks' `--shape`.
+pub struct Preset {
+    pub name: &'static str,
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_head: usize,
+    pub n_positions: usize,
+    pub vocab_size: usize,
+}
+
+const fn preset(
+    name: &'static str,
+    n_layer: usize,
+    n_embd: usize,
+    n_head: usize,
+    n_positions: usize,
+    vocab_size: usize,
+) -> Preset {
+    Preset { name, n_layer, n_embd, n_head, n_positions, vocab_size }
+}
+
+/// Every named shape, smallest first. `nano`…`small` have the shipped tokenizers' 2,048 ids;
+/// the `gpt2-*` ones are GPT-2's sizes.
+pub const PRESETS: &[Preset] = &[
+    preset("nano", 2, 32, 2, 32, 2048),
+    preset("tiny", 2, 64, 2, 128, 512),
+    preset("micro", 4, 128, 4, 128, 2048),
+    preset("mini", 6, 256, 8, 256, 2048),
+    preset("small", 8, 384, 6, 512, 2048),
+    preset("gpt2-124m", 12, 768, 12, 1024, 50257),
+    preset("gpt2-355m", 24, 1024, 16, 1024, 50257),
+    preset("gpt2-774m", 36, 1280, 20, 1024, 50257),
+];
+
 /// The validated model hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GptConfig {
@@ -154,20 +189,36 @@ impl GptConfig {
         serde_json::to_string_pretty(&v).expect("config serializes")
     }
 
-    /// Named shapes for benchmarks: `tiny`, `gpt2-124m`, `gpt2-355m`, `gpt2-774m`.
+    /// A named shape ([`PRESETS`]), GPT-2 blocks, the last id as end-of-text.
     pub fn preset(name: &str) -> Option<Self> {
-        let (v, t, c, l, h) = match name {
-            "tiny" => (512, 128, 64, 2, 2),
-            "gpt2-124m" => (50257, 1024, 768, 12, 12),
-            "gpt2-355m" => (50257, 1024, 1024, 24, 16),
-            "gpt2-774m" => (50257, 1024, 1280, 36, 20),
-            _ => return None,
-        };
+        let p = PRESETS.iter().find(|p| p.name == name)?;
         let json = format!(
-            r#"{{"vocab_size":{v},"n_positions":{t},"n_embd":{c},"n_layer":{l},"n_head":{h},"eos_token_id":{}}}"#,
-            v - 1
+            r#"{{"vocab_size":{},"n_positions":{},"n_embd":{},"n_layer":{},"n_head":{},"eos_token_id":{}}}"#,
+            p.vocab_size,
+            p.n_positions,
+            p.n_embd,
+            p.n_layer,
+            p.n_head,
+            p.vocab_size - 1
         );
         Some(Self::from_json(json.as_bytes()).expect("presets are valid"))
+    }
+
+    /// The preset names, for error messages: `"nano, micro, …"`.
+    pub fn preset_names() -> String {
+        PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The number of parameters a model of this shape holds (the tied head counted once), without
+    /// allocating it; [`crate::weights::ModelWeights`] holds exactly this many values.
+    pub fn parameter_count(&self) -> usize {
+        let (d, f, v, t, l) = (self.n_embd, self.n_inner, self.vocab_size, self.n_positions, self.n_layer);
+        let norm = 2 * d;
+        let linear = |n_in: usize, n_out: usize| n_in * n_out + n_out;
+        let block = 2 * norm + linear(d, 3 * d) + linear(d, d) + linear(d, f) + linear(f, d);
+        let ln_f = if self.layer_norm_position == LayerNormPosition::Pre { norm } else { 0 };
+        let head = if self.tie_word_embeddings { 0 } else { v * d };
+        v * d + t * d + l * block + ln_f + head
     }
 
     pub fn head_dim(&self) -> usize {

@@ -11,16 +11,11 @@ use std::sync::Arc;
 
 use crate::bundle::Bundle;
 use crate::config::GptConfig;
-use crate::cpu::{CpuSession, ForwardOptions};
 use crate::generate::{FinishReason, GenerateError};
-use crate::gpu::{Gpu, GpuError, GpuForward, GpuModel, GpuOptions};
+use crate::gpu::{Gpu, GpuError, GpuModel, GpuOptions};
+use crate::model::{Draw, ForwardOptions, LanguageModel};
 use crate::sampler::{Sampler, SamplingParams};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
-
-enum Backend {
-    Cpu(Box<CpuSession>),
-    Gpu(Box<GpuModel>),
-}
 
 /// A reply being generated.
 struct Reply {
@@ -50,7 +45,7 @@ pub struct Step {
 pub struct Engine {
     pub config: GptConfig,
     pub tokenizer: Tokenizer,
-    backend: Backend,
+    model: Box<dyn LanguageModel>,
     /// The ids in the KV cache, in order.
     context: Vec<u32>,
     reply: Option<Reply>,
@@ -58,36 +53,30 @@ pub struct Engine {
 
 impl Engine {
     pub fn cpu(bundle: Bundle) -> Self {
-        let session = CpuSession::new(bundle.config.clone(), bundle.weights.clone());
-        Self::with(bundle, Backend::Cpu(Box::new(session)))
+        let session = bundle.cpu_session();
+        Self::with(bundle, Box::new(session))
     }
 
     /// The WGSL engine on `gpu`; on failure the bundle comes back, for a CPU fallback.
     pub fn gpu(bundle: Bundle, gpu: Arc<Gpu>, options: GpuOptions) -> Result<Self, Box<(GpuError, Bundle)>> {
         // `on` compiles and runs every pipeline once: nothing is compiled on the first token.
         match GpuModel::on(gpu, &bundle.config, &bundle.weights, options) {
-            Ok(model) => Ok(Self::with(bundle, Backend::Gpu(Box::new(model)))),
+            Ok(model) => Ok(Self::with(bundle, Box::new(model))),
             Err(e) => Err(Box::new((e, bundle))),
         }
     }
 
-    fn with(bundle: Bundle, backend: Backend) -> Self {
-        Engine { config: bundle.config, tokenizer: bundle.tokenizer, backend, context: vec![], reply: None }
+    fn with(bundle: Bundle, model: Box<dyn LanguageModel>) -> Self {
+        Engine { config: bundle.config, tokenizer: bundle.tokenizer, model, context: vec![], reply: None }
     }
 
     /// `"cpu"` or `"gpu"`.
     pub fn backend(&self) -> &'static str {
-        match self.backend {
-            Backend::Cpu(_) => "cpu",
-            Backend::Gpu(_) => "gpu",
-        }
+        self.model.backend()
     }
 
     fn truncate(&mut self, pos: usize) {
-        match &mut self.backend {
-            Backend::Cpu(s) => s.truncate(pos),
-            Backend::Gpu(m) => m.truncate(pos),
-        }
+        self.model.truncate(pos);
         self.context.truncate(pos);
     }
 
@@ -101,10 +90,7 @@ impl Engine {
 
     /// Appends `ids` and returns the last position's logits.
     async fn feed(&mut self, ids: &[u32]) -> Result<Vec<f32>, GenerateError> {
-        let logits = match &mut self.backend {
-            Backend::Cpu(s) => s.forward(ids, ForwardOptions::default())?.last_logits().to_vec(),
-            Backend::Gpu(m) => m.forward(ids, GpuForward::default()).await?.logits,
-        };
+        let logits = self.model.forward(ids, ForwardOptions::default()).await?.last_logits().to_vec();
         self.context.extend_from_slice(ids);
         Ok(logits)
     }
@@ -143,12 +129,8 @@ impl Engine {
         self.check_fits(ids)?;
         self.reply = None;
         self.truncate(0);
-        let maps = match &mut self.backend {
-            Backend::Cpu(s) => {
-                s.forward(ids, ForwardOptions { attention: true, ..Default::default() })?.attention.clone()
-            }
-            Backend::Gpu(m) => m.forward(ids, GpuForward { attention: true, ..Default::default() }).await?.attention,
-        };
+        let opts = ForwardOptions { attention: true, ..Default::default() };
+        let maps = self.model.forward(ids, opts).await?.attention.clone();
         self.context.extend_from_slice(ids);
         Ok(maps)
     }
@@ -269,20 +251,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Feeds `feed` and picks the next token (on the device where the engine can).
     async fn pick(&mut self, feed: &[u32], reply: &mut Reply) -> Result<u32, GenerateError> {
-        let step = reply.generated as u32;
-        let p = &reply.params;
-        let next = match &mut self.backend {
-            Backend::Gpu(m) if !(p.temperature == 0.0 && p.repetition_penalty != 1.0) => {
-                let id = m.next_token(feed, p, step).await?;
-                self.context.extend_from_slice(feed);
-                id
-            }
-            _ => {
-                let logits = self.feed(feed).await?;
-                reply.sampler.sample(&logits, &reply.history, p, step)
-            }
+        let draw = Draw {
+            sampler: &mut reply.sampler,
+            history: &reply.history,
+            params: &reply.params,
+            step: reply.generated as u32,
         };
+        let next = self.model.next_token(feed, draw).await?;
+        self.context.extend_from_slice(feed);
         Ok(next)
     }
 }

@@ -7,10 +7,15 @@
 use thiserror::Error;
 
 use crate::config::GptConfig;
-use crate::cpu::{CpuSession, EngineError, ForwardOptions};
-use crate::gpu::GpuError;
-use crate::sampler::{Sampler, SamplingError, SamplingParams};
-use crate::tokenizer::{StreamDecoder, Tokenizer, TokenizerError};
+use crate::model::EngineError;
+use crate::sampler::{SamplingError, SamplingParams};
+use crate::tokenizer::{Tokenizer, TokenizerError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::{
+    model::{Draw, LanguageModel, block_on},
+    sampler::Sampler,
+    tokenizer::StreamDecoder,
+};
 
 #[derive(Debug, Error)]
 pub enum GenerateError {
@@ -24,43 +29,23 @@ pub enum GenerateError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
-    #[error(transparent)]
-    Gpu(#[from] GpuError),
 }
 
-/// An engine that runs ids and returns the last position's logits.
-pub trait LanguageModel {
-    /// The context length.
-    fn n_ctx(&self) -> usize;
-    /// Tokens already in the context.
-    fn position(&self) -> usize;
-    /// Appends `ids` to the context; returns the logits after the last one.
-    fn feed(&mut self, ids: &[u32]) -> Result<&[f32], GenerateError>;
-    /// Appends `ids` and picks the next token. Engines that can pick on the device (greedy on
-    /// the GPU reads back one id, not the vocabulary) override this.
-    fn feed_and_pick(
-        &mut self,
-        ids: &[u32],
-        sampler: &mut Sampler,
-        history: &[u32],
-        params: &SamplingParams,
-        step: u32,
-    ) -> Result<u32, GenerateError> {
-        let logits = self.feed(ids)?;
-        Ok(sampler.sample(logits, history, params, step))
+/// A GPU failure outside a call (loading, a benchmark's copy) is an engine error too.
+impl From<crate::gpu::GpuError> for GenerateError {
+    fn from(e: crate::gpu::GpuError) -> Self {
+        GenerateError::Engine(e.into())
     }
 }
 
-impl LanguageModel for CpuSession {
-    fn n_ctx(&self) -> usize {
-        self.config().n_positions
-    }
-    fn position(&self) -> usize {
-        CpuSession::position(self)
-    }
-    fn feed(&mut self, ids: &[u32]) -> Result<&[f32], GenerateError> {
-        let out: Result<_, EngineError> = self.forward(ids, ForwardOptions::default());
-        Ok(out?.last_logits())
+impl GenerateError {
+    /// A stable name for the kind of failure (see [`EngineError::kind`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GenerateError::EmptyPrompt | GenerateError::Sampling(_) | GenerateError::Tokenizer(_) => "bad-input",
+            GenerateError::PromptTooLong { .. } => "context-full",
+            GenerateError::Engine(e) => e.kind(),
+        }
     }
 }
 
@@ -114,6 +99,8 @@ pub fn prompt_ids(tok: &Tokenizer, config: &GptConfig, text: &str) -> Result<Vec
 /// calling `on_text` with each piece of text as it completes (never half a UTF-8 character);
 /// `on_text` returning false cancels. Afterwards the context holds the prompt and every
 /// generated token but the last one sampled (which was never fed) and the stop token.
+/// Synchronous: it blocks on the engine's futures (native callers: the CLI, the trainer).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn generate(
     model: &mut (impl LanguageModel + ?Sized),
     tok: &Tokenizer,
@@ -125,9 +112,9 @@ pub fn generate(
     if prompt.is_empty() {
         return Err(GenerateError::EmptyPrompt);
     }
-    let used = model.position();
-    if used + prompt.len() > model.n_ctx() {
-        return Err(GenerateError::PromptTooLong { tokens: prompt.len(), used, max: model.n_ctx() });
+    let (used, n_ctx) = (model.position(), model.config().n_positions);
+    if used + prompt.len() > n_ctx {
+        return Err(GenerateError::PromptTooLong { tokens: prompt.len(), used, max: n_ctx });
     }
     let mut history = prompt.to_vec();
     let mut out = Generation { ids: Vec::new(), text: String::new(), finish: FinishReason::MaxTokens };
@@ -147,7 +134,9 @@ pub fn generate(
     };
     let mut feed = prompt.to_vec();
     loop {
-        let next = model.feed_and_pick(&feed, &mut sampler, &history, &params.sampling, out.ids.len() as u32)?;
+        let draw =
+            Draw { sampler: &mut sampler, history: &history, params: &params.sampling, step: out.ids.len() as u32 };
+        let next = block_on(model.next_token(&feed, draw))?;
         if params.stop_tokens.contains(&next) {
             out.finish = FinishReason::StopToken;
             break;
@@ -161,7 +150,7 @@ pub fn generate(
         if out.ids.len() == params.max_tokens {
             break;
         }
-        if model.position() == model.n_ctx() {
+        if model.position() == n_ctx {
             out.finish = FinishReason::ContextFull;
             break;
         }

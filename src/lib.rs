@@ -2,8 +2,10 @@
 //! tokenizer), with a plain-Rust CPU reference engine.
 //!
 //! The road a token takes: [`bundle`] loads and validates the files ([`config`], [`weights`],
-//! [`tokenizer`]); [`cpu`] runs the transformer with a KV cache; [`sampler`] picks the next
-//! token; [`generate`] loops and streams text through [`tokenizer::StreamDecoder`].
+//! [`tokenizer`]); an engine — [`cpu`] (the reference) or [`gpu`] (the WGSL kernels), both
+//! implementing [`model::LanguageModel`] — runs the transformer with a KV cache; [`sampler`]
+//! picks the next token; [`generate`] (blocking, the CLI) or [`engine`] (step-wise and async,
+//! the page) loops and streams text through [`tokenizer::StreamDecoder`].
 
 pub mod bench;
 pub mod bundle;
@@ -13,6 +15,7 @@ pub mod cpu;
 pub mod engine;
 pub mod generate;
 pub mod gpu;
+pub mod model;
 pub mod rng;
 pub mod sampler;
 pub mod tasks;
@@ -23,7 +26,10 @@ pub mod weights;
 
 pub use bundle::{Bundle, BundleError, TokenizerFiles};
 pub use config::GptConfig;
-pub use cpu::{CpuSession, EngineError, ForwardOptions};
-pub use generate::{FinishReason, GenerateParams, Generation, generate};
+pub use cpu::CpuSession;
+#[cfg(not(target_arch = "wasm32"))]
+pub use generate::generate;
+pub use generate::{FinishReason, GenerateParams, Generation};
+pub use model::{EngineError, ForwardOptions, LanguageModel};
 pub use sampler::SamplingParams;
 pub use tokenizer::{StreamDecoder, Tokenizer};

@@ -1,6 +1,6 @@
 //! Choosing the next token from logits: greedy, or temperature → top-k → top-p sampling, with a
 //! repetition penalty, driven by a counter-based RNG so that a seed and a step number give the
-//! same random number on any platform (and, later, in a shader).
+//! same random number on any platform and in the GPU's sampling kernel (`shaders/sample.wgsl`).
 
 use thiserror::Error;
 

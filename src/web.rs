@@ -101,6 +101,20 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// An engine error as a JS `Error` with a `kind` (`device-lost`, `out-of-memory`, `too-large`,
+/// `bad-input`, …: [`crate::model::EngineError::kind`]), so the page recovers by kind, not by
+/// reading the message.
+fn kind_err(kind: &str, message: impl std::fmt::Display) -> JsValue {
+    let e = js_sys::Error::new(&message.to_string());
+    // Setting a property on a fresh Error cannot fail.
+    let _ = js_sys::Reflect::set(&e, &"kind".into(), &kind.into());
+    e.into()
+}
+
+fn engine_err(e: crate::generate::GenerateError) -> JsValue {
+    kind_err(e.kind(), e)
+}
+
 fn take_engine() -> Result<Engine, JsError> {
     ENGINE
         .with(|slot| slot.borrow_mut().take())
@@ -119,11 +133,11 @@ pub async fn load_model(
     weights: Vec<u8>,
     tokenizer: Vec<u8>,
     backend: String,
-) -> Result<String, JsError> {
+) -> Result<String, JsValue> {
     ENGINE.with(|slot| slot.borrow_mut().take()); // free the previous model first
     let bundle = Bundle::from_parts(&config, &weights, TokenizerFiles::Json(&tokenizer)).map_err(js_err)?;
-    let parameters = bundle.weights.parameter_count();
-    let dtype = bundle.weights.stored.first().map(|t| t.dtype.clone()).unwrap_or_default();
+    let parameters = bundle.config.parameter_count();
+    let dtype = bundle.weights.stored_dtypes().join("+");
     let mut note = String::new();
     let mut adapter_fallback = None;
     let engine = match backend.as_str() {
@@ -137,15 +151,14 @@ pub async fn load_model(
                 } else {
                     #[allow(clippy::arc_with_non_send_sync)] // one thread on the web
                     let gpu = Arc::new(gpu);
-                    let format = if dtype == "F32" { WeightFormat::F32 } else { WeightFormat::F16 };
-                    match Engine::gpu(bundle, gpu, GpuOptions { format: Some(format), ..Default::default() }) {
+                    match Engine::gpu(bundle, gpu, GpuOptions::default()) {
                         Ok(e) => e,
                         Err(failed) if backend == "auto" => {
                             let (e, bundle) = *failed;
                             note = format!("the WebGPU engine could not load this model ({e}); using the CPU engine");
                             Engine::cpu(bundle)
                         }
-                        Err(failed) => return Err(js_err(failed.0)),
+                        Err(failed) => return Err(kind_err(failed.0.kind(), failed.0)),
                     }
                 }
             }
@@ -153,9 +166,9 @@ pub async fn load_model(
                 note = format!("no WebGPU ({e}); using the CPU engine");
                 Engine::cpu(bundle)
             }
-            Err(e) => return Err(js_err(e)),
+            Err(e) => return Err(kind_err(e.kind(), e)),
         },
-        other => return Err(JsError::new(&format!("unknown backend {other:?} (auto, cpu or gpu)"))),
+        other => return Err(kind_err("bad-input", format!("unknown backend {other:?} (auto, cpu or gpu)"))),
     };
     let c = &engine.config;
     let info = serde_json::json!({
@@ -250,11 +263,11 @@ pub fn complete_start(text: String, params: String, stop: Option<String>) -> Res
 /// Generates up to `n` more tokens: `{"text", "tokens", "finish"}` (`finish` null while the
 /// reply goes on; else `stop_token`, `max_tokens`, `context_full` or `cancelled`).
 #[wasm_bindgen]
-pub async fn generate_step(n: usize) -> Result<String, JsError> {
+pub async fn generate_step(n: usize) -> Result<String, JsValue> {
     let mut engine = take_engine()?;
     let step = engine.step(n.max(1)).await;
     put_engine(engine);
-    serde_json::to_string(&step.map_err(js_err)?).map_err(js_err)
+    Ok(serde_json::to_string(&step.map_err(engine_err)?).map_err(js_err)?)
 }
 
 /// Ends the reply being generated.
@@ -269,12 +282,12 @@ pub fn stop_generation() {
 
 /// The `k` most likely next tokens after `text`: `[{"id", "token", "p", "partial"}, …]`.
 #[wasm_bindgen]
-pub async fn next_tokens(text: String, k: usize) -> Result<String, JsError> {
+pub async fn next_tokens(text: String, k: usize) -> Result<String, JsValue> {
     let mut engine = take_engine()?;
     let result = async {
         let ids = engine.tokenizer.encode(&text).map_err(js_err)?;
         let ids = if ids.is_empty() { engine.config.eos_token_id.into_iter().collect() } else { ids };
-        let top = engine.next_token_probs(&ids, k).await.map_err(js_err)?;
+        let top = engine.next_token_probs(&ids, k).await.map_err(engine_err)?;
         let rows: Vec<_> = top
             .iter()
             .map(|&(id, p)| {
@@ -283,7 +296,7 @@ pub async fn next_tokens(text: String, k: usize) -> Result<String, JsError> {
                 serde_json::json!({"id": id, "token": engine.tokenizer.token_text(id).unwrap_or_default(), "p": p, "partial": partial})
             })
             .collect();
-        Ok(serde_json::Value::from(rows).to_string())
+        Ok::<String, JsValue>(serde_json::Value::from(rows).to_string())
     }
     .await;
     put_engine(engine);
@@ -292,14 +305,16 @@ pub async fn next_tokens(text: String, k: usize) -> Result<String, JsError> {
 
 /// Attention maps of `text`: `{"tokens": [...], "n_layer", "n_head", "maps": [layer][head·n·n]}`.
 #[wasm_bindgen]
-pub async fn attention_maps(text: String) -> Result<String, JsError> {
+pub async fn attention_maps(text: String) -> Result<String, JsValue> {
     let mut engine = take_engine()?;
     let result = async {
         let ids = engine.tokenizer.encode(&text).map_err(js_err)?;
-        let maps = engine.attention(&ids).await.map_err(js_err)?;
+        let maps = engine.attention(&ids).await.map_err(engine_err)?;
         let tokens: Vec<String> = ids.iter().map(|&id| engine.tokenizer.token_text(id).unwrap_or_default()).collect();
         let c = &engine.config;
-        Ok(serde_json::json!({"tokens": tokens, "n_layer": c.n_layer, "n_head": c.n_head, "maps": maps}).to_string())
+        Ok::<String, JsValue>(
+            serde_json::json!({"tokens": tokens, "n_layer": c.n_layer, "n_head": c.n_head, "maps": maps}).to_string(),
+        )
     }
     .await;
     put_engine(engine);

@@ -84,15 +84,52 @@ impl Linear {
     }
 }
 
+/// The parts of block `i`, under `h.{i}.` as HF GPT-2 names them. Loading, export and the GPU's
+/// buffer labels all spell a part through these, so a name is written once.
+pub mod part {
+    pub const LN_1: &str = "ln_1";
+    pub const C_ATTN: &str = "attn.c_attn";
+    pub const ATTN_PROJ: &str = "attn.c_proj";
+    pub const LN_2: &str = "ln_2";
+    pub const C_FC: &str = "mlp.c_fc";
+    pub const MLP_PROJ: &str = "mlp.c_proj";
+
+    /// `h.{layer}.{part}`.
+    pub fn in_block(layer: usize, part: &str) -> String {
+        format!("h.{layer}.{part}")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Block {
+    /// [`part::LN_1`].
     pub ln_1: LayerNorm,
-    /// `[n_embd, 3 * n_embd]`, output columns q | k | v, heads contiguous inside each.
+    /// [`part::C_ATTN`]: `[n_embd, 3 * n_embd]`, output columns q | k | v, heads contiguous inside each.
     pub c_attn: Linear,
+    /// [`part::ATTN_PROJ`]: the attention's output projection.
     pub attn_proj: Linear,
+    /// [`part::LN_2`].
     pub ln_2: LayerNorm,
+    /// [`part::C_FC`].
     pub c_fc: Linear,
+    /// [`part::MLP_PROJ`]: the MLP's output projection.
     pub mlp_proj: Linear,
+}
+
+impl Block {
+    /// Every tensor of the block with its name under `h.{i}.` (`ln_1.weight`, …), in HF's order.
+    pub fn tensors(&self) -> [(String, &Tensor); 12] {
+        fn pair<'a>(name: &str, weight: &'a Tensor, bias: &'a Tensor) -> [(String, &'a Tensor); 2] {
+            [(format!("{name}.weight"), weight), (format!("{name}.bias"), bias)]
+        }
+        let [a, b] = pair(part::LN_1, &self.ln_1.weight, &self.ln_1.bias);
+        let [c, d] = pair(part::C_ATTN, &self.c_attn.weight, &self.c_attn.bias);
+        let [e, f] = pair(part::ATTN_PROJ, &self.attn_proj.weight, &self.attn_proj.bias);
+        let [g, h] = pair(part::LN_2, &self.ln_2.weight, &self.ln_2.bias);
+        let [i, j] = pair(part::C_FC, &self.c_fc.weight, &self.c_fc.bias);
+        let [k, l] = pair(part::MLP_PROJ, &self.mlp_proj.weight, &self.mlp_proj.bias);
+        [a, b, c, d, e, f, g, h, i, j, k, l]
+    }
 }
 
 /// What the file held for one tensor, for `wgpt inspect`.
@@ -120,25 +157,38 @@ pub struct ModelWeights {
 }
 
 impl ModelWeights {
+    /// Every tensor under its HF GPT-2 name (no `transformer.` prefix): what a bundle stores.
+    pub fn named(&self) -> Vec<(String, &Tensor)> {
+        let mut out = vec![("wte.weight".to_string(), &self.wte), ("wpe.weight".to_string(), &self.wpe)];
+        for (i, b) in self.blocks.iter().enumerate() {
+            out.extend(b.tensors().map(|(name, t)| (format!("h.{i}.{name}"), t)));
+        }
+        if let Some(ln) = &self.ln_f {
+            out.push(("ln_f.weight".into(), &ln.weight));
+            out.push(("ln_f.bias".into(), &ln.bias));
+        }
+        if let Some(head) = &self.lm_head {
+            out.push(("lm_head.weight".into(), head));
+        }
+        out
+    }
+
     /// The LM head, `[vocab_size, n_embd]`: logits = h @ head^T.
     pub fn head(&self) -> &Tensor {
         self.lm_head.as_ref().unwrap_or(&self.wte)
     }
 
-    pub fn parameter_count(&self) -> usize {
-        let mut n = self.wte.data.len() + self.wpe.data.len() + self.lm_head.as_ref().map_or(0, |t| t.data.len());
-        if let Some(ln) = &self.ln_f {
-            n += ln.weight.data.len() + ln.bias.data.len();
-        }
-        for b in &self.blocks {
-            for ln in [&b.ln_1, &b.ln_2] {
-                n += ln.weight.data.len() + ln.bias.data.len();
-            }
-            for l in [&b.c_attn, &b.attn_proj, &b.c_fc, &b.mlp_proj] {
-                n += l.weight.data.len() + l.bias.data.len();
-            }
-        }
-        n
+    /// The file's dtypes, each once, sorted (`["F16"]`, `["F16", "F32"]`).
+    pub fn stored_dtypes(&self) -> Vec<&str> {
+        let mut dtypes: Vec<&str> = self.stored.iter().map(|t| t.dtype.as_str()).collect();
+        dtypes.sort_unstable();
+        dtypes.dedup();
+        dtypes
+    }
+
+    /// Every tensor was stored in 16 bits (F16 or BF16): the precision a device may keep.
+    pub fn stored_in_16_bits(&self) -> bool {
+        !self.stored.is_empty() && self.stored.iter().all(|t| t.dtype == "F16" || t.dtype == "BF16")
     }
 
     /// Parses and validates a safetensors file against `config`.
@@ -169,14 +219,14 @@ impl ModelWeights {
         let wpe = take.tensor("wpe.weight", &[t, c])?;
         let mut blocks = Vec::with_capacity(config.n_layer);
         for i in 0..config.n_layer {
-            let p = format!("h.{i}.");
+            let p = |name| part::in_block(i, name);
             blocks.push(Block {
-                ln_1: take.layer_norm(&format!("{p}ln_1"), c)?,
-                c_attn: take.linear(&format!("{p}attn.c_attn"), c, 3 * c)?,
-                attn_proj: take.linear(&format!("{p}attn.c_proj"), c, c)?,
-                ln_2: take.layer_norm(&format!("{p}ln_2"), c)?,
-                c_fc: take.linear(&format!("{p}mlp.c_fc"), c, f)?,
-                mlp_proj: take.linear(&format!("{p}mlp.c_proj"), f, c)?,
+                ln_1: take.layer_norm(&p(part::LN_1), c)?,
+                c_attn: take.linear(&p(part::C_ATTN), c, 3 * c)?,
+                attn_proj: take.linear(&p(part::ATTN_PROJ), c, c)?,
+                ln_2: take.layer_norm(&p(part::LN_2), c)?,
+                c_fc: take.linear(&p(part::C_FC), c, f)?,
+                mlp_proj: take.linear(&p(part::MLP_PROJ), f, c)?,
             });
         }
         let ln_f = match config.layer_norm_position {
@@ -288,4 +338,42 @@ fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, WeightsErr
         Dtype::BF16 => halves().map(|h| half::bf16::from_bits(h).to_f32()).collect(),
         other => return Err(WeightsError::Dtype { name: name.into(), dtype: format!("{other:?}") }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value a model holds, counted from its tensors.
+    fn values(w: &ModelWeights) -> usize {
+        let norm = |ln: &LayerNorm| ln.weight.data.len() + ln.bias.data.len();
+        let linear = |l: &Linear| l.weight.data.len() + l.bias.data.len();
+        let block = |b: &Block| {
+            norm(&b.ln_1)
+                + norm(&b.ln_2)
+                + linear(&b.c_attn)
+                + linear(&b.attn_proj)
+                + linear(&b.c_fc)
+                + linear(&b.mlp_proj)
+        };
+        w.wte.data.len()
+            + w.wpe.data.len()
+            + w.lm_head.as_ref().map_or(0, |t| t.data.len())
+            + w.ln_f.as_ref().map_or(0, norm)
+            + w.blocks.iter().map(block).sum::<usize>()
+    }
+
+    #[test]
+    fn the_config_counts_the_parameters_the_weights_hold() {
+        for (tied, pos) in [(true, "pre"), (false, "pre"), (true, "post"), (false, "post")] {
+            let json = format!(
+                r#"{{"vocab_size":50,"n_positions":9,"n_embd":12,"n_layer":2,"n_head":3,"n_inner":20,
+                "tie_word_embeddings":{tied},"layer_norm_position":"{pos}"}}"#
+            );
+            let config = GptConfig::from_json(json.as_bytes()).unwrap();
+            assert_eq!(config.parameter_count(), values(&ModelWeights::random(&config, 1)), "tied {tied}, {pos}-LN");
+        }
+        // GPT-2 small: the 124,439,808 of the paper's table as HF counts it (tied head).
+        assert_eq!(GptConfig::preset("gpt2-124m").unwrap().parameter_count(), 124_439_808);
+    }
 }

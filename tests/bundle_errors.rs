@@ -194,18 +194,18 @@ fn engine_and_generation_errors() {
     use wgpt::{EngineError, ForwardOptions};
     let bundle = Bundle::load(source()).unwrap();
     let mut s = bundle.cpu_session();
-    assert_eq!(s.forward(&[], ForwardOptions::default()).err(), Some(EngineError::EmptyInput));
+    assert_eq!(s.run(&[], ForwardOptions::default()).err(), Some(EngineError::EmptyInput));
     assert_eq!(
-        s.forward(&[512], ForwardOptions::default()).err(),
+        s.run(&[512], ForwardOptions::default()).err(),
         Some(EngineError::TokenOutOfRange { id: 512, vocab_size: 512 })
     );
     assert_eq!(
-        s.forward(&[1; 65], ForwardOptions::default()).err(),
+        s.run(&[1; 65], ForwardOptions::default()).err(),
         Some(EngineError::ContextOverflow { needed: 65, max: 64 })
     );
     // Errors leave the session usable.
     assert_eq!(s.position(), 0);
-    s.forward(&[1; 60], ForwardOptions::default()).unwrap();
+    s.run(&[1; 60], ForwardOptions::default()).unwrap();
     let params = GenerateParams::new(&bundle.config, 100);
     let e = generate(&mut s, &bundle.tokenizer, &[1; 5], &params, |_| true).unwrap_err();
     assert!(matches!(e, GenerateError::PromptTooLong { tokens: 5, used: 60, max: 64 }), "{e}");

@@ -74,7 +74,7 @@ fn next_token_probabilities_and_attention_match_the_reference() {
     assert_eq!(top.len(), 5);
     assert!(top.windows(2).all(|w| w[0].1 >= w[1].1));
     let mut s = b.cpu_session();
-    let logits = s.forward(&ids, ForwardOptions::default()).unwrap().last_logits().to_vec();
+    let logits = s.run(&ids, ForwardOptions::default()).unwrap().last_logits().to_vec();
     let argmax = (0..logits.len()).max_by(|&a, &c| logits[a].total_cmp(&logits[c])).unwrap() as u32;
     assert_eq!(top[0].0, argmax);
     let max = logits.iter().copied().fold(f32::MIN, f32::max);
@@ -83,7 +83,7 @@ fn next_token_probabilities_and_attention_match_the_reference() {
 
     let maps = pollster::block_on(engine.attention(&ids)).unwrap();
     s.reset();
-    let want = s.forward(&ids, ForwardOptions { attention: true, ..Default::default() }).unwrap().attention.clone();
+    let want = s.run(&ids, ForwardOptions { attention: true, ..Default::default() }).unwrap().attention.clone();
     assert_eq!(maps, want);
     assert!(pollster::block_on(engine.attention(&[])).is_err());
     assert!(pollster::block_on(engine.next_token_probs(&vec![1; 65], 3)).is_err(), "longer than the context");
@@ -105,6 +105,25 @@ fn the_gpu_engine_answers_as_the_cpu_one() {
     let a = pollster::block_on(cpu.next_token_probs(&prompt, 3)).unwrap();
     let g = pollster::block_on(on_gpu.next_token_probs(&prompt, 3)).unwrap();
     assert_eq!(a.iter().map(|x| x.0).collect::<Vec<_>>(), g.iter().map(|x| x.0).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_repetition_penalty_counts_the_same_context_on_both_engines_after_a_truncation() {
+    let gpu = Arc::new(pollster::block_on(Gpu::new()).expect("a Vulkan adapter (CI uses Mesa's lavapipe)"));
+    let b = bundle();
+    let first = b.tokenizer.encode("You are a good man, and you will be a king").unwrap();
+    // Shares only "You are" with the first turn: both engines drop the rest of the cache, and
+    // the penalty must forget the dropped tokens (and the first reply) on both.
+    let second = b.tokenizer.encode("You are").unwrap();
+    for seed in 0..4 {
+        let params = SamplingParams { temperature: 0.9, top_k: 0, top_p: 1.0, repetition_penalty: 3.0, seed };
+        let mut cpu = Engine::cpu(bundle());
+        let mut on_gpu = Engine::gpu(bundle(), gpu.clone(), GpuOptions::default()).map_err(|e| e.0).unwrap();
+        for prompt in [&first, &second] {
+            let want = run(&mut cpu, prompt, params, 16, 4);
+            assert_eq!(run(&mut on_gpu, prompt, params, 16, 4), want, "seed {seed}, prompt {prompt:?}");
+        }
+    }
 }
 
 /// The fixture's tokenizer with the trainer's chat tokens added.

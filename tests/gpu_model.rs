@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{HF_MODELS, hf_model_dir, max_abs_diff};
-use wgpt::gpu::{Gpu, GpuForward, GpuModel, GpuOptions, Variant, WeightFormat};
+use wgpt::gpu::{Gpu, GpuModel, GpuOptions, Variant, WeightFormat};
 use wgpt::{Bundle, ForwardOptions};
 
 fn gpu() -> Arc<Gpu> {
@@ -25,18 +25,16 @@ fn f32_logits_match_the_cpu_reference_in_both_variants() {
             for case in common::expected(name).cases {
                 // Without attention maps the GPU variant uses the tiled prefill attention.
                 g.reset();
-                let plain = pollster::block_on(g.forward(&case.ids, GpuForward { all_logits: true, attention: false }))
-                    .unwrap();
+                let all = ForwardOptions { all_logits: true, ..Default::default() };
+                let plain = pollster::block_on(g.run(&case.ids, all)).unwrap().logits.clone();
                 g.reset();
-                let ours =
-                    pollster::block_on(g.forward(&case.ids, GpuForward { all_logits: true, attention: true })).unwrap();
+                let maps = ForwardOptions { all_logits: true, attention: true, ..Default::default() };
+                let ours = pollster::block_on(g.run(&case.ids, maps)).unwrap();
                 let mut cpu = bundle.cpu_session();
-                let want = cpu
-                    .forward(&case.ids, ForwardOptions { all_logits: true, attention: true, ..Default::default() })
-                    .unwrap();
+                let want = cpu.run(&case.ids, maps).unwrap();
                 let d = max_abs_diff(&ours.logits, &want.logits);
                 assert!(d < 1e-3, "{name} {variant:?}: logits differ by {d}");
-                let d = max_abs_diff(&plain.logits, &want.logits);
+                let d = max_abs_diff(&plain, &want.logits);
                 assert!(d < 1e-3, "{name} {variant:?}, no maps: logits differ by {d}");
                 assert_eq!(ours.attention.len(), bundle.config.n_layer);
                 for (l, (a, b)) in ours.attention.iter().zip(&want.attention).enumerate() {
@@ -50,14 +48,14 @@ fn f32_logits_match_the_cpu_reference_in_both_variants() {
 
 /// Runs `ids` on the GPU and the CPU reference: prefill of `split` tokens, then one at a time.
 fn compare_stepwise(g: &mut GpuModel, cpu: &mut wgpt::CpuSession, ids: &[u32], split: usize, tol: f32) {
-    let all = GpuForward { all_logits: true, attention: false };
-    let first = pollster::block_on(g.forward(&ids[..split], all)).unwrap();
-    let want = cpu.forward(&ids[..split], ForwardOptions { all_logits: true, ..Default::default() }).unwrap();
+    let all = ForwardOptions { all_logits: true, ..Default::default() };
+    let first = pollster::block_on(g.run(&ids[..split], all)).unwrap();
+    let want = cpu.run(&ids[..split], ForwardOptions { all_logits: true, ..Default::default() }).unwrap();
     let d = max_abs_diff(&first.logits, &want.logits);
     assert!(d < tol, "prefill of {split}: {d}");
     for t in split..ids.len() {
-        let out = pollster::block_on(g.forward(&ids[t..t + 1], GpuForward::default())).unwrap();
-        let want = cpu.forward(&ids[t..t + 1], ForwardOptions::default()).unwrap();
+        let out = pollster::block_on(g.run(&ids[t..t + 1], ForwardOptions::default())).unwrap();
+        let want = cpu.run(&ids[t..t + 1], ForwardOptions::default()).unwrap();
         let d = max_abs_diff(&out.logits, want.last_logits());
         assert!(d < tol, "decode at {t}: {d}");
     }
@@ -128,10 +126,10 @@ fn f16_weights_agree_on_the_top_token() {
         let v = bundle.config.vocab_size;
         for case in common::expected(name).cases {
             g.reset();
-            let ours =
-                pollster::block_on(g.forward(&case.ids, GpuForward { all_logits: true, attention: false })).unwrap();
+            let all = ForwardOptions { all_logits: true, ..Default::default() };
+            let ours = pollster::block_on(g.run(&case.ids, all)).unwrap();
             let mut cpu = bundle.cpu_session();
-            let want = cpu.forward(&case.ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap();
+            let want = cpu.run(&case.ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap();
             let argmax = |r: &[f32]| r.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
             for (a, b) in ours.logits.chunks(v).zip(want.logits.chunks(v)) {
                 total += 1;
@@ -151,10 +149,10 @@ fn bad_input_is_an_error() {
     let gpu = gpu();
     let bundle = Bundle::load(&hf_model_dir("tiny-f32")).unwrap();
     let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, GpuOptions::default()).unwrap();
-    let run = |g: &mut GpuModel, ids: &[u32]| pollster::block_on(g.forward(ids, GpuForward::default())).err();
-    assert_eq!(run(&mut g, &[]), Some(GpuError::Engine(EngineError::EmptyInput)));
-    assert_eq!(run(&mut g, &[512]), Some(GpuError::Engine(EngineError::TokenOutOfRange { id: 512, vocab_size: 512 })));
-    assert_eq!(run(&mut g, &[1; 65]), Some(GpuError::Engine(EngineError::ContextOverflow { needed: 65, max: 64 })));
+    let run = |g: &mut GpuModel, ids: &[u32]| pollster::block_on(g.run(ids, ForwardOptions::default())).err();
+    assert_eq!(run(&mut g, &[]), Some(EngineError::EmptyInput));
+    assert_eq!(run(&mut g, &[512]), Some(EngineError::TokenOutOfRange { id: 512, vocab_size: 512 }));
+    assert_eq!(run(&mut g, &[1; 65]), Some(EngineError::ContextOverflow { needed: 65, max: 64 }));
     assert_eq!(g.position(), 0);
     // GPT-1 style post-LN blocks are CPU-only for now: a clear error, not wrong numbers.
     let mut config = bundle.config.clone();
@@ -167,7 +165,6 @@ fn bad_input_is_an_error() {
 fn sampling_on_the_device_matches_the_cpu_sampler() {
     use wgpt::SamplingParams;
     use wgpt::generate::{GenerateParams, generate};
-    use wgpt::gpu::BlockingGpu;
     let gpu = gpu();
     let settings =
         [(1.0, 0, 1.0, 1.0), (0.7, 20, 1.0, 1.0), (1.3, 0, 0.8, 1.0), (0.9, 40, 0.9, 1.3), (2.0, 3, 0.5, 1.0)];
@@ -175,7 +172,7 @@ fn sampling_on_the_device_matches_the_cpu_sampler() {
     for name in HF_MODELS {
         let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
         let opts = GpuOptions { format: Some(WeightFormat::F32), ..Default::default() };
-        let mut g = BlockingGpu::new(GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap());
+        let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
         let prompt = &common::expected(name).cases[0].ids;
         for (temperature, top_k, top_p, repetition_penalty) in settings {
             for seed in 0..3 {
@@ -183,7 +180,7 @@ fn sampling_on_the_device_matches_the_cpu_sampler() {
                 let params = GenerateParams { max_tokens: 12, sampling, stop_tokens: vec![] };
                 let mut cpu = bundle.cpu_session();
                 let want = generate(&mut cpu, &bundle.tokenizer, prompt, &params, |_| true).unwrap();
-                g.model.reset();
+                g.reset();
                 let got = generate(&mut g, &bundle.tokenizer, prompt, &params, |_| true).unwrap();
                 total += 1;
                 same += usize::from(got.ids == want.ids);
@@ -199,7 +196,7 @@ fn the_footprint_counts_weights_and_kv_cache() {
     let gpu = gpu();
     let bundle = Bundle::load(&hf_model_dir("tiny-f32")).unwrap();
     let c = &bundle.config;
-    let params = bundle.weights.parameter_count() as u64;
+    let params = bundle.config.parameter_count() as u64;
     for (format, bytes) in [(WeightFormat::F32, 4), (WeightFormat::F16, 2)] {
         let opts = GpuOptions { format: Some(format), ..Default::default() };
         let f = GpuModel::on(gpu.clone(), c, &bundle.weights, opts).unwrap().footprint();
@@ -212,6 +209,7 @@ fn the_footprint_counts_weights_and_kv_cache() {
 
 #[test]
 fn a_lost_device_is_an_error_not_a_hang() {
+    use wgpt::EngineError;
     use wgpt::gpu::GpuError;
     let gpu = gpu();
     let bundle = Bundle::load(&hf_model_dir("tiny-f32")).unwrap();
@@ -219,7 +217,7 @@ fn a_lost_device_is_an_error_not_a_hang() {
     pollster::block_on(g.next_greedy(&[1, 2, 3])).unwrap();
     gpu.device.destroy();
     let err = pollster::block_on(g.next_greedy(&[4])).unwrap_err();
-    assert!(matches!(err, GpuError::DeviceLost(_) | GpuError::Validation(_)), "{err}");
+    assert!(matches!(err, EngineError::Gpu(GpuError::DeviceLost(_) | GpuError::Validation(_))), "{err}");
     // And it stays an error.
-    assert!(pollster::block_on(g.forward(&[5], GpuForward::default())).is_err());
+    assert!(pollster::block_on(g.run(&[5], ForwardOptions::default())).is_err());
 }

@@ -20,7 +20,7 @@ fn logits_hidden_states_attention_and_loss_match_hf() {
             assert_eq!(bundle.tokenizer.encode(&case.text).unwrap(), case.ids, "{name} case {i}: ids");
             let mut s = bundle.cpu_session();
             let opts = ForwardOptions { all_logits: true, attention: true, hidden_states: true };
-            let out = s.forward(&case.ids, opts).unwrap();
+            let out = s.run(&case.ids, opts).unwrap();
             let (_, logits) = &exp.tensors[&format!("case{i}.logits")];
             let d = max_abs_diff(&out.logits, logits);
             assert!(d < TOL, "{name} case {i}: logits differ by {d}");
@@ -68,10 +68,10 @@ fn decoding_token_by_token_with_the_kv_cache_equals_one_prefill() {
         let full = &exp.tensors["case0.logits"].1;
         let mut s = bundle.cpu_session();
         // A prefill of two tokens, then one at a time.
-        let first = s.forward(&case.ids[..2], ForwardOptions::default()).unwrap().last_logits().to_vec();
+        let first = s.run(&case.ids[..2], ForwardOptions::default()).unwrap().last_logits().to_vec();
         assert!(max_abs_diff(&first, &full[vocab..2 * vocab]) < TOL, "{name}");
         for t in 2..case.ids.len() {
-            let out = s.forward(&case.ids[t..t + 1], ForwardOptions { attention: true, ..Default::default() }).unwrap();
+            let out = s.run(&case.ids[t..t + 1], ForwardOptions { attention: true, ..Default::default() }).unwrap();
             let d = max_abs_diff(out.last_logits(), &full[t * vocab..(t + 1) * vocab]);
             assert!(d < TOL, "{name} position {t}: {d}");
             // The one new row's attention equals row t of HF's full matrix, over t + 1 positions.

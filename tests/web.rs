@@ -30,7 +30,7 @@ fn check(bundle: &Bundle, expected_json: &[u8], expected: &[u8]) {
         let text = case["text"].as_str().unwrap();
         assert_eq!(bundle.tokenizer.encode(text).unwrap(), ids);
         let mut s = bundle.cpu_session();
-        let out = s.forward(&ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap();
+        let out = s.run(&ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap();
         let want = expected_logits(expected, i);
         let d = out.logits.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
         assert!(d < 1e-4, "case {i}: logits differ by {d}");
@@ -96,7 +96,7 @@ fn tiny_bundle() -> Bundle {
 #[wasm_bindgen_test]
 async fn the_wgsl_engine_matches_hf_on_webgpu() {
     use std::sync::Arc;
-    use wgpt::gpu::{Gpu, GpuForward, GpuModel, GpuOptions, Variant, WeightFormat};
+    use wgpt::gpu::{Gpu, GpuModel, GpuOptions, Variant, WeightFormat};
     let bundle = tiny_bundle();
     let gpu = Arc::new(Gpu::new().await.expect("WebGPU adapter"));
     let expected: serde_json::Value = serde_json::from_slice(fixture!("hf/tiny-f32.expected.json")).unwrap();
@@ -108,7 +108,7 @@ async fn the_wgsl_engine_matches_hf_on_webgpu() {
         for format in [WeightFormat::F32, WeightFormat::F16] {
             let opts = GpuOptions { format: Some(format), variant: Some(variant), native_f16: None };
             let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
-            let out = g.forward(&ids, GpuForward { all_logits: true, attention: false }).await.unwrap();
+            let out = g.run(&ids, ForwardOptions { all_logits: true, ..Default::default() }).await.unwrap();
             if format == WeightFormat::F32 {
                 let d = out.logits.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
                 assert!(d < 1e-3, "{variant:?}: logits differ by {d}");

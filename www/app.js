@@ -21,7 +21,7 @@ worker.onmessage = ({ data }) => {
   if (!p) return;
   if (!data.final) { p.onEvent?.(data); return; }
   pending.delete(data.id);
-  data.type === 'error' ? p.reject(new Error(data.error)) : p.resolve(data);
+  data.type === 'error' ? p.reject(Object.assign(new Error(data.error), { kind: data.kind })) : p.resolve(data);
 };
 worker.onerror = (e) => setStatus(`the engine stopped: ${e.message}`, true);
 
@@ -180,7 +180,7 @@ $('load-files').addEventListener('click', async () => {
 // A lost WebGPU device (a driver reset, a crashed GPU process): say so plainly and reload the
 // model on the CPU engine, which gives the same answers. Returns whether it recovered.
 async function recoverFromGpuLoss(e) {
-  if (current.info?.backend !== 'gpu' || !/lost/i.test(e.message)) return false;
+  if (current.info?.backend !== 'gpu' || e.kind !== 'device-lost') return false;
   $('backend').value = 'cpu';
   await loadModel({ url: current.url, files: current.files, name: current.name });
   setStatus(`The WebGPU device was lost (${e.message}); the model now runs on the CPU engine. Send again.`, true);
@@ -366,7 +366,7 @@ $('next-form').addEventListener('submit', (e) => { e.preventDefault(); predict()
 let attention = null;
 function drawAttention() {
   if (!attention) return;
-  const { tokens, maps, n_head } = attention;
+  const { tokens, maps } = attention;
   const layer = Number($('layer').value), head = Number($('head').value);
   const n = tokens.length;
   const map = maps[layer].slice(head * n * n, (head + 1) * n * n);
@@ -387,7 +387,6 @@ function drawAttention() {
     }
   }
   $('heatmap').replaceChildren(table);
-  void n_head;
 }
 async function showAttention() {
   try {

@@ -92,6 +92,7 @@ self.onmessage = async ({ data }) => {
   try {
     post({ id: data.id, ...(await handle(data)), final: true });
   } catch (e) {
-    post({ id: data.id, type: 'error', error: String(e && e.message ? e.message : e), final: true });
+    // `kind` (device-lost, out-of-memory, too-large, bad-input, …) is set by the engine (src/web.rs).
+    post({ id: data.id, type: 'error', error: String(e && e.message ? e.message : e), kind: e?.kind ?? 'error', final: true });
   }
 };

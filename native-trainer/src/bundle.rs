@@ -9,34 +9,6 @@ use wgpt::weights::{ModelWeights, Tensor};
 
 use crate::checkpoint::write_atomic;
 
-/// The tensors of a model under their HF GPT-2 names (no `transformer.` prefix).
-pub fn named(w: &ModelWeights) -> Vec<(String, &Tensor)> {
-    let mut out = vec![("wte.weight".to_string(), &w.wte), ("wpe.weight".to_string(), &w.wpe)];
-    for (i, b) in w.blocks.iter().enumerate() {
-        let p = format!("h.{i}.");
-        out.push((format!("{p}ln_1.weight"), &b.ln_1.weight));
-        out.push((format!("{p}ln_1.bias"), &b.ln_1.bias));
-        out.push((format!("{p}attn.c_attn.weight"), &b.c_attn.weight));
-        out.push((format!("{p}attn.c_attn.bias"), &b.c_attn.bias));
-        out.push((format!("{p}attn.c_proj.weight"), &b.attn_proj.weight));
-        out.push((format!("{p}attn.c_proj.bias"), &b.attn_proj.bias));
-        out.push((format!("{p}ln_2.weight"), &b.ln_2.weight));
-        out.push((format!("{p}ln_2.bias"), &b.ln_2.bias));
-        out.push((format!("{p}mlp.c_fc.weight"), &b.c_fc.weight));
-        out.push((format!("{p}mlp.c_fc.bias"), &b.c_fc.bias));
-        out.push((format!("{p}mlp.c_proj.weight"), &b.mlp_proj.weight));
-        out.push((format!("{p}mlp.c_proj.bias"), &b.mlp_proj.bias));
-    }
-    if let Some(ln) = &w.ln_f {
-        out.push(("ln_f.weight".into(), &ln.weight));
-        out.push(("ln_f.bias".into(), &ln.bias));
-    }
-    if let Some(head) = &w.lm_head {
-        out.push(("lm_head.weight".into(), head));
-    }
-    out
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StoreDtype {
     F32,
@@ -79,7 +51,7 @@ pub fn write_bundle(
     dtype: StoreDtype,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let st = safetensors_bytes(&named(weights), dtype, Some([("format".to_string(), "pt".to_string())].into()))?;
+    let st = safetensors_bytes(&weights.named(), dtype, Some([("format".to_string(), "pt".to_string())].into()))?;
     write_atomic(&dir.join("model.safetensors"), &st)?;
     write_atomic(&dir.join("config.json"), config.to_json().as_bytes())?;
     write_atomic(&dir.join("tokenizer.json"), tokenizer_json)?;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use wgpt::config::GptConfig;
 use wgpt::weights::{self, ModelWeights};
 
-use crate::bundle::{StoreDtype, named, safetensors_bytes};
+use crate::bundle::{StoreDtype, safetensors_bytes};
 use crate::model::Gpt;
 use crate::optim::{AdamW, AdamWConfig};
 
@@ -62,7 +62,8 @@ fn step_dir(run_dir: &Path, step: u64) -> PathBuf {
     run_dir.join(format!("ckpt-{step:06}"))
 }
 
-/// Saves a checkpoint of `model` and `opt` after `state.step` steps; returns its folder.
+/// Saves a checkpoint of `model` and `opt` after `state.step` steps and keeps the newest `keep`;
+/// returns its folder.
 pub fn save<B: Backend>(
     run_dir: &Path,
     model: &Gpt<B>,
@@ -70,6 +71,20 @@ pub fn save<B: Backend>(
     state: &TrainState,
     tokenizer_json: &[u8],
     keep: usize,
+) -> anyhow::Result<PathBuf> {
+    let dir = write(run_dir, model, opt, state, tokenizer_json)?;
+    prune(run_dir, keep)?;
+    Ok(dir)
+}
+
+/// Writes a checkpoint (atomically: a temporary folder, synced, renamed) without pruning older
+/// ones, for runs that save several models at one step and prune once all are written.
+pub fn write<B: Backend>(
+    run_dir: &Path,
+    model: &Gpt<B>,
+    opt: &AdamW<B>,
+    state: &TrainState,
+    tokenizer_json: &[u8],
 ) -> anyhow::Result<PathBuf> {
     let final_dir = step_dir(run_dir, state.step);
     let tmp = run_dir.join(format!(".ckpt-{:06}.tmp-{}", state.step, std::process::id()));
@@ -87,7 +102,7 @@ pub fn save<B: Backend>(
     let files: [(&str, Vec<u8>); 5] = [
         ("config.json", model.config().to_json().into_bytes()),
         ("tokenizer.json", tokenizer_json.to_vec()),
-        ("model.safetensors", safetensors_bytes(&named(&weights), StoreDtype::F32, None)?),
+        ("model.safetensors", safetensors_bytes(&weights.named(), StoreDtype::F32, None)?),
         ("optim.safetensors", safetensors_bytes(&moment_refs, StoreDtype::F32, None)?),
         ("state.json", serde_json::to_vec_pretty(state)?),
     ];
@@ -101,7 +116,6 @@ pub fn save<B: Backend>(
     }
     std::fs::rename(&tmp, &final_dir)?;
     std::fs::File::open(run_dir)?.sync_all()?;
-    prune(run_dir, keep)?;
     Ok(final_dir)
 }
 
@@ -128,12 +142,27 @@ pub fn list(run_dir: &Path) -> anyhow::Result<Vec<(u64, PathBuf)>> {
 }
 
 /// Deletes all but the newest `keep` checkpoints and any temporary folder left by a kill.
-fn prune(run_dir: &Path, keep: usize) -> anyhow::Result<()> {
+pub fn prune(run_dir: &Path, keep: usize) -> anyhow::Result<()> {
     let all = list(run_dir)?;
     for (_, path) in all.iter().take(all.len().saturating_sub(keep.max(1))) {
         std::fs::remove_dir_all(path)?;
     }
-    Ok(())
+    clean_partial(run_dir)
+}
+
+/// The newest step that every one of `run_dirs` holds a checkpoint of, with each one's folder:
+/// where a run that saves several models per step resumes after a kill between their saves.
+pub fn newest_common(run_dirs: &[&Path]) -> anyhow::Result<Option<(u64, Vec<PathBuf>)>> {
+    let lists = run_dirs.iter().map(|d| list(d)).collect::<anyhow::Result<Vec<_>>>()?;
+    let Some(first) = lists.first() else { return Ok(None) };
+    for (step, _) in first.iter().rev() {
+        let dirs: Option<Vec<PathBuf>> =
+            lists.iter().map(|l| l.iter().find(|(s, _)| s == step).map(|(_, p)| p.clone())).collect();
+        if let Some(dirs) = dirs {
+            return Ok(Some((*step, dirs)));
+        }
+    }
+    Ok(None)
 }
 
 /// Removes temporary folders a killed save left behind.
@@ -194,4 +223,44 @@ pub fn load_optimizer<B: Backend>(
         }
     }
     Ok(opt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_and_removes_temporary_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["ckpt-000001", "ckpt-000002", "ckpt-000003", ".ckpt-000004.tmp-77", "metrics.jsonl"] {
+            if name.ends_with(".jsonl") {
+                std::fs::write(dir.path().join(name), b"{}").unwrap();
+            } else {
+                std::fs::create_dir(dir.path().join(name)).unwrap();
+            }
+        }
+        prune(dir.path(), 2).unwrap();
+        assert_eq!(names(dir.path()), ["ckpt-000002", "ckpt-000003", "metrics.jsonl"]);
+    }
+
+    #[test]
+    fn the_newest_common_step_is_one_every_folder_holds() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for (dir, steps) in [(&a, [2, 4, 6]), (&b, [2, 4, 8])] {
+            for s in steps {
+                std::fs::create_dir(step_dir(dir.path(), s)).unwrap();
+            }
+        }
+        let (step, dirs) = newest_common(&[a.path(), b.path()]).unwrap().unwrap();
+        assert_eq!((step, dirs), (4, vec![step_dir(a.path(), 4), step_dir(b.path(), 4)]));
+        let empty = tempfile::tempdir().unwrap();
+        assert!(newest_common(&[a.path(), empty.path()]).unwrap().is_none());
+    }
 }

@@ -86,7 +86,7 @@ impl PrepareCmd {
 /// Model shape: a preset and any overrides.
 #[derive(Args, Clone)]
 pub struct ModelFlags {
-    /// nano (tests) | micro | mini | small | gpt2-124m | gpt2-355m
+    /// A named shape (`wgpt::config::PRESETS`): nano (tests), tiny, micro, mini, small, gpt2-124m, gpt2-355m, gpt2-774m
     #[arg(long, default_value = "micro")]
     preset: String,
     #[arg(long)]
@@ -106,28 +106,16 @@ pub struct ModelFlags {
     untied: bool,
 }
 
-/// (n_layer, n_embd, n_head, context) of each preset.
-fn preset(name: &str) -> anyhow::Result<(usize, usize, usize, usize)> {
-    Ok(match name {
-        "nano" => (2, 32, 2, 32),
-        "micro" => (4, 128, 4, 128),
-        "mini" => (6, 256, 8, 256),
-        "small" => (8, 384, 6, 512),
-        "gpt2-124m" => (12, 768, 12, 1024),
-        "gpt2-355m" => (24, 1024, 16, 1024),
-        _ => bail!("unknown preset {name:?} (nano, micro, mini, small, gpt2-124m, gpt2-355m)"),
-    })
-}
-
 impl ModelFlags {
     pub fn config(&self, vocab_size: usize, eos: u32) -> anyhow::Result<GptConfig> {
-        let (l, c, h, t) = preset(&self.preset)?;
+        let p = GptConfig::preset(&self.preset)
+            .with_context(|| format!("unknown preset {:?} ({})", self.preset, GptConfig::preset_names()))?;
         let json = json!({
             "vocab_size": vocab_size,
-            "n_positions": self.context.unwrap_or(t),
-            "n_embd": self.n_embd.unwrap_or(c),
-            "n_layer": self.n_layer.unwrap_or(l),
-            "n_head": self.n_head.unwrap_or(h),
+            "n_positions": self.context.unwrap_or(p.n_positions),
+            "n_embd": self.n_embd.unwrap_or(p.n_embd),
+            "n_layer": self.n_layer.unwrap_or(p.n_layer),
+            "n_head": self.n_head.unwrap_or(p.n_head),
             "bos_token_id": eos,
             "eos_token_id": eos,
             "tie_word_embeddings": !self.untied,
@@ -258,7 +246,7 @@ impl PretrainCmd {
         check_memory(&config, self.train.batch * self.train.devices.max(1), self.train.backend)?;
         let run = self.train.run_spec(config.n_positions, data.meta.train_tokens, None);
         let args = self.train.train_args(self.out, config, run, self.init_from);
-        let params = parameter_count(&args.config);
+        let params = args.config.parameter_count();
         eprintln!("model: {params} parameters; backend {:?}", self.train.backend);
         let summary =
             with_backend!(self.train.backend, args.devices, |B, devices| pretrain::<B>(&self.data, &args, &devices))?;
@@ -274,7 +262,7 @@ fn check_memory(config: &GptConfig, batch: usize, backend: BackendKind) -> anyho
     if backend != BackendKind::Cpu {
         return Ok(());
     }
-    let params = parameter_count(config) as f64;
+    let params = config.parameter_count() as f64;
     let (b, t, c, l, h, v) = (
         batch as f64,
         config.n_positions as f64,
@@ -297,13 +285,6 @@ fn check_memory(config: &GptConfig, batch: usize, backend: BackendKind) -> anyho
         );
     }
     Ok(())
-}
-
-/// The parameter count of a model of `c`, without allocating it.
-fn parameter_count(c: &GptConfig) -> usize {
-    let (d, f, v, t, l) = (c.n_embd, c.n_inner, c.vocab_size, c.n_positions, c.n_layer);
-    let block = 4 * d + d * 3 * d + 3 * d + d * d + d + d * f + f + f * d + d;
-    v * d + t * d + l * block + 2 * d + if c.tie_word_embeddings { 0 } else { v * d }
 }
 
 fn mem_available() -> Option<f64> {
@@ -368,7 +349,7 @@ impl ImportCmd {
             "imported {} → {}: {} parameters; fine-tune with `prepare --tokenizer {}` then `pretrain --init-from {}` and the same shape flags",
             self.model.display(),
             self.out.display(),
-            bundle.weights.parameter_count(),
+            bundle.config.parameter_count(),
             self.out.display(),
             self.out.display()
         );
@@ -462,7 +443,7 @@ impl BenchCmd {
             self.precision,
             &device
         ))?;
-        let params = parameter_count(&config) as f64;
+        let params = config.parameter_count() as f64;
         let (l, h, q, t) =
             (config.n_layer as f64, config.n_head as f64, config.head_dim() as f64, config.n_positions as f64);
         let flops_per_token = 6.0 * params + 12.0 * l * h * q * t;

@@ -18,8 +18,9 @@
 //!    `½·mean max((V − R)², (clip(V, V_old ± ε_v) − R)²)`. The critic is the reward model (same
 //!    head row), as InstructGPT initialises its value function.
 //!
-//! The policy is checkpointed to the run folder, the critic to `critic/` at the same steps, so a
-//! killed run resumes (`--resume`); rollouts are a function of (seed, iteration).
+//! The policy is checkpointed to the run folder, the critic to `critic/` at the same steps (both
+//! written before either is pruned), so a killed run resumes (`--resume`) from the newest step
+//! both hold; rollouts are a function of (seed, iteration).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,12 +29,12 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use wgpt::chat::build_prompt;
 use wgpt::config::GptConfig;
-use wgpt::cpu::{CpuSession, ForwardOptions};
 use wgpt::rng::hash;
 use wgpt::sampler::{Sampler, SamplingParams};
 use wgpt::tasks::Split;
 use wgpt::tokenizer::Tokenizer;
 use wgpt::weights::ModelWeights;
+use wgpt::{CpuSession, ForwardOptions};
 
 use crate::fused::{FusedOps, TrainBackend};
 use crate::instruct;
@@ -204,7 +205,7 @@ pub fn sample(
         let mut ids = prompt.clone();
         let mut stopped = false;
         let room = config.n_positions.saturating_sub(prompt.len()).min(max_new);
-        let mut logits = session.forward(prompt, ForwardOptions::default())?.last_logits().to_vec();
+        let mut logits = session.run(prompt, ForwardOptions::default())?.last_logits().to_vec();
         let p = SamplingParams { seed, ..params };
         for step in 0..room {
             let tok = sampler.sample(&logits, &ids, &p, step as u32);
@@ -214,7 +215,7 @@ pub fn sample(
                 break;
             }
             if step + 1 < room {
-                logits = session.forward(&[tok], ForwardOptions::default())?.last_logits().to_vec();
+                logits = session.run(&[tok], ForwardOptions::default())?.last_logits().to_vec();
             }
         }
         rows.push((ids, prompt.len()));
@@ -385,28 +386,36 @@ pub fn train_ppo<AB: TrainBackend>(
     let p = args.precision;
     let reference = Gpt::<Inner<AB>>::from_weights(config, &sft.1, device).with_precision(p);
     let reward_model = Gpt::<Inner<AB>>::from_weights(&rm.0, &rm.1, device).with_precision(p);
-    let (mut policy, mut critic, mut opt_p, mut opt_c, start) = match checkpoint::list(&args.out)?.last() {
-        Some((step, dir)) if args.resume => {
-            let cdir = critic_dir.join(format!("ckpt-{step:06}"));
+    // A kill between the policy's and the critic's save leaves one step ahead: resume from the
+    // newest step both hold.
+    let newest = checkpoint::newest_common(&[&args.out, &critic_dir])?;
+    let held = checkpoint::list(&args.out)?;
+    let (mut policy, mut critic, mut opt_p, mut opt_c, start) = match (&newest, held.last()) {
+        (Some((step, dirs)), _) if args.resume => {
+            let (dir, cdir) = (&dirs[0], &dirs[1]);
             let state = checkpoint::load_state(dir)?;
             let (pc, pw) = checkpoint::load_weights(dir)?;
             check_spec(&state, run, config, &pc)?;
-            let (cc, cw) = checkpoint::load_weights(&cdir)?;
+            let (cc, cw) = checkpoint::load_weights(cdir)?;
             eprintln!("resuming from {} (iteration {step})", dir.display());
             (
                 Gpt::<AB>::from_weights(&pc, &pw, device),
                 Gpt::<AB>::from_weights(&cc, &cw, device),
                 checkpoint::load_optimizer::<Inner<AB>>(dir, run.adam, *step, device)?,
-                checkpoint::load_optimizer::<Inner<AB>>(&cdir, run.adam, *step, device)?,
+                checkpoint::load_optimizer::<Inner<AB>>(cdir, run.adam, *step, device)?,
                 *step,
             )
         }
-        Some((_, dir)) => bail!(
+        (None, Some(_)) if args.resume => bail!(
+            "{}: no iteration has both a policy checkpoint and a critic one (in critic/); cannot resume",
+            args.out.display()
+        ),
+        (_, Some((_, dir))) => bail!(
             "{} already holds checkpoints (newest {}); pass --resume or choose another --out",
             args.out.display(),
             dir.display()
         ),
-        None => (
+        (_, None) => (
             Gpt::<AB>::from_weights(config, &sft.1, device),
             Gpt::<AB>::from_weights(&rm.0, &rm.1, device),
             AdamW::new(run.adam),
@@ -510,8 +519,11 @@ pub fn train_ppo<AB: TrainBackend>(
         writeln!(metrics, "{line}")?;
         if done % args.ckpt_every == 0 || done == run.steps {
             let state = TrainState { step: done, tokens_seen: 0, run: run.clone(), val_loss: None };
-            last_ckpt = checkpoint::save(&args.out, &policy.valid(), &opt_p, &state, tokenizer_json, args.keep)?;
-            checkpoint::save(&critic_dir, &critic.valid(), &opt_c, &state, tokenizer_json, args.keep)?;
+            // Both written before either is pruned, so a kill at any point leaves a step both hold.
+            checkpoint::write(&critic_dir, &critic.valid(), &opt_c, &state, tokenizer_json)?;
+            last_ckpt = checkpoint::write(&args.out, &policy.valid(), &opt_p, &state, tokenizer_json)?;
+            checkpoint::prune(&args.out, args.keep)?;
+            checkpoint::prune(&critic_dir, args.keep)?;
         }
     }
     Ok(PpoSummary { iterations: run.steps, first_reward, last_reward, val_reward, checkpoint: last_ckpt })

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use wgpt::config::GptConfig;
-use wgpt::cpu::{CpuSession, ForwardOptions};
 use wgpt::tasks::{self, Description, Split};
+use wgpt::{CpuSession, ForwardOptions};
 use wgpt_train::backend::Cpu;
 use wgpt_train::icl::{self, Prediction};
 use wgpt_train::init::gpt2_init;
@@ -44,7 +44,7 @@ fn batched_predictions_match_the_cpu_reference_episode_by_episode() {
         assert!(ids.len() <= config.n_positions);
         assert_eq!(pred.answer, tok.encode(&format!(" {}", e.answer)).unwrap());
         session.reset();
-        let out = session.forward(ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap();
+        let out = session.run(ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap();
         let v = config.vocab_size;
         let expected: Vec<u32> =
             (0..=pred.answer.len()).map(|j| argmax(&out.logits[(first + j) * v..(first + j + 1) * v])).collect();

@@ -9,9 +9,8 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 use safetensors::SafeTensors;
 use wgpt::config::GptConfig;
-use wgpt::cpu::{CpuSession, ForwardOptions};
 use wgpt::weights::ModelWeights;
-use wgpt_train::bundle::named;
+use wgpt::{CpuSession, ForwardOptions};
 use wgpt_train::model::{Gpt, Precision};
 use wgpt_train::optim::{AdamW, AdamWConfig, named_grads, param_ids};
 
@@ -120,7 +119,7 @@ fn gradients_match_pytorch() {
         assert!((got_loss as f64 - rec["loss"].as_f64().unwrap()).abs() < 1e-4);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let got = named_grads(&model, &grads);
-        assert_eq!(got.len(), named(&bundle.weights).len(), "{name}: every parameter has a gradient");
+        assert_eq!(got.len(), bundle.weights.named().len(), "{name}: every parameter has a gradient");
         let mut worst = 0.0f32;
         for (param, g) in &got {
             let err = rel_err(g, &f32s(&want, &format!("grad1.{param}")));
@@ -148,7 +147,7 @@ fn bf16_mixed_precision_stays_near_pytorch_f32() {
     let loss_err = (got_loss as f64 - rec["loss"].as_f64().unwrap()).abs();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let got = named_grads(&model, &grads);
-    assert_eq!(got.len(), named(&bundle.weights).len(), "every parameter has a gradient");
+    assert_eq!(got.len(), bundle.weights.named().len(), "every parameter has a gradient");
     let worst = got.iter().map(|(param, g)| rel_err(g, &f32s(&want, &format!("grad1.{param}")))).fold(0.0f32, f32::max);
     eprintln!("bf16: loss error {loss_err:.2e}, worst gradient error {worst:.2e}");
     assert!(loss_err < 3e-2, "bf16 loss {got_loss} is {loss_err} from PyTorch's f32 loss");
@@ -183,7 +182,7 @@ fn adamw_steps_match_pytorch() {
             assert!((norm - want_norm).abs() < 1e-5 * want_norm, "{name} step {step}: grad norm {norm} vs {want_norm}");
             let weights = model.to_weights();
             let mut worst = 0.0f32;
-            for (param, t) in named(&weights) {
+            for (param, t) in weights.named() {
                 let err = rel_err(&t.data, &f32s(&want, &format!("step{}.{param}", step + 1)));
                 worst = worst.max(err);
                 assert!(err < 1e-6, "{name} step {}: {param} differs from PyTorch's AdamW by {err}", step + 1);
@@ -209,8 +208,7 @@ fn logits_match_the_cpu_reference() {
         let weights = ModelWeights::random(&config, 5);
         let ids: Vec<u32> = (0..17).map(|i| (i * 31 + 7) % 97).collect();
         let mut session = CpuSession::new(config.clone(), Arc::new(weights.clone()));
-        let want =
-            session.forward(&ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap().logits.clone();
+        let want = session.run(&ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap().logits.clone();
         let model = Gpt::<Cpu>::from_weights(&config, &weights, &device);
         let x: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
         let got = model
@@ -229,7 +227,7 @@ fn weights_round_trip_through_the_model() {
     let weights = ModelWeights::random(&config, 9);
     let model = Gpt::<Cpu>::from_weights(&config, &weights, &Default::default());
     let back = model.to_weights();
-    for ((a, x), (b, y)) in named(&weights).into_iter().zip(named(&back)) {
+    for ((a, x), (b, y)) in weights.named().into_iter().zip(back.named()) {
         assert_eq!(a, b);
         assert_eq!(x, y, "{a} changed on the way through burn");
     }

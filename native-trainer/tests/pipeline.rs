@@ -6,8 +6,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wgpt::cpu::{CpuSession, ForwardOptions};
 use wgpt::generate::{GenerateParams, generate, next_token_loss};
+use wgpt::{CpuSession, ForwardOptions};
 
 fn train(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wgpt-train")).args(args).output().unwrap()
@@ -93,7 +93,7 @@ fn pretrain_export_and_run_in_the_engine() {
         let ids = b.tokenizer.encode("And God said, Let there be light: and there was light.").unwrap();
         let mut session = CpuSession::new(b.config.clone(), b.weights.clone());
         let logits =
-            session.forward(&ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap().logits.clone();
+            session.run(&ids, ForwardOptions { all_logits: true, ..Default::default() }).unwrap().logits.clone();
         let engine_loss = next_token_loss(&logits, &ids).unwrap();
         let ids_arg = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
         let out: Value =
@@ -554,9 +554,16 @@ fn episodes_finetune_sft_and_eval_write_their_reports() {
     assert!(metrics.lines().all(|l| ["reward", "kl", "policy_loss", "value_loss"].iter().all(|k| l.contains(k))));
     assert!(read(whole.join("ppo.png")).starts_with(b"\x89PNG"));
     ppo(&split, "2", false);
+    // A kill between the two saves of iteration 4 leaves one model a step ahead of the other:
+    // the resume starts from iteration 2, which both hold.
+    let killed = tmp.path().join("ppo-killed");
+    copy_dir(&split, &killed);
+    copy_dir(&whole.join("ckpt-000004"), &killed.join("ckpt-000004"));
     ppo(&split, "4", true);
+    ppo(&killed, "4", true);
     for f in ["ckpt-000004/model.safetensors", "critic/ckpt-000004/model.safetensors"] {
         assert!(read(whole.join(f)) == read(split.join(f)), "{f} differs after a resume");
+        assert!(read(whole.join(f)) == read(killed.join(f)), "{f} differs after a resume from a torn save");
     }
     wgpt::bundle::Bundle::load(&whole.join("ckpt-000004")).unwrap();
     let chat = ok(&[
@@ -594,4 +601,17 @@ fn episodes_finetune_sft_and_eval_write_their_reports() {
     assert!(fails(&["prepare", "--out", s(&data), "--episodes", "1.5"]).contains("--episodes"));
     assert!(fails(&["prepare", "--out", s(&data), "--natural-passes", "0"]).contains("--natural-passes"));
     assert!(fails(&["prepare", "--out", s(&data), "--natural-passes", "1000000"]).contains("1..=100"));
+}
+
+/// Copies a folder tree (a run, or one checkpoint of it).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
 }

@@ -1,75 +1,46 @@
 //! The CPU reference GPT: plain f32 Rust, the oracle every faster path is checked against.
 //!
 //! A [`CpuSession`] owns a KV cache for the whole context and grow-only scratch buffers, so after
-//! the first token of a given batch size, decoding allocates nothing.
+//! the first token of a given batch size, decoding allocates nothing. [`CpuSession::run`] is the
+//! forward pass; [`block`] is one transformer block, both LayerNorm placements side by side as in
+//! the trainer's model (`native-trainer/src/model.rs`).
 
 pub mod ops;
 
 use std::sync::Arc;
 
-use thiserror::Error;
-
 use crate::config::{GptConfig, LayerNormPosition};
-use crate::weights::ModelWeights;
+use crate::model::{EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input};
+use crate::weights::{Block, ModelWeights};
 use ops::AttentionShape;
 
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum EngineError {
-    #[error("no tokens to run")]
-    EmptyInput,
-    #[error("token id {id} is outside the model's vocabulary of {vocab_size}")]
-    TokenOutOfRange { id: u32, vocab_size: usize },
-    #[error("the context holds {max} tokens; {needed} would not fit (the context never slides: start a new one)")]
-    ContextOverflow { needed: usize, max: usize },
-}
-
-/// What a forward call returns besides the last position's logits.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ForwardOptions {
-    /// Logits for every new position, not only the last.
-    pub all_logits: bool,
-    /// Attention probabilities of every layer and head.
-    pub attention: bool,
-    /// The residual stream entering each block, then the final (normed) hidden state: the
-    /// `n_layer + 1` entries of HF's `output_hidden_states`.
-    pub hidden_states: bool,
-}
-
-/// Outputs of the last forward call; buffers are reused between calls.
-#[derive(Debug, Default)]
-pub struct Outputs {
-    /// `[rows, vocab_size]`: one row per new position with `all_logits`, else the last only.
-    pub logits: Vec<f32>,
-    pub rows: usize,
-    /// Per layer `[n_head, new, past + new]`, row `i` being the new position `past + i`.
-    pub attention: Vec<Vec<f32>>,
-    /// `n_layer + 1` entries of `[new, n_embd]`.
-    pub hidden_states: Vec<Vec<f32>>,
-}
-
-impl Outputs {
-    /// The logits of the last position.
-    pub fn last_logits(&self) -> &[f32] {
-        let v = self.logits.len() / self.rows.max(1);
-        &self.logits[self.logits.len() - v..]
-    }
+/// Per-call activations of a block, resized (never shrunk) to the call's row count.
+#[derive(Default)]
+struct Scratch {
+    h: Vec<f32>,
+    proj: Vec<f32>,
+    fc: Vec<f32>,
+    attn: AttnScratch,
 }
 
 #[derive(Default)]
-struct Scratch {
-    x: Vec<f32>,
-    h: Vec<f32>,
+struct AttnScratch {
     qkv: Vec<f32>,
     att: Vec<f32>,
+    /// `[new, n_head, past + new]`: the probabilities of the last block run.
     probs: Vec<f32>,
-    proj: Vec<f32>,
-    fc: Vec<f32>,
 }
 
 /// Resizes without shrinking capacity: allocation happens only when a call needs more room.
 fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     v.resize(n, 0.0);
     &mut v[..n]
+}
+
+/// One layer's slice of the KV cache: `[n_positions, n_embd]` each.
+struct LayerCache<'a> {
+    k: &'a mut [f32],
+    v: &'a mut [f32],
 }
 
 pub struct CpuSession {
@@ -79,6 +50,8 @@ pub struct CpuSession {
     k_cache: Vec<f32>,
     v_cache: Vec<f32>,
     pos: usize,
+    /// The residual stream, `[new, n_embd]`.
+    x: Vec<f32>,
     scratch: Scratch,
     out: Outputs,
 }
@@ -93,6 +66,7 @@ impl CpuSession {
             k_cache: vec![0.0; cache],
             v_cache: vec![0.0; cache],
             pos: 0,
+            x: Vec::new(),
             scratch: Scratch::default(),
             out: Outputs::default(),
         }
@@ -117,99 +91,37 @@ impl CpuSession {
         self.pos = self.pos.min(pos);
     }
 
-    /// Appends `ids` to the context and runs them through the model.
-    pub fn forward(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<&Outputs, EngineError> {
+    /// Appends `ids` to the context and runs them through the model (synchronously: the
+    /// [`LanguageModel::forward`] future of this engine is this call).
+    pub fn run(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<&Outputs, EngineError> {
+        check_input(ids, self.pos, &self.config)?;
         let cfg = &self.config;
-        let n = ids.len();
-        if n == 0 {
-            return Err(EngineError::EmptyInput);
-        }
-        if let Some(&id) = ids.iter().find(|&&id| id as usize >= cfg.vocab_size) {
-            return Err(EngineError::TokenOutOfRange { id, vocab_size: cfg.vocab_size });
-        }
-        if self.pos + n > cfg.n_positions {
-            return Err(EngineError::ContextOverflow { needed: self.pos + n, max: cfg.n_positions });
-        }
-        let (c, past, w) = (cfg.n_embd, self.pos, &*self.weights);
-        let shape = AttentionShape { n_head: cfg.n_head, head_dim: cfg.head_dim(), past };
-        let eps = cfg.layer_norm_epsilon;
+        let (n, c, past, w) = (ids.len(), cfg.n_embd, self.pos, &*self.weights);
         let s = &mut self.scratch;
         let out = &mut self.out;
         out.hidden_states.resize(if opts.hidden_states { cfg.n_layer + 1 } else { 0 }, Vec::new());
         out.attention.resize(if opts.attention { cfg.n_layer } else { 0 }, Vec::new());
 
-        let x = sized(&mut s.x, n * c);
-        for (i, (row, &id)) in x.chunks_exact_mut(c).zip(ids).enumerate() {
-            let tok = &w.wte.data[id as usize * c..][..c];
-            let posv = &w.wpe.data[(past + i) * c..][..c];
-            for ((x, &t), &p) in row.iter_mut().zip(tok).zip(posv) {
-                *x = t + p;
-            }
-        }
-        let h = sized(&mut s.h, n * c);
-        let qkv = sized(&mut s.qkv, n * 3 * c);
-        let att = sized(&mut s.att, n * c);
-        let probs = sized(&mut s.probs, n * cfg.n_head * (past + n));
-        let proj = sized(&mut s.proj, n * c);
-        let fc = sized(&mut s.fc, n * cfg.n_inner);
+        let x = sized(&mut self.x, n * c);
+        embed(x, ids, past, w, c);
         let layer_cache = cfg.n_positions * c;
-
         for (l, b) in w.blocks.iter().enumerate() {
             if opts.hidden_states {
                 out.hidden_states[l].clear();
                 out.hidden_states[l].extend_from_slice(x);
             }
-            let kc = &mut self.k_cache[l * layer_cache..(l + 1) * layer_cache];
-            let vc = &mut self.v_cache[l * layer_cache..(l + 1) * layer_cache];
-            let pre = cfg.layer_norm_position == LayerNormPosition::Pre;
-
-            // Attention sub-layer.
-            if pre {
-                ops::layer_norm(h, x, &b.ln_1, eps);
-                ops::linear(qkv, h, &b.c_attn);
-            } else {
-                ops::linear(qkv, x, &b.c_attn);
-            }
-            for (i, row) in qkv.chunks_exact(3 * c).enumerate() {
-                kc[(past + i) * c..][..c].copy_from_slice(&row[c..2 * c]);
-                vc[(past + i) * c..][..c].copy_from_slice(&row[2 * c..]);
-            }
-            ops::attention(att, probs, qkv, kc, vc, &shape);
+            let cache = LayerCache {
+                k: &mut self.k_cache[l * layer_cache..(l + 1) * layer_cache],
+                v: &mut self.v_cache[l * layer_cache..(l + 1) * layer_cache],
+            };
+            block(x, b, cache, past, cfg, s);
             if opts.attention {
-                // Scratch is [new, n_head, total]; the output is per head, as HF returns it.
-                let (heads, total) = (cfg.n_head, past + n);
-                let a = &mut out.attention[l];
-                a.clear();
-                for h in 0..heads {
-                    for i in 0..n {
-                        a.extend_from_slice(&probs[(i * heads + h) * total..][..total]);
-                    }
-                }
-            }
-            ops::linear(proj, att, &b.attn_proj);
-            add(x, proj);
-            if !pre {
-                ops::layer_norm(h, x, &b.ln_1, eps);
-                x.copy_from_slice(h);
-            }
-
-            // MLP sub-layer.
-            if pre {
-                ops::layer_norm(h, x, &b.ln_2, eps);
-                ops::linear(fc, h, &b.c_fc);
-            } else {
-                ops::linear(fc, x, &b.c_fc);
-            }
-            ops::gelu(fc);
-            ops::linear(proj, fc, &b.mlp_proj);
-            add(x, proj);
-            if !pre {
-                ops::layer_norm(h, x, &b.ln_2, eps);
-                x.copy_from_slice(h);
+                attention_map(&mut out.attention[l], &s.attn.probs, cfg.n_head, n, past + n);
             }
         }
+        let h = sized(&mut s.h, n * c);
         match &w.ln_f {
-            Some(ln) => ops::layer_norm(h, x, ln, eps),
+            Some(ln) => ops::layer_norm(h, x, ln, cfg.layer_norm_epsilon),
             None => h.copy_from_slice(x),
         }
         if opts.hidden_states {
@@ -226,8 +138,136 @@ impl CpuSession {
     }
 }
 
+/// Token plus position embedding of each new row.
+fn embed(x: &mut [f32], ids: &[u32], past: usize, w: &ModelWeights, c: usize) {
+    for (i, (row, &id)) in x.chunks_exact_mut(c).zip(ids).enumerate() {
+        let tok = &w.wte.data[id as usize * c..][..c];
+        let pos = &w.wpe.data[(past + i) * c..][..c];
+        for ((x, &t), &p) in row.iter_mut().zip(tok).zip(pos) {
+            *x = t + p;
+        }
+    }
+}
+
+/// One transformer block on the residual stream `x` (`[new, n_embd]`, rows at positions
+/// `past ..`): pre-LN `x + f(ln(x))` (GPT-2) or post-LN `ln(x + f(x))` (GPT-1), for the attention
+/// and the MLP sub-layer. Leaves the attention probabilities in `s.attn.probs`.
+fn block(x: &mut [f32], b: &Block, mut cache: LayerCache, past: usize, cfg: &GptConfig, s: &mut Scratch) {
+    let (n, c, eps) = (x.len() / cfg.n_embd, cfg.n_embd, cfg.layer_norm_epsilon);
+    let h = sized(&mut s.h, n * c);
+    let proj = sized(&mut s.proj, n * c);
+    match cfg.layer_norm_position {
+        LayerNormPosition::Pre => {
+            ops::layer_norm(h, x, &b.ln_1, eps);
+            attention(proj, h, b, &mut cache, past, cfg, &mut s.attn);
+            add(x, proj);
+            ops::layer_norm(h, x, &b.ln_2, eps);
+            mlp(proj, h, b, cfg, &mut s.fc);
+            add(x, proj);
+        }
+        LayerNormPosition::Post => {
+            attention(proj, x, b, &mut cache, past, cfg, &mut s.attn);
+            add(x, proj);
+            ops::layer_norm(h, x, &b.ln_1, eps);
+            mlp(proj, h, b, cfg, &mut s.fc);
+            add(h, proj);
+            ops::layer_norm(x, h, &b.ln_2, eps);
+        }
+    }
+}
+
+/// Causal self-attention of the rows `input` over the cache plus themselves, into `out`.
+fn attention(
+    out: &mut [f32],
+    input: &[f32],
+    b: &Block,
+    cache: &mut LayerCache,
+    past: usize,
+    cfg: &GptConfig,
+    s: &mut AttnScratch,
+) {
+    let (n, c) = (input.len() / cfg.n_embd, cfg.n_embd);
+    let qkv = sized(&mut s.qkv, n * 3 * c);
+    let att = sized(&mut s.att, n * c);
+    let probs = sized(&mut s.probs, n * cfg.n_head * (past + n));
+    ops::linear(qkv, input, &b.c_attn);
+    append_kv(cache, qkv, past, c);
+    let shape = AttentionShape { n_head: cfg.n_head, head_dim: cfg.head_dim(), past };
+    ops::attention(att, probs, qkv, cache.k, cache.v, &shape);
+    ops::linear(out, att, &b.attn_proj);
+}
+
+/// The MLP `c_proj(gelu(c_fc(input)))` into `out`.
+fn mlp(out: &mut [f32], input: &[f32], b: &Block, cfg: &GptConfig, fc: &mut Vec<f32>) {
+    let fc = sized(fc, input.len() / cfg.n_embd * cfg.n_inner);
+    ops::linear(fc, input, &b.c_fc);
+    ops::gelu(fc);
+    ops::linear(out, fc, &b.mlp_proj);
+}
+
+/// Writes the new rows' keys and values (`qkv` rows are `q | k | v`) at positions `past ..`.
+fn append_kv(cache: &mut LayerCache, qkv: &[f32], past: usize, c: usize) {
+    for (i, row) in qkv.chunks_exact(3 * c).enumerate() {
+        cache.k[(past + i) * c..][..c].copy_from_slice(&row[c..2 * c]);
+        cache.v[(past + i) * c..][..c].copy_from_slice(&row[2 * c..]);
+    }
+}
+
+/// The attention scratch is `[new, n_head, total]`; a map is per head, `[n_head, new, total]`,
+/// as HF returns it.
+fn attention_map(map: &mut Vec<f32>, probs: &[f32], heads: usize, new: usize, total: usize) {
+    map.clear();
+    for h in 0..heads {
+        for i in 0..new {
+            map.extend_from_slice(&probs[(i * heads + h) * total..][..total]);
+        }
+    }
+}
+
 fn add(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;
+    }
+}
+
+impl LanguageModel for CpuSession {
+    fn config(&self) -> &GptConfig {
+        &self.config
+    }
+    fn position(&self) -> usize {
+        self.pos
+    }
+    fn truncate(&mut self, pos: usize) {
+        CpuSession::truncate(self, pos);
+    }
+    fn forward<'a>(
+        &'a mut self,
+        ids: &'a [u32],
+        opts: ForwardOptions,
+    ) -> LocalFuture<'a, Result<&'a Outputs, EngineError>> {
+        Box::pin(std::future::ready(self.run(ids, opts)))
+    }
+    fn backend(&self) -> &'static str {
+        "cpu"
+    }
+    fn describe(&self) -> String {
+        "cpu reference (f32)".into()
+    }
+    fn footprint(&self) -> Footprint {
+        let f32s = |v: &Vec<f32>| (v.capacity() * 4) as u64;
+        let s = &self.scratch;
+        let scratch = [
+            &self.k_cache,
+            &self.v_cache,
+            &self.x,
+            &s.h,
+            &s.proj,
+            &s.fc,
+            &s.attn.qkv,
+            &s.attn.att,
+            &s.attn.probs,
+            &self.out.logits,
+        ];
+        Footprint { weights: self.config.parameter_count() as u64 * 4, scratch: scratch.into_iter().map(f32s).sum() }
     }
 }

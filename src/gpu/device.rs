@@ -126,9 +126,14 @@ impl Gpu {
     }
 }
 
+/// Keeps the first failure, except that a lost device replaces the errors it caused (work
+/// submitted to a device being taken away fails validation first in some browsers).
 fn record(slot: &Mutex<Option<GpuError>>, e: GpuError) {
     if let Ok(mut s) = slot.lock() {
-        s.get_or_insert(e);
+        let lost_explains = matches!(e, GpuError::DeviceLost(_)) && matches!(*s, Some(GpuError::Validation(_)));
+        if s.is_none() || lost_explains {
+            *s = Some(e);
+        }
     }
 }
 
@@ -191,23 +196,24 @@ impl CopyBench {
         let workgroups = vec4s.div_ceil(256);
         let x = workgroups.min(gpu.limits.max_compute_workgroups_per_dimension);
         let groups = (x, workgroups.div_ceil(x));
-        let dims: Vec<u8> = [vec4s, x * 256, 0, 0].iter().flat_map(|w| w.to_le_bytes()).collect();
+        let dims = super::uniforms::CopyDims { n: vec4s, row: x * 256, _pad: [0; 2] };
         let dims = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("copy dims"),
-            contents: &dims,
+            contents: bytemuck::bytes_of(&dims),
             usage: wgpu::BufferUsages::UNIFORM,
         });
-        let layout = super::kernels::layout(device, "copy", &super::kernels::COPY_SLOTS);
-        let pipeline = super::kernels::pipeline(device, "copy", include_str!("../../shaders/copy.wgsl"), &layout, &[]);
+        let kernel = super::kernels::copy_kernel(device);
+        let bindings = super::kernels::CopyBindings {
+            dims: dims.as_entire_binding(),
+            src: src.as_entire_binding(),
+            dst: dst.as_entire_binding(),
+        };
         let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("copy"),
-            layout: &layout,
-            entries: &[
-                wgpu::BindGroupEntry { binding: 0, resource: dims.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 1, resource: src.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 2, resource: dst.as_entire_binding() },
-            ],
+            layout: &kernel.layout,
+            entries: &bindings.entries(),
         });
+        let pipeline = kernel.pipeline;
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("copy readback"),
             size: 16,

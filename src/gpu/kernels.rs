@@ -1,9 +1,20 @@
-//! The WGSL kernels in `shaders/` (one per file), their bind group layouts, and their pipelines,
-//! compiled once at load.
+//! The WGSL kernels in `shaders/` (one per file), their bindings and uniform blocks, and their
+//! pipelines, compiled once at load.
+//!
+//! Each kernel's bindings are declared once, here, by [`bindings!`]: the struct the engine fills
+//! to make a bind group, the bind group layout and the WGSL `@binding` declarations the shader
+//! is compiled with all come from that one list, so their order cannot disagree. A shader file
+//! holds its header (math, layout, dispatch) and its code; [`compose`] puts in front of it the
+//! uniform blocks ([`super::uniforms`]), the declarations, `shaders/prelude.wgsl` and, for
+//! kernels that read weights, the loader `w4` of the weight format.
 
 use super::WeightFormat;
+use super::plan::{MAX_HEAD_DIM, MAX_PREFILL_HEAD_DIM, MAX_STAGED};
+use super::uniforms::{
+    AttentionDims, CopyDims, EmbedDims, Epilogue, HeadDims, LinearDims, NormDims, Sampling, Step, VocabDims,
+};
 
-/// How a binding is used, in binding order.
+/// How a binding is used.
 #[derive(Clone, Copy)]
 pub enum Slot {
     Uniform,
@@ -11,38 +22,145 @@ pub enum Slot {
     ReadWrite,
 }
 
-pub const LINEAR_SLOTS: [Slot; 10] = {
-    use Slot::*;
-    [Uniform, Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite]
-};
-pub const ATTENTION_SLOTS: [Slot; 7] = {
-    use Slot::*;
-    [Uniform, Uniform, Read, Read, Read, ReadWrite, ReadWrite]
-};
-pub const LAYERNORM_SLOTS: [Slot; 6] = {
-    use Slot::*;
-    [Uniform, Uniform, Read, Read, Read, ReadWrite]
-};
-pub const EMBED_SLOTS: [Slot; 7] = {
-    use Slot::*;
-    [Uniform, Uniform, Read, Read, Read, ReadWrite, ReadWrite]
-};
-pub const SAMPLE_SLOTS: [Slot; 7] = {
-    use Slot::*;
-    [Uniform, Uniform, Uniform, Read, Read, ReadWrite, ReadWrite]
-};
-pub const LM_HEAD_SLOTS: [Slot; 5] = {
-    use Slot::*;
-    [Uniform, Uniform, Read, Read, ReadWrite]
-};
-pub const ARGMAX_SLOTS: [Slot; 4] = {
-    use Slot::*;
-    [Uniform, Uniform, Read, ReadWrite]
-};
-pub const COPY_SLOTS: [Slot; 3] = {
-    use Slot::*;
-    [Uniform, Read, ReadWrite]
-};
+/// Defines a kernel's bindings, in binding order: a struct of resources with `entries()`, the
+/// layout's [`Slot`]s, and the WGSL declarations (`WEIGHT_ARRAY` is the weight format's array type).
+macro_rules! bindings {
+    ($(#[$meta:meta])* $name:ident { $($field:ident: $slot:ident $wgsl:literal),* $(,)? }) => {
+        $(#[$meta])*
+        pub struct $name<'a> {
+            $(pub $field: wgpu::BindingResource<'a>,)*
+        }
+
+        impl<'a> $name<'a> {
+            pub const SLOTS: &'static [Slot] = &[$(Slot::$slot),*];
+
+            /// `@group(0) @binding(i) var<…> field: type;` for each field, in order.
+            pub fn wgsl() -> String {
+                declarations(&[$((stringify!($field), Slot::$slot, $wgsl)),*])
+            }
+
+            pub fn entries(self) -> Vec<wgpu::BindGroupEntry<'a>> {
+                let resources = [$(self.$field),*];
+                resources
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, resource)| wgpu::BindGroupEntry { binding: i as u32, resource })
+                    .collect()
+            }
+        }
+    };
+}
+
+fn declarations(list: &[(&str, Slot, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (name, slot, ty)) in list.iter().enumerate() {
+        let space = match slot {
+            Slot::Uniform => "uniform",
+            Slot::Read => "storage, read",
+            Slot::ReadWrite => "storage, read_write",
+        };
+        out += &format!("@group(0) @binding({i}) var<{space}> {name}: {ty};\n");
+    }
+    out
+}
+
+bindings! {
+    /// matvec.wgsl and matmul_tiled.wgsl (unused parts bound to whatever fits: `ln_*` when no
+    /// norm is fused, the caches outside the `q | k | v` epilogue).
+    LinearBindings {
+        step: Uniform "Step",
+        dims: Uniform "Dims",
+        x: Read "array<f32>",
+        w: Read "WEIGHT_ARRAY",
+        bias: Read "array<f32>",
+        ln_g: Read "array<f32>",
+        ln_b: Read "array<f32>",
+        out: ReadWrite "array<f32>",
+        k_cache: ReadWrite "array<f32>",
+        v_cache: ReadWrite "array<f32>",
+    }
+}
+
+bindings! {
+    /// attention.wgsl and attention_prefill.wgsl.
+    AttentionBindings {
+        step: Uniform "Step",
+        dims: Uniform "Dims",
+        q: Read "array<f32>",
+        k_cache: Read "array<f32>",
+        v_cache: Read "array<f32>",
+        out: ReadWrite "array<f32>",
+        probs: ReadWrite "array<f32>",
+    }
+}
+
+bindings! {
+    /// layernorm.wgsl.
+    NormBindings {
+        step: Uniform "Step",
+        dims: Uniform "Dims",
+        x: Read "array<f32>",
+        g: Read "array<f32>",
+        b: Read "array<f32>",
+        out: ReadWrite "array<f32>",
+    }
+}
+
+bindings! {
+    /// embed.wgsl.
+    EmbedBindings {
+        step: Uniform "Step",
+        dims: Uniform "Dims",
+        ids: Read "array<u32>",
+        w: Read "WEIGHT_ARRAY",
+        wpe: Read "array<f32>",
+        x: ReadWrite "array<f32>",
+        seen: ReadWrite "array<u32>",
+    }
+}
+
+bindings! {
+    /// lm_head.wgsl.
+    HeadBindings {
+        step: Uniform "Step",
+        dims: Uniform "Dims",
+        h: Read "array<vec4<f32>>",
+        w: Read "WEIGHT_ARRAY",
+        logits: ReadWrite "array<f32>",
+    }
+}
+
+bindings! {
+    /// argmax.wgsl.
+    ArgmaxBindings {
+        step: Uniform "Step",
+        dims: Uniform "Dims",
+        logits: Read "array<f32>",
+        token: ReadWrite "array<u32>",
+    }
+}
+
+bindings! {
+    /// sample.wgsl.
+    SampleBindings {
+        step: Uniform "Step",
+        dims: Uniform "Dims",
+        params: Uniform "Sampling",
+        logits: Read "array<f32>",
+        seen: Read "array<u32>",
+        scores: ReadWrite "array<f32>",
+        token: ReadWrite "array<u32>",
+    }
+}
+
+bindings! {
+    /// copy.wgsl.
+    CopyBindings {
+        dims: Uniform "Dims",
+        src: Read "array<vec4<f32>>",
+        dst: ReadWrite "array<vec4<f32>>",
+    }
+}
 
 /// Which matmul kernels to use; chosen per adapter (see [`Variant::for_adapter`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +175,14 @@ pub enum Variant {
 impl Variant {
     pub fn for_adapter(software: bool) -> Self {
         if software { Variant::Software } else { Variant::Gpu }
+    }
+
+    /// matvec.wgsl's `KSPLIT` override: threads that share one column's K sum.
+    fn ksplit(self) -> f64 {
+        match self {
+            Variant::Gpu => 4.0,
+            Variant::Software => 1.0,
+        }
     }
 }
 
@@ -82,18 +208,49 @@ pub struct Kernels {
     pub sample: Kernel,
 }
 
-/// Binds the weight loader `w4(i)` (four consecutive elements) for the storage format.
-/// `native_f16` reads the same bytes as `array<vec4<f16>>` (adapters with `shader-f16`).
-fn source(text: &str, fmt: WeightFormat, native_f16: bool) -> String {
-    let (array, load) = match (fmt, native_f16) {
-        (WeightFormat::F32, _) => ("array<vec4<f32>>", "w[i]"),
-        (WeightFormat::F16, false) => {
+/// What every kernel may use (`gelu_tanh`); `compose` adds the [`Epilogue`] constants.
+const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
+/// The epilogue matvec and the tiled GEMM share.
+const LINEAR_EPILOGUE: &str = include_str!("../../shaders/linear_epilogue.wgsl");
+
+/// A kernel's full WGSL: `enable f16;` where weights are read natively, its uniform blocks, its
+/// binding declarations, the prelude, the size limits the plan checks (`MAX_*`, from
+/// [`super::plan`]), the weight loader `w4(i)` (four consecutive weights as f32) for kernels
+/// that read weights (`weights` = Some), then `body`.
+pub fn compose(body: &str, uniforms: &[String], bindings: &str, weights: Option<(WeightFormat, bool)>) -> String {
+    let (array, load) = match weights {
+        None | Some((WeightFormat::F32, _)) => ("array<vec4<f32>>", "w[i]"),
+        Some((WeightFormat::F16, false)) => {
             ("array<vec2<u32>>", "vec4<f32>(unpack2x16float(w[i].x), unpack2x16float(w[i].y))")
         }
-        (WeightFormat::F16, true) => ("array<vec4<f16>>", "vec4<f32>(w[i])"),
+        Some((WeightFormat::F16, true)) => ("array<vec4<f16>>", "vec4<f32>(w[i])"),
     };
-    let body = text.replace("WEIGHT_ARRAY", array).replace("WEIGHT_LOAD", load);
-    if native_f16 && fmt == WeightFormat::F16 { format!("enable f16;\n{body}") } else { body }
+    let mut out = String::new();
+    if weights == Some((WeightFormat::F16, true)) {
+        out += "enable f16;\n";
+    }
+    for u in uniforms {
+        out += u;
+    }
+    out += &bindings.replace("WEIGHT_ARRAY", array);
+    out += PRELUDE;
+    for (name, value) in [
+        ("EPILOGUE_PLAIN", Epilogue::Plain),
+        ("EPILOGUE_GELU", Epilogue::Gelu),
+        ("EPILOGUE_RESIDUAL", Epilogue::Residual),
+        ("EPILOGUE_QKV_APPEND", Epilogue::QkvAppend),
+    ] {
+        out += &format!("const {name}: u32 = {}u;\n", value as u32);
+    }
+    for (name, value) in
+        [("MAX_STAGED", MAX_STAGED), ("MAX_HEAD_DIM", MAX_HEAD_DIM), ("MAX_PREFILL_HEAD_DIM", MAX_PREFILL_HEAD_DIM)]
+    {
+        out += &format!("const {name}: u32 = {value}u;\n");
+    }
+    if weights.is_some() {
+        out += &format!("fn w4(i: u32) -> vec4<f32> {{ return {load}; }}\n");
+    }
+    out + body
 }
 
 pub fn layout(device: &wgpu::Device, label: &str, slots: &[Slot]) -> wgpu::BindGroupLayout {
@@ -156,36 +313,74 @@ fn kernel(device: &wgpu::Device, label: &str, wgsl: &str, slots: &[Slot], consta
 impl Kernels {
     /// `native_f16`: the device has `SHADER_F16` and f16 weights are read natively.
     pub fn new(device: &wgpu::Device, fmt: WeightFormat, variant: Variant, native_f16: bool) -> Self {
-        let source = |text: &str, fmt| source(text, fmt, native_f16);
-        let ksplit = match variant {
-            Variant::Gpu => 4.0,
-            Variant::Software => 1.0,
+        let weights = Some((fmt, native_f16 && fmt == WeightFormat::F16));
+        let step = Step::wgsl("Step");
+        let linear = |body: &str| {
+            let body = format!("{LINEAR_EPILOGUE}{body}");
+            compose(&body, &[step.clone(), LinearDims::wgsl("Dims")], &LinearBindings::wgsl(), weights)
         };
         let matvec = kernel(
             device,
             "matvec",
-            &source(include_str!("../../shaders/matvec.wgsl"), fmt),
-            &LINEAR_SLOTS,
-            &[("KSPLIT", ksplit)],
+            &linear(include_str!("../../shaders/matvec.wgsl")),
+            LinearBindings::SLOTS,
+            &[("KSPLIT", variant.ksplit())],
         );
         let tiled = Kernel {
             pipeline: pipeline(
                 device,
                 "matmul_tiled",
-                &source(include_str!("../../shaders/matmul_tiled.wgsl"), fmt),
+                &linear(include_str!("../../shaders/matmul_tiled.wgsl")),
                 &matvec.layout,
                 &[],
             ),
             layout: matvec.layout.clone(),
         };
-        let attention =
-            kernel(device, "attention", include_str!("../../shaders/attention.wgsl"), &ATTENTION_SLOTS, &[]);
+        let attention_source =
+            |body: &str| compose(body, &[step.clone(), AttentionDims::wgsl("Dims")], &AttentionBindings::wgsl(), None);
+        let attention = kernel(
+            device,
+            "attention",
+            &attention_source(include_str!("../../shaders/attention.wgsl")),
+            AttentionBindings::SLOTS,
+            &[],
+        );
         let attention_prefill = pipeline(
             device,
             "attention_prefill",
-            include_str!("../../shaders/attention_prefill.wgsl"),
+            &attention_source(include_str!("../../shaders/attention_prefill.wgsl")),
             &attention.layout,
             &[],
+        );
+        let layernorm = compose(
+            include_str!("../../shaders/layernorm.wgsl"),
+            &[step.clone(), NormDims::wgsl("Dims")],
+            &NormBindings::wgsl(),
+            None,
+        );
+        let embed = compose(
+            include_str!("../../shaders/embed.wgsl"),
+            &[step.clone(), EmbedDims::wgsl("Dims")],
+            &EmbedBindings::wgsl(),
+            weights,
+        );
+        let lm_head = compose(
+            include_str!("../../shaders/lm_head.wgsl"),
+            &[step.clone(), HeadDims::wgsl("Dims")],
+            &HeadBindings::wgsl(),
+            weights,
+        );
+        let argmax = compose(
+            include_str!("../../shaders/argmax.wgsl"),
+            &[step.clone(), VocabDims::wgsl("Dims")],
+            &ArgmaxBindings::wgsl(),
+            None,
+        );
+        let sample = compose(
+            include_str!("../../shaders/sample.wgsl"),
+            &[step.clone(), VocabDims::wgsl("Dims"), Sampling::wgsl("Sampling")],
+            &SampleBindings::wgsl(),
+            None,
         );
         Kernels {
             variant,
@@ -194,17 +389,18 @@ impl Kernels {
             tiled,
             attention,
             attention_prefill,
-            layernorm: kernel(device, "layernorm", include_str!("../../shaders/layernorm.wgsl"), &LAYERNORM_SLOTS, &[]),
-            embed: kernel(device, "embed", &source(include_str!("../../shaders/embed.wgsl"), fmt), &EMBED_SLOTS, &[]),
-            lm_head: kernel(
-                device,
-                "lm_head",
-                &source(include_str!("../../shaders/lm_head.wgsl"), fmt),
-                &LM_HEAD_SLOTS,
-                &[],
-            ),
-            argmax: kernel(device, "argmax", include_str!("../../shaders/argmax.wgsl"), &ARGMAX_SLOTS, &[]),
-            sample: kernel(device, "sample", include_str!("../../shaders/sample.wgsl"), &SAMPLE_SLOTS, &[]),
+            layernorm: kernel(device, "layernorm", &layernorm, NormBindings::SLOTS, &[]),
+            embed: kernel(device, "embed", &embed, EmbedBindings::SLOTS, &[]),
+            lm_head: kernel(device, "lm_head", &lm_head, HeadBindings::SLOTS, &[]),
+            argmax: kernel(device, "argmax", &argmax, ArgmaxBindings::SLOTS, &[]),
+            sample: kernel(device, "sample", &sample, SampleBindings::SLOTS, &[]),
         }
     }
+}
+
+/// copy.wgsl, for the bandwidth reference of benchmarks.
+pub fn copy_kernel(device: &wgpu::Device) -> Kernel {
+    let source =
+        compose(include_str!("../../shaders/copy.wgsl"), &[CopyDims::wgsl("Dims")], &CopyBindings::wgsl(), None);
+    kernel(device, "copy", &source, CopyBindings::SLOTS, &[])
 }

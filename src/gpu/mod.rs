@@ -6,17 +6,20 @@
 //! accumulation are f32. Everything is allocated and every pipeline compiled when the model is
 //! loaded; a decode step is one command buffer.
 
+mod bind;
 mod device;
 pub mod kernels;
 mod model;
+pub mod plan;
+mod uniforms;
+mod upload;
 
 use thiserror::Error;
 
 pub use device::{CopyBench, Gpu};
 pub use kernels::Variant;
-pub use model::{Footprint, GpuForward, GpuModel, GpuOutputs, StepStats};
-
-use crate::cpu::EngineError;
+pub use model::GpuModel;
+pub use plan::Plan;
 
 #[derive(Debug, Clone, Error, PartialEq)]
 pub enum GpuError {
@@ -32,8 +35,20 @@ pub enum GpuError {
     OutOfMemory(String),
     #[error("GPU validation error: {0}")]
     Validation(String),
-    #[error(transparent)]
-    Engine(#[from] EngineError),
+}
+
+impl GpuError {
+    /// A stable name for the kind of failure (see [`crate::model::EngineError::kind`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GpuError::NoAdapter(_) => "no-adapter",
+            GpuError::TooLarge { .. } => "too-large",
+            GpuError::Unsupported(_) => "unsupported",
+            GpuError::DeviceLost(_) => "device-lost",
+            GpuError::OutOfMemory(_) => "out-of-memory",
+            GpuError::Validation(_) => "gpu-validation",
+        }
+    }
 }
 
 /// How matrix weights are stored on the device.
@@ -42,6 +57,22 @@ pub enum WeightFormat {
     F32,
     /// Packed two per u32, unpacked with `unpack2x16float`.
     F16,
+}
+
+impl WeightFormat {
+    /// Bytes per weight on the device.
+    pub fn bytes(self) -> usize {
+        match self {
+            WeightFormat::F32 => 4,
+            WeightFormat::F16 => 2,
+        }
+    }
+
+    /// The one rule for the default: f16 when every tensor of the checkpoint is stored in 16
+    /// bits (nothing is lost), else f32.
+    pub fn for_weights(weights: &crate::weights::ModelWeights) -> Self {
+        if weights.stored_in_16_bits() { WeightFormat::F16 } else { WeightFormat::F32 }
+    }
 }
 
 impl std::str::FromStr for WeightFormat {
@@ -57,56 +88,11 @@ impl std::str::FromStr for WeightFormat {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GpuOptions {
-    /// Weight storage; default: f16 when the checkpoint is f16/bf16, else f32.
+    /// Weight storage; default: [`WeightFormat::for_weights`].
     pub format: Option<WeightFormat>,
     /// Kernel variant; default: chosen from the adapter type.
     pub variant: Option<Variant>,
     /// Read f16 weights as WGSL `f16` when the device has `shader-f16` (default: yes); else
     /// unpack them from u32 pairs, which every adapter runs.
     pub native_f16: Option<bool>,
-}
-
-/// The GPU engine behind the synchronous [`LanguageModel`](crate::generate::LanguageModel)
-/// interface, for native callers (the CLI); it blocks on each step. Greedy decoding picks the
-/// token on the device.
-#[cfg(not(target_arch = "wasm32"))]
-pub struct BlockingGpu {
-    pub model: GpuModel,
-    logits: Vec<f32>,
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-impl BlockingGpu {
-    pub fn new(model: GpuModel) -> Self {
-        BlockingGpu { model, logits: Vec::new() }
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-impl crate::generate::LanguageModel for BlockingGpu {
-    fn n_ctx(&self) -> usize {
-        self.model.config().n_positions
-    }
-    fn position(&self) -> usize {
-        self.model.position()
-    }
-    fn feed(&mut self, ids: &[u32]) -> Result<&[f32], crate::generate::GenerateError> {
-        self.logits = pollster::block_on(self.model.forward(ids, GpuForward::default()))?.logits;
-        Ok(&self.logits)
-    }
-    fn feed_and_pick(
-        &mut self,
-        ids: &[u32],
-        sampler: &mut crate::sampler::Sampler,
-        history: &[u32],
-        params: &crate::sampler::SamplingParams,
-        step: u32,
-    ) -> Result<u32, crate::generate::GenerateError> {
-        if params.temperature == 0.0 && params.repetition_penalty != 1.0 {
-            // Not done on the device: read the logits back.
-            let logits = self.feed(ids)?;
-            return Ok(sampler.sample(logits, history, params, step));
-        }
-        Ok(pollster::block_on(self.model.next_token(ids, params, step))?)
-    }
 }

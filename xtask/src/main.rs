@@ -42,6 +42,26 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR`, `build.target-dir`, or `target/` under the
+/// workspace), asked of cargo itself, so the xtask finds what cargo built wherever that is.
+fn target_dir() -> Result<PathBuf> {
+    target_dir_of(&mut cargo())
+}
+
+fn target_dir_of(cargo: &mut Command) -> Result<PathBuf> {
+    let out = cargo
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root())
+        .output()
+        .context("cannot run cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("cargo metadata: not JSON")?;
+    let dir = meta["target_directory"].as_str().context("cargo metadata: no target_directory")?;
+    Ok(PathBuf::from(dir))
+}
+
 fn step(what: &str) {
     eprintln!("\n==> {what}");
 }
@@ -102,7 +122,7 @@ fn build_web() -> Result<()> {
     ensure_wasm_tools()?;
     step("building the wasm package (release) into www/pkg");
     run(cargo().args(["build", "--release", "--lib", "--target", WASM_TARGET]))?;
-    let wasm = root().join("target").join(WASM_TARGET).join("release").join("wgpt.wasm");
+    let wasm = target_dir()?.join(WASM_TARGET).join("release").join("wgpt.wasm");
     run(Command::new("wasm-bindgen")
         .args(["--target", "web", "--no-typescript", "--out-dir"])
         .arg(root().join("www").join("pkg"))
@@ -147,7 +167,7 @@ fn serve_in_background() -> Result<u16> {
 fn page_test() -> Result<()> {
     use std::io::{BufRead, BufReader};
     let port = serve_in_background()?;
-    let profile = root().join("target").join("chromium-profile");
+    let profile = target_dir()?.join("chromium-profile");
     let _ = std::fs::remove_dir_all(&profile);
     let url = format!("http://127.0.0.1:{port}/bench.html?run&shape=tiny&backend=gpu&prompt=8&decode=2");
     let mut child = Command::new("chromium")
@@ -195,7 +215,7 @@ fn e2e_test() -> Result<()> {
             .context("npm ci in tests/e2e (needs node and npm)")?;
     }
     let port = serve_in_background()?;
-    let shots = root().join("target").join("e2e-screenshots");
+    let shots = target_dir()?.join("e2e-screenshots");
     run(Command::new("node").arg(dir.join("page.mjs")).arg(format!("http://127.0.0.1:{port}/")).arg(&shots))?;
     eprintln!("screenshots: {}", shots.display());
     Ok(())
@@ -310,7 +330,7 @@ fn runtime_dir() -> Result<PathBuf> {
     if let Some(dir) = env::var_os("XDG_RUNTIME_DIR") {
         return Ok(dir.into());
     }
-    let dir = root().join("target").join("xdg-runtime");
+    let dir = target_dir()?.join("xdg-runtime");
     std::fs::create_dir_all(&dir)?;
     #[cfg(unix)]
     {
@@ -325,4 +345,18 @@ fn find_chromedriver() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     output("which", &["chromedriver"]).map(|p| PathBuf::from(p.trim())).filter(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_directory_is_the_one_cargo_builds_in() {
+        let elsewhere = std::env::temp_dir().join("wgpt-xtask-target-dir-test");
+        let got = target_dir_of(cargo().env("CARGO_TARGET_DIR", &elsewhere)).unwrap();
+        assert_eq!(got, elsewhere);
+        let default = target_dir_of(cargo().env_remove("CARGO_TARGET_DIR")).unwrap();
+        assert!(default.ends_with("target"), "{}", default.display());
+    }
 }

@@ -52,7 +52,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         (None, Some(shape)) => {
             let config = GptConfig::preset(shape)
-                .with_context(|| format!("unknown shape {shape:?} (tiny, gpt2-124m, gpt2-355m, gpt2-774m)"))?;
+                .with_context(|| format!("unknown shape {shape:?} ({})", GptConfig::preset_names()))?;
             let weights = ModelWeights::random(&config, 0);
             (config, weights, format!("{shape} (random weights)"))
         }
@@ -64,7 +64,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         config.n_embd,
         config.n_positions,
         config.vocab_size,
-        weights.parameter_count() as f64 / 1e6
+        config.parameter_count() as f64 / 1e6
     );
     let gpu = match a.engine.backend {
         Backend::Cpu => None,

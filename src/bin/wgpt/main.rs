@@ -27,9 +27,10 @@ mod cli {
     use anyhow::{Context, Result, bail};
     use clap::{Args, Parser, Subcommand};
     use serde_json::json;
-    use wgpt::generate::{GenerateParams, LanguageModel, generate, prompt_ids};
-    use wgpt::gpu::{BlockingGpu, GpuForward, GpuModel, GpuOptions, WeightFormat};
-    use wgpt::{Bundle, ForwardOptions, SamplingParams};
+    use wgpt::generate::{GenerateParams, generate, prompt_ids};
+    use wgpt::gpu::{GpuModel, GpuOptions, WeightFormat};
+    use wgpt::model::block_on;
+    use wgpt::{Bundle, ForwardOptions, LanguageModel, SamplingParams};
 
     /// Which engine runs the model.
     #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,19 +59,16 @@ mod cli {
         }
     }
 
-    pub fn gpu_model(bundle: &Bundle, engine: &EngineArgs) -> Result<GpuModel> {
-        let model = pollster::block_on(GpuModel::new(&bundle.config, &bundle.weights, engine.gpu_options()?))?;
-        let info = &model.gpu().info;
-        eprintln!(
-            "[gpu: {} ({:?}, {:?}), weights {:?}{}, kernels {:?}]",
-            info.name,
-            info.device_type,
-            info.backend,
-            model.format(),
-            if model.native_f16() { " (native shader-f16)" } else { "" },
-            model.variant()
-        );
-        Ok(model)
+    /// The engine `--backend` names, with the bundle loaded into it; the GPU says what it runs on.
+    pub fn engine(bundle: &Bundle, args: &EngineArgs) -> Result<Box<dyn LanguageModel>> {
+        Ok(match args.backend {
+            Backend::Cpu => Box::new(bundle.cpu_session()),
+            Backend::Gpu => {
+                let model = block_on(GpuModel::new(&bundle.config, &bundle.weights, args.gpu_options()?))?;
+                eprintln!("[{}]", model.describe());
+                Box::new(model)
+            }
+        })
     }
 
     #[derive(Parser)]
@@ -212,10 +210,7 @@ mod cli {
         if a.echo {
             write!(stdout, "{}", a.prompt)?;
         }
-        let mut model: Box<dyn LanguageModel> = match a.engine.backend {
-            Backend::Cpu => Box::new(bundle.cpu_session()),
-            Backend::Gpu => Box::new(BlockingGpu::new(gpu_model(&bundle, &a.engine)?)),
-        };
+        let mut model = engine(&bundle, &a.engine)?;
         let start = Instant::now();
         let mut write_err = None;
         let out = generate(&mut *model, &bundle.tokenizer, &ids, &params, |piece| {
@@ -261,16 +256,9 @@ mod cli {
         if ids.is_empty() {
             bail!("the input has no tokens");
         }
-        let logits = match engine.backend {
-            Backend::Cpu => {
-                let mut session = bundle.cpu_session();
-                session.forward(&ids, ForwardOptions { all_logits: true, ..Default::default() })?.logits.clone()
-            }
-            Backend::Gpu => {
-                let mut model = gpu_model(&bundle, &engine)?;
-                pollster::block_on(model.forward(&ids, GpuForward { all_logits: true, attention: false }))?.logits
-            }
-        };
+        let mut model = self::engine(&bundle, &engine)?;
+        let all_logits = ForwardOptions { all_logits: true, ..Default::default() };
+        let logits = block_on(model.forward(&ids, all_logits))?.logits.clone();
         let vocab = bundle.config.vocab_size;
         let mut w = BufWriter::new(std::io::stdout().lock());
         if json {
@@ -296,10 +284,8 @@ mod cli {
         let bundle = load(&model)?;
         let w = &bundle.weights;
         let bytes: usize = w.stored.iter().map(|t| t.bytes).sum();
-        let mut dtypes: Vec<&str> = w.stored.iter().map(|t| t.dtype.as_str()).collect();
-        dtypes.sort_unstable();
-        dtypes.dedup();
-        let params = w.parameter_count();
+        let dtypes = w.stored_dtypes();
+        let params = bundle.config.parameter_count();
         if json {
             let tensors: Vec<_> = w
                 .stored

@@ -1,0 +1,260 @@
+//! The bind groups of a model on the device: every dispatch's buffers and uniform block, made once
+//! at load. Each group is filled through its kernel's bindings struct ([`super::kernels`]), so a
+//! buffer goes to a binding by name.
+
+use bytemuck::Pod;
+use wgpu::util::DeviceExt;
+
+use super::kernels::{
+    ArgmaxBindings, AttentionBindings, EmbedBindings, HeadBindings, Kernel, Kernels, LinearBindings, NormBindings,
+    SampleBindings,
+};
+use super::uniforms::{AttentionDims, EmbedDims, Epilogue, HeadDims, LinearDims, NormDims, UNIFORM_BINDING, VocabDims};
+use super::upload::{LayerBuffers, LinearBuffers, NormBuffers, RowChunk, Scratch, WeightBuffers};
+use crate::config::GptConfig;
+
+/// Bind groups of one transformer block.
+pub struct LayerGroups {
+    /// For matvec (decode, and prefill on software adapters): the input is the residual stream
+    /// and LayerNorm is fused into the matvec.
+    pub qkv: wgpu::BindGroup,
+    pub attn_proj: wgpu::BindGroup,
+    pub c_fc: wgpu::BindGroup,
+    pub mlp_proj: wgpu::BindGroup,
+    /// For the tiled prefill: LayerNorm runs first into `h`, the GEMMs read `h`.
+    pub qkv_tiled: wgpu::BindGroup,
+    pub c_fc_tiled: wgpu::BindGroup,
+    pub ln_1: wgpu::BindGroup,
+    pub ln_2: wgpu::BindGroup,
+    pub attention: wgpu::BindGroup,
+}
+
+/// A row chunk of the embedding (or LM head) matrix, bound to one kernel.
+pub struct Chunk {
+    pub group: wgpu::BindGroup,
+    pub rows: u32,
+}
+
+pub struct BindGroups {
+    pub layers: Vec<LayerGroups>,
+    pub embed: Vec<Chunk>,
+    pub lm_head: Vec<Chunk>,
+    pub ln_f: wgpu::BindGroup,
+    pub argmax: wgpu::BindGroup,
+    pub sample: wgpu::BindGroup,
+    /// Every dispatch's uniform block, each at its own 256-byte slot (kept alive by the groups too).
+    _dims: wgpu::Buffer,
+}
+
+fn whole(b: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
+    b.as_entire_binding()
+}
+
+/// Uniform blocks are bound at offsets that are multiples of this (WebGPU's guaranteed limit).
+const UNIFORM_SLOT: usize = 256;
+
+/// Collects the uniform blocks of every dispatch into one buffer.
+#[derive(Default)]
+struct DimsBuilder {
+    bytes: Vec<u8>,
+}
+
+impl DimsBuilder {
+    fn push<T: Pod>(&mut self, block: T) -> u64 {
+        let offset = self.bytes.len();
+        self.bytes.extend_from_slice(bytemuck::bytes_of(&block));
+        self.bytes.resize(offset + UNIFORM_SLOT, 0);
+        offset as u64
+    }
+}
+
+/// The uniform blocks of one block's dispatches (the same for every layer).
+struct BlockDims {
+    qkv: u64,
+    attn_proj: u64,
+    c_fc: u64,
+    mlp_proj: u64,
+    qkv_tiled: u64,
+    c_fc_tiled: u64,
+    ln: u64,
+    attention: u64,
+}
+
+pub fn bind(
+    device: &wgpu::Device,
+    kernels: &Kernels,
+    config: &GptConfig,
+    w: &WeightBuffers,
+    s: &Scratch,
+) -> BindGroups {
+    let (c, inner, v, t, heads, hd) =
+        (config.n_embd, config.n_inner, config.vocab_size, config.n_positions, config.n_head, config.head_dim());
+    let eps = config.layer_norm_epsilon;
+    let mut dims = DimsBuilder::default();
+    let mut linear = |k: usize, n: usize, epilogue: Epilogue, ln: bool| {
+        dims.push(LinearDims { k: k as u32, n: n as u32, mode: epilogue as u32, ln: ln.into(), eps, _pad: [0; 3] })
+    };
+    let block = BlockDims {
+        qkv: linear(c, 3 * c, Epilogue::QkvAppend, true),
+        attn_proj: linear(c, c, Epilogue::Residual, false),
+        c_fc: linear(c, inner, Epilogue::Gelu, true),
+        mlp_proj: linear(inner, c, Epilogue::Residual, false),
+        qkv_tiled: linear(c, 3 * c, Epilogue::QkvAppend, false),
+        c_fc_tiled: linear(c, inner, Epilogue::Gelu, false),
+        ln: dims.push(NormDims { n: c as u32, eps, only_logit_rows: 0, _pad: [0] }),
+        attention: dims.push(AttentionDims {
+            c: c as u32,
+            n_head: heads as u32,
+            head_dim: hd as u32,
+            t_max: t as u32,
+            scale: 1.0 / (hd as f32).sqrt(),
+            _pad: [0; 3],
+        }),
+    };
+    let ln_f_dims = dims.push(NormDims { n: c as u32, eps, only_logit_rows: 1, _pad: [0] });
+    let chunk_dims = |dims: &mut DimsBuilder, chunks: &[RowChunk], head: bool| -> Vec<u64> {
+        chunks
+            .iter()
+            .map(|ch| {
+                let (c, lo, rows) = (c as u32, ch.lo as u32, ch.rows as u32);
+                if head {
+                    dims.push(HeadDims { c, v_lo: lo, v_count: rows, vocab: v as u32, _pad: [] })
+                } else {
+                    dims.push(EmbedDims { c, v_lo: lo, v_count: rows, _pad: [0] })
+                }
+            })
+            .collect()
+    };
+    let embed_dims = chunk_dims(&mut dims, &w.wte, false);
+    let head_dims = chunk_dims(&mut dims, w.head(), true);
+    let vocab_dims = dims.push(VocabDims { vocab: v as u32, _pad: [0; 3] });
+    let dims_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("dims"),
+        contents: &dims.bytes,
+        usage: wgpu::BufferUsages::UNIFORM,
+    });
+
+    let at = |offset: u64| {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &dims_buf,
+            offset,
+            size: wgpu::BufferSize::new(UNIFORM_BINDING),
+        })
+    };
+    let group = |kernel: &Kernel, label: &str, entries: Vec<wgpu::BindGroupEntry>| {
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &kernel.layout,
+            entries: &entries,
+        })
+    };
+    let unused = (&s.unused[0], &s.unused[1]);
+    // A linear layer reading `x` into `out`, with `ln` (fused when the dims say so) and the caches.
+    let linear = |label: &str,
+                  d: u64,
+                  x: &wgpu::Buffer,
+                  lin: &LinearBuffers,
+                  ln: &NormBuffers,
+                  out: &wgpu::Buffer,
+                  (k, v): (&wgpu::Buffer, &wgpu::Buffer)| {
+        let b = LinearBindings {
+            step: whole(&s.step),
+            dims: at(d),
+            x: whole(x),
+            w: whole(&lin.w),
+            bias: whole(&lin.b),
+            ln_g: whole(&ln.g),
+            ln_b: whole(&ln.b),
+            out: whole(out),
+            k_cache: whole(k),
+            v_cache: whole(v),
+        };
+        group(&kernels.matvec, label, b.entries())
+    };
+    let norm = |label: &str, d: u64, ln: &NormBuffers| {
+        let b = NormBindings {
+            step: whole(&s.step),
+            dims: at(d),
+            x: whole(&s.x),
+            g: whole(&ln.g),
+            b: whole(&ln.b),
+            out: whole(&s.h),
+        };
+        group(&kernels.layernorm, label, b.entries())
+    };
+    let layer = |l: &LayerBuffers| {
+        let kv = (&l.k_cache, &l.v_cache);
+        let attention = AttentionBindings {
+            step: whole(&s.step),
+            dims: at(block.attention),
+            q: whole(&s.q),
+            k_cache: whole(&l.k_cache),
+            v_cache: whole(&l.v_cache),
+            out: whole(&s.att),
+            probs: whole(&s.probs),
+        };
+        LayerGroups {
+            qkv: linear("qkv", block.qkv, &s.x, &l.c_attn, &l.ln_1, &s.q, kv),
+            attn_proj: linear("attn_proj", block.attn_proj, &s.att, &l.attn_proj, &l.ln_1, &s.x, unused),
+            c_fc: linear("c_fc", block.c_fc, &s.x, &l.c_fc, &l.ln_2, &s.fc, unused),
+            mlp_proj: linear("mlp_proj", block.mlp_proj, &s.fc, &l.mlp_proj, &l.ln_2, &s.x, unused),
+            qkv_tiled: linear("qkv tiled", block.qkv_tiled, &s.h, &l.c_attn, &l.ln_1, &s.q, kv),
+            c_fc_tiled: linear("c_fc tiled", block.c_fc_tiled, &s.h, &l.c_fc, &l.ln_2, &s.fc, unused),
+            ln_1: norm("ln_1", block.ln, &l.ln_1),
+            ln_2: norm("ln_2", block.ln, &l.ln_2),
+            attention: group(&kernels.attention, "attention", attention.entries()),
+        }
+    };
+    let embed = w
+        .wte
+        .iter()
+        .zip(&embed_dims)
+        .map(|(ch, &d)| {
+            let b = EmbedBindings {
+                step: whole(&s.step),
+                dims: at(d),
+                ids: whole(&s.ids),
+                w: whole(&ch.buffer),
+                wpe: whole(&w.wpe),
+                x: whole(&s.x),
+                seen: whole(&s.seen),
+            };
+            Chunk { group: group(&kernels.embed, "embed", b.entries()), rows: ch.rows as u32 }
+        })
+        .collect();
+    let lm_head = w
+        .head()
+        .iter()
+        .zip(&head_dims)
+        .map(|(ch, &d)| {
+            let b = HeadBindings {
+                step: whole(&s.step),
+                dims: at(d),
+                h: whole(&s.h),
+                w: whole(&ch.buffer),
+                logits: whole(&s.logits),
+            };
+            Chunk { group: group(&kernels.lm_head, "lm_head", b.entries()), rows: ch.rows as u32 }
+        })
+        .collect();
+    let argmax =
+        ArgmaxBindings { step: whole(&s.step), dims: at(vocab_dims), logits: whole(&s.logits), token: whole(&s.token) };
+    let sample = SampleBindings {
+        step: whole(&s.step),
+        dims: at(vocab_dims),
+        params: whole(&s.sampling),
+        logits: whole(&s.logits),
+        seen: whole(&s.seen),
+        scores: whole(&s.scores),
+        token: whole(&s.token),
+    };
+    BindGroups {
+        layers: w.layers.iter().map(layer).collect(),
+        embed,
+        lm_head,
+        ln_f: norm("ln_f", ln_f_dims, &w.ln_f),
+        argmax: group(&kernels.argmax, "argmax", argmax.entries()),
+        sample: group(&kernels.sample, "sample", sample.entries()),
+        _dims: dims_buf,
+    }
+}

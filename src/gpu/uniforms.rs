@@ -1,0 +1,125 @@
+//! The uniform blocks the kernels read, each defined once: the Rust struct (written to the device
+//! with `bytemuck`) and the WGSL `struct` the shaders see are made from the same field list by
+//! [`uniform!`], so their layouts cannot drift apart. Every block is padded to 16 bytes (WGSL's
+//! uniform alignment) with `_pN: u32` fields.
+
+use bytemuck::{Pod, Zeroable};
+
+/// Defines a `#[repr(C)]` Pod struct of 4-byte fields and its WGSL twin (`wgsl(name)`).
+macro_rules! uniform {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ident),* $(,)? } pad $pad:literal) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            pub _pad: [u32; $pad],
+        }
+
+        impl $name {
+            /// The WGSL declaration of this block, as `struct {wgsl_name} { … }`.
+            pub fn wgsl(wgsl_name: &str) -> String {
+                let mut fields: Vec<String> = vec![$(format!("{}: {}", stringify!($field), stringify!($ty))),*];
+                fields.extend((0..$pad).map(|i| format!("_p{i}: u32")));
+                format!("struct {wgsl_name} {{ {} }}\n", fields.join(", "))
+            }
+        }
+
+        const _: () = assert!(std::mem::size_of::<$name>() % 16 == 0 && std::mem::size_of::<$name>() <= UNIFORM_BINDING as usize);
+    };
+}
+
+/// Bytes each dims block is bound with (and at most holds).
+pub const UNIFORM_BINDING: u64 = 32;
+
+uniform! {
+    /// The step every kernel of a forward reads: how many new rows, at which position, and how
+    /// many of the last rows get logits.
+    Step { rows: u32, past: u32, logit_rows: u32 } pad 1
+}
+
+/// What a linear layer's kernel (matvec, tiled GEMM) does with `y = x·W + b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Epilogue {
+    /// `out = y`.
+    Plain = 0,
+    /// `out = gelu_tanh(y)` (the MLP's up-projection).
+    Gelu = 1,
+    /// `out += y` (an output projection onto the residual stream).
+    Residual = 2,
+    /// `c_attn`'s `q | k | v`: q to `out`, k and v appended to the KV cache at `past + row`.
+    QkvAppend = 3,
+}
+
+uniform! {
+    /// matvec.wgsl, matmul_tiled.wgsl.
+    LinearDims {
+        k: u32,
+        n: u32,
+        /// An [`Epilogue`].
+        mode: u32,
+        /// 1: LayerNorm the input row first (matvec only), with `eps`.
+        ln: u32,
+        eps: f32,
+    } pad 3
+}
+
+uniform! {
+    /// layernorm.wgsl.
+    NormDims {
+        n: u32,
+        eps: f32,
+        /// 1: only the last `step.logit_rows` rows (the final norm before the head).
+        only_logit_rows: u32,
+    } pad 1
+}
+
+uniform! {
+    /// attention.wgsl, attention_prefill.wgsl.
+    AttentionDims { c: u32, n_head: u32, head_dim: u32, t_max: u32, scale: f32 } pad 3
+}
+
+uniform! {
+    /// embed.wgsl: one row chunk `v_lo .. v_lo + v_count` of the embedding.
+    EmbedDims { c: u32, v_lo: u32, v_count: u32 } pad 1
+}
+
+uniform! {
+    /// lm_head.wgsl: one row chunk of the head.
+    HeadDims { c: u32, v_lo: u32, v_count: u32, vocab: u32 } pad 0
+}
+
+uniform! {
+    /// argmax.wgsl, sample.wgsl.
+    VocabDims { vocab: u32 } pad 3
+}
+
+uniform! {
+    /// sample.wgsl's settings: the host sampler's parameters and the draw's place in the seed's
+    /// stream.
+    Sampling { temperature: f32, top_k: u32, top_p: f32, penalty: f32, seed_lo: u32, seed_hi: u32, draw: u32 } pad 1
+}
+
+uniform! {
+    /// copy.wgsl: `n` vec4s, `row` invocations per row of the dispatch grid.
+    CopyDims { n: u32, row: u32 } pad 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_and_wgsl_blocks_have_the_same_fields_in_order() {
+        assert_eq!(
+            LinearDims::wgsl("Dims"),
+            "struct Dims { k: u32, n: u32, mode: u32, ln: u32, eps: f32, _p0: u32, _p1: u32, _p2: u32 }\n"
+        );
+        assert_eq!(std::mem::size_of::<LinearDims>(), 32);
+        assert_eq!(std::mem::size_of::<Step>(), 16);
+        let d = LinearDims { k: 1, n: 2, mode: Epilogue::QkvAppend as u32, ln: 1, eps: 0.5, _pad: [0; 3] };
+        let words: &[u32] = bytemuck::cast_slice(bytemuck::bytes_of(&d));
+        assert_eq!(words, [1, 2, 3, 1, 0.5f32.to_bits(), 0, 0, 0]);
+    }
+}

@@ -1,0 +1,251 @@
+//! A model's weights and working buffers on the device: uploaded once, named per part (the HF
+//! names of [`crate::weights::part`] label each buffer), and counted for the footprint.
+
+use wgpu::util::DeviceExt;
+
+use super::plan::Plan;
+use super::{GpuError, WeightFormat};
+use crate::config::GptConfig;
+use crate::model::Footprint;
+use crate::weights::{LayerNorm, Linear, ModelWeights, Tensor, part};
+
+/// A LayerNorm's gain and bias (f32).
+pub struct NormBuffers {
+    pub g: wgpu::Buffer,
+    pub b: wgpu::Buffer,
+}
+
+/// A linear layer: the matrix in the device format, the bias in f32.
+pub struct LinearBuffers {
+    pub w: wgpu::Buffer,
+    pub b: wgpu::Buffer,
+}
+
+/// One block's weights and its slice of the KV cache.
+pub struct LayerBuffers {
+    pub ln_1: NormBuffers,
+    pub c_attn: LinearBuffers,
+    pub attn_proj: LinearBuffers,
+    pub ln_2: NormBuffers,
+    pub c_fc: LinearBuffers,
+    pub mlp_proj: LinearBuffers,
+    /// `[n_positions, n_embd]` f32 each.
+    pub k_cache: wgpu::Buffer,
+    pub v_cache: wgpu::Buffer,
+}
+
+/// Rows `lo .. lo + rows` of the embedding or head matrix: a matrix larger than one storage
+/// binding is split by rows ([`Plan::rows_per_chunk`]).
+pub struct RowChunk {
+    pub lo: usize,
+    pub rows: usize,
+    pub buffer: wgpu::Buffer,
+}
+
+pub struct WeightBuffers {
+    pub wpe: wgpu::Buffer,
+    pub layers: Vec<LayerBuffers>,
+    pub ln_f: NormBuffers,
+    pub wte: Vec<RowChunk>,
+    /// An untied head; the tied one is `wte`.
+    pub lm_head: Option<Vec<RowChunk>>,
+}
+
+impl WeightBuffers {
+    pub fn head(&self) -> &[RowChunk] {
+        self.lm_head.as_deref().unwrap_or(&self.wte)
+    }
+}
+
+/// Activations, the logits and what the pick kernels read and write; sized for one prefill chunk.
+pub struct Scratch {
+    /// The residual stream `[chunk_rows, n_embd]`.
+    pub x: wgpu::Buffer,
+    /// Normed rows (the tiled prefill's GEMM input, the head's input).
+    pub h: wgpu::Buffer,
+    pub q: wgpu::Buffer,
+    pub att: wgpu::Buffer,
+    pub fc: wgpu::Buffer,
+    pub ids: wgpu::Buffer,
+    pub logits: wgpu::Buffer,
+    /// Attention probabilities `[chunk_rows, n_head, n_positions]`, read back for maps.
+    pub probs: wgpu::Buffer,
+    pub token: wgpu::Buffer,
+    /// `[vocab]` u32: 1 for the tokens in the context (the repetition penalty).
+    pub seen: wgpu::Buffer,
+    pub scores: wgpu::Buffer,
+    /// Bound where a kernel's unused cache slots need a buffer.
+    pub unused: [wgpu::Buffer; 2],
+    /// Uniforms written per step.
+    pub step: wgpu::Buffer,
+    pub sampling: wgpu::Buffer,
+    /// MAP_READ: logits, attention probabilities or a token id come back through it.
+    pub staging: wgpu::Buffer,
+}
+
+/// Makes buffers and counts their bytes.
+struct Allocator<'a> {
+    device: &'a wgpu::Device,
+    format: WeightFormat,
+    footprint: Footprint,
+}
+
+const STORAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
+
+impl Allocator<'_> {
+    fn weights(&mut self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.footprint.weights += bytes.len() as u64;
+        // Bindings of fewer than 16 bytes are not portable.
+        let padded;
+        let contents = if bytes.len() < 16 {
+            padded = [bytes, &[0u8; 16][..16 - bytes.len()]].concat();
+            &padded[..]
+        } else {
+            bytes
+        };
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: STORAGE,
+        })
+    }
+
+    /// A vector kept in f32 (biases, norms, position embeddings).
+    fn f32s(&mut self, label: &str, t: &Tensor) -> wgpu::Buffer {
+        self.weights(label, bytemuck::cast_slice(&t.data))
+    }
+
+    /// A matrix in the device format.
+    fn matrix(&mut self, label: &str, data: &[f32]) -> Result<wgpu::Buffer, GpuError> {
+        let bytes = encode(label, data, self.format)?;
+        Ok(self.weights(label, &bytes))
+    }
+
+    fn norm(&mut self, name: &str, ln: &LayerNorm) -> NormBuffers {
+        NormBuffers {
+            g: self.f32s(&format!("{name}.weight"), &ln.weight),
+            b: self.f32s(&format!("{name}.bias"), &ln.bias),
+        }
+    }
+
+    fn linear(&mut self, name: &str, l: &Linear) -> Result<LinearBuffers, GpuError> {
+        Ok(LinearBuffers {
+            w: self.matrix(&format!("{name}.weight"), &l.weight.data)?,
+            b: self.f32s(&format!("{name}.bias"), &l.bias),
+        })
+    }
+
+    /// A `[vocab, n_embd]` matrix in row chunks of at most `rows_per_chunk`.
+    fn rows(&mut self, name: &str, t: &Tensor, rows_per_chunk: usize) -> Result<Vec<RowChunk>, GpuError> {
+        let (v, c) = (t.shape[0], t.shape[1]);
+        let mut out = Vec::new();
+        let mut lo = 0;
+        while lo < v {
+            let rows = rows_per_chunk.min(v - lo);
+            let buffer = self.matrix(name, &t.data[lo * c..(lo + rows) * c])?;
+            out.push(RowChunk { lo, rows, buffer });
+            lo += rows;
+        }
+        Ok(out)
+    }
+
+    fn empty(&mut self, label: &str, bytes: usize) -> wgpu::Buffer {
+        let size = (bytes as u64).max(16).next_multiple_of(16);
+        self.footprint.scratch += size;
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: STORAGE,
+            mapped_at_creation: false,
+        })
+    }
+
+    fn uniform(&mut self, label: &str, size: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+}
+
+/// Uploads validated weights and makes the working buffers that `plan` sized.
+pub fn upload(
+    device: &wgpu::Device,
+    config: &GptConfig,
+    w: &ModelWeights,
+    plan: &Plan,
+) -> Result<(WeightBuffers, Scratch, Footprint), GpuError> {
+    let mut a = Allocator { device, format: plan.format, footprint: Footprint::default() };
+    let (c, inner, v, t, heads) = (config.n_embd, config.n_inner, config.vocab_size, config.n_positions, config.n_head);
+    let (rows, logit_rows) = (plan.chunk_rows, plan.logit_rows);
+
+    let mut layers = Vec::with_capacity(w.blocks.len());
+    for (l, b) in w.blocks.iter().enumerate() {
+        let name = |p| part::in_block(l, p);
+        layers.push(LayerBuffers {
+            ln_1: a.norm(&name(part::LN_1), &b.ln_1),
+            c_attn: a.linear(&name(part::C_ATTN), &b.c_attn)?,
+            attn_proj: a.linear(&name(part::ATTN_PROJ), &b.attn_proj)?,
+            ln_2: a.norm(&name(part::LN_2), &b.ln_2),
+            c_fc: a.linear(&name(part::C_FC), &b.c_fc)?,
+            mlp_proj: a.linear(&name(part::MLP_PROJ), &b.mlp_proj)?,
+            k_cache: a.empty(&format!("h.{l} k cache"), t * c * 4),
+            v_cache: a.empty(&format!("h.{l} v cache"), t * c * 4),
+        });
+    }
+    let ln_f = w.ln_f.as_ref().ok_or_else(|| GpuError::Unsupported("a model without ln_f".into()))?;
+    let weights = WeightBuffers {
+        wpe: a.f32s("wpe.weight", &w.wpe),
+        ln_f: a.norm("ln_f", ln_f),
+        wte: a.rows("wte.weight", &w.wte, plan.rows_per_chunk)?,
+        lm_head: w.lm_head.as_ref().map(|h| a.rows("lm_head.weight", h, plan.rows_per_chunk)).transpose()?,
+        layers,
+    };
+    let staging_size = (logit_rows * v * 4).max(rows * heads * t * 4).max(16) as u64;
+    let scratch = Scratch {
+        x: a.empty("x", rows * c * 4),
+        h: a.empty("h", rows * c * 4),
+        q: a.empty("q", rows * c * 4),
+        att: a.empty("att", rows * c * 4),
+        fc: a.empty("fc", rows * inner * 4),
+        ids: a.empty("ids", rows * 4),
+        logits: a.empty("logits", logit_rows * v * 4),
+        probs: a.empty("probs", rows * heads * t * 4),
+        token: a.empty("token", 16),
+        seen: a.empty("seen", v * 4),
+        scores: a.empty("sample scores", v * 4),
+        unused: [a.empty("unused k", 16), a.empty("unused v", 16)],
+        step: a.uniform("step", std::mem::size_of::<super::uniforms::Step>() as u64),
+        sampling: a.uniform("sampling", std::mem::size_of::<super::uniforms::Sampling>() as u64),
+        staging: device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: staging_size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }),
+    };
+    a.footprint.scratch += staging_size;
+    Ok((weights, scratch, a.footprint))
+}
+
+/// A matrix in the device format: f32 little-endian, or f16 pairs packed into u32 (element 2i
+/// in the low half, as `unpack2x16float` reads it).
+fn encode(name: &str, data: &[f32], format: WeightFormat) -> Result<Vec<u8>, GpuError> {
+    match format {
+        WeightFormat::F32 => Ok(bytemuck::cast_slice(data).to_vec()),
+        WeightFormat::F16 => {
+            let mut out = Vec::with_capacity(data.len() * 2);
+            for &x in data {
+                let h = half::f16::from_f32(x);
+                if h.is_infinite() {
+                    return Err(GpuError::Unsupported(format!("{name} holds {x}, beyond f16's range; load it as f32")));
+                }
+                out.extend(h.to_le_bytes());
+            }
+            Ok(out)
+        }
+    }
+}
