@@ -181,6 +181,41 @@ pub async fn load_model(
     Ok(info.to_string())
 }
 
+/// What a bundle picked from disk holds and whether the WebGPU engine can run it here, from its
+/// `config.json`, the first bytes of `model.safetensors` (the 8-byte length and the header) and
+/// that file's size — before its weights are read. The verdict is the engine's own
+/// ([`crate::gpu::Plan`] against this adapter's limits), so the page and the engine agree.
+#[wasm_bindgen]
+pub async fn inspect_bundle(config: Vec<u8>, head: Vec<u8>, file_size: f64) -> Result<String, JsValue> {
+    let config = GptConfig::from_json(&config).map_err(|e| kind_err("bad-input", e))?;
+    let stored = crate::weights::stored_tensors(&head, file_size as u64).map_err(|e| kind_err("bad-input", e))?;
+    let format = WeightFormat::for_stored(&stored);
+    let (fits, verdict) = match Gpu::adapter_limits().await {
+        Err(e) => (false, format!("no WebGPU here ({e}): it will run on the CPU engine")),
+        Ok((limits, software)) => match crate::gpu::Plan::new(&config, format, &limits) {
+            Err(e) => (false, format!("{e}: it will run on the CPU engine")),
+            Ok(_) if software => {
+                (true, "fits, but the adapter is a software fallback: the CPU engine is faster here".into())
+            }
+            Ok(plan) => (
+                true,
+                format!(
+                    "fits ({:?} weights, embedding in {} binding(s))",
+                    plan.format,
+                    config.vocab_size.div_ceil(plan.rows_per_chunk)
+                ),
+            ),
+        },
+    };
+    let c = &config;
+    Ok(serde_json::json!({
+        "parameters": c.parameter_count(), "dtypes": crate::weights::stored_dtypes(&stored),
+        "n_ctx": c.n_positions, "n_layer": c.n_layer, "n_head": c.n_head, "n_embd": c.n_embd,
+        "vocab_size": c.vocab_size, "webgpu": {"fits": fits, "verdict": verdict},
+    })
+    .to_string())
+}
+
 #[derive(serde::Deserialize)]
 #[serde(default)]
 struct ReplyParams {

@@ -156,6 +156,61 @@ pub struct ModelWeights {
     pub stored: Vec<TensorInfo>,
 }
 
+/// A tensor's canonical name (without HF's `transformer.` prefix), or None for the causal-mask
+/// buffers old GPT-2 files carry, which are not parameters.
+fn canonical(name: &str) -> Option<&str> {
+    let canonical = name.strip_prefix("transformer.").unwrap_or(name);
+    (!canonical.ends_with(".attn.bias") && !canonical.ends_with(".attn.masked_bias")).then_some(canonical)
+}
+
+/// The tensors a safetensors file holds (canonical names, sorted), read from its first bytes
+/// alone — the 8-byte length and the header, `head` — and checked against the file's size: what
+/// the page inspects before it reads any weights.
+pub fn stored_tensors(head: &[u8], file_size: u64) -> Result<Vec<TensorInfo>, WeightsError> {
+    let len = head.get(..8).ok_or(WeightsError::Truncated("shorter than the 8-byte header length"))?;
+    let n = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+    if n > 100_000_000 {
+        return Err(WeightsError::HeaderTooLarge);
+    }
+    if 8 + n > file_size {
+        return Err(WeightsError::HeaderLargerThanFile);
+    }
+    let header = head.get(8..8 + n as usize).ok_or(WeightsError::Truncated("the header was cut short"))?;
+    let meta: safetensors::tensor::Metadata =
+        serde_json::from_slice(header).map_err(|e| WeightsError::Malformed(e.to_string()))?;
+    let mut stored = Vec::new();
+    let mut end = 0;
+    for (name, info) in meta.tensors() {
+        end = end.max(info.data_offsets.1);
+        if let Some(name) = canonical(&name) {
+            stored.push(TensorInfo {
+                name: name.to_string(),
+                dtype: format!("{:?}", info.dtype),
+                shape: info.shape.clone(),
+                bytes: info.data_offsets.1.saturating_sub(info.data_offsets.0),
+            });
+        }
+    }
+    if 8 + n + end as u64 != file_size {
+        return Err(WeightsError::Truncated("the data section does not match the header's offsets"));
+    }
+    stored.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(stored)
+}
+
+/// Every tensor was stored in 16 bits (F16 or BF16): the precision a device may keep.
+pub fn stored_in_16_bits(stored: &[TensorInfo]) -> bool {
+    !stored.is_empty() && stored.iter().all(|t| t.dtype == "F16" || t.dtype == "BF16")
+}
+
+/// The dtypes of `stored`, each once, sorted (`["F16"]`, `["F16", "F32"]`).
+pub fn stored_dtypes(stored: &[TensorInfo]) -> Vec<&str> {
+    let mut dtypes: Vec<&str> = stored.iter().map(|t| t.dtype.as_str()).collect();
+    dtypes.sort_unstable();
+    dtypes.dedup();
+    dtypes
+}
+
 impl ModelWeights {
     /// Every tensor under its HF GPT-2 name (no `transformer.` prefix): what a bundle stores.
     pub fn named(&self) -> Vec<(String, &Tensor)> {
@@ -178,17 +233,9 @@ impl ModelWeights {
         self.lm_head.as_ref().unwrap_or(&self.wte)
     }
 
-    /// The file's dtypes, each once, sorted (`["F16"]`, `["F16", "F32"]`).
+    /// The file's dtypes, each once, sorted.
     pub fn stored_dtypes(&self) -> Vec<&str> {
-        let mut dtypes: Vec<&str> = self.stored.iter().map(|t| t.dtype.as_str()).collect();
-        dtypes.sort_unstable();
-        dtypes.dedup();
-        dtypes
-    }
-
-    /// Every tensor was stored in 16 bits (F16 or BF16): the precision a device may keep.
-    pub fn stored_in_16_bits(&self) -> bool {
-        !self.stored.is_empty() && self.stored.iter().all(|t| t.dtype == "F16" || t.dtype == "BF16")
+        stored_dtypes(&self.stored)
     }
 
     /// Parses and validates a safetensors file against `config`.
@@ -196,10 +243,7 @@ impl ModelWeights {
         let file = SafeTensors::deserialize(bytes)?;
         let mut views = BTreeMap::new();
         for (name, view) in file.iter() {
-            let canonical = name.strip_prefix("transformer.").unwrap_or(name);
-            if canonical.ends_with(".attn.bias") || canonical.ends_with(".attn.masked_bias") {
-                continue; // causal-mask buffers, not parameters
-            }
+            let Some(canonical) = canonical(name) else { continue };
             if views.insert(canonical.to_string(), view).is_some() {
                 return Err(WeightsError::Malformed(format!("tensor `{canonical}` appears twice")));
             }

@@ -215,3 +215,20 @@ fn engine_and_generation_errors() {
     assert_eq!(out.finish, wgpt::FinishReason::ContextFull);
     assert_eq!(s.position(), 64);
 }
+
+#[test]
+fn the_header_alone_tells_what_the_file_holds() {
+    use wgpt::weights::stored_tensors;
+    for name in ["tiny-f32", "gpt2vocab-f16", "tiny-bf16-untied"] {
+        let dir = common::hf_model_dir(name);
+        let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let stored = stored_tensors(&bytes[..8 + n], bytes.len() as u64).unwrap();
+        assert_eq!(stored, Bundle::load(&dir).unwrap().weights.stored, "{name}");
+        // A file shorter or longer than its header says is refused before any weight is read.
+        let short = stored_tensors(&bytes[..8 + n], bytes.len() as u64 - 1).unwrap_err();
+        assert!(matches!(short, WeightsError::Truncated(_)), "{short}");
+        assert!(matches!(stored_tensors(&bytes[..8 + n], 8), Err(WeightsError::HeaderLargerThanFile)));
+        assert!(matches!(stored_tensors(&bytes[..8 + n / 2], bytes.len() as u64), Err(WeightsError::Truncated(_))));
+    }
+}

@@ -9,6 +9,6 @@ self.onmessage = async ({ data }) => {
     const json = await bench(data.shape, data.backend, data.dtype, data.prompt, data.decode);
     self.postMessage({ report: JSON.parse(json) });
   } catch (e) {
-    self.postMessage({ error: String(e && e.message ? e.message : e) });
+    self.postMessage({ error: String(e?.message ? e.message : e) });
   }
 };

@@ -20,11 +20,17 @@ function show(report) {
   body.append(row(`prefill (${report.prefill_tokens} tokens)`, `${report.prefill_tokens_per_s.toFixed(1)} tokens/s`));
   for (const d of report.decode) {
     let text = `${d.tokens_per_s.toFixed(1)} tokens/s (${d.ms_per_token.toFixed(2)} ms)`;
-    if (d.efficiency != null) text += `, ${d.bytes_per_token} bytes/token, efficiency ${(100 * d.efficiency).toFixed(1)} %`;
+    if (d.efficiency != null)
+      text += `, ${d.bytes_per_token} bytes/token, efficiency ${(100 * d.efficiency).toFixed(1)} %`;
     body.append(row(`decode at context ${d.context}`, text));
   }
   if (report.dispatches_per_token != null) {
-    body.append(row('per token', `${report.dispatches_per_token} dispatches (${report.dispatches_per_block} per block), ${report.submits_per_token} submit`));
+    body.append(
+      row(
+        'per token',
+        `${report.dispatches_per_token} dispatches (${report.dispatches_per_block} per block), ${report.submits_per_token} submit`,
+      ),
+    );
   }
   $('result').hidden = false;
 }

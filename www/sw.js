@@ -1,11 +1,27 @@
 // Offline after the first visit: the app shell is fetched network-first (so updates show) and
 // kept; models and the wasm binary are served from the cache first (they are large and versioned
 // by path). Models fetched by the worker are stored by it in the 'wgpt-models' cache.
-const SHELL = 'wgpt-shell-v1';
-const FILES = ['./', 'index.html', 'app.js', 'worker.js', 'style.css', 'pkg/wgpt.js', 'pkg/wgpt_bg.wasm', 'models/index.json'];
+const SHELL = 'wgpt-shell-v2';
+const FILES = [
+  './',
+  'index.html',
+  'app.js',
+  'protocol.js',
+  'worker.js',
+  'style.css',
+  'pkg/wgpt.js',
+  'pkg/wgpt_bg.wasm',
+  'models/index.json',
+  ...['page', 'models', 'chat', 'fewshot', 'next', 'attention'].map((m) => `ui/${m}.js`),
+];
 
 self.addEventListener('install', (e) => {
-  e.waitUntil(caches.open(SHELL).then((c) => c.addAll(FILES)).then(() => self.skipWaiting()));
+  e.waitUntil(
+    caches
+      .open(SHELL)
+      .then((c) => c.addAll(FILES))
+      .then(() => self.skipWaiting()),
+  );
 });
 self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
 
@@ -16,16 +32,18 @@ self.addEventListener('fetch', (e) => {
     e.respondWith(caches.open('wgpt-models').then(async (c) => (await c.match(e.request)) || fetch(e.request)));
     return;
   }
-  e.respondWith((async () => {
-    const cache = await caches.open(SHELL);
-    try {
-      const res = await fetch(e.request);
-      if (res.ok) cache.put(e.request, res.clone());
-      return res;
-    } catch (err) {
-      const hit = await cache.match(e.request, { ignoreSearch: true });
-      if (hit) return hit;
-      throw err;
-    }
-  })());
+  e.respondWith(
+    (async () => {
+      const cache = await caches.open(SHELL);
+      try {
+        const res = await fetch(e.request);
+        if (res.ok) cache.put(e.request, res.clone());
+        return res;
+      } catch (err) {
+        const hit = await cache.match(e.request, { ignoreSearch: true });
+        if (hit) return hit;
+        throw err;
+      }
+    })(),
+  );
 });

@@ -1,9 +1,18 @@
-// The engine's thread: the wasm module runs here so the page never blocks. Messages in:
-// load, chat, complete, stop, next, attention, tasks, episode; each answer carries the request's id.
+// The engine's thread: the wasm module runs here so the page never blocks. The messages are
+// protocol.js's; each answer carries the request's id.
 import init, {
-  load_model, chat_start, complete_start, generate_step, stop_generation, next_tokens, attention_maps,
-  task_list, task_episode,
+  load_model,
+  inspect_bundle,
+  chat_start,
+  complete_start,
+  generate_step,
+  stop_generation,
+  next_tokens,
+  attention_maps,
+  task_list,
+  task_episode,
 } from './pkg/wgpt.js';
+import { errorReply } from './protocol.js';
 
 const ready = init();
 let stopRequested = false;
@@ -34,7 +43,10 @@ async function fetchBytes(url, id, part, parts) {
   if (!cached) await cache.put(url, res);
   const bytes = new Uint8Array(loaded);
   let at = 0;
-  for (const c of chunks) { bytes.set(c, at); at += c.length; }
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
   return bytes;
 }
 
@@ -48,20 +60,32 @@ async function handle(msg) {
         files = {};
         for (const [i, n] of names.entries()) files[n] = await fetchBytes(msg.url + n, msg.id, i, names.length);
       }
-      const info = await load_model(files['config.json'], files['model.safetensors'], files['tokenizer.json'], msg.backend);
+      const info = await load_model(
+        files['config.json'],
+        files['model.safetensors'],
+        files['tokenizer.json'],
+        msg.backend,
+      );
       return { type: 'loaded', info: JSON.parse(info) };
     }
+    case 'inspect':
+      return { type: 'inspected', info: JSON.parse(await inspect_bundle(msg.config, msg.head, msg.size)) };
     case 'chat':
     case 'complete': {
       stopRequested = false;
       const started = performance.now();
       const params = JSON.stringify(msg.params);
-      const start = JSON.parse(msg.type === 'chat'
-        ? chat_start(JSON.stringify(msg.messages), params)
-        : complete_start(msg.text, params, msg.stop ?? undefined));
+      const start = JSON.parse(
+        msg.type === 'chat'
+          ? chat_start(JSON.stringify(msg.messages), params)
+          : complete_start(msg.text, params, msg.stop ?? undefined),
+      );
       let tokens = 0;
       for (;;) {
-        if (stopRequested) { stop_generation(); return { type: 'done', finish: 'cancelled', tokens, ...start }; }
+        if (stopRequested) {
+          stop_generation();
+          return { type: 'done', finish: 'cancelled', tokens, ...start };
+        }
         const step = JSON.parse(await generate_step(4));
         tokens += step.tokens;
         if (step.text) post({ id: msg.id, type: 'text', text: step.text });
@@ -92,7 +116,6 @@ self.onmessage = async ({ data }) => {
   try {
     post({ id: data.id, ...(await handle(data)), final: true });
   } catch (e) {
-    // `kind` (device-lost, out-of-memory, too-large, bad-input, …) is set by the engine (src/web.rs).
-    post({ id: data.id, type: 'error', error: String(e && e.message ? e.message : e), kind: e?.kind ?? 'error', final: true });
+    post(errorReply(data.id, e));
   }
 };

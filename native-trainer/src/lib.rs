@@ -1,30 +1,22 @@
-//! wgpt-train: the GPT-1 → InstructGPT stages of the story on burn — pre-train, fine-tune, evaluate
-//! zero- and few-shot, supervised fine-tuning on conversations.
+//! wgpt-train: the GPT-1 → InstructGPT stages of the story on burn. Read it in this order:
 //!
-//! `model` is the GPT (HF GPT-2 names), `init` GPT-2's initialisation, `optim` AdamW, `data` the
-//! token shards and batches, `prepare` corpus → tokenizer → shards, `checkpoint` atomic save and
-//! resume, `train` the loop; `finetune` a task's labelled batches, `icl` zero/few-shot
-//! evaluation; `instruct` the generated conversations, `sft` supervised fine-tuning on them,
-//! `chat_eval` their held-out score, `reward` the reward model, `ppo` PPO
-//! against it; `bundle` export/import to the inference bundle, `backend`
-//! the choice of CPU, wgpu or CUDA.
+//! 1. [`model`] — the GPT (HF GPT-2 names), its initialisation, AdamW, and the fused CPU ops
+//!    with hand-written backwards.
+//! 2. [`store`] — checkpoints (atomic save, resume) and bundles (export/import to what `wgpt` and
+//!    the page load).
+//! 3. [`data`] — corpus → tokenizer → token shards ([`data::prepare`]), batches, and the
+//!    generated instruction data ([`data::instruct`]).
+//! 4. [`train`] — the loop: batches in, an [`train::Objective`] to minimise, checkpoints out.
+//! 5. [`stages`] — the story in order: pre-training; GPT-1's fine-tuning and GPT-2/3's zero- and
+//!    few-shot evaluation; InstructGPT's SFT, reward model and PPO; the chat evaluation.
+//!
+//! [`backend`] picks CPU, wgpu or CUDA; [`plot`] draws the curves.
 
 pub mod backend;
-pub mod bundle;
-pub mod chat_eval;
-pub mod checkpoint;
 pub mod data;
-pub mod finetune;
-pub mod fused;
-pub mod icl;
-pub mod init;
-pub mod instruct;
 pub mod model;
-pub mod optim;
 pub mod plot;
-pub mod ppo;
-pub mod prepare;
-pub mod reward;
 pub use wgpt::rng;
-pub mod sft;
+pub mod stages;
+pub mod store;
 pub mod train;

@@ -3,7 +3,6 @@
 use clap::{Parser, Subcommand};
 
 mod cli;
-mod cli_stages;
 
 #[derive(Parser)]
 #[command(
@@ -23,17 +22,17 @@ enum Command {
     /// Pre-train (or continue, with --resume) on prepared shards.
     Pretrain(cli::PretrainCmd),
     /// GPT-1's second stage: train on one task's labelled examples, the loss on the answer only.
-    Finetune(cli_stages::FinetuneCmd),
+    Finetune(cli::FinetuneCmd),
     /// InstructGPT step 1: supervised fine-tuning on conversations, the loss on the assistant only.
-    Sft(cli_stages::SftCmd),
+    Sft(cli::SftCmd),
     /// InstructGPT step 2: a reward model from ranked responses (pairwise loss), with its
     /// held-out pair accuracy.
-    Reward(cli_stages::RewardCmd),
+    Reward(cli::RewardCmd),
     /// InstructGPT step 3: PPO of the SFT policy against the reward model, with a KL penalty.
-    Ppo(cli_stages::PpoCmd),
+    Ppo(cli::PpoCmd),
     /// Zero-, one- and few-shot accuracy on held-out task episodes (a table and a plot), or
     /// held-out chat accuracy (`--suite chat`).
-    Eval(cli_stages::EvalCmd),
+    Eval(cli::EvalCmd),
     /// A checkpoint (or a run folder: its newest checkpoint) → a bundle `wgpt` loads.
     Export(cli::ExportCmd),
     /// A bundle (e.g. real HF GPT-2 weights) → a folder `pretrain --init-from` starts from.

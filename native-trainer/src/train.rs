@@ -1,5 +1,5 @@
-//! The training loop, shared by `pretrain` (next-token prediction on the prepared shards, the
-//! whole sequence in parallel) and `finetune` (a task's labelled examples, the loss on the answer).
+//! The training loop, shared by the stages that learn by gradient descent on batches: pre-training,
+//! fine-tuning, SFT (next-token [`NextToken`]) and the reward model (its ranking objective).
 //!
 //! Per step: `accum` micro-batches of `batch` windows, their gradients summed (each loss scaled
 //! by 1/accum), then one AdamW update (see `optim`) at the scheduled learning rate: linear warmup
@@ -15,14 +15,15 @@
 //! there in micro-batch order, so the update is the one-device update: the same batch, the same
 //! sum, the same curve (bit-exact on the CPU backend), and a run may resume on another device count.
 //!
-//! Where batches come from is a [`Batches`]: windows of the shards here, a task's examples in
-//! `finetune`. A batch may weight its targets (the answer-only loss).
+//! Where batches come from is a [`Batches`] (windows of the shards in `stages::pretrain`, a task's
+//! examples in `stages::finetune`, …), what is minimised an [`Objective`]. A batch may weight its
+//! targets (the answer-only loss).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::Backend;
@@ -32,13 +33,12 @@ use serde_json::json;
 use wgpt::config::GptConfig;
 use wgpt::weights::ModelWeights;
 
-use crate::checkpoint::{self, RunSpec, TrainState};
-use crate::data::{Batch, Dataset, train_batch, val_batches};
-use crate::fused::{FusedOps, TrainBackend};
-use crate::init::gpt2_init;
+use crate::data::Batch;
+use crate::model::fused::{FusedOps, TrainBackend};
+use crate::model::init::gpt2_init;
+use crate::model::optim::AdamW;
 use crate::model::{Gpt, Precision};
-use crate::optim::AdamW;
-use crate::reward;
+use crate::store::checkpoint::{self, RunSpec, TrainState};
 
 /// Where a training loop's batches come from; both are pure functions of their arguments.
 pub trait Batches {
@@ -59,35 +59,43 @@ pub fn held_out_batches(
     (0..n).collect::<Vec<_>>().chunks(rows.max(1)).map(make).collect()
 }
 
-/// Pre-training windows of the token shards.
-struct ShardBatches<'a> {
-    data: &'a Dataset,
-    seed: u64,
-    rows: usize,
-    context: usize,
+/// What the loop minimises: a stage plugs one in (pre-training, fine-tuning and SFT use
+/// [`NextToken`]; the reward model its ranking loss, `stages::reward::Preference`).
+pub trait Objective: Sync {
+    /// A batch's loss (a mean; the loop scales it by 1/accum).
+    fn loss<B: FusedOps>(&self, model: &Gpt<B>, batch: &Batch, device: &B::Device) -> Tensor<B, 1>;
+    /// The validation loss on the held-out batches; an objective may add its own figures to the
+    /// metrics line.
+    fn validate<B: FusedOps>(
+        &self,
+        model: &Gpt<B>,
+        batches: &[Batch],
+        device: &B::Device,
+        line: &mut serde_json::Value,
+    ) -> f64;
 }
 
-impl Batches for ShardBatches<'_> {
-    fn train(&self, step: u64, micro: u64) -> anyhow::Result<Batch> {
-        Ok(train_batch(&self.data.train, self.seed, step, micro, self.rows, self.context))
+/// Cross-entropy of the next token, weighted by the batch's weights if any.
+pub struct NextToken;
+
+impl Objective for NextToken {
+    fn loss<B: FusedOps>(&self, model: &Gpt<B>, batch: &Batch, device: &B::Device) -> Tensor<B, 1> {
+        let (x, y, w) = batch_tensors::<B>(batch, device);
+        model.loss(x, y, w)
     }
 
-    fn val(&self, max_batches: usize) -> anyhow::Result<Vec<Batch>> {
-        Ok(val_batches(&self.data.val, self.rows, self.context, max_batches))
+    fn validate<B: FusedOps>(
+        &self,
+        model: &Gpt<B>,
+        batches: &[Batch],
+        device: &B::Device,
+        _: &mut serde_json::Value,
+    ) -> f64 {
+        evaluate(model, batches, device)
     }
-}
-
-/// What the loop minimises.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Objective {
-    /// Cross-entropy of the next token, weighted by the batch's weights if any.
-    NextToken,
-    /// The reward model's pairwise ranking loss (`reward`), the score read from head row `score_row`.
-    Preference { score_row: usize },
 }
 
 pub struct TrainArgs {
-    pub objective: Objective,
     pub out: PathBuf,
     pub config: GptConfig,
     pub run: RunSpec,
@@ -206,25 +214,8 @@ pub(crate) fn metrics_file(out: &Path, keep_up_to: u64) -> anyhow::Result<std::f
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    checkpoint::write_atomic(&path, kept.as_bytes())?;
+    crate::store::write_atomic(&path, kept.as_bytes())?;
     Ok(std::fs::OpenOptions::new().append(true).open(&path)?)
-}
-
-/// Pre-training on the shards in `data`.
-pub fn pretrain<AB: TrainBackend>(data: &Path, args: &TrainArgs, devices: &[AB::Device]) -> anyhow::Result<Summary> {
-    let data = Dataset::open(data)?;
-    let (config, run) = (&args.config, &args.run);
-    if config.vocab_size < data.meta.vocab_size {
-        bail!("vocab_size {} is smaller than the data's {}", config.vocab_size, data.meta.vocab_size);
-    }
-    if run.train_tokens != data.meta.train_tokens {
-        bail!("internal: run spec made for other data");
-    }
-    check_run(args)?;
-    data.check_context(run.context)?;
-    let tokenizer_json = std::fs::read(data.dir.join("tokenizer.json")).context("the data folder's tokenizer.json")?;
-    let batches = ShardBatches { data: &data, seed: run.seed, rows: run.batch, context: run.context };
-    train_loop::<AB>(args, &batches, &tokenizer_json, devices)
 }
 
 /// Settings every run needs.
@@ -248,8 +239,9 @@ pub fn check_run(args: &TrainArgs) -> anyhow::Result<()> {
 
 /// The loop itself: `batches` feed it, checkpoints carry `tokenizer_json`; the model lives on
 /// `devices[0]`, and the other devices (if any) share the gradient work.
-pub fn train_loop<AB: TrainBackend>(
+pub fn train_loop<AB: TrainBackend, O: Objective>(
     args: &TrainArgs,
+    objective: &O,
     batches: &dyn Batches,
     tokenizer_json: &[u8],
     devices: &[AB::Device],
@@ -259,12 +251,9 @@ pub fn train_loop<AB: TrainBackend>(
     if devices.len() != args.devices {
         bail!("internal: {} devices for a run of {}", devices.len(), args.devices);
     }
-    std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
-    checkpoint::clean_partial(&args.out)?;
-
-    let existing = checkpoint::list(&args.out)?;
-    let (model, mut opt, start) = match existing.last() {
-        Some((_, dir)) if args.resume => {
+    let (model, mut opt, start) = match checkpoint::resume_point(&[&args.out], args.resume)? {
+        Some((_, dirs)) => {
+            let dir = &dirs[0];
             let state = checkpoint::load_state(dir)?;
             let (ckpt_config, weights) = checkpoint::load_weights(dir)?;
             check_spec(&state, run, config, &ckpt_config)?;
@@ -272,11 +261,6 @@ pub fn train_loop<AB: TrainBackend>(
             eprintln!("resuming from {} (step {})", dir.display(), state.step);
             (Gpt::<AB>::from_weights(config, &weights, device), opt, state.step)
         }
-        Some((_, dir)) => bail!(
-            "{} already holds checkpoints (newest {}); pass --resume or choose another --out",
-            args.out.display(),
-            dir.display()
-        ),
         None => {
             let weights = match (&args.init_weights, &args.init_from) {
                 (Some(w), _) => w.clone(),
@@ -318,7 +302,7 @@ pub fn train_loop<AB: TrainBackend>(
     let mut last_ckpt = PathBuf::new();
     for step in start..run.steps {
         let lr = lr_at(run, step);
-        let (grads, loss_sum) = step_gradients(&model, batches, step, args, devices)?;
+        let (grads, loss_sum) = step_gradients(&model, objective, batches, step, args, devices)?;
         let (next, grad_norm) = opt.step(lr, model, grads);
         model = next;
         let loss = loss_sum / run.accum as f64;
@@ -332,14 +316,7 @@ pub fn train_loop<AB: TrainBackend>(
         let tok_s = ((done - start) * tokens_per_step) as f64 / elapsed.max(1e-9);
         let mut line = json!({"step": done, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": done * tokens_per_step, "tokens_per_s": tok_s});
         if done % args.eval_every == 0 || done == run.steps {
-            let valid = model.valid();
-            let v = match args.objective {
-                Objective::NextToken => evaluate(&valid, &val, device),
-                Objective::Preference { score_row } => {
-                    line["val_pair_accuracy"] = reward::evaluate(&valid, &val, score_row, device).into();
-                    reward::mean_loss(&valid, &val, score_row, device)
-                }
-            };
+            let v = objective.validate(&model.valid(), &val, device, &mut line);
             val_loss = Some(v);
             line["val_loss"] = v.into();
             bar.println(format!("step {done}: loss {loss:.4}, val {v:.4}, {tok_s:.0} tok/s"));
@@ -368,27 +345,22 @@ pub fn train_loop<AB: TrainBackend>(
 }
 
 /// One micro-batch's loss (unscaled) and its gradients, the loss scaled by `1/accum` first.
-fn micro_gradients<AB: TrainBackend>(
+fn micro_gradients<AB: TrainBackend, O: Objective>(
     model: &Gpt<AB>,
     batch: &Batch,
-    objective: Objective,
+    objective: &O,
     accum: usize,
     device: &AB::Device,
 ) -> (f64, GradientsParams) {
-    let loss = match objective {
-        Objective::NextToken => {
-            let (x, y, w) = batch_tensors::<AB>(batch, device);
-            model.loss(x, y, w)
-        }
-        Objective::Preference { score_row } => reward::batch_loss(model, batch, score_row, device),
-    };
+    let loss = objective.loss(model, batch, device);
     let value = loss.clone().into_scalar().elem::<f64>();
     (value, GradientsParams::from_grads((loss / accum as f64).backward(), model))
 }
 
 /// The summed gradients of `step`'s micro-batches, on `devices[0]`, and the sum of their losses.
-fn step_gradients<AB: TrainBackend>(
+fn step_gradients<AB: TrainBackend, O: Objective>(
     model: &Gpt<AB>,
+    objective: &O,
     batches: &dyn Batches,
     step: u64,
     args: &TrainArgs,
@@ -399,8 +371,7 @@ fn step_gradients<AB: TrainBackend>(
     let mut loss_sum = 0.0;
     if devices.len() == 1 {
         for micro in 0..accum as u64 {
-            let (loss, grads) =
-                micro_gradients(model, &batches.train(step, micro)?, args.objective, accum, &devices[0]);
+            let (loss, grads) = micro_gradients(model, &batches.train(step, micro)?, objective, accum, &devices[0]);
             loss_sum += loss;
             acc.accumulate(model, grads);
         }
@@ -422,7 +393,7 @@ fn step_gradients<AB: TrainBackend>(
                     share
                         .into_iter()
                         .map(|(micro, batch)| {
-                            let (loss, grads) = micro_gradients(&replica, &batch, args.objective, accum, device);
+                            let (loss, grads) = micro_gradients(&replica, &batch, objective, accum, device);
                             (micro, loss, grads.to_device(main, &replica))
                         })
                         .collect::<Vec<_>>()

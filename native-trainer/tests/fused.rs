@@ -2,7 +2,7 @@
 //! GPU backends run, both differentiated on burn's CPU backend: same values, same gradients.
 
 use burn::tensor::{Int, Tensor, TensorData};
-use wgpt_train::fused::{self, composed};
+use wgpt_train::model::fused::{self, composed};
 
 type Train = burn::backend::Autodiff<burn::backend::Flex>;
 

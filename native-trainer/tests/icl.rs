@@ -8,9 +8,9 @@ use wgpt::config::GptConfig;
 use wgpt::tasks::{self, Description, Split};
 use wgpt::{CpuSession, ForwardOptions};
 use wgpt_train::backend::Cpu;
-use wgpt_train::icl::{self, Prediction};
-use wgpt_train::init::gpt2_init;
 use wgpt_train::model::Gpt;
+use wgpt_train::model::init::gpt2_init;
+use wgpt_train::stages::icl::{self, Prediction};
 
 fn argmax(row: &[f32]) -> u32 {
     row.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32
@@ -21,7 +21,7 @@ fn batched_predictions_match_the_cpu_reference_episode_by_episode() {
     // A tokenizer trained on episodes, a random nano model with a short context (so k = 8
     // prompts are cut).
     let docs: Vec<String> = (0..400).map(|i| tasks::document(Split::Train, i).document()).collect();
-    let json = wgpt_train::prepare::train_tokenizer(docs.iter().map(String::as_str), 400).unwrap();
+    let json = wgpt_train::data::prepare::train_tokenizer(docs.iter().map(String::as_str), 400).unwrap();
     let tok = wgpt::Tokenizer::from_json(json.as_bytes()).unwrap();
     let config = GptConfig::from_json(
         format!(r#"{{"vocab_size":{},"n_positions":48,"n_embd":32,"n_layer":2,"n_head":2}}"#, tok.id_bound())
@@ -66,7 +66,7 @@ fn an_answer_counts_only_when_greedy_writes_it_then_stops() {
 #[test]
 fn stop_tokens_are_the_line_breaks_and_the_end_of_document() {
     let docs: Vec<String> = (0..200).map(|i| tasks::document(Split::Train, i).document()).collect();
-    let json = wgpt_train::prepare::train_tokenizer(docs.iter().map(String::as_str), 320).unwrap();
+    let json = wgpt_train::data::prepare::train_tokenizer(docs.iter().map(String::as_str), 320).unwrap();
     let tok = wgpt::Tokenizer::from_json(json.as_bytes()).unwrap();
     let stops = icl::stop_ids(&tok, Some(0));
     let newline = tok.encode("\n").unwrap();

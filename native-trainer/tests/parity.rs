@@ -11,8 +11,8 @@ use safetensors::SafeTensors;
 use wgpt::config::GptConfig;
 use wgpt::weights::ModelWeights;
 use wgpt::{CpuSession, ForwardOptions};
+use wgpt_train::model::optim::{AdamW, AdamWConfig, named_grads, param_ids};
 use wgpt_train::model::{Gpt, Precision};
-use wgpt_train::optim::{AdamW, AdamWConfig, named_grads, param_ids};
 
 type Cpu = burn::backend::Flex;
 type Train = burn::backend::Autodiff<Cpu>;

@@ -18,32 +18,19 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// The default adapter (high performance), natively any backend, on the web WebGPU.
+    /// A device on the default adapter (high performance): natively any backend, on the web WebGPU.
     pub async fn new() -> Result<Self, GpuError> {
-        #[cfg(target_arch = "wasm32")]
-        if !webgpu_available() {
-            return Err(GpuError::NoAdapter("this browser has no WebGPU (navigator.gpu is missing)".into()));
-        }
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        if cfg!(target_arch = "wasm32") {
-            desc.backends = wgpu::Backends::BROWSER_WEBGPU;
-        }
-        // wgpu does not pass WebGPU's `isFallbackAdapter` on; ask the browser directly.
-        #[cfg(target_arch = "wasm32")]
-        let fallback = browser_adapter_is_fallback().await;
-        #[cfg(not(target_arch = "wasm32"))]
-        let fallback = false;
-        let instance = wgpu::Instance::new(desc);
-        let adapter = instance
-            .request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let (adapter, fallback) = default_adapter().await?;
         let mut gpu = Self::from_adapter(adapter).await?;
         gpu.fallback = fallback;
         Ok(gpu)
+    }
+
+    /// The default adapter's limits and whether it is a software one, without making a device:
+    /// what a fit check before loading needs.
+    pub async fn adapter_limits() -> Result<(wgpu::Limits, bool), GpuError> {
+        let (adapter, fallback) = default_adapter().await?;
+        Ok((adapter.limits(), fallback || adapter.get_info().device_type == wgpu::DeviceType::Cpu))
     }
 
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
@@ -124,6 +111,32 @@ impl Gpu {
         staging.unmap();
         Ok(data)
     }
+}
+
+/// The default adapter, and whether the browser says it is a fallback (software) one.
+async fn default_adapter() -> Result<(wgpu::Adapter, bool), GpuError> {
+    #[cfg(target_arch = "wasm32")]
+    if !webgpu_available() {
+        return Err(GpuError::NoAdapter("this browser has no WebGPU (navigator.gpu is missing)".into()));
+    }
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if cfg!(target_arch = "wasm32") {
+        desc.backends = wgpu::Backends::BROWSER_WEBGPU;
+    }
+    // wgpu does not pass WebGPU's `isFallbackAdapter` on; ask the browser directly.
+    #[cfg(target_arch = "wasm32")]
+    let fallback = browser_adapter_is_fallback().await;
+    #[cfg(not(target_arch = "wasm32"))]
+    let fallback = false;
+    let instance = wgpu::Instance::new(desc);
+    let adapter = instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+    Ok((adapter, fallback))
 }
 
 /// Keeps the first failure, except that a lost device replaces the errors it caused (work

@@ -70,8 +70,13 @@ impl WeightFormat {
 
     /// The one rule for the default: f16 when every tensor of the checkpoint is stored in 16
     /// bits (nothing is lost), else f32.
+    pub fn for_stored(stored: &[crate::weights::TensorInfo]) -> Self {
+        if crate::weights::stored_in_16_bits(stored) { WeightFormat::F16 } else { WeightFormat::F32 }
+    }
+
+    /// [`WeightFormat::for_stored`] of a loaded checkpoint.
     pub fn for_weights(weights: &crate::weights::ModelWeights) -> Self {
-        if weights.stored_in_16_bits() { WeightFormat::F16 } else { WeightFormat::F32 }
+        Self::for_stored(&weights.stored)
     }
 }
 

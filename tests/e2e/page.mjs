@@ -3,14 +3,21 @@
 // (`cargo xtask test` serves www/ and runs this). Prints one line per test and exits non-zero on
 // any failure. Screenshots are kept in SCREENSHOT_DIR.
 import { chromium } from 'playwright-core';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 const [base, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
-const FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
+const FLAGS = [
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const LONG = 180_000;
-let passed = 0, failed = 0;
+let passed = 0,
+  failed = 0;
 
 async function test(name, fn) {
   const t = Date.now();
@@ -23,10 +30,14 @@ async function test(name, fn) {
     console.log(`FAIL ${name}: ${e.stack || e}`);
   }
 }
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
 
 async function ready(page, backend) {
-  await page.waitForSelector(`body[data-ready="true"]${backend ? `[data-backend="${backend}"]` : ''}`, { timeout: LONG });
+  await page.waitForSelector(`body[data-ready="true"]${backend ? `[data-backend="${backend}"]` : ''}`, {
+    timeout: LONG,
+  });
 }
 
 async function chat(page, text) {
@@ -35,7 +46,9 @@ async function chat(page, text) {
   await page.press('#prompt', 'Enter');
   const reply = page.locator('#messages li.assistant').nth(before);
   await reply.waitFor();
-  await page.waitForFunction((i) => document.querySelectorAll('#messages li.assistant')[i]?.dataset.finish, before, { timeout: LONG });
+  await page.waitForFunction((i) => document.querySelectorAll('#messages li.assistant')[i]?.dataset.finish, before, {
+    timeout: LONG,
+  });
   const finish = await reply.getAttribute('data-finish');
   assert(finish !== 'error', await reply.textContent());
   return { text: await reply.textContent(), finish };
@@ -47,14 +60,21 @@ async function nextTokens(page, text) {
   await page.evaluate(() => document.getElementById('bars').replaceChildren());
   await page.click('#next-form button[type="submit"]');
   await page.waitForFunction(() => document.querySelectorAll('#bars li').length === 10, null, { timeout: LONG });
-  return page.$$eval('#bars li', (lis) => lis.map((li) => ({ token: li.querySelector('.tok').textContent, p: parseFloat(li.lastChild.textContent) })));
+  return page.$$eval('#bars li', (lis) =>
+    lis.map((li) => ({ token: li.querySelector('.tok').textContent, p: parseFloat(li.lastChild.textContent) })),
+  );
 }
 
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...FLAGS, '--enable-unsafe-webgpu'] });
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: [...FLAGS, '--enable-unsafe-webgpu'],
+});
 const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
 const page = await context.newPage();
 const consoleErrors = [];
-page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+page.on('console', (m) => {
+  if (m.type() === 'error') consoleErrors.push(m.text());
+});
 page.on('pageerror', (e) => consoleErrors.push(String(e)));
 
 await test('the page loads the default model', async () => {
@@ -67,15 +87,28 @@ await test('the page loads the default model', async () => {
 
 await test('chat: a message gets a streamed reply', async () => {
   // Watch the reply grow while it streams.
-  const sizes = page.evaluate(() => new Promise((resolve) => {
-    const seen = new Set();
-    const obs = new MutationObserver(() => {
-      const li = [...document.querySelectorAll('#messages li.assistant')].pop();
-      if (li) seen.add(li.textContent.length);
-      if (li?.dataset.finish) { obs.disconnect(); resolve([...seen]); }
-    });
-    obs.observe(document.getElementById('messages'), { subtree: true, childList: true, characterData: true, attributes: true });
-  })).catch((e) => [String(e)]);
+  const sizes = page
+    .evaluate(
+      () =>
+        new Promise((resolve) => {
+          const seen = new Set();
+          const obs = new MutationObserver(() => {
+            const li = [...document.querySelectorAll('#messages li.assistant')].pop();
+            if (li) seen.add(li.textContent.length);
+            if (li?.dataset.finish) {
+              obs.disconnect();
+              resolve([...seen]);
+            }
+          });
+          obs.observe(document.getElementById('messages'), {
+            subtree: true,
+            childList: true,
+            characterData: true,
+            attributes: true,
+          });
+        }),
+    )
+    .catch((e) => [String(e)]);
   const r = await chat(page, 'Hello! Who are you?');
   assert(r.text.length > 0, 'empty reply');
   assert(['max_tokens', 'stop_token', 'context_full'].includes(r.finish), r.finish);
@@ -89,13 +122,16 @@ await test('chat: markup in a message stays text', async () => {
   await chat(page, evil);
   const users = await page.$$eval('#messages li.user', (lis) => lis.map((li) => li.textContent));
   assert(users.includes(evil), 'the message was not shown as typed');
-  assert(await page.locator('#messages img').count() === 0, 'an <img> was created');
+  assert((await page.locator('#messages img').count()) === 0, 'an <img> was created');
   assert(await page.evaluate(() => window.__xss === undefined), 'script ran');
 });
 
 await test('chat model: a conversation in Chinese and one in English (greedy)', async () => {
   await page.click('button[data-tab="chat"]');
-  const setTemperature = (t) => page.evaluate((v) => { document.getElementById('temperature').value = v; }, t);
+  const setTemperature = (t) =>
+    page.evaluate((v) => {
+      document.getElementById('temperature').value = v;
+    }, t);
   const temperature = await page.inputValue('#temperature');
   await setTemperature('0');
   const cjk = /[\u4e00-\u9fff]/;
@@ -110,7 +146,10 @@ await test('chat model: a conversation in Chinese and one in English (greedy)', 
   const en1 = await chat(page, 'Hello');
   const en2 = await chat(page, 'What is the full name of GPT?');
   console.log(`     en: ${JSON.stringify(en1.text)} / ${JSON.stringify(en2.text)}`);
-  assert(en1.finish === 'stop_token' && !cjk.test(en1.text) && /[a-z]/.test(en1.text), `en greeting: ${en1.finish} ${en1.text}`);
+  assert(
+    en1.finish === 'stop_token' && !cjk.test(en1.text) && /[a-z]/.test(en1.text),
+    `en greeting: ${en1.finish} ${en1.text}`,
+  );
   assert(en2.text.startsWith('Generative Pre-trained Transformer'), `en question: ${en2.text}`);
   await page.screenshot({ path: `${shots}/chat-en.png` });
   await setTemperature(temperature);
@@ -121,7 +160,10 @@ await test('next token: bars for 你好, click one to extend', async () => {
   const rows = await nextTokens(page, '你好');
   const total = rows.reduce((a, r) => a + r.p, 0);
   assert(total > 0 && total <= 100.5, `probabilities sum to ${total} %`);
-  assert(rows.every((r, i) => i === 0 || rows[i - 1].p >= r.p), 'bars are not sorted');
+  assert(
+    rows.every((r, i) => i === 0 || rows[i - 1].p >= r.p),
+    'bars are not sorted',
+  );
   cpuTokens = rows.map((r) => r.token);
   await page.screenshot({ path: `${shots}/next-token.png` });
   await page.click('#bars li:not(.partial) >> nth=0');
@@ -137,8 +179,13 @@ await test('attention: a heatmap for "You are a good man"', async () => {
   const n = await page.$$eval('#heatmap tr', (rows) => rows.length - 1);
   assert(n >= 5, `${n} tokens`);
   // Each row of attention weights sums to 1 over the visible (past) cells.
-  const sums = await page.$$eval('#heatmap tr', (rows) => rows.slice(1).map((r) => [...r.querySelectorAll('td')].reduce((a, td) => a + (parseFloat(td.textContent) || 0), 0)));
-  assert(sums.every((s) => Math.abs(s - 1) < 0.05), `row sums ${sums}`);
+  const sums = await page.$$eval('#heatmap tr', (rows) =>
+    rows.slice(1).map((r) => [...r.querySelectorAll('td')].reduce((a, td) => a + (parseFloat(td.textContent) || 0), 0)),
+  );
+  assert(
+    sums.every((s) => Math.abs(s - 1) < 0.05),
+    `row sums ${sums}`,
+  );
   await page.selectOption('#layer', { index: 1 });
   await page.screenshot({ path: `${shots}/attention.png` });
 });
@@ -155,8 +202,13 @@ await test('few-shot: the page builds the same prompts as the trainer', async ()
     await page.setChecked('#with-desc', e.description);
     await page.fill('#episode', String(e.seed));
     await page.dispatchEvent('#episode', 'change');
-    await page.waitForFunction((want) => document.getElementById('fewshot-prompt').value === want, e.prompt, { timeout: 10_000 })
-      .catch(async () => { throw new Error(`${e.task} k=${e.k}: page built ${JSON.stringify(await page.inputValue('#fewshot-prompt'))}`); });
+    await page
+      .waitForFunction((want) => document.getElementById('fewshot-prompt').value === want, e.prompt, {
+        timeout: 10_000,
+      })
+      .catch(async () => {
+        throw new Error(`${e.task} k=${e.k}: page built ${JSON.stringify(await page.inputValue('#fewshot-prompt'))}`);
+      });
     const expected = await page.textContent('#fewshot-expected');
     assert(expected === e.answer, `${e.task}: expected ${expected} vs ${e.answer}`);
   }
@@ -165,7 +217,9 @@ await test('few-shot: the page builds the same prompts as the trainer', async ()
 await test('few-shot: complete one episode, then compare 0 to 8 examples', async () => {
   // The demo is meant for the base model: the page offers it when the chat model is loaded.
   if (await page.isVisible('#use-base')) {
-    await page.evaluate(() => { document.body.dataset.ready = 'false'; });
+    await page.evaluate(() => {
+      document.body.dataset.ready = 'false';
+    });
     await page.click('#use-base');
     await ready(page);
     assert(await page.isHidden('#fewshot-model'), 'the base-model hint stays after loading the base model');
@@ -173,7 +227,9 @@ await test('few-shot: complete one episode, then compare 0 to 8 examples', async
   await page.selectOption('#task', 'copy');
   await page.selectOption('#shots', '4');
   await page.click('#fewshot-run');
-  await page.waitForFunction(() => /right|wrong/.test(document.getElementById('fewshot-output').className), null, { timeout: LONG });
+  await page.waitForFunction(() => /right|wrong/.test(document.getElementById('fewshot-output').className), null, {
+    timeout: LONG,
+  });
   await page.click('#fewshot-sweep');
   await page.waitForSelector('#fewshot-table[data-done="true"]', { timeout: LONG });
   const rows = await page.$$eval('#fewshot-table tr', (trs) => trs.slice(1).map((tr) => tr.cells[1].textContent));
@@ -183,7 +239,9 @@ await test('few-shot: complete one episode, then compare 0 to 8 examples', async
 
 await test('chat: Esc stops a reply', async () => {
   await page.click('button[data-tab="chat"]');
-  await page.evaluate(() => { document.getElementById('max-tokens').value = '1000'; });
+  await page.evaluate(() => {
+    document.getElementById('max-tokens').value = '1000';
+  });
   await page.fill('#prompt', 'Tell me a long story.');
   // Enter and Esc in one task of the page, so the worker's queue holds the stop right behind
   // the chat and takes it before its second step of 4 tokens. (Two separate key presses race:
@@ -193,24 +251,75 @@ await test('chat: Esc stops a reply', async () => {
     document.getElementById('prompt').dispatchEvent(key('Enter'));
     document.dispatchEvent(key('Escape'));
   });
-  await page.waitForFunction(() => [...document.querySelectorAll('#messages li.assistant')].pop()?.dataset.finish, null, { timeout: LONG });
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('#messages li.assistant')].pop()?.dataset.finish,
+    null,
+    { timeout: LONG },
+  );
   const finish = await page.locator('#messages li.assistant').last().getAttribute('data-finish');
   assert(finish === 'cancelled', finish);
-  await page.evaluate(() => { document.getElementById('max-tokens').value = '32'; });
+  await page.evaluate(() => {
+    document.getElementById('max-tokens').value = '32';
+  });
 });
 
 await test('the WebGPU engine gives the same next tokens', async () => {
   // The model loaded now (the few-shot test may have switched to the base model), on the CPU.
   cpuTokens = (await nextTokens(page, '你好')).map((r) => r.token);
   await page.click('button[data-tab="models"]');
-  await page.evaluate(() => { document.body.dataset.ready = 'false'; });
+  await page.evaluate(() => {
+    document.body.dataset.ready = 'false';
+  });
   await page.selectOption('#backend', 'gpu');
   await ready(page, 'gpu');
   const rows = await nextTokens(page, '你好');
-  assert(JSON.stringify(rows.slice(0, 5).map((r) => r.token)) === JSON.stringify(cpuTokens.slice(0, 5)),
-    `gpu ${rows.map((r) => r.token)} vs cpu ${cpuTokens}`);
+  assert(
+    JSON.stringify(rows.slice(0, 5).map((r) => r.token)) === JSON.stringify(cpuTokens.slice(0, 5)),
+    `gpu ${rows.map((r) => r.token)} vs cpu ${cpuTokens}`,
+  );
   await page.click('button[data-tab="models"]');
   await page.screenshot({ path: `${shots}/models.png` });
+});
+
+await test("a bundle from disk: the engine's own verdict before loading, a broken one refused", async () => {
+  // The engine reads config.json and the safetensors header (not the weights) and answers with
+  // its plan against this adapter (SwiftShader here: a software fallback).
+  await page.click('button[data-tab="models"]');
+  const dir = new URL('../../www/models/chat/', import.meta.url).pathname;
+  const files = ['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => dir + f);
+  await page.setInputFiles('#files', files);
+  await page.waitForFunction(() => document.getElementById('file-info').dataset.webgpu, null, { timeout: LONG });
+  const info = await page.$$eval('#file-info dt', (dts) =>
+    Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling.textContent])),
+  );
+  const config = JSON.parse(readFileSync(`${dir}config.json`, 'utf8'));
+  const c = config.n_embd,
+    f = config.n_inner ?? 4 * c,
+    v = config.vocab_size,
+    t = config.n_positions;
+  const expected =
+    v * c + t * c + config.n_layer * (4 * c + 3 * c * c + 3 * c + c * c + c + c * f + f + f * c + c) + 2 * c;
+  assert(
+    info.parameters === expected.toLocaleString(),
+    `parameters ${info.parameters}, expected ${expected.toLocaleString()}`,
+  );
+  assert(info.weights === 'F16', `weights ${info.weights}`);
+  assert(/fits/.test(info.WebGPU) && /software fallback/.test(info.WebGPU), `verdict: ${info.WebGPU}`);
+  assert(!(await page.isDisabled('#load-files')), 'a good bundle cannot be loaded');
+  // A truncated model.safetensors: a clear error, and nothing to load.
+  const broken = `${shots}/broken`;
+  mkdirSync(broken, { recursive: true });
+  writeFileSync(`${broken}/model.safetensors`, readFileSync(`${dir}model.safetensors`).subarray(0, 5000));
+  await page.evaluate(() => {
+    delete document.getElementById('file-info').dataset.webgpu;
+  });
+  await page.setInputFiles('#files', [files[0], `${broken}/model.safetensors`, files[2]]);
+  await page.waitForFunction(() => /not a bundle/.test(document.getElementById('file-info').textContent), null, {
+    timeout: LONG,
+  });
+  const error = await page.textContent('#file-info');
+  assert(/truncated|header/.test(error), error);
+  assert(await page.isDisabled('#load-files'), 'a broken bundle can be loaded');
 });
 
 await test('a lost WebGPU device: the page says so and answers on the CPU', async () => {
@@ -225,25 +334,33 @@ await test('a lost WebGPU device: the page says so and answers on the CPU', asyn
       return self.lastDevice;
     };
   });
-  await page.evaluate(() => { document.body.dataset.ready = 'false'; });
+  await page.evaluate(() => {
+    document.body.dataset.ready = 'false';
+  });
   await page.dispatchEvent('#backend', 'change');
   await ready(page, 'gpu');
   await worker.evaluate(() => self.lastDevice.destroy());
-  await page.evaluate(() => { document.body.dataset.ready = 'false'; });
+  await page.evaluate(() => {
+    document.body.dataset.ready = 'false';
+  });
   await page.click('button[data-tab="chat"]');
   const before = await page.locator('#messages li.assistant').count();
   await page.fill('#prompt', 'Are you there?');
   await page.press('#prompt', 'Enter');
-  await page.waitForFunction((i) => document.querySelectorAll('#messages li.assistant')[i]?.dataset.finish, before, { timeout: LONG });
+  await page.waitForFunction((i) => document.querySelectorAll('#messages li.assistant')[i]?.dataset.finish, before, {
+    timeout: LONG,
+  });
   const failed = page.locator('#messages li.assistant').nth(before);
-  assert(await failed.getAttribute('data-finish') === 'error', 'the reply on a destroyed device did not fail');
+  assert((await failed.getAttribute('data-finish')) === 'error', 'the reply on a destroyed device did not fail');
   // The failed reply starts the reload on the CPU; its status line comes after the reload.
-  await page.waitForFunction(() => /device was lost/.test(document.getElementById('status').textContent), null, { timeout: LONG });
+  await page.waitForFunction(() => /device was lost/.test(document.getElementById('status').textContent), null, {
+    timeout: LONG,
+  });
   await ready(page, 'cpu');
   const status = await page.textContent('#status');
   assert(/CPU engine/.test(status), status);
-  assert(await page.inputValue('#backend') === 'cpu', 'the backend picker still says WebGPU');
-  assert(await page.inputValue('#prompt') === 'Are you there?', 'the message was not put back in the box');
+  assert((await page.inputValue('#backend')) === 'cpu', 'the backend picker still says WebGPU');
+  assert((await page.inputValue('#prompt')) === 'Are you there?', 'the message was not put back in the box');
   const r = await chat(page, 'Are you there?');
   assert(r.text.length > 0, 'no reply on the CPU after the loss');
   await page.screenshot({ path: `${shots}/device-lost.png` });
@@ -267,7 +384,10 @@ await test('phone width: the chat fits the screen', async () => {
 await browser.close();
 
 await test('without WebGPU the CPU engine answers', async () => {
-  const b = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...FLAGS, '--disable-features=WebGPU'] });
+  const b = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [...FLAGS, '--disable-features=WebGPU'],
+  });
   const p = await (await b.newContext()).newPage();
   await p.goto(base);
   await ready(p, 'cpu');

@@ -16,7 +16,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   test     every test: format and lint checks, native tests (GPU ones on Vulkan or lavapipe),
            wasm tests in headless Chromium (CPU reference and WGSL engine on WebGPU)
-  lint     cargo fmt --check and cargo clippy -D warnings only
+  lint     cargo fmt --check, cargo clippy -D warnings, and Biome on the JavaScript only
   e2e      build the wasm package and run the page's end-to-end tests only
   serve    build the wasm package and serve www/ on 127.0.0.1 (--port N, default 8080)";
 
@@ -94,7 +94,14 @@ fn lint() -> Result<()> {
     // The trainer's GPU backends compile everywhere (no CUDA toolkit or GPU needed to build);
     // CI has no GPU to run them.
     step("cargo clippy -p wgpt-train --features wgpu,cuda (the GPU backends build)");
-    run(cargo().args(["clippy", "-p", "wgpt-train", "--features", "wgpu,cuda", "--", "-D", "warnings"]))
+    run(cargo().args(["clippy", "-p", "wgpt-train", "--features", "wgpu,cuda", "--", "-D", "warnings"]))?;
+    step("biome ci: the JavaScript's format and lint (www/, tests/e2e/; biome.json)");
+    let biome = root().join("tools/js/node_modules/.bin/biome");
+    if !biome.is_file() {
+        run(Command::new("npm").args(["ci", "--prefix", "tools/js", "--no-audit", "--no-fund"]))
+            .context("npm ci in tools/js (needs node and npm)")?;
+    }
+    run(Command::new(biome).args(["ci", "--error-on-warnings"]))
 }
 
 fn test() -> Result<()> {

@@ -3,9 +3,9 @@
 use burn::tensor::{Int, Tensor, TensorData};
 use wgpt::config::GptConfig;
 use wgpt_train::backend::Cpu;
-use wgpt_train::init::gpt2_init;
 use wgpt_train::model::Gpt;
-use wgpt_train::reward::{pair_accuracy, preference_loss, reward_init};
+use wgpt_train::model::init::gpt2_init;
+use wgpt_train::stages::reward::{pair_accuracy, preference_loss, reward_init};
 
 fn tiny() -> (GptConfig, wgpt::weights::ModelWeights) {
     let c = GptConfig::from_json(br#"{"vocab_size":40,"n_positions":16,"n_embd":16,"n_layer":2,"n_head":2}"#).unwrap();
@@ -57,7 +57,7 @@ fn the_reward_head_is_one_zeroed_row_of_an_untied_head_read_at_the_marked_positi
 
 #[test]
 fn ppo_rewards_advantages_and_returns_by_hand() {
-    use wgpt_train::ppo::{gae, token_rewards, whiten};
+    use wgpt_train::stages::ppo::{gae, token_rewards, whiten};
     // KL penalty per token, the score added at the last token.
     let r = token_rewards(&[-1.0, -2.0, -0.5], &[-1.5, -2.0, -1.0], 3.0, 0.1);
     let want = [-0.05, 0.0, -0.05 + 3.0];
@@ -76,7 +76,7 @@ fn ppo_rewards_advantages_and_returns_by_hand() {
 
 #[test]
 fn ppo_clips_the_ratio_and_the_value_by_hand() {
-    use wgpt_train::ppo::{policy_loss, value_loss};
+    use wgpt_train::stages::ppo::{policy_loss, value_loss};
     let device = Default::default();
     let t = |v: Vec<f32>| Tensor::<Cpu, 2>::from_data(TensorData::new(v, [1, 4]), &device);
     // Ratios e^{ln 1.5} = 1.5 and e^{ln 0.5} = 0.5 with ε = 0.2:
@@ -110,7 +110,7 @@ fn ppo_clips_the_ratio_and_the_value_by_hand() {
 fn rollouts_mark_which_responses_ended_and_where_the_reward_is_read() {
     use std::collections::HashSet;
     use wgpt::sampler::SamplingParams;
-    use wgpt_train::ppo::{Decode, sample};
+    use wgpt_train::stages::ppo::{Decode, sample};
     let (c, w) = tiny();
     let prompts = vec![vec![1, 2, 3], vec![4, 5]];
     let decode = |stops: HashSet<u32>| Decode { stops, max_new: 5, params: SamplingParams::greedy(), pad: 0 };

@@ -15,8 +15,8 @@ use serde::Serialize;
 use wgpt::tasks::{self, Description, Episode, Split, Task};
 use wgpt::tokenizer::Tokenizer;
 
-use crate::fused::FusedOps;
 use crate::model::Gpt;
+use crate::model::fused::FusedOps;
 
 /// One cell of the table: a model, a task, a number of demonstrations, with or without the
 /// task's description.

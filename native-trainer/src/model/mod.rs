@@ -11,13 +11,17 @@
 //! PyTorch's autocast): parameters, optimizer state, the residual stream, LayerNorm, softmax and
 //! the loss stay f32.
 
+pub mod fused;
+pub mod init;
+pub mod optim;
+
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
 use wgpt::config::{GptConfig, LayerNormPosition};
 use wgpt::weights::{self, ModelWeights};
 
-use crate::fused::{self, FusedOps};
+use fused::FusedOps;
 
 /// The dtype of the matmuls: f32, or bf16 operands (tensor cores on a GPU) with f32 master
 /// weights. The f32 path has no casts at all.

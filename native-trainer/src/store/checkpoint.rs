@@ -14,22 +14,9 @@ use serde::{Deserialize, Serialize};
 use wgpt::config::GptConfig;
 use wgpt::weights::{self, ModelWeights};
 
-use crate::bundle::{StoreDtype, safetensors_bytes};
 use crate::model::Gpt;
-use crate::optim::{AdamW, AdamWConfig};
-
-/// Writes `bytes` to `path` through a temporary file in the same folder, synced then renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
+use crate::model::optim::{AdamW, AdamWConfig};
+use crate::store::bundle::{StoreDtype, safetensors_bytes};
 
 /// What a run is, beyond the model: these must agree for a resume to continue the same curve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,6 +135,33 @@ pub fn prune(run_dir: &Path, keep: usize) -> anyhow::Result<()> {
         std::fs::remove_dir_all(path)?;
     }
     clean_partial(run_dir)
+}
+
+/// Where a run continues, for every stage that checkpoints: the newest step that every one of
+/// `run_dirs` holds (one folder per model the run saves: PPO's policy and critic), with their
+/// folders, or `None` for a fresh start. Temporary folders of killed saves are removed first.
+/// Without `resume`, a run folder that already holds checkpoints is an error: nothing is
+/// overwritten by accident.
+pub fn resume_point(run_dirs: &[&Path], resume: bool) -> anyhow::Result<Option<(u64, Vec<PathBuf>)>> {
+    for dir in run_dirs {
+        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+        clean_partial(dir)?;
+    }
+    let Some(main) = run_dirs.first() else { return Ok(None) };
+    let held = list(main)?;
+    match (newest_common(run_dirs)?, held.last()) {
+        (Some(found), _) if resume => Ok(Some(found)),
+        (None, Some(_)) if resume => {
+            let names: Vec<String> = run_dirs.iter().map(|d| d.display().to_string()).collect();
+            bail!("no step has a checkpoint in every one of {}; cannot resume", names.join(" and "))
+        }
+        (_, Some((_, dir))) => bail!(
+            "{} already holds checkpoints (newest {}); pass --resume or choose another --out",
+            main.display(),
+            dir.display()
+        ),
+        (_, None) => Ok(None),
+    }
 }
 
 /// The newest step that every one of `run_dirs` holds a checkpoint of, with each one's folder:

@@ -10,10 +10,10 @@ use serde::Serialize;
 use wgpt::chat::{ChatError, Template, build_prompt, template};
 use wgpt::tokenizer::Tokenizer;
 
-use crate::fused::FusedOps;
-use crate::icl::predict_ids;
-use crate::instruct::{self, KINDS};
+use crate::data::instruct::{self, KINDS};
 use crate::model::Gpt;
+use crate::model::fused::FusedOps;
+use crate::stages::icl::predict_ids;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ChatCell {

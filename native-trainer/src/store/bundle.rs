@@ -7,7 +7,7 @@ use safetensors::Dtype;
 use wgpt::config::GptConfig;
 use wgpt::weights::{ModelWeights, Tensor};
 
-use crate::checkpoint::write_atomic;
+use crate::store::write_atomic;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StoreDtype {

@@ -36,8 +36,8 @@ use wgpt::tokenizer::Tokenizer;
 use wgpt::weights::ModelWeights;
 use wgpt::{CpuSession, ForwardOptions};
 
-use crate::fused::{FusedOps, TrainBackend};
-use crate::instruct;
+use crate::data::instruct;
+use crate::model::fused::{FusedOps, TrainBackend};
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PpoConfig {
@@ -289,7 +289,7 @@ pub fn rollout_seeds(seed: u64, it: u64, rows: usize) -> (Vec<u64>, Vec<u64>) {
 /// What a PPO run needs besides its models.
 pub struct PpoArgs {
     pub out: std::path::PathBuf,
-    pub run: crate::checkpoint::RunSpec,
+    pub run: crate::store::checkpoint::RunSpec,
     pub ppo: PpoConfig,
     pub eval_every: u64,
     pub eval_prompts: usize,
@@ -372,57 +372,44 @@ pub fn train_ppo<AB: TrainBackend>(
     use burn::optim::GradientsParams;
     use serde_json::json;
 
-    use crate::checkpoint::{self, TrainState};
     use crate::model::Gpt;
-    use crate::optim::AdamW;
+    use crate::model::optim::AdamW;
+    use crate::store::checkpoint::{self, TrainState};
     use crate::train::{check_spec, lr_at, metrics_file};
 
     type Inner<AB> = <AB as burn::tensor::backend::AutodiffBackend>::InnerBackend;
     let (config, run, row) = (&sft.0, &args.run, args.score_row);
     let critic_dir = args.out.join("critic");
-    std::fs::create_dir_all(&critic_dir)?;
-    checkpoint::clean_partial(&args.out)?;
-    checkpoint::clean_partial(&critic_dir)?;
     let p = args.precision;
     let reference = Gpt::<Inner<AB>>::from_weights(config, &sft.1, device).with_precision(p);
     let reward_model = Gpt::<Inner<AB>>::from_weights(&rm.0, &rm.1, device).with_precision(p);
-    // A kill between the policy's and the critic's save leaves one step ahead: resume from the
-    // newest step both hold.
-    let newest = checkpoint::newest_common(&[&args.out, &critic_dir])?;
-    let held = checkpoint::list(&args.out)?;
-    let (mut policy, mut critic, mut opt_p, mut opt_c, start) = match (&newest, held.last()) {
-        (Some((step, dirs)), _) if args.resume => {
-            let (dir, cdir) = (&dirs[0], &dirs[1]);
-            let state = checkpoint::load_state(dir)?;
-            let (pc, pw) = checkpoint::load_weights(dir)?;
-            check_spec(&state, run, config, &pc)?;
-            let (cc, cw) = checkpoint::load_weights(cdir)?;
-            eprintln!("resuming from {} (iteration {step})", dir.display());
-            (
-                Gpt::<AB>::from_weights(&pc, &pw, device),
-                Gpt::<AB>::from_weights(&cc, &cw, device),
-                checkpoint::load_optimizer::<Inner<AB>>(dir, run.adam, *step, device)?,
-                checkpoint::load_optimizer::<Inner<AB>>(cdir, run.adam, *step, device)?,
-                *step,
-            )
-        }
-        (None, Some(_)) if args.resume => bail!(
-            "{}: no iteration has both a policy checkpoint and a critic one (in critic/); cannot resume",
-            args.out.display()
-        ),
-        (_, Some((_, dir))) => bail!(
-            "{} already holds checkpoints (newest {}); pass --resume or choose another --out",
-            args.out.display(),
-            dir.display()
-        ),
-        (_, None) => (
-            Gpt::<AB>::from_weights(config, &sft.1, device),
-            Gpt::<AB>::from_weights(&rm.0, &rm.1, device),
-            AdamW::new(run.adam),
-            AdamW::new(run.adam),
-            0,
-        ),
-    };
+    // A kill between the policy's and the critic's save leaves one a step ahead: the resume
+    // point is the newest step both hold.
+    let (mut policy, mut critic, mut opt_p, mut opt_c, start) =
+        match checkpoint::resume_point(&[&args.out, &critic_dir], args.resume)? {
+            Some((step, dirs)) => {
+                let (dir, cdir) = (&dirs[0], &dirs[1]);
+                let state = checkpoint::load_state(dir)?;
+                let (pc, pw) = checkpoint::load_weights(dir)?;
+                check_spec(&state, run, config, &pc)?;
+                let (cc, cw) = checkpoint::load_weights(cdir)?;
+                eprintln!("resuming from {} (iteration {step})", dir.display());
+                (
+                    Gpt::<AB>::from_weights(&pc, &pw, device),
+                    Gpt::<AB>::from_weights(&cc, &cw, device),
+                    checkpoint::load_optimizer::<Inner<AB>>(dir, run.adam, step, device)?,
+                    checkpoint::load_optimizer::<Inner<AB>>(cdir, run.adam, step, device)?,
+                    step,
+                )
+            }
+            None => (
+                Gpt::<AB>::from_weights(config, &sft.1, device),
+                Gpt::<AB>::from_weights(&rm.0, &rm.1, device),
+                AdamW::new(run.adam),
+                AdamW::new(run.adam),
+                0,
+            ),
+        };
     (policy, critic) = (policy.with_precision(p), critic.with_precision(p));
     if start >= run.steps {
         bail!("the run is already at iteration {start} of {}; raise --steps to continue", run.steps);

@@ -9,8 +9,8 @@ use wgpt::rng::hash;
 use wgpt::tasks::Split;
 use wgpt::tokenizer::Tokenizer;
 
+use crate::data::instruct;
 use crate::data::{self, Batch, Example};
-use crate::instruct;
 use crate::train::{Batches, held_out_batches};
 
 pub struct ChatBatches {

@@ -295,7 +295,7 @@ pub fn prepare(args: &PrepareArgs) -> Result<ShardMeta, PrepareError> {
     std::fs::create_dir_all(&args.out).map_err(io(&args.out))?;
     let write = |name: &str, bytes: &[u8]| {
         let path = args.out.join(name);
-        crate::checkpoint::write_atomic(&path, bytes).map_err(io(&path))
+        crate::store::write_atomic(&path, bytes).map_err(io(&path))
     };
     write("tokenizer.json", json.as_bytes())?;
     write("train.bin", &train)?;

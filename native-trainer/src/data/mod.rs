@@ -3,6 +3,9 @@
 //! `context + 1` tokens at offsets drawn from (seed, step, micro-batch, row), so the data position
 //! of a run is its step and a resumed run reads exactly what an unbroken one would.
 
+pub mod instruct;
+pub mod prepare;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 

@@ -21,10 +21,10 @@ use wgpt::tokenizer::Tokenizer;
 use wgpt::weights::ModelWeights;
 
 use crate::data::Batch;
-use crate::fused::FusedOps;
-use crate::instruct::{self, K};
+use crate::data::instruct::{self, K};
 use crate::model::Gpt;
-use crate::train::{Batches, held_out_batches};
+use crate::model::fused::FusedOps;
+use crate::train::{Batches, Objective, held_out_batches};
 
 /// The SFT model's weights as a reward model's: an untied head whose row `score_row` is zero.
 pub fn reward_init(config: &GptConfig, weights: &ModelWeights, score_row: usize) -> (GptConfig, ModelWeights) {
@@ -150,4 +150,27 @@ pub fn batch_loss<B: FusedOps>(model: &Gpt<B>, batch: &Batch, score_row: usize, 
 pub fn mean_loss<B: FusedOps>(model: &Gpt<B>, batches: &[Batch], score_row: usize, device: &B::Device) -> f64 {
     let total: f64 = batches.iter().map(|b| batch_loss(model, b, score_row, device).into_scalar().elem::<f64>()).sum();
     total / batches.len().max(1) as f64
+}
+
+/// The training loop's objective for the reward model: the pairwise ranking loss, the score read
+/// from head row `score_row`; validation adds the held-out pair accuracy.
+pub struct Preference {
+    pub score_row: usize,
+}
+
+impl Objective for Preference {
+    fn loss<B: FusedOps>(&self, model: &Gpt<B>, batch: &Batch, device: &B::Device) -> Tensor<B, 1> {
+        batch_loss(model, batch, self.score_row, device)
+    }
+
+    fn validate<B: FusedOps>(
+        &self,
+        model: &Gpt<B>,
+        batches: &[Batch],
+        device: &B::Device,
+        line: &mut serde_json::Value,
+    ) -> f64 {
+        line["val_pair_accuracy"] = evaluate(model, batches, self.score_row, device).into();
+        mean_loss(model, batches, self.score_row, device)
+    }
 }

@@ -1,0 +1,78 @@
+// The messages between the page (app.js and ui/) and the engine's thread (worker.js), written
+// once. A request is `{ id, type, ...fields }`; the worker answers with zero or more events
+// `{ id, type, ... }` and then one final message `{ id, final: true, type, ... }`, or
+// `{ id, final: true, type: 'error', error, kind }`.
+//
+// Requests and their final answers:
+//   load      { url | files: { 'config.json', 'model.safetensors', 'tokenizer.json' }, backend }
+//             → loaded { info }          events: progress { url, loaded, total, part, parts, cached }
+//   inspect   { config, head, size }     (config.json bytes, the first bytes of model.safetensors
+//             → inspected { info }        up to the end of its header, and that file's size)
+//   chat      { messages, params }       → done { finish, tokens, seconds, prompt_tokens, dropped_turns }
+//   complete  { text, params, stop }     → done { finish, tokens, seconds, prompt_tokens, dropped_tokens }
+//             events (chat, complete): text { text }
+//   stop      {}                         → stopping
+//   next      { text, k }                → next { rows: [{ id, token, p, partial }] }
+//   attention { text }                   → attention { data: { tokens, n_layer, n_head, maps } }
+//   tasks     {}                         → tasks { tasks: [{ name, description }] }
+//   episode   { task, k, description, seed } → episode { episode: { prompt, answer, … } }
+//
+// Error kinds (set by the engine, src/web.rs, from EngineError::kind): 'device-lost',
+// 'out-of-memory', 'too-large', 'unsupported', 'no-adapter', 'bad-input', 'context-full',
+// 'gpu-validation'; 'error' for anything else.
+
+export const REQUESTS = Object.freeze([
+  'load',
+  'inspect',
+  'chat',
+  'complete',
+  'stop',
+  'next',
+  'attention',
+  'tasks',
+  'episode',
+]);
+
+/// An error from the engine, with its kind.
+export class EngineError extends Error {
+  constructor(message, kind = 'error') {
+    super(message);
+    this.name = 'EngineError';
+    this.kind = kind;
+  }
+}
+
+/// The page's side: one request → its events (`onEvent`) → a promise of the final answer.
+export class EngineClient {
+  constructor(worker) {
+    this.worker = worker;
+    this.pending = new Map();
+    this.nextId = 1;
+    worker.onmessage = ({ data }) => {
+      const p = this.pending.get(data.id);
+      if (!p) return;
+      if (!data.final) {
+        p.onEvent?.(data);
+        return;
+      }
+      this.pending.delete(data.id);
+      if (data.type === 'error') p.reject(new EngineError(data.error, data.kind));
+      else p.resolve(data);
+    };
+  }
+
+  request(msg, onEvent, transfer = []) {
+    if (!REQUESTS.includes(msg.type))
+      return Promise.reject(new EngineError(`unknown request ${msg.type}`, 'bad-input'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onEvent });
+      this.worker.postMessage({ ...msg, id }, transfer);
+    });
+  }
+}
+
+/// The worker's side: the error message a request failed with, and its kind.
+export function errorReply(id, e) {
+  return { id, type: 'error', error: String(e?.message ? e.message : e), kind: e?.kind ?? 'error', final: true };
+}

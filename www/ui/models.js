@@ -1,0 +1,171 @@
+// The Models tab: the catalogue, loading (from the catalogue or files from disk, with the
+// engine's own fit check first), stored models, and falling back to the CPU when WebGPU is lost.
+import { $, engine, setStatus, state } from './page.js';
+
+function describe(info) {
+  const dl = $('model-info');
+  dl.replaceChildren();
+  const rows = [
+    ['engine', info.backend === 'gpu' ? 'WebGPU (WGSL kernels)' : 'CPU (Rust compiled to wasm)'],
+    ['parameters', info.parameters.toLocaleString()],
+    ['weights', info.dtype],
+    [
+      'shape',
+      `${info.n_layer} layers × ${info.n_embd}, ${info.n_head} heads, context ${info.n_ctx}, vocabulary ${info.vocab_size}`,
+    ],
+    [
+      'chat template',
+      info.template === 'chatml' ? 'ChatML (<|im_start|> … <|im_end|>)' : 'plain transcript (User: / Assistant:)',
+    ],
+  ];
+  if (info.note) rows.push(['note', info.note]);
+  for (const [k, v] of rows) {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    dl.append(dt, dd);
+  }
+}
+
+export async function loadModel({ url = null, files = null, name }) {
+  const backend = $('backend').value;
+  setStatus(`loading ${name}…`);
+  $('progress').hidden = false;
+  try {
+    const copy = files && Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.slice()]));
+    const res = await engine.request(
+      { type: 'load', url, files: copy, backend },
+      (ev) => {
+        if (ev.type !== 'progress') return;
+        const frac = ev.total ? ev.loaded / ev.total : 0;
+        $('progress').value = (ev.part + frac) / ev.parts;
+        setStatus(
+          `loading ${name}: ${(ev.loaded / 1e6).toFixed(1)} MB${ev.total ? ` of ${(ev.total / 1e6).toFixed(1)} MB (${Math.round(frac * 100)} %)` : ''}${ev.cached ? ' from this browser' : ''}`,
+        );
+      },
+      copy ? Object.values(copy).map((b) => b.buffer) : [],
+    );
+    state.current = { url, files, info: res.info, name };
+    const role = state.catalogue.find((m) => m.path === url)?.role;
+    $('fewshot-model').hidden = !url || role === 'base' || !state.catalogue.some((m) => m.role === 'base');
+    describe(res.info);
+    setStatus(
+      `ready: ${name} on ${res.info.backend === 'gpu' ? 'WebGPU' : 'the CPU'}${res.info.note ? ` (${res.info.note})` : ''}`,
+    );
+    document.body.dataset.ready = 'true';
+    document.body.dataset.backend = res.info.backend;
+  } catch (e) {
+    setStatus(`could not load ${name}: ${e.message}`, true);
+  } finally {
+    $('progress').hidden = true;
+  }
+}
+
+export async function listModels() {
+  const ul = $('model-list');
+  try {
+    const res = await fetch('models/index.json');
+    const index = await res.json();
+    ul.replaceChildren();
+    for (const m of index.models) {
+      const li = document.createElement('li');
+      const b = document.createElement('button');
+      b.textContent = `Load ${m.name}`;
+      b.addEventListener('click', () => loadModel({ url: m.path, name: m.name }));
+      const p = document.createElement('span');
+      p.textContent = ` — ${m.description}`;
+      li.append(b, p);
+      ul.append(li);
+    }
+    state.catalogue = index.models;
+    return index.models;
+  } catch (e) {
+    setStatus(`no model list: ${e.message}`, true);
+    return [];
+  }
+}
+
+export async function refreshStored() {
+  const ul = $('stored');
+  ul.replaceChildren();
+  const cache = await caches.open('wgpt-models');
+  for (const req of await cache.keys()) {
+    const res = await cache.match(req);
+    const size = (await res.clone().arrayBuffer()).byteLength;
+    const li = document.createElement('li');
+    li.textContent = `${new URL(req.url).pathname} (${(size / 1e6).toFixed(2)} MB) `;
+    const del = document.createElement('button');
+    del.textContent = 'Delete';
+    del.addEventListener('click', async () => {
+      await cache.delete(req);
+      refreshStored();
+    });
+    li.append(del);
+    ul.append(li);
+  }
+  if (!ul.children.length) ul.textContent = 'nothing stored yet';
+}
+
+$('backend').addEventListener('change', () => {
+  if (state.current.url || state.current.files)
+    loadModel({ url: state.current.url, files: state.current.files, name: state.current.name });
+});
+
+// What a picked bundle holds and whether the WebGPU engine can run it here, before loading it:
+// the engine reads config.json and the safetensors header (not the weights) and answers with its
+// own plan (src/web.rs `inspect_bundle`), so the page and the engine cannot disagree.
+$('files').addEventListener('change', async () => {
+  const info = $('file-info');
+  info.replaceChildren();
+  const picked = {};
+  for (const f of $('files').files) picked[f.name] = f;
+  const add = (k, v) => {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    info.append(dt, dd);
+  };
+  const missing = ['config.json', 'model.safetensors', 'tokenizer.json'].filter((n) => !picked[n]);
+  if (missing.length) {
+    add('missing', missing.join(', '));
+    $('load-files').disabled = true;
+    return;
+  }
+  try {
+    const weights = picked['model.safetensors'];
+    const length = weights.size >= 8 ? new DataView(await weights.slice(0, 8).arrayBuffer()).getBigUint64(0, true) : 0n;
+    // The header only (the engine refuses one over 100 MB); the weights stay on disk.
+    const head = new Uint8Array(
+      await weights.slice(0, 8 + Number(length < 100_000_000n ? length : 100_000_000n)).arrayBuffer(),
+    );
+    const config = new Uint8Array(await picked['config.json'].arrayBuffer());
+    const { info: i } = await engine.request({ type: 'inspect', config, head, size: weights.size });
+    add('size', `${(weights.size / 1e6).toFixed(1)} MB`);
+    add('parameters', i.parameters.toLocaleString());
+    add('weights', i.dtypes.join(', '));
+    add('shape', `${i.n_layer} layers × ${i.n_embd}, ${i.n_head} heads, context ${i.n_ctx}`);
+    add('WebGPU', i.webgpu.verdict);
+    info.dataset.webgpu = i.webgpu.fits ? 'fits' : 'no';
+    $('load-files').disabled = false;
+  } catch (e) {
+    add('error', `not a bundle: ${e.message}`);
+    $('load-files').disabled = true;
+  }
+});
+$('load-files').addEventListener('click', async () => {
+  const files = {};
+  for (const f of $('files').files) files[f.name] = new Uint8Array(await f.arrayBuffer());
+  loadModel({ files, name: $('files').files[0]?.name ? 'the bundle from disk' : 'bundle' });
+});
+
+// A lost WebGPU device (a driver reset, a crashed GPU process): say so plainly and reload the
+// model on the CPU engine, which gives the same answers. Returns whether it recovered.
+export async function recoverFromGpuLoss(e) {
+  if (state.current.info?.backend !== 'gpu' || e.kind !== 'device-lost') return false;
+  $('backend').value = 'cpu';
+  await loadModel({ url: state.current.url, files: state.current.files, name: state.current.name });
+  setStatus(`The WebGPU device was lost (${e.message}); the model now runs on the CPU engine. Send again.`, true);
+  return true;
+}
