@@ -29,7 +29,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
+use serde_json::{Value, json};
 use wgpt::config::GptConfig;
 use wgpt::weights::ModelWeights;
 
@@ -66,13 +66,7 @@ pub trait Objective: Sync {
     fn loss<B: FusedOps>(&self, model: &Gpt<B>, batch: &Batch, device: &B::Device) -> Tensor<B, 1>;
     /// The validation loss on the held-out batches; an objective may add its own figures to the
     /// metrics line.
-    fn validate<B: FusedOps>(
-        &self,
-        model: &Gpt<B>,
-        batches: &[Batch],
-        device: &B::Device,
-        line: &mut serde_json::Value,
-    ) -> f64;
+    fn validate<B: FusedOps>(&self, model: &Gpt<B>, val: &[Batch], device: &B::Device, line: &mut Value) -> f64;
 }
 
 /// Cross-entropy of the next token, weighted by the batch's weights if any.
@@ -84,14 +78,8 @@ impl Objective for NextToken {
         model.loss(x, y, w)
     }
 
-    fn validate<B: FusedOps>(
-        &self,
-        model: &Gpt<B>,
-        batches: &[Batch],
-        device: &B::Device,
-        _: &mut serde_json::Value,
-    ) -> f64 {
-        evaluate(model, batches, device)
+    fn validate<B: FusedOps>(&self, model: &Gpt<B>, val: &[Batch], device: &B::Device, _: &mut Value) -> f64 {
+        evaluate(model, val, device)
     }
 }
 
@@ -329,7 +317,8 @@ pub fn train_loop<AB: TrainBackend, O: Objective>(
         bar.inc(1);
         if done % args.ckpt_every == 0 || done == run.steps {
             let state = TrainState { step: done, tokens_seen: done * tokens_per_step, run: run.clone(), val_loss };
-            last_ckpt = checkpoint::save(&args.out, &model.valid(), &opt, &state, tokenizer_json, args.keep)?;
+            last_ckpt = checkpoint::write(&args.out, &model.valid(), &opt, &state, tokenizer_json)?;
+            checkpoint::prune(&args.out, args.keep)?;
         }
     }
     bar.finish_and_clear();

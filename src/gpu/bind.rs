@@ -205,38 +205,32 @@ pub fn bind(
             attention: group(&kernels.attention, "attention", attention.entries()),
         }
     };
-    let embed = w
-        .wte
-        .iter()
-        .zip(&embed_dims)
-        .map(|(ch, &d)| {
-            let b = EmbedBindings {
-                step: whole(&s.step),
-                dims: at(d),
-                ids: whole(&s.ids),
-                w: whole(&ch.buffer),
-                wpe: whole(&w.wpe),
-                x: whole(&s.x),
-                seen: whole(&s.seen),
-            };
-            Chunk { group: group(&kernels.embed, "embed", b.entries()), rows: ch.rows as u32 }
-        })
-        .collect();
-    let lm_head = w
-        .head()
-        .iter()
-        .zip(&head_dims)
-        .map(|(ch, &d)| {
-            let b = HeadBindings {
-                step: whole(&s.step),
-                dims: at(d),
-                h: whole(&s.h),
-                w: whole(&ch.buffer),
-                logits: whole(&s.logits),
-            };
-            Chunk { group: group(&kernels.lm_head, "lm_head", b.entries()), rows: ch.rows as u32 }
-        })
-        .collect();
+    // One group per row chunk of the embedding / head matrix.
+    let chunks = |list: &[RowChunk], dims: &[u64], make: &dyn Fn(&RowChunk, u64) -> wgpu::BindGroup| -> Vec<Chunk> {
+        list.iter().zip(dims).map(|(ch, &d)| Chunk { group: make(ch, d), rows: ch.rows as u32 }).collect()
+    };
+    let embed = chunks(&w.wte, &embed_dims, &|ch, d| {
+        let b = EmbedBindings {
+            step: whole(&s.step),
+            dims: at(d),
+            ids: whole(&s.ids),
+            w: whole(&ch.buffer),
+            wpe: whole(&w.wpe),
+            x: whole(&s.x),
+            seen: whole(&s.seen),
+        };
+        group(&kernels.embed, "embed", b.entries())
+    });
+    let lm_head = chunks(w.head(), &head_dims, &|ch, d| {
+        let b = HeadBindings {
+            step: whole(&s.step),
+            dims: at(d),
+            h: whole(&s.h),
+            w: whole(&ch.buffer),
+            logits: whole(&s.logits),
+        };
+        group(&kernels.lm_head, "lm_head", b.entries())
+    });
     let argmax =
         ArgmaxBindings { step: whole(&s.step), dims: at(vocab_dims), logits: whole(&s.logits), token: whole(&s.token) };
     let sample = SampleBindings {

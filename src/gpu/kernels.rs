@@ -352,36 +352,10 @@ impl Kernels {
             &attention.layout,
             &[],
         );
-        let layernorm = compose(
-            include_str!("../../shaders/layernorm.wgsl"),
-            &[step.clone(), NormDims::wgsl("Dims")],
-            &NormBindings::wgsl(),
-            None,
-        );
-        let embed = compose(
-            include_str!("../../shaders/embed.wgsl"),
-            &[step.clone(), EmbedDims::wgsl("Dims")],
-            &EmbedBindings::wgsl(),
-            weights,
-        );
-        let lm_head = compose(
-            include_str!("../../shaders/lm_head.wgsl"),
-            &[step.clone(), HeadDims::wgsl("Dims")],
-            &HeadBindings::wgsl(),
-            weights,
-        );
-        let argmax = compose(
-            include_str!("../../shaders/argmax.wgsl"),
-            &[step.clone(), VocabDims::wgsl("Dims")],
-            &ArgmaxBindings::wgsl(),
-            None,
-        );
-        let sample = compose(
-            include_str!("../../shaders/sample.wgsl"),
-            &[step.clone(), VocabDims::wgsl("Dims"), Sampling::wgsl("Sampling")],
-            &SampleBindings::wgsl(),
-            None,
-        );
+        // A kernel with the step block, its own uniform block(s) and its bindings.
+        let simple = |label: &str, body: &str, dims: String, bindings: String, slots: &[Slot], weights| {
+            kernel(device, label, &compose(body, &[step.clone(), dims], &bindings, weights), slots, &[])
+        };
         Kernels {
             variant,
             native_f16: native_f16 && fmt == WeightFormat::F16,
@@ -389,11 +363,46 @@ impl Kernels {
             tiled,
             attention,
             attention_prefill,
-            layernorm: kernel(device, "layernorm", &layernorm, NormBindings::SLOTS, &[]),
-            embed: kernel(device, "embed", &embed, EmbedBindings::SLOTS, &[]),
-            lm_head: kernel(device, "lm_head", &lm_head, HeadBindings::SLOTS, &[]),
-            argmax: kernel(device, "argmax", &argmax, ArgmaxBindings::SLOTS, &[]),
-            sample: kernel(device, "sample", &sample, SampleBindings::SLOTS, &[]),
+            layernorm: simple(
+                "layernorm",
+                include_str!("../../shaders/layernorm.wgsl"),
+                NormDims::wgsl("Dims"),
+                NormBindings::wgsl(),
+                NormBindings::SLOTS,
+                None,
+            ),
+            embed: simple(
+                "embed",
+                include_str!("../../shaders/embed.wgsl"),
+                EmbedDims::wgsl("Dims"),
+                EmbedBindings::wgsl(),
+                EmbedBindings::SLOTS,
+                weights,
+            ),
+            lm_head: simple(
+                "lm_head",
+                include_str!("../../shaders/lm_head.wgsl"),
+                HeadDims::wgsl("Dims"),
+                HeadBindings::wgsl(),
+                HeadBindings::SLOTS,
+                weights,
+            ),
+            argmax: simple(
+                "argmax",
+                include_str!("../../shaders/argmax.wgsl"),
+                VocabDims::wgsl("Dims"),
+                ArgmaxBindings::wgsl(),
+                ArgmaxBindings::SLOTS,
+                None,
+            ),
+            sample: simple(
+                "sample",
+                include_str!("../../shaders/sample.wgsl"),
+                VocabDims::wgsl("Dims") + &Sampling::wgsl("Sampling"),
+                SampleBindings::wgsl(),
+                SampleBindings::SLOTS,
+                None,
+            ),
         }
     }
 }

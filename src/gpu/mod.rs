@@ -101,3 +101,23 @@ pub struct GpuOptions {
     /// unpack them from u32 pairs, which every adapter runs.
     pub native_f16: Option<bool>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::TensorInfo;
+
+    fn info(name: &str, dtype: &str) -> TensorInfo {
+        TensorInfo { name: name.into(), dtype: dtype.into(), shape: vec![4], bytes: 8 }
+    }
+
+    #[test]
+    fn weights_are_kept_in_f16_only_when_every_tensor_was_16_bit() {
+        // The page used to look at the first tensor alone: an f16 wte then chose f16 for a file
+        // whose other tensors are f32, while the CLI chose f32. One rule now, over all of them.
+        let mixed = [info("h.0.attn.c_attn.weight", "F16"), info("wte.weight", "F32")];
+        assert_eq!(WeightFormat::for_stored(&mixed), WeightFormat::F32);
+        assert_eq!(WeightFormat::for_stored(&[info("a", "F16"), info("b", "BF16")]), WeightFormat::F16);
+        assert_eq!(WeightFormat::for_stored(&[]), WeightFormat::F32);
+    }
+}

@@ -13,6 +13,7 @@
 use burn::tensor::activation::log_sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use serde_json::Value;
 use wgpt::chat::conversation_ids;
 use wgpt::config::GptConfig;
 use wgpt::rng::hash;
@@ -163,14 +164,8 @@ impl Objective for Preference {
         batch_loss(model, batch, self.score_row, device)
     }
 
-    fn validate<B: FusedOps>(
-        &self,
-        model: &Gpt<B>,
-        batches: &[Batch],
-        device: &B::Device,
-        line: &mut serde_json::Value,
-    ) -> f64 {
-        line["val_pair_accuracy"] = evaluate(model, batches, self.score_row, device).into();
-        mean_loss(model, batches, self.score_row, device)
+    fn validate<B: FusedOps>(&self, model: &Gpt<B>, val: &[Batch], device: &B::Device, line: &mut Value) -> f64 {
+        line["val_pair_accuracy"] = evaluate(model, val, self.score_row, device).into();
+        mean_loss(model, val, self.score_row, device)
     }
 }

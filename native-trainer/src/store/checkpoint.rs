@@ -49,23 +49,9 @@ fn step_dir(run_dir: &Path, step: u64) -> PathBuf {
     run_dir.join(format!("ckpt-{step:06}"))
 }
 
-/// Saves a checkpoint of `model` and `opt` after `state.step` steps and keeps the newest `keep`;
-/// returns its folder.
-pub fn save<B: Backend>(
-    run_dir: &Path,
-    model: &Gpt<B>,
-    opt: &AdamW<B>,
-    state: &TrainState,
-    tokenizer_json: &[u8],
-    keep: usize,
-) -> anyhow::Result<PathBuf> {
-    let dir = write(run_dir, model, opt, state, tokenizer_json)?;
-    prune(run_dir, keep)?;
-    Ok(dir)
-}
-
-/// Writes a checkpoint (atomically: a temporary folder, synced, renamed) without pruning older
-/// ones, for runs that save several models at one step and prune once all are written.
+/// Writes a checkpoint of `model` and `opt` after `state.step` steps (atomically: a temporary
+/// folder, synced, renamed); returns its folder. [`prune`] keeps the newest once every model of
+/// the step is written.
 pub fn write<B: Backend>(
     run_dir: &Path,
     model: &Gpt<B>,
