@@ -101,7 +101,7 @@ fn lint() -> Result<()> {
         run(Command::new("npm").args(["ci", "--prefix", "tools/js", "--no-audit", "--no-fund"]))
             .context("npm ci in tools/js (needs node and npm)")?;
     }
-    run(Command::new(biome).args(["ci", "--error-on-warnings"]))
+    run(Command::new(biome).args(["ci", "--error-on-warnings", "www", "tests/e2e"]))
 }
 
 fn test() -> Result<()> {
