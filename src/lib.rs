@@ -4,7 +4,7 @@
 //! The road a token takes: [`bundle`] loads and validates the files ([`config`], [`weights`],
 //! [`tokenizer`]); an engine — [`cpu`] (the reference) or [`gpu`] (the WGSL kernels), both
 //! implementing [`model::LanguageModel`] — runs the transformer with a KV cache; [`sampler`]
-//! picks the next token; [`generate`] (blocking, the CLI) or [`engine`] (step-wise and async,
+//! picks the next token; [`generate`](mod@generate) (blocking, the CLI) or [`engine`] (step-wise and async,
 //! the page) loops and streams text through [`tokenizer::StreamDecoder`].
 
 pub mod bench;

@@ -1,8 +1,9 @@
 //! The CPU reference GPT: plain f32 Rust, the oracle every faster path is checked against.
 //!
 //! A [`CpuSession`] owns a KV cache for the whole context and grow-only scratch buffers, so after
-//! the first token of a given batch size, decoding allocates nothing. [`CpuSession::run`] is the
-//! forward pass; [`block`] is one transformer block, both LayerNorm placements side by side as in
+//! the first token of a given batch size, [`CpuSession::run`] allocates nothing (called through
+//! [`LanguageModel`], each call boxes its ready future: one small allocation, whatever the model). [`CpuSession::run`] is the
+//! forward pass; `block()` is one transformer block, both LayerNorm placements side by side as in
 //! the trainer's model (`native-trainer/src/model.rs`).
 
 pub mod ops;

@@ -1,11 +1,11 @@
 //! The WGSL kernels in `shaders/` (one per file), their bindings and uniform blocks, and their
 //! pipelines, compiled once at load.
 //!
-//! Each kernel's bindings are declared once, here, by [`bindings!`]: the struct the engine fills
+//! Each kernel's bindings are declared once, here, by `bindings!`: the struct the engine fills
 //! to make a bind group, the bind group layout and the WGSL `@binding` declarations the shader
 //! is compiled with all come from that one list, so their order cannot disagree. A shader file
 //! holds its header (math, layout, dispatch) and its code; [`compose`] puts in front of it the
-//! uniform blocks ([`super::uniforms`]), the declarations, `shaders/prelude.wgsl` and, for
+//! uniform blocks (`uniforms.rs`), the declarations, `shaders/prelude.wgsl` and, for
 //! kernels that read weights, the loader `w4` of the weight format.
 
 use super::WeightFormat;
