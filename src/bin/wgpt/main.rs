@@ -117,6 +117,22 @@ mod cli {
             #[arg(long)]
             json: bool,
         },
+        /// Render a conversation with the model's own chat template (tokenizer_config.json's
+        /// `chat_template`, or chat_template.jinja) as HF `apply_chat_template` does.
+        ChatTemplate {
+            /// A folder with tokenizer.json and tokenizer_config.json (weights are not needed).
+            #[arg(long)]
+            model: PathBuf,
+            /// A JSON file: `[{"role": "user", "content": "…"}, …]`.
+            #[arg(long)]
+            messages: PathBuf,
+            /// End after the last message instead of where the assistant's reply begins.
+            #[arg(long)]
+            no_generation_prompt: bool,
+            /// Print `{"text": "…", "ids": [...]}`.
+            #[arg(long)]
+            json: bool,
+        },
     }
 
     #[derive(Args)]
@@ -179,7 +195,34 @@ mod cli {
             Command::Logits { model, input, json, engine } => run_logits(model, input, json, engine),
             Command::Bench(args) => crate::bench::run(args),
             Command::Inspect { model, json } => run_inspect(model, json),
+            Command::ChatTemplate { model, messages, no_generation_prompt, json } => {
+                run_chat_template(model, messages, !no_generation_prompt, json)
+            }
         }
+    }
+
+    fn run_chat_template(model: PathBuf, messages: PathBuf, generation_prompt: bool, json: bool) -> Result<()> {
+        let read = |name: &str| {
+            let path = model.join(name);
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let config = read("tokenizer_config.json")?;
+        let jinja = std::fs::read_to_string(model.join("chat_template.jinja")).ok();
+        let template = wgpt::chat_template::ChatTemplate::from_config(&config, jinja.as_deref())
+            .with_context(|| model.display().to_string())?;
+        let conversation: Vec<wgpt::chat::Message> = serde_json::from_slice(
+            &std::fs::read(&messages).with_context(|| format!("cannot read {}", messages.display()))?,
+        )
+        .with_context(|| format!("{}: not a list of {{\"role\", \"content\"}} messages", messages.display()))?;
+        let text = template.render(&conversation, generation_prompt)?;
+        let tok = wgpt::bundle::load_tokenizer(&model)?;
+        let ids = tok.encode(&text)?;
+        if json {
+            println!("{}", json!({ "text": text, "ids": ids }));
+        } else {
+            print!("{text}");
+        }
+        Ok(())
     }
 
     pub fn load(model: &std::path::Path) -> Result<Bundle> {
