@@ -112,7 +112,7 @@ pub fn generate(
     if prompt.is_empty() {
         return Err(GenerateError::EmptyPrompt);
     }
-    let (used, n_ctx) = (model.position(), model.config().n_positions);
+    let (used, n_ctx) = (model.position(), model.n_ctx());
     if used + prompt.len() > n_ctx {
         return Err(GenerateError::PromptTooLong { tokens: prompt.len(), used, max: n_ctx });
     }

@@ -16,6 +16,7 @@ pub mod cpu;
 pub mod engine;
 pub mod generate;
 pub mod gpu;
+pub mod llama;
 pub mod model;
 pub mod rng;
 pub mod sampler;

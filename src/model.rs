@@ -14,7 +14,6 @@ use std::pin::Pin;
 
 use thiserror::Error;
 
-use crate::config::GptConfig;
 use crate::gpu::GpuError;
 use crate::sampler::{Sampler, SamplingParams};
 
@@ -50,16 +49,17 @@ impl EngineError {
     }
 }
 
-/// The input rule every engine applies before running `ids` at position `pos`.
-pub fn check_input(ids: &[u32], pos: usize, config: &GptConfig) -> Result<(), EngineError> {
+/// The input rule every engine applies before running `ids` at position `pos` of a context of
+/// `n_ctx` tokens over a vocabulary of `vocab_size`.
+pub fn check_input(ids: &[u32], pos: usize, n_ctx: usize, vocab_size: usize) -> Result<(), EngineError> {
     if ids.is_empty() {
         return Err(EngineError::EmptyInput);
     }
-    if let Some(&id) = ids.iter().find(|&&id| id as usize >= config.vocab_size) {
-        return Err(EngineError::TokenOutOfRange { id, vocab_size: config.vocab_size });
+    if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab_size) {
+        return Err(EngineError::TokenOutOfRange { id, vocab_size });
     }
-    if pos + ids.len() > config.n_positions {
-        return Err(EngineError::ContextOverflow { needed: pos + ids.len(), max: config.n_positions });
+    if pos + ids.len() > n_ctx {
+        return Err(EngineError::ContextOverflow { needed: pos + ids.len(), max: n_ctx });
     }
     Ok(())
 }
@@ -141,7 +141,10 @@ pub struct Draw<'a> {
 
 /// A language model with a KV cache: what the generate loop, the page and the benchmark drive.
 pub trait LanguageModel {
-    fn config(&self) -> &GptConfig;
+    /// The longest context, in tokens.
+    fn n_ctx(&self) -> usize;
+    /// Token ids run from 0 to this.
+    fn vocab_size(&self) -> usize;
     /// Tokens in the context so far.
     fn position(&self) -> usize;
     /// Keeps only the first `pos` tokens of the context (a shared prefix is reused); everything
@@ -210,16 +213,14 @@ mod tests {
 
     #[test]
     fn input_is_checked_the_same_way_for_every_engine() {
-        let config = GptConfig::preset("tiny").unwrap();
-        let v = config.vocab_size as u32;
-        assert_eq!(check_input(&[], 0, &config), Err(EngineError::EmptyInput));
+        let (max, v) = (128, 512);
+        assert_eq!(check_input(&[], 0, max, v), Err(EngineError::EmptyInput));
         assert_eq!(
-            check_input(&[v], 0, &config),
-            Err(EngineError::TokenOutOfRange { id: v, vocab_size: config.vocab_size })
+            check_input(&[v as u32], 0, max, v),
+            Err(EngineError::TokenOutOfRange { id: v as u32, vocab_size: v })
         );
-        let max = config.n_positions;
-        assert_eq!(check_input(&[1, 2], max - 1, &config), Err(EngineError::ContextOverflow { needed: max + 1, max }));
-        assert_eq!(check_input(&[1], max - 1, &config), Ok(()));
+        assert_eq!(check_input(&[1, 2], max - 1, max, v), Err(EngineError::ContextOverflow { needed: max + 1, max }));
+        assert_eq!(check_input(&[1], max - 1, max, v), Ok(()));
         assert_eq!(EngineError::EmptyInput.kind(), "bad-input");
         assert_eq!(EngineError::Gpu(GpuError::DeviceLost("x".into())).kind(), "device-lost");
     }

@@ -28,7 +28,7 @@ pub enum WeightsError {
     Malformed(String),
     #[error("model.safetensors: missing tensor `{0}`")]
     MissingTensor(String),
-    #[error("model.safetensors: unexpected tensor `{0}` (not part of a GPT-2 with this config)")]
+    #[error("model.safetensors: unexpected tensor `{0}` (not part of a model with this config)")]
     UnexpectedTensor(String),
     #[error("model.safetensors: tensor `{name}` has shape {found:?}, expected {expected:?}")]
     Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
@@ -36,7 +36,7 @@ pub enum WeightsError {
     Dtype { name: String, dtype: String },
     #[error("model.safetensors: tensor `{name}` holds a non-finite value ({value}) at index {index}")]
     NonFinite { name: String, index: usize, value: f32 },
-    #[error("model.safetensors: `lm_head.weight` differs from `wte.weight` but tie_word_embeddings is true")]
+    #[error("model.safetensors: `lm_head.weight` differs from the token embedding but tie_word_embeddings is true")]
     TiedHeadMismatch,
 }
 
@@ -337,12 +337,14 @@ impl ModelWeights {
 }
 
 /// Removes tensors from the file's map as the model claims them, so leftovers are "unexpected".
-struct Taker<'a> {
-    views: BTreeMap<String, safetensors::tensor::TensorView<'a>>,
+/// Every architecture's loader takes its tensors through one.
+pub(crate) struct Taker<'a> {
+    pub(crate) views: BTreeMap<String, safetensors::tensor::TensorView<'a>>,
 }
 
 impl Taker<'_> {
-    fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, WeightsError> {
+    /// The tensor `name` in f32, checked for its shape and finite values.
+    pub(crate) fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, WeightsError> {
         let view = self.views.remove(name).ok_or_else(|| WeightsError::MissingTensor(name.to_string()))?;
         if view.shape() != shape {
             return Err(WeightsError::Shape {

@@ -95,7 +95,7 @@ impl CpuSession {
     /// Appends `ids` to the context and runs them through the model (synchronously: the
     /// [`LanguageModel::forward`] future of this engine is this call).
     pub fn run(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<&Outputs, EngineError> {
-        check_input(ids, self.pos, &self.config)?;
+        check_input(ids, self.pos, self.config.n_positions, self.config.vocab_size)?;
         let cfg = &self.config;
         let (n, c, past, w) = (ids.len(), cfg.n_embd, self.pos, &*self.weights);
         let s = &mut self.scratch;
@@ -232,8 +232,11 @@ fn add(x: &mut [f32], y: &[f32]) {
 }
 
 impl LanguageModel for CpuSession {
-    fn config(&self) -> &GptConfig {
-        &self.config
+    fn n_ctx(&self) -> usize {
+        self.config.n_positions
+    }
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
     }
     fn position(&self) -> usize {
         self.pos

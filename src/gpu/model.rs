@@ -266,7 +266,7 @@ impl GpuModel {
     }
 
     async fn run_unexplained(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<(), EngineError> {
-        check_input(ids, self.pos, &self.config)?;
+        check_input(ids, self.pos, self.config.n_positions, self.config.vocab_size)?;
         if opts.hidden_states {
             return Err(EngineError::Unsupported("hidden states (the CPU reference returns them)".into()));
         }
@@ -372,7 +372,7 @@ impl GpuModel {
     }
 
     async fn next_unexplained(&mut self, ids: &[u32], pick: Pick) -> Result<u32, EngineError> {
-        check_input(ids, self.pos, &self.config)?;
+        check_input(ids, self.pos, self.config.n_positions, self.config.vocab_size)?;
         self.gpu.check()?;
         let n_layer = self.config.n_layer;
         let chunk_rows = self.plan.chunk_rows;
@@ -424,8 +424,11 @@ impl GpuModel {
 }
 
 impl LanguageModel for GpuModel {
-    fn config(&self) -> &GptConfig {
-        &self.config
+    fn n_ctx(&self) -> usize {
+        self.config.n_positions
+    }
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
     }
     fn position(&self) -> usize {
         self.pos

@@ -27,7 +27,7 @@ mod cli {
     use anyhow::{Context, Result, bail};
     use clap::{Args, Parser, Subcommand};
     use serde_json::json;
-    use wgpt::generate::{GenerateParams, generate, prompt_ids};
+    use wgpt::generate::{GenerateParams, generate};
     use wgpt::gpu::{GpuModel, GpuOptions, WeightFormat};
     use wgpt::model::block_on;
     use wgpt::{Bundle, ForwardOptions, LanguageModel, SamplingParams};
@@ -229,6 +229,65 @@ mod cli {
         Bundle::load(model).with_context(|| format!("cannot load the model bundle {}", model.display()))
     }
 
+    /// A model folder opened on the engine `--backend` names: a GPT-2 bundle, or a Llama-family
+    /// model (`model_type` llama, mistral, qwen2, qwen3; the CPU engine only, for now).
+    struct Loaded {
+        model: Box<dyn LanguageModel>,
+        tokenizer: Option<wgpt::Tokenizer>,
+        /// Every one of these ends generation.
+        stop_tokens: Vec<u32>,
+        /// What an empty prompt starts from.
+        start_token: Option<u32>,
+    }
+
+    impl Loaded {
+        fn tokenizer(&self) -> Result<&wgpt::Tokenizer> {
+            self.tokenizer.as_ref().context("the model folder has no tokenizer.json")
+        }
+    }
+
+    fn open(dir: &std::path::Path, args: &EngineArgs) -> Result<Loaded> {
+        let config = std::fs::read(dir.join("config.json")).unwrap_or_default();
+        if !wgpt::llama::is_llama_config(&config) {
+            let bundle = load(dir)?;
+            let model = engine(&bundle, args)?;
+            let c = &bundle.config;
+            return Ok(Loaded {
+                model,
+                stop_tokens: c.eos_token_id.into_iter().collect(),
+                start_token: c.bos_token_id.or(c.eos_token_id),
+                tokenizer: Some(bundle.tokenizer),
+            });
+        }
+        let (config, weights) =
+            wgpt::llama::load(dir).with_context(|| format!("cannot load the model {}", dir.display()))?;
+        if args.backend == Backend::Gpu {
+            bail!("the WGSL engine does not run the {} family yet; use --backend cpu", config.model_type);
+        }
+        let tokenizer = if dir.join("tokenizer.json").is_file() {
+            let tok = wgpt::bundle::load_tokenizer(dir)?;
+            tok.check_fits(config.vocab_size)?;
+            Some(tok)
+        } else {
+            None
+        };
+        // generation_config.json may list more end tokens (Llama 3's eot_id beside end_of_text).
+        let mut stop_tokens = config.eos_token_ids.clone();
+        if let Ok(bytes) = std::fs::read(dir.join("generation_config.json")) {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).context("generation_config.json is not JSON")?;
+            let ids = match &v["eos_token_id"] {
+                serde_json::Value::Array(list) => list.iter().filter_map(|x| x.as_u64()).collect(),
+                x => x.as_u64().into_iter().collect::<Vec<_>>(),
+            };
+            stop_tokens.extend(ids.into_iter().filter(|&i| (i as usize) < config.vocab_size).map(|i| i as u32));
+        }
+        stop_tokens.sort_unstable();
+        stop_tokens.dedup();
+        let start_token = config.bos_token_id.or(stop_tokens.first().copied());
+        let model = Box::new(wgpt::llama::LlamaSession::new(config, std::sync::Arc::new(weights)));
+        Ok(Loaded { model, tokenizer, stop_tokens, start_token })
+    }
+
     fn run_generate(a: GenerateArgs) -> Result<()> {
         let seed = a.seed.unwrap_or_else(|| {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
@@ -242,21 +301,22 @@ mod cli {
         };
         sampling.validate()?;
         a.engine.gpu_options()?;
-        let bundle = load(&a.model)?;
-        let ids = prompt_ids(&bundle.tokenizer, &bundle.config, &a.prompt)?;
-        let mut params = GenerateParams::new(&bundle.config, a.max_tokens);
-        params.sampling = sampling;
-        if a.ignore_eos {
-            params.stop_tokens.clear();
+        let mut loaded = open(&a.model, &a.engine)?;
+        let tok = loaded.tokenizer.take().context("the model folder has no tokenizer.json")?;
+        let mut ids = tok.encode(&a.prompt)?;
+        if ids.is_empty() {
+            // An empty prompt starts from the model's bos (or eos) token, as GPT-2's samples do.
+            ids.extend(loaded.start_token);
         }
+        let stop_tokens = if a.ignore_eos { vec![] } else { loaded.stop_tokens.clone() };
+        let params = GenerateParams { max_tokens: a.max_tokens, sampling, stop_tokens };
         let mut stdout = std::io::stdout().lock();
         if a.echo {
             write!(stdout, "{}", a.prompt)?;
         }
-        let mut model = engine(&bundle, &a.engine)?;
         let start = Instant::now();
         let mut write_err = None;
-        let out = generate(&mut *model, &bundle.tokenizer, &ids, &params, |piece| {
+        let out = generate(&mut *loaded.model, &tok, &ids, &params, |piece| {
             // A closed pipe (`| head`) ends generation quietly rather than with a panic.
             match stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()) {
                 Ok(()) => true,
@@ -282,6 +342,49 @@ mod cli {
         Ok(())
     }
 
+    /// `inspect` of a Llama-family folder: its shape, parameters and tensors.
+    fn inspect_llama(dir: &std::path::Path, json: bool) -> Result<()> {
+        let (c, w) = wgpt::llama::load(dir).with_context(|| format!("cannot load the model {}", dir.display()))?;
+        let bytes: usize = w.stored.iter().map(|t| t.bytes).sum();
+        let dtypes = wgpt::weights::stored_dtypes(&w.stored);
+        let params = c.parameter_count();
+        if json {
+            let tensors: Vec<_> = w
+                .stored
+                .iter()
+                .map(|t| json!({ "name": t.name, "dtype": t.dtype, "shape": t.shape, "bytes": t.bytes }))
+                .collect();
+            let v = json!({ "model_type": c.model_type, "parameters": params, "dtypes": dtypes,
+                "weight_bytes": bytes, "tensors": tensors });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            println!("model        {} ({})", dir.display(), c.model_type);
+            println!(
+                "shape        {} layers, {} heads ({} key/value), hidden {}, head_dim {}, MLP {}, context {}, vocab {}",
+                c.num_hidden_layers,
+                c.num_attention_heads,
+                c.num_key_value_heads,
+                c.hidden_size,
+                c.head_dim,
+                c.intermediate_size,
+                c.max_position_embeddings,
+                c.vocab_size
+            );
+            println!(
+                "block        RMSNorm, rotary θ {} ({:?}), SwiGLU{}{}, tied head: {}",
+                c.rope_theta,
+                c.rope_scaling,
+                if c.qkv_bias { ", q/k/v biases" } else { "" },
+                if c.qk_norm { ", q/k RMSNorm" } else { "" },
+                c.tie_word_embeddings
+            );
+            println!("parameters   {params} ({:.2} M)", params as f64 / 1e6);
+            println!("weights      {} tensors, {} ({:.2} MB)", w.stored.len(), dtypes.join("+"), bytes as f64 / 1e6);
+            println!("tokens       bos {:?}, eos {:?}", c.bos_token_id, c.eos_token_ids);
+        }
+        Ok(())
+    }
+
     fn parse_ids(s: &str) -> Result<Vec<u32>> {
         s.split(',')
             .map(|t| t.trim().parse::<u32>().with_context(|| format!("--ids: {t:?} is not a token id")))
@@ -290,19 +393,18 @@ mod cli {
 
     fn run_logits(model: PathBuf, input: Input, json: bool, engine: EngineArgs) -> Result<()> {
         engine.gpu_options()?;
-        let bundle = load(&model)?;
+        let mut loaded = open(&model, &engine)?;
         let ids = match (input.ids, input.prompt) {
             (Some(ids), _) => parse_ids(&ids)?,
-            (None, Some(text)) => bundle.tokenizer.encode(&text)?,
+            (None, Some(text)) => loaded.tokenizer()?.encode(&text)?,
             (None, None) => bail!("give --ids or --prompt"),
         };
         if ids.is_empty() {
             bail!("the input has no tokens");
         }
-        let mut model = self::engine(&bundle, &engine)?;
         let all_logits = ForwardOptions { all_logits: true, ..Default::default() };
-        let logits = block_on(model.forward(&ids, all_logits))?.logits.clone();
-        let vocab = bundle.config.vocab_size;
+        let logits = block_on(loaded.model.forward(&ids, all_logits))?.logits.clone();
+        let vocab = loaded.model.vocab_size();
         let mut w = BufWriter::new(std::io::stdout().lock());
         if json {
             let rows: Vec<&[f32]> = logits.chunks_exact(vocab).collect();
@@ -312,11 +414,11 @@ mod cli {
             for (t, row) in logits.chunks_exact(vocab).enumerate() {
                 let mut top: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
                 top.sort_by(|a, b| b.1.total_cmp(&a.1));
-                let top: Vec<String> = top[..5.min(vocab)]
-                    .iter()
-                    .map(|&(i, l)| format!("{:?} {l:.3}", bundle.tokenizer.token_text(i as u32).unwrap_or_default()))
-                    .collect();
-                writeln!(w, "{t}\t{}\t{:?}\t-> {}", ids[t], bundle.tokenizer.token_text(ids[t])?, top.join(", "))?;
+                let text =
+                    |id: u32| loaded.tokenizer.as_ref().and_then(|tok| tok.token_text(id).ok()).unwrap_or_default();
+                let top: Vec<String> =
+                    top[..5.min(vocab)].iter().map(|&(i, l)| format!("{:?} {l:.3}", text(i as u32))).collect();
+                writeln!(w, "{t}\t{}\t{:?}\t-> {}", ids[t], text(ids[t]), top.join(", "))?;
             }
         }
         w.flush()?;
@@ -324,6 +426,9 @@ mod cli {
     }
 
     fn run_inspect(model: PathBuf, json: bool) -> Result<()> {
+        if wgpt::llama::is_llama_config(&std::fs::read(model.join("config.json")).unwrap_or_default()) {
+            return inspect_llama(&model, json);
+        }
         let bundle = load(&model)?;
         let w = &bundle.weights;
         let bytes: usize = w.stored.iter().map(|t| t.bytes).sum();

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Writes the Llama-family parity fixtures under tests/fixtures/llama/ (CI only reads them).
+
+Independent of wgpt: HF `transformers` builds tiny random checkpoints of each `model_type` the
+engine reads — llama (GQA, head_dim ≠ hidden/heads, llama3 rope scaling, untied head, the config
+written in the legacy `rope_theta` + `rope_scaling` form real Llama 3.2 files use), qwen2 (q/k/v
+biases, tied head) and qwen3 (per-head q/k RMSNorm, explicit head_dim, tied head, the config in
+transformers 5's `rope_parameters` form) — with every weight, norm gains included, drawn away from
+its init, and records for a few id sequences the logits at every position and a greedy
+continuation.
+
+Set-up (CPU is fine):
+    python3 -m venv /tmp/pyenv && /tmp/pyenv/bin/pip install torch transformers safetensors
+    /tmp/pyenv/bin/python scripts/make_llama_fixtures.py
+"""
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIX = ROOT / "tests" / "fixtures" / "llama"
+COMMON = dict(vocab_size=256, hidden_size=64, intermediate_size=96, num_hidden_layers=2, max_position_embeddings=64)
+
+MODELS = {
+    "llama-gqa": (LlamaForCausalLM, LlamaConfig(
+        **COMMON, num_attention_heads=4, num_key_value_heads=2, head_dim=24, rms_norm_eps=1e-5,
+        rope_theta=500000.0, rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                           "high_freq_factor": 4.0, "original_max_position_embeddings": 16},
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=[2, 3])),
+    "qwen2-bias": (Qwen2ForCausalLM, Qwen2Config(
+        **COMMON, num_attention_heads=4, num_key_value_heads=4, rms_norm_eps=1e-6, rope_theta=10000.0,
+        tie_word_embeddings=True, bos_token_id=4, eos_token_id=5)),
+    "qwen3-qknorm": (Qwen3ForCausalLM, Qwen3Config(
+        **COMMON, num_attention_heads=4, num_key_value_heads=2, head_dim=32, rms_norm_eps=1e-6,
+        rope_theta=1000000.0, tie_word_embeddings=True, bos_token_id=None, eos_token_id=6)),
+}
+SEQUENCES = [[7, 100, 31, 200, 5, 9, 250], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]]
+GREEDY = 8
+
+
+def main():
+    torch.manual_seed(0)
+    for name, (cls, config) in MODELS.items():
+        model = cls(config).eval()
+        with torch.no_grad():
+            for pname, p in model.named_parameters():
+                if p.dim() == 1 and "norm" in pname:
+                    p.copy_(1.0 + 0.3 * torch.randn_like(p))
+                elif p.dim() == 1:
+                    p.copy_(0.2 * torch.randn_like(p))
+                else:
+                    p.copy_(torch.randn_like(p) / p.shape[-1] ** 0.5)
+        out = FIX / name
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out, safe_serialization=True)
+        cfg = json.loads((out / "config.json").read_text())
+        if name == "llama-gqa":
+            # The legacy form of real Llama 3.x files.
+            rope = cfg.pop("rope_parameters")
+            cfg["rope_theta"] = rope.pop("rope_theta")
+            cfg["rope_scaling"] = rope
+            (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        for extra in ["generation_config.json"]:
+            (out / extra).unlink(missing_ok=True)
+        cases, tensors = [], {}
+        for i, ids in enumerate(SEQUENCES):
+            x = torch.tensor([ids])
+            with torch.no_grad():
+                logits = model(x).logits[0].float()
+                greedy = model.generate(x, max_new_tokens=GREEDY, do_sample=False, eos_token_id=None,
+                                        pad_token_id=0)[0, len(ids):].tolist()
+            tensors[f"case{i}.logits"] = logits.contiguous()
+            cases.append({"ids": ids, "greedy": greedy})
+        save_file(tensors, str(FIX / f"{name}.expected.safetensors"))
+        (FIX / f"{name}.expected.json").write_text(json.dumps({"cases": cases}, indent=1) + "\n")
+        print(name, sum(p.numel() for p in model.parameters()), "parameters")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+//! The Llama family on the CPU, plain f32: the oracle the faster paths will be checked against,
+//! as `src/cpu/` is for GPT-2. Per layer: RMSNorm → q, k, v (biases: Qwen2; per-head q/k RMSNorm:
+//! Qwen3) → rotary positions → grouped-query attention over the KV cache → o → residual; RMSNorm →
+//! SwiGLU `down(silu(gate(x)) · up(x))` → residual. The KV cache grows with the context, so a
+//! model whose `max_position_embeddings` is 32 k allocates only what a conversation uses.
+
+use std::sync::Arc;
+
+use super::config::LlamaConfig;
+use super::weights::{LlamaLayer, LlamaWeights, Proj};
+use crate::model::{EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input};
+use crate::weights::Tensor;
+
+pub struct LlamaSession {
+    config: LlamaConfig,
+    weights: Arc<LlamaWeights>,
+    /// Rotary inverse frequencies, `[head_dim / 2]`.
+    inv_freq: Vec<f32>,
+    /// Per layer `[pos, n_kv_heads · head_dim]`, grown as the context grows.
+    k_cache: Vec<Vec<f32>>,
+    v_cache: Vec<Vec<f32>>,
+    pos: usize,
+    out: Outputs,
+}
+
+impl LlamaSession {
+    pub fn new(config: LlamaConfig, weights: Arc<LlamaWeights>) -> Self {
+        let layers = config.num_hidden_layers;
+        LlamaSession {
+            inv_freq: config.inv_freq(),
+            config,
+            weights,
+            k_cache: vec![Vec::new(); layers],
+            v_cache: vec![Vec::new(); layers],
+            pos: 0,
+            out: Outputs::default(),
+        }
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// Appends `ids` to the context and runs them through the model.
+    pub fn run(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<&Outputs, EngineError> {
+        let c = &self.config;
+        check_input(ids, self.pos, c.max_position_embeddings, c.vocab_size)?;
+        if opts.hidden_states {
+            return Err(EngineError::Unsupported("hidden states of the Llama family".into()));
+        }
+        let (n, d, eps) = (ids.len(), c.hidden_size, c.rms_norm_eps);
+        let weights = self.weights.clone();
+        let w = &*weights;
+        let mut x: Vec<f32> = ids.iter().flat_map(|&id| w.embed_tokens.data[id as usize * d..][..d].to_vec()).collect();
+        self.out.attention.clear();
+        for (l, layer) in w.layers.iter().enumerate() {
+            let h = rms_norm(&x, &layer.input_layernorm, eps);
+            let (att, probs) = self.attention(l, layer, &h, n);
+            add(&mut x, &linear(&att, &layer.o_proj));
+            if opts.attention {
+                self.out.attention.push(probs);
+            }
+            let h = rms_norm(&x, &layer.post_attention_layernorm, eps);
+            add(&mut x, &mlp(&h, layer));
+        }
+        let h = rms_norm(&x, &w.norm, eps);
+        let rows = if opts.all_logits { n } else { 1 };
+        self.out.logits = logits(&h[(n - rows) * d..], w.head());
+        self.out.rows = rows;
+        self.pos += n;
+        Ok(&self.out)
+    }
+
+    /// Grouped-query causal attention of the new rows `h` (`[n, hidden]`) of layer `l`; appends
+    /// their keys and values to the cache. Returns the heads' outputs `[n, heads · head_dim]` and
+    /// the probabilities `[heads, n, past + n]`.
+    fn attention(&mut self, l: usize, layer: &LlamaLayer, h: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
+        let c = &self.config;
+        let (hd, heads, kv_heads) = (c.head_dim, c.num_attention_heads, c.num_key_value_heads);
+        let mut q = linear(h, &layer.q_proj);
+        let mut k = linear(h, &layer.k_proj);
+        let v = linear(h, &layer.v_proj);
+        if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+            q = rms_norm(&q, qn, c.rms_norm_eps);
+            k = rms_norm(&k, kn, c.rms_norm_eps);
+        }
+        for i in 0..n {
+            let angle_pos = (self.pos + i) as f32;
+            rotate(&mut q[i * heads * hd..][..heads * hd], hd, angle_pos, &self.inv_freq);
+            rotate(&mut k[i * kv_heads * hd..][..kv_heads * hd], hd, angle_pos, &self.inv_freq);
+        }
+        self.k_cache[l].extend_from_slice(&k);
+        self.v_cache[l].extend_from_slice(&v);
+        let (kc, vc) = (&self.k_cache[l], &self.v_cache[l]);
+        let total = self.pos + n;
+        let group = heads / kv_heads;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut out = vec![0.0f32; n * heads * hd];
+        let mut probs = vec![0.0f32; heads * n * total];
+        for head in 0..heads {
+            let kvh = head / group;
+            for i in 0..n {
+                let visible = self.pos + i + 1;
+                let qi = &q[(i * heads + head) * hd..][..hd];
+                let p = &mut probs[(head * n + i) * total..][..total];
+                for (t, pt) in p[..visible].iter_mut().enumerate() {
+                    let kt = &kc[(t * kv_heads + kvh) * hd..][..hd];
+                    *pt = qi.iter().zip(kt).map(|(a, b)| a * b).sum::<f32>() * scale;
+                }
+                softmax(&mut p[..visible]);
+                let o = &mut out[(i * heads + head) * hd..][..hd];
+                for (t, &pt) in p[..visible].iter().enumerate() {
+                    let vt = &vc[(t * kv_heads + kvh) * hd..][..hd];
+                    for (a, b) in o.iter_mut().zip(vt) {
+                        *a += pt * b;
+                    }
+                }
+            }
+        }
+        (out, probs)
+    }
+}
+
+/// `W·x + b` for each row of `x`; `W` is `[out, in]`.
+fn linear(x: &[f32], p: &Proj) -> Vec<f32> {
+    let (n_out, n_in) = (p.weight.shape[0], p.weight.shape[1]);
+    let mut y = Vec::with_capacity(x.len() / n_in * n_out);
+    for row in x.chunks_exact(n_in) {
+        for (o, w) in p.weight.data.chunks_exact(n_in).enumerate() {
+            let dot: f32 = row.iter().zip(w).map(|(a, b)| a * b).sum();
+            y.push(dot + p.bias.as_ref().map_or(0.0, |b| b.data[o]));
+        }
+    }
+    y
+}
+
+/// RMSNorm of each row of `x` (rows as long as `g`): `x / sqrt(mean(x²) + eps) · g`.
+fn rms_norm(x: &[f32], g: &Tensor, eps: f32) -> Vec<f32> {
+    let n = g.data.len();
+    let mut y = Vec::with_capacity(x.len());
+    for row in x.chunks_exact(n) {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / n as f32;
+        let r = 1.0 / (ms + eps).sqrt();
+        y.extend(row.iter().zip(&g.data).map(|(v, g)| v * r * g));
+    }
+    y
+}
+
+/// Rotary position embedding of each `hd`-long head in `x`, HF's "rotate half" layout: element
+/// `i` pairs with `i + hd/2`, turned by `pos · inv_freq[i]`.
+fn rotate(x: &mut [f32], hd: usize, pos: f32, inv_freq: &[f32]) {
+    let half = hd / 2;
+    for head in x.chunks_exact_mut(hd) {
+        for (i, &f) in inv_freq.iter().enumerate() {
+            let (sin, cos) = (pos * f).sin_cos();
+            let (a, b) = (head[i], head[i + half]);
+            head[i] = a * cos - b * sin;
+            head[i + half] = b * cos + a * sin;
+        }
+    }
+}
+
+/// SwiGLU: `down(silu(gate(x)) · up(x))`.
+fn mlp(x: &[f32], layer: &LlamaLayer) -> Vec<f32> {
+    let gate = linear(x, &layer.gate_proj);
+    let up = linear(x, &layer.up_proj);
+    let act: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
+    linear(&act, &layer.down_proj)
+}
+
+/// Logits of each row of `h` against the head's rows.
+fn logits(h: &[f32], head: &Tensor) -> Vec<f32> {
+    let d = head.shape[1];
+    h.chunks_exact(d)
+        .flat_map(|row| head.data.chunks_exact(d).map(move |w| row.iter().zip(w).map(|(a, b)| a * b).sum::<f32>()))
+        .collect()
+}
+
+fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+impl LanguageModel for LlamaSession {
+    fn n_ctx(&self) -> usize {
+        self.config.max_position_embeddings
+    }
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+    fn position(&self) -> usize {
+        self.pos
+    }
+    fn truncate(&mut self, pos: usize) {
+        self.pos = self.pos.min(pos);
+        let row = self.config.num_key_value_heads * self.config.head_dim;
+        for cache in self.k_cache.iter_mut().chain(self.v_cache.iter_mut()) {
+            cache.truncate(self.pos * row);
+        }
+    }
+    fn forward<'a>(
+        &'a mut self,
+        ids: &'a [u32],
+        opts: ForwardOptions,
+    ) -> LocalFuture<'a, Result<&'a Outputs, EngineError>> {
+        Box::pin(std::future::ready(self.run(ids, opts)))
+    }
+    fn backend(&self) -> &'static str {
+        "cpu"
+    }
+    fn describe(&self) -> String {
+        format!("cpu reference (f32), {}", self.config.model_type)
+    }
+    fn footprint(&self) -> Footprint {
+        let cache: usize = self.k_cache.iter().chain(&self.v_cache).map(Vec::capacity).sum();
+        Footprint { weights: self.config.parameter_count() as u64 * 4, scratch: cache as u64 * 4 }
+    }
+}

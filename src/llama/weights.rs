@@ -1,0 +1,133 @@
+//! The Llama family's tensors, under the names HF stores them (`model.layers.N.self_attn.q_proj.weight`,
+//! …), matrices `[out, in]`; from one `model.safetensors` or from shards.
+
+use std::collections::BTreeMap;
+
+use safetensors::SafeTensors;
+
+use super::config::LlamaConfig;
+use crate::weights::{Taker, Tensor, TensorInfo, WeightsError};
+
+/// A projection `y = W·x (+ b)`, `W` `[out, in]`.
+#[derive(Debug, Clone)]
+pub struct Proj {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LlamaLayer {
+    pub input_layernorm: Tensor,
+    pub q_proj: Proj,
+    pub k_proj: Proj,
+    pub v_proj: Proj,
+    pub o_proj: Proj,
+    /// Qwen3's per-head RMSNorm gains of q and k, `[head_dim]`.
+    pub q_norm: Option<Tensor>,
+    pub k_norm: Option<Tensor>,
+    pub post_attention_layernorm: Tensor,
+    pub gate_proj: Proj,
+    pub up_proj: Proj,
+    pub down_proj: Proj,
+}
+
+#[derive(Debug, Clone)]
+pub struct LlamaWeights {
+    /// `[vocab, hidden]`; also the head when tied.
+    pub embed_tokens: Tensor,
+    pub layers: Vec<LlamaLayer>,
+    pub norm: Tensor,
+    /// `[vocab, hidden]`, only when the head is not tied.
+    pub lm_head: Option<Tensor>,
+    /// The files' tensors as stored, sorted by name.
+    pub stored: Vec<TensorInfo>,
+}
+
+impl LlamaWeights {
+    /// The LM head, `[vocab, hidden]`.
+    pub fn head(&self) -> &Tensor {
+        self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
+    }
+
+    /// Parses and validates the safetensors file(s) of a model — one, or every shard — against
+    /// `config`.
+    pub fn from_files(files: &[&[u8]], config: &LlamaConfig) -> Result<Self, WeightsError> {
+        let parsed = files.iter().map(|b| SafeTensors::deserialize(b)).collect::<Result<Vec<_>, _>>()?;
+        let mut views = BTreeMap::new();
+        for file in &parsed {
+            for (name, view) in file.iter() {
+                // Older files carry the rotary frequencies as a buffer; they are not parameters.
+                if name.ends_with("rotary_emb.inv_freq") {
+                    continue;
+                }
+                if views.insert(name.to_string(), view).is_some() {
+                    return Err(WeightsError::Malformed(format!("tensor `{name}` appears twice")));
+                }
+            }
+        }
+        let stored = views
+            .iter()
+            .map(|(name, v)| TensorInfo {
+                name: name.clone(),
+                dtype: format!("{:?}", v.dtype()),
+                shape: v.shape().to_vec(),
+                bytes: v.data().len(),
+            })
+            .collect();
+        let mut take = Taker { views };
+        let c = config;
+        let (d, f, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
+        let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
+        let embed_tokens = take.tensor("model.embed_tokens.weight", &[v, d])?;
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            let p = format!("model.layers.{i}.");
+            let mut proj = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Proj, WeightsError> {
+                Ok(Proj {
+                    weight: take.tensor(&format!("{p}{name}.weight"), &[out, inp])?,
+                    bias: if bias { Some(take.tensor(&format!("{p}{name}.bias"), &[out])?) } else { None },
+                })
+            };
+            let q_proj = proj("self_attn.q_proj", q, d, c.qkv_bias)?;
+            let k_proj = proj("self_attn.k_proj", kv, d, c.qkv_bias)?;
+            let v_proj = proj("self_attn.v_proj", kv, d, c.qkv_bias)?;
+            let o_proj = proj("self_attn.o_proj", d, q, false)?;
+            let gate_proj = proj("mlp.gate_proj", f, d, false)?;
+            let up_proj = proj("mlp.up_proj", f, d, false)?;
+            let down_proj = proj("mlp.down_proj", d, f, false)?;
+            let mut norm = |name: &str, n: usize| take.tensor(&format!("{p}{name}.weight"), &[n]);
+            let (q_norm, k_norm) = if c.qk_norm {
+                (Some(norm("self_attn.q_norm", c.head_dim)?), Some(norm("self_attn.k_norm", c.head_dim)?))
+            } else {
+                (None, None)
+            };
+            layers.push(LlamaLayer {
+                input_layernorm: norm("input_layernorm", d)?,
+                post_attention_layernorm: norm("post_attention_layernorm", d)?,
+                q_proj,
+                k_proj,
+                v_proj,
+                o_proj,
+                q_norm,
+                k_norm,
+                gate_proj,
+                up_proj,
+                down_proj,
+            });
+        }
+        let norm = take.tensor("model.norm.weight", &[d])?;
+        let lm_head = if c.tie_word_embeddings {
+            // Some writers keep the tied copy: accept it if it is one.
+            if take.views.contains_key("lm_head.weight") && take.tensor("lm_head.weight", &[v, d])? != embed_tokens {
+                return Err(WeightsError::TiedHeadMismatch);
+            }
+            None
+        } else {
+            Some(take.tensor("lm_head.weight", &[v, d])?)
+        };
+        if let Some(name) = take.views.keys().next() {
+            return Err(WeightsError::UnexpectedTensor(name.clone()));
+        }
+        Ok(LlamaWeights { embed_tokens, layers, norm, lm_head, stored })
+    }
+}
