@@ -241,23 +241,7 @@ impl ModelWeights {
     /// Parses and validates a safetensors file against `config`.
     pub fn from_safetensors(bytes: &[u8], config: &GptConfig) -> Result<Self, WeightsError> {
         let file = SafeTensors::deserialize(bytes)?;
-        let mut views = BTreeMap::new();
-        for (name, view) in file.iter() {
-            let Some(canonical) = canonical(name) else { continue };
-            if views.insert(canonical.to_string(), view).is_some() {
-                return Err(WeightsError::Malformed(format!("tensor `{canonical}` appears twice")));
-            }
-        }
-        let stored = views
-            .iter()
-            .map(|(name, v)| TensorInfo {
-                name: name.clone(),
-                dtype: format!("{:?}", v.dtype()),
-                shape: v.shape().to_vec(),
-                bytes: v.data().len(),
-            })
-            .collect();
-        let mut take = Taker { views };
+        let (mut take, stored) = Taker::new(std::slice::from_ref(&file), canonical)?;
         let (c, v, t, f) = (config.n_embd, config.vocab_size, config.n_positions, config.n_inner);
         let wte = take.tensor("wte.weight", &[v, c])?;
         let wpe = take.tensor("wpe.weight", &[t, c])?;
@@ -277,18 +261,8 @@ impl ModelWeights {
             LayerNormPosition::Pre => Some(take.layer_norm("ln_f", c)?),
             LayerNormPosition::Post => None,
         };
-        let lm_head = if config.tie_word_embeddings {
-            // HF drops the tied copy on save, but some writers keep it: accept it if it is a copy.
-            if take.views.contains_key("lm_head.weight") && take.tensor("lm_head.weight", &[v, c])? != wte {
-                return Err(WeightsError::TiedHeadMismatch);
-            }
-            None
-        } else {
-            Some(take.tensor("lm_head.weight", &[v, c])?)
-        };
-        if let Some(name) = take.views.keys().next() {
-            return Err(WeightsError::UnexpectedTensor(name.clone()));
-        }
+        let lm_head = take.head(config.tie_word_embeddings, &wte)?;
+        take.finish()?;
         Ok(ModelWeights { wte, wpe, blocks, ln_f, lm_head, stored })
     }
 }
@@ -339,10 +313,58 @@ impl ModelWeights {
 /// Removes tensors from the file's map as the model claims them, so leftovers are "unexpected".
 /// Every architecture's loader takes its tensors through one.
 pub(crate) struct Taker<'a> {
-    pub(crate) views: BTreeMap<String, safetensors::tensor::TensorView<'a>>,
+    views: BTreeMap<String, safetensors::tensor::TensorView<'a>>,
 }
 
-impl Taker<'_> {
+impl<'a> Taker<'a> {
+    /// The tensors of `files` (one, or every shard of a model) under the names `canonical` gives
+    /// (None: a buffer that is not a parameter), and what they held as stored, sorted by name.
+    pub(crate) fn new(
+        files: &[SafeTensors<'a>],
+        canonical: impl Fn(&str) -> Option<&str>,
+    ) -> Result<(Self, Vec<TensorInfo>), WeightsError> {
+        let mut views = BTreeMap::new();
+        for file in files {
+            for (name, view) in file.iter() {
+                let Some(name) = canonical(name) else { continue };
+                if views.insert(name.to_string(), view).is_some() {
+                    return Err(WeightsError::Malformed(format!("tensor `{name}` appears twice")));
+                }
+            }
+        }
+        let stored = views
+            .iter()
+            .map(|(name, v)| TensorInfo {
+                name: name.clone(),
+                dtype: format!("{:?}", v.dtype()),
+                shape: v.shape().to_vec(),
+                bytes: v.data().len(),
+            })
+            .collect();
+        Ok((Taker { views }, stored))
+    }
+
+    /// The LM head `lm_head.weight`, shaped as `embedding`; None when the head is tied (HF drops
+    /// the tied copy on save, but some writers keep it: it must then be a copy).
+    pub(crate) fn head(&mut self, tied: bool, embedding: &Tensor) -> Result<Option<Tensor>, WeightsError> {
+        let shape = embedding.shape.clone();
+        if !tied {
+            return Ok(Some(self.tensor("lm_head.weight", &shape)?));
+        }
+        if self.views.contains_key("lm_head.weight") && self.tensor("lm_head.weight", &shape)? != *embedding {
+            return Err(WeightsError::TiedHeadMismatch);
+        }
+        Ok(None)
+    }
+
+    /// A tensor no part claimed is an error.
+    pub(crate) fn finish(self) -> Result<(), WeightsError> {
+        match self.views.into_keys().next() {
+            Some(name) => Err(WeightsError::UnexpectedTensor(name)),
+            None => Ok(()),
+        }
+    }
+
     /// The tensor `name` in f32, checked for its shape and finite values.
     pub(crate) fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, WeightsError> {
         let view = self.views.remove(name).ok_or_else(|| WeightsError::MissingTensor(name.to_string()))?;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::config::{GptConfig, LayerNormPosition};
 use crate::model::{EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input};
 use crate::weights::{Block, ModelWeights};
-use ops::AttentionShape;
+use ops::{AttentionShape, add};
 
 /// Per-call activations of a block, resized (never shrunk) to the call's row count.
 #[derive(Default)]
@@ -222,12 +222,6 @@ fn attention_map(map: &mut Vec<f32>, probs: &[f32], heads: usize, new: usize, to
         for i in 0..new {
             map.extend_from_slice(&probs[(i * heads + h) * total..][..total]);
         }
-    }
-}
-
-fn add(x: &mut [f32], y: &[f32]) {
-    for (a, b) in x.iter_mut().zip(y) {
-        *a += b;
     }
 }
 

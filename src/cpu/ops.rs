@@ -108,6 +108,13 @@ pub fn lm_head(out: &mut [f32], h: &[f32], head: &Tensor) {
     }
 }
 
+/// `x += y`, element by element (a residual add).
+pub fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
 /// In-place softmax of one row.
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::config::LlamaConfig;
 use super::weights::{LlamaLayer, LlamaWeights, Proj};
+use crate::cpu::ops::{add, softmax};
 use crate::model::{EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input};
 use crate::weights::Tensor;
 
@@ -174,24 +175,6 @@ fn logits(h: &[f32], head: &Tensor) -> Vec<f32> {
     h.chunks_exact(d)
         .flat_map(|row| head.data.chunks_exact(d).map(move |w| row.iter().zip(w).map(|(a, b)| a * b).sum::<f32>()))
         .collect()
-}
-
-fn softmax(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    for v in x.iter_mut() {
-        *v /= sum;
-    }
-}
-
-fn add(x: &mut [f32], y: &[f32]) {
-    for (a, b) in x.iter_mut().zip(y) {
-        *a += b;
-    }
 }
 
 impl LanguageModel for LlamaSession {

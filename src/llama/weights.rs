@@ -1,8 +1,6 @@
 //! The Llama family's tensors, under the names HF stores them (`model.layers.N.self_attn.q_proj.weight`,
 //! …), matrices `[out, in]`; from one `model.safetensors` or from shards.
 
-use std::collections::BTreeMap;
-
 use safetensors::SafeTensors;
 
 use super::config::LlamaConfig;
@@ -53,28 +51,8 @@ impl LlamaWeights {
     /// `config`.
     pub fn from_files(files: &[&[u8]], config: &LlamaConfig) -> Result<Self, WeightsError> {
         let parsed = files.iter().map(|b| SafeTensors::deserialize(b)).collect::<Result<Vec<_>, _>>()?;
-        let mut views = BTreeMap::new();
-        for file in &parsed {
-            for (name, view) in file.iter() {
-                // Older files carry the rotary frequencies as a buffer; they are not parameters.
-                if name.ends_with("rotary_emb.inv_freq") {
-                    continue;
-                }
-                if views.insert(name.to_string(), view).is_some() {
-                    return Err(WeightsError::Malformed(format!("tensor `{name}` appears twice")));
-                }
-            }
-        }
-        let stored = views
-            .iter()
-            .map(|(name, v)| TensorInfo {
-                name: name.clone(),
-                dtype: format!("{:?}", v.dtype()),
-                shape: v.shape().to_vec(),
-                bytes: v.data().len(),
-            })
-            .collect();
-        let mut take = Taker { views };
+        // Older files carry the rotary frequencies as a buffer; they are not parameters.
+        let (mut take, stored) = Taker::new(&parsed, |name| (!name.ends_with("rotary_emb.inv_freq")).then_some(name))?;
         let c = config;
         let (d, f, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
         let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
@@ -116,18 +94,8 @@ impl LlamaWeights {
             });
         }
         let norm = take.tensor("model.norm.weight", &[d])?;
-        let lm_head = if c.tie_word_embeddings {
-            // Some writers keep the tied copy: accept it if it is one.
-            if take.views.contains_key("lm_head.weight") && take.tensor("lm_head.weight", &[v, d])? != embed_tokens {
-                return Err(WeightsError::TiedHeadMismatch);
-            }
-            None
-        } else {
-            Some(take.tensor("lm_head.weight", &[v, d])?)
-        };
-        if let Some(name) = take.views.keys().next() {
-            return Err(WeightsError::UnexpectedTensor(name.clone()));
-        }
+        let lm_head = take.head(c.tie_word_embeddings, &embed_tokens)?;
+        take.finish()?;
         Ok(LlamaWeights { embed_tokens, layers, norm, lm_head, stored })
     }
 }
