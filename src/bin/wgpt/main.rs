@@ -342,6 +342,11 @@ mod cli {
         Ok(())
     }
 
+    /// The stored tensors as `inspect --json` lists them.
+    fn tensors_json(stored: &[wgpt::weights::TensorInfo]) -> Vec<serde_json::Value> {
+        stored.iter().map(|t| json!({ "name": t.name, "dtype": t.dtype, "shape": t.shape, "bytes": t.bytes })).collect()
+    }
+
     /// `inspect` of a Llama-family folder: its shape, parameters and tensors.
     fn inspect_llama(dir: &std::path::Path, json: bool) -> Result<()> {
         let (c, w) = wgpt::llama::load(dir).with_context(|| format!("cannot load the model {}", dir.display()))?;
@@ -349,11 +354,7 @@ mod cli {
         let dtypes = wgpt::weights::stored_dtypes(&w.stored);
         let params = c.parameter_count();
         if json {
-            let tensors: Vec<_> = w
-                .stored
-                .iter()
-                .map(|t| json!({ "name": t.name, "dtype": t.dtype, "shape": t.shape, "bytes": t.bytes }))
-                .collect();
+            let tensors = tensors_json(&w.stored);
             let v = json!({ "model_type": c.model_type, "parameters": params, "dtypes": dtypes,
                 "weight_bytes": bytes, "tensors": tensors });
             println!("{}", serde_json::to_string_pretty(&v)?);
@@ -435,11 +436,7 @@ mod cli {
         let dtypes = w.stored_dtypes();
         let params = bundle.config.parameter_count();
         if json {
-            let tensors: Vec<_> = w
-                .stored
-                .iter()
-                .map(|t| json!({ "name": t.name, "dtype": t.dtype, "shape": t.shape, "bytes": t.bytes }))
-                .collect();
+            let tensors = tensors_json(&w.stored);
             let cfg: serde_json::Value = serde_json::from_str(&bundle.config.to_json())?;
             let v = json!({ "config": cfg, "parameters": params, "dtypes": dtypes,
                 "weight_bytes": bytes, "tokenizer_ids": bundle.tokenizer.id_bound(), "tensors": tensors });
