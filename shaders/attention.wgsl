@@ -1,9 +1,10 @@
-// attention.wgsl — causal multi-head attention of new rows over this layer's KV cache.
+// attention.wgsl — causal multi-head attention of new rows over this layer's KV cache, with
+// grouped-query heads (dims.group query heads share one KV head; 1 for GPT-2).
 //
-// Math, for head h and new row r (position p = past + r), over positions t ≤ p:
-//   s_t = (q_h · k_{t,h}) / sqrt(head_dim);  P_t = softmax(s)_t;  out[r, h] = Σ_t P_t · v_{t,h}
+// Math, for head h (KV head g = h / group) and new row r (position p = past + r), over t ≤ p:
+//   s_t = (q_h · k_{t,g}) / sqrt(head_dim);  P_t = softmax(s)_t;  out[r, h] = Σ_t P_t · v_{t,g}
 //
-// Layout: q [rows, C] (head h at columns h·head_dim ..); k_cache, v_cache [n_positions, C];
+// Layout: q [rows, C] (head h at columns h·head_dim ..); k_cache, v_cache [t_max, kv_c];
 // out [rows, C]; probs [rows, n_head, n_positions] (row r, head h: P_0 .. P_p; the rest is
 // stale) — read back when the caller asks for attention maps.
 //
@@ -24,6 +25,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let hd = dims.head_dim;
     let visible = step.past + r + 1u;
     let col = h * hd;
+    let KV = dims.kv_c;
+    let kv_col = (h / dims.group) * hd;
     let pbase = (r * dims.n_head + h) * dims.t_max;
     for (var d = li; d < hd; d += 64u) { qs[d] = q[r * C + col + d]; }
     workgroupBarrier();
@@ -31,7 +34,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var m = -3.0e38;
     for (var t = li; t < visible; t += 64u) {
         var s = 0.0;
-        for (var d = 0u; d < hd; d++) { s += qs[d] * k_cache[t * C + col + d]; }
+        for (var d = 0u; d < hd; d++) { s += qs[d] * k_cache[t * KV + kv_col + d]; }
         s *= dims.scale;
         probs[pbase + t] = s;
         m = max(m, s);
@@ -65,7 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
     for (var d = li; d < hd; d += 64u) {
         var acc = 0.0;
-        for (var t = 0u; t < visible; t++) { acc += probs[pbase + t] * v_cache[t * C + col + d]; }
+        for (var t = 0u; t < visible; t++) { acc += probs[pbase + t] * v_cache[t * KV + kv_col + d]; }
         out[r * C + col + d] = acc;
     }
 }

@@ -7,7 +7,7 @@
 //   computed tile by tile: m' = max(m, max_j s_j); l' = l·e^{m-m'} + Σ_j e^{s_j-m'};
 //   acc' = acc·e^{m-m'} + Σ_j e^{s_j-m'} v_j; out = acc / l.
 // Layout: as attention.wgsl (same bindings, so the same bind group serves both): q [rows, C],
-// k_cache / v_cache [n_positions, C], out [rows, C]; probs is not written (callers that want
+// k_cache / v_cache [t_max, kv_c] (head h reads KV head h / group), out [rows, C]; probs is not written (callers that want
 // attention maps use attention.wgsl). head_dim ≤ MAX_PREFILL_HEAD_DIM (128, src/gpu/plan.rs).
 // Dispatch: (n_head, ceil(rows / 16)). Workgroup 64: thread i works on query row i / 4 of the
 // block; its four threads each score 4 of the tile's 16 positions and own a quarter of the
@@ -28,6 +28,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let C = dims.c;
     let hd = dims.head_dim;
     let col = wg.x * hd;
+    let kv_col = (wg.x / dims.group) * hd;
+    let KV = dims.kv_c;
     let r0 = wg.y * BQ;
     let row = li / 4u;
     let quarter = li % 4u;
@@ -54,8 +56,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             let t = t0 + i / hd;
             let at = (i / hd) * MAX_PREFILL_HEAD_DIM + i % hd;
             if (t <= last_pos) {
-                k_tile[at] = k_cache[t * C + col + i % hd];
-                v_tile[at] = v_cache[t * C + col + i % hd];
+                k_tile[at] = k_cache[t * KV + kv_col + i % hd];
+                v_tile[at] = v_cache[t * KV + kv_col + i % hd];
             }
         }
         workgroupBarrier();

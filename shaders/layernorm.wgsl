@@ -1,8 +1,10 @@
-// layernorm.wgsl — LayerNorm of each row (prefill before the tiled GEMMs, and the final ln_f).
+// layernorm.wgsl — LayerNorm or RMSNorm of each row (prefill before the tiled GEMMs, and the
+// final norm).
 //
-// Math: out[r] = (x[r] - mean) / sqrt(var + eps) · g + b, mean and (biased) variance over the
-// row's n values, computed in two passes.
-// Layout: x, out [rows, n] f32; g, b [n]. Only rows first_row .. rows are computed (the final
+// Math: LayerNorm (dims.rms = 0): out[r] = (x[r] - mean) / sqrt(var + eps) · g + b, mean and
+// (biased) variance over the row's n values, computed in two passes.
+// RMSNorm (dims.rms = 1): out[r] = x[r] / sqrt(mean(x[r]²) + eps) · g.
+// Layout: x, out [rows, n] f32; g, b [n] (b unread by RMSNorm). Only rows first_row .. rows are computed (the final
 // LayerNorm needs just the rows whose logits are wanted).
 // Dispatch: (rows - first_row); one workgroup of 64 per row, threads striding over the row.
 // Bindings: `NormBindings`, uniform `NormDims` (src/gpu/kernels.rs, uniforms.rs).
@@ -28,6 +30,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var first = 0u;
     if (dims.only_logit_rows == 1u) { first = step.rows - step.logit_rows; }
     let base = (first + wg.x) * n;
+    if (dims.rms == 1u) {
+        var q = 0.0;
+        for (var i = li; i < n; i += 64u) { q += x[base + i] * x[base + i]; }
+        let rrms = inverseSqrt(workgroup_sum(q, li) / f32(n) + dims.eps);
+        for (var i = li; i < n; i += 64u) { out[base + i] = x[base + i] * rrms * g[i]; }
+        return;
+    }
     var s = 0.0;
     for (var i = li; i < n; i += 64u) { s += x[base + i]; }
     let mean = workgroup_sum(s, li) / f32(n);

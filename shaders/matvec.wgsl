@@ -2,19 +2,23 @@
 // with an optional fused LayerNorm prologue and a fused epilogue.
 //
 // Math, for each row r < step.rows and column n < N:
-//   x̂[r]      = ln ? (x[r] - mean(x[r])) / sqrt(var(x[r]) + eps) * ln_g + ln_b : x[r]
+//   x̂[r]      = ln = 1 (LayerNorm): (x[r] - mean(x[r])) / sqrt(var(x[r]) + eps) * ln_g + ln_b_or_rope
+//               ln = 2 (RMSNorm):   x[r] / sqrt(mean(x[r]²) + eps) * ln_g
+//               ln = 0:             x[r]
 //   y[r, n]   = Σ_k x̂[r, k] · W[k, n] + bias[n], stored by the epilogue dims.mode
-//               (linear_epilogue.wgsl: plain, GELU, residual add, or q | k | v with KV append)
+//               (linear_epilogue.wgsl: plain, GELU, residual add, SwiGLU, or q | k | v with KV
+//               append, rotary or not)
 //
 // Layout: x [rows, K] f32; W [K, N] row-major (HF Conv1D), read four columns at a time through
 // w4(i) = W elements 4i..4i+3 (f32 as vec4, or f16 packed two per u32 and unpacked with
-// unpack2x16float), so N % 4 == 0; bias [N], ln_g/ln_b [K]; out, k_cache, v_cache as the
-// epilogue says. Bindings: `LinearBindings`, uniform `LinearDims` (src/gpu/kernels.rs, uniforms.rs).
+// unpack2x16float), so N % 4 == 0; bias [N], ln_g [K]; ln_b_or_rope: LayerNorm's shift [K], or
+// with RMSNorm (which has none) the rotary table the QkvRope epilogue reads; out, k_cache,
+// v_cache as the epilogue says. Bindings: `LinearBindings`, uniform `LinearDims` (src/gpu/kernels.rs, uniforms.rs).
 //
 // Dispatch: (ceil(N / 256), rows). Workgroup (64, KSPLIT): thread (tx, ty) owns columns
 // 4·(64·wg.x + tx) .. +4 and sums k ≡ ty (mod KSPLIT); partial sums meet in workgroup memory.
-// The input row is staged in workgroup memory (normalised there when ln = 1) when K ≤ MAX_STAGED (4096;
-// set by src/gpu/plan.rs, which refuses a LayerNorm'd row longer than that).
+// The input row is staged in workgroup memory (normalised there when ln ≠ 0) when K ≤ MAX_STAGED (4096;
+// set by src/gpu/plan.rs, which refuses a normed row longer than that).
 // KSPLIT = 1 (software adapters, where barriers are expensive) leaves three barriers per row.
 
 override KSPLIT: u32 = 4u;
@@ -56,7 +60,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         var q = 0.0;
         for (var i = li; i < K; i += nthreads) { let d = xs[i] - mean; q += d * d; }
         let rstd = inverseSqrt(workgroup_sum(q, li) / f32(K) + dims.eps);
-        for (var i = li; i < K; i += nthreads) { xs[i] = (xs[i] - mean) * rstd * ln_g[i] + ln_b[i]; }
+        for (var i = li; i < K; i += nthreads) { xs[i] = (xs[i] - mean) * rstd * ln_g[i] + ln_b_or_rope[i]; }
+        workgroupBarrier();
+    } else if (dims.ln == 2u) {
+        var q = 0.0;
+        for (var i = li; i < K; i += nthreads) { q += xs[i] * xs[i]; }
+        let rrms = inverseSqrt(workgroup_sum(q, li) / f32(K) + dims.eps);
+        for (var i = li; i < K; i += nthreads) { xs[i] = xs[i] * rrms * ln_g[i]; }
         workgroupBarrier();
     }
 

@@ -20,7 +20,7 @@ fn f32_logits_match_the_cpu_reference_in_both_variants() {
     for name in HF_MODELS {
         let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
         for variant in [Variant::Gpu, Variant::Software] {
-            let opts = GpuOptions { format: Some(WeightFormat::F32), variant: Some(variant), native_f16: None };
+            let opts = GpuOptions { format: Some(WeightFormat::F32), variant: Some(variant), ..Default::default() };
             let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
             for case in common::expected(name).cases {
                 // Without attention maps the GPU variant uses the tiled prefill attention.
@@ -73,7 +73,7 @@ fn awkward_shapes_prefill_and_decode() {
         let weights = Arc::new(weights);
         let ids: Vec<u32> = (0..t as u32).map(|k| (k * 7 + 3) % v as u32).collect();
         for variant in [Variant::Gpu, Variant::Software] {
-            let opts = GpuOptions { format: Some(WeightFormat::F32), variant: Some(variant), native_f16: None };
+            let opts = GpuOptions { format: Some(WeightFormat::F32), variant: Some(variant), ..Default::default() };
             let mut g = GpuModel::on(gpu.clone(), &config, &weights, opts).unwrap();
             let mut cpu = wgpt::CpuSession::new(config.clone(), weights.clone());
             let split = (t / 2).max(1).min(t);
@@ -94,7 +94,8 @@ fn greedy_on_the_device_matches_hf() {
         // f16 both ways: unpacked from u32 pairs, and natively where the device has shader-f16.
         for (format, native_f16) in [(WeightFormat::F32, false), (WeightFormat::F16, false), (WeightFormat::F16, true)]
         {
-            let opts = GpuOptions { format: Some(format), variant: None, native_f16: Some(native_f16) };
+            let opts =
+                GpuOptions { format: Some(format), variant: None, native_f16: Some(native_f16), ..Default::default() };
             let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
             for case in common::expected(name).cases {
                 g.reset();
@@ -118,7 +119,12 @@ fn f16_weights_agree_on_the_top_token() {
     let (mut same, mut total) = (0, 0);
     for (name, native_f16) in HF_MODELS.iter().flat_map(|n| [(*n, false), (*n, true)]) {
         let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
-        let opts = GpuOptions { format: Some(WeightFormat::F16), variant: None, native_f16: Some(native_f16) };
+        let opts = GpuOptions {
+            format: Some(WeightFormat::F16),
+            variant: None,
+            native_f16: Some(native_f16),
+            ..Default::default()
+        };
         let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
         if native_f16 {
             assert_eq!(g.native_f16(), gpu.has_f16());

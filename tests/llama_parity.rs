@@ -7,43 +7,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use safetensors::SafeTensors;
-use serde::Deserialize;
 use wgpt::ForwardOptions;
 use wgpt::llama::{LlamaSession, load};
 
-const MODELS: [&str; 3] = ["llama-gqa", "qwen2-bias", "qwen3-qknorm"];
-
-#[derive(Deserialize)]
-struct Case {
-    ids: Vec<u32>,
-    greedy: Vec<u32>,
-}
-
-fn dir() -> PathBuf {
-    common::fixtures().join("llama")
-}
-
-fn expected(name: &str) -> (Vec<Case>, Vec<Vec<f32>>) {
-    #[derive(Deserialize)]
-    struct File {
-        cases: Vec<Case>,
-    }
-    let json: File =
-        serde_json::from_slice(&std::fs::read(dir().join(format!("{name}.expected.json"))).unwrap()).unwrap();
-    let bytes = std::fs::read(dir().join(format!("{name}.expected.safetensors"))).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    let logits = (0..json.cases.len())
-        .map(|i| {
-            let view = st.tensor(&format!("case{i}.logits")).unwrap();
-            view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
-        })
-        .collect();
-    (json.cases, logits)
-}
+use common::{LLAMA_MODELS as MODELS, llama_dir as dir, llama_expected as expected};
 
 fn session(name: &str) -> LlamaSession {
     let (config, weights) = load(&dir().join(name)).unwrap();

@@ -106,7 +106,7 @@ async fn the_wgsl_engine_matches_hf_on_webgpu() {
     let want = expected_logits(fixture!("hf/tiny-f32.expected.safetensors"), 0);
     for variant in [Variant::Software, Variant::Gpu] {
         for format in [WeightFormat::F32, WeightFormat::F16] {
-            let opts = GpuOptions { format: Some(format), variant: Some(variant), native_f16: None };
+            let opts = GpuOptions { format: Some(format), variant: Some(variant), ..Default::default() };
             let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
             let out = g.run(&ids, ForwardOptions { all_logits: true, ..Default::default() }).await.unwrap();
             if format == WeightFormat::F32 {

@@ -7,25 +7,29 @@ use wgpu::util::DeviceExt;
 
 use super::kernels::{
     ArgmaxBindings, AttentionBindings, EmbedBindings, HeadBindings, Kernel, Kernels, LinearBindings, NormBindings,
-    SampleBindings,
+    QkNormBindings, SampleBindings,
 };
-use super::uniforms::{AttentionDims, EmbedDims, Epilogue, HeadDims, LinearDims, NormDims, UNIFORM_BINDING, VocabDims};
+use super::shape::{Norm, Shape};
+use super::uniforms::{
+    AttentionDims, EmbedDims, Epilogue, HeadDims, LinearDims, NormDims, QkNormDims, UNIFORM_BINDING, VocabDims,
+};
 use super::upload::{LayerBuffers, LinearBuffers, NormBuffers, RowChunk, Scratch, WeightBuffers};
-use crate::config::GptConfig;
 
 /// Bind groups of one transformer block.
 pub struct LayerGroups {
     /// For matvec (decode, and prefill on software adapters): the input is the residual stream
-    /// and LayerNorm is fused into the matvec.
+    /// and the norm is fused into the matvec.
     pub qkv: wgpu::BindGroup,
     pub attn_proj: wgpu::BindGroup,
-    pub c_fc: wgpu::BindGroup,
-    pub mlp_proj: wgpu::BindGroup,
-    /// For the tiled prefill: LayerNorm runs first into `h`, the GEMMs read `h`.
+    pub fc: wgpu::BindGroup,
+    pub proj: wgpu::BindGroup,
+    /// For the tiled prefill: the norm runs first into `h`, the GEMMs read `h`.
     pub qkv_tiled: wgpu::BindGroup,
-    pub c_fc_tiled: wgpu::BindGroup,
+    pub fc_tiled: wgpu::BindGroup,
     pub ln_1: wgpu::BindGroup,
     pub ln_2: wgpu::BindGroup,
+    /// Qwen3's per-head q/k norm and rotation, after the q | k | v matvec.
+    pub qk_norm: Option<wgpu::BindGroup>,
     pub attention: wgpu::BindGroup,
 }
 
@@ -39,11 +43,20 @@ pub struct BindGroups {
     pub layers: Vec<LayerGroups>,
     pub embed: Vec<Chunk>,
     pub lm_head: Vec<Chunk>,
-    pub ln_f: wgpu::BindGroup,
+    pub final_norm: wgpu::BindGroup,
     pub argmax: wgpu::BindGroup,
     pub sample: wgpu::BindGroup,
     /// Every dispatch's uniform block, each at its own 256-byte slot (kept alive by the groups too).
     _dims: wgpu::Buffer,
+}
+
+/// LayerNorm's shift, else the rotary table (RMSNorm has no shift): see `LinearBindings`.
+fn shift_or_rope<'a>(
+    ln: &'a NormBuffers,
+    rope: Option<&'a wgpu::Buffer>,
+    nothing: &'a wgpu::Buffer,
+) -> &'a wgpu::Buffer {
+    ln.b.as_ref().or(rope).unwrap_or(nothing)
 }
 
 fn whole(b: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
@@ -72,46 +85,63 @@ impl DimsBuilder {
 struct BlockDims {
     qkv: u64,
     attn_proj: u64,
-    c_fc: u64,
-    mlp_proj: u64,
+    fc: u64,
+    proj: u64,
     qkv_tiled: u64,
-    c_fc_tiled: u64,
+    fc_tiled: u64,
     ln: u64,
+    qk_norm: u64,
     attention: u64,
 }
 
-pub fn bind(
-    device: &wgpu::Device,
-    kernels: &Kernels,
-    config: &GptConfig,
-    w: &WeightBuffers,
-    s: &Scratch,
-) -> BindGroups {
-    let (c, inner, v, t, heads, hd) =
-        (config.n_embd, config.n_inner, config.vocab_size, config.n_positions, config.n_head, config.head_dim());
-    let eps = config.layer_norm_epsilon;
+pub fn bind(device: &wgpu::Device, kernels: &Kernels, shape: &Shape, w: &WeightBuffers, s: &Scratch) -> BindGroups {
+    let sh = shape;
+    let (c, inner, v, t, heads, hd) = (sh.hidden, sh.inner, sh.vocab, sh.n_ctx, sh.n_head, sh.head_dim);
+    let eps = sh.eps;
+    let (q_dim, head_dim) = (sh.q_dim() as u32, hd as u32);
+    let ln_mode = match sh.norm {
+        Norm::Layer => 1,
+        Norm::Rms => 2,
+    };
     let mut dims = DimsBuilder::default();
     let mut linear = |k: usize, n: usize, epilogue: Epilogue, ln: bool| {
-        dims.push(LinearDims { k: k as u32, n: n as u32, mode: epilogue as u32, ln: ln.into(), eps, _pad: [0; 3] })
+        let ln = if ln { ln_mode } else { 0 };
+        dims.push(LinearDims { k: k as u32, n: n as u32, mode: epilogue as u32, ln, eps, q_dim, head_dim, _pad: [0] })
     };
+    // The rotation rides in the q | k | v epilogue unless a per-head norm must come first.
+    let qkv_epilogue = if sh.rotary && !sh.qk_norm { Epilogue::QkvRope } else { Epilogue::QkvAppend };
+    let fc_epilogue = if sh.swiglu { Epilogue::SwiGlu } else { Epilogue::Gelu };
+    let (qkv_n, fc_n) = (sh.qkv_dim(), sh.fc_dim());
+    let rms = u32::from(sh.norm == Norm::Rms);
     let block = BlockDims {
-        qkv: linear(c, 3 * c, Epilogue::QkvAppend, true),
-        attn_proj: linear(c, c, Epilogue::Residual, false),
-        c_fc: linear(c, inner, Epilogue::Gelu, true),
-        mlp_proj: linear(inner, c, Epilogue::Residual, false),
-        qkv_tiled: linear(c, 3 * c, Epilogue::QkvAppend, false),
-        c_fc_tiled: linear(c, inner, Epilogue::Gelu, false),
-        ln: dims.push(NormDims { n: c as u32, eps, only_logit_rows: 0, _pad: [0] }),
-        attention: dims.push(AttentionDims {
-            c: c as u32,
+        qkv: linear(c, qkv_n, qkv_epilogue, true),
+        attn_proj: linear(sh.q_dim(), c, Epilogue::Residual, false),
+        fc: linear(c, fc_n, fc_epilogue, true),
+        proj: linear(inner, c, Epilogue::Residual, false),
+        qkv_tiled: linear(c, qkv_n, qkv_epilogue, false),
+        fc_tiled: linear(c, fc_n, fc_epilogue, false),
+        ln: dims.push(NormDims { n: c as u32, eps, only_logit_rows: 0, rms, _pad: [] }),
+        qk_norm: dims.push(QkNormDims {
+            q_dim,
+            kv_dim: sh.kv_dim() as u32,
+            head_dim,
             n_head: heads as u32,
-            head_dim: hd as u32,
-            t_max: t as u32,
-            scale: 1.0 / (hd as f32).sqrt(),
+            eps,
             _pad: [0; 3],
         }),
+        attention: dims.push(AttentionDims {
+            c: q_dim,
+            n_head: heads as u32,
+            head_dim,
+            t_max: t as u32,
+            scale: 1.0 / (hd as f32).sqrt(),
+            kv_c: sh.kv_dim() as u32,
+            group: (heads / sh.n_kv_head) as u32,
+            _pad: [0],
+        }),
     };
-    let ln_f_dims = dims.push(NormDims { n: c as u32, eps, only_logit_rows: 1, _pad: [0] });
+    let final_dims = dims.push(NormDims { n: c as u32, eps, only_logit_rows: 1, rms, _pad: [] });
+    let positions = u32::from(w.wpe.is_some());
     let chunk_dims = |dims: &mut DimsBuilder, chunks: &[RowChunk], head: bool| -> Vec<u64> {
         chunks
             .iter()
@@ -120,7 +150,7 @@ pub fn bind(
                 if head {
                     dims.push(HeadDims { c, v_lo: lo, v_count: rows, vocab: v as u32, _pad: [] })
                 } else {
-                    dims.push(EmbedDims { c, v_lo: lo, v_count: rows, _pad: [0] })
+                    dims.push(EmbedDims { c, v_lo: lo, v_count: rows, positions, _pad: [] })
                 }
             })
             .collect()
@@ -149,6 +179,9 @@ pub fn bind(
         })
     };
     let unused = (&s.unused[0], &s.unused[1]);
+    // A read-only slot with nothing to read: LayerNorm's shift of an RMSNorm without rotation,
+    // GPT-2's position table in a rotary model.
+    let nothing = &s.unused[2];
     // A linear layer reading `x` into `out`, with `ln` (fused when the dims say so) and the caches.
     let linear = |label: &str,
                   d: u64,
@@ -164,7 +197,7 @@ pub fn bind(
             w: whole(&lin.w),
             bias: whole(&lin.b),
             ln_g: whole(&ln.g),
-            ln_b: whole(&ln.b),
+            ln_b_or_rope: whole(shift_or_rope(ln, w.rope.as_ref(), nothing)),
             out: whole(out),
             k_cache: whole(k),
             v_cache: whole(v),
@@ -177,7 +210,7 @@ pub fn bind(
             dims: at(d),
             x: whole(&s.x),
             g: whole(&ln.g),
-            b: whole(&ln.b),
+            b: whole(ln.b.as_ref().unwrap_or(nothing)),
             out: whole(&s.h),
         };
         group(&kernels.layernorm, label, b.entries())
@@ -193,15 +226,28 @@ pub fn bind(
             out: whole(&s.att),
             probs: whole(&s.probs),
         };
+        let qk_norm = l.qk_norm.as_ref().map(|(qn, kn)| {
+            let b = QkNormBindings {
+                step: whole(&s.step),
+                dims: at(block.qk_norm),
+                q: whole(&s.q),
+                k_cache: whole(&l.k_cache),
+                q_norm: whole(qn),
+                k_norm: whole(kn),
+                rope: whole(w.rope.as_ref().unwrap_or(nothing)),
+            };
+            group(&kernels.qk_norm, "qk_norm_rope", b.entries())
+        });
         LayerGroups {
-            qkv: linear("qkv", block.qkv, &s.x, &l.c_attn, &l.ln_1, &s.q, kv),
+            qkv: linear("qkv", block.qkv, &s.x, &l.qkv, &l.ln_1, &s.q, kv),
             attn_proj: linear("attn_proj", block.attn_proj, &s.att, &l.attn_proj, &l.ln_1, &s.x, unused),
-            c_fc: linear("c_fc", block.c_fc, &s.x, &l.c_fc, &l.ln_2, &s.fc, unused),
-            mlp_proj: linear("mlp_proj", block.mlp_proj, &s.fc, &l.mlp_proj, &l.ln_2, &s.x, unused),
-            qkv_tiled: linear("qkv tiled", block.qkv_tiled, &s.h, &l.c_attn, &l.ln_1, &s.q, kv),
-            c_fc_tiled: linear("c_fc tiled", block.c_fc_tiled, &s.h, &l.c_fc, &l.ln_2, &s.fc, unused),
+            fc: linear("fc", block.fc, &s.x, &l.fc, &l.ln_2, &s.fc, unused),
+            proj: linear("proj", block.proj, &s.fc, &l.proj, &l.ln_2, &s.x, unused),
+            qkv_tiled: linear("qkv tiled", block.qkv_tiled, &s.h, &l.qkv, &l.ln_1, &s.q, kv),
+            fc_tiled: linear("fc tiled", block.fc_tiled, &s.h, &l.fc, &l.ln_2, &s.fc, unused),
             ln_1: norm("ln_1", block.ln, &l.ln_1),
             ln_2: norm("ln_2", block.ln, &l.ln_2),
+            qk_norm,
             attention: group(&kernels.attention, "attention", attention.entries()),
         }
     };
@@ -215,7 +261,7 @@ pub fn bind(
             dims: at(d),
             ids: whole(&s.ids),
             w: whole(&ch.buffer),
-            wpe: whole(&w.wpe),
+            wpe: whole(w.wpe.as_ref().unwrap_or(nothing)),
             x: whole(&s.x),
             seen: whole(&s.seen),
         };
@@ -246,7 +292,7 @@ pub fn bind(
         layers: w.layers.iter().map(layer).collect(),
         embed,
         lm_head,
-        ln_f: norm("ln_f", ln_f_dims, &w.ln_f),
+        final_norm: norm("final norm", final_dims, &w.final_norm),
         argmax: group(&kernels.argmax, "argmax", argmax.entries()),
         sample: group(&kernels.sample, "sample", sample.entries()),
         _dims: dims_buf,

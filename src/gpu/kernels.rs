@@ -11,7 +11,7 @@
 use super::WeightFormat;
 use super::plan::{MAX_HEAD_DIM, MAX_PREFILL_HEAD_DIM, MAX_STAGED};
 use super::uniforms::{
-    AttentionDims, CopyDims, EmbedDims, Epilogue, HeadDims, LinearDims, NormDims, Sampling, Step, VocabDims,
+    AttentionDims, CopyDims, EmbedDims, Epilogue, HeadDims, LinearDims, NormDims, QkNormDims, Sampling, Step, VocabDims,
 };
 
 /// How a binding is used.
@@ -66,7 +66,9 @@ fn declarations(list: &[(&str, Slot, &str)]) -> String {
 
 bindings! {
     /// matvec.wgsl and matmul_tiled.wgsl (unused parts bound to whatever fits: `ln_*` when no
-    /// norm is fused, the caches outside the `q | k | v` epilogue).
+    /// norm is fused, the caches outside the `q | k | v` epilogue). `ln_b_or_rope` is LayerNorm's
+    /// shift, or for RMSNorm, which has none, the rotary table of the `QkvRope` epilogue (a
+    /// ninth storage binding would pass WebGPU's guaranteed 8 per stage).
     LinearBindings {
         step: Uniform "Step",
         dims: Uniform "Dims",
@@ -74,7 +76,7 @@ bindings! {
         w: Read "WEIGHT_ARRAY",
         bias: Read "array<f32>",
         ln_g: Read "array<f32>",
-        ln_b: Read "array<f32>",
+        ln_b_or_rope: Read "array<f32>",
         out: ReadWrite "array<f32>",
         k_cache: ReadWrite "array<f32>",
         v_cache: ReadWrite "array<f32>",
@@ -91,6 +93,19 @@ bindings! {
         v_cache: Read "array<f32>",
         out: ReadWrite "array<f32>",
         probs: ReadWrite "array<f32>",
+    }
+}
+
+bindings! {
+    /// qk_norm_rope.wgsl.
+    QkNormBindings {
+        step: Uniform "Step",
+        dims: Uniform "Dims",
+        q: ReadWrite "array<f32>",
+        k_cache: ReadWrite "array<f32>",
+        q_norm: Read "array<f32>",
+        k_norm: Read "array<f32>",
+        rope: Read "array<vec2<f32>>",
     }
 }
 
@@ -202,6 +217,7 @@ pub struct Kernels {
     /// Same bind group layout as `attention`.
     pub attention_prefill: wgpu::ComputePipeline,
     pub layernorm: Kernel,
+    pub qk_norm: Kernel,
     pub embed: Kernel,
     pub lm_head: Kernel,
     pub argmax: Kernel,
@@ -239,6 +255,8 @@ pub fn compose(body: &str, uniforms: &[String], bindings: &str, weights: Option<
         ("EPILOGUE_GELU", Epilogue::Gelu),
         ("EPILOGUE_RESIDUAL", Epilogue::Residual),
         ("EPILOGUE_QKV_APPEND", Epilogue::QkvAppend),
+        ("EPILOGUE_QKV_ROPE", Epilogue::QkvRope),
+        ("EPILOGUE_SWIGLU", Epilogue::SwiGlu),
     ] {
         out += &format!("const {name}: u32 = {}u;\n", value as u32);
     }
@@ -369,6 +387,14 @@ impl Kernels {
                 NormDims::wgsl("Dims"),
                 NormBindings::wgsl(),
                 NormBindings::SLOTS,
+                None,
+            ),
+            qk_norm: simple(
+                "qk_norm_rope",
+                include_str!("../../shaders/qk_norm_rope.wgsl"),
+                QkNormDims::wgsl("Dims"),
+                QkNormBindings::wgsl(),
+                QkNormBindings::SLOTS,
                 None,
             ),
             embed: simple(

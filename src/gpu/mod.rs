@@ -1,4 +1,4 @@
-//! The WGSL engine: GPT inference with the hand-written kernels in `shaders/`, driven by wgpu,
+//! The WGSL engine: GPT-2 and Llama-family inference with the hand-written kernels in `shaders/`, driven by wgpu,
 //! natively (Vulkan, Metal, DX12) and in the browser (WebGPU).
 //!
 //! Weights live on the device in f32 or in f16 packed two per `u32` (unpacked in the shaders with
@@ -9,8 +9,10 @@
 mod bind;
 mod device;
 pub mod kernels;
+mod layout;
 mod model;
 pub mod plan;
+pub mod shape;
 mod uniforms;
 mod upload;
 
@@ -20,6 +22,7 @@ pub use device::{CopyBench, Gpu};
 pub use kernels::Variant;
 pub use model::GpuModel;
 pub use plan::Plan;
+pub use shape::{DEFAULT_MAX_CONTEXT, Shape};
 
 #[derive(Debug, Clone, Error, PartialEq)]
 pub enum GpuError {
@@ -100,6 +103,9 @@ pub struct GpuOptions {
     /// Read f16 weights as WGSL `f16` when the device has `shader-f16` (default: yes); else
     /// unpack them from u32 pairs, which every adapter runs.
     pub native_f16: Option<bool>,
+    /// KV-cache positions to allocate for a model whose own limit is larger (the Llama family;
+    /// default [`DEFAULT_MAX_CONTEXT`]). GPT-2's learned position table is always held whole.
+    pub max_context: Option<usize>,
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! A GPT on the device, in four parts: [`Plan`] (sizes and limits, checked before anything is
-//! allocated) → [`upload`] (weights and working buffers) → [`bind`] (every dispatch's bind
+//! A model on the device — GPT-2 or the Llama family, described by one [`Shape`] — in four
+//! parts: [`Plan`] (sizes and limits, checked before anything is allocated) → [`upload`]
+//! (weights in the kernels' layout, and working buffers) → [`bind`] (every dispatch's bind
 //! group) → [`GpuModel::encode`] (a step's dispatches into one command buffer), then the
 //! [`LanguageModel`] calls that submit it and read results back.
 
@@ -7,11 +8,14 @@ use std::sync::Arc;
 
 use super::bind::{BindGroups, bind};
 use super::kernels::{Kernels, Variant};
+use super::layout::Source;
 use super::plan::Plan;
+use super::shape::{DEFAULT_MAX_CONTEXT, Shape};
 use super::uniforms::{Sampling, Step};
 use super::upload::{Scratch, WeightBuffers, upload};
 use super::{Gpu, GpuError, GpuOptions, WeightFormat};
 use crate::config::GptConfig;
+use crate::llama::{LlamaConfig, LlamaWeights};
 use crate::model::{
     Draw, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, StepStats, check_input,
     device_can_pick, pick_on_host,
@@ -30,7 +34,7 @@ enum Pick {
 pub struct GpuModel {
     gpu: Arc<Gpu>,
     kernels: Kernels,
-    config: GptConfig,
+    shape: Shape,
     plan: Plan,
     groups: BindGroups,
     scratch: Scratch,
@@ -81,8 +85,8 @@ impl GpuModel {
     pub fn gpu(&self) -> &Arc<Gpu> {
         &self.gpu
     }
-    pub fn config(&self) -> &GptConfig {
-        &self.config
+    pub fn shape(&self) -> &Shape {
+        &self.shape
     }
     pub fn format(&self) -> WeightFormat {
         self.plan.format
@@ -112,7 +116,7 @@ impl GpuModel {
     }
     /// Sets `seen` (what the repetition penalty counts) to the tokens of the context.
     fn write_seen(&self) {
-        let mut seen = vec![0u32; self.config.vocab_size];
+        let mut seen = vec![0u32; self.shape.vocab];
         for &id in &self.context {
             seen[id as usize] = 1;
         }
@@ -127,20 +131,40 @@ impl GpuModel {
         self.footprint
     }
 
-    /// Uploads a validated model to `gpu`: plan, upload, bind, then every pipeline run once.
+    /// Uploads a validated GPT-2 model to `gpu`.
     pub fn on(gpu: Arc<Gpu>, config: &GptConfig, w: &ModelWeights, options: GpuOptions) -> Result<Self, GpuError> {
         let format = options.format.unwrap_or_else(|| WeightFormat::for_weights(w));
-        let plan = Plan::new(config, format, &gpu.limits)?;
+        Self::load(gpu, Shape::gpt(config)?, Source::Gpt(w), format, options)
+    }
+
+    /// Uploads a validated Llama-family model to `gpu`, with a KV cache of
+    /// `options.max_context` positions (default [`DEFAULT_MAX_CONTEXT`]) or the model's own
+    /// limit if smaller.
+    pub fn on_llama(gpu: Arc<Gpu>, c: &LlamaConfig, w: &LlamaWeights, options: GpuOptions) -> Result<Self, GpuError> {
+        let format = options.format.unwrap_or_else(|| WeightFormat::for_stored(&w.stored));
+        let shape = Shape::llama(c, options.max_context.unwrap_or(DEFAULT_MAX_CONTEXT));
+        Self::load(gpu, shape, Source::Llama(c, w), format, options)
+    }
+
+    /// Plan, upload, bind, then every pipeline run once.
+    fn load(
+        gpu: Arc<Gpu>,
+        shape: Shape,
+        source: Source,
+        format: WeightFormat,
+        options: GpuOptions,
+    ) -> Result<Self, GpuError> {
+        let plan = Plan::new(&shape, format, &gpu.limits)?;
         let variant = options.variant.unwrap_or_else(|| Variant::for_adapter(gpu.is_software()));
         let native_f16 = options.native_f16.unwrap_or(true) && gpu.has_f16();
         let kernels = Kernels::new(&gpu.device, format, variant, native_f16);
-        let (weights, scratch, footprint) = upload(&gpu.device, config, w, &plan)?;
-        let groups = bind(&gpu.device, &kernels, config, &weights, &scratch);
+        let (weights, scratch, footprint) = upload(&gpu.device, &shape, source, &plan)?;
+        let groups = bind(&gpu.device, &kernels, &shape, &weights, &scratch);
         gpu.check().map_err(|e| footprint.explain(e))?;
         let mut model = GpuModel {
             gpu,
             kernels,
-            config: config.clone(),
+            shape,
             plan,
             groups,
             scratch,
@@ -159,9 +183,9 @@ impl GpuModel {
     /// Runs every pipeline once (a 2-row prefill where the tiled kernels serve prefill, a 1-row
     /// step with the argmax and sampling kernels), so no driver compiles on the first token.
     fn warm_up(&mut self) {
-        let n_layer = self.config.n_layer;
+        let n_layer = self.shape.n_layer;
         let mut steps = vec![(vec![0u32], Pick::Greedy), (vec![0u32], Pick::Sample)];
-        if self.kernels.variant == Variant::Gpu && self.config.n_positions >= 2 {
+        if self.kernels.variant == Variant::Gpu && self.shape.n_ctx >= 2 {
             steps.push((vec![0, 0], Pick::Nothing));
         }
         let settings = Sampling { temperature: 1.0, top_p: 1.0, penalty: 1.0, ..Default::default() };
@@ -193,11 +217,13 @@ impl GpuModel {
         if embed {
             gpu.queue.write_buffer(&s.ids, 0, bytemuck::cast_slice(ids));
         }
-        let (c, inner, heads) = (self.config.n_embd, self.config.n_inner, self.config.n_head);
+        let sh = &self.shape;
+        let (c, heads, qkv, fc) = (sh.hidden, sh.n_head, sh.qkv_dim(), sh.fc_dim());
+        let qk_heads = sh.n_head + sh.n_kv_head;
         let (k, g) = (&self.kernels, &self.groups);
         let tiled = k.variant == Variant::Gpu && rows > 1;
         // The tiled prefill attention writes no probabilities; attention maps need the row kernel.
-        let prefill_attention = tiled && !maps && Plan::prefill_attention(&self.config);
+        let prefill_attention = tiled && !maps && Plan::prefill_attention(sh);
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
         let n = std::cell::Cell::new(0);
         let per_block;
@@ -221,7 +247,10 @@ impl GpuModel {
             for l in &g.layers[layers.clone()] {
                 if tiled {
                     dispatch(&k.layernorm.pipeline, &l.ln_1, rows, 1);
-                    dispatch(&k.tiled.pipeline, &l.qkv_tiled, tiles(3 * c), tiles(rows));
+                    dispatch(&k.tiled.pipeline, &l.qkv_tiled, tiles(qkv), tiles(rows));
+                    if let Some(qk_norm) = &l.qk_norm {
+                        dispatch(&k.qk_norm.pipeline, qk_norm, qk_heads, rows);
+                    }
                     if prefill_attention {
                         dispatch(&k.attention_prefill, &l.attention, heads, rows.div_ceil(16));
                     } else {
@@ -229,19 +258,22 @@ impl GpuModel {
                     }
                     dispatch(&k.tiled.pipeline, &l.attn_proj, tiles(c), tiles(rows));
                     dispatch(&k.layernorm.pipeline, &l.ln_2, rows, 1);
-                    dispatch(&k.tiled.pipeline, &l.c_fc_tiled, tiles(inner), tiles(rows));
-                    dispatch(&k.tiled.pipeline, &l.mlp_proj, tiles(c), tiles(rows));
+                    dispatch(&k.tiled.pipeline, &l.fc_tiled, tiles(fc), tiles(rows));
+                    dispatch(&k.tiled.pipeline, &l.proj, tiles(c), tiles(rows));
                 } else {
-                    dispatch(&k.matvec.pipeline, &l.qkv, quads(3 * c), rows);
+                    dispatch(&k.matvec.pipeline, &l.qkv, quads(qkv), rows);
+                    if let Some(qk_norm) = &l.qk_norm {
+                        dispatch(&k.qk_norm.pipeline, qk_norm, qk_heads, rows);
+                    }
                     dispatch(&k.attention.pipeline, &l.attention, heads, rows);
                     dispatch(&k.matvec.pipeline, &l.attn_proj, quads(c), rows);
-                    dispatch(&k.matvec.pipeline, &l.c_fc, quads(inner), rows);
-                    dispatch(&k.matvec.pipeline, &l.mlp_proj, quads(c), rows);
+                    dispatch(&k.matvec.pipeline, &l.fc, quads(fc), rows);
+                    dispatch(&k.matvec.pipeline, &l.proj, quads(c), rows);
                 }
             }
             per_block = (n.get() - before_blocks) / layers.len().max(1);
             if logit_rows > 0 {
-                dispatch(&k.layernorm.pipeline, &g.ln_f, logit_rows, 1);
+                dispatch(&k.layernorm.pipeline, &g.final_norm, logit_rows, 1);
                 for chunk in &g.lm_head {
                     dispatch(&k.lm_head.pipeline, &chunk.group, (chunk.rows as usize).div_ceil(64), logit_rows);
                 }
@@ -266,12 +298,12 @@ impl GpuModel {
     }
 
     async fn run_unexplained(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<(), EngineError> {
-        check_input(ids, self.pos, self.config.n_positions, self.config.vocab_size)?;
+        check_input(ids, self.pos, self.shape.n_ctx, self.shape.vocab)?;
         if opts.hidden_states {
             return Err(EngineError::Unsupported("hidden states (the CPU reference returns them)".into()));
         }
         self.gpu.check()?;
-        let v = self.config.vocab_size;
+        let v = self.shape.vocab;
         let chunk = if opts.all_logits { self.plan.logit_rows } else { self.plan.chunk_rows };
         let past0 = self.pos;
         let total = past0 + ids.len();
@@ -280,7 +312,7 @@ impl GpuModel {
         out.attention.clear();
         out.rows = if opts.all_logits { ids.len() } else { 1 };
         if opts.attention {
-            out.attention = vec![vec![0.0; self.config.n_head * ids.len() * total]; self.config.n_layer];
+            out.attention = vec![vec![0.0; self.shape.n_head * ids.len() * total]; self.shape.n_layer];
         }
         let pieces: Vec<&[u32]> = ids.chunks(chunk).collect();
         let mut submits = 0;
@@ -296,7 +328,7 @@ impl GpuModel {
             };
             if opts.attention {
                 // Layer by layer, reading each layer's probabilities before the next overwrites them.
-                for l in 0..self.config.n_layer {
+                for l in 0..self.shape.n_layer {
                     let enc = self.encode(piece, 0, Pick::Nothing, l..l + 1, l == 0, true);
                     dispatches += self.last.dispatches;
                     self.gpu.queue.submit([enc.finish()]);
@@ -311,7 +343,7 @@ impl GpuModel {
                     submits += 1;
                 }
             } else {
-                let n_layer = self.config.n_layer;
+                let n_layer = self.shape.n_layer;
                 let enc = self.encode(piece, logit_rows, Pick::Nothing, 0..n_layer, true, false);
                 dispatches += self.last.dispatches;
                 self.gpu.queue.submit([enc.finish()]);
@@ -372,9 +404,9 @@ impl GpuModel {
     }
 
     async fn next_unexplained(&mut self, ids: &[u32], pick: Pick) -> Result<u32, EngineError> {
-        check_input(ids, self.pos, self.config.n_positions, self.config.vocab_size)?;
+        check_input(ids, self.pos, self.shape.n_ctx, self.shape.vocab)?;
         self.gpu.check()?;
-        let n_layer = self.config.n_layer;
+        let n_layer = self.shape.n_layer;
         let chunk_rows = self.plan.chunk_rows;
         let n_pieces = ids.len().div_ceil(chunk_rows);
         let mut submits = 0;
@@ -405,7 +437,7 @@ impl GpuModel {
         total: usize,
         dst: &mut [f32],
     ) -> Result<(), GpuError> {
-        let (heads, t_max) = (self.config.n_head, self.config.n_positions);
+        let (heads, t_max) = (self.shape.n_head, self.shape.n_ctx);
         let s = &self.scratch;
         let bytes = self.gpu.read(&s.probs, &s.staging, (rows * heads * t_max * 4) as u64).await?;
         let p: Vec<f32> = floats(&bytes).collect();
@@ -425,10 +457,10 @@ impl GpuModel {
 
 impl LanguageModel for GpuModel {
     fn n_ctx(&self) -> usize {
-        self.config.n_positions
+        self.shape.n_ctx
     }
     fn vocab_size(&self) -> usize {
-        self.config.vocab_size
+        self.shape.vocab
     }
     fn position(&self) -> usize {
         self.pos
@@ -455,11 +487,12 @@ impl LanguageModel for GpuModel {
     fn describe(&self) -> String {
         let info = &self.gpu.info;
         format!(
-            "gpu: {} ({:?}, {:?}{}), weights {:?}{}, kernels {:?}",
+            "gpu: {} ({:?}, {:?}{}), {}, weights {:?}{}, kernels {:?}",
             info.name,
             info.device_type,
             info.backend,
             if self.gpu.is_software() { ", software" } else { "" },
+            self.shape.arch,
             self.plan.format,
             if self.native_f16() { " (native shader-f16)" } else { "" },
             self.variant()

@@ -48,8 +48,16 @@ pub enum Epilogue {
     Gelu = 1,
     /// `out += y` (an output projection onto the residual stream).
     Residual = 2,
-    /// `c_attn`'s `q | k | v`: q to `out`, k and v appended to the KV cache at `past + row`.
+    /// `q | k | v` (widths `q_dim`, then `kv_dim` twice): q to `out`, k and v appended to the KV
+    /// cache at `past + row`.
     QkvAppend = 3,
+    /// [`Epilogue::QkvAppend`] with the rotary embedding of q and k: their columns come in
+    /// pairs `(i, i + head_dim/2)` of one head (the upload's order, `src/gpu/layout.rs`), turned
+    /// by the angle of `(past + row, i)` and stored in HF's order.
+    QkvRope = 4,
+    /// SwiGLU: columns come as `gate 2m, gate 2m+1, up 2m, up 2m+1`; `out[2m + j] =
+    /// silu(gate) · up` (the MLP's gate and up projections in one matrix).
+    SwiGlu = 5,
 }
 
 uniform! {
@@ -59,10 +67,13 @@ uniform! {
         n: u32,
         /// An [`Epilogue`].
         mode: u32,
-        /// 1: LayerNorm the input row first (matvec only), with `eps`.
+        /// 1: LayerNorm the input row first (matvec only), with `eps`; 2: RMSNorm it.
         ln: u32,
         eps: f32,
-    } pad 3
+        /// `q | k | v` epilogues: the width of q, and of one head.
+        q_dim: u32,
+        head_dim: u32,
+    } pad 1
 }
 
 uniform! {
@@ -72,17 +83,27 @@ uniform! {
         eps: f32,
         /// 1: only the last `step.logit_rows` rows (the final norm before the head).
         only_logit_rows: u32,
-    } pad 1
+        /// 1: RMSNorm (no mean, no shift) instead of LayerNorm.
+        rms: u32,
+    } pad 0
 }
 
 uniform! {
-    /// attention.wgsl, attention_prefill.wgsl.
-    AttentionDims { c: u32, n_head: u32, head_dim: u32, t_max: u32, scale: f32 } pad 3
+    /// attention.wgsl, attention_prefill.wgsl: `c` is the width of q and of the output
+    /// (`n_head · head_dim`), `kv_c` the width of a cache row; `group` query heads share one KV
+    /// head (grouped-query attention; 1 for GPT-2).
+    AttentionDims { c: u32, n_head: u32, head_dim: u32, t_max: u32, scale: f32, kv_c: u32, group: u32 } pad 1
 }
 
 uniform! {
-    /// embed.wgsl: one row chunk `v_lo .. v_lo + v_count` of the embedding.
-    EmbedDims { c: u32, v_lo: u32, v_count: u32 } pad 1
+    /// embed.wgsl: one row chunk `v_lo .. v_lo + v_count` of the embedding; `positions` 1 adds
+    /// the learned position embedding (GPT-2; rotary models have none).
+    EmbedDims { c: u32, v_lo: u32, v_count: u32, positions: u32 } pad 0
+}
+
+uniform! {
+    /// qk_norm_rope.wgsl: Qwen3's per-head RMSNorm of q and the new keys, then their rotation.
+    QkNormDims { q_dim: u32, kv_dim: u32, head_dim: u32, n_head: u32, eps: f32 } pad 3
 }
 
 uniform! {
@@ -114,12 +135,21 @@ mod tests {
     fn rust_and_wgsl_blocks_have_the_same_fields_in_order() {
         assert_eq!(
             LinearDims::wgsl("Dims"),
-            "struct Dims { k: u32, n: u32, mode: u32, ln: u32, eps: f32, _p0: u32, _p1: u32, _p2: u32 }\n"
+            "struct Dims { k: u32, n: u32, mode: u32, ln: u32, eps: f32, q_dim: u32, head_dim: u32, _p0: u32 }\n"
         );
         assert_eq!(std::mem::size_of::<LinearDims>(), 32);
         assert_eq!(std::mem::size_of::<Step>(), 16);
-        let d = LinearDims { k: 1, n: 2, mode: Epilogue::QkvAppend as u32, ln: 1, eps: 0.5, _pad: [0; 3] };
+        let d = LinearDims {
+            k: 1,
+            n: 2,
+            mode: Epilogue::QkvAppend as u32,
+            ln: 1,
+            eps: 0.5,
+            q_dim: 6,
+            head_dim: 7,
+            _pad: [0],
+        };
         let words: &[u32] = bytemuck::cast_slice(bytemuck::bytes_of(&d));
-        assert_eq!(words, [1, 2, 3, 1, 0.5f32.to_bits(), 0, 0, 0]);
+        assert_eq!(words, [1, 2, 3, 1, 0.5f32.to_bits(), 6, 7, 0]);
     }
 }

@@ -1,18 +1,20 @@
-//! A model's weights and working buffers on the device: uploaded once, named per part (the HF
-//! names of [`crate::weights::part`] label each buffer), and counted for the footprint.
+//! A model's weights and working buffers on the device: uploaded once, one layer at a time in
+//! the kernels' layout ([`super::layout`]), named per part (the checkpoint's names label each
+//! buffer), and counted for the footprint.
 
 use wgpu::util::DeviceExt;
 
+use super::layout::{HostLinear, HostNorm, Source};
 use super::plan::Plan;
+use super::shape::Shape;
 use super::{GpuError, WeightFormat};
-use crate::config::GptConfig;
 use crate::model::Footprint;
-use crate::weights::{LayerNorm, Linear, ModelWeights, Tensor, part};
+use crate::weights::Tensor;
 
-/// A LayerNorm's gain and bias (f32).
+/// A norm's gain, and LayerNorm's shift (f32).
 pub struct NormBuffers {
     pub g: wgpu::Buffer,
-    pub b: wgpu::Buffer,
+    pub b: Option<wgpu::Buffer>,
 }
 
 /// A linear layer: the matrix in the device format, the bias in f32.
@@ -24,12 +26,17 @@ pub struct LinearBuffers {
 /// One block's weights and its slice of the KV cache.
 pub struct LayerBuffers {
     pub ln_1: NormBuffers,
-    pub c_attn: LinearBuffers,
+    /// q | k | v, `[hidden, q_dim + 2·kv_dim]`.
+    pub qkv: LinearBuffers,
     pub attn_proj: LinearBuffers,
     pub ln_2: NormBuffers,
-    pub c_fc: LinearBuffers,
-    pub mlp_proj: LinearBuffers,
-    /// `[n_positions, n_embd]` f32 each.
+    /// The MLP's first layer (GPT-2's `c_fc`; gate and up for SwiGLU).
+    pub fc: LinearBuffers,
+    /// The MLP's output projection.
+    pub proj: LinearBuffers,
+    /// Qwen3's per-head gains of q and k.
+    pub qk_norm: Option<(wgpu::Buffer, wgpu::Buffer)>,
+    /// `[n_ctx, kv_dim]` f32 each.
     pub k_cache: wgpu::Buffer,
     pub v_cache: wgpu::Buffer,
 }
@@ -43,9 +50,13 @@ pub struct RowChunk {
 }
 
 pub struct WeightBuffers {
-    pub wpe: wgpu::Buffer,
+    /// GPT-2's learned positions.
+    pub wpe: Option<wgpu::Buffer>,
+    /// Rotary models' `[n_ctx, head_dim/2]` (cos, sin) table.
+    pub rope: Option<wgpu::Buffer>,
     pub layers: Vec<LayerBuffers>,
-    pub ln_f: NormBuffers,
+    /// The norm before the head.
+    pub final_norm: NormBuffers,
     pub wte: Vec<RowChunk>,
     /// An untied head; the tied one is `wte`.
     pub lm_head: Option<Vec<RowChunk>>,
@@ -74,8 +85,9 @@ pub struct Scratch {
     /// `[vocab]` u32: 1 for the tokens in the context (the repetition penalty).
     pub seen: wgpu::Buffer,
     pub scores: wgpu::Buffer,
-    /// Bound where a kernel's unused cache slots need a buffer.
-    pub unused: [wgpu::Buffer; 2],
+    /// Bound where a kernel's unused slots need a buffer: the caches outside the q | k | v
+    /// epilogue, and a read-only input a model lacks.
+    pub unused: [wgpu::Buffer; 3],
     /// Uniforms written per step.
     pub step: wgpu::Buffer,
     pub sampling: wgpu::Buffer,
@@ -112,8 +124,8 @@ impl Allocator<'_> {
     }
 
     /// A vector kept in f32 (biases, norms, position embeddings).
-    fn f32s(&mut self, label: &str, t: &Tensor) -> wgpu::Buffer {
-        self.weights(label, bytemuck::cast_slice(&t.data))
+    fn f32s(&mut self, label: &str, v: &[f32]) -> wgpu::Buffer {
+        self.weights(label, bytemuck::cast_slice(v))
     }
 
     /// A matrix in the device format.
@@ -122,17 +134,17 @@ impl Allocator<'_> {
         Ok(self.weights(label, &bytes))
     }
 
-    fn norm(&mut self, name: &str, ln: &LayerNorm) -> NormBuffers {
+    fn norm(&mut self, name: &str, n: &HostNorm) -> NormBuffers {
         NormBuffers {
-            g: self.f32s(&format!("{name}.weight"), &ln.weight),
-            b: self.f32s(&format!("{name}.bias"), &ln.bias),
+            g: self.f32s(&format!("{name}.weight"), n.g),
+            b: n.b.map(|b| self.f32s(&format!("{name}.bias"), b)),
         }
     }
 
-    fn linear(&mut self, name: &str, l: &Linear) -> Result<LinearBuffers, GpuError> {
+    fn linear(&mut self, name: &str, l: &HostLinear) -> Result<LinearBuffers, GpuError> {
         Ok(LinearBuffers {
-            w: self.matrix(&format!("{name}.weight"), &l.weight.data)?,
-            b: self.f32s(&format!("{name}.bias"), &l.bias),
+            w: self.matrix(&format!("{name}.weight"), &l.w)?,
+            b: self.f32s(&format!("{name}.bias"), &l.b),
         })
     }
 
@@ -174,50 +186,59 @@ impl Allocator<'_> {
 /// Uploads validated weights and makes the working buffers that `plan` sized.
 pub fn upload(
     device: &wgpu::Device,
-    config: &GptConfig,
-    w: &ModelWeights,
+    shape: &Shape,
+    source: Source,
     plan: &Plan,
 ) -> Result<(WeightBuffers, Scratch, Footprint), GpuError> {
     let mut a = Allocator { device, format: plan.format, footprint: Footprint::default() };
-    let (c, inner, v, t, heads) = (config.n_embd, config.n_inner, config.vocab_size, config.n_positions, config.n_head);
+    let (c, v, t, heads) = (shape.hidden, shape.vocab, shape.n_ctx, shape.n_head);
     let (rows, logit_rows) = (plan.chunk_rows, plan.logit_rows);
 
-    let mut layers = Vec::with_capacity(w.blocks.len());
-    for (l, b) in w.blocks.iter().enumerate() {
-        let name = |p| part::in_block(l, p);
+    let mut layers = Vec::with_capacity(shape.n_layer);
+    for l in 0..shape.n_layer {
+        // Llama matrices are transposed here, one layer at a time: the host never holds a
+        // second copy of the whole model.
+        let h = source.layer(shape, l);
+        let [ln_1, qkv, attn_proj, ln_2, fc, proj] = &h.names;
         layers.push(LayerBuffers {
-            ln_1: a.norm(&name(part::LN_1), &b.ln_1),
-            c_attn: a.linear(&name(part::C_ATTN), &b.c_attn)?,
-            attn_proj: a.linear(&name(part::ATTN_PROJ), &b.attn_proj)?,
-            ln_2: a.norm(&name(part::LN_2), &b.ln_2),
-            c_fc: a.linear(&name(part::C_FC), &b.c_fc)?,
-            mlp_proj: a.linear(&name(part::MLP_PROJ), &b.mlp_proj)?,
-            k_cache: a.empty(&format!("h.{l} k cache"), t * c * 4),
-            v_cache: a.empty(&format!("h.{l} v cache"), t * c * 4),
+            ln_1: a.norm(ln_1, &h.ln_1),
+            qkv: a.linear(qkv, &h.qkv)?,
+            attn_proj: a.linear(attn_proj, &h.attn_proj)?,
+            ln_2: a.norm(ln_2, &h.ln_2),
+            fc: a.linear(fc, &h.fc)?,
+            proj: a.linear(proj, &h.proj)?,
+            qk_norm: h
+                .qk_norm
+                .map(|(q, k)| (a.f32s(&format!("layer {l} q_norm"), q), a.f32s(&format!("layer {l} k_norm"), k))),
+            k_cache: a.empty(&format!("layer {l} k cache"), t * shape.kv_dim() * 4),
+            v_cache: a.empty(&format!("layer {l} v cache"), t * shape.kv_dim() * 4),
         });
     }
-    let ln_f = w.ln_f.as_ref().ok_or_else(|| GpuError::Unsupported("a model without ln_f".into()))?;
+    let (final_norm, norm_name) =
+        source.final_norm().ok_or_else(|| GpuError::Unsupported("a model without a final norm".into()))?;
+    let (embed, embed_name) = source.embed();
     let weights = WeightBuffers {
-        wpe: a.f32s("wpe.weight", &w.wpe),
-        ln_f: a.norm("ln_f", ln_f),
-        wte: a.rows("wte.weight", &w.wte, plan.rows_per_chunk)?,
-        lm_head: w.lm_head.as_ref().map(|h| a.rows("lm_head.weight", h, plan.rows_per_chunk)).transpose()?,
+        wpe: source.wpe().map(|w| a.f32s("wpe.weight", &w.data)),
+        rope: source.rope_table(t).map(|table| a.f32s("rotary table", &table)),
+        final_norm: a.norm(norm_name, &final_norm),
+        wte: a.rows(embed_name, embed, plan.rows_per_chunk)?,
+        lm_head: source.lm_head().map(|h| a.rows("lm_head.weight", h, plan.rows_per_chunk)).transpose()?,
         layers,
     };
     let staging_size = (logit_rows * v * 4).max(rows * heads * t * 4).max(16) as u64;
     let scratch = Scratch {
         x: a.empty("x", rows * c * 4),
         h: a.empty("h", rows * c * 4),
-        q: a.empty("q", rows * c * 4),
-        att: a.empty("att", rows * c * 4),
-        fc: a.empty("fc", rows * inner * 4),
+        q: a.empty("q", rows * shape.q_dim() * 4),
+        att: a.empty("att", rows * shape.q_dim() * 4),
+        fc: a.empty("fc", rows * shape.inner * 4),
         ids: a.empty("ids", rows * 4),
         logits: a.empty("logits", logit_rows * v * 4),
         probs: a.empty("probs", rows * heads * t * 4),
         token: a.empty("token", 16),
         seen: a.empty("seen", v * 4),
         scores: a.empty("sample scores", v * 4),
-        unused: [a.empty("unused k", 16), a.empty("unused v", 16)],
+        unused: [a.empty("unused k", 16), a.empty("unused v", 16), a.empty("unused input", 16)],
         step: a.uniform("step", std::mem::size_of::<super::uniforms::Step>() as u64),
         sampling: a.uniform("sampling", std::mem::size_of::<super::uniforms::Sampling>() as u64),
         staging: device.create_buffer(&wgpu::BufferDescriptor {

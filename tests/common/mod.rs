@@ -51,6 +51,40 @@ pub fn expected(name: &str) -> Expected {
     Expected { cases, tensors }
 }
 
+/// The Llama-family fixtures of `scripts/make_llama_fixtures.py`: GQA + llama3 rope scaling +
+/// untied head; q/k/v biases + tied; per-head q/k norm.
+pub const LLAMA_MODELS: [&str; 3] = ["llama-gqa", "qwen2-bias", "qwen3-qknorm"];
+
+pub fn llama_dir() -> PathBuf {
+    fixtures().join("llama")
+}
+
+#[derive(Deserialize)]
+pub struct LlamaCase {
+    pub ids: Vec<u32>,
+    pub greedy: Vec<u32>,
+}
+
+/// HF's cases for a Llama fixture and, per case, its logits at every position.
+pub fn llama_expected(name: &str) -> (Vec<LlamaCase>, Vec<Vec<f32>>) {
+    #[derive(Deserialize)]
+    struct File {
+        cases: Vec<LlamaCase>,
+    }
+    let dir = llama_dir();
+    let json: File =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.expected.json"))).unwrap()).unwrap();
+    let bytes = std::fs::read(dir.join(format!("{name}.expected.safetensors"))).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let logits = (0..json.cases.len())
+        .map(|i| {
+            let view = st.tensor(&format!("case{i}.logits")).unwrap();
+            view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+        })
+        .collect();
+    (json.cases, logits)
+}
+
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)

@@ -1,0 +1,200 @@
+//! How each architecture's tensors are laid out for the kernels. Every matrix is `[K, N]` (input
+//! rows, output columns: GPT-2's Conv1D layout, which matvec.wgsl reads four columns at a time),
+//! a block's q | k | v is one matrix, and so is the MLP's first layer. GPT-2's tensors are
+//! already so and are borrowed; the Llama family's `[out, in]` matrices are transposed here,
+//! one layer at a time while uploading, in the column order their epilogues expect
+//! (`shaders/linear_epilogue.wgsl`):
+//! - q and k, when the rotation is fused (no q/k norm): within each head, column `2j` is HF's
+//!   dimension `j` and column `2j + 1` is `j + head_dim/2`, the pair one rotation turns;
+//! - gate and up: columns `4m .. 4m + 3` are gate `2m`, `2m + 1`, up `2m`, `2m + 1`.
+
+use std::borrow::Cow;
+
+use super::shape::Shape;
+use crate::llama::weights::{LlamaLayer, Proj};
+use crate::llama::{LlamaConfig, LlamaWeights};
+use crate::weights::{LayerNorm, Linear, ModelWeights, Tensor, part};
+
+/// A norm's gain, and LayerNorm's shift.
+pub struct HostNorm<'a> {
+    pub g: &'a [f32],
+    pub b: Option<&'a [f32]>,
+}
+
+/// A linear layer as the kernels read it: `w` `[K, N]`, `b` `[N]` (zeros where the model has none).
+pub struct HostLinear<'a> {
+    pub w: Cow<'a, [f32]>,
+    pub b: Cow<'a, [f32]>,
+}
+
+/// One block's tensors in the kernels' layout, with the names its buffers are labelled by.
+pub struct HostLayer<'a> {
+    pub ln_1: HostNorm<'a>,
+    pub qkv: HostLinear<'a>,
+    pub attn_proj: HostLinear<'a>,
+    pub ln_2: HostNorm<'a>,
+    pub fc: HostLinear<'a>,
+    pub proj: HostLinear<'a>,
+    /// Qwen3's per-head gains of q and k.
+    pub qk_norm: Option<(&'a [f32], &'a [f32])>,
+    /// `[ln_1, qkv, attn_proj, ln_2, fc, proj]` as the checkpoint names them.
+    pub names: [String; 6],
+}
+
+/// A validated checkpoint of either architecture.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    Gpt(&'a ModelWeights),
+    Llama(&'a LlamaConfig, &'a LlamaWeights),
+}
+
+impl<'a> Source<'a> {
+    /// `[vocab, hidden]`, and its name.
+    pub fn embed(&self) -> (&'a Tensor, &'static str) {
+        match self {
+            Source::Gpt(w) => (&w.wte, "wte.weight"),
+            Source::Llama(_, w) => (&w.embed_tokens, "model.embed_tokens.weight"),
+        }
+    }
+    /// An untied head `[vocab, hidden]`.
+    pub fn lm_head(&self) -> Option<&'a Tensor> {
+        match self {
+            Source::Gpt(w) => w.lm_head.as_ref(),
+            Source::Llama(_, w) => w.lm_head.as_ref(),
+        }
+    }
+    /// GPT-2's learned positions `[n_positions, hidden]`.
+    pub fn wpe(&self) -> Option<&'a Tensor> {
+        match self {
+            Source::Gpt(w) => Some(&w.wpe),
+            Source::Llama(..) => None,
+        }
+    }
+    /// The norm before the head, and its name.
+    pub fn final_norm(&self) -> Option<(HostNorm<'a>, &'static str)> {
+        match self {
+            Source::Gpt(w) => w.ln_f.as_ref().map(|ln| (layer_norm(ln), "ln_f")),
+            Source::Llama(_, w) => Some((HostNorm { g: &w.norm.data, b: None }, "model.norm")),
+        }
+    }
+    /// `[n_ctx, head_dim/2]` pairs `(cos θ, sin θ)`, `θ = pos · f_j` — computed as the CPU
+    /// reference computes them, so both engines turn by the same angles.
+    pub fn rope_table(&self, n_ctx: usize) -> Option<Vec<f32>> {
+        let Source::Llama(c, _) = self else { return None };
+        let inv_freq = c.inv_freq();
+        let mut table = Vec::with_capacity(n_ctx * inv_freq.len() * 2);
+        for pos in 0..n_ctx {
+            for &f in &inv_freq {
+                let (sin, cos) = (pos as f32 * f).sin_cos();
+                table.extend([cos, sin]);
+            }
+        }
+        Some(table)
+    }
+
+    /// Block `l` in the kernels' layout.
+    pub fn layer(&self, shape: &Shape, l: usize) -> HostLayer<'a> {
+        match *self {
+            Source::Gpt(w) => {
+                let b = &w.blocks[l];
+                let name = |p: &str| part::in_block(l, p);
+                HostLayer {
+                    ln_1: layer_norm(&b.ln_1),
+                    qkv: borrowed(&b.c_attn),
+                    attn_proj: borrowed(&b.attn_proj),
+                    ln_2: layer_norm(&b.ln_2),
+                    fc: borrowed(&b.c_fc),
+                    proj: borrowed(&b.mlp_proj),
+                    qk_norm: None,
+                    names: [part::LN_1, part::C_ATTN, part::ATTN_PROJ, part::LN_2, part::C_FC, part::MLP_PROJ]
+                        .map(name),
+                }
+            }
+            Source::Llama(_, w) => llama_layer(&w.layers[l], shape, l),
+        }
+    }
+}
+
+fn layer_norm(ln: &LayerNorm) -> HostNorm<'_> {
+    HostNorm { g: &ln.weight.data, b: Some(&ln.bias.data) }
+}
+
+fn borrowed(l: &Linear) -> HostLinear<'_> {
+    HostLinear { w: Cow::Borrowed(&l.weight.data), b: Cow::Borrowed(&l.bias.data) }
+}
+
+/// Column `n` of a `[K, N]` matrix is row `rows[n]` of an `[out, K]` one (with its bias).
+fn columns(rows: &[(&Proj, usize)], k: usize) -> HostLinear<'static> {
+    let n = rows.len();
+    let mut w = vec![0.0f32; k * n];
+    for (col, &(p, r)) in rows.iter().enumerate() {
+        for (i, &v) in p.weight.data[r * k..][..k].iter().enumerate() {
+            w[i * n + col] = v;
+        }
+    }
+    let b = rows.iter().map(|&(p, r)| p.bias.as_ref().map_or(0.0, |b| b.data[r])).collect();
+    HostLinear { w: Cow::Owned(w), b: Cow::Owned(b) }
+}
+
+fn llama_layer<'a>(layer: &'a LlamaLayer, s: &Shape, l: usize) -> HostLayer<'a> {
+    let (hd, half) = (s.head_dim, s.head_dim / 2);
+    let fused_rotation = !s.qk_norm;
+    // Heads of q or k, in the epilogue's pair order when it rotates them.
+    let heads = |p: &'a Proj, n_heads: usize| -> Vec<(&'a Proj, usize)> {
+        (0..n_heads * hd)
+            .map(|c| {
+                let (head, i) = (c / hd, c % hd);
+                let dim = if fused_rotation { i / 2 + (i % 2) * half } else { i };
+                (p, head * hd + dim)
+            })
+            .collect()
+    };
+    let mut qkv = heads(&layer.q_proj, s.n_head);
+    qkv.extend(heads(&layer.k_proj, s.n_kv_head));
+    qkv.extend((0..s.kv_dim()).map(|r| (&layer.v_proj, r)));
+    let gate_up: Vec<(&Proj, usize)> = (0..2 * s.inner)
+        .map(|c| {
+            let (m, j) = (c / 4, c % 4);
+            if j < 2 { (&layer.gate_proj, 2 * m + j) } else { (&layer.up_proj, 2 * m + j - 2) }
+        })
+        .collect();
+    let straight = |p: &'a Proj, out: usize| (0..out).map(|r| (p, r)).collect::<Vec<_>>();
+    let name = |p: &str| format!("model.layers.{l}.{p}");
+    HostLayer {
+        ln_1: HostNorm { g: &layer.input_layernorm.data, b: None },
+        qkv: columns(&qkv, s.hidden),
+        attn_proj: columns(&straight(&layer.o_proj, s.hidden), s.q_dim()),
+        ln_2: HostNorm { g: &layer.post_attention_layernorm.data, b: None },
+        fc: columns(&gate_up, s.hidden),
+        proj: columns(&straight(&layer.down_proj, s.hidden), s.inner),
+        qk_norm: layer.q_norm.as_ref().zip(layer.k_norm.as_ref()).map(|(q, k)| (&q.data[..], &k.data[..])),
+        names: [
+            "input_layernorm",
+            "self_attn.q_proj|k_proj|v_proj",
+            "self_attn.o_proj",
+            "post_attention_layernorm",
+            "mlp.gate_proj|up_proj",
+            "mlp.down_proj",
+        ]
+        .map(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proj(out: usize, inp: usize, base: f32) -> Proj {
+        let data = (0..out * inp).map(|i| base + i as f32).collect();
+        Proj { weight: Tensor { shape: vec![out, inp], data }, bias: None }
+    }
+
+    #[test]
+    fn columns_transpose_out_in_rows_into_k_n() {
+        let p = proj(3, 2, 0.0); // rows [0,1], [2,3], [4,5]
+        let lin = columns(&[(&p, 2), (&p, 0)], 2);
+        // K = 2 rows of N = 2 columns: column 0 is row 2, column 1 is row 0.
+        assert_eq!(&lin.w[..], &[4.0, 0.0, 5.0, 1.0]);
+        assert_eq!(&lin.b[..], &[0.0, 0.0]);
+    }
+}
