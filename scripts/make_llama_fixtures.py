@@ -9,8 +9,14 @@ transformers 5's `rope_parameters` form) — with every weight, norm gains inclu
 its init, and records for a few id sequences the logits at every position and a greedy
 continuation.
 
+And one model to chat with, `chat-llama` (what the page and `wgpt chat` tests load): a Llama with
+a real byte-level BPE tokenizer trained here on the repository's own docs (512 ids, ChatML's special
+tokens), SmolLM2-Instruct's chat template in its tokenizer config, a generation_config.json with two
+end tokens, and its weights in bf16 split into shards with an index — with HF's renderings and ids of
+a few conversations, and the logits and greedy continuation of each prompt.
+
 Set-up (CPU is fine):
-    python3 -m venv /tmp/pyenv && /tmp/pyenv/bin/pip install torch transformers safetensors
+    python3 -m venv /tmp/pyenv && /tmp/pyenv/bin/pip install torch transformers safetensors jinja2
     /tmp/pyenv/bin/python scripts/make_llama_fixtures.py
 """
 
@@ -81,5 +87,74 @@ def main():
         print(name, sum(p.numel() for p in model.parameters()), "parameters")
 
 
+# SmolLM2-135M-Instruct's template, as its tokenizer_config.json has it.
+SMOLLM2_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+CONVERSATIONS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Hi!"},
+     {"role": "assistant", "content": "Hello. How can I help?"}, {"role": "user", "content": "什么是 GPT？ 🙂"}],
+]
+
+
+def make_chat_model():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    torch.manual_seed(1)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    docs = [ROOT / "README.md", ROOT / "ARCHITECTURE.md", ROOT / "www" / "models" / "chat" / "MODEL.md"]
+    bpe.train_from_iterator([d.read_text() for d in docs], trainer=trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                  unk_token="<|endoftext|>", pad_token="<|im_end|>")
+    tok.chat_template = SMOLLM2_TEMPLATE
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True,
+                         bos_token_id=1, eos_token_id=2)
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if p.dim() == 1:
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+            else:
+                p.copy_(torch.randn_like(p) / p.shape[-1] ** 0.5)
+    out = FIX / "chat-llama"
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.iterdir():
+        old.unlink()
+    model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True, max_shard_size="120KB")
+    (out / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": [2, 0]}) + "\n")
+    tok.save_pretrained(out)
+    # HF's forward in f32 of the bf16 weights as stored (widening bf16 is exact).
+    model = LlamaForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    cases, tensors = [], {}
+    for i, messages in enumerate(CONVERSATIONS):
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            tensors[f"case{i}.logits"] = model(x).logits[0].float().contiguous()
+            greedy = model.generate(x, max_new_tokens=GREEDY, do_sample=False, eos_token_id=None,
+                                    pad_token_id=0)[0, len(ids):].tolist()
+        end = next((i for i, t in enumerate(greedy) if t in (0, 2)), len(greedy))
+        cases.append({"messages": messages, "text": text, "ids": ids, "greedy": greedy,
+                      "reply": tok.decode(greedy[:end])})
+    save_file(tensors, str(FIX / "chat-llama.expected.safetensors"))
+    (FIX / "chat-llama.expected.json").write_text(json.dumps({"cases": cases}, indent=1, ensure_ascii=False) + "\n")
+    print("chat-llama", sum(p.numel() for p in model.parameters()), "parameters,",
+          sorted(f.name for f in out.iterdir()))
+
+
 if __name__ == "__main__":
     main()
+    make_chat_model()

@@ -20,6 +20,8 @@ pub enum BundleError {
     Weights(#[from] WeightsError),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Template(#[from] crate::chat_template::TemplateError),
 }
 
 /// The tokenizer files of a bundle, in one of the accepted forms.

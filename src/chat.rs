@@ -6,12 +6,16 @@
 //! plain transcript, `User: …\nAssistant: …\n`, ending with `Assistant:`, and the reply stops at
 //! the end-of-text token or when the model starts the next `\nUser:` turn.
 //!
+//! Models that bring their own Jinja chat template (the Llama family's `tokenizer_config.json`)
+//! are rendered with it instead ([`build_template_prompt`]).
+//!
 //! When the conversation does not fit the context (with room for `reserve` new tokens), the
 //! oldest turns are dropped — a system message, if first, is kept.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::chat_template::ChatTemplate;
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,12 +31,16 @@ pub enum ChatError {
     Role(String),
     #[error("the conversation is empty")]
     Empty,
+    #[error("the model has no tokenizer (tokenizer.json) to chat with")]
+    NoTokenizer,
     #[error(
         "the last message ({0} tokens with the template) does not fit the context of {1} with {2} tokens left for the reply"
     )]
     TooLong(usize, usize, usize),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Template(#[from] crate::chat_template::TemplateError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -151,4 +159,49 @@ pub fn build_prompt(
     }
     ids.extend(tail);
     Ok(ChatPrompt { ids, stop_tokens, stop_text, dropped: start - first })
+}
+
+/// Tokens that end a turn in the common chat formats (ChatML's, Llama 3's, Gemma's): a reply
+/// also stops at whichever of these the vocabulary has, as llama.cpp's end-of-generation list does.
+const END_OF_TURN: [&str; 4] = ["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"];
+
+/// [`build_prompt`] with the model's own template: the conversation rendered as HF's
+/// `apply_chat_template(add_generation_prompt=True)` renders it, then tokenized without added
+/// special tokens (the template writes them). The reply stops at `stop_tokens` and at the
+/// end-of-turn tokens the vocabulary has.
+pub fn build_template_prompt(
+    tok: &Tokenizer,
+    template: &ChatTemplate,
+    stop_tokens: &[u32],
+    messages: &[Message],
+    n_ctx: usize,
+    reserve: usize,
+) -> Result<ChatPrompt, ChatError> {
+    if messages.is_empty() {
+        return Err(ChatError::Empty);
+    }
+    if let Some(m) = messages.iter().find(|m| !matches!(m.role.as_str(), "system" | "user" | "assistant")) {
+        return Err(ChatError::Role(m.role.clone()));
+    }
+    let budget = n_ctx.saturating_sub(reserve);
+    let keep_system = messages[0].role == "system" && messages.len() > 1;
+    let first = usize::from(keep_system);
+    // Drop the oldest turns one at a time until the rendering fits: a template may write
+    // anything between turns, so only the rendered whole can be measured.
+    let mut start = first;
+    loop {
+        let kept: Vec<Message> = messages[..first].iter().chain(&messages[start..]).cloned().collect();
+        let ids = tok.encode(&template.render(&kept, true)?)?;
+        if ids.len() <= budget {
+            let mut stops = stop_tokens.to_vec();
+            stops.extend(END_OF_TURN.iter().filter_map(|t| tok.token_to_id(t)));
+            stops.sort_unstable();
+            stops.dedup();
+            return Ok(ChatPrompt { ids, stop_tokens: stops, stop_text: None, dropped: start - first });
+        }
+        if start + 1 >= messages.len() {
+            return Err(ChatError::TooLong(ids.len(), n_ctx, reserve));
+        }
+        start += 1;
+    }
 }

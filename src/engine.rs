@@ -9,13 +9,15 @@
 
 use std::sync::Arc;
 
-use crate::bundle::Bundle;
-use crate::config::GptConfig;
 use crate::generate::{FinishReason, GenerateError};
-use crate::gpu::{Gpu, GpuError, GpuModel, GpuOptions};
+use crate::gpu::{Gpu, GpuError, GpuOptions};
+use crate::llama::DEFAULT_MAX_CONTEXT;
+use crate::loaded::{LoadedModel, Summary, TextFormat};
+use crate::chat::{ChatError, ChatPrompt, Message};
 use crate::model::{Draw, ForwardOptions, LanguageModel};
 use crate::sampler::{Sampler, SamplingParams};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::bundle::BundleError;
 
 /// A reply being generated.
 struct Reply {
@@ -43,7 +45,9 @@ pub struct Step {
 }
 
 pub struct Engine {
-    pub config: GptConfig,
+    /// The tokenizer, chat format and end tokens.
+    pub text: TextFormat,
+    pub summary: Summary,
     pub tokenizer: Tokenizer,
     model: Box<dyn LanguageModel>,
     /// The ids in the KV cache, in order.
@@ -52,22 +56,46 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn cpu(bundle: Bundle) -> Self {
-        let session = bundle.cpu_session();
-        Self::with(bundle, Box::new(session))
+    /// The CPU reference, holding at most [`DEFAULT_MAX_CONTEXT`] positions of a Llama-family
+    /// model (GPT-2 holds its whole table). The model must have a tokenizer.
+    pub fn cpu(loaded: LoadedModel) -> Result<Self, BundleError> {
+        loaded.text.tokenizer()?;
+        let session = loaded.cpu(DEFAULT_MAX_CONTEXT);
+        Self::with(loaded, session)
     }
 
-    /// The WGSL engine on `gpu`; on failure the bundle comes back, for a CPU fallback.
-    pub fn gpu(bundle: Bundle, gpu: Arc<Gpu>, options: GpuOptions) -> Result<Self, Box<(GpuError, Bundle)>> {
-        // `on` compiles and runs every pipeline once: nothing is compiled on the first token.
-        match GpuModel::on(gpu, &bundle.config, &bundle.weights, options) {
-            Ok(model) => Ok(Self::with(bundle, Box::new(model))),
-            Err(e) => Err(Box::new((e, bundle))),
+    /// The WGSL engine on `gpu`; on failure the model comes back, for a CPU fallback. The host's
+    /// copy of the weights is freed once they are on the device.
+    pub fn gpu(loaded: LoadedModel, gpu: Arc<Gpu>, options: GpuOptions) -> Result<Self, Box<(GpuError, LoadedModel)>> {
+        if loaded.text.tokenizer.is_none() {
+            return Err(Box::new((GpuError::Unsupported("a model without a tokenizer".into()), loaded)));
+        }
+        // Loading compiles and runs every pipeline once: nothing is compiled on the first token.
+        match loaded.gpu(gpu, options) {
+            Ok(model) => Ok(Self::with(loaded, Box::new(model)).expect("the tokenizer was checked")),
+            Err(e) => Err(Box::new((e, loaded))),
         }
     }
 
-    fn with(bundle: Bundle, model: Box<dyn LanguageModel>) -> Self {
-        Engine { config: bundle.config, tokenizer: bundle.tokenizer, model, context: vec![], reply: None }
+    fn with(loaded: LoadedModel, model: Box<dyn LanguageModel>) -> Result<Self, BundleError> {
+        let summary = loaded.summary();
+        let mut text = loaded.text;
+        let tokenizer = text.tokenizer.take().ok_or_else(|| BundleError::NoTokenizer("the model".into()))?;
+        Ok(Engine { text, summary, tokenizer, model, context: vec![], reply: None })
+    }
+
+    /// Positions the engine holds.
+    pub fn n_ctx(&self) -> usize {
+        self.model.n_ctx()
+    }
+
+    /// The prompt for the assistant's next reply to `messages`, leaving `reserve` positions.
+    pub fn chat_prompt(&self, messages: &[Message], reserve: usize) -> Result<ChatPrompt, ChatError> {
+        self.text.chat_prompt_with(&self.tokenizer, messages, self.n_ctx(), reserve)
+    }
+
+    pub fn describe(&self) -> String {
+        self.model.describe()
     }
 
     /// `"cpu"` or `"gpu"`.
@@ -96,7 +124,7 @@ impl Engine {
     }
 
     fn check_fits(&self, ids: &[u32]) -> Result<(), GenerateError> {
-        let n_ctx = self.config.n_positions;
+        let n_ctx = self.n_ctx();
         if ids.is_empty() {
             return Err(GenerateError::EmptyPrompt);
         }
@@ -178,7 +206,7 @@ impl Engine {
                 out.finish = Some(FinishReason::MaxTokens);
                 break;
             }
-            if self.context.len() + reply.feed.len() > self.config.n_positions {
+            if self.context.len() + reply.feed.len() > self.n_ctx() {
                 out.finish = Some(FinishReason::ContextFull);
                 break;
             }
@@ -245,7 +273,7 @@ impl Engine {
     }
 
     async fn feed_stop(&mut self, id: u32) -> Result<(), GenerateError> {
-        if self.context.len() < self.config.n_positions {
+        if self.context.len() < self.n_ctx() {
             self.feed(&[id]).await?;
         }
         Ok(())

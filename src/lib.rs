@@ -17,6 +17,7 @@ pub mod engine;
 pub mod generate;
 pub mod gpu;
 pub mod llama;
+pub mod loaded;
 pub mod model;
 pub mod rng;
 pub mod sampler;
@@ -31,6 +32,7 @@ pub use config::GptConfig;
 pub use cpu::CpuSession;
 #[cfg(not(target_arch = "wasm32"))]
 pub use generate::generate;
+pub use loaded::LoadedModel;
 pub use generate::{FinishReason, GenerateParams, Generation};
 pub use model::{EngineError, ForwardOptions, LanguageModel};
 pub use sampler::SamplingParams;

@@ -89,9 +89,10 @@ pub fn task_episode(task: String, k: usize, description: bool, seed: u32) -> Res
 
 use std::cell::RefCell;
 
-use crate::chat::{Message, Template, build_prompt, template};
+use crate::chat::Message;
 use crate::engine::Engine;
-use crate::{Bundle, SamplingParams, TokenizerFiles};
+use crate::loaded::{Files, LoadedModel};
+use crate::SamplingParams;
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
@@ -125,38 +126,45 @@ fn put_engine(engine: Engine) {
     ENGINE.with(|slot| *slot.borrow_mut() = Some(engine));
 }
 
-/// Loads a bundle given as bytes on `backend`: `cpu`, `gpu`, or `auto` (the GPU unless the
-/// adapter is a software fallback, where the CPU path is far faster). Returns a JSON description.
+/// Loads a model given as its files (`names[i]` holds `files[i]`: `config.json`,
+/// `model.safetensors` or the shards its index names, `tokenizer.json`, and for the Llama family
+/// `tokenizer_config.json` / `chat_template.jinja` / `generation_config.json`) on `backend`: `cpu`,
+/// `gpu`, or `auto` (the GPU unless the adapter is a software fallback, where the CPU path is far
+/// faster). A Llama-family model holds [`crate::llama::DEFAULT_MAX_CONTEXT`] positions on either
+/// engine. Returns a JSON description.
 #[wasm_bindgen]
-pub async fn load_model(
-    config: Vec<u8>,
-    weights: Vec<u8>,
-    tokenizer: Vec<u8>,
-    backend: String,
-) -> Result<String, JsValue> {
+pub async fn load_model(names: Vec<String>, files: Vec<js_sys::Uint8Array>, backend: String) -> Result<String, JsValue> {
     ENGINE.with(|slot| slot.borrow_mut().take()); // free the previous model first
-    let bundle = Bundle::from_parts(&config, &weights, TokenizerFiles::Json(&tokenizer)).map_err(js_err)?;
-    let parameters = bundle.config.parameter_count();
-    let dtype = bundle.weights.stored_dtypes().join("+");
+    if names.len() != files.len() {
+        return Err(kind_err("bad-input", "one name per file"));
+    }
+    let loaded = {
+        // Each file is copied into wasm memory once, parsed, and freed when this block ends.
+        let owned: Vec<Vec<u8>> = files.iter().map(|f| f.to_vec()).collect();
+        let map: Files = names.iter().cloned().zip(owned.iter().map(Vec::as_slice)).collect();
+        LoadedModel::from_files(&map).map_err(|e| kind_err("bad-input", e))?
+    };
+    let dtype = loaded.summary().dtypes.join("+");
     let mut note = String::new();
     let mut adapter_fallback = None;
+    let cpu = |loaded: LoadedModel| Engine::cpu(loaded).map_err(|e| kind_err("bad-input", e));
     let engine = match backend.as_str() {
-        "cpu" => Engine::cpu(bundle),
+        "cpu" => cpu(loaded)?,
         "gpu" | "auto" => match Gpu::new().await {
             Ok(gpu) => {
                 adapter_fallback = Some(gpu.is_software());
                 if backend == "auto" && gpu.is_software() {
                     note = "WebGPU runs on a software (fallback) adapter here; the CPU engine is faster".into();
-                    Engine::cpu(bundle)
+                    cpu(loaded)?
                 } else {
                     #[allow(clippy::arc_with_non_send_sync)] // one thread on the web
                     let gpu = Arc::new(gpu);
-                    match Engine::gpu(bundle, gpu, GpuOptions::default()) {
+                    match Engine::gpu(loaded, gpu, GpuOptions::default()) {
                         Ok(e) => e,
                         Err(failed) if backend == "auto" => {
-                            let (e, bundle) = *failed;
+                            let (e, loaded) = *failed;
                             note = format!("the WebGPU engine could not load this model ({e}); using the CPU engine");
-                            Engine::cpu(bundle)
+                            cpu(loaded)?
                         }
                         Err(failed) => return Err(kind_err(failed.0.kind(), failed.0)),
                     }
@@ -164,35 +172,54 @@ pub async fn load_model(
             }
             Err(e) if backend == "auto" => {
                 note = format!("no WebGPU ({e}); using the CPU engine");
-                Engine::cpu(bundle)
+                cpu(loaded)?
             }
             Err(e) => return Err(kind_err(e.kind(), e)),
         },
         other => return Err(kind_err("bad-input", format!("unknown backend {other:?} (auto, cpu or gpu)"))),
     };
-    let c = &engine.config;
+    let s = &engine.summary;
+    if engine.n_ctx() < s.model_ctx {
+        let held = format!(
+            "this model was made for {} positions; the page holds the newest {} (its KV cache is sized to that)",
+            s.model_ctx,
+            engine.n_ctx()
+        );
+        note = if note.is_empty() { held } else { format!("{note}; {held}") };
+    }
     let info = serde_json::json!({
-        "backend": engine.backend(), "note": note, "adapter_fallback": adapter_fallback,
-        "parameters": parameters, "dtype": dtype, "n_ctx": c.n_positions, "n_layer": c.n_layer,
-        "n_head": c.n_head, "n_embd": c.n_embd, "vocab_size": c.vocab_size,
-        "template": match template(&engine.tokenizer) { Template::ChatMl { .. } => "chatml", Template::Plain => "plain" },
+        "backend": engine.backend(), "engine": engine.describe(), "note": note, "adapter_fallback": adapter_fallback,
+        "arch": s.arch, "parameters": s.parameters, "dtype": dtype, "n_ctx": engine.n_ctx(), "model_ctx": s.model_ctx,
+        "n_layer": s.n_layer, "n_head": s.n_head, "n_kv_head": s.n_kv_head, "n_embd": s.n_embd, "vocab_size": s.vocab_size,
+        "template": engine.text.chat_format_name(),
     });
     put_engine(engine);
     Ok(info.to_string())
 }
 
-/// What a bundle picked from disk holds and whether the WebGPU engine can run it here, from its
-/// `config.json`, the first bytes of `model.safetensors` (the 8-byte length and the header) and
-/// that file's size — before its weights are read. The verdict is the engine's own
-/// ([`crate::gpu::Plan`] against this adapter's limits), so the page and the engine agree.
+/// What a model picked from disk holds and whether the WebGPU engine can run it here, from its
+/// `config.json`, the first bytes of its weights file (the 8-byte length and the header; the
+/// first shard of a sharded model) and that file's size — before its weights are read. The
+/// verdict is the engine's own ([`crate::gpu::Plan`] against this adapter's limits), so the page
+/// and the engine agree.
 #[wasm_bindgen]
 pub async fn inspect_bundle(config: Vec<u8>, head: Vec<u8>, file_size: f64) -> Result<String, JsValue> {
-    let config = GptConfig::from_json(&config).map_err(|e| kind_err("bad-input", e))?;
-    let stored = crate::weights::stored_tensors(&head, file_size as u64).map_err(|e| kind_err("bad-input", e))?;
+    use crate::gpu::Shape;
+    let bad = |e: &dyn std::fmt::Display| kind_err("bad-input", e);
+    let stored = crate::weights::stored_tensors(&head, file_size as u64).map_err(|e| bad(&e))?;
+    let (shape, parameters) = if crate::llama::is_llama_config(&config) {
+        let c = crate::llama::LlamaConfig::from_json(&config).map_err(|e| bad(&e))?;
+        (Ok(Shape::llama(&c, crate::llama::DEFAULT_MAX_CONTEXT)), c.parameter_count())
+    } else {
+        let c = GptConfig::from_json(&config).map_err(|e| bad(&e))?;
+        (Shape::gpt(&c), c.parameter_count())
+    };
     let format = WeightFormat::for_stored(&stored);
-    let (fits, verdict) = match Gpu::adapter_limits().await {
-        Err(e) => (false, format!("no WebGPU here ({e}): it will run on the CPU engine")),
-        Ok((limits, software)) => match crate::gpu::Plan::new(&config, format, &limits) {
+    let limits = Gpu::adapter_limits().await;
+    let (fits, verdict) = match (&shape, limits) {
+        (_, Err(e)) => (false, format!("no WebGPU here ({e}): it will run on the CPU engine")),
+        (Err(e), _) => (false, format!("{e}: it will run on the CPU engine")),
+        (Ok(shape), Ok((limits, software))) => match crate::gpu::Plan::new(shape, format, &limits) {
             Err(e) => (false, format!("{e}: it will run on the CPU engine")),
             Ok(_) if software => {
                 (true, "fits, but the adapter is a software fallback: the CPU engine is faster here".into())
@@ -202,16 +229,19 @@ pub async fn inspect_bundle(config: Vec<u8>, head: Vec<u8>, file_size: f64) -> R
                 format!(
                     "fits ({:?} weights, embedding in {} binding(s))",
                     plan.format,
-                    config.vocab_size.div_ceil(plan.rows_per_chunk)
+                    shape.vocab.div_ceil(plan.rows_per_chunk)
                 ),
             ),
         },
     };
-    let c = &config;
+    let info = match &shape {
+        Ok(s) => serde_json::json!({"arch": s.arch, "n_ctx": s.n_ctx, "model_ctx": s.model_ctx, "n_layer": s.n_layer,
+            "n_head": s.n_head, "n_embd": s.hidden, "vocab_size": s.vocab}),
+        Err(_) => serde_json::json!({"arch": "gpt1"}),
+    };
     Ok(serde_json::json!({
-        "parameters": c.parameter_count(), "dtypes": crate::weights::stored_dtypes(&stored),
-        "n_ctx": c.n_positions, "n_layer": c.n_layer, "n_head": c.n_head, "n_embd": c.n_embd,
-        "vocab_size": c.vocab_size, "webgpu": {"fits": fits, "verdict": verdict},
+        "parameters": parameters, "dtypes": crate::weights::stored_dtypes(&stored), "shape": info,
+        "webgpu": {"fits": fits, "verdict": verdict},
     })
     .to_string())
 }
@@ -263,10 +293,8 @@ pub fn chat_start(messages: String, params: String) -> Result<String, JsError> {
     let (sampling, max_tokens) = parse_params(&params)?;
     let mut engine = take_engine()?;
     let result = (|| {
-        let reserve = max_tokens.min(engine.config.n_positions / 2);
-        let prompt =
-            build_prompt(&engine.tokenizer, engine.config.eos_token_id, &messages, engine.config.n_positions, reserve)
-                .map_err(js_err)?;
+        let reserve = max_tokens.min(engine.n_ctx() / 2);
+        let prompt = engine.chat_prompt(&messages, reserve).map_err(js_err)?;
         engine.start(&prompt.ids, sampling, max_tokens, prompt.stop_tokens, prompt.stop_text).map_err(js_err)?;
         Ok(serde_json::json!({"prompt_tokens": prompt.ids.len(), "dropped_turns": prompt.dropped}).to_string())
     })();
@@ -283,11 +311,11 @@ pub fn complete_start(text: String, params: String, stop: Option<String>) -> Res
     let mut engine = take_engine()?;
     let result = (|| {
         let mut ids = engine.tokenizer.encode(&text).map_err(js_err)?;
-        let n_ctx = engine.config.n_positions;
+        let n_ctx = engine.n_ctx();
         let room = n_ctx.saturating_sub(max_tokens.min(n_ctx / 4)).max(1);
         let dropped = ids.len().saturating_sub(room);
         ids.drain(..dropped);
-        let stops = engine.config.eos_token_id.into_iter().collect();
+        let stops = engine.text.stop_tokens.clone();
         engine.start(&ids, sampling, max_tokens, stops, stop).map_err(js_err)?;
         Ok(serde_json::json!({"prompt_tokens": ids.len(), "dropped_tokens": dropped}).to_string())
     })();
@@ -321,7 +349,7 @@ pub async fn next_tokens(text: String, k: usize) -> Result<String, JsValue> {
     let mut engine = take_engine()?;
     let result = async {
         let ids = engine.tokenizer.encode(&text).map_err(js_err)?;
-        let ids = if ids.is_empty() { engine.config.eos_token_id.into_iter().collect() } else { ids };
+        let ids = if ids.is_empty() { engine.text.start_token.into_iter().collect() } else { ids };
         let top = engine.next_token_probs(&ids, k).await.map_err(engine_err)?;
         let rows: Vec<_> = top
             .iter()
@@ -346,9 +374,9 @@ pub async fn attention_maps(text: String) -> Result<String, JsValue> {
         let ids = engine.tokenizer.encode(&text).map_err(js_err)?;
         let maps = engine.attention(&ids).await.map_err(engine_err)?;
         let tokens: Vec<String> = ids.iter().map(|&id| engine.tokenizer.token_text(id).unwrap_or_default()).collect();
-        let c = &engine.config;
+        let s = &engine.summary;
         Ok::<String, JsValue>(
-            serde_json::json!({"tokens": tokens, "n_layer": c.n_layer, "n_head": c.n_head, "maps": maps}).to_string(),
+            serde_json::json!({"tokens": tokens, "n_layer": s.n_layer, "n_head": s.n_head, "maps": maps}).to_string(),
         )
     }
     .await;

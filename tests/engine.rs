@@ -43,7 +43,7 @@ fn stepwise_generation_equals_the_generate_loop() {
         let gp = GenerateParams { max_tokens: 20, sampling: params, stop_tokens: vec![] };
         let want = generate(&mut session, &b.tokenizer, &prompt, &gp, |_| true).unwrap().text;
         for n in [1, 3, 64] {
-            let mut engine = Engine::cpu(bundle());
+            let mut engine = Engine::cpu(bundle().into()).unwrap();
             let (text, finish) = run(&mut engine, &prompt, params, 20, n);
             assert_eq!(text, want, "steps of {n}");
             assert_eq!(finish, FinishReason::MaxTokens);
@@ -56,11 +56,11 @@ fn a_following_prompt_reuses_the_cache_and_gives_the_same_answer() {
     let b = bundle();
     let greedy = SamplingParams { temperature: 0.0, ..Default::default() };
     let first = b.tokenizer.encode("You are").unwrap();
-    let mut engine = Engine::cpu(bundle());
+    let mut engine = Engine::cpu(bundle().into()).unwrap();
     let (reply, _) = run(&mut engine, &first, greedy, 6, 4);
     let second = b.tokenizer.encode(&format!("You are{reply} and then")).unwrap();
     let (cached, _) = run(&mut engine, &second, greedy, 8, 4);
-    let mut fresh = Engine::cpu(bundle());
+    let mut fresh = Engine::cpu(bundle().into()).unwrap();
     let (uncached, _) = run(&mut fresh, &second, greedy, 8, 4);
     assert_eq!(cached, uncached);
 }
@@ -69,7 +69,7 @@ fn a_following_prompt_reuses_the_cache_and_gives_the_same_answer() {
 fn next_token_probabilities_and_attention_match_the_reference() {
     let b = bundle();
     let ids = b.tokenizer.encode("You are a good man").unwrap();
-    let mut engine = Engine::cpu(bundle());
+    let mut engine = Engine::cpu(bundle().into()).unwrap();
     let top = pollster::block_on(engine.next_token_probs(&ids, 5)).unwrap();
     assert_eq!(top.len(), 5);
     assert!(top.windows(2).all(|w| w[0].1 >= w[1].1));
@@ -98,8 +98,8 @@ fn the_gpu_engine_answers_as_the_cpu_one() {
     let b = bundle();
     let prompt = b.tokenizer.encode("You are a good man").unwrap();
     let greedy = SamplingParams { temperature: 0.0, ..Default::default() };
-    let mut cpu = Engine::cpu(bundle());
-    let mut on_gpu = Engine::gpu(bundle(), gpu, GpuOptions::default()).map_err(|e| e.0).unwrap();
+    let mut cpu = Engine::cpu(bundle().into()).unwrap();
+    let mut on_gpu = Engine::gpu(bundle().into(), gpu, GpuOptions::default()).map_err(|e| e.0).unwrap();
     assert_eq!(on_gpu.backend(), "gpu");
     assert_eq!(run(&mut cpu, &prompt, greedy, 12, 5), run(&mut on_gpu, &prompt, greedy, 12, 5));
     let a = pollster::block_on(cpu.next_token_probs(&prompt, 3)).unwrap();
@@ -117,8 +117,8 @@ fn a_repetition_penalty_counts_the_same_context_on_both_engines_after_a_truncati
     let second = b.tokenizer.encode("You are").unwrap();
     for seed in 0..4 {
         let params = SamplingParams { temperature: 0.9, top_k: 0, top_p: 1.0, repetition_penalty: 3.0, seed };
-        let mut cpu = Engine::cpu(bundle());
-        let mut on_gpu = Engine::gpu(bundle(), gpu.clone(), GpuOptions::default()).map_err(|e| e.0).unwrap();
+        let mut cpu = Engine::cpu(bundle().into()).unwrap();
+        let mut on_gpu = Engine::gpu(bundle().into(), gpu.clone(), GpuOptions::default()).map_err(|e| e.0).unwrap();
         for prompt in [&first, &second] {
             let want = run(&mut cpu, prompt, params, 16, 4);
             assert_eq!(run(&mut on_gpu, prompt, params, 16, 4), want, "seed {seed}, prompt {prompt:?}");
@@ -198,14 +198,14 @@ fn stop_text_ends_the_reply_and_is_not_shown() {
     let b = bundle();
     let prompt = b.tokenizer.encode("You are a good man").unwrap();
     let greedy = SamplingParams { temperature: 0.0, ..Default::default() };
-    let mut engine = Engine::cpu(bundle());
+    let mut engine = Engine::cpu(bundle().into()).unwrap();
     let (full, _) = run(&mut engine, &prompt, greedy, 24, 5);
     // Stop at a piece of the greedy continuation itself: the reply must end just before it.
     let chars: Vec<char> = full.chars().collect();
     assert!(chars.len() > 8, "{full:?}");
     let stop: String = chars[5..8].iter().collect();
     let cut = full.find(&stop).unwrap();
-    let mut engine = Engine::cpu(bundle());
+    let mut engine = Engine::cpu(bundle().into()).unwrap();
     engine.start(&prompt, greedy, 24, vec![], Some(stop.clone())).unwrap();
     let mut text = String::new();
     let finish = loop {

@@ -125,23 +125,28 @@ async fn the_wgsl_engine_matches_hf_on_webgpu() {
     }
 }
 
+/// Files as the worker hands them to `load_model`: names, and their bytes as JS arrays.
+fn named(files: &[(&str, &[u8])]) -> (Vec<String>, Vec<js_sys::Uint8Array>) {
+    files.iter().map(|(n, b)| (n.to_string(), js_sys::Uint8Array::from(*b))).unzip()
+}
+
 /// The page's API (`src/web.rs`) as the worker calls it: load on each engine, a streamed chat
 /// reply, next-token probabilities, attention maps, and errors for bad input.
 #[wasm_bindgen_test]
 async fn the_page_api_chats_predicts_and_maps_attention() {
     use wgpt::web::{attention_maps, chat_start, generate_step, load_model, next_tokens};
     let files = || {
-        (
-            fixture!("hf/tiny-f32/config.json").to_vec(),
-            fixture!("hf/tiny-f32/model.safetensors").to_vec(),
-            fixture!("hf/tiny-f32/tokenizer.json").to_vec(),
-        )
+        named(&[
+            ("config.json", fixture!("hf/tiny-f32/config.json")),
+            ("model.safetensors", fixture!("hf/tiny-f32/model.safetensors")),
+            ("tokenizer.json", fixture!("hf/tiny-f32/tokenizer.json")),
+        ])
     };
     let mut firsts = vec![];
     for backend in ["cpu", "gpu", "auto"] {
-        let (c, w, t) = files();
+        let (names, bytes) = files();
         let info: serde_json::Value =
-            serde_json::from_str(&load_model(c, w, t, backend.into()).await.ok().unwrap()).unwrap();
+            serde_json::from_str(&load_model(names, bytes, backend.into()).await.ok().unwrap()).unwrap();
         assert_eq!(info["template"], "plain");
         if backend != "auto" {
             assert_eq!(info["backend"], backend);
@@ -174,7 +179,61 @@ async fn the_page_api_chats_predicts_and_maps_attention() {
     assert!(chat_start("not json".into(), "{}".into()).is_err());
     assert!(chat_start(r#"[{"role":"robot","content":"x"}]"#.into(), "{}".into()).is_err());
     assert!(chat_start("[]".into(), r#"{"top_p":5}"#.into()).is_err());
-    let (c, w, _) = files();
-    assert!(load_model(c, w, b"{}".to_vec(), "cpu".into()).await.is_err());
+    let (mut names, bytes) = files();
+    names[2] = "not-a-tokenizer.json".into();
+    assert!(load_model(names, bytes, "cpu".into()).await.is_err());
     assert!(next_tokens("x".into(), 3).await.is_err(), "no model after a failed load");
+}
+
+/// A Llama-family model as a person brings one (bf16 shards with an index, its tokenizer and
+/// chat template, two end tokens): the prompt is rendered with the model's own template, and
+/// both engines give its greedy reply as HF does.
+#[wasm_bindgen_test]
+async fn the_page_chats_with_a_llama_model_on_both_engines() {
+    use wgpt::web::{chat_start, generate_step, load_model};
+    #[derive(serde::Deserialize)]
+    struct Case {
+        messages: serde_json::Value,
+        ids: Vec<u32>,
+        greedy: Vec<u32>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Expected {
+        cases: Vec<Case>,
+    }
+    let expected: Expected = serde_json::from_slice(fixture!("llama/chat-llama.expected.json")).unwrap();
+    let tok = wgpt::Tokenizer::from_json(fixture!("llama/chat-llama/tokenizer.json")).unwrap();
+    for backend in ["cpu", "gpu"] {
+        let (names, bytes) = named(&[
+            ("config.json", fixture!("llama/chat-llama/config.json")),
+            ("model.safetensors.index.json", fixture!("llama/chat-llama/model.safetensors.index.json")),
+            ("model-00001-of-00002.safetensors", fixture!("llama/chat-llama/model-00001-of-00002.safetensors")),
+            ("model-00002-of-00002.safetensors", fixture!("llama/chat-llama/model-00002-of-00002.safetensors")),
+            ("tokenizer.json", fixture!("llama/chat-llama/tokenizer.json")),
+            ("tokenizer_config.json", fixture!("llama/chat-llama/tokenizer_config.json")),
+            ("chat_template.jinja", fixture!("llama/chat-llama/chat_template.jinja")),
+            ("generation_config.json", fixture!("llama/chat-llama/generation_config.json")),
+        ]);
+        let info: serde_json::Value =
+            serde_json::from_str(&load_model(names, bytes, backend.into()).await.ok().unwrap()).unwrap();
+        assert_eq!((info["template"].as_str(), info["arch"].as_str()), (Some("jinja"), Some("llama")), "{info}");
+        assert_eq!(info["backend"], backend);
+        assert_eq!(info["n_ctx"], 2048);
+        for case in &expected.cases {
+            let start: serde_json::Value = serde_json::from_str(
+                &chat_start(case.messages.to_string(), r#"{"temperature":0,"max_tokens":8}"#.into()).ok().unwrap(),
+            )
+            .unwrap();
+            assert_eq!(start["prompt_tokens"], case.ids.len());
+            let (mut text, mut finish) = (String::new(), serde_json::Value::Null);
+            while finish.is_null() {
+                let step: serde_json::Value = serde_json::from_str(&generate_step(3).await.ok().unwrap()).unwrap();
+                text.push_str(step["text"].as_str().unwrap());
+                finish = step["finish"].clone();
+            }
+            // HF's greedy reply, up to the first end token (0 and 2 end it).
+            let end = case.greedy.iter().position(|&t| t == 0 || t == 2).unwrap_or(case.greedy.len());
+            assert_eq!(text, tok.decode(&case.greedy[..end]).unwrap(), "{backend}");
+        }
+    }
 }

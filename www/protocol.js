@@ -4,10 +4,14 @@
 // `{ id, final: true, type: 'error', error, kind }`.
 //
 // Requests and their final answers:
-//   load      { url | files: { 'config.json', 'model.safetensors', 'tokenizer.json' }, backend }
+//   load      { url, names? | files: { [name]: bytes }, backend }
 //             → loaded { info }          events: progress { url, loaded, total, part, parts, cached }
-//   inspect   { config, head, size }     (config.json bytes, the first bytes of model.safetensors
-//             → inspected { info }        up to the end of its header, and that file's size)
+//             (a GPT-2 bundle: config.json, model.safetensors, tokenizer.json; a Llama-family
+//             model also tokenizer_config.json / chat_template.jinja, generation_config.json, and
+//             model.safetensors.index.json with its shards instead of model.safetensors.
+//             `names` lists the files under `url`, default MODEL_FILES.)
+//   inspect   { config, head, size }     (config.json bytes, the first bytes of the weights file —
+//             → inspected { info }        the first shard — up to the end of its header, its size)
 //   chat      { messages, params }       → done { finish, tokens, seconds, prompt_tokens, dropped_turns }
 //   complete  { text, params, stop }     → done { finish, tokens, seconds, prompt_tokens, dropped_tokens }
 //             events (chat, complete): text { text }
@@ -20,6 +24,9 @@
 // Error kinds (set by the engine, src/web.rs, from EngineError::kind): 'device-lost',
 // 'out-of-memory', 'too-large', 'unsupported', 'no-adapter', 'bad-input', 'context-full',
 // 'gpu-validation'; 'error' for anything else.
+
+/// The files of a catalogue entry without a `files` list: a GPT-2 bundle.
+export const MODEL_FILES = Object.freeze(['config.json', 'tokenizer.json', 'model.safetensors']);
 
 export const REQUESTS = Object.freeze([
   'load',

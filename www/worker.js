@@ -12,7 +12,7 @@ import init, {
   task_list,
   task_episode,
 } from './pkg/wgpt.js';
-import { errorReply } from './protocol.js';
+import { MODEL_FILES, errorReply } from './protocol.js';
 
 const ready = init();
 let stopRequested = false;
@@ -56,14 +56,14 @@ async function handle(msg) {
     case 'load': {
       let files = msg.files;
       if (msg.url) {
-        const names = ['config.json', 'tokenizer.json', 'model.safetensors'];
+        const names = msg.names ?? MODEL_FILES;
         files = {};
         for (const [i, n] of names.entries()) files[n] = await fetchBytes(msg.url + n, msg.id, i, names.length);
       }
+      const names = Object.keys(files);
       const info = await load_model(
-        files['config.json'],
-        files['model.safetensors'],
-        files['tokenizer.json'],
+        names,
+        names.map((n) => files[n]),
         msg.backend,
       );
       return { type: 'loaded', info: JSON.parse(info) };

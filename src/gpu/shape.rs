@@ -8,9 +8,7 @@ use super::GpuError;
 use crate::config::{GptConfig, LayerNormPosition};
 use crate::llama::LlamaConfig;
 
-/// KV-cache positions the engine allocates when the caller does not say: a model that claims
-/// 32 k or 128 k positions would otherwise take gigabytes before the first token.
-pub const DEFAULT_MAX_CONTEXT: usize = 4096;
+pub use crate::llama::DEFAULT_MAX_CONTEXT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Norm {

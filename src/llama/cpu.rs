@@ -15,6 +15,8 @@ use crate::weights::Tensor;
 pub struct LlamaSession {
     config: LlamaConfig,
     weights: Arc<LlamaWeights>,
+    /// Positions this session holds: the model's own limit, or less ([`LlamaSession::with_context`]).
+    n_ctx: usize,
     /// Rotary inverse frequencies, `[head_dim / 2]`.
     inv_freq: Vec<f32>,
     /// Per layer `[pos, n_kv_heads · head_dim]`, grown as the context grows.
@@ -29,6 +31,7 @@ impl LlamaSession {
         let layers = config.num_hidden_layers;
         LlamaSession {
             inv_freq: config.inv_freq(),
+            n_ctx: config.max_position_embeddings,
             config,
             weights,
             k_cache: vec![Vec::new(); layers],
@@ -38,6 +41,13 @@ impl LlamaSession {
         }
     }
 
+    /// Holds at most `max` positions (a model may claim 128 k; a conversation is refused, or
+    /// trimmed by the caller, past the cap instead of growing the cache that far).
+    pub fn with_context(mut self, max: usize) -> Self {
+        self.n_ctx = self.config.max_position_embeddings.min(max.max(1));
+        self
+    }
+
     pub fn config(&self) -> &LlamaConfig {
         &self.config
     }
@@ -45,7 +55,7 @@ impl LlamaSession {
     /// Appends `ids` to the context and runs them through the model.
     pub fn run(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<&Outputs, EngineError> {
         let c = &self.config;
-        check_input(ids, self.pos, c.max_position_embeddings, c.vocab_size)?;
+        check_input(ids, self.pos, self.n_ctx, c.vocab_size)?;
         if opts.hidden_states {
             return Err(EngineError::Unsupported("hidden states of the Llama family".into()));
         }
@@ -179,7 +189,7 @@ fn logits(h: &[f32], head: &Tensor) -> Vec<f32> {
 
 impl LanguageModel for LlamaSession {
     fn n_ctx(&self) -> usize {
-        self.config.max_position_embeddings
+        self.n_ctx
     }
     fn vocab_size(&self) -> usize {
         self.config.vocab_size

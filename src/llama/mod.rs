@@ -1,6 +1,6 @@
 //! The Llama family — Llama 2/3, Mistral, Qwen2/2.5, Qwen3, SmolLM2 — from HF files: its config,
-//! its weights, and its forward pass on the CPU reference engine. (The WGSL engine does not run it
-//! yet; the CLI says so.)
+//! its weights, and its forward pass on the CPU reference engine. (The WGSL engine runs it from
+//! the same weights: `src/gpu/layout.rs`.)
 
 pub mod config;
 pub mod cpu;
@@ -9,6 +9,11 @@ pub mod weights;
 pub use config::{LlamaConfig, RopeScaling};
 pub use cpu::LlamaSession;
 pub use weights::LlamaWeights;
+
+/// Positions an engine holds unless told otherwise: these models claim 32 k – 128 k, and a KV
+/// cache that long (gigabytes) must not be allocated, or grown into, by a chat that does not need
+/// it. `--context` (CLI) and `GpuOptions::max_context` change it.
+pub const DEFAULT_MAX_CONTEXT: usize = 4096;
 
 /// Whether a `config.json` names a model of this family.
 pub fn is_llama_config(config: &[u8]) -> bool {
@@ -28,18 +33,8 @@ pub fn load(dir: &std::path::Path) -> Result<(LlamaConfig, LlamaWeights), crate:
         std::fs::read(&path).map_err(|e| BundleError::Io { path: path.display().to_string(), message: e.to_string() })
     };
     let config = LlamaConfig::from_json(&read("config.json")?)?;
-    let index = dir.join("model.safetensors.index.json");
-    let files: Vec<Vec<u8>> = if index.is_file() {
-        let io = |message: String| BundleError::Io { path: index.display().to_string(), message };
-        let v: serde_json::Value =
-            serde_json::from_slice(&read("model.safetensors.index.json")?).map_err(|e| io(format!("not JSON: {e}")))?;
-        let map = v["weight_map"].as_object().ok_or_else(|| io("no `weight_map`".into()))?;
-        let mut shards: Vec<&str> = map.values().filter_map(|f| f.as_str()).collect();
-        shards.sort_unstable();
-        shards.dedup();
-        if shards.iter().any(|s| s.contains('/') || s.contains('\\')) {
-            return Err(io("a shard name is a path; shards live beside the index".into()));
-        }
+    let files: Vec<Vec<u8>> = if dir.join("model.safetensors.index.json").is_file() {
+        let shards = crate::loaded::shard_names(&read("model.safetensors.index.json")?)?;
         shards.iter().map(|s| read(s)).collect::<Result<_, _>>()?
     } else {
         vec![read("model.safetensors")?]

@@ -2,6 +2,19 @@
 // engine's own fit check first), stored models, and falling back to the CPU when WebGPU is lost.
 import { $, engine, setStatus, state } from './page.js';
 
+const TEMPLATES = {
+  chatml: 'ChatML (<|im_start|> … <|im_end|>)',
+  plain: 'plain transcript (User: / Assistant:)',
+  jinja: "the model's own (its tokenizer config's Jinja chat template)",
+};
+
+// The shape of a model, as load and inspect describe it.
+function shapeText(i) {
+  const kv = i.n_kv_head && i.n_kv_head !== i.n_head ? ` (${i.n_kv_head} key/value)` : '';
+  const ctx = i.model_ctx && i.model_ctx !== i.n_ctx ? `${i.n_ctx} of its ${i.model_ctx}` : `${i.n_ctx}`;
+  return `${i.arch ?? 'gpt2'}: ${i.n_layer} layers × ${i.n_embd}, ${i.n_head} heads${kv}, context ${ctx}, vocabulary ${i.vocab_size}`;
+}
+
 function describe(info) {
   const dl = $('model-info');
   dl.replaceChildren();
@@ -9,14 +22,8 @@ function describe(info) {
     ['engine', info.backend === 'gpu' ? 'WebGPU (WGSL kernels)' : 'CPU (Rust compiled to wasm)'],
     ['parameters', info.parameters.toLocaleString()],
     ['weights', info.dtype],
-    [
-      'shape',
-      `${info.n_layer} layers × ${info.n_embd}, ${info.n_head} heads, context ${info.n_ctx}, vocabulary ${info.vocab_size}`,
-    ],
-    [
-      'chat template',
-      info.template === 'chatml' ? 'ChatML (<|im_start|> … <|im_end|>)' : 'plain transcript (User: / Assistant:)',
-    ],
+    ['shape', shapeText(info)],
+    ['chat template', TEMPLATES[info.template] ?? info.template],
   ];
   if (info.note) rows.push(['note', info.note]);
   for (const [k, v] of rows) {
@@ -28,14 +35,14 @@ function describe(info) {
   }
 }
 
-export async function loadModel({ url = null, files = null, name }) {
+export async function loadModel({ url = null, names = null, files = null, name }) {
   const backend = $('backend').value;
   setStatus(`loading ${name}…`);
   $('progress').hidden = false;
   try {
     const copy = files && Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.slice()]));
     const res = await engine.request(
-      { type: 'load', url, files: copy, backend },
+      { type: 'load', url, names, files: copy, backend },
       (ev) => {
         if (ev.type !== 'progress') return;
         const frac = ev.total ? ev.loaded / ev.total : 0;
@@ -46,7 +53,7 @@ export async function loadModel({ url = null, files = null, name }) {
       },
       copy ? Object.values(copy).map((b) => b.buffer) : [],
     );
-    state.current = { url, files, info: res.info, name };
+    state.current = { url, names, files, info: res.info, name };
     const role = state.catalogue.find((m) => m.path === url)?.role;
     $('fewshot-model').hidden = !url || role === 'base' || !state.catalogue.some((m) => m.role === 'base');
     describe(res.info);
@@ -72,7 +79,7 @@ export async function listModels() {
       const li = document.createElement('li');
       const b = document.createElement('button');
       b.textContent = `Load ${m.name}`;
-      b.addEventListener('click', () => loadModel({ url: m.path, name: m.name }));
+      b.addEventListener('click', () => loadModel({ url: m.path, names: m.files ?? null, name: m.name }));
       const p = document.createElement('span');
       p.textContent = ` — ${m.description}`;
       li.append(b, p);
@@ -108,8 +115,7 @@ export async function refreshStored() {
 }
 
 $('backend').addEventListener('change', () => {
-  if (state.current.url || state.current.files)
-    loadModel({ url: state.current.url, files: state.current.files, name: state.current.name });
+  if (state.current.url || state.current.files) loadModel(state.current);
 });
 
 // What a picked bundle holds and whether the WebGPU engine can run it here, before loading it:
@@ -127,14 +133,20 @@ $('files').addEventListener('change', async () => {
     dd.textContent = v;
     info.append(dt, dd);
   };
-  const missing = ['config.json', 'model.safetensors', 'tokenizer.json'].filter((n) => !picked[n]);
+  // One weights file, or the shards an index names (the first one's header is inspected).
+  const shards = Object.keys(picked)
+    .filter((n) => n.endsWith('.safetensors'))
+    .sort();
+  const weightsName = picked['model.safetensors'] ? 'model.safetensors' : shards[0];
+  const missing = ['config.json', 'tokenizer.json'].filter((n) => !picked[n]);
+  if (!weightsName) missing.push('model.safetensors (or an index and its shards)');
   if (missing.length) {
     add('missing', missing.join(', '));
     $('load-files').disabled = true;
     return;
   }
   try {
-    const weights = picked['model.safetensors'];
+    const weights = picked[weightsName];
     const length = weights.size >= 8 ? new DataView(await weights.slice(0, 8).arrayBuffer()).getBigUint64(0, true) : 0n;
     // The header only (the engine refuses one over 100 MB); the weights stay on disk.
     const head = new Uint8Array(
@@ -145,7 +157,8 @@ $('files').addEventListener('change', async () => {
     add('size', `${(weights.size / 1e6).toFixed(1)} MB`);
     add('parameters', i.parameters.toLocaleString());
     add('weights', i.dtypes.join(', '));
-    add('shape', `${i.n_layer} layers × ${i.n_embd}, ${i.n_head} heads, context ${i.n_ctx}`);
+    if (i.shape.n_layer) add('shape', shapeText(i.shape));
+    if (shards.length > 1) add('shards', `${shards.length} files`);
     add('WebGPU', i.webgpu.verdict);
     info.dataset.webgpu = i.webgpu.fits ? 'fits' : 'no';
     $('load-files').disabled = false;
@@ -165,7 +178,7 @@ $('load-files').addEventListener('click', async () => {
 export async function recoverFromGpuLoss(e) {
   if (state.current.info?.backend !== 'gpu' || e.kind !== 'device-lost') return false;
   $('backend').value = 'cpu';
-  await loadModel({ url: state.current.url, files: state.current.files, name: state.current.name });
+  await loadModel(state.current);
   setStatus(`The WebGPU device was lost (${e.message}); the model now runs on the CPU engine. Send again.`, true);
   return true;
 }

@@ -28,9 +28,9 @@ mod cli {
     use clap::{Args, Parser, Subcommand};
     use serde_json::json;
     use wgpt::generate::{GenerateParams, generate};
-    use wgpt::gpu::{GpuModel, GpuOptions, WeightFormat};
+    use wgpt::gpu::{GpuOptions, WeightFormat};
     use wgpt::model::block_on;
-    use wgpt::{Bundle, ForwardOptions, LanguageModel, SamplingParams};
+    use wgpt::{Bundle, ForwardOptions, LanguageModel, LoadedModel, SamplingParams};
 
     /// Which engine runs the model.
     #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,6 +48,10 @@ mod cli {
         /// GPU weight storage, f32 or f16 (default: the checkpoint's precision).
         #[arg(long)]
         pub dtype: Option<WeightFormat>,
+        /// Positions the engine holds for a Llama-family model (default 4096, or the model's own
+        /// limit if smaller): its KV cache is sized to this, not to the 32 k – 128 k it claims.
+        #[arg(long)]
+        pub context: Option<usize>,
     }
 
     impl EngineArgs {
@@ -55,18 +59,27 @@ mod cli {
             if self.dtype.is_some() && self.backend != Backend::Gpu {
                 bail!("--dtype applies to --backend gpu");
             }
-            Ok(GpuOptions { format: self.dtype, ..Default::default() })
+            if self.context == Some(0) {
+                bail!("--context must be at least 1");
+            }
+            Ok(GpuOptions { format: self.dtype, max_context: self.context, ..Default::default() })
+        }
+
+        fn max_context(&self) -> usize {
+            self.context.unwrap_or(wgpt::llama::DEFAULT_MAX_CONTEXT)
         }
     }
 
-    /// The engine `--backend` names, with the bundle loaded into it; the GPU says what it runs on.
-    pub fn engine(bundle: &Bundle, args: &EngineArgs) -> Result<Box<dyn LanguageModel>> {
+    /// The engine `--backend` names, with the model loaded into it; the GPU says what it runs on.
+    pub fn engine(model: &LoadedModel, args: &EngineArgs) -> Result<Box<dyn LanguageModel>> {
+        let options = args.gpu_options()?;
         Ok(match args.backend {
-            Backend::Cpu => Box::new(bundle.cpu_session()),
+            Backend::Cpu => model.cpu(args.max_context()),
             Backend::Gpu => {
-                let model = block_on(GpuModel::new(&bundle.config, &bundle.weights, args.gpu_options()?))?;
-                eprintln!("[{}]", model.describe());
-                Box::new(model)
+                let gpu = std::sync::Arc::new(block_on(wgpt::gpu::Gpu::new())?);
+                let gpu_model = model.gpu(gpu, options)?;
+                eprintln!("[{}]", gpu_model.describe());
+                Box::new(gpu_model)
             }
         })
     }
@@ -229,63 +242,10 @@ mod cli {
         Bundle::load(model).with_context(|| format!("cannot load the model bundle {}", model.display()))
     }
 
-    /// A model folder opened on the engine `--backend` names: a GPT-2 bundle, or a Llama-family
-    /// model (`model_type` llama, mistral, qwen2, qwen3; the CPU engine only, for now).
-    struct Loaded {
-        model: Box<dyn LanguageModel>,
-        tokenizer: Option<wgpt::Tokenizer>,
-        /// Every one of these ends generation.
-        stop_tokens: Vec<u32>,
-        /// What an empty prompt starts from.
-        start_token: Option<u32>,
-    }
-
-    impl Loaded {
-        fn tokenizer(&self) -> Result<&wgpt::Tokenizer> {
-            self.tokenizer.as_ref().context("the model folder has no tokenizer.json")
-        }
-    }
-
-    fn open(dir: &std::path::Path, args: &EngineArgs) -> Result<Loaded> {
-        let config = std::fs::read(dir.join("config.json")).unwrap_or_default();
-        if !wgpt::llama::is_llama_config(&config) {
-            let bundle = load(dir)?;
-            let model = engine(&bundle, args)?;
-            let c = &bundle.config;
-            return Ok(Loaded {
-                model,
-                stop_tokens: c.eos_token_id.into_iter().collect(),
-                start_token: c.bos_token_id.or(c.eos_token_id),
-                tokenizer: Some(bundle.tokenizer),
-            });
-        }
-        let (config, weights) =
-            wgpt::llama::load(dir).with_context(|| format!("cannot load the model {}", dir.display()))?;
-        if args.backend == Backend::Gpu {
-            bail!("the WGSL engine does not run the {} family yet; use --backend cpu", config.model_type);
-        }
-        let tokenizer = if dir.join("tokenizer.json").is_file() {
-            let tok = wgpt::bundle::load_tokenizer(dir)?;
-            tok.check_fits(config.vocab_size)?;
-            Some(tok)
-        } else {
-            None
-        };
-        // generation_config.json may list more end tokens (Llama 3's eot_id beside end_of_text).
-        let mut stop_tokens = config.eos_token_ids.clone();
-        if let Ok(bytes) = std::fs::read(dir.join("generation_config.json")) {
-            let v: serde_json::Value = serde_json::from_slice(&bytes).context("generation_config.json is not JSON")?;
-            let ids = match &v["eos_token_id"] {
-                serde_json::Value::Array(list) => list.iter().filter_map(|x| x.as_u64()).collect(),
-                x => x.as_u64().into_iter().collect::<Vec<_>>(),
-            };
-            stop_tokens.extend(ids.into_iter().filter(|&i| (i as usize) < config.vocab_size).map(|i| i as u32));
-        }
-        stop_tokens.sort_unstable();
-        stop_tokens.dedup();
-        let start_token = config.bos_token_id.or(stop_tokens.first().copied());
-        let model = Box::new(wgpt::llama::LlamaSession::new(config, std::sync::Arc::new(weights)));
-        Ok(Loaded { model, tokenizer, stop_tokens, start_token })
+    /// A model folder of either architecture (a GPT-2 bundle, or `model_type` llama, mistral,
+    /// qwen2, qwen3), validated.
+    pub fn open(dir: &std::path::Path) -> Result<LoadedModel> {
+        LoadedModel::load(dir).with_context(|| format!("cannot load the model {}", dir.display()))
     }
 
     fn run_generate(a: GenerateArgs) -> Result<()> {
@@ -301,14 +261,15 @@ mod cli {
         };
         sampling.validate()?;
         a.engine.gpu_options()?;
-        let mut loaded = open(&a.model, &a.engine)?;
-        let tok = loaded.tokenizer.take().context("the model folder has no tokenizer.json")?;
+        let mut loaded = open(&a.model)?;
+        let mut model = engine(&loaded, &a.engine)?;
+        let tok = loaded.text.tokenizer.take().context("the model folder has no tokenizer.json")?;
         let mut ids = tok.encode(&a.prompt)?;
         if ids.is_empty() {
             // An empty prompt starts from the model's bos (or eos) token, as GPT-2's samples do.
-            ids.extend(loaded.start_token);
+            ids.extend(loaded.text.start_token);
         }
-        let stop_tokens = if a.ignore_eos { vec![] } else { loaded.stop_tokens.clone() };
+        let stop_tokens = if a.ignore_eos { vec![] } else { loaded.text.stop_tokens.clone() };
         let params = GenerateParams { max_tokens: a.max_tokens, sampling, stop_tokens };
         let mut stdout = std::io::stdout().lock();
         if a.echo {
@@ -316,7 +277,7 @@ mod cli {
         }
         let start = Instant::now();
         let mut write_err = None;
-        let out = generate(&mut *loaded.model, &tok, &ids, &params, |piece| {
+        let out = generate(&mut *model, &tok, &ids, &params, |piece| {
             // A closed pipe (`| head`) ends generation quietly rather than with a panic.
             match stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()) {
                 Ok(()) => true,
@@ -394,18 +355,19 @@ mod cli {
 
     fn run_logits(model: PathBuf, input: Input, json: bool, engine: EngineArgs) -> Result<()> {
         engine.gpu_options()?;
-        let mut loaded = open(&model, &engine)?;
+        let loaded = open(&model)?;
+        let mut session = self::engine(&loaded, &engine)?;
         let ids = match (input.ids, input.prompt) {
             (Some(ids), _) => parse_ids(&ids)?,
-            (None, Some(text)) => loaded.tokenizer()?.encode(&text)?,
+            (None, Some(text)) => loaded.text.tokenizer()?.encode(&text)?,
             (None, None) => bail!("give --ids or --prompt"),
         };
         if ids.is_empty() {
             bail!("the input has no tokens");
         }
         let all_logits = ForwardOptions { all_logits: true, ..Default::default() };
-        let logits = block_on(loaded.model.forward(&ids, all_logits))?.logits.clone();
-        let vocab = loaded.model.vocab_size();
+        let logits = block_on(session.forward(&ids, all_logits))?.logits.clone();
+        let vocab = session.vocab_size();
         let mut w = BufWriter::new(std::io::stdout().lock());
         if json {
             let rows: Vec<&[f32]> = logits.chunks_exact(vocab).collect();
@@ -416,7 +378,7 @@ mod cli {
                 let mut top: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
                 top.sort_by(|a, b| b.1.total_cmp(&a.1));
                 let text =
-                    |id: u32| loaded.tokenizer.as_ref().and_then(|tok| tok.token_text(id).ok()).unwrap_or_default();
+                    |id: u32| loaded.text.tokenizer.as_ref().and_then(|tok| tok.token_text(id).ok()).unwrap_or_default();
                 let top: Vec<String> =
                     top[..5.min(vocab)].iter().map(|&(i, l)| format!("{:?} {l:.3}", text(i as u32))).collect();
                 writeln!(w, "{t}\t{}\t{:?}\t-> {}", ids[t], text(ids[t]), top.join(", "))?;
