@@ -9,15 +9,15 @@
 
 use std::sync::Arc;
 
+use crate::bundle::BundleError;
+use crate::chat::{ChatError, ChatPrompt, Message};
 use crate::generate::{FinishReason, GenerateError};
 use crate::gpu::{Gpu, GpuError, GpuOptions};
 use crate::llama::DEFAULT_MAX_CONTEXT;
 use crate::loaded::{LoadedModel, Summary, TextFormat};
-use crate::chat::{ChatError, ChatPrompt, Message};
 use crate::model::{Draw, ForwardOptions, LanguageModel};
 use crate::sampler::{Sampler, SamplingParams};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
-use crate::bundle::BundleError;
 
 /// A reply being generated.
 struct Reply {
@@ -61,7 +61,7 @@ impl Engine {
     pub fn cpu(loaded: LoadedModel) -> Result<Self, BundleError> {
         loaded.text.tokenizer()?;
         let session = loaded.cpu(DEFAULT_MAX_CONTEXT);
-        Self::with(loaded, session)
+        Self::new(loaded, session)
     }
 
     /// The WGSL engine on `gpu`; on failure the model comes back, for a CPU fallback. The host's
@@ -72,12 +72,14 @@ impl Engine {
         }
         // Loading compiles and runs every pipeline once: nothing is compiled on the first token.
         match loaded.gpu(gpu, options) {
-            Ok(model) => Ok(Self::with(loaded, Box::new(model)).expect("the tokenizer was checked")),
+            Ok(model) => Ok(Self::new(loaded, Box::new(model)).expect("the tokenizer was checked")),
             Err(e) => Err(Box::new((e, loaded))),
         }
     }
 
-    fn with(loaded: LoadedModel, model: Box<dyn LanguageModel>) -> Result<Self, BundleError> {
+    /// `model` (made from `loaded` by the caller) with `loaded`'s text format; `loaded`'s own
+    /// hold on the weights is dropped here.
+    pub fn new(loaded: LoadedModel, model: Box<dyn LanguageModel>) -> Result<Self, BundleError> {
         let summary = loaded.summary();
         let mut text = loaded.text;
         let tokenizer = text.tokenizer.take().ok_or_else(|| BundleError::NoTokenizer("the model".into()))?;

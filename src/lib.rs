@@ -32,8 +32,8 @@ pub use config::GptConfig;
 pub use cpu::CpuSession;
 #[cfg(not(target_arch = "wasm32"))]
 pub use generate::generate;
-pub use loaded::LoadedModel;
 pub use generate::{FinishReason, GenerateParams, Generation};
+pub use loaded::LoadedModel;
 pub use model::{EngineError, ForwardOptions, LanguageModel};
 pub use sampler::SamplingParams;
 pub use tokenizer::{StreamDecoder, Tokenizer};

@@ -73,7 +73,8 @@ impl LoadedModel {
     /// Validates a model given as its files.
     pub fn from_files(files: &Files) -> Result<Self, BundleError> {
         let get = |name: &str| files.get(name).copied();
-        let need = |name: &str| get(name).ok_or_else(|| BundleError::Io { path: name.into(), message: "missing".into() });
+        let need =
+            |name: &str| get(name).ok_or_else(|| BundleError::Io { path: name.into(), message: "missing".into() });
         let config = need("config.json")?;
         check_model_type(config)?;
         if !llama::is_llama_config(config) {
@@ -111,9 +112,8 @@ impl LoadedModel {
                 }
             }
         };
-        let chat = chat.unwrap_or_else(|| {
-            ChatFormat::Builtin(tokenizer.as_ref().map_or(chat::Template::Plain, chat::template))
-        });
+        let chat = chat
+            .unwrap_or_else(|| ChatFormat::Builtin(tokenizer.as_ref().map_or(chat::Template::Plain, chat::template)));
         let mut stop_tokens = config.eos_token_ids.clone();
         if let Some(bytes) = get("generation_config.json") {
             stop_tokens.extend(generation_eos(bytes, config.vocab_size)?);

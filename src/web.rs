@@ -89,10 +89,10 @@ pub fn task_episode(task: String, k: usize, description: bool, seed: u32) -> Res
 
 use std::cell::RefCell;
 
+use crate::SamplingParams;
 use crate::chat::Message;
 use crate::engine::Engine;
 use crate::loaded::{Files, LoadedModel};
-use crate::SamplingParams;
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
@@ -133,7 +133,11 @@ fn put_engine(engine: Engine) {
 /// faster). A Llama-family model holds [`crate::llama::DEFAULT_MAX_CONTEXT`] positions on either
 /// engine. Returns a JSON description.
 #[wasm_bindgen]
-pub async fn load_model(names: Vec<String>, files: Vec<js_sys::Uint8Array>, backend: String) -> Result<String, JsValue> {
+pub async fn load_model(
+    names: Vec<String>,
+    files: Vec<js_sys::Uint8Array>,
+    backend: String,
+) -> Result<String, JsValue> {
     ENGINE.with(|slot| slot.borrow_mut().take()); // free the previous model first
     if names.len() != files.len() {
         return Err(kind_err("bad-input", "one name per file"));
@@ -236,7 +240,7 @@ pub async fn inspect_bundle(config: Vec<u8>, head: Vec<u8>, file_size: f64) -> R
     };
     let info = match &shape {
         Ok(s) => serde_json::json!({"arch": s.arch, "n_ctx": s.n_ctx, "model_ctx": s.model_ctx, "n_layer": s.n_layer,
-            "n_head": s.n_head, "n_embd": s.hidden, "vocab_size": s.vocab}),
+            "n_head": s.n_head, "n_kv_head": s.n_kv_head, "n_embd": s.hidden, "vocab_size": s.vocab}),
         Err(_) => serde_json::json!({"arch": "gpt1"}),
     };
     Ok(serde_json::json!({

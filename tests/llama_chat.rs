@@ -90,7 +90,11 @@ fn logits_and_greedy_replies_match_hf_on_both_engines() {
     let argmax = |l: &[f32]| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
     let engines: Vec<(&str, Box<dyn LanguageModel>, f32)> = vec![
         ("cpu", m.cpu(2048), 1e-4),
-        ("gpu f32", Box::new(m.gpu(gpu.clone(), GpuOptions { format: Some(WeightFormat::F32), ..Default::default() }).unwrap()), 1e-3),
+        (
+            "gpu f32",
+            Box::new(m.gpu(gpu.clone(), GpuOptions { format: Some(WeightFormat::F32), ..Default::default() }).unwrap()),
+            1e-3,
+        ),
     ];
     for (name, mut e, tol) in engines {
         for (case, want) in cases.iter().zip(&logits) {
@@ -131,8 +135,9 @@ fn broken_model_folders_are_refused_with_what_is_wrong() {
         "chat_template.jinja",
         "generation_config.json",
     ];
-    let owned: BTreeMap<String, Vec<u8>> = names.iter().map(|n| (n.to_string(), read(n))).collect();
-    let files = |edit: &dyn Fn(&mut BTreeMap<String, Vec<u8>>)| {
+    type Owned = BTreeMap<String, Vec<u8>>;
+    let owned: Owned = names.iter().map(|n| (n.to_string(), read(n))).collect();
+    let files = |edit: &dyn Fn(&mut Owned)| {
         let mut o = owned.clone();
         edit(&mut o);
         let f: wgpt::loaded::Files = o.iter().map(|(k, v)| (k.clone(), v.as_slice())).collect();
@@ -179,4 +184,71 @@ fn a_template_that_raises_is_an_error_when_rendering() {
     let msgs = [Message { role: "user".into(), content: "hi".into() }];
     let err = m.text.chat_prompt(&msgs, 2048, 16).unwrap_err().to_string();
     assert!(err.contains("System role not supported"), "{err}");
+}
+
+/// `wgpt chat` on piped input: HF's greedy reply, the conversation kept across turns.
+#[test]
+fn the_terminal_chat_replies_as_hf_does() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = llama_dir().join("chat-llama");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgpt"))
+        .args(["chat", "--model", dir.to_str().unwrap(), "--temperature", "0", "--max-tokens", "8"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let question = &expected().0[0].messages[0].content;
+    writeln!(child.stdin.as_mut().unwrap(), "{question}\nAnd then?\n/reset\n{question}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    // HF's 8-token greedy reply, decoded as HF decodes it (the random model ends mid-character).
+    let want: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(llama_dir().join("chat-llama.expected.json")).unwrap()).unwrap();
+    let reply = want["cases"][0]["reply"].as_str().unwrap();
+    let replies: Vec<&str> = stdout.split("> ").filter(|s| !s.trim().is_empty()).collect();
+    assert_eq!(replies.len(), 3, "{stdout}");
+    assert_eq!(replies[0].trim_end_matches('\n'), reply, "{stdout}");
+    // After /reset the same question gets the same reply; the second turn saw the first.
+    assert_eq!(replies[2], replies[0], "{stdout}");
+    assert!(stderr.contains("a new conversation") && stderr.contains("jinja format"), "{stderr}");
+}
+
+/// Ctrl-C stops the reply being streamed; the program goes on to the next message.
+#[test]
+fn ctrl_c_stops_a_reply_not_the_program() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let dir = llama_dir().join("chat-llama");
+    // Greedy, this question makes the random model talk until its context is full (~2,000 tokens).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgpt"))
+        .args(["chat", "--model", dir.to_str().unwrap(), "--temperature", "0", "--max-tokens", "100000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "什么是 GPT？ 🙂").unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while seen.len() < 40 {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "the chat ended before replying");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    writeln!(stdin, "/exit").unwrap();
+    drop(stdin);
+    stdout.read_to_end(&mut seen).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    let tokens: usize = stderr.split('[').find_map(|s| s.split(" tokens,").next()?.parse().ok()).unwrap();
+    assert!(tokens < 1500, "the reply ran on to {tokens} tokens");
 }

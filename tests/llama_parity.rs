@@ -122,7 +122,7 @@ fn broken_files_are_clear_errors() {
 }
 
 #[test]
-fn the_cli_runs_the_family_on_the_cpu_and_says_what_it_cannot_do() {
+fn the_cli_runs_the_family_on_both_engines_and_refuses_bad_input() {
     use std::process::Command;
     let wgpt = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_wgpt")).args(args).output().unwrap();
     let (cases, logits) = expected("llama-gqa");
@@ -131,18 +131,24 @@ fn the_cli_runs_the_family_on_the_cpu_and_says_what_it_cannot_do() {
     let ids: Vec<String> = cases[0].ids.iter().map(u32::to_string).collect();
     let out = wgpt(&["logits", "--model", model, "--ids", &ids.join(","), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let got: Vec<f32> = v["logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| r.as_array().unwrap().clone())
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
-    assert!(common::max_abs_diff(&got, &logits[0]) < 1e-4);
+    let rows = |out: std::process::Output| -> Vec<f32> {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().clone())
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    assert!(common::max_abs_diff(&rows(out), &logits[0]) < 1e-4);
+    let gpu =
+        wgpt(&["logits", "--model", model, "--ids", &ids.join(","), "--json", "--backend", "gpu", "--dtype", "f32"]);
+    assert!(gpu.status.success(), "{}", String::from_utf8_lossy(&gpu.stderr));
+    assert!(common::max_abs_diff(&rows(gpu), &logits[0]) < 1e-3);
     let err = |out: std::process::Output| String::from_utf8_lossy(&out.stderr).to_string();
-    let gpu = err(wgpt(&["logits", "--model", model, "--ids", "1,2", "--backend", "gpu"]));
-    assert!(gpu.contains("does not run the llama family yet") && !gpu.contains("panicked"), "{gpu}");
+    let long = err(wgpt(&["logits", "--model", model, "--ids", "1,2,3", "--context", "2"]));
+    assert!(long.contains("context") && !long.contains("panicked"), "{long}");
     let no_tok = err(wgpt(&["generate", "--model", model, "--prompt", "hi"]));
     assert!(no_tok.contains("no tokenizer.json"), "{no_tok}");
     let bad_id = err(wgpt(&["logits", "--model", model, "--ids", "256"]));

@@ -392,12 +392,22 @@ await test('a Llama-family model from disk (bf16 shards, its own template) chats
   const info = await page.textContent('#file-info');
   assert(/llama: 2 layers × 64, 4 heads \(2 key\/value\)/.test(info) && /2 files/.test(info), info);
   for (const backend of ['cpu', 'gpu']) {
-    await page.selectOption('#backend', backend);
+    // Switching the engine reloads the model loaded now; then load the one from disk on it.
+    if ((await page.inputValue('#backend')) !== backend) {
+      await page.evaluate(() => {
+        document.body.dataset.ready = 'false';
+      });
+      await page.selectOption('#backend', backend);
+      await ready(page, backend);
+    }
     await page.evaluate(() => {
       document.body.dataset.ready = 'false';
     });
     await page.click('#load-files');
     await ready(page, backend);
+    await page.waitForFunction(() => /llama/.test(document.getElementById('model-info').textContent), null, {
+      timeout: LONG,
+    });
     const model = await page.textContent('#model-info');
     assert(/llama/.test(model) && /model's own/.test(model) && /BF16/.test(model), model);
     await page.click('button[data-tab="chat"]');

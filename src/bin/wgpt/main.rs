@@ -1,5 +1,6 @@
-//! `wgpt`: generate, tokenize, logits and inspect on a model bundle. These four commands and
-//! their JSON shapes are stable: scripts and benchmarks call them.
+//! `wgpt`: generate, chat, tokenize, logits, inspect, chat-template and bench on a model folder (a
+//! GPT-2 bundle or a Llama-family model). The JSON shapes of tokenize, logits, inspect and
+//! chat-template are stable: scripts and benchmarks call them.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
@@ -17,6 +18,8 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod bench;
+#[cfg(not(target_arch = "wasm32"))]
+mod chat;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -99,6 +102,8 @@ mod cli {
     enum Command {
         /// Continue a prompt, streaming the generated text to stdout.
         Generate(GenerateArgs),
+        /// Chat in the terminal, reply by reply, with the model's own chat template.
+        Chat(crate::chat::ChatArgs),
         /// Print the token ids of a text.
         Tokenize {
             #[arg(long)]
@@ -159,14 +164,9 @@ mod cli {
         prompt: Option<String>,
     }
 
+    /// Sampling settings (`generate`, `chat`).
     #[derive(Args)]
-    struct GenerateArgs {
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long)]
-        prompt: String,
-        #[arg(long, default_value_t = 100)]
-        max_tokens: usize,
+    pub struct Sampling {
         /// 0 = greedy.
         #[arg(long, allow_negative_numbers = true, default_value_t = SamplingParams::default().temperature)]
         temperature: f32,
@@ -180,6 +180,36 @@ mod cli {
         /// Random seed; without it one is drawn and printed, so any run can be repeated.
         #[arg(long)]
         seed: Option<u64>,
+    }
+
+    impl Sampling {
+        /// The validated parameters, and the seed (drawn when not given).
+        pub fn params(&self) -> Result<(SamplingParams, u64)> {
+            let seed = self.seed.unwrap_or_else(|| {
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+            });
+            let params = SamplingParams {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                repetition_penalty: self.repetition_penalty,
+                seed,
+            };
+            params.validate()?;
+            Ok((params, seed))
+        }
+    }
+
+    #[derive(Args)]
+    struct GenerateArgs {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 100)]
+        max_tokens: usize,
+        #[command(flatten)]
+        sampling: Sampling,
         /// Print the prompt before the continuation.
         #[arg(long)]
         echo: bool,
@@ -193,6 +223,7 @@ mod cli {
     pub fn run() -> Result<()> {
         match Cli::parse().command {
             Command::Generate(args) => run_generate(args),
+            Command::Chat(args) => crate::chat::run(args),
             Command::Tokenize { model, text, json } => {
                 let tok = wgpt::bundle::load_tokenizer(&model)?;
                 let ids = tok.encode(&text)?;
@@ -249,17 +280,7 @@ mod cli {
     }
 
     fn run_generate(a: GenerateArgs) -> Result<()> {
-        let seed = a.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-        });
-        let sampling = SamplingParams {
-            temperature: a.temperature,
-            top_k: a.top_k,
-            top_p: a.top_p,
-            repetition_penalty: a.repetition_penalty,
-            seed,
-        };
-        sampling.validate()?;
+        let (sampling, seed) = a.sampling.params()?;
         a.engine.gpu_options()?;
         let mut loaded = open(&a.model)?;
         let mut model = engine(&loaded, &a.engine)?;
@@ -377,8 +398,9 @@ mod cli {
             for (t, row) in logits.chunks_exact(vocab).enumerate() {
                 let mut top: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
                 top.sort_by(|a, b| b.1.total_cmp(&a.1));
-                let text =
-                    |id: u32| loaded.text.tokenizer.as_ref().and_then(|tok| tok.token_text(id).ok()).unwrap_or_default();
+                let text = |id: u32| {
+                    loaded.text.tokenizer.as_ref().and_then(|tok| tok.token_text(id).ok()).unwrap_or_default()
+                };
                 let top: Vec<String> =
                     top[..5.min(vocab)].iter().map(|&(i, l)| format!("{:?} {l:.3}", text(i as u32))).collect();
                 writeln!(w, "{t}\t{}\t{:?}\t-> {}", ids[t], text(ids[t]), top.join(", "))?;
