@@ -5,13 +5,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::config::GptConfig;
-use crate::cpu::CpuSession;
 use crate::generate::GenerateError;
-use crate::gpu::{CopyBench, Gpu, GpuModel, GpuOptions};
+use crate::gpu::{CopyBench, Gpu, GpuOptions};
+use crate::loaded::Architecture;
 use crate::model::{Draw, LanguageModel};
 use crate::sampler::{Sampler, SamplingParams};
-use crate::weights::ModelWeights;
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -19,6 +17,8 @@ pub struct BenchOptions {
     pub decode_tokens: usize,
     /// Context lengths to decode at; empty: 16, a quarter, a half and the end of the context.
     pub contexts: Vec<usize>,
+    /// Positions a Llama-family model holds on the CPU (on the GPU: `GpuOptions::max_context`).
+    pub max_context: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,35 +51,44 @@ async fn step(model: &mut dyn LanguageModel, ids: &[u32]) -> Result<u32, Generat
     Ok(model.next_token(ids, Draw { sampler: &mut sampler, history: &[], params: &params, step: 0 }).await?)
 }
 
-/// Benchmarks `weights` on the CPU reference (`gpu` = None) or the WGSL engine. `now` returns
-/// seconds from any fixed origin (`Instant` natively, `performance.now()` on the web).
+/// Benchmarks a model on the CPU reference (`gpu` = None) or the WGSL engine. `now` returns
+/// seconds from any fixed origin (`Instant` natively, `performance.now()` on the web). A
+/// Llama-family model holds `max_context` positions on the CPU (the GPU's come in `GpuOptions`).
 pub async fn run(
-    config: &GptConfig,
-    weights: ModelWeights,
+    arch: Architecture,
     gpu: Option<(Arc<Gpu>, GpuOptions)>,
     opts: &BenchOptions,
     now: impl Fn() -> f64,
 ) -> Result<BenchReport, GenerateError> {
-    let (v, t, c, l) = (config.vocab_size, config.n_positions, config.n_embd, config.n_layer);
-    let parameters = config.parameter_count();
-    let ids: Vec<u32> = (0..t as u32).map(|i| (i * 7919 + 13) % v as u32).collect();
+    let model = crate::loaded::LoadedModel { arch, text: crate::loaded::TextFormat::none() };
+    let s = model.summary();
+    let (v, parameters) = (s.vocab_size, s.parameters);
     let mut copy_bw = None;
-    let mut weight_bytes = 0u64;
+    // Bytes a decode step reads at a context: set for the GPU, from what it holds.
+    let mut read_per_token: Option<Box<dyn Fn(usize) -> u64>> = None;
     let mut engine: Box<dyn LanguageModel> = match gpu {
-        None => Box::new(CpuSession::new(config.clone(), Arc::new(weights))),
+        None => model.cpu(opts.max_context),
         Some((gpu, options)) => {
-            let model = GpuModel::on(gpu.clone(), config, &weights, options)?;
-            drop(weights);
+            let g = model.gpu(gpu.clone(), options)?;
+            drop(model);
             let copy = CopyBench::new(&gpu, 256 << 20);
             copy.run(&gpu, 2).await?; // warm-up
             let reps = 10;
             let start = now();
             copy.run(&gpu, reps).await?;
             copy_bw = Some(copy.bytes_moved as f64 * reps as f64 / (now() - start));
-            weight_bytes = model.weight_bytes();
-            Box::new(model)
+            let sh = g.shape().clone();
+            // Weights once per token, but of the position table (GPT-2) or the rotary table
+            // (Llama) only one row; plus the KV cache attention reads.
+            let tables = if sh.rotary { sh.n_ctx * sh.head_dim * 4 } else { sh.n_ctx * sh.hidden * 4 };
+            let row = if sh.rotary { sh.head_dim * 4 } else { sh.hidden * 4 };
+            let fixed = g.weight_bytes() - tables as u64 + row as u64;
+            read_per_token = Some(Box::new(move |ctx| fixed + 2 * (sh.n_layer * ctx * sh.kv_dim() * 4) as u64));
+            Box::new(g)
         }
     };
+    let t = engine.n_ctx();
+    let ids: Vec<u32> = (0..t as u32).map(|i| (i * 7919 + 13) % v as u32).collect();
 
     // Prefill: best of three.
     let p = opts.prompt_tokens.clamp(1, t);
@@ -110,11 +119,7 @@ pub async fn run(
             next = step(&mut *engine, &[next]).await?;
         }
         let secs = (now() - start) / decode as f64;
-        // Weights read once per token (wpe: one row), plus the KV cache read by attention.
-        let bytes = copy_bw.map(|_| {
-            let wpe = (t * c * 4) as u64;
-            weight_bytes - wpe + (c * 4) as u64 + 2 * (l * (ctx + decode / 2) * c * 4) as u64
-        });
+        let bytes = read_per_token.as_ref().map(|read| read(ctx + decode / 2));
         rows.push(Decode {
             context: ctx,
             tokens_per_s: 1.0 / secs,

@@ -23,6 +23,26 @@ pub enum Architecture {
     Llama { config: LlamaConfig, weights: Arc<LlamaWeights> },
 }
 
+impl Architecture {
+    /// A named shape with random weights: GPT-2's sizes ([`crate::config::PRESETS`]) or a real
+    /// Llama-family model's ([`crate::llama::config::PRESETS`]).
+    pub fn random(shape: &str, seed: u64) -> Option<Self> {
+        if let Some(config) = GptConfig::preset(shape) {
+            let weights = Arc::new(ModelWeights::random(&config, seed));
+            return Some(Architecture::Gpt { config, weights });
+        }
+        let config = LlamaConfig::preset(shape)?;
+        let weights = Arc::new(LlamaWeights::random(&config, seed));
+        Some(Architecture::Llama { config, weights })
+    }
+
+    /// Every name [`Architecture::random`] takes, for messages.
+    pub fn shape_names() -> String {
+        let llama: Vec<&str> = llama::config::PRESETS.iter().map(|(n, _)| *n).collect();
+        format!("{}, {}", GptConfig::preset_names(), llama.join(", "))
+    }
+}
+
 /// How a conversation becomes a prompt.
 pub enum ChatFormat {
     /// The project's own: ChatML where the tokenizer has its tokens, else a plain transcript.
@@ -236,6 +256,16 @@ impl LoadedModel {
 }
 
 impl TextFormat {
+    /// No tokenizer: a model that is only run on ids (the benchmarks' random ones).
+    pub fn none() -> Self {
+        TextFormat {
+            tokenizer: None,
+            chat: ChatFormat::Builtin(chat::Template::Plain),
+            stop_tokens: vec![],
+            start_token: None,
+        }
+    }
+
     pub fn tokenizer(&self) -> Result<&Tokenizer, BundleError> {
         self.tokenizer.as_ref().ok_or_else(|| BundleError::NoTokenizer("the model".into()))
     }

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use wasm_bindgen::prelude::*;
 
+use crate::GptConfig;
 use crate::bench::{BenchOptions, run};
 use crate::gpu::{Gpu, GpuOptions, WeightFormat};
-use crate::{GptConfig, weights::ModelWeights};
 
 #[wasm_bindgen]
 extern "C" {
@@ -32,7 +32,9 @@ pub async fn bench(
     prompt_tokens: usize,
     decode_tokens: usize,
 ) -> Result<String, JsError> {
-    let config = GptConfig::preset(&shape).ok_or_else(|| JsError::new(&format!("unknown shape {shape:?}")))?;
+    let arch = crate::loaded::Architecture::random(&shape, 0).ok_or_else(|| {
+        JsError::new(&format!("unknown shape {shape:?} ({})", crate::loaded::Architecture::shape_names()))
+    })?;
     let format = dtype.map(|d| d.parse::<WeightFormat>()).transpose().map_err(|e| JsError::new(&e))?;
     let gpu = match backend.as_str() {
         "cpu" => None,
@@ -44,11 +46,9 @@ pub async fn bench(
         }
         other => return Err(JsError::new(&format!("unknown backend {other:?} (cpu or gpu)"))),
     };
-    let weights = ModelWeights::random(&config, 0);
-    let opts = BenchOptions { prompt_tokens, decode_tokens, contexts: vec![] };
-    let report = run(&config, weights, gpu, &opts, || performance_now() / 1e3)
-        .await
-        .map_err(|e| JsError::new(&e.to_string()))?;
+    let max_context = crate::llama::DEFAULT_MAX_CONTEXT;
+    let opts = BenchOptions { prompt_tokens, decode_tokens, contexts: vec![], max_context };
+    let report = run(arch, gpu, &opts, || performance_now() / 1e3).await.map_err(|e| JsError::new(&e.to_string()))?;
     serde_json::to_string(&report).map_err(|e| JsError::new(&e.to_string()))
 }
 

@@ -271,15 +271,7 @@ impl ModelWeights {
     /// Random weights for `config` (deterministic in `seed`), with LayerNorm gains away from 1
     /// and non-zero biases: for benchmarks of named shapes and tests of shapes no file has.
     pub fn random(config: &GptConfig, seed: u64) -> Self {
-        let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-        let mut rand = move || {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
-        let mut t = |shape: &[usize], center: f32, scale: f32| Tensor {
-            shape: shape.to_vec(),
-            data: (0..shape.iter().product()).map(|_| center + scale * rand()).collect(),
-        };
+        let mut t = random_tensors(seed);
         let (c, f, v) = (config.n_embd, config.n_inner, config.vocab_size);
         // Scales keep activations O(1) whatever the width.
         let w = 1.0 / (c as f32).sqrt();
@@ -307,6 +299,21 @@ impl ModelWeights {
             lm_head,
             stored: vec![],
         }
+    }
+}
+
+/// Makes tensors of random weights (the benchmarks' models): `t(shape, center, scale)` draws
+/// each value uniformly from `center ± scale`, from one fast seeded stream.
+pub(crate) fn random_tensors(seed: u64) -> impl FnMut(&[usize], f32, f32) -> Tensor {
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    move |shape: &[usize], center: f32, scale: f32| Tensor {
+        shape: shape.to_vec(),
+        data: (0..shape.iter().product())
+            .map(|_| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                center + scale * (((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0)
+            })
+            .collect(),
     }
 }
 

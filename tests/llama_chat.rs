@@ -222,7 +222,8 @@ fn ctrl_c_stops_a_reply_not_the_program() {
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
     let dir = llama_dir().join("chat-llama");
-    // Greedy, this question makes the random model talk until its context is full (~2,000 tokens).
+    // Greedy, the fixture's first question makes the random model talk for hundreds of tokens
+    // (scripts/make_llama_fixtures.py picks its seed for that).
     let mut child = Command::new(env!("CARGO_BIN_EXE_wgpt"))
         .args(["chat", "--model", dir.to_str().unwrap(), "--temperature", "0", "--max-tokens", "100000"])
         .stdin(Stdio::piped())
@@ -231,7 +232,7 @@ fn ctrl_c_stops_a_reply_not_the_program() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "什么是 GPT？ 🙂").unwrap();
+    writeln!(stdin, "{}", expected().0[0].messages[0].content).unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 256];

@@ -96,13 +96,19 @@ pub fn gelu(x: &mut [f32]) {
 
 /// `out[rows, vocab] = h[rows, n_embd] @ head[vocab, n_embd]^T` (the tied LM head).
 pub fn lm_head(out: &mut [f32], h: &[f32], head: &Tensor) {
-    let (vocab, c) = (head.shape[0], head.shape[1]);
-    for (o_row, h_row) in out.chunks_exact_mut(vocab).zip(h.chunks_exact(c)) {
+    linear_out_in(out, h, head, None);
+}
+
+/// `out[rows, n_out] = x[rows, n_in] @ w[n_out, n_in]^T + bias`: a matrix stored `[out, in]`
+/// (PyTorch's `nn.Linear`, the Llama family's projections, every LM head).
+pub fn linear_out_in(out: &mut [f32], x: &[f32], w: &Tensor, bias: Option<&Tensor>) {
+    let (n_out, n_in) = (w.shape[0], w.shape[1]);
+    for (o_row, x_row) in out.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)) {
         for_each_chunk(o_row, COL_BLOCK, |block, o| {
-            let v0 = block * COL_BLOCK;
+            let r0 = block * COL_BLOCK;
             for (j, o) in o.iter_mut().enumerate() {
-                let e = &head.data[(v0 + j) * c..(v0 + j + 1) * c];
-                *o = e.iter().zip(h_row).map(|(a, b)| a * b).sum();
+                let row = &w.data[(r0 + j) * n_in..(r0 + j + 1) * n_in];
+                *o = row.iter().zip(x_row).map(|(a, b)| a * b).sum::<f32>() + bias.map_or(0.0, |b| b.data[r0 + j]);
             }
         });
     }

@@ -48,6 +48,39 @@ pub struct LlamaConfig {
     pub eos_token_ids: Vec<u32>,
 }
 
+/// Real models' shapes, for benchmarks with random weights (`wgpt bench --shape`): their
+/// `config.json`s as published, less what a shape does not need.
+pub const PRESETS: [(&str, &str); 4] = [
+    (
+        "smollm2-135m",
+        r#"{"model_type": "llama", "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+            "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152, "max_position_embeddings": 8192,
+            "rms_norm_eps": 1e-5, "rope_theta": 100000, "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2}"#,
+    ),
+    (
+        "qwen2.5-0.5b",
+        r#"{"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
+            "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936, "max_position_embeddings": 32768,
+            "rms_norm_eps": 1e-6, "rope_theta": 1000000, "tie_word_embeddings": true, "eos_token_id": 151645}"#,
+    ),
+    (
+        "qwen3-0.6b",
+        r#"{"model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
+            "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936,
+            "max_position_embeddings": 40960, "rms_norm_eps": 1e-6, "rope_theta": 1000000, "tie_word_embeddings": true,
+            "eos_token_id": 151645}"#,
+    ),
+    (
+        "llama-3.2-1b",
+        r#"{"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 128256,
+            "max_position_embeddings": 131072, "rms_norm_eps": 1e-5, "rope_theta": 500000,
+            "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                             "original_max_position_embeddings": 8192},
+            "tie_word_embeddings": true, "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009]}"#,
+    ),
+];
+
 /// The `model_type`s this family covers.
 pub const MODEL_TYPES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
 /// Bounds that keep every size product far from overflow; no real model comes close.
@@ -171,6 +204,12 @@ impl LlamaConfig {
         })
     }
 
+    /// A real model's shape by name ([`PRESETS`]).
+    pub fn preset(name: &str) -> Option<Self> {
+        let (_, json) = PRESETS.iter().find(|(n, _)| *n == name)?;
+        Some(Self::from_json(json.as_bytes()).expect("presets are valid"))
+    }
+
     /// The rotary inverse frequencies, one per pair of a head's dimensions, as HF computes them.
     pub fn inv_freq(&self) -> Vec<f32> {
         let d = self.head_dim;
@@ -213,6 +252,19 @@ impl LlamaConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presets_have_the_published_parameter_counts() {
+        // As HF counts them (num_parameters(), tied head once).
+        for (name, params) in [
+            ("smollm2-135m", 134_515_008),
+            ("qwen2.5-0.5b", 494_032_768),
+            ("qwen3-0.6b", 596_049_920),
+            ("llama-3.2-1b", 1_235_814_400),
+        ] {
+            assert_eq!(LlamaConfig::preset(name).unwrap().parameter_count(), params, "{name}");
+        }
+    }
 
     #[test]
     fn unknown_types_and_inconsistent_shapes_are_named() {

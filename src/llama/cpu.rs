@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::config::LlamaConfig;
 use super::weights::{LlamaLayer, LlamaWeights, Proj};
-use crate::cpu::ops::{add, softmax};
+use crate::cpu::ops::{add, linear_out_in, softmax};
 use crate::model::{EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input};
 use crate::weights::Tensor;
 
@@ -135,13 +135,8 @@ impl LlamaSession {
 /// `W·x + b` for each row of `x`; `W` is `[out, in]`.
 fn linear(x: &[f32], p: &Proj) -> Vec<f32> {
     let (n_out, n_in) = (p.weight.shape[0], p.weight.shape[1]);
-    let mut y = Vec::with_capacity(x.len() / n_in * n_out);
-    for row in x.chunks_exact(n_in) {
-        for (o, w) in p.weight.data.chunks_exact(n_in).enumerate() {
-            let dot: f32 = row.iter().zip(w).map(|(a, b)| a * b).sum();
-            y.push(dot + p.bias.as_ref().map_or(0.0, |b| b.data[o]));
-        }
-    }
+    let mut y = vec![0.0; x.len() / n_in * n_out];
+    linear_out_in(&mut y, x, &p.weight, p.bias.as_ref());
     y
 }
 
@@ -181,10 +176,9 @@ fn mlp(x: &[f32], layer: &LlamaLayer) -> Vec<f32> {
 
 /// Logits of each row of `h` against the head's rows.
 fn logits(h: &[f32], head: &Tensor) -> Vec<f32> {
-    let d = head.shape[1];
-    h.chunks_exact(d)
-        .flat_map(|row| head.data.chunks_exact(d).map(move |w| row.iter().zip(w).map(|(a, b)| a * b).sum::<f32>()))
-        .collect()
+    let mut out = vec![0.0; h.len() / head.shape[1] * head.shape[0]];
+    linear_out_in(&mut out, h, head, None);
+    out
 }
 
 impl LanguageModel for LlamaSession {

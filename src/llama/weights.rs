@@ -42,6 +42,41 @@ pub struct LlamaWeights {
 }
 
 impl LlamaWeights {
+    /// Random weights of `config`'s shape (the benchmarks' models), scaled so activations stay O(1).
+    pub fn random(config: &LlamaConfig, seed: u64) -> Self {
+        let mut t = crate::weights::random_tensors(seed);
+        let c = config;
+        let (d, f, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
+        let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
+        let mut proj = |out: usize, inp: usize, bias: bool| Proj {
+            weight: t(&[out, inp], 0.0, 1.0 / (inp as f32).sqrt()),
+            bias: bias.then(|| t(&[out], 0.0, 0.2)),
+        };
+        let layers = (0..c.num_hidden_layers)
+            .map(|_| LlamaLayer {
+                q_proj: proj(q, d, c.qkv_bias),
+                k_proj: proj(kv, d, c.qkv_bias),
+                v_proj: proj(kv, d, c.qkv_bias),
+                o_proj: proj(d, q, false),
+                gate_proj: proj(f, d, false),
+                up_proj: proj(f, d, false),
+                down_proj: proj(d, f, false),
+                input_layernorm: Tensor { shape: vec![d], data: vec![1.0; d] },
+                post_attention_layernorm: Tensor { shape: vec![d], data: vec![1.0; d] },
+                q_norm: c.qk_norm.then(|| Tensor { shape: vec![c.head_dim], data: vec![1.0; c.head_dim] }),
+                k_norm: c.qk_norm.then(|| Tensor { shape: vec![c.head_dim], data: vec![1.0; c.head_dim] }),
+            })
+            .collect();
+        let mut t = crate::weights::random_tensors(seed ^ 1);
+        LlamaWeights {
+            embed_tokens: t(&[v, d], 0.0, 0.8),
+            norm: Tensor { shape: vec![d], data: vec![1.0; d] },
+            lm_head: (!c.tie_word_embeddings).then(|| t(&[v, d], 0.0, 0.8)),
+            layers,
+            stored: vec![],
+        }
+    }
+
     /// The LM head, `[vocab, hidden]`.
     pub fn head(&self) -> &Tensor {
         self.lm_head.as_ref().unwrap_or(&self.embed_tokens)

@@ -391,6 +391,7 @@ await test('a Llama-family model from disk (bf16 shards, its own template) chats
   await page.waitForFunction(() => document.getElementById('file-info').dataset.webgpu, null, { timeout: LONG });
   const info = await page.textContent('#file-info');
   assert(/llama: 2 layers × 64, 4 heads \(2 key\/value\)/.test(info) && /2 files/.test(info), info);
+  const tops = [];
   for (const backend of ['cpu', 'gpu']) {
     // Switching the engine reloads the model loaded now; then load the one from disk on it.
     if ((await page.inputValue('#backend')) !== backend) {
@@ -426,8 +427,23 @@ await test('a Llama-family model from disk (bf16 shards, its own template) chats
     await page.evaluate((t) => {
       document.getElementById('temperature').value = t;
     }, temperature);
+    // The other tabs work with it too: next-token bars (the same on both engines) and the
+    // attention heatmap of its grouped-query heads (rows sum to 1).
+    tops.push((await nextTokens(page, 'What is')).slice(0, 5).map((r) => r.token));
+    await page.click('button[data-tab="attention"]');
+    await page.evaluate(() => document.getElementById('heatmap').replaceChildren());
+    await page.fill('#attention-text', 'What is the capital of France?');
+    await page.click('#attention-form button[type="submit"]');
+    await page.waitForSelector('#heatmap table', { timeout: LONG });
+    const sums = await page.$$eval('#heatmap tr', (rows) =>
+      rows
+        .slice(1)
+        .map((r) => [...r.querySelectorAll('td')].reduce((a, td) => a + (parseFloat(td.textContent) || 0), 0)),
+    );
+    assert(sums.length >= 5 && sums.every((x) => Math.abs(x - 1) < 0.05), `${backend}: row sums ${sums}`);
     await page.click('button[data-tab="models"]');
   }
+  assert(JSON.stringify(tops[0]) === JSON.stringify(tops[1]), `next tokens: cpu ${tops[0]}, gpu ${tops[1]}`);
   await page.screenshot({ path: `${shots}/llama-from-disk.png` });
 });
 

@@ -170,7 +170,7 @@ $('files').addEventListener('change', async () => {
 $('load-files').addEventListener('click', async () => {
   const files = {};
   for (const f of $('files').files) files[f.name] = new Uint8Array(await f.arrayBuffer());
-  loadModel({ files, name: $('files').files[0]?.name ? 'the bundle from disk' : 'bundle' });
+  loadModel({ files, name: $('files').files[0]?.name ? 'the model from disk' : 'model' });
 });
 
 // A lost WebGPU device (a driver reset, a crashed GPU process): say so plainly and reload the

@@ -1,4 +1,4 @@
-//! `wgpt bench`: the library's benchmark ([`wgpt::bench`]) on a bundle or a named shape.
+//! `wgpt bench`: the library's benchmark ([`wgpt::bench`]) on a model folder or a named shape.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use wgpt::GptConfig;
+use wgpt::LoadedModel;
 use wgpt::bench::BenchOptions;
 use wgpt::gpu::Gpu;
-use wgpt::weights::ModelWeights;
+use wgpt::loaded::Architecture;
 
 use crate::cli::{Backend, EngineArgs};
 
@@ -19,7 +19,8 @@ pub struct BenchArgs {
     /// A model bundle directory.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// A named shape with random weights: tiny, gpt2-124m, gpt2-355m, gpt2-774m.
+    /// A named shape with random weights: GPT-2's (tiny, gpt2-124m, gpt2-355m, gpt2-774m, …) or a
+    /// real Llama-family model's (smollm2-135m, qwen2.5-0.5b, qwen3-0.6b, llama-3.2-1b).
     #[arg(long)]
     shape: Option<String>,
     #[command(flatten)]
@@ -45,34 +46,35 @@ pub fn run(a: BenchArgs) -> Result<()> {
             .collect::<Result<_>>()?,
         None => vec![],
     };
-    let (config, weights, name) = match (&a.model, &a.shape) {
-        (Some(dir), _) => {
-            let b = crate::cli::load(dir)?;
-            (b.config.clone(), (*b.weights).clone(), dir.display().to_string())
-        }
+    let (arch, name) = match (&a.model, &a.shape) {
+        (Some(dir), _) => (crate::cli::open(dir)?.arch, dir.display().to_string()),
         (None, Some(shape)) => {
-            let config = GptConfig::preset(shape)
-                .with_context(|| format!("unknown shape {shape:?} ({})", GptConfig::preset_names()))?;
-            let weights = ModelWeights::random(&config, 0);
-            (config, weights, format!("{shape} (random weights)"))
+            let arch = Architecture::random(shape, 0)
+                .with_context(|| format!("unknown shape {shape:?} ({})", Architecture::shape_names()))?;
+            (arch, format!("{shape} (random weights)"))
         }
         (None, None) => bail!("give --model or --shape"),
     };
+    let s = LoadedModel { arch: arch.clone(), text: wgpt::loaded::TextFormat::none() }.summary();
     println!(
-        "model      {name}: {} layers, n_embd {}, context {}, vocab {}, {:.1} M parameters",
-        config.n_layer,
-        config.n_embd,
-        config.n_positions,
-        config.vocab_size,
-        config.parameter_count() as f64 / 1e6
+        "model      {name}: {}, {} layers, hidden {}, {} heads ({} key/value), context {}, vocab {}, {:.1} M parameters",
+        s.arch,
+        s.n_layer,
+        s.n_embd,
+        s.n_head,
+        s.n_kv_head,
+        s.model_ctx,
+        s.vocab_size,
+        s.parameters as f64 / 1e6
     );
     let gpu = match a.engine.backend {
         Backend::Cpu => None,
         Backend::Gpu => Some((Arc::new(pollster::block_on(Gpu::new())?), gpu_options)),
     };
-    let opts = BenchOptions { prompt_tokens: a.prompt_tokens, decode_tokens: a.decode_tokens, contexts };
+    let max_context = a.engine.context.unwrap_or(wgpt::llama::DEFAULT_MAX_CONTEXT);
+    let opts = BenchOptions { prompt_tokens: a.prompt_tokens, decode_tokens: a.decode_tokens, contexts, max_context };
     let origin = Instant::now();
-    let report = pollster::block_on(wgpt::bench::run(&config, weights, gpu, &opts, || origin.elapsed().as_secs_f64()))?;
+    let report = pollster::block_on(wgpt::bench::run(arch, gpu, &opts, || origin.elapsed().as_secs_f64()))?;
     print!("{}", report.text());
     Ok(())
 }
