@@ -211,14 +211,17 @@ impl GptConfig {
 
     /// The number of parameters a model of this shape holds (the tied head counted once), without
     /// allocating it; [`crate::weights::ModelWeights`] holds exactly this many values.
+    /// Counted in u64 (wasm32's usize overflows past 4 G) and saturated to `usize::MAX` there: a
+    /// model that large is refused on that count alone.
     pub fn parameter_count(&self) -> usize {
-        let (d, f, v, t, l) = (self.n_embd, self.n_inner, self.vocab_size, self.n_positions, self.n_layer);
+        let [d, f, v, t, l] =
+            [self.n_embd, self.n_inner, self.vocab_size, self.n_positions, self.n_layer].map(|x| x as u64);
         let norm = 2 * d;
-        let linear = |n_in: usize, n_out: usize| n_in * n_out + n_out;
+        let linear = |n_in: u64, n_out: u64| n_in * n_out + n_out;
         let block = 2 * norm + linear(d, 3 * d) + linear(d, d) + linear(d, f) + linear(f, d);
         let ln_f = if self.layer_norm_position == LayerNormPosition::Pre { norm } else { 0 };
         let head = if self.tie_word_embeddings { 0 } else { v * d };
-        v * d + t * d + l * block + ln_f + head
+        usize::try_from(v * d + t * d + l * block + ln_f + head).unwrap_or(usize::MAX)
     }
 
     pub fn head_dim(&self) -> usize {

@@ -16,6 +16,7 @@ pub mod cpu;
 pub mod engine;
 pub mod generate;
 pub mod gpu;
+pub mod hub;
 pub mod llama;
 pub mod loaded;
 pub mod model;
@@ -25,6 +26,8 @@ pub mod tasks;
 pub mod tokenizer;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+#[cfg(target_arch = "wasm32")]
+pub mod web_fetch;
 pub mod weights;
 
 pub use bundle::{Bundle, BundleError, TokenizerFiles};

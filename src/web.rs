@@ -148,11 +148,17 @@ pub async fn load_model(
         let map: Files = names.iter().cloned().zip(owned.iter().map(Vec::as_slice)).collect();
         LoadedModel::from_files(&map).map_err(|e| kind_err("bad-input", e))?
     };
+    install(loaded, &backend).await
+}
+
+/// Puts a validated model on `backend` (see [`load_model`]) as the page's engine; returns the
+/// JSON description the Models tab shows.
+async fn install(loaded: LoadedModel, backend: &str) -> Result<String, JsValue> {
     let dtype = loaded.summary().dtypes.join("+");
     let mut note = String::new();
     let mut adapter_fallback = None;
     let cpu = |loaded: LoadedModel| Engine::cpu(loaded).map_err(|e| kind_err("bad-input", e));
-    let engine = match backend.as_str() {
+    let engine = match backend {
         "cpu" => cpu(loaded)?,
         "gpu" | "auto" => match Gpu::new().await {
             Ok(gpu) => {
@@ -208,17 +214,32 @@ pub async fn load_model(
 /// and the engine agree.
 #[wasm_bindgen]
 pub async fn inspect_bundle(config: Vec<u8>, head: Vec<u8>, file_size: f64) -> Result<String, JsValue> {
+    let stored = crate::weights::stored_tensors(&head, file_size as u64).map_err(|e| kind_err("bad-input", e))?;
+    Ok(fit_check(&config, &stored, file_size as u64).await?.to_string())
+}
+
+/// Bytes of wasm memory a page can have (wasm32's 4 GiB address space).
+const WASM_MEMORY_LIMIT: u64 = 4 << 30;
+
+/// What a model holds and whether this page can run it, from its `config.json`, its tensors as
+/// stored (one file's header) and the bytes of all its weights files: the wasm memory a load
+/// takes (the files, then every weight widened to f32) against what a page can have, and the
+/// WebGPU engine's own plan against this adapter's limits.
+async fn fit_check(
+    config: &[u8],
+    stored: &[crate::weights::TensorInfo],
+    weight_bytes: u64,
+) -> Result<serde_json::Value, JsValue> {
     use crate::gpu::Shape;
     let bad = |e: &dyn std::fmt::Display| kind_err("bad-input", e);
-    let stored = crate::weights::stored_tensors(&head, file_size as u64).map_err(|e| bad(&e))?;
-    let (shape, parameters) = if crate::llama::is_llama_config(&config) {
-        let c = crate::llama::LlamaConfig::from_json(&config).map_err(|e| bad(&e))?;
+    let (shape, parameters) = if crate::llama::is_llama_config(config) {
+        let c = crate::llama::LlamaConfig::from_json(config).map_err(|e| bad(&e))?;
         (Ok(Shape::llama(&c, crate::llama::DEFAULT_MAX_CONTEXT)), c.parameter_count())
     } else {
-        let c = GptConfig::from_json(&config).map_err(|e| bad(&e))?;
+        let c = GptConfig::from_json(config).map_err(|e| bad(&e))?;
         (Shape::gpt(&c), c.parameter_count())
     };
-    let format = WeightFormat::for_stored(&stored);
+    let format = WeightFormat::for_stored(stored);
     let limits = Gpu::adapter_limits().await;
     let (fits, verdict) = match (&shape, limits) {
         (_, Err(e)) => (false, format!("no WebGPU here ({e}): it will run on the CPU engine")),
@@ -243,11 +264,188 @@ pub async fn inspect_bundle(config: Vec<u8>, head: Vec<u8>, file_size: f64) -> R
             "n_head": s.n_head, "n_kv_head": s.n_kv_head, "n_embd": s.hidden, "vocab_size": s.vocab}),
         Err(_) => serde_json::json!({"arch": "gpt1"}),
     };
+    // The files are held while they are parsed into f32 weights; then the files are freed.
+    let memory = weight_bytes + parameters as u64 * 4;
+    let gb = |b: u64| b as f64 / 1e9;
+    let (fits_memory, memory_verdict) = if memory > WASM_MEMORY_LIMIT {
+        (
+            false,
+            format!(
+                "needs {:.1} GB of memory in this tab ({:.1} GB of files, then {parameters} weights widened to f32): \
+                 more than the 4.3 GB a web page can have",
+                gb(memory),
+                gb(weight_bytes)
+            ),
+        )
+    } else {
+        let amount = if memory < 1_000_000_000 {
+            format!("{:.0} MB", memory as f64 / 1e6)
+        } else {
+            format!("{:.1} GB", gb(memory))
+        };
+        (true, format!("needs about {amount} of memory in this tab while loading"))
+    };
     Ok(serde_json::json!({
-        "parameters": parameters, "dtypes": crate::weights::stored_dtypes(&stored), "shape": info,
+        "parameters": parameters, "dtypes": crate::weights::stored_dtypes(stored), "shape": info,
+        "weight_bytes": weight_bytes, "memory": {"fits": fits_memory, "bytes": memory, "verdict": memory_verdict},
         "webgpu": {"fits": fits, "verdict": verdict},
-    })
-    .to_string())
+    }))
+}
+
+// ---- Models by hub id (`src/hub.rs` for the layout, `src/web_fetch.rs` for the bytes). ----
+
+/// The files a hub model has, as recorded after its first load (so a visit offline knows which
+/// optional files exist without asking the network).
+const MANIFEST: &str = ".wgpt-files.json";
+
+fn hub_id(id: &str, revision: Option<String>) -> Result<crate::hub::HubId, JsValue> {
+    crate::hub::HubId::parse(id.trim(), revision.as_deref().filter(|r| !r.is_empty()))
+        .map_err(|e| kind_err("bad-input", e))
+}
+
+fn fetch_err(e: crate::web_fetch::FetchError) -> JsValue {
+    kind_err(if e.is_not_found() { "not-found" } else { "network" }, e)
+}
+
+/// Whether a hub model fits this page, before its weights are fetched: `config.json`, the
+/// weights index if any, each weights file's size (HEAD) and the first one's safetensors header
+/// (two range requests). Same answer shape as [`inspect_bundle`], plus `files` and `total_bytes`.
+#[wasm_bindgen]
+pub async fn hub_inspect(base: String, id: String, revision: Option<String>) -> Result<String, JsValue> {
+    use crate::web_fetch::{range, size};
+    let id = hub_id(&id, revision)?;
+    let url = |f: &str| id.url(&base, f);
+    let config = range(&url("config.json"), 0, 1 << 20).await.map_err(fetch_err)?;
+    let index = match range(&url(crate::hub::INDEX), 0, 16 << 20).await {
+        Ok(b) => Some(b),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(fetch_err(e)),
+    };
+    let (required, _) = crate::hub::model_files(index.as_deref()).map_err(|e| kind_err("bad-input", e))?;
+    let weights: Vec<&String> = required.iter().filter(|f| f.ends_with(".safetensors")).collect();
+    let mut sizes = Vec::new();
+    for f in &weights {
+        let s = size(&url(f))
+            .await
+            .map_err(fetch_err)?
+            .ok_or_else(|| kind_err("network", format!("{f}: the server gives no size")))?;
+        sizes.push(s);
+    }
+    let first = url(weights[0]);
+    let len = range(&first, 0, 7).await.map_err(fetch_err)?;
+    let n = u64::from_le_bytes(
+        len.get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| kind_err("bad-input", "a weights file shorter than 8 bytes"))?,
+    );
+    if n > 100 << 20 {
+        return Err(kind_err("bad-input", format!("{}: a safetensors header of {n} bytes", weights[0])));
+    }
+    let head = range(&first, 0, 8 + n - 1).await.map_err(fetch_err)?;
+    let total: u64 = sizes.iter().sum();
+    // A header that wasm32 cannot even express (a file past 4 GiB) only matters for a model the
+    // memory check has not already refused.
+    let stored = match crate::weights::stored_tensors(&head, sizes[0]) {
+        Ok(s) => s,
+        Err(_) if total > WASM_MEMORY_LIMIT => vec![],
+        Err(e) => return Err(kind_err("bad-input", e)),
+    };
+    let mut info = fit_check(&config, &stored, total).await?;
+    info["id"] = id.id().into();
+    info["revision"] = id.revision.clone().into();
+    info["files"] = weights.iter().zip(&sizes).map(|(f, s)| serde_json::json!({"name": f, "size": s})).collect();
+    info["total_bytes"] = total.into();
+    Ok(info.to_string())
+}
+
+/// Loads a hub model on `backend` (see [`load_model`]): every file from the model cache when
+/// stored, else from the hub at `base`, streamed into wasm memory with
+/// `progress(file, loaded, total, cached, part, parts)` after each chunk, and stored once whole.
+/// Refuses, before fetching any weights, a model this page cannot hold ([`hub_inspect`]'s
+/// memory check, from the sizes the hub reports).
+#[wasm_bindgen]
+pub async fn load_hub_model(
+    base: String,
+    id: String,
+    revision: Option<String>,
+    backend: String,
+    progress: js_sys::Function,
+) -> Result<String, JsValue> {
+    ENGINE.with(|slot| slot.borrow_mut().take()); // free the previous model first
+    let id = hub_id(&id, revision)?;
+    let url = |f: &str| id.url(&base, f);
+    // The file list: recorded at the first load (works offline), else asked of the hub.
+    let listed =
+        crate::web_fetch::cached(&url(MANIFEST)).await.and_then(|b| serde_json::from_slice::<Vec<String>>(&b).ok());
+    let names: Vec<String> = match listed {
+        Some(names) => names,
+        None => {
+            let config = crate::web_fetch::range(&url("config.json"), 0, 1 << 20).await.map_err(fetch_err)?;
+            let index = match crate::web_fetch::range(&url(crate::hub::INDEX), 0, 16 << 20).await {
+                Ok(b) => Some(b),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(fetch_err(e)),
+            };
+            let (mut required, optional) =
+                crate::hub::model_files(index.as_deref()).map_err(|e| kind_err("bad-input", e))?;
+            // The memory check, from the sizes alone, before any weights are fetched.
+            let mut weight_bytes = 0;
+            for f in required.iter().filter(|f| f.ends_with(".safetensors")) {
+                weight_bytes += crate::web_fetch::size(&url(f)).await.map_err(fetch_err)?.unwrap_or(0);
+            }
+            let parameters = if crate::llama::is_llama_config(&config) {
+                crate::llama::LlamaConfig::from_json(&config).map(|c| c.parameter_count())
+            } else {
+                GptConfig::from_json(&config).map(|c| c.parameter_count())
+            }
+            .map_err(|e| kind_err("bad-input", e))?;
+            let memory = weight_bytes + parameters as u64 * 4;
+            if memory > WASM_MEMORY_LIMIT {
+                return Err(kind_err(
+                    "too-large",
+                    format!(
+                        "{} needs {:.1} GB of memory in this tab ({:.1} GB of files, then its weights in f32): more than \
+                         the 4.3 GB a web page can have; nothing was downloaded",
+                        id.id(),
+                        memory as f64 / 1e9,
+                        weight_bytes as f64 / 1e9
+                    ),
+                ));
+            }
+            for f in optional {
+                match crate::web_fetch::size(&url(&f)).await {
+                    Ok(_) => required.push(f),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(fetch_err(e)),
+                }
+            }
+            required
+        }
+    };
+    let mut owned: Vec<(String, Vec<u8>)> = Vec::with_capacity(names.len());
+    let parts = names.len();
+    for (part, name) in names.iter().enumerate() {
+        let report = |loaded: u64, total: Option<u64>, cached: bool| {
+            let args = js_sys::Array::of3(
+                &name.into(),
+                &(loaded as f64).into(),
+                &total.map_or(JsValue::NULL, |t| (t as f64).into()),
+            );
+            args.push(&cached.into());
+            args.push(&(part as f64).into());
+            args.push(&(parts as f64).into());
+            let _ = progress.apply(&JsValue::NULL, &args);
+        };
+        let (bytes, _) = crate::web_fetch::file_with(&url(name), &report).await.map_err(fetch_err)?;
+        owned.push((name.clone(), bytes));
+    }
+    let loaded = {
+        let map: Files = owned.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
+        LoadedModel::from_files(&map).map_err(|e| kind_err("bad-input", e))?
+    };
+    drop(owned); // the files: parsed, no longer needed
+    crate::web_fetch::remember(&url(MANIFEST), &serde_json::to_vec(&names).unwrap_or_default()).await;
+    install(loaded, &backend).await
 }
 
 #[derive(serde::Deserialize)]

@@ -95,7 +95,7 @@ fn inspect_reports_parameters_and_dtypes() {
 fn bad_input_is_a_clear_error() {
     let dir = hf_model_dir("tiny-f32");
     let model = dir.to_str().unwrap();
-    assert!(fails(&["generate", "--model", "/no/such/dir", "--prompt", "x"]).contains("config.json"));
+    assert!(fails(&["generate", "--model", "/no/such/dir", "--prompt", "x"]).contains("/no/such/dir: not a directory"));
     assert!(fails(&["logits", "--model", model, "--ids", "1,x"]).contains("\"x\""));
     assert!(fails(&["logits", "--model", model, "--ids", "1,99999"]).contains("99999"));
     assert!(fails(&["logits", "--model", model, "--ids", "1", "--prompt", "a"]).contains("cannot be used"));

@@ -203,17 +203,39 @@ async fn the_page_chats_with_a_llama_model_on_both_engines() {
     }
     let expected: Expected = serde_json::from_slice(fixture!("llama/chat-llama.expected.json")).unwrap();
     let tok = wgpt::Tokenizer::from_json(fixture!("llama/chat-llama/tokenizer.json")).unwrap();
+    let files: [(&str, &[u8]); 8] = [
+        ("config.json", fixture!("llama/chat-llama/config.json")),
+        ("model.safetensors.index.json", fixture!("llama/chat-llama/model.safetensors.index.json")),
+        ("model-00001-of-00002.safetensors", fixture!("llama/chat-llama/model-00001-of-00002.safetensors")),
+        ("model-00002-of-00002.safetensors", fixture!("llama/chat-llama/model-00002-of-00002.safetensors")),
+        ("tokenizer.json", fixture!("llama/chat-llama/tokenizer.json")),
+        ("tokenizer_config.json", fixture!("llama/chat-llama/tokenizer_config.json")),
+        ("chat_template.jinja", fixture!("llama/chat-llama/chat_template.jinja")),
+        ("generation_config.json", fixture!("llama/chat-llama/generation_config.json")),
+    ];
+    // HF's logits: within 1e-4 on the CPU reference compiled to wasm, 1e-3 on WebGPU.
+    {
+        use wgpt::gpu::{Gpu, GpuOptions, WeightFormat};
+        use wgpt::{ForwardOptions, LanguageModel, LoadedModel};
+        let map: wgpt::loaded::Files = files.iter().map(|(n, b)| (n.to_string(), *b)).collect();
+        let m = LoadedModel::from_files(&map).unwrap();
+        let gpu = std::sync::Arc::new(Gpu::new().await.unwrap());
+        let f32s = GpuOptions { format: Some(WeightFormat::F32), ..Default::default() };
+        let engines: Vec<(Box<dyn LanguageModel>, f32)> =
+            vec![(m.cpu(2048), 1e-4), (Box::new(m.gpu(gpu, f32s).unwrap()), 1e-3)];
+        for (mut e, tol) in engines {
+            for (i, case) in expected.cases.iter().enumerate() {
+                e.reset();
+                let all = ForwardOptions { all_logits: true, ..Default::default() };
+                let got = e.forward(&case.ids, all).await.unwrap().logits.clone();
+                let want = expected_logits(fixture!("llama/chat-llama.expected.safetensors"), i);
+                let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(d < tol, "{}: case {i}: logits differ from HF's by {d}", e.backend());
+            }
+        }
+    }
     for backend in ["cpu", "gpu"] {
-        let (names, bytes) = named(&[
-            ("config.json", fixture!("llama/chat-llama/config.json")),
-            ("model.safetensors.index.json", fixture!("llama/chat-llama/model.safetensors.index.json")),
-            ("model-00001-of-00002.safetensors", fixture!("llama/chat-llama/model-00001-of-00002.safetensors")),
-            ("model-00002-of-00002.safetensors", fixture!("llama/chat-llama/model-00002-of-00002.safetensors")),
-            ("tokenizer.json", fixture!("llama/chat-llama/tokenizer.json")),
-            ("tokenizer_config.json", fixture!("llama/chat-llama/tokenizer_config.json")),
-            ("chat_template.jinja", fixture!("llama/chat-llama/chat_template.jinja")),
-            ("generation_config.json", fixture!("llama/chat-llama/generation_config.json")),
-        ]);
+        let (names, bytes) = named(&files);
         let info: serde_json::Value =
             serde_json::from_str(&load_model(names, bytes, backend.into()).await.ok().unwrap()).unwrap();
         assert_eq!((info["template"].as_str(), info["arch"].as_str()), (Some("jinja"), Some("llama")), "{info}");
@@ -236,4 +258,33 @@ async fn the_page_chats_with_a_llama_model_on_both_engines() {
             assert_eq!(text, tok.decode(&case.greedy[..end]).unwrap(), "{backend}");
         }
     }
+}
+
+/// A model too large for a page: its fit check says so, from its config and header alone.
+#[wasm_bindgen_test]
+async fn a_model_too_large_for_a_page_is_refused_by_its_fit_check() {
+    let config = br#"{"vocab_size": 50257, "n_positions": 1024, "n_embd": 8192, "n_layer": 12, "n_head": 64, "model_type": "gpt2"}"#;
+    // 3.9 GB of f16 in 20 tensors (what wasm32 can still describe) for a model of 9.7 B parameters.
+    let each: u64 = 195_000_000;
+    let n = 20 * each;
+    let tensors: Vec<String> = (0..20)
+        .map(|i| {
+            format!(
+                r#""t{i}": {{"dtype": "F16", "shape": [{}], "data_offsets": [{}, {}]}}"#,
+                each / 2,
+                i * each,
+                (i + 1) * each
+            )
+        })
+        .collect();
+    let header = format!("{{{}}}", tensors.join(", "));
+    let mut head = (header.len() as u64).to_le_bytes().to_vec();
+    head.extend(header.as_bytes());
+    let size = (8 + header.len() as u64 + n) as f64;
+    let out = wgpt::web::inspect_bundle(config.to_vec(), head, size).await;
+    let info: serde_json::Value = match out {
+        Ok(s) => serde_json::from_str(&s).unwrap(),
+        Err(e) => panic!("{e:?}"),
+    };
+    assert_eq!(info["memory"]["fits"], false, "{info}");
 }

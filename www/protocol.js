@@ -3,7 +3,7 @@
 // `{ id, type, ... }` and then one final message `{ id, final: true, type, ... }`, or
 // `{ id, final: true, type: 'error', error, kind }`.
 //
-// Requests and their final answers:
+// Requests and their final answers (`id` is the request's; a model's id travels as `model`):
 //   load      { url, names? | files: { [name]: bytes }, backend }
 //             → loaded { info }          events: progress { url, loaded, total, part, parts, cached }
 //             (a GPT-2 bundle: config.json, model.safetensors, tokenizer.json; a Llama-family
@@ -12,6 +12,10 @@
 //             `names` lists the files under `url`, default MODEL_FILES.)
 //   inspect   { config, head, size }     (config.json bytes, the first bytes of the weights file —
 //             → inspected { info }        the first shard — up to the end of its header, its size)
+//   hub-inspect { base, model, revision }  → inspected { info }   (whether a hub model fits this page,
+//             from its config, sizes and first safetensors header; no weights fetched)
+//   hub       { base, model, revision, backend } → loaded { info }  events: progress { url, loaded, total,
+//             part, parts, cached } (files from the Cache API when stored, else from the hub)
 //   chat      { messages, params }       → done { finish, tokens, seconds, prompt_tokens, dropped_turns }
 //   complete  { text, params, stop }     → done { finish, tokens, seconds, prompt_tokens, dropped_tokens }
 //             events (chat, complete): text { text }
@@ -23,7 +27,10 @@
 //
 // Error kinds (set by the engine, src/web.rs, from EngineError::kind): 'device-lost',
 // 'out-of-memory', 'too-large', 'unsupported', 'no-adapter', 'bad-input', 'context-full',
-// 'gpu-validation'; 'error' for anything else.
+// 'gpu-validation', 'not-found' and 'network' (a hub model's files); 'error' for anything else.
+
+/// The hub models load from unless the page is told otherwise (Models tab → hub).
+export const DEFAULT_HUB = 'https://huggingface.co';
 
 /// The files of a catalogue entry without a `files` list: a GPT-2 bundle.
 export const MODEL_FILES = Object.freeze(['config.json', 'tokenizer.json', 'model.safetensors']);
@@ -31,6 +38,8 @@ export const MODEL_FILES = Object.freeze(['config.json', 'tokenizer.json', 'mode
 export const REQUESTS = Object.freeze([
   'load',
   'inspect',
+  'hub-inspect',
+  'hub',
   'chat',
   'complete',
   'stop',

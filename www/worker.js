@@ -3,6 +3,8 @@
 import init, {
   load_model,
   inspect_bundle,
+  hub_inspect,
+  load_hub_model,
   chat_start,
   complete_start,
   generate_step,
@@ -66,6 +68,14 @@ async function handle(msg) {
         names.map((n) => files[n]),
         msg.backend,
       );
+      return { type: 'loaded', info: JSON.parse(info) };
+    }
+    case 'hub-inspect':
+      return { type: 'inspected', info: JSON.parse(await hub_inspect(msg.base, msg.model, msg.revision || undefined)) };
+    case 'hub': {
+      const report = (file, loaded, total, cached, part, parts) =>
+        post({ id: msg.id, type: 'progress', url: file, loaded, total, part, parts, cached });
+      const info = await load_hub_model(msg.base, msg.model, msg.revision || undefined, msg.backend, report);
       return { type: 'loaded', info: JSON.parse(info) };
     }
     case 'inspect':

@@ -64,26 +64,28 @@ impl Plan {
             return Err(GpuError::Unsupported(format!("{heads} heads do not share {} KV heads evenly", s.n_kv_head)));
         }
         let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
-        let scores_row = heads * t * 4;
-        let budget = SCORES_BUDGET.min(max_binding as usize);
-        let chunk_rows = t.min(MAX_CHUNK_ROWS).min((budget / scores_row).max(1));
+        let scores_row = (heads as u64).saturating_mul(t as u64 * 4);
+        let budget = (SCORES_BUDGET as u64).min(max_binding);
+        let chunk_rows = t.min(MAX_CHUNK_ROWS).min((budget / scores_row.max(1)).max(1) as usize);
         let logit_rows = chunk_rows.min(MAX_LOGIT_ROWS);
         let elem = format.bytes();
+        // In u64: on wasm32 a stranger's config could overflow usize products.
+        let bytes = |dims: &[usize]| dims.iter().fold(1u64, |acc, &d| acc.saturating_mul(d as u64));
         let sizes = [
-            ("the MLP's first weight", c * s.fc_dim() * elem),
-            ("the MLP's output weight", inner * c * elem),
-            ("the q | k | v weight", c * s.qkv_dim() * elem),
-            ("the attention output weight", s.q_dim() * c * elem),
-            ("activations", chunk_rows * c.max(inner).max(s.q_dim()) * 4),
-            ("logits", logit_rows * v * 4),
-            ("attention scratch", chunk_rows * scores_row),
-            ("kv cache", t * s.kv_dim() * 4),
-            ("rotary table", if s.rotary { t * hd * 4 } else { 0 }),
-            ("one embedding row", c * elem),
+            ("the MLP's first weight", bytes(&[c, s.fc_dim(), elem])),
+            ("the MLP's output weight", bytes(&[inner, c, elem])),
+            ("the q | k | v weight", bytes(&[c, s.qkv_dim(), elem])),
+            ("the attention output weight", bytes(&[s.q_dim(), c, elem])),
+            ("activations", bytes(&[chunk_rows, c.max(inner).max(s.q_dim()), 4])),
+            ("logits", bytes(&[logit_rows, v, 4])),
+            ("attention scratch", bytes(&[chunk_rows, heads, t, 4])),
+            ("kv cache", bytes(&[t, s.kv_dim(), 4])),
+            ("rotary table", if s.rotary { bytes(&[t, hd, 4]) } else { 0 }),
+            ("one embedding row", bytes(&[c, elem])),
         ];
-        for (what, bytes) in sizes {
-            if bytes as u64 > max_binding {
-                return Err(GpuError::TooLarge { what: what.into(), needs: bytes as u64, limit: max_binding });
+        for (what, needs) in sizes {
+            if needs > max_binding {
+                return Err(GpuError::TooLarge { what: what.into(), needs, limit: max_binding });
             }
         }
         let rows_per_chunk = ((max_binding / (c * elem) as u64) as usize).min(v);

@@ -239,13 +239,17 @@ impl LlamaConfig {
     }
 
     /// Parameters the model holds (the tied head counted once).
+    /// Counted in u64 and saturated to `usize::MAX` where usize is 32 bits (see
+    /// [`crate::GptConfig::parameter_count`]).
     pub fn parameter_count(&self) -> usize {
-        let (d, f, v, l) = (self.hidden_size, self.intermediate_size, self.vocab_size, self.num_hidden_layers);
-        let (q, kv) = (self.num_attention_heads * self.head_dim, self.num_key_value_heads * self.head_dim);
+        let [d, f, v, l, hd] =
+            [self.hidden_size, self.intermediate_size, self.vocab_size, self.num_hidden_layers, self.head_dim]
+                .map(|x| x as u64);
+        let (q, kv) = (self.num_attention_heads as u64 * hd, self.num_key_value_heads as u64 * hd);
         let attn = d * q + 2 * d * kv + q * d + if self.qkv_bias { q + 2 * kv } else { 0 };
-        let norms = 2 * d + if self.qk_norm { 2 * self.head_dim } else { 0 };
+        let norms = 2 * d + if self.qk_norm { 2 * hd } else { 0 };
         let block = attn + 3 * d * f + norms;
-        v * d + l * block + d + if self.tie_word_embeddings { 0 } else { v * d }
+        usize::try_from(v * d + l * block + d + if self.tie_word_embeddings { 0 } else { v * d }).unwrap_or(usize::MAX)
     }
 }
 

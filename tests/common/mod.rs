@@ -110,3 +110,4 @@ pub fn random_model(
     let weights = wgpt::weights::ModelWeights::random(&config, seed);
     (config, weights)
 }
+pub mod hub_server;

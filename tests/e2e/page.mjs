@@ -3,7 +3,9 @@
 // (`cargo xtask test` serves www/ and runs this). Prints one line per test and exits non-zero on
 // any failure. Screenshots are kept in SCREENSHOT_DIR.
 import { chromium } from 'playwright-core';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 
 const [base, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
@@ -16,6 +18,7 @@ const FLAGS = [
   '--disable-sync',
 ];
 const LONG = 180_000;
+const state = {};
 let passed = 0,
   failed = 0;
 
@@ -447,12 +450,293 @@ await test('a Llama-family model from disk (bf16 shards, its own template) chats
   await page.screenshot({ path: `${shots}/llama-from-disk.png` });
 });
 
+// A server in the Hugging Face hub's URL layout, as the hub answers: small files with CORS and an
+// ETag; weights with a 302 to a file store carrying X-Linked-Size and X-Linked-Etag (SHA-256),
+// served there with ranges. Models: { 'org/name': { file: bytes } }. Faults: `cut[file]` (cut
+// the next response after N bytes), `error500[file]`; `log` has every request.
+function hubServer(models) {
+  const hub = { log: [], cut: {}, error500: {} };
+  const cors = {
+    'Access-Control-Allow-Origin': '*',
+    'Access-Control-Expose-Headers': 'Content-Length, Content-Range, ETag, X-Linked-Size, X-Linked-Etag, Accept-Ranges',
+    'Access-Control-Allow-Headers': 'Range',
+  };
+  hub.server = createServer((req, res) => {
+    const range = req.headers.range ?? '';
+    hub.log.push(`${req.method} ${req.url} ${range}`);
+    if (req.method === 'OPTIONS')
+      return res.writeHead(204, { ...cors, 'Access-Control-Allow-Methods': 'GET, HEAD' }).end();
+    const m = req.url.match(/^\/(cdn\/)?([^/]+\/[^/]+)\/(?:resolve\/main\/)?(.+)$/);
+    const files = m && models[m[2]];
+    const bytes = files?.[m?.[3]];
+    if (!bytes) return res.writeHead(404, { ...cors, 'Content-Length': 9 }).end('not found');
+    const [cdn, id, file] = [!!m[1], m[2], m[3]];
+    if (hub.error500[file] && req.method === 'GET')
+      return res.writeHead(500, { ...cors, 'Content-Length': 5 }).end('oops!');
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    if (file.endsWith('.safetensors') && !cdn)
+      return res
+        .writeHead(302, {
+          ...cors,
+          Location: `/cdn/${id}/${file}`,
+          'X-Linked-Size': bytes.length,
+          'X-Linked-Etag': `"${sha}"`,
+          'Content-Length': 0,
+        })
+        .end();
+    const from = Number(range.match(/^bytes=(\d+)-/)?.[1] ?? 0);
+    const to = Math.min(bytes.length - 1, Number(range.match(/^bytes=\d+-(\d+)$/)?.[1] ?? bytes.length - 1));
+    const body = bytes.subarray(from, to + 1);
+    const headers = { ...cors, 'Content-Length': body.length, 'Accept-Ranges': 'bytes', ETag: `"${sha}"` };
+    if (range) headers['Content-Range'] = `bytes ${from}-${to}/${bytes.length}`;
+    res.writeHead(range ? 206 : 200, headers);
+    if (req.method === 'HEAD') return res.end();
+    const cut = hub.cut[file];
+    if (cut !== undefined && req.method === 'GET') {
+      delete hub.cut[file];
+      res.write(body.subarray(0, cut));
+      return setTimeout(() => res.socket.destroy(), 50);
+    }
+    res.end(body);
+  });
+  return new Promise((resolve) => hub.server.listen(0, '127.0.0.1', () => resolve(hub)));
+}
+
+function folder(dir) {
+  return Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(dir + f)]));
+}
+
+// A model of 9.7 billion parameters whose one file claims 3.9 GB of f16 weights: its config, and
+// a safetensors header that says so (the server never has the bytes; the page must not ask).
+function tooBig() {
+  const config = { vocab_size: 50257, n_positions: 1024, n_embd: 8192, n_layer: 12, n_head: 64, model_type: 'gpt2' };
+  // In 20 tensors: one of 3.9 GB could not be described in wasm32's 32-bit sizes at all.
+  const each = 195_000_000;
+  const n = 20 * each;
+  const tensors = Object.fromEntries(
+    Array.from({ length: 20 }, (_, i) => [
+      `t${i}`,
+      { dtype: 'F16', shape: [each / 2], data_offsets: [i * each, (i + 1) * each] },
+    ]),
+  );
+  const header = Buffer.from(JSON.stringify(tensors));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length));
+  const head = Buffer.concat([len, header]);
+  return {
+    'config.json': Buffer.from(JSON.stringify(config)),
+    'tokenizer.json': Buffer.from('{}'),
+    head,
+    size: 8 + header.length + n,
+  };
+}
+
+await test('load by model id from a hub: fit check first, progress, resume, errors, stored', async () => {
+  const chatFiles = folder(new URL('../fixtures/llama/chat-llama/', import.meta.url).pathname);
+  const big = tooBig();
+  const hub = await hubServer({
+    'test-org/chat-llama': chatFiles,
+    'test-org/chat-llama-b': chatFiles,
+    'test-org/chat-llama-c': chatFiles,
+  });
+  // The too-big model's weights: only their size and header can be asked for.
+  const bigFiles = { 'config.json': big['config.json'], 'tokenizer.json': big['tokenizer.json'] };
+  const original = hub.server.listeners('request')[0];
+  hub.server.removeAllListeners('request');
+  hub.server.on('request', (req, res) => {
+    if (req.url.includes('test-org/too-big/') && req.url.endsWith('model.safetensors')) {
+      hub.log.push(`${req.method} ${req.url} ${req.headers.range ?? ''}`);
+      const cors = {
+        'Access-Control-Allow-Origin': '*',
+        'Access-Control-Expose-Headers': 'Content-Length, Content-Range',
+      };
+      const range = req.headers.range?.match(/^bytes=(\d+)-(\d+)$/);
+      if (req.method === 'HEAD') return res.writeHead(200, { ...cors, 'Content-Length': big.size }).end();
+      if (!range) return res.writeHead(500, cors).end();
+      const part = big.head.subarray(Number(range[1]), Number(range[2]) + 1);
+      return res
+        .writeHead(206, {
+          ...cors,
+          'Content-Length': part.length,
+          'Content-Range': `bytes ${range[1]}-${range[2]}/${big.size}`,
+        })
+        .end(part);
+    }
+    if (req.url.includes('test-org/too-big/')) {
+      const f = bigFiles[req.url.split('/').pop()];
+      hub.log.push(`${req.method} ${req.url}`);
+      if (!f) return res.writeHead(404, { 'Access-Control-Allow-Origin': '*' }).end();
+      return res.writeHead(200, { 'Access-Control-Allow-Origin': '*', 'Content-Length': f.length }).end(f);
+    }
+    original(req, res);
+  });
+  const base = `http://127.0.0.1:${hub.server.address().port}`;
+  const expected = JSON.parse(readFileSync(new URL('../fixtures/llama/chat-llama.expected.json', import.meta.url)));
+  await page.click('button[data-tab="models"]');
+  await page.evaluate((b) => {
+    const input = document.getElementById('hub-base');
+    input.value = b;
+    input.dispatchEvent(new Event('change'));
+  }, base);
+  const check = async (id) => {
+    await page.evaluate(() => {
+      delete document.getElementById('hub-info').dataset.fits;
+    });
+    await page.fill('#hub-id', id);
+    await page.click('#hub-form button[type="submit"]');
+    await page.waitForFunction(() => document.getElementById('hub-info').dataset.fits, null, { timeout: LONG });
+    return { fits: await page.getAttribute('#hub-info', 'data-fits'), text: await page.textContent('#hub-info') };
+  };
+  // Too large for a page: refused before any weights are fetched, with the reason.
+  const refused = await check('test-org/too-big');
+  assert(refused.fits === 'no' && /more than the 4.3 GB a web page can have/.test(refused.text), refused.text);
+  assert(await page.isDisabled('#hub-load'), 'a model that cannot fit can be loaded');
+  const bigGets = hub.log.filter((l) => l.startsWith('GET') && l.includes('too-big/') && l.endsWith('safetensors'));
+  assert(bigGets.length === 0, `weights were fetched: ${bigGets}`);
+  assert(
+    hub.log.some((l) => l.startsWith('GET') && l.includes('too-big/') && /bytes=0-7/.test(l)),
+    hub.log.join('\n'),
+  );
+  // A missing model: a clear error.
+  const missing = await check('test-org/nothing-here');
+  assert(missing.fits === 'error' && /404/.test(missing.text), missing.text);
+  // The fixture: sharded (two files), fits; load it with progress, chat greedily.
+  const ok = await check('test-org/chat-llama');
+  assert(
+    ok.fits === 'yes' && /2 file\(s\)/.test(ok.text) && /llama/.test(ok.text),
+    `${ok.text}\n${hub.log.slice(-6).join('\n')}`,
+  );
+  const statuses = page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const seen = [];
+        const obs = new MutationObserver(() => {
+          const t = document.getElementById('status').textContent;
+          seen.push(t);
+          if (t.startsWith('ready') || t.startsWith('could not')) {
+            obs.disconnect();
+            resolve(seen);
+          }
+        });
+        obs.observe(document.getElementById('status'), { subtree: true, childList: true, characterData: true });
+      }),
+  );
+  await page.evaluate(() => {
+    document.body.dataset.ready = 'false';
+  });
+  await page.click('#hub-load');
+  await ready(page);
+  const seen = await statuses;
+  assert(
+    seen.some((t) => /model-00001-of-00002\.safetensors \(\d+\/\d+\) [\d.]+ MB of [\d.]+ MB/.test(t)),
+    `no progress with bytes: ${seen.join(' | ')}`,
+  );
+  const chatWith = async () => {
+    await page.click('button[data-tab="chat"]');
+    const temperature = await page.inputValue('#temperature');
+    await page.evaluate(() => {
+      document.getElementById('temperature').value = '0';
+    });
+    await page.click('#new-chat');
+    const r = await chat(page, expected.cases[0].messages[0].content);
+    await page.evaluate((t) => {
+      document.getElementById('temperature').value = t;
+    }, temperature);
+    await page.click('button[data-tab="models"]');
+    return r.text;
+  };
+  const want = expected.cases[0].reply.split('\uFFFD')[0];
+  const first = await chatWith();
+  assert(first.startsWith(want), `${JSON.stringify(first)} vs ${JSON.stringify(want)}`);
+  // Stored: every file, whole.
+  const sizes = await page.evaluate(async (b) => {
+    const c = await caches.open('wgpt-models');
+    const out = {};
+    for (const req of await c.keys())
+      if (req.url.startsWith(b)) out[req.url.split('/').pop()] = (await (await c.match(req)).arrayBuffer()).byteLength;
+    return out;
+  }, base);
+  for (const [f, bytes] of Object.entries(chatFiles)) {
+    if (f.endsWith('.json') || f.endsWith('.safetensors') || f.endsWith('.jinja'))
+      assert(sizes[f] === bytes.length, `stored ${f}: ${sizes[f]} of ${bytes.length}`);
+  }
+  // Loading it again comes from the cache: no weights asked of the hub.
+  const before = hub.log.length;
+  await page.evaluate(() => {
+    document.body.dataset.ready = 'false';
+  });
+  await page.click('#hub-load');
+  await ready(page);
+  const again = hub.log.slice(before).filter((l) => l.includes('.safetensors'));
+  assert(again.length === 0, `fetched again: ${again}`);
+  // A connection cut half-way through a shard: the retry resumes with a range, and only the
+  // whole file is stored.
+  hub.cut['model-00002-of-00002.safetensors'] = 50_000;
+  await check('test-org/chat-llama-b');
+  await page.evaluate(() => {
+    document.body.dataset.ready = 'false';
+  });
+  await page.click('#hub-load');
+  await ready(page);
+  assert(
+    hub.log.some((l) => l.includes('chat-llama-b/model-00002-of-00002.safetensors') && /bytes=50000-/.test(l)),
+    `no resume: ${hub.log.filter((l) => l.includes('chat-llama-b')).join('\n')}`,
+  );
+  const resumed = await page.evaluate(async (u) => {
+    const r = await (await caches.open('wgpt-models')).match(u);
+    return r ? (await r.arrayBuffer()).byteLength : 0;
+  }, `${base}/test-org/chat-llama-b/resolve/main/model-00002-of-00002.safetensors`);
+  assert(resumed === chatFiles['model-00002-of-00002.safetensors'].length, `stored ${resumed} bytes after a resume`);
+  // A 500 in the middle of the files (the first shard arrives, the second fails): a clear error,
+  // the failed file is not stored, and a retry fetches only what is missing.
+  await check('test-org/chat-llama-c');
+  hub.error500['model-00002-of-00002.safetensors'] = true;
+  await page.click('#hub-load');
+  await page.waitForFunction(() => /could not load/.test(document.getElementById('status').textContent), null, {
+    timeout: LONG,
+  });
+  const status = await page.textContent('#status');
+  assert(/HTTP 500/.test(status), status);
+  delete hub.error500['model-00002-of-00002.safetensors'];
+  const url = (f) => `${base}/test-org/chat-llama-c/resolve/main/${f}`;
+  const stored = (u) => page.evaluate(async (u) => !!(await (await caches.open('wgpt-models')).match(u)), u);
+  assert(!(await stored(url('model-00002-of-00002.safetensors'))), 'a file answered with 500 was stored');
+  assert(await stored(url('model-00001-of-00002.safetensors')), 'the shard that arrived was not stored');
+  const retry = hub.log.length;
+  await page.evaluate(() => {
+    document.body.dataset.ready = 'false';
+  });
+  await page.click('#hub-load');
+  await ready(page);
+  const fetched = hub.log.slice(retry).filter((l) => l.startsWith('GET /cdn/'));
+  assert(fetched.length === 1 && fetched[0].includes('00002'), `the retry fetched ${fetched}`);
+  state.hub = { base, hub };
+  await page.screenshot({ path: `${shots}/hub.png` });
+});
+
 await test('offline: reload with the network blocked and chat again', async () => {
   await context.setOffline(true);
   await page.reload();
   await ready(page);
   const r = await chat(page, 'Still there?');
   assert(r.text.length > 0, 'no reply offline');
+  // The model loaded by id comes back from the browser's store, without the hub.
+  if (state.hub) {
+    await page.click('button[data-tab="models"]');
+    await page.fill('#hub-id', 'test-org/chat-llama');
+    await page.evaluate(() => {
+      document.body.dataset.ready = 'false';
+      document.getElementById('hub-load').disabled = false;
+    });
+    await page.click('#hub-load');
+    await ready(page);
+    const model = await page.textContent('#model-info');
+    assert(/llama/.test(model), model);
+    await page.click('button[data-tab="chat"]');
+    const again = await chat(page, 'Still there?');
+    assert(again.text.length > 0, 'no reply offline from the stored hub model');
+    state.hub.hub.server.close();
+  }
   await context.setOffline(false);
 });
 

@@ -1,5 +1,6 @@
 // The Models tab: the catalogue, loading (from the catalogue or files from disk, with the
 // engine's own fit check first), stored models, and falling back to the CPU when WebGPU is lost.
+import { DEFAULT_HUB } from '../protocol.js';
 import { $, engine, setStatus, state } from './page.js';
 
 const TEMPLATES = {
@@ -35,25 +36,38 @@ function describe(info) {
   }
 }
 
-export async function loadModel({ url = null, names = null, files = null, name }) {
+// The hub models load from: a setting kept in this browser (a mirror in the hub's layout).
+function hubBase() {
+  return localStorage.getItem('wgpt-hub') || DEFAULT_HUB;
+}
+
+export async function loadModel({ url = null, names = null, files = null, hub = null, name }) {
   const backend = $('backend').value;
   setStatus(`loading ${name}…`);
   $('progress').hidden = false;
+  // Bytes and speed of the file being fetched, from the progress events.
+  let fileStart = { url: null, t: 0 };
   try {
     const copy = files && Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.slice()]));
+    const request = hub
+      ? { type: 'hub', base: hub.base, model: hub.model, revision: hub.revision, backend }
+      : { type: 'load', url, names, files: copy, backend };
     const res = await engine.request(
-      { type: 'load', url, names, files: copy, backend },
+      request,
       (ev) => {
         if (ev.type !== 'progress') return;
+        if (ev.url !== fileStart.url) fileStart = { url: ev.url, t: performance.now() };
         const frac = ev.total ? ev.loaded / ev.total : 0;
         $('progress').value = (ev.part + frac) / ev.parts;
+        const secs = (performance.now() - fileStart.t) / 1000;
+        const speed = !ev.cached && secs > 0.2 ? `, ${(ev.loaded / 1e6 / secs).toFixed(1)} MB/s` : '';
         setStatus(
-          `loading ${name}: ${(ev.loaded / 1e6).toFixed(1)} MB${ev.total ? ` of ${(ev.total / 1e6).toFixed(1)} MB (${Math.round(frac * 100)} %)` : ''}${ev.cached ? ' from this browser' : ''}`,
+          `loading ${name}: ${ev.url.split('/').pop()} (${ev.part + 1}/${ev.parts}) ${(ev.loaded / 1e6).toFixed(1)} MB${ev.total ? ` of ${(ev.total / 1e6).toFixed(1)} MB (${Math.round(frac * 100)} %)` : ''}${speed}${ev.cached ? ' from this browser' : ''}`,
         );
       },
       copy ? Object.values(copy).map((b) => b.buffer) : [],
     );
-    state.current = { url, names, files, info: res.info, name };
+    state.current = { url, names, files, hub, info: res.info, name };
     const role = state.catalogue.find((m) => m.path === url)?.role;
     $('fewshot-model').hidden = !url || role === 'base' || !state.catalogue.some((m) => m.role === 'base');
     describe(res.info);
@@ -78,8 +92,12 @@ export async function listModels() {
     for (const m of index.models) {
       const li = document.createElement('li');
       const b = document.createElement('button');
-      b.textContent = `Load ${m.name}`;
-      b.addEventListener('click', () => loadModel({ url: m.path, names: m.files ?? null, name: m.name }));
+      b.textContent = m.hub ? `Load ${m.name} (${m.size}, from the hub)` : `Load ${m.name}`;
+      b.addEventListener('click', () =>
+        m.hub
+          ? loadModel({ hub: { base: hubBase(), model: m.hub, revision: m.revision ?? '' }, name: m.name })
+          : loadModel({ url: m.path, names: m.files ?? null, name: m.name }),
+      );
       const p = document.createElement('span');
       p.textContent = ` — ${m.description}`;
       li.append(b, p);
@@ -182,3 +200,52 @@ export async function recoverFromGpuLoss(e) {
   setStatus(`The WebGPU device was lost (${e.message}); the model now runs on the CPU engine. Send again.`, true);
   return true;
 }
+
+// Load by model id: the engine's fit check first (config, sizes and the first safetensors
+// header; no weights), then the download with progress, into the Cache API.
+$('hub-base').value = hubBase();
+$('hub-base').addEventListener('change', () => {
+  const v = $('hub-base').value.trim().replace(/\/+$/, '');
+  if (v && v !== DEFAULT_HUB) localStorage.setItem('wgpt-hub', v);
+  else localStorage.removeItem('wgpt-hub');
+});
+function hubRequest() {
+  return { base: hubBase(), model: $('hub-id').value.trim(), revision: $('hub-revision').value.trim() };
+}
+$('hub-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const info = $('hub-info');
+  info.replaceChildren();
+  delete info.dataset.fits;
+  $('hub-load').disabled = true;
+  const add = (k, v) => {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    info.append(dt, dd);
+  };
+  const req = hubRequest();
+  add('checking', `${req.model} on ${req.base}…`);
+  try {
+    const { info: i } = await engine.request({ type: 'hub-inspect', ...req });
+    info.replaceChildren();
+    add('model', `${i.id} @ ${i.revision}`);
+    add('download', `${(i.total_bytes / 1e6).toFixed(1)} MB of weights in ${i.files.length} file(s)`);
+    add('parameters', i.parameters.toLocaleString());
+    add('weights', i.dtypes.join(', '));
+    if (i.shape.n_layer) add('shape', shapeText(i.shape));
+    add('memory', i.memory.verdict);
+    add('WebGPU', i.webgpu.verdict);
+    info.dataset.fits = i.memory.fits ? 'yes' : 'no';
+    $('hub-load').disabled = !i.memory.fits;
+  } catch (err) {
+    info.replaceChildren();
+    add('error', err.message);
+    info.dataset.fits = 'error';
+  }
+});
+$('hub-load').addEventListener('click', () => {
+  const hub = hubRequest();
+  loadModel({ hub, name: hub.model }).then(refreshStored);
+});

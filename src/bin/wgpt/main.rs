@@ -20,6 +20,8 @@ fn main() -> std::process::ExitCode {
 mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 mod chat;
+#[cfg(not(target_arch = "wasm32"))]
+mod download;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -34,6 +36,8 @@ mod cli {
     use wgpt::gpu::{GpuOptions, WeightFormat};
     use wgpt::model::block_on;
     use wgpt::{Bundle, ForwardOptions, LanguageModel, LoadedModel, SamplingParams};
+
+    use crate::download::model_dir;
 
     /// Which engine runs the model.
     #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,6 +108,9 @@ mod cli {
         Generate(GenerateArgs),
         /// Chat in the terminal, reply by reply, with the model's own chat template.
         Chat(crate::chat::ChatArgs),
+        /// Download a model from a hub (ORG/NAME) into the local cache; `--model ORG/NAME` then
+        /// works in every command.
+        Download(crate::download::DownloadArgs),
         /// Print the token ids of a text.
         Tokenize {
             #[arg(long)]
@@ -224,8 +231,9 @@ mod cli {
         match Cli::parse().command {
             Command::Generate(args) => run_generate(args),
             Command::Chat(args) => crate::chat::run(args),
+            Command::Download(args) => crate::download::run(args),
             Command::Tokenize { model, text, json } => {
-                let tok = wgpt::bundle::load_tokenizer(&model)?;
+                let tok = wgpt::bundle::load_tokenizer(&model_dir(&model)?)?;
                 let ids = tok.encode(&text)?;
                 if json {
                     println!("{}", json!({ "ids": ids }));
@@ -238,9 +246,9 @@ mod cli {
             }
             Command::Logits { model, input, json, engine } => run_logits(model, input, json, engine),
             Command::Bench(args) => crate::bench::run(args),
-            Command::Inspect { model, json } => run_inspect(model, json),
+            Command::Inspect { model, json } => run_inspect(model_dir(&model)?, json),
             Command::ChatTemplate { model, messages, no_generation_prompt, json } => {
-                run_chat_template(model, messages, !no_generation_prompt, json)
+                run_chat_template(model_dir(&model)?, messages, !no_generation_prompt, json)
             }
         }
     }
@@ -274,9 +282,10 @@ mod cli {
     }
 
     /// A model folder of either architecture (a GPT-2 bundle, or `model_type` llama, mistral,
-    /// qwen2, qwen3), validated.
+    /// qwen2, qwen3) — or the ORG/NAME of a downloaded one — validated.
     pub fn open(dir: &std::path::Path) -> Result<LoadedModel> {
-        LoadedModel::load(dir).with_context(|| format!("cannot load the model {}", dir.display()))
+        let dir = model_dir(dir)?;
+        LoadedModel::load(&dir).with_context(|| format!("cannot load the model {}", dir.display()))
     }
 
     fn run_generate(a: GenerateArgs) -> Result<()> {

@@ -1,0 +1,231 @@
+//! Model files in the browser, fetched in Rust through web-sys: from the Cache API when stored,
+//! else from the network, streamed chunk by chunk straight into the `Vec` the model is parsed from
+//! (no second full copy in JavaScript), with progress after every chunk. A file goes into the
+//! cache only once it arrived whole; a broken transfer is resumed with a range request where the
+//! server allows one. Works in a worker (the page's engine) and in a window (the wasm tests).
+
+use js_sys::{Promise, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Cache, CacheStorage, Headers, ReadableStreamDefaultReader, Request, RequestInit, Response};
+
+/// The Cache API store the page keeps models in (listed and deleted on the Models tab).
+pub const MODEL_CACHE: &str = "wgpt-models";
+/// Attempts per file when the connection breaks mid-way (each resumes where the last stopped).
+const ATTEMPTS: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: {message}")]
+    Network { url: String, message: String },
+    #[error("{url}: the download broke off at {got} of {total} bytes ({message})")]
+    Broken { url: String, got: u64, total: u64, message: String },
+}
+
+impl FetchError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, FetchError::Status { status: 404, .. })
+    }
+}
+
+fn message(e: JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// `fetch` and `caches` of the global scope, worker or window.
+fn global_fetch(req: &Request) -> Promise {
+    let global = js_sys::global();
+    if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+        w.fetch_with_request(req)
+    } else {
+        global.unchecked_into::<web_sys::Window>().fetch_with_request(req)
+    }
+}
+
+fn caches() -> Option<CacheStorage> {
+    let global = js_sys::global();
+    let c = if let Some(w) = global.dyn_ref::<web_sys::WorkerGlobalScope>() {
+        w.caches()
+    } else {
+        global.unchecked_into::<web_sys::Window>().caches()
+    };
+    c.ok()
+}
+
+async fn cache() -> Option<Cache> {
+    let open = caches()?.open(MODEL_CACHE);
+    JsFuture::from(open).await.ok().map(|c| c.unchecked_into())
+}
+
+/// A request with `method` and an optional `Range: bytes=from-to`.
+async fn request(url: &str, method: &str, range: Option<(u64, Option<u64>)>) -> Result<Response, FetchError> {
+    let net = |e: JsValue| FetchError::Network { url: url.into(), message: message(e) };
+    let init = RequestInit::new();
+    init.set_method(method);
+    if let Some((from, to)) = range {
+        let headers = Headers::new().map_err(net)?;
+        let value = match to {
+            Some(to) => format!("bytes={from}-{to}"),
+            None => format!("bytes={from}-"),
+        };
+        headers.set("Range", &value).map_err(net)?;
+        init.set_headers(&headers);
+    }
+    let req = Request::new_with_str_and_init(url, &init).map_err(net)?;
+    let resp: Response = JsFuture::from(global_fetch(&req)).await.map_err(net)?.unchecked_into();
+    if !resp.ok() {
+        return Err(FetchError::Status { url: url.into(), status: resp.status() });
+    }
+    Ok(resp)
+}
+
+fn header(resp: &Response, name: &str) -> Option<String> {
+    resp.headers().get(name).ok().flatten()
+}
+
+/// A file's size from a HEAD request (after redirects): what a download would bring.
+pub async fn size(url: &str) -> Result<Option<u64>, FetchError> {
+    let resp = request(url, "HEAD", None).await?;
+    Ok(header(&resp, "x-linked-size").or_else(|| header(&resp, "content-length")).and_then(|s| s.parse().ok()))
+}
+
+/// Bytes `from ..= to` of a file (a safetensors header, before deciding to download the rest).
+pub async fn range(url: &str, from: u64, to: u64) -> Result<Vec<u8>, FetchError> {
+    let resp = request(url, "GET", Some((from, Some(to)))).await?;
+    let mut out = Vec::new();
+    read_into(url, &resp, &mut out, &|_| ()).await.map_err(|(got, e)| FetchError::Broken {
+        url: url.into(),
+        got,
+        total: to - from + 1,
+        message: e,
+    })?;
+    // A server that ignores ranges sends the whole file: keep the part asked for.
+    if resp.status() == 200 {
+        out.truncate((to + 1) as usize);
+        out.drain(..(from as usize).min(out.len()));
+    }
+    Ok(out)
+}
+
+/// Appends a response's body to `out`, chunk by chunk, calling `on_chunk(bytes so far)`. On a
+/// broken stream: how many bytes arrived, and why.
+async fn read_into(url: &str, resp: &Response, out: &mut Vec<u8>, on_chunk: &dyn Fn(u64)) -> Result<(), (u64, String)> {
+    let _ = url;
+    let Some(body) = resp.body() else { return Ok(()) };
+    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| (out.len() as u64, message(e)))?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true);
+        if done {
+            return Ok(());
+        }
+        let value: Uint8Array =
+            js_sys::Reflect::get(&chunk, &"value".into()).map_err(|e| (out.len() as u64, message(e)))?.unchecked_into();
+        let at = out.len();
+        out.resize(at + value.length() as usize, 0);
+        value.copy_to(&mut out[at..]);
+        on_chunk(out.len() as u64);
+    }
+}
+
+/// Where a file came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Cache,
+    Network,
+}
+
+/// A file from the model cache, if stored there.
+pub async fn cached(url: &str) -> Option<Vec<u8>> {
+    let c = cache().await?;
+    let hit = JsFuture::from(c.match_with_str(url)).await.ok()?;
+    let resp = hit.dyn_ref::<Response>()?;
+    let mut out = Vec::new();
+    read_into(url, resp, &mut out, &|_| ()).await.ok()?;
+    Some(out)
+}
+
+/// Stores a small file the page made (a list of a model's files) in the model cache.
+pub async fn remember(url: &str, bytes: &[u8]) {
+    if let Some(c) = cache().await
+        && let Ok(r) = Response::new_with_opt_u8_array(Some(&mut bytes.to_vec()))
+    {
+        let _ = JsFuture::from(c.put_with_str(url, &r)).await;
+    }
+}
+
+/// A whole file: from the model cache if stored, else downloaded (resuming a broken transfer
+/// with a range request) and then stored. `report(loaded, total, from_cache)` after each chunk.
+pub async fn file_with(url: &str, report: &dyn Fn(u64, Option<u64>, bool)) -> Result<(Vec<u8>, Source), FetchError> {
+    let store = cache().await;
+    if let Some(c) = &store
+        && let Ok(hit) = JsFuture::from(c.match_with_str(url)).await
+        && let Some(resp) = hit.dyn_ref::<Response>()
+    {
+        let total = header(resp, "content-length").and_then(|s| s.parse().ok());
+        let mut out = Vec::with_capacity(total.unwrap_or(0) as usize);
+        if read_into(url, resp, &mut out, &|n| report(n, total, true)).await.is_ok() {
+            return Ok((out, Source::Cache));
+        }
+        // An unreadable entry: fetch it again.
+        let _ = JsFuture::from(c.delete_with_str(url)).await;
+    }
+    let mut out: Vec<u8> = Vec::new();
+    let mut total = None;
+    let mut last_error = String::new();
+    for attempt in 0..ATTEMPTS {
+        let from = out.len() as u64;
+        let resp = request(url, "GET", (attempt > 0 && from > 0).then_some((from, None))).await?;
+        if from > 0 && resp.status() != 206 {
+            out.clear(); // the server ignored the range: start over
+        }
+        // A whole response is stored as it streams (the browser tees it; nothing is copied
+        // here); the cache keeps it only if it arrives whole — a broken body fails the put.
+        let storing = match (&store, resp.status()) {
+            (Some(c), 200) => resp.clone().ok().map(|copy| JsFuture::from(c.put_with_str(url, &copy))),
+            _ => None,
+        };
+        let length = header(&resp, "content-length").and_then(|s| s.parse::<u64>().ok());
+        total = total.or(length.map(|l| l + out.len() as u64));
+        if out.capacity() == 0
+            && let Some(t) = total
+        {
+            out.reserve_exact(t as usize);
+        }
+        let read = read_into(url, &resp, &mut out, &|n| report(n, total, false)).await;
+        let whole = matches!(read, Ok(())) && total.is_none_or(|t| t == out.len() as u64);
+        if let Some(put) = storing {
+            let stored = put.await.is_ok();
+            if stored
+                && !whole
+                && let Some(c) = &store
+            {
+                // The body ended early without an error: what was stored is not the file.
+                let _ = JsFuture::from(c.delete_with_str(url)).await;
+            }
+        }
+        if whole {
+            if attempt > 0
+                && let Some(c) = &store
+            {
+                // Resumed: the pieces came as partial responses, which the cache refuses; store
+                // the whole file once (a transient copy, only on this path).
+                let copy = Uint8Array::from(out.as_slice());
+                if let Ok(r) = Response::new_with_opt_buffer_source(Some(&copy)) {
+                    let _ = JsFuture::from(c.put_with_str(url, &r)).await;
+                }
+            }
+            return Ok((out, Source::Network));
+        }
+        last_error = match read {
+            Err((_, e)) => e,
+            Ok(()) => "the connection closed early".into(),
+        };
+        if header(&resp, "accept-ranges").as_deref() != Some("bytes") {
+            out.clear();
+        }
+    }
+    Err(FetchError::Broken { url: url.into(), got: out.len() as u64, total: total.unwrap_or(0), message: last_error })
+}
