@@ -16,7 +16,10 @@ import init, {
 } from './pkg/wgpt.js';
 import { MODEL_FILES, errorReply } from './protocol.js';
 
-const ready = init();
+const ready = init().then((wasm) => {
+  // The engine's memory, for the page test that measures what a load takes (it only grows).
+  self.wasmMemory = wasm.memory;
+});
 let stopRequested = false;
 
 const post = (msg) => self.postMessage(msg);

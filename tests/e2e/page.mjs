@@ -714,6 +714,90 @@ await test('load by model id from a hub: fit check first, progress, resume, erro
   await page.screenshot({ path: `${shots}/hub.png` });
 });
 
+// A GPT-2 of 39 M parameters in f32 (157 MB), weights all 0.01: big enough that a second full
+// copy of its file during a load would show in the engine's memory.
+function bigGpt2() {
+  const [V, T, C, L] = [2048, 128, 512, 12];
+  const shapes = [
+    ['wte.weight', [V, C]],
+    ['wpe.weight', [T, C]],
+  ];
+  for (let l = 0; l < L; l++) {
+    const p = `h.${l}.`;
+    shapes.push(
+      [`${p}ln_1.weight`, [C]],
+      [`${p}ln_1.bias`, [C]],
+      [`${p}attn.c_attn.weight`, [C, 3 * C]],
+      [`${p}attn.c_attn.bias`, [3 * C]],
+      [`${p}attn.c_proj.weight`, [C, C]],
+      [`${p}attn.c_proj.bias`, [C]],
+      [`${p}ln_2.weight`, [C]],
+      [`${p}ln_2.bias`, [C]],
+      [`${p}mlp.c_fc.weight`, [C, 4 * C]],
+      [`${p}mlp.c_fc.bias`, [4 * C]],
+      [`${p}mlp.c_proj.weight`, [4 * C, C]],
+      [`${p}mlp.c_proj.bias`, [C]],
+    );
+  }
+  shapes.push(['ln_f.weight', [C]], ['ln_f.bias', [C]]);
+  const header = {};
+  let at = 0;
+  for (const [name, shape] of shapes) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * 4;
+    header[name] = { dtype: 'F32', shape, data_offsets: [at, at + bytes] };
+    at += bytes;
+  }
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const data = Buffer.from(new Float32Array(at / 4).fill(0.01).buffer);
+  const config = { vocab_size: V, n_positions: T, n_embd: C, n_layer: L, n_head: 8, model_type: 'gpt2' };
+  return {
+    'config.json': Buffer.from(JSON.stringify(config)),
+    'tokenizer.json': readFileSync(new URL('../../www/models/chat/tokenizer.json', import.meta.url)),
+    'model.safetensors': Buffer.concat([len, json, data]),
+  };
+}
+
+await test('loading by id holds the file once: the engine memory a 157 MB model takes', async () => {
+  // A fresh page (the default model is 1.4 MB): the engine's wasm memory before and after.
+  const files = bigGpt2();
+  const hub = await hubServer({ 'test-org/gpt2-39m': files });
+  const ctx = await browser.newContext();
+  const p = await ctx.newPage();
+  await p.goto(base);
+  await ready(p);
+  const [worker] = p.workers();
+  const before = await worker.evaluate(() => self.wasmMemory.buffer.byteLength);
+  // "auto": the CPU engine here (SwiftShader is a software adapter); the host memory a load
+  // takes is the same for either engine.
+  await p.click('button[data-tab="models"]');
+  await p.evaluate((b) => {
+    const input = document.getElementById('hub-base');
+    input.value = b;
+    input.dispatchEvent(new Event('change'));
+  }, `http://127.0.0.1:${hub.server.address().port}`);
+  await p.fill('#hub-id', 'test-org/gpt2-39m');
+  await p.click('#hub-form button[type="submit"]');
+  await p.waitForFunction(() => document.getElementById('hub-info').dataset.fits === 'yes', null, { timeout: LONG });
+  await p.evaluate(() => {
+    document.body.dataset.ready = 'false';
+  });
+  await p.click('#hub-load');
+  await ready(p);
+  const after = await worker.evaluate(() => self.wasmMemory.buffer.byteLength);
+  const file = files['model.safetensors'].length;
+  const grew = after - before;
+  console.log(
+    `     wasm memory: ${(before / 1e6).toFixed(0)} MB before, ${(after / 1e6).toFixed(0)} MB after loading a ${(file / 1e6).toFixed(0)} MB f32 model (+${(grew / 1e6).toFixed(0)} MB = ${(grew / file).toFixed(2)} × the file)`,
+  );
+  // The file, then its f32 weights (the same size here), held at once — not a third copy.
+  assert(grew < 2.5 * file, `the engine grew by ${grew} bytes for a ${file}-byte file`);
+  await ctx.close();
+  hub.server.close();
+});
+
 await test('offline: reload with the network blocked and chat again', async () => {
   await context.setOffline(true);
   await page.reload();
