@@ -232,12 +232,12 @@ async fn fit_check(
 ) -> Result<serde_json::Value, JsValue> {
     use crate::gpu::Shape;
     let bad = |e: &dyn std::fmt::Display| kind_err("bad-input", e);
-    let (shape, parameters) = if crate::llama::is_llama_config(config) {
+    let parameters = config_parameters(config)?;
+    let shape = if crate::llama::is_llama_config(config) {
         let c = crate::llama::LlamaConfig::from_json(config).map_err(|e| bad(&e))?;
-        (Ok(Shape::llama(&c, crate::llama::DEFAULT_MAX_CONTEXT)), c.parameter_count())
+        Ok(Shape::llama(&c, crate::llama::DEFAULT_MAX_CONTEXT))
     } else {
-        let c = GptConfig::from_json(config).map_err(|e| bad(&e))?;
-        (Shape::gpt(&c), c.parameter_count())
+        Shape::gpt(&GptConfig::from_json(config).map_err(|e| bad(&e))?)
     };
     let format = WeightFormat::for_stored(stored);
     let limits = Gpu::adapter_limits().await;
@@ -307,31 +307,63 @@ fn fetch_err(e: crate::web_fetch::FetchError) -> JsValue {
     kind_err(if e.is_not_found() { "not-found" } else { "network" }, e)
 }
 
-/// Whether a hub model fits this page, before its weights are fetched: `config.json`, the
-/// weights index if any, each weights file's size (HEAD) and the first one's safetensors header
-/// (two range requests). Same answer shape as [`inspect_bundle`], plus `files` and `total_bytes`.
-#[wasm_bindgen]
-pub async fn hub_inspect(base: String, id: String, revision: Option<String>) -> Result<String, JsValue> {
+/// What a hub model has, asked before any weights are fetched: its `config.json`, the files to
+/// fetch (the weights index's shards, or one file) and each weights file's size.
+struct HubListing {
+    config: Vec<u8>,
+    required: Vec<String>,
+    optional: Vec<String>,
+    /// `(name, bytes)` of each weights file.
+    weights: Vec<(String, u64)>,
+}
+
+impl HubListing {
+    fn weight_bytes(&self) -> u64 {
+        self.weights.iter().map(|(_, b)| b).sum()
+    }
+}
+
+async fn hub_listing(id: &crate::hub::HubId, base: &str) -> Result<HubListing, JsValue> {
     use crate::web_fetch::{range, size};
-    let id = hub_id(&id, revision)?;
-    let url = |f: &str| id.url(&base, f);
+    let url = |f: &str| id.url(base, f);
     let config = range(&url("config.json"), 0, 1 << 20).await.map_err(fetch_err)?;
     let index = match range(&url(crate::hub::INDEX), 0, 16 << 20).await {
         Ok(b) => Some(b),
         Err(e) if e.is_not_found() => None,
         Err(e) => return Err(fetch_err(e)),
     };
-    let (required, _) = crate::hub::model_files(index.as_deref()).map_err(|e| kind_err("bad-input", e))?;
-    let weights: Vec<&String> = required.iter().filter(|f| f.ends_with(".safetensors")).collect();
-    let mut sizes = Vec::new();
-    for f in &weights {
-        let s = size(&url(f))
+    let (required, optional) = crate::hub::model_files(index.as_deref()).map_err(|e| kind_err("bad-input", e))?;
+    let mut weights = Vec::new();
+    for f in required.iter().filter(|f| f.ends_with(".safetensors")) {
+        let bytes = size(&url(f))
             .await
             .map_err(fetch_err)?
             .ok_or_else(|| kind_err("network", format!("{f}: the server gives no size")))?;
-        sizes.push(s);
+        weights.push((f.clone(), bytes));
     }
-    let first = url(weights[0]);
+    Ok(HubListing { config, required, optional, weights })
+}
+
+/// The parameters a `config.json` of either architecture declares.
+fn config_parameters(config: &[u8]) -> Result<usize, JsValue> {
+    if crate::llama::is_llama_config(config) {
+        crate::llama::LlamaConfig::from_json(config).map(|c| c.parameter_count())
+    } else {
+        GptConfig::from_json(config).map(|c| c.parameter_count())
+    }
+    .map_err(|e| kind_err("bad-input", e))
+}
+
+/// Whether a hub model fits this page, before its weights are fetched: `config.json`, the
+/// weights index if any, each weights file's size (HEAD) and the first one's safetensors header
+/// (two range requests). Same answer shape as [`inspect_bundle`], plus `files` and `total_bytes`.
+#[wasm_bindgen]
+pub async fn hub_inspect(base: String, id: String, revision: Option<String>) -> Result<String, JsValue> {
+    use crate::web_fetch::range;
+    let id = hub_id(&id, revision)?;
+    let listing = hub_listing(&id, &base).await?;
+    let (first_name, first_size) = &listing.weights[0];
+    let first = id.url(&base, first_name);
     let len = range(&first, 0, 7).await.map_err(fetch_err)?;
     let n = u64::from_le_bytes(
         len.get(..8)
@@ -339,21 +371,21 @@ pub async fn hub_inspect(base: String, id: String, revision: Option<String>) -> 
             .ok_or_else(|| kind_err("bad-input", "a weights file shorter than 8 bytes"))?,
     );
     if n > 100 << 20 {
-        return Err(kind_err("bad-input", format!("{}: a safetensors header of {n} bytes", weights[0])));
+        return Err(kind_err("bad-input", format!("{first_name}: a safetensors header of {n} bytes")));
     }
     let head = range(&first, 0, 8 + n - 1).await.map_err(fetch_err)?;
-    let total: u64 = sizes.iter().sum();
+    let total = listing.weight_bytes();
     // A header that wasm32 cannot even express (a file past 4 GiB) only matters for a model the
     // memory check has not already refused.
-    let stored = match crate::weights::stored_tensors(&head, sizes[0]) {
+    let stored = match crate::weights::stored_tensors(&head, *first_size) {
         Ok(s) => s,
         Err(_) if total > WASM_MEMORY_LIMIT => vec![],
         Err(e) => return Err(kind_err("bad-input", e)),
     };
-    let mut info = fit_check(&config, &stored, total).await?;
+    let mut info = fit_check(&listing.config, &stored, total).await?;
     info["id"] = id.id().into();
     info["revision"] = id.revision.clone().into();
-    info["files"] = weights.iter().zip(&sizes).map(|(f, s)| serde_json::json!({"name": f, "size": s})).collect();
+    info["files"] = listing.weights.iter().map(|(f, s)| serde_json::json!({"name": f, "size": s})).collect();
     info["total_bytes"] = total.into();
     Ok(info.to_string())
 }
@@ -380,25 +412,11 @@ pub async fn load_hub_model(
     let names: Vec<String> = match listed {
         Some(names) => names,
         None => {
-            let config = crate::web_fetch::range(&url("config.json"), 0, 1 << 20).await.map_err(fetch_err)?;
-            let index = match crate::web_fetch::range(&url(crate::hub::INDEX), 0, 16 << 20).await {
-                Ok(b) => Some(b),
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(fetch_err(e)),
-            };
-            let (mut required, optional) =
-                crate::hub::model_files(index.as_deref()).map_err(|e| kind_err("bad-input", e))?;
+            let listing = hub_listing(&id, &base).await?;
             // The memory check, from the sizes alone, before any weights are fetched.
-            let mut weight_bytes = 0;
-            for f in required.iter().filter(|f| f.ends_with(".safetensors")) {
-                weight_bytes += crate::web_fetch::size(&url(f)).await.map_err(fetch_err)?.unwrap_or(0);
-            }
-            let parameters = if crate::llama::is_llama_config(&config) {
-                crate::llama::LlamaConfig::from_json(&config).map(|c| c.parameter_count())
-            } else {
-                GptConfig::from_json(&config).map(|c| c.parameter_count())
-            }
-            .map_err(|e| kind_err("bad-input", e))?;
+            let weight_bytes = listing.weight_bytes();
+            let parameters = config_parameters(&listing.config)?;
+            let HubListing { mut required, optional, .. } = listing;
             let memory = weight_bytes + parameters as u64 * 4;
             if memory > WASM_MEMORY_LIMIT {
                 return Err(kind_err(
