@@ -57,6 +57,21 @@ async function chat(page, text) {
   return { text: await reply.textContent(), finish };
 }
 
+// A new conversation, one message answered greedily (temperature 0), the setting put back.
+async function greedyChat(page, text) {
+  await page.click('button[data-tab="chat"]');
+  const temperature = await page.inputValue('#temperature');
+  await page.evaluate(() => {
+    document.getElementById('temperature').value = '0';
+  });
+  await page.click('#new-chat');
+  const r = await chat(page, text);
+  await page.evaluate((t) => {
+    document.getElementById('temperature').value = t;
+  }, temperature);
+  return r;
+}
+
 async function nextTokens(page, text) {
   await page.click('button[data-tab="next"]');
   await page.fill('#next-text', text);
@@ -414,22 +429,13 @@ await test('a Llama-family model from disk (bf16 shards, its own template) chats
     });
     const model = await page.textContent('#model-info');
     assert(/llama/.test(model) && /model's own/.test(model) && /BF16/.test(model), model);
-    await page.click('button[data-tab="chat"]');
-    const temperature = await page.inputValue('#temperature');
-    await page.evaluate(() => {
-      document.getElementById('temperature').value = '0';
-    });
-    await page.click('#new-chat');
-    const r = await chat(page, expected.cases[0].messages[0].content);
+    const r = await greedyChat(page, expected.cases[0].messages[0].content);
     // Up to the first incomplete character of HF's 8-token reply (the page goes on after it).
     const want = expected.cases[0].reply.split('\uFFFD')[0];
     assert(
       r.text.startsWith(want),
       `${backend}: ${JSON.stringify(r.text)} does not start with ${JSON.stringify(want)}`,
     );
-    await page.evaluate((t) => {
-      document.getElementById('temperature').value = t;
-    }, temperature);
     // The other tabs work with it too: next-token bars (the same on both engines) and the
     // attention heatmap of its grouped-query heads (rows sum to 1).
     tops.push((await nextTokens(page, 'What is')).slice(0, 5).map((r) => r.token));
@@ -632,16 +638,7 @@ await test('load by model id from a hub: fit check first, progress, resume, erro
     `no progress with bytes: ${seen.join(' | ')}`,
   );
   const chatWith = async () => {
-    await page.click('button[data-tab="chat"]');
-    const temperature = await page.inputValue('#temperature');
-    await page.evaluate(() => {
-      document.getElementById('temperature').value = '0';
-    });
-    await page.click('#new-chat');
-    const r = await chat(page, expected.cases[0].messages[0].content);
-    await page.evaluate((t) => {
-      document.getElementById('temperature').value = t;
-    }, temperature);
+    const r = await greedyChat(page, expected.cases[0].messages[0].content);
     await page.click('button[data-tab="models"]');
     return r.text;
   };

@@ -9,6 +9,15 @@ const TEMPLATES = {
   jinja: "the model's own (its tokenizer config's Jinja chat template)",
 };
 
+// One `term: value` row of a description list, as text (never HTML: names come from model files).
+function addRow(dl, k, v) {
+  const dt = document.createElement('dt');
+  dt.textContent = k;
+  const dd = document.createElement('dd');
+  dd.textContent = v;
+  dl.append(dt, dd);
+}
+
 // The shape of a model, as load and inspect describe it.
 function shapeText(i) {
   const kv = i.n_kv_head && i.n_kv_head !== i.n_head ? ` (${i.n_kv_head} key/value)` : '';
@@ -27,13 +36,7 @@ function describe(info) {
     ['chat template', TEMPLATES[info.template] ?? info.template],
   ];
   if (info.note) rows.push(['note', info.note]);
-  for (const [k, v] of rows) {
-    const dt = document.createElement('dt');
-    dt.textContent = k;
-    const dd = document.createElement('dd');
-    dd.textContent = v;
-    dl.append(dt, dd);
-  }
+  for (const [k, v] of rows) addRow(dl, k, v);
 }
 
 // The hub models load from: a setting kept in this browser (a mirror in the hub's layout).
@@ -144,13 +147,7 @@ $('files').addEventListener('change', async () => {
   info.replaceChildren();
   const picked = {};
   for (const f of $('files').files) picked[f.name] = f;
-  const add = (k, v) => {
-    const dt = document.createElement('dt');
-    dt.textContent = k;
-    const dd = document.createElement('dd');
-    dd.textContent = v;
-    info.append(dt, dd);
-  };
+  const add = (k, v) => addRow(info, k, v);
   // One weights file, or the shards an index names (the first one's header is inspected).
   const shards = Object.keys(picked)
     .filter((n) => n.endsWith('.safetensors'))
@@ -218,13 +215,7 @@ $('hub-form').addEventListener('submit', async (e) => {
   info.replaceChildren();
   delete info.dataset.fits;
   $('hub-load').disabled = true;
-  const add = (k, v) => {
-    const dt = document.createElement('dt');
-    dt.textContent = k;
-    const dd = document.createElement('dd');
-    dd.textContent = v;
-    info.append(dt, dd);
-  };
+  const add = (k, v) => addRow(info, k, v);
   const req = hubRequest();
   add('checking', `${req.model} on ${req.base}…`);
   try {
