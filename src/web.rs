@@ -126,29 +126,84 @@ fn put_engine(engine: Engine) {
     ENGINE.with(|slot| *slot.borrow_mut() = Some(engine));
 }
 
-/// Loads a model given as its files (`names[i]` holds `files[i]`: `config.json`,
-/// `model.safetensors` or the shards its index names, `tokenizer.json`, and for the Llama family
-/// `tokenizer_config.json` / `chat_template.jinja` / `generation_config.json`) on `backend`: `cpu`,
-/// `gpu`, or `auto` (the GPU unless the adapter is a software fallback, where the CPU path is far
-/// faster). A Llama-family model holds [`crate::llama::DEFAULT_MAX_CONTEXT`] positions on either
-/// engine. Returns a JSON description.
+/// Loads a model from files the person picked (`names[i]` is `files[i]`'s name, a `File` or any
+/// `Blob`: `config.json`, `model.safetensors` or the shards its index names, `tokenizer.json`, and
+/// for the Llama family `tokenizer_config.json` / `chat_template.jinja` /
+/// `generation_config.json`) on `backend`: `cpu`, `gpu`, or `auto` (the GPU unless the adapter is
+/// a software fallback, where the CPU path is far faster). Each file is read into wasm memory
+/// once, with `progress` (see [`load_hub_model`]). A Llama-family model holds
+/// [`crate::llama::DEFAULT_MAX_CONTEXT`] positions on either engine. Returns a JSON description.
 #[wasm_bindgen]
 pub async fn load_model(
     names: Vec<String>,
-    files: Vec<js_sys::Uint8Array>,
+    files: Vec<web_sys::Blob>,
     backend: String,
+    progress: Option<js_sys::Function>,
 ) -> Result<String, JsValue> {
     ENGINE.with(|slot| slot.borrow_mut().take()); // free the previous model first
     if names.len() != files.len() {
         return Err(kind_err("bad-input", "one name per file"));
     }
-    let loaded = {
-        // Each file is copied into wasm memory once, parsed, and freed when this block ends.
-        let owned: Vec<Vec<u8>> = files.iter().map(|f| f.to_vec()).collect();
-        let map: Files = names.iter().cloned().zip(owned.iter().map(Vec::as_slice)).collect();
-        LoadedModel::from_files(&map).map_err(|e| kind_err("bad-input", e))?
-    };
+    let loaded = read_model(&names, Origin::Picked(&files), progress.as_ref()).await?;
     install(loaded, &backend).await
+}
+
+/// Loads a model the page serves (a catalogue entry): `names` under the URL `base` (ending in
+/// `/`), through the model cache like a hub model, with `progress` (see [`load_hub_model`]).
+#[wasm_bindgen]
+pub async fn load_url_model(
+    base: String,
+    names: Vec<String>,
+    backend: String,
+    progress: Option<js_sys::Function>,
+) -> Result<String, JsValue> {
+    ENGINE.with(|slot| slot.borrow_mut().take());
+    let url = |f: &str| format!("{base}{f}");
+    let loaded = read_model(&names, Origin::Web(&url), progress.as_ref()).await?;
+    install(loaded, &backend).await
+}
+
+/// Where a model's files come from: the web (the hub or the page's own catalogue; a file's URL
+/// from its name), through the model cache; or files the person picked.
+enum Origin<'a> {
+    Web(&'a dyn Fn(&str) -> String),
+    Picked(&'a [web_sys::Blob]),
+}
+
+/// Reads every file of a model into wasm memory, streamed into its final buffer with
+/// `progress(file, loaded, total, cached, part, parts)` after each chunk, and parses the model;
+/// the file bytes are freed once it is parsed. One path for hub ids, the catalogue and files
+/// from disk.
+async fn read_model(
+    names: &[String],
+    origin: Origin<'_>,
+    progress: Option<&js_sys::Function>,
+) -> Result<LoadedModel, JsValue> {
+    let mut owned: Vec<(String, Vec<u8>)> = Vec::with_capacity(names.len());
+    let parts = names.len();
+    for (part, name) in names.iter().enumerate() {
+        let report = |loaded: u64, total: Option<u64>, cached: bool| {
+            let Some(progress) = progress else { return };
+            let args = js_sys::Array::of3(
+                &name.into(),
+                &(loaded as f64).into(),
+                &total.map_or(JsValue::NULL, |t| (t as f64).into()),
+            );
+            args.push(&cached.into());
+            args.push(&(part as f64).into());
+            args.push(&(parts as f64).into());
+            let _ = progress.apply(&JsValue::NULL, &args);
+        };
+        let bytes = match &origin {
+            Origin::Web(url) => crate::web_fetch::file_with(&url(name), &report).await.map_err(fetch_err)?.0,
+            Origin::Picked(blobs) => crate::web_fetch::blob_with(name, &blobs[part], &|n, t| report(n, t, false))
+                .await
+                .map_err(|e| kind_err("bad-input", e))?,
+        };
+        owned.push((name.clone(), bytes));
+    }
+    let map: Files = owned.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
+    LoadedModel::from_files(&map).map_err(|e| kind_err("bad-input", e))
 }
 
 /// Puts a validated model on `backend` (see [`load_model`]) as the page's engine; returns the
@@ -440,28 +495,7 @@ pub async fn load_hub_model(
             required
         }
     };
-    let mut owned: Vec<(String, Vec<u8>)> = Vec::with_capacity(names.len());
-    let parts = names.len();
-    for (part, name) in names.iter().enumerate() {
-        let report = |loaded: u64, total: Option<u64>, cached: bool| {
-            let args = js_sys::Array::of3(
-                &name.into(),
-                &(loaded as f64).into(),
-                &total.map_or(JsValue::NULL, |t| (t as f64).into()),
-            );
-            args.push(&cached.into());
-            args.push(&(part as f64).into());
-            args.push(&(parts as f64).into());
-            let _ = progress.apply(&JsValue::NULL, &args);
-        };
-        let (bytes, _) = crate::web_fetch::file_with(&url(name), &report).await.map_err(fetch_err)?;
-        owned.push((name.clone(), bytes));
-    }
-    let loaded = {
-        let map: Files = owned.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
-        LoadedModel::from_files(&map).map_err(|e| kind_err("bad-input", e))?
-    };
-    drop(owned); // the files: parsed, no longer needed
+    let loaded = read_model(&names, Origin::Web(&url), Some(&progress)).await?;
     crate::web_fetch::remember(&url(MANIFEST), &serde_json::to_vec(&names).unwrap_or_default()).await;
     install(loaded, &backend).await
 }

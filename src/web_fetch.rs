@@ -1,13 +1,19 @@
-//! Model files in the browser, fetched in Rust through web-sys: from the Cache API when stored,
-//! else from the network, streamed chunk by chunk straight into the `Vec` the model is parsed from
-//! (no second full copy in JavaScript), with progress after every chunk. A file goes into the
-//! cache only once it arrived whole; a broken transfer is resumed with a range request where the
-//! server allows one. Works in a worker (the page's engine) and in a window (the wasm tests).
+//! Model files in the browser, read in Rust through web-sys: from the Cache API when stored, else
+//! from the network — or from a file the person picked — streamed chunk by chunk straight into
+//! the `Vec` the model is parsed from (no second full copy in JavaScript), with progress after
+//! every chunk. A download goes into the cache only once it arrived whole and, where the server
+//! names its SHA-256 (the hub's `X-Linked-Etag`, or an `ETag` of 64 hex digits), matched it; a
+//! broken transfer is resumed with a range request where the server allows one. Works in a worker
+//! (the page's engine) and in a window (the wasm tests).
 
 use js_sys::{Promise, Uint8Array};
+use sha2::{Digest, Sha256};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Cache, CacheStorage, Headers, ReadableStreamDefaultReader, Request, RequestInit, Response};
+use web_sys::{
+    Blob, Cache, CacheStorage, Headers, ReadableStream, ReadableStreamDefaultReader, Request, RequestInit, Response,
+    ResponseInit,
+};
 
 /// The Cache API store the page keeps models in (listed and deleted on the Models tab).
 pub const MODEL_CACHE: &str = "wgpt-models";
@@ -22,6 +28,10 @@ pub enum FetchError {
     Network { url: String, message: String },
     #[error("{url}: the download broke off at {got} of {total} bytes ({message})")]
     Broken { url: String, got: u64, total: u64, message: String },
+    #[error("{url}: the file's SHA-256 is {got}, the server says {want}; it was not stored")]
+    Checksum { url: String, got: String, want: String },
+    #[error("{name}: could not be read ({message})")]
+    Unreadable { name: String, message: String },
 }
 
 impl FetchError {
@@ -95,7 +105,7 @@ pub async fn size(url: &str) -> Result<Option<u64>, FetchError> {
 pub async fn range(url: &str, from: u64, to: u64) -> Result<Vec<u8>, FetchError> {
     let resp = request(url, "GET", Some((from, Some(to)))).await?;
     let mut out = Vec::new();
-    read_into(url, &resp, &mut out, &|_| ()).await.map_err(|(got, e)| FetchError::Broken {
+    read_into(resp.body(), &mut out, &mut |_| ()).await.map_err(|(got, e)| FetchError::Broken {
         url: url.into(),
         got,
         total: to - from + 1,
@@ -109,11 +119,14 @@ pub async fn range(url: &str, from: u64, to: u64) -> Result<Vec<u8>, FetchError>
     Ok(out)
 }
 
-/// Appends a response's body to `out`, chunk by chunk, calling `on_chunk(bytes so far)`. On a
-/// broken stream: how many bytes arrived, and why.
-async fn read_into(url: &str, resp: &Response, out: &mut Vec<u8>, on_chunk: &dyn Fn(u64)) -> Result<(), (u64, String)> {
-    let _ = url;
-    let Some(body) = resp.body() else { return Ok(()) };
+/// Appends a stream (a response's body, a picked file's) to `out`, chunk by chunk, calling
+/// `on_chunk(the new bytes)` after each. On a broken stream: how many bytes arrived, and why.
+async fn read_into(
+    body: Option<ReadableStream>,
+    out: &mut Vec<u8>,
+    on_chunk: &mut dyn FnMut(&[u8]),
+) -> Result<(), (u64, String)> {
+    let Some(body) = body else { return Ok(()) };
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     loop {
         let chunk = JsFuture::from(reader.read()).await.map_err(|e| (out.len() as u64, message(e)))?;
@@ -126,7 +139,7 @@ async fn read_into(url: &str, resp: &Response, out: &mut Vec<u8>, on_chunk: &dyn
         let at = out.len();
         out.resize(at + value.length() as usize, 0);
         value.copy_to(&mut out[at..]);
-        on_chunk(out.len() as u64);
+        on_chunk(&out[at..]);
     }
 }
 
@@ -143,47 +156,92 @@ pub async fn cached(url: &str) -> Option<Vec<u8>> {
     let hit = JsFuture::from(c.match_with_str(url)).await.ok()?;
     let resp = hit.dyn_ref::<Response>()?;
     let mut out = Vec::new();
-    read_into(url, resp, &mut out, &|_| ()).await.ok()?;
+    read_into(resp.body(), &mut out, &mut |_| ()).await.ok()?;
     Some(out)
 }
 
-/// Stores a small file the page made (a list of a model's files) in the model cache.
-pub async fn remember(url: &str, bytes: &[u8]) {
-    if let Some(c) = cache().await
-        && let Ok(r) = Response::new_with_opt_u8_array(Some(&mut bytes.to_vec()))
-    {
+/// Stores bytes in the model cache under `url`, with their `Content-Length` (what the Models tab
+/// lists as the stored size without reading the file back).
+async fn store(c: &Cache, url: &str, bytes: &[u8]) {
+    let copy = Uint8Array::from(bytes);
+    let init = ResponseInit::new();
+    if let Ok(h) = Headers::new() {
+        let _ = h.set("Content-Length", &bytes.len().to_string());
+        init.set_headers(&h);
+    }
+    if let Ok(r) = Response::new_with_opt_buffer_source_and_init(Some(&copy), &init) {
         let _ = JsFuture::from(c.put_with_str(url, &r)).await;
     }
 }
 
+/// Stores a small file the page made (a list of a model's files) in the model cache.
+pub async fn remember(url: &str, bytes: &[u8]) {
+    if let Some(c) = cache().await {
+        store(&c, url, bytes).await;
+    }
+}
+
+/// A file the person picked (a `File` is a `Blob`), read into wasm memory chunk by chunk with
+/// `report(loaded, total)` after each: the same path as a download, so a picked model is held once.
+pub async fn blob_with(name: &str, blob: &Blob, report: &dyn Fn(u64, Option<u64>)) -> Result<Vec<u8>, FetchError> {
+    let total = blob.size() as u64;
+    let mut out = Vec::with_capacity(total as usize);
+    let mut loaded = 0u64;
+    read_into(Some(blob.stream()), &mut out, &mut |chunk| {
+        loaded += chunk.len() as u64;
+        report(loaded, Some(total));
+    })
+    .await
+    .map_err(|(_, message)| FetchError::Unreadable { name: name.into(), message })?;
+    Ok(out)
+}
+
+/// Drops a file from the model cache (one that arrived broken or wrong).
+async fn forget(store_in: &Option<Cache>, url: &str) {
+    if let Some(c) = store_in {
+        let _ = JsFuture::from(c.delete_with_str(url)).await;
+    }
+}
+
 /// A whole file: from the model cache if stored, else downloaded (resuming a broken transfer
-/// with a range request) and then stored. `report(loaded, total, from_cache)` after each chunk.
+/// with a range request), checked against the SHA-256 the server names, and then stored.
+/// `report(loaded, total, from_cache)` after each chunk.
 pub async fn file_with(url: &str, report: &dyn Fn(u64, Option<u64>, bool)) -> Result<(Vec<u8>, Source), FetchError> {
-    let store = cache().await;
-    if let Some(c) = &store
+    let store_in = cache().await;
+    if let Some(c) = &store_in
         && let Ok(hit) = JsFuture::from(c.match_with_str(url)).await
         && let Some(resp) = hit.dyn_ref::<Response>()
     {
         let total = header(resp, "content-length").and_then(|s| s.parse().ok());
         let mut out = Vec::with_capacity(total.unwrap_or(0) as usize);
-        if read_into(url, resp, &mut out, &|n| report(n, total, true)).await.is_ok() {
+        let mut loaded = 0u64;
+        let read = read_into(resp.body(), &mut out, &mut |chunk| {
+            loaded += chunk.len() as u64;
+            report(loaded, total, true)
+        })
+        .await;
+        if read.is_ok() {
             return Ok((out, Source::Cache));
         }
         // An unreadable entry: fetch it again.
         let _ = JsFuture::from(c.delete_with_str(url)).await;
     }
     let mut out: Vec<u8> = Vec::new();
+    let mut hash = Sha256::new();
     let mut total = None;
+    let mut want: Option<String> = None;
     let mut last_error = String::new();
     for attempt in 0..ATTEMPTS {
         let from = out.len() as u64;
         let resp = request(url, "GET", (attempt > 0 && from > 0).then_some((from, None))).await?;
         if from > 0 && resp.status() != 206 {
             out.clear(); // the server ignored the range: start over
+            hash = Sha256::new();
         }
+        want = want.or(crate::hub::Remote::from_headers(|h| header(&resp, h)).sha256);
         // A whole response is stored as it streams (the browser tees it; nothing is copied
         // here); the cache keeps it only if it arrives whole — a broken body fails the put.
-        let storing = match (&store, resp.status()) {
+        let storing = match (&store_in, resp.status()) {
             (Some(c), 200) => resp.clone().ok().map(|copy| JsFuture::from(c.put_with_str(url, &copy))),
             _ => None,
         };
@@ -194,28 +252,32 @@ pub async fn file_with(url: &str, report: &dyn Fn(u64, Option<u64>, bool)) -> Re
         {
             out.reserve_exact(t as usize);
         }
-        let read = read_into(url, &resp, &mut out, &|n| report(n, total, false)).await;
+        let mut loaded = out.len() as u64;
+        let read = read_into(resp.body(), &mut out, &mut |chunk| {
+            hash.update(chunk);
+            loaded += chunk.len() as u64;
+            report(loaded, total, false)
+        })
+        .await;
         let whole = matches!(read, Ok(())) && total.is_none_or(|t| t == out.len() as u64);
         if let Some(put) = storing {
-            let stored = put.await.is_ok();
-            if stored
-                && !whole
-                && let Some(c) = &store
-            {
-                // The body ended early without an error: what was stored is not the file.
-                let _ = JsFuture::from(c.delete_with_str(url)).await;
+            // The body ended early without an error: what was stored is not the file.
+            if put.await.is_ok() && !whole {
+                forget(&store_in, url).await;
             }
         }
         if whole {
+            let got: String = std::mem::take(&mut hash).finalize().iter().map(|b| format!("{b:02x}")).collect();
+            if let Some(want) = want.filter(|w| *w != got) {
+                forget(&store_in, url).await;
+                return Err(FetchError::Checksum { url: url.into(), got, want });
+            }
             if attempt > 0
-                && let Some(c) = &store
+                && let Some(c) = &store_in
             {
                 // Resumed: the pieces came as partial responses, which the cache refuses; store
                 // the whole file once (a transient copy, only on this path).
-                let copy = Uint8Array::from(out.as_slice());
-                if let Ok(r) = Response::new_with_opt_buffer_source(Some(&copy)) {
-                    let _ = JsFuture::from(c.put_with_str(url, &r)).await;
-                }
+                store(c, url, &out).await;
             }
             return Ok((out, Source::Network));
         }
@@ -225,6 +287,7 @@ pub async fn file_with(url: &str, report: &dyn Fn(u64, Option<u64>, bool)) -> Re
         };
         if header(&resp, "accept-ranges").as_deref() != Some("bytes") {
             out.clear();
+            hash = Sha256::new();
         }
     }
     Err(FetchError::Broken { url: url.into(), got: out.len() as u64, total: total.unwrap_or(0), message: last_error })

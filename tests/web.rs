@@ -125,9 +125,14 @@ async fn the_wgsl_engine_matches_hf_on_webgpu() {
     }
 }
 
-/// Files as the worker hands them to `load_model`: names, and their bytes as JS arrays.
-fn named(files: &[(&str, &[u8])]) -> (Vec<String>, Vec<js_sys::Uint8Array>) {
-    files.iter().map(|(n, b)| (n.to_string(), js_sys::Uint8Array::from(*b))).unzip()
+/// Files as the worker hands them to `load_model`: names, and their bytes as blobs (as a picked
+/// `File` is).
+fn named(files: &[(&str, &[u8])]) -> (Vec<String>, Vec<web_sys::Blob>) {
+    let blob = |b: &[u8]| {
+        let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(b));
+        web_sys::Blob::new_with_u8_array_sequence(&parts).unwrap()
+    };
+    files.iter().map(|(n, b)| (n.to_string(), blob(b))).unzip()
 }
 
 /// The page's API (`src/web.rs`) as the worker calls it: load on each engine, a streamed chat
@@ -146,7 +151,7 @@ async fn the_page_api_chats_predicts_and_maps_attention() {
     for backend in ["cpu", "gpu", "auto"] {
         let (names, bytes) = files();
         let info: serde_json::Value =
-            serde_json::from_str(&load_model(names, bytes, backend.into()).await.ok().unwrap()).unwrap();
+            serde_json::from_str(&load_model(names, bytes, backend.into(), None).await.ok().unwrap()).unwrap();
         assert_eq!(info["template"], "plain");
         if backend != "auto" {
             assert_eq!(info["backend"], backend);
@@ -181,7 +186,7 @@ async fn the_page_api_chats_predicts_and_maps_attention() {
     assert!(chat_start("[]".into(), r#"{"top_p":5}"#.into()).is_err());
     let (mut names, bytes) = files();
     names[2] = "not-a-tokenizer.json".into();
-    assert!(load_model(names, bytes, "cpu".into()).await.is_err());
+    assert!(load_model(names, bytes, "cpu".into(), None).await.is_err());
     assert!(next_tokens("x".into(), 3).await.is_err(), "no model after a failed load");
 }
 
@@ -237,7 +242,7 @@ async fn the_page_chats_with_a_llama_model_on_both_engines() {
     for backend in ["cpu", "gpu"] {
         let (names, bytes) = named(&files);
         let info: serde_json::Value =
-            serde_json::from_str(&load_model(names, bytes, backend.into()).await.ok().unwrap()).unwrap();
+            serde_json::from_str(&load_model(names, bytes, backend.into(), None).await.ok().unwrap()).unwrap();
         assert_eq!((info["template"].as_str(), info["arch"].as_str()), (Some("jinja"), Some("llama")), "{info}");
         assert_eq!(info["backend"], backend);
         assert_eq!(info["n_ctx"], 2048);

@@ -4,8 +4,10 @@
 // `{ id, final: true, type: 'error', error, kind }`.
 //
 // Requests and their final answers (`id` is the request's; a model's id travels as `model`):
-//   load      { url, names? | files: { [name]: bytes }, backend }
+//   load      { url, names? | files: { [name]: File }, backend }
 //             → loaded { info }          events: progress { url, loaded, total, part, parts, cached }
+//             (the engine reads the files itself, src/web.rs `read_model`: `url`'s through the
+//             model cache, picked `File`s from disk; into wasm memory once, with progress)
 //             (a GPT-2 bundle: config.json, model.safetensors, tokenizer.json; a Llama-family
 //             model also tokenizer_config.json / chat_template.jinja, generation_config.json, and
 //             model.safetensors.index.json with its shards instead of model.safetensors.
@@ -27,7 +29,8 @@
 //
 // Error kinds (set by the engine, src/web.rs, from EngineError::kind): 'device-lost',
 // 'out-of-memory', 'too-large', 'unsupported', 'no-adapter', 'bad-input', 'context-full',
-// 'gpu-validation', 'not-found' and 'network' (a hub model's files); 'error' for anything else.
+// 'gpu-validation', 'not-found' and 'network' (a downloaded model's files: HTTP errors, a broken transfer, a
+// wrong SHA-256); 'error' for anything else.
 
 /// The hub models load from unless the page is told otherwise (Models tab → hub).
 export const DEFAULT_HUB = 'https://huggingface.co';

@@ -2,6 +2,7 @@
 // protocol.js's; each answer carries the request's id.
 import init, {
   load_model,
+  load_url_model,
   inspect_bundle,
   hub_inspect,
   load_hub_model,
@@ -25,60 +26,25 @@ let stopRequested = false;
 const post = (msg) => self.postMessage(msg);
 const yieldToEvents = () => new Promise((r) => setTimeout(r, 0)); // lets a "stop" arrive
 
-// Downloads a file with progress; models come from the Cache API after the first time.
-async function fetchBytes(url, id, part, parts) {
-  const cache = await caches.open('wgpt-models');
-  let res = await cache.match(url);
-  const cached = !!res;
-  if (!res) {
-    res = await fetch(url);
-    if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  }
-  const total = Number(res.headers.get('content-length')) || 0;
-  const reader = res.clone().body.getReader();
-  const chunks = [];
-  let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    post({ id, type: 'progress', url, loaded, total, part, parts, cached });
-  }
-  if (!cached) await cache.put(url, res);
-  const bytes = new Uint8Array(loaded);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.length;
-  }
-  return bytes;
-}
+// The engine's progress callback for request `id`: a progress event after each chunk of a file.
+const progress = (id) => (file, loaded, total, cached, part, parts) =>
+  post({ id, type: 'progress', url: file, loaded, total, part, parts, cached });
 
 async function handle(msg) {
   await ready;
   switch (msg.type) {
     case 'load': {
-      let files = msg.files;
-      if (msg.url) {
-        const names = msg.names ?? MODEL_FILES;
-        files = {};
-        for (const [i, n] of names.entries()) files[n] = await fetchBytes(msg.url + n, msg.id, i, names.length);
-      }
-      const names = Object.keys(files);
-      const info = await load_model(
-        names,
-        names.map((n) => files[n]),
-        msg.backend,
-      );
+      // Both read in Rust (src/web.rs `read_model`): the catalogue's files through the model
+      // cache, picked files straight from disk; either way into wasm memory once.
+      const info = msg.url
+        ? await load_url_model(msg.url, msg.names ?? MODEL_FILES, msg.backend, progress(msg.id))
+        : await load_model(Object.keys(msg.files), Object.values(msg.files), msg.backend, progress(msg.id));
       return { type: 'loaded', info: JSON.parse(info) };
     }
     case 'hub-inspect':
       return { type: 'inspected', info: JSON.parse(await hub_inspect(msg.base, msg.model, msg.revision || undefined)) };
     case 'hub': {
-      const report = (file, loaded, total, cached, part, parts) =>
-        post({ id: msg.id, type: 'progress', url: file, loaded, total, part, parts, cached });
-      const info = await load_hub_model(msg.base, msg.model, msg.revision || undefined, msg.backend, report);
+      const info = await load_hub_model(msg.base, msg.model, msg.revision || undefined, msg.backend, progress(msg.id));
       return { type: 'loaded', info: JSON.parse(info) };
     }
     case 'inspect':

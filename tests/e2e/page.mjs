@@ -4,7 +4,8 @@
 // any failure. Screenshots are kept in SCREENSHOT_DIR.
 import { chromium } from 'playwright-core';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 
 const [base, shots] = process.argv.slice(2);
@@ -459,9 +460,10 @@ await test('a Llama-family model from disk (bf16 shards, its own template) chats
 // A server in the Hugging Face hub's URL layout, as the hub answers: small files with CORS and an
 // ETag; weights with a 302 to a file store carrying X-Linked-Size and X-Linked-Etag (SHA-256),
 // served there with ranges. Models: { 'org/name': { file: bytes } }. Faults: `cut[file]` (cut
-// the next response after N bytes), `error500[file]`; `log` has every request.
+// the next response after N bytes), `error500[file]`, `wrongSha[file]` (announce another file's
+// SHA-256); `log` has every request.
 function hubServer(models) {
-  const hub = { log: [], cut: {}, error500: {} };
+  const hub = { log: [], cut: {}, error500: {}, wrongSha: {} };
   const cors = {
     'Access-Control-Allow-Origin': '*',
     'Access-Control-Expose-Headers': 'Content-Length, Content-Range, ETag, X-Linked-Size, X-Linked-Etag, Accept-Ranges',
@@ -479,7 +481,7 @@ function hubServer(models) {
     const [cdn, id, file] = [!!m[1], m[2], m[3]];
     if (hub.error500[file] && req.method === 'GET')
       return res.writeHead(500, { ...cors, 'Content-Length': 5 }).end('oops!');
-    const sha = createHash('sha256').update(bytes).digest('hex');
+    const sha = hub.wrongSha[file] ? '0'.repeat(64) : createHash('sha256').update(bytes).digest('hex');
     if (file.endsWith('.safetensors') && !cdn)
       return res
         .writeHead(302, {
@@ -544,6 +546,7 @@ await test('load by model id from a hub: fit check first, progress, resume, erro
     'test-org/chat-llama': chatFiles,
     'test-org/chat-llama-b': chatFiles,
     'test-org/chat-llama-c': chatFiles,
+    'test-org/chat-llama-d': chatFiles,
   });
   // The too-big model's weights: only their size and header can be asked for.
   const bigFiles = { 'config.json': big['config.json'], 'tokenizer.json': big['tokenizer.json'] };
@@ -707,6 +710,18 @@ await test('load by model id from a hub: fit check first, progress, resume, erro
   await ready(page);
   const fetched = hub.log.slice(retry).filter((l) => l.startsWith('GET /cdn/'));
   assert(fetched.length === 1 && fetched[0].includes('00002'), `the retry fetched ${fetched}`);
+  // A file whose bytes do not match the SHA-256 the hub announces: refused, not stored.
+  await check('test-org/chat-llama-d');
+  hub.wrongSha['model-00001-of-00002.safetensors'] = true;
+  await page.click('#hub-load');
+  await page.waitForFunction(() => /could not load/.test(document.getElementById('status').textContent), null, {
+    timeout: LONG,
+  });
+  const shaStatus = await page.textContent('#status');
+  assert(/SHA-256 is [0-9a-f]{64}, the server says 0{64}; it was not stored/.test(shaStatus), shaStatus);
+  const dUrl = `${base}/test-org/chat-llama-d/resolve/main/model-00001-of-00002.safetensors`;
+  assert(!(await stored(dUrl)), 'a file with a wrong checksum was stored');
+  delete hub.wrongSha['model-00001-of-00002.safetensors'];
   state.hub = { base, hub };
   await page.screenshot({ path: `${shots}/hub.png` });
 });
@@ -793,6 +808,32 @@ await test('loading by id holds the file once: the engine memory a 157 MB model 
   assert(grew < 2.5 * file, `the engine grew by ${grew} bytes for a ${file}-byte file`);
   await ctx.close();
   hub.server.close();
+  // The same files picked from disk go the same way (read by the engine, src/web.rs
+  // `read_model`): a fresh page, the same measurement.
+  const dir = mkdtempSync(`${tmpdir()}/wgpt-big-`);
+  for (const [f, b] of Object.entries(files)) writeFileSync(`${dir}/${f}`, b);
+  const ctx2 = await browser.newContext();
+  const p2 = await ctx2.newPage();
+  await p2.goto(base);
+  await ready(p2);
+  const [worker2] = p2.workers();
+  const before2 = await worker2.evaluate(() => self.wasmMemory.buffer.byteLength);
+  await p2.click('button[data-tab="models"]');
+  await p2.setInputFiles(
+    '#files',
+    Object.keys(files).map((f) => `${dir}/${f}`),
+  );
+  await p2.waitForFunction(() => !document.getElementById('load-files').disabled, null, { timeout: LONG });
+  await p2.evaluate(() => {
+    document.body.dataset.ready = 'false';
+  });
+  await p2.click('#load-files');
+  await ready(p2);
+  const grew2 = (await worker2.evaluate(() => self.wasmMemory.buffer.byteLength)) - before2;
+  console.log(`     from disk: +${(grew2 / 1e6).toFixed(0)} MB = ${(grew2 / file).toFixed(2)} × the file`);
+  assert(grew2 < 2.5 * file, `the engine grew by ${grew2} bytes for a ${file}-byte file from disk`);
+  await ctx2.close();
+  rmSync(dir, { recursive: true });
 });
 
 await test('offline: reload with the network blocked and chat again', async () => {

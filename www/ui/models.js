@@ -51,25 +51,21 @@ export async function loadModel({ url = null, names = null, files = null, hub = 
   // Bytes and speed of the file being fetched, from the progress events.
   let fileStart = { url: null, t: 0 };
   try {
-    const copy = files && Object.fromEntries(Object.entries(files).map(([k, v]) => [k, v.slice()]));
+    // Picked files travel as `File`s (handles, not bytes): the engine reads them itself.
     const request = hub
       ? { type: 'hub', base: hub.base, model: hub.model, revision: hub.revision, backend }
-      : { type: 'load', url, names, files: copy, backend };
-    const res = await engine.request(
-      request,
-      (ev) => {
-        if (ev.type !== 'progress') return;
-        if (ev.url !== fileStart.url) fileStart = { url: ev.url, t: performance.now() };
-        const frac = ev.total ? ev.loaded / ev.total : 0;
-        $('progress').value = (ev.part + frac) / ev.parts;
-        const secs = (performance.now() - fileStart.t) / 1000;
-        const speed = !ev.cached && secs > 0.2 ? `, ${(ev.loaded / 1e6 / secs).toFixed(1)} MB/s` : '';
-        setStatus(
-          `loading ${name}: ${ev.url.split('/').pop()} (${ev.part + 1}/${ev.parts}) ${(ev.loaded / 1e6).toFixed(1)} MB${ev.total ? ` of ${(ev.total / 1e6).toFixed(1)} MB (${Math.round(frac * 100)} %)` : ''}${speed}${ev.cached ? ' from this browser' : ''}`,
-        );
-      },
-      copy ? Object.values(copy).map((b) => b.buffer) : [],
-    );
+      : { type: 'load', url, names, files, backend };
+    const res = await engine.request(request, (ev) => {
+      if (ev.type !== 'progress') return;
+      if (ev.url !== fileStart.url) fileStart = { url: ev.url, t: performance.now() };
+      const frac = ev.total ? ev.loaded / ev.total : 0;
+      $('progress').value = (ev.part + frac) / ev.parts;
+      const secs = (performance.now() - fileStart.t) / 1000;
+      const speed = !ev.cached && secs > 0.2 ? `, ${(ev.loaded / 1e6 / secs).toFixed(1)} MB/s` : '';
+      setStatus(
+        `loading ${name}: ${ev.url.split('/').pop()} (${ev.part + 1}/${ev.parts}) ${(ev.loaded / 1e6).toFixed(1)} MB${ev.total ? ` of ${(ev.total / 1e6).toFixed(1)} MB (${Math.round(frac * 100)} %)` : ''}${speed}${ev.cached ? ' from this browser' : ''}`,
+      );
+    });
     state.current = { url, names, files, hub, info: res.info, name };
     const role = state.catalogue.find((m) => m.path === url)?.role;
     $('fewshot-model').hidden = !url || role === 'base' || !state.catalogue.some((m) => m.role === 'base');
@@ -120,7 +116,8 @@ export async function refreshStored() {
   const cache = await caches.open('wgpt-models');
   for (const req of await cache.keys()) {
     const res = await cache.match(req);
-    const size = (await res.clone().arrayBuffer()).byteLength;
+    // The engine stores every file with its length; read the body only for an entry without one.
+    const size = Number(res.headers.get('content-length')) || (await res.arrayBuffer()).byteLength;
     const li = document.createElement('li');
     li.textContent = `${new URL(req.url).pathname} (${(size / 1e6).toFixed(2)} MB) `;
     const del = document.createElement('button');
@@ -182,9 +179,9 @@ $('files').addEventListener('change', async () => {
     $('load-files').disabled = true;
   }
 });
-$('load-files').addEventListener('click', async () => {
+$('load-files').addEventListener('click', () => {
   const files = {};
-  for (const f of $('files').files) files[f.name] = new Uint8Array(await f.arrayBuffer());
+  for (const f of $('files').files) files[f.name] = f;
   loadModel({ files, name: $('files').files[0]?.name ? 'the model from disk' : 'model' });
 });
 
