@@ -24,6 +24,18 @@ pub enum HubError {
     BadId(String),
     #[error("{0:?} is not a revision: letters, digits, '-', '_', '.' and '/' (not '..')")]
     BadRevision(String),
+    #[error("{0:?} is not a GGUF file of the model: a path in its folder ending in .gguf")]
+    BadFile(String),
+}
+
+/// A `.gguf` file's path inside a model's folder (`model-q4_k_m.gguf`, `gguf/model.gguf`), checked
+/// like an id: nothing that could climb out of the folder or change the URL.
+pub fn gguf_file(path: &str) -> Result<String, HubError> {
+    if path.ends_with(".gguf") && path.split('/').all(segment_ok) {
+        Ok(path.into())
+    } else {
+        Err(HubError::BadFile(path.into()))
+    }
 }
 
 /// A model on a hub.
@@ -117,6 +129,15 @@ impl Remote {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gguf_files_are_paths_inside_the_folder() {
+        assert_eq!(gguf_file("qwen2.5-0.5b-instruct-q4_k_m.gguf").unwrap(), "qwen2.5-0.5b-instruct-q4_k_m.gguf");
+        assert!(gguf_file("sub/model.gguf").is_ok());
+        for bad in ["model.safetensors", "../x.gguf", "/x.gguf", "a//b.gguf", "x.gguf?y", ".gguf", "a b.gguf"] {
+            assert_eq!(gguf_file(bad), Err(HubError::BadFile(bad.into())), "{bad}");
+        }
+    }
 
     #[test]
     fn ids_are_checked_and_placed_in_the_hub_layout() {

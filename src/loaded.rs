@@ -90,8 +90,11 @@ pub struct TextFormat {
 pub type Files<'a> = BTreeMap<String, &'a [u8]>;
 
 impl LoadedModel {
-    /// Validates a model given as its files.
+    /// Validates a model given as its files (or one `.gguf` file among them).
     pub fn from_files(files: &Files) -> Result<Self, BundleError> {
+        if let Some((_, gguf)) = files.iter().find(|(name, _)| name.ends_with(".gguf")) {
+            return crate::gguf::model::load(gguf);
+        }
         let get = |name: &str| files.get(name).copied();
         let need =
             |name: &str| get(name).ok_or_else(|| BundleError::Io { path: name.into(), message: "missing".into() });
@@ -117,32 +120,8 @@ impl LoadedModel {
             }
             None => LlamaWeights::from_files(&[need("model.safetensors")?], &config)?,
         };
-        let tokenizer = get("tokenizer.json").map(Tokenizer::from_json).transpose()?;
-        if let Some(tok) = &tokenizer {
-            tok.check_fits(config.vocab_size)?;
-        }
-        let chat = match (get("tokenizer_config.json"), get("chat_template.jinja")) {
-            (None, None) => None,
-            (tc, jinja) => {
-                let jinja = jinja.map(|j| String::from_utf8_lossy(j).into_owned());
-                match ChatTemplate::from_config(tc.unwrap_or(b"{}"), jinja.as_deref()) {
-                    Ok(t) => Some(ChatFormat::Jinja(Box::new(t))),
-                    Err(crate::chat_template::TemplateError::Missing) => None,
-                    Err(e) => return Err(BundleError::Template(e)),
-                }
-            }
-        };
-        let chat = chat
-            .unwrap_or_else(|| ChatFormat::Builtin(tokenizer.as_ref().map_or(chat::Template::Plain, chat::template)));
-        let mut stop_tokens = config.eos_token_ids.clone();
-        if let Some(bytes) = get("generation_config.json") {
-            stop_tokens.extend(generation_eos(bytes, config.vocab_size)?);
-        }
-        stop_tokens.sort_unstable();
-        stop_tokens.dedup();
-        let start_token = config.bos_token_id.or(stop_tokens.first().copied());
-        let arch = Architecture::Llama { config, weights: Arc::new(weights) };
-        Ok(LoadedModel { arch, text: TextFormat { tokenizer, chat, stop_tokens, start_token } })
+        let text = TextFormat::llama(&config, &get)?;
+        Ok(LoadedModel { arch: Architecture::Llama { config, weights: Arc::new(weights) }, text })
     }
 
     /// A GPT-2 bundle, with the project's own chat format.
@@ -158,9 +137,17 @@ impl LoadedModel {
     }
 
     /// Reads a model folder: the files [`LoadedModel::from_files`] takes that are there (and
-    /// the shards an index names).
+    /// the shards an index names); or a `.gguf` file.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &std::path::Path) -> Result<Self, BundleError> {
+        if dir.is_file() && dir.extension().is_some_and(|e| e == "gguf") {
+            return crate::gguf::model::load(&read(dir)?).map_err(|e| match e {
+                BundleError::Io { path, message } if path == "model.gguf" => {
+                    BundleError::Io { path: dir.display().to_string(), message }
+                }
+                other => other,
+            });
+        }
         if !dir.is_dir() {
             return Err(BundleError::Io { path: dir.display().to_string(), message: "not a directory".into() });
         }
@@ -256,6 +243,45 @@ impl LoadedModel {
 }
 
 impl TextFormat {
+    /// A Llama-family model's text format from its files (`tokenizer.json`,
+    /// `tokenizer_config.json` / `chat_template.jinja`, `generation_config.json`; each optional).
+    pub(crate) fn llama<'f>(config: &LlamaConfig, get: &dyn Fn(&str) -> Option<&'f [u8]>) -> Result<Self, BundleError> {
+        let tokenizer = get("tokenizer.json").map(Tokenizer::from_json).transpose()?;
+        if let Some(tok) = &tokenizer {
+            tok.check_fits(config.vocab_size)?;
+        }
+        let chat = Self::chat_format(tokenizer.as_ref(), get)?;
+        let mut stop_tokens = config.eos_token_ids.clone();
+        if let Some(bytes) = get("generation_config.json") {
+            stop_tokens.extend(generation_eos(bytes, config.vocab_size)?);
+        }
+        stop_tokens.sort_unstable();
+        stop_tokens.dedup();
+        let start_token = config.bos_token_id.or(stop_tokens.first().copied());
+        Ok(TextFormat { tokenizer, chat, stop_tokens, start_token })
+    }
+
+    /// The model's own template (`tokenizer_config.json`'s `chat_template` or
+    /// `chat_template.jinja`), else the project's format for this tokenizer.
+    pub(crate) fn chat_format<'f>(
+        tokenizer: Option<&Tokenizer>,
+        get: &dyn Fn(&str) -> Option<&'f [u8]>,
+    ) -> Result<ChatFormat, BundleError> {
+        let chat = match (get("tokenizer_config.json"), get("chat_template.jinja")) {
+            (None, None) => None,
+            (tc, jinja) => {
+                let jinja = jinja.map(|j| String::from_utf8_lossy(j).into_owned());
+                match ChatTemplate::from_config(tc.unwrap_or(b"{}"), jinja.as_deref()) {
+                    Ok(t) => Some(ChatFormat::Jinja(Box::new(t))),
+                    Err(crate::chat_template::TemplateError::Missing) => None,
+                    Err(e) => return Err(BundleError::Template(e)),
+                }
+            }
+        };
+        Ok(chat.unwrap_or_else(|| ChatFormat::Builtin(tokenizer.map_or(chat::Template::Plain, chat::template))))
+    }
+
+
     /// No tokenizer: a model that is only run on ids (the benchmarks' random ones).
     pub fn none() -> Self {
         TextFormat {

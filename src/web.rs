@@ -273,6 +273,22 @@ pub async fn inspect_bundle(config: Vec<u8>, head: Vec<u8>, file_size: f64) -> R
     Ok(fit_check(&config, &stored, file_size as u64).await?.to_string())
 }
 
+/// [`inspect_bundle`] for a GGUF file: from its first bytes (at least its metadata and tensor
+/// table) and its size.
+#[wasm_bindgen]
+pub async fn inspect_gguf(head: Vec<u8>, file_size: f64) -> Result<String, JsValue> {
+    let (config, stored) = gguf_head_facts(&head, file_size as u64)?;
+    Ok(fit_check(&config, &stored, file_size as u64).await?.to_string())
+}
+
+/// A GGUF's `config.json` equivalent and its tensors as stored, from its first bytes.
+fn gguf_head_facts(head: &[u8], file_size: u64) -> Result<(Vec<u8>, Vec<crate::weights::TensorInfo>), JsValue> {
+    let bad = |e: &dyn std::fmt::Display| kind_err("bad-input", e);
+    let g = crate::gguf::Gguf::parse_head(head, file_size).map_err(|e| bad(&e))?;
+    let (_, config) = crate::gguf::model::hf_config(&g).map_err(|e| bad(&e))?;
+    Ok((config, crate::gguf::model::stored(&g)))
+}
+
 /// Bytes of wasm memory a page can have (wasm32's 4 GiB address space).
 const WASM_MEMORY_LIMIT: u64 = 4 << 30;
 
@@ -412,10 +428,28 @@ fn config_parameters(config: &[u8]) -> Result<usize, JsValue> {
 /// Whether a hub model fits this page, before its weights are fetched: `config.json`, the
 /// weights index if any, each weights file's size (HEAD) and the first one's safetensors header
 /// (two range requests). Same answer shape as [`inspect_bundle`], plus `files` and `total_bytes`.
+/// With `file` (a `.gguf` in the model's folder), the check is of that one file: its size and
+/// the first bytes that hold its metadata and tensor table.
 #[wasm_bindgen]
-pub async fn hub_inspect(base: String, id: String, revision: Option<String>) -> Result<String, JsValue> {
+pub async fn hub_inspect(
+    base: String,
+    id: String,
+    revision: Option<String>,
+    file: Option<String>,
+) -> Result<String, JsValue> {
     use crate::web_fetch::range;
     let id = hub_id(&id, revision)?;
+    if let Some(file) = gguf_arg(file)? {
+        let url = id.url(&base, &file);
+        let size = remote_size(&url, &file).await?;
+        let (config, stored) = remote_gguf_head(&url, size).await?;
+        let mut info = fit_check(&config, &stored, size).await?;
+        info["id"] = id.id().into();
+        info["revision"] = id.revision.clone().into();
+        info["files"] = serde_json::json!([{"name": file, "size": size}]);
+        info["total_bytes"] = size.into();
+        return Ok(info.to_string());
+    }
     let listing = hub_listing(&id, &base).await?;
     let (first_name, first_size) = &listing.weights[0];
     let first = id.url(&base, first_name);
@@ -445,22 +479,84 @@ pub async fn hub_inspect(base: String, id: String, revision: Option<String>) -> 
     Ok(info.to_string())
 }
 
+/// A `.gguf` file's path in a model's folder, if one was given.
+fn gguf_arg(file: Option<String>) -> Result<Option<String>, JsValue> {
+    match file.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        None => Ok(None),
+        Some(f) => crate::hub::gguf_file(f).map(Some).map_err(|e| kind_err("bad-input", e)),
+    }
+}
+
+/// A remote file's size (HEAD), required.
+async fn remote_size(url: &str, name: &str) -> Result<u64, JsValue> {
+    crate::web_fetch::size(url)
+        .await
+        .map_err(fetch_err)?
+        .ok_or_else(|| kind_err("network", format!("{name}: the server gives no size")))
+}
+
+/// What a remote GGUF file holds, from its first bytes: range requests of 1 MiB, then four
+/// times more while its metadata and tensor table run past them, up to 64 MiB.
+async fn remote_gguf_head(url: &str, size: u64) -> Result<(Vec<u8>, Vec<crate::weights::TensorInfo>), JsValue> {
+    const MAX: u64 = 64 << 20;
+    let mut n = 1u64 << 20;
+    loop {
+        let want = n.min(size).max(1);
+        let head = crate::web_fetch::range(url, 0, want - 1).await.map_err(fetch_err)?;
+        match crate::gguf::Gguf::parse_head(&head, size) {
+            Err(crate::gguf::GgufError::Truncated(_)) if want < size && n < MAX => n *= 4,
+            Err(e) => return Err(kind_err("bad-input", e)),
+            Ok(_) => return gguf_head_facts(&head, size),
+        }
+    }
+}
+
+/// Refuses, before anything is downloaded, a model whose load would take more wasm memory than
+/// a page can have: its files, then every weight widened to f32.
+fn refuse_too_large(id: &crate::hub::HubId, weight_bytes: u64, parameters: usize) -> Result<(), JsValue> {
+    let memory = weight_bytes + parameters as u64 * 4;
+    if memory > WASM_MEMORY_LIMIT {
+        return Err(kind_err(
+            "too-large",
+            format!(
+                "{} needs {:.1} GB of memory in this tab ({:.1} GB of files, then its weights in f32): more than \
+                 the 4.3 GB a web page can have; nothing was downloaded",
+                id.id(),
+                memory as f64 / 1e9,
+                weight_bytes as f64 / 1e9
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Loads a hub model on `backend` (see [`load_model`]): every file from the model cache when
 /// stored, else from the hub at `base`, streamed into wasm memory with
 /// `progress(file, loaded, total, cached, part, parts)` after each chunk, and stored once whole.
 /// Refuses, before fetching any weights, a model this page cannot hold ([`hub_inspect`]'s
 /// memory check, from the sizes the hub reports).
+/// With `file`, the model is that one `.gguf` file of the folder.
 #[wasm_bindgen]
 pub async fn load_hub_model(
     base: String,
     id: String,
     revision: Option<String>,
+    file: Option<String>,
     backend: String,
     progress: js_sys::Function,
 ) -> Result<String, JsValue> {
     ENGINE.with(|slot| slot.borrow_mut().take()); // free the previous model first
     let id = hub_id(&id, revision)?;
     let url = |f: &str| id.url(&base, f);
+    if let Some(file) = gguf_arg(file)? {
+        if !crate::web_fetch::is_stored(&url(&file)).await {
+            let size = remote_size(&url(&file), &file).await?;
+            let (config, _) = remote_gguf_head(&url(&file), size).await?;
+            refuse_too_large(&id, size, config_parameters(&config)?)?;
+        }
+        let loaded = read_model(&[file], Origin::Web(&url), Some(&progress)).await?;
+        return install(loaded, &backend).await;
+    }
     // The file list: recorded at the first load (works offline), else asked of the hub.
     let listed =
         crate::web_fetch::cached(&url(MANIFEST)).await.and_then(|b| serde_json::from_slice::<Vec<String>>(&b).ok());
@@ -472,19 +568,7 @@ pub async fn load_hub_model(
             let weight_bytes = listing.weight_bytes();
             let parameters = config_parameters(&listing.config)?;
             let HubListing { mut required, optional, .. } = listing;
-            let memory = weight_bytes + parameters as u64 * 4;
-            if memory > WASM_MEMORY_LIMIT {
-                return Err(kind_err(
-                    "too-large",
-                    format!(
-                        "{} needs {:.1} GB of memory in this tab ({:.1} GB of files, then its weights in f32): more than \
-                         the 4.3 GB a web page can have; nothing was downloaded",
-                        id.id(),
-                        memory as f64 / 1e9,
-                        weight_bytes as f64 / 1e9
-                    ),
-                ));
-            }
+            refuse_too_large(&id, weight_bytes, parameters)?;
             for f in optional {
                 match crate::web_fetch::size(&url(&f)).await {
                     Ok(_) => required.push(f),

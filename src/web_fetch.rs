@@ -150,6 +150,12 @@ pub enum Source {
     Network,
 }
 
+/// Whether the model cache holds a file (without reading it).
+pub async fn is_stored(url: &str) -> bool {
+    let Some(c) = cache().await else { return false };
+    JsFuture::from(c.match_with_str(url)).await.is_ok_and(|hit| hit.is_instance_of::<Response>())
+}
+
 /// A file from the model cache, if stored there.
 pub async fn cached(url: &str) -> Option<Vec<u8>> {
     let c = cache().await?;

@@ -241,7 +241,12 @@ impl ModelWeights {
     /// Parses and validates a safetensors file against `config`.
     pub fn from_safetensors(bytes: &[u8], config: &GptConfig) -> Result<Self, WeightsError> {
         let file = SafeTensors::deserialize(bytes)?;
-        let (mut take, stored) = Taker::new(std::slice::from_ref(&file), canonical)?;
+        let (take, stored) = Taker::new(std::slice::from_ref(&file), canonical)?;
+        Self::take(take, stored, config)
+    }
+
+    /// The model's tensors from `take` (HF's names), checked against `config`.
+    pub(crate) fn take(mut take: Taker, stored: Vec<TensorInfo>, config: &GptConfig) -> Result<Self, WeightsError> {
         let (c, v, t, f) = (config.n_embd, config.vocab_size, config.n_positions, config.n_inner);
         let wte = take.tensor("wte.weight", &[v, c])?;
         let wpe = take.tensor("wpe.weight", &[t, c])?;
@@ -318,9 +323,25 @@ pub(crate) fn random_tensors(seed: u64) -> impl FnMut(&[usize], f32, f32) -> Ten
 }
 
 /// Removes tensors from the file's map as the model claims them, so leftovers are "unexpected".
-/// Every architecture's loader takes its tensors through one.
+/// Every architecture's loader takes its tensors through one, whatever the file format.
 pub(crate) struct Taker<'a> {
-    views: BTreeMap<String, safetensors::tensor::TensorView<'a>>,
+    views: BTreeMap<String, Source<'a>>,
+}
+
+/// A tensor still in a safetensors file, or already decoded (a GGUF file's, dequantized and
+/// laid out under HF's name by `crate::gguf::model`).
+enum Source<'a> {
+    View(safetensors::tensor::TensorView<'a>),
+    Ready(Tensor),
+}
+
+impl Source<'_> {
+    fn shape(&self) -> &[usize] {
+        match self {
+            Source::View(v) => v.shape(),
+            Source::Ready(t) => &t.shape,
+        }
+    }
 }
 
 impl<'a> Taker<'a> {
@@ -334,21 +355,29 @@ impl<'a> Taker<'a> {
         for file in files {
             for (name, view) in file.iter() {
                 let Some(name) = canonical(name) else { continue };
-                if views.insert(name.to_string(), view).is_some() {
+                if views.insert(name.to_string(), Source::View(view)).is_some() {
                     return Err(WeightsError::Malformed(format!("tensor `{name}` appears twice")));
                 }
             }
         }
         let stored = views
             .iter()
-            .map(|(name, v)| TensorInfo {
-                name: name.clone(),
-                dtype: format!("{:?}", v.dtype()),
-                shape: v.shape().to_vec(),
-                bytes: v.data().len(),
+            .filter_map(|(name, v)| match v {
+                Source::View(v) => Some(TensorInfo {
+                    name: name.clone(),
+                    dtype: format!("{:?}", v.dtype()),
+                    shape: v.shape().to_vec(),
+                    bytes: v.data().len(),
+                }),
+                Source::Ready(_) => None,
             })
             .collect();
         Ok((Taker { views }, stored))
+    }
+
+    /// Tensors already decoded to f32, by name.
+    pub(crate) fn ready(tensors: BTreeMap<String, Tensor>) -> Self {
+        Taker { views: tensors.into_iter().map(|(k, t)| (k, Source::Ready(t))).collect() }
     }
 
     /// The LM head `lm_head.weight`, shaped as `embedding`; None when the head is tied (HF drops
@@ -374,15 +403,18 @@ impl<'a> Taker<'a> {
 
     /// The tensor `name` in f32, checked for its shape and finite values.
     pub(crate) fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, WeightsError> {
-        let view = self.views.remove(name).ok_or_else(|| WeightsError::MissingTensor(name.to_string()))?;
-        if view.shape() != shape {
+        let source = self.views.remove(name).ok_or_else(|| WeightsError::MissingTensor(name.to_string()))?;
+        if source.shape() != shape {
             return Err(WeightsError::Shape {
                 name: name.into(),
                 expected: shape.to_vec(),
-                found: view.shape().to_vec(),
+                found: source.shape().to_vec(),
             });
         }
-        let data = to_f32(name, view.dtype(), view.data())?;
+        let data = match source {
+            Source::View(view) => to_f32(name, view.dtype(), view.data())?,
+            Source::Ready(t) => t.data,
+        };
         if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
             return Err(WeightsError::NonFinite { name: name.into(), index, value });
         }

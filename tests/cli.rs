@@ -164,3 +164,28 @@ fn the_gpu_backend_gives_the_same_logits_and_text() {
     };
     assert_eq!(text("gpu"), text("cpu"));
 }
+
+/// A GGUF file works where a model folder does: inspect, tokenize, chat-template, logits; a
+/// truncated one is a clear error.
+#[test]
+fn a_gguf_file_is_a_model() {
+    let gguf = common::fixtures().join("gguf/chat-llama.q8_0.gguf");
+    let model = gguf.to_str().unwrap();
+    let v: Value = serde_json::from_str(&ok(&["inspect", "--model", model, "--json"])).unwrap();
+    assert_eq!(v["model_type"], "llama");
+    assert_eq!(v["dtypes"], serde_json::json!(["F32", "Q8_0"]));
+    let ids: Value = serde_json::from_str(&ok(&["tokenize", "--model", model, "--text", "Hello", "--json"])).unwrap();
+    let folder = common::fixtures().join("llama/chat-llama");
+    let want: Value =
+        serde_json::from_str(&ok(&["tokenize", "--model", folder.to_str().unwrap(), "--text", "Hello", "--json"]))
+            .unwrap();
+    assert_eq!(ids, want);
+    let logits: Value = serde_json::from_str(&ok(&["logits", "--model", model, "--ids", "1,2,3", "--json"])).unwrap();
+    assert!(logits.is_object(), "{logits}");
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.gguf");
+    let bytes = std::fs::read(&gguf).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 1000]).unwrap();
+    let e = fails(&["inspect", "--model", cut.to_str().unwrap()]);
+    assert!(e.contains("cut.gguf") && e.contains("past the end"), "{e}");
+}

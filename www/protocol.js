@@ -12,12 +12,16 @@
 //             model also tokenizer_config.json / chat_template.jinja, generation_config.json, and
 //             model.safetensors.index.json with its shards instead of model.safetensors.
 //             `names` lists the files under `url`, default MODEL_FILES.)
+//             (or one `.gguf` file among `files`: the model, its tokenizer and template inside)
 //   inspect   { config, head, size }     (config.json bytes, the first bytes of the weights file —
 //             → inspected { info }        the first shard — up to the end of its header, its size)
-//   hub-inspect { base, model, revision }  → inspected { info }   (whether a hub model fits this page,
-//             from its config, sizes and first safetensors header; no weights fetched)
-//   hub       { base, model, revision, backend } → loaded { info }  events: progress { url, loaded, total,
-//             part, parts, cached } (files from the Cache API when stored, else from the hub)
+//             | { gguf, size }           (a GGUF file's first bytes, up to the end of its tensor table)
+//   hub-inspect { base, model, revision, file? }  → inspected { info }   (whether a hub model fits
+//             this page, from its config, sizes and first safetensors header — or, with `file`, a
+//             .gguf in its folder, from that file's first bytes; no weights fetched)
+//   hub       { base, model, revision, file?, backend } → loaded { info }  events: progress { url,
+//             loaded, total, part, parts, cached } (files from the Cache API when stored, else from
+//             the hub)
 //   chat      { messages, params }       → done { finish, tokens, seconds, prompt_tokens, dropped_turns }
 //   complete  { text, params, stop }     → done { finish, tokens, seconds, prompt_tokens, dropped_tokens }
 //             events (chat, complete): text { text }

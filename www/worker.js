@@ -4,6 +4,7 @@ import init, {
   load_model,
   load_url_model,
   inspect_bundle,
+  inspect_gguf,
   hub_inspect,
   load_hub_model,
   chat_start,
@@ -42,13 +43,27 @@ async function handle(msg) {
       return { type: 'loaded', info: JSON.parse(info) };
     }
     case 'hub-inspect':
-      return { type: 'inspected', info: JSON.parse(await hub_inspect(msg.base, msg.model, msg.revision || undefined)) };
+      return {
+        type: 'inspected',
+        info: JSON.parse(await hub_inspect(msg.base, msg.model, msg.revision || undefined, msg.file || undefined)),
+      };
     case 'hub': {
-      const info = await load_hub_model(msg.base, msg.model, msg.revision || undefined, msg.backend, progress(msg.id));
+      const info = await load_hub_model(
+        msg.base,
+        msg.model,
+        msg.revision || undefined,
+        msg.file || undefined,
+        msg.backend,
+        progress(msg.id),
+      );
       return { type: 'loaded', info: JSON.parse(info) };
     }
-    case 'inspect':
-      return { type: 'inspected', info: JSON.parse(await inspect_bundle(msg.config, msg.head, msg.size)) };
+    case 'inspect': {
+      const info = msg.gguf
+        ? await inspect_gguf(msg.gguf, msg.size)
+        : await inspect_bundle(msg.config, msg.head, msg.size);
+      return { type: 'inspected', info: JSON.parse(info) };
+    }
     case 'chat':
     case 'complete': {
       stopRequested = false;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::config::ConfigError;
 
 /// How rotary frequencies are scaled for long contexts.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RopeScaling {
     None,
     /// Every frequency divided by `factor`.
@@ -21,6 +21,9 @@ pub enum RopeScaling {
         high_freq_factor: f32,
         original_max_position_embeddings: usize,
     },
+    /// Frequency `i` divided by `factors[i]` (`head_dim / 2` of them): how GGUF files of Llama
+    /// 3.1+ carry the rule above, computed (llama.cpp's `rope_freqs.weight`).
+    Factors(Vec<f32>),
 }
 
 /// The validated hyper-parameters of a Llama-family model.
@@ -218,6 +221,7 @@ impl LlamaConfig {
         match self.rope_scaling {
             RopeScaling::None => base,
             RopeScaling::Linear { factor } => base.into_iter().map(|f| f / factor).collect(),
+            RopeScaling::Factors(ref factors) => base.into_iter().zip(factors).map(|(f, d)| f / d).collect(),
             RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
                 let old = original_max_position_embeddings as f32;
                 let (low_wavelen, high_wavelen) = (old / low_freq_factor, old / high_freq_factor);

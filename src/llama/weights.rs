@@ -87,7 +87,12 @@ impl LlamaWeights {
     pub fn from_files(files: &[&[u8]], config: &LlamaConfig) -> Result<Self, WeightsError> {
         let parsed = files.iter().map(|b| SafeTensors::deserialize(b)).collect::<Result<Vec<_>, _>>()?;
         // Older files carry the rotary frequencies as a buffer; they are not parameters.
-        let (mut take, stored) = Taker::new(&parsed, |name| (!name.ends_with("rotary_emb.inv_freq")).then_some(name))?;
+        let (take, stored) = Taker::new(&parsed, |name| (!name.ends_with("rotary_emb.inv_freq")).then_some(name))?;
+        Self::take(take, stored, config)
+    }
+
+    /// The model's tensors from `take` (HF's names), checked against `config`.
+    pub(crate) fn take(mut take: Taker, stored: Vec<TensorInfo>, config: &LlamaConfig) -> Result<Self, WeightsError> {
         let c = config;
         let (d, f, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
         let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);

@@ -482,7 +482,7 @@ function hubServer(models) {
     if (hub.error500[file] && req.method === 'GET')
       return res.writeHead(500, { ...cors, 'Content-Length': 5 }).end('oops!');
     const sha = hub.wrongSha[file] ? '0'.repeat(64) : createHash('sha256').update(bytes).digest('hex');
-    if (file.endsWith('.safetensors') && !cdn)
+    if ((file.endsWith('.safetensors') || file.endsWith('.gguf')) && !cdn)
       return res
         .writeHead(302, {
           ...cors,
@@ -724,6 +724,86 @@ await test('load by model id from a hub: fit check first, progress, resume, erro
   delete hub.wrongSha['model-00001-of-00002.safetensors'];
   state.hub = { base, hub };
   await page.screenshot({ path: `${shots}/hub.png` });
+});
+
+await test('a GGUF file (Q8_0, tokenizer and template inside): from disk and by id + file name', async () => {
+  // scripts/make_gguf_fixtures.py: llama.cpp's converter's Q8_0 of chat-llama, and HF's greedy
+  // reply on its dequantized weights.
+  const file = new URL('../fixtures/gguf/chat-llama.q8_0.gguf', import.meta.url).pathname;
+  const expected = JSON.parse(readFileSync(new URL('../fixtures/gguf/chat-llama.q8_0.expected.json', import.meta.url)));
+  const want = expected.chat.reply.split('\uFFFD')[0];
+  const question = expected.chat.messages[0].content;
+  await page.click('button[data-tab="models"]');
+  const pick = async (paths) => {
+    await page.evaluate(() => {
+      const info = document.getElementById('file-info');
+      delete info.dataset.webgpu;
+      info.replaceChildren();
+    });
+    await page.setInputFiles('#files', paths);
+    await page.waitForFunction(
+      () =>
+        document.getElementById('file-info').dataset.webgpu ||
+        /error/.test(document.getElementById('file-info').textContent),
+      null,
+      { timeout: LONG },
+    );
+    return page.textContent('#file-info');
+  };
+  const info = await pick([file]);
+  assert(/llama: 2 layers × 64, 4 heads \(2 key\/value\)/.test(info) && /Q8_0/.test(info), info);
+  await page.evaluate(() => {
+    document.body.dataset.ready = 'false';
+  });
+  await page.click('#load-files');
+  await ready(page);
+  const model = await page.textContent('#model-info');
+  assert(/Q8_0/.test(model) && /model's own/.test(model), model);
+  const fromDisk = await greedyChat(page, question);
+  assert(fromDisk.text.startsWith(want), `${JSON.stringify(fromDisk.text)} vs ${JSON.stringify(want)}`);
+  // A cut file: refused with the reason before anything is loaded.
+  const dir = mkdtempSync(`${tmpdir()}/wgpt-gguf-`);
+  writeFileSync(`${dir}/cut.gguf`, readFileSync(file).subarray(0, 5000));
+  await page.click('button[data-tab="models"]');
+  const cut = await pick([`${dir}/cut.gguf`]);
+  assert(/not a model/.test(cut) && /truncated|past the end/.test(cut), cut);
+  assert(await page.isDisabled('#load-files'), 'a cut GGUF can be loaded');
+  rmSync(dir, { recursive: true });
+  // By id and file name, from a server in the hub's layout: checked from the file's first
+  // bytes (range requests, no download), then loaded with progress and chatting.
+  const hub = await hubServer({ 'test-org/chat-gguf': { 'chat-llama.q8_0.gguf': readFileSync(file) } });
+  const previous = await page.inputValue('#hub-base');
+  await page.evaluate((b) => {
+    const input = document.getElementById('hub-base');
+    input.value = b;
+    input.dispatchEvent(new Event('change'));
+  }, `http://127.0.0.1:${hub.server.address().port}`);
+  await page.evaluate(() => {
+    delete document.getElementById('hub-info').dataset.fits;
+  });
+  await page.fill('#hub-id', 'test-org/chat-gguf');
+  await page.fill('#hub-file', 'chat-llama.q8_0.gguf');
+  await page.click('#hub-form button[type="submit"]');
+  await page.waitForFunction(() => document.getElementById('hub-info').dataset.fits, null, { timeout: LONG });
+  const checked = await page.textContent('#hub-info');
+  assert((await page.getAttribute('#hub-info', 'data-fits')) === 'yes' && /Q8_0/.test(checked), checked);
+  const whole = hub.log.filter((l) => /^GET \/cdn\/.*\.gguf $/.test(l));
+  assert(whole.length === 0, `the check downloaded the file: ${hub.log.join('\n')}`);
+  await page.evaluate(() => {
+    document.body.dataset.ready = 'false';
+  });
+  await page.click('#hub-load');
+  await ready(page);
+  const byId = await greedyChat(page, question);
+  assert(byId.text === fromDisk.text, `${JSON.stringify(byId.text)} vs ${JSON.stringify(fromDisk.text)}`);
+  await page.click('button[data-tab="models"]');
+  await page.fill('#hub-file', '');
+  await page.evaluate((b) => {
+    const input = document.getElementById('hub-base');
+    input.value = b;
+    input.dispatchEvent(new Event('change'));
+  }, previous);
+  hub.server.close();
 });
 
 // A GPT-2 of 39 M parameters in f32 (157 MB), weights all 0.01: big enough that a second full

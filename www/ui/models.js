@@ -53,7 +53,7 @@ export async function loadModel({ url = null, names = null, files = null, hub = 
   try {
     // Picked files travel as `File`s (handles, not bytes): the engine reads them itself.
     const request = hub
-      ? { type: 'hub', base: hub.base, model: hub.model, revision: hub.revision, backend }
+      ? { type: 'hub', base: hub.base, model: hub.model, revision: hub.revision, file: hub.file, backend }
       : { type: 'load', url, names, files, backend };
     const res = await engine.request(request, (ev) => {
       if (ev.type !== 'progress') return;
@@ -94,7 +94,10 @@ export async function listModels() {
       b.textContent = m.hub ? `Load ${m.name} (${m.size}, from the hub)` : `Load ${m.name}`;
       b.addEventListener('click', () =>
         m.hub
-          ? loadModel({ hub: { base: hubBase(), model: m.hub, revision: m.revision ?? '' }, name: m.name })
+          ? loadModel({
+              hub: { base: hubBase(), model: m.hub, revision: m.revision ?? '', file: m.file ?? '' },
+              name: m.name,
+            })
           : loadModel({ url: m.path, names: m.files ?? null, name: m.name }),
       );
       const p = document.createElement('span');
@@ -145,6 +148,8 @@ $('files').addEventListener('change', async () => {
   const picked = {};
   for (const f of $('files').files) picked[f.name] = f;
   const add = (k, v) => addRow(info, k, v);
+  const gguf = Object.values(picked).find((f) => f.name.endsWith('.gguf'));
+  if (gguf) return inspectPicked(gguf, add);
   // One weights file, or the shards an index names (the first one's header is inspected).
   const shards = Object.keys(picked)
     .filter((n) => n.endsWith('.safetensors'))
@@ -166,19 +171,43 @@ $('files').addEventListener('change', async () => {
     );
     const config = new Uint8Array(await picked['config.json'].arrayBuffer());
     const { info: i } = await engine.request({ type: 'inspect', config, head, size: weights.size });
-    add('size', `${(weights.size / 1e6).toFixed(1)} MB`);
-    add('parameters', i.parameters.toLocaleString());
-    add('weights', i.dtypes.join(', '));
-    if (i.shape.n_layer) add('shape', shapeText(i.shape));
+    showInspected(i, weights.size, add);
     if (shards.length > 1) add('shards', `${shards.length} files`);
-    add('WebGPU', i.webgpu.verdict);
-    info.dataset.webgpu = i.webgpu.fits ? 'fits' : 'no';
-    $('load-files').disabled = false;
   } catch (e) {
     add('error', `not a bundle: ${e.message}`);
     $('load-files').disabled = true;
   }
 });
+
+// The engine's answer on a picked model, before loading it.
+function showInspected(i, size, add) {
+  add('size', `${(size / 1e6).toFixed(1)} MB`);
+  add('parameters', i.parameters.toLocaleString());
+  add('weights', i.dtypes.join(', '));
+  if (i.shape.n_layer) add('shape', shapeText(i.shape));
+  add('WebGPU', i.webgpu.verdict);
+  $('file-info').dataset.webgpu = i.webgpu.fits ? 'fits' : 'no';
+  $('load-files').disabled = false;
+}
+
+// A picked GGUF file: its metadata and tensor table are at its start; the engine reads the
+// first MiB, then four times more while they run past it (up to 64 MiB), never the weights.
+async function inspectPicked(file, add) {
+  try {
+    for (let n = 1 << 20; ; n *= 4) {
+      const gguf = new Uint8Array(await file.slice(0, Math.min(n, file.size)).arrayBuffer());
+      try {
+        const { info: i } = await engine.request({ type: 'inspect', gguf, size: file.size });
+        return showInspected(i, file.size, add);
+      } catch (e) {
+        if (!/truncated/.test(e.message) || n >= file.size || n >= 64 << 20) throw e;
+      }
+    }
+  } catch (e) {
+    add('error', `not a model: ${e.message}`);
+    $('load-files').disabled = true;
+  }
+}
 $('load-files').addEventListener('click', () => {
   const files = {};
   for (const f of $('files').files) files[f.name] = f;
@@ -204,7 +233,12 @@ $('hub-base').addEventListener('change', () => {
   else localStorage.removeItem('wgpt-hub');
 });
 function hubRequest() {
-  return { base: hubBase(), model: $('hub-id').value.trim(), revision: $('hub-revision').value.trim() };
+  return {
+    base: hubBase(),
+    model: $('hub-id').value.trim(),
+    revision: $('hub-revision').value.trim(),
+    file: $('hub-file').value.trim(),
+  };
 }
 $('hub-form').addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -218,7 +252,7 @@ $('hub-form').addEventListener('submit', async (e) => {
   try {
     const { info: i } = await engine.request({ type: 'hub-inspect', ...req });
     info.replaceChildren();
-    add('model', `${i.id} @ ${i.revision}`);
+    add('model', `${i.id} @ ${i.revision}${req.file ? ` / ${req.file}` : ''}`);
     add('download', `${(i.total_bytes / 1e6).toFixed(1)} MB of weights in ${i.files.length} file(s)`);
     add('parameters', i.parameters.toLocaleString());
     add('weights', i.dtypes.join(', '));

@@ -22,6 +22,8 @@ mod bench;
 mod chat;
 #[cfg(not(target_arch = "wasm32"))]
 mod download;
+#[cfg(not(target_arch = "wasm32"))]
+mod perplexity;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -35,7 +37,7 @@ mod cli {
     use wgpt::generate::{GenerateParams, generate};
     use wgpt::gpu::{GpuOptions, WeightFormat};
     use wgpt::model::block_on;
-    use wgpt::{Bundle, ForwardOptions, LanguageModel, LoadedModel, SamplingParams};
+    use wgpt::{ForwardOptions, LanguageModel, LoadedModel, SamplingParams};
 
     use crate::download::model_dir;
 
@@ -111,6 +113,9 @@ mod cli {
         /// Download a model from a hub (ORG/NAME) into the local cache; `--model ORG/NAME` then
         /// works in every command.
         Download(crate::download::DownloadArgs),
+        /// Score a text: tokens, mean negative log-likelihood and perplexity (and top-1 agreement
+        /// with a reference model).
+        Perplexity(crate::perplexity::PerplexityArgs),
         /// Print the token ids of a text.
         Tokenize {
             #[arg(long)]
@@ -233,7 +238,7 @@ mod cli {
             Command::Chat(args) => crate::chat::run(args),
             Command::Download(args) => crate::download::run(args),
             Command::Tokenize { model, text, json } => {
-                let tok = wgpt::bundle::load_tokenizer(&model_dir(&model)?)?;
+                let tok = tokenizer(&model_dir(&model)?)?;
                 let ids = tok.encode(&text)?;
                 if json {
                     println!("{}", json!({ "ids": ids }));
@@ -246,6 +251,7 @@ mod cli {
             }
             Command::Logits { model, input, json, engine } => run_logits(model, input, json, engine),
             Command::Bench(args) => crate::bench::run(args),
+            Command::Perplexity(args) => crate::perplexity::run(args),
             Command::Inspect { model, json } => run_inspect(model_dir(&model)?, json),
             Command::ChatTemplate { model, messages, no_generation_prompt, json } => {
                 run_chat_template(model_dir(&model)?, messages, !no_generation_prompt, json)
@@ -253,21 +259,41 @@ mod cli {
         }
     }
 
+    /// A `.gguf` file (whose metadata holds everything).
+    fn is_gguf(model: &std::path::Path) -> bool {
+        model.is_file() && model.extension().is_some_and(|e| e == "gguf")
+    }
+
+    /// The model's tokenizer, without loading its weights where they are apart from it.
+    fn tokenizer(model: &std::path::Path) -> Result<wgpt::Tokenizer> {
+        if is_gguf(model) {
+            return open(model)?.text.tokenizer.context("the model has no tokenizer");
+        }
+        Ok(wgpt::bundle::load_tokenizer(model)?)
+    }
+
     fn run_chat_template(model: PathBuf, messages: PathBuf, generation_prompt: bool, json: bool) -> Result<()> {
-        let read = |name: &str| {
-            let path = model.join(name);
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+        let template = if is_gguf(&model) {
+            match open(&model)?.text.chat {
+                wgpt::loaded::ChatFormat::Jinja(t) => *t,
+                wgpt::loaded::ChatFormat::Builtin(_) => bail!("{}: no chat template in the file", model.display()),
+            }
+        } else {
+            let read = |name: &str| {
+                let path = model.join(name);
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+            };
+            let config = read("tokenizer_config.json")?;
+            let jinja = std::fs::read_to_string(model.join("chat_template.jinja")).ok();
+            wgpt::chat_template::ChatTemplate::from_config(&config, jinja.as_deref())
+                .with_context(|| model.display().to_string())?
         };
-        let config = read("tokenizer_config.json")?;
-        let jinja = std::fs::read_to_string(model.join("chat_template.jinja")).ok();
-        let template = wgpt::chat_template::ChatTemplate::from_config(&config, jinja.as_deref())
-            .with_context(|| model.display().to_string())?;
         let conversation: Vec<wgpt::chat::Message> = serde_json::from_slice(
             &std::fs::read(&messages).with_context(|| format!("cannot read {}", messages.display()))?,
         )
         .with_context(|| format!("{}: not a list of {{\"role\", \"content\"}} messages", messages.display()))?;
         let text = template.render(&conversation, generation_prompt)?;
-        let tok = wgpt::bundle::load_tokenizer(&model)?;
+        let tok = tokenizer(&model)?;
         let ids = tok.encode(&text)?;
         if json {
             println!("{}", json!({ "text": text, "ids": ids }));
@@ -275,10 +301,6 @@ mod cli {
             print!("{text}");
         }
         Ok(())
-    }
-
-    pub fn load(model: &std::path::Path) -> Result<Bundle> {
-        Bundle::load(model).with_context(|| format!("cannot load the model bundle {}", model.display()))
     }
 
     /// A model folder of either architecture (a GPT-2 bundle, or `model_type` llama, mistral,
@@ -339,8 +361,12 @@ mod cli {
     }
 
     /// `inspect` of a Llama-family folder: its shape, parameters and tensors.
-    fn inspect_llama(dir: &std::path::Path, json: bool) -> Result<()> {
-        let (c, w) = wgpt::llama::load(dir).with_context(|| format!("cannot load the model {}", dir.display()))?;
+    fn inspect_llama(
+        dir: &std::path::Path,
+        c: &wgpt::llama::LlamaConfig,
+        w: &wgpt::llama::LlamaWeights,
+        json: bool,
+    ) -> Result<()> {
         let bytes: usize = w.stored.iter().map(|t| t.bytes).sum();
         let dtypes = wgpt::weights::stored_dtypes(&w.stored);
         let params = c.parameter_count();
@@ -420,22 +446,33 @@ mod cli {
     }
 
     fn run_inspect(model: PathBuf, json: bool) -> Result<()> {
-        if wgpt::llama::is_llama_config(&std::fs::read(model.join("config.json")).unwrap_or_default()) {
-            return inspect_llama(&model, json);
+        let loaded = open(&model)?;
+        match &loaded.arch {
+            wgpt::loaded::Architecture::Llama { config, weights } => inspect_llama(&model, config, weights, json),
+            wgpt::loaded::Architecture::Gpt { config, weights } => {
+                let id_bound = loaded.text.tokenizer.as_ref().map(|t| t.id_bound());
+                inspect_gpt(&model, config, weights, id_bound, json)
+            }
         }
-        let bundle = load(&model)?;
-        let w = &bundle.weights;
+    }
+
+    fn inspect_gpt(
+        model: &std::path::Path,
+        c: &wgpt::GptConfig,
+        w: &wgpt::weights::ModelWeights,
+        id_bound: Option<u32>,
+        json: bool,
+    ) -> Result<()> {
         let bytes: usize = w.stored.iter().map(|t| t.bytes).sum();
         let dtypes = w.stored_dtypes();
-        let params = bundle.config.parameter_count();
+        let params = c.parameter_count();
         if json {
             let tensors = tensors_json(&w.stored);
-            let cfg: serde_json::Value = serde_json::from_str(&bundle.config.to_json())?;
+            let cfg: serde_json::Value = serde_json::from_str(&c.to_json())?;
             let v = json!({ "config": cfg, "parameters": params, "dtypes": dtypes,
-                "weight_bytes": bytes, "tokenizer_ids": bundle.tokenizer.id_bound(), "tensors": tensors });
+                "weight_bytes": bytes, "tokenizer_ids": id_bound, "tensors": tensors });
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
-            let c = &bundle.config;
             println!("model        {}", model.display());
             println!(
                 "shape        {} layers, {} heads, n_embd {}, n_inner {}, context {}, vocab {}",
@@ -447,12 +484,7 @@ mod cli {
             );
             println!("parameters   {params} ({:.2} M)", params as f64 / 1e6);
             println!("weights      {} tensors, {} ({:.2} MB)", w.stored.len(), dtypes.join("+"), bytes as f64 / 1e6);
-            println!(
-                "tokenizer    {} ids, bos {:?}, eos {:?}",
-                bundle.tokenizer.id_bound(),
-                c.bos_token_id,
-                c.eos_token_id
-            );
+            println!("tokenizer    {} ids, bos {:?}, eos {:?}", id_bound.unwrap_or(0), c.bos_token_id, c.eos_token_id);
         }
         Ok(())
     }

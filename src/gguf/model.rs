@@ -1,0 +1,298 @@
+//! A GGUF file as a [`LoadedModel`]: its metadata becomes the `config.json`,
+//! `tokenizer.json` and `tokenizer_config.json` HF would ship (so the same checks and the same
+//! code paths apply), and its tensors are dequantized to f32 under HF's names, in HF's layouts.
+//!
+//! Layouts: GGUF lists dims innermost first, so a `[in, out]` GGUF matrix is HF's `[out, in]`.
+//! llama.cpp's converter reorders the rows of a `llama` model's q and k projections for its
+//! interleaved rotary (each head's halves interleaved, `LlamaModel.permute`); that is undone
+//! here. `qwen2`/`qwen3` keep HF's order. GPT-2's Conv1D matrices were transposed to `[out, in]`;
+//! they are transposed back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{Gguf, GgufError, TensorInfo};
+use crate::bundle::BundleError;
+use crate::config::{ConfigError, GptConfig};
+use crate::llama::{LlamaConfig, LlamaWeights, RopeScaling};
+use crate::loaded::{Architecture, LoadedModel, TextFormat};
+use crate::weights::{ModelWeights, Taker, Tensor, TensorInfo as Stored, WeightsError};
+
+/// The `general.architecture`s wgpt runs.
+pub const ARCHITECTURES: [&str; 4] = ["gpt2", "llama", "qwen2", "qwen3"];
+
+impl From<GgufError> for BundleError {
+    fn from(e: GgufError) -> Self {
+        BundleError::Io { path: "model.gguf".into(), message: e.to_string() }
+    }
+}
+
+fn missing(key: &str) -> BundleError {
+    GgufError::Metadata { key: key.into(), reason: "is missing".into() }.into()
+}
+
+/// A GGUF's architecture and the `config.json` HF would ship for it, from its metadata (and
+/// which tensors it has: a tied head, q/k/v biases).
+pub fn hf_config(g: &Gguf) -> Result<(String, Vec<u8>), BundleError> {
+    let arch = g.str("general.architecture")?.ok_or_else(|| missing("general.architecture"))?.to_string();
+    if !ARCHITECTURES.contains(&arch.as_str()) {
+        return Err(ConfigError::Unsupported {
+            key: "general.architecture",
+            value: format!("{arch:?} (wgpt runs {})", ARCHITECTURES.join(", ")),
+        }
+        .into());
+    }
+    let has = |name: &str| g.tensors.iter().any(|t| t.name == name);
+    let vocab = g
+        .tensors
+        .iter()
+        .find(|t| t.name == "token_embd.weight")
+        .map(|t| t.shape()[0])
+        .ok_or_else(|| WeightsError::MissingTensor("token_embd.weight".into()))?;
+    let key = |k: &str| format!("{arch}.{k}");
+    let uint = |k: &str| -> Result<u64, BundleError> { g.uint(&key(k))?.ok_or_else(|| missing(&key(k))) };
+    let tokens = |k: &str| g.uint(&format!("tokenizer.ggml.{k}"));
+    let eos: Vec<u64> = [tokens("eos_token_id")?, tokens("eot_token_id")?, tokens("eom_token_id")?].into_iter().flatten().collect();
+    let bos = tokens("bos_token_id")?;
+    let tied = !has("output.weight");
+    let config = if arch == "gpt2" {
+        json!({
+            "model_type": "gpt2", "vocab_size": vocab, "n_positions": uint("context_length")?,
+            "n_embd": uint("embedding_length")?, "n_layer": uint("block_count")?,
+            "n_head": uint("attention.head_count")?, "n_inner": uint("feed_forward_length")?,
+            "layer_norm_epsilon": g.float(&key("attention.layer_norm_epsilon"))?.unwrap_or(1e-5),
+            "tie_word_embeddings": tied, "bos_token_id": bos, "eos_token_id": eos.first(),
+        })
+    } else {
+        let heads = uint("attention.head_count")?;
+        let mut c = json!({
+            "model_type": arch, "vocab_size": vocab, "hidden_size": uint("embedding_length")?,
+            "intermediate_size": uint("feed_forward_length")?, "num_hidden_layers": uint("block_count")?,
+            "num_attention_heads": heads,
+            "num_key_value_heads": g.uint(&key("attention.head_count_kv"))?.unwrap_or(heads),
+            "max_position_embeddings": uint("context_length")?,
+            "rms_norm_eps": g.float(&key("attention.layer_norm_rms_epsilon"))?.ok_or_else(|| missing(&key("attention.layer_norm_rms_epsilon")))?,
+            "rope_theta": g.float(&key("rope.freq_base"))?.unwrap_or(10_000.0),
+            "tie_word_embeddings": tied, "attention_bias": has("blk.0.attn_q.bias"),
+            "bos_token_id": bos, "eos_token_id": eos,
+        });
+        if let Some(d) = g.uint(&key("attention.key_length"))? {
+            c["head_dim"] = d.into();
+        }
+        match g.str(&key("rope.scaling.type"))? {
+            None | Some("none") => {}
+            Some("linear") => {
+                let factor = g.float(&key("rope.scaling.factor"))?.ok_or_else(|| missing(&key("rope.scaling.factor")))?;
+                c["rope_scaling"] = json!({"rope_type": "linear", "factor": factor});
+            }
+            Some(other) => {
+                return Err(ConfigError::Unsupported { key: "rope.scaling.type", value: format!("{other:?}") }.into());
+            }
+        }
+        c
+    };
+    Ok((arch, serde_json::to_vec(&config).expect("JSON of plain values")))
+}
+
+/// What each tensor holds as stored (HF's names), sorted: what the fit check reads.
+pub fn stored(g: &Gguf) -> Vec<Stored> {
+    let arch = g.str("general.architecture").ok().flatten().unwrap_or("");
+    let mut out: Vec<Stored> = g
+        .tensors
+        .iter()
+        .map(|t| Stored {
+            name: hf_name(arch, &t.name).unwrap_or_else(|| t.name.clone()),
+            dtype: t.ty.name().into(),
+            shape: t.shape(),
+            bytes: t.len,
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Loads a model from the bytes of a GGUF file.
+pub fn load(bytes: &[u8]) -> Result<LoadedModel, BundleError> {
+    let g = Gguf::parse(bytes)?;
+    let (arch, config) = hf_config(&g)?;
+    let (tokenizer_json, tokenizer_config) = super::tokenizer::hf_files(&g)?;
+    let files: BTreeMap<&str, &[u8]> = [("tokenizer.json", tokenizer_json.as_slice()), ("tokenizer_config.json", tokenizer_config.as_slice())]
+        .into_iter()
+        .collect();
+    let get = |name: &str| files.get(name).copied();
+    if arch == "gpt2" {
+        let config = GptConfig::from_json(&config)?;
+        let (take, stored) = tensors(&g, bytes, &arch, None)?;
+        let weights = ModelWeights::take(take, stored, &config)?;
+        let tokenizer = crate::tokenizer::Tokenizer::from_json(&tokenizer_json)?;
+        tokenizer.check_fits(config.vocab_size)?;
+        let bundle = crate::bundle::Bundle { config, weights: Arc::new(weights), tokenizer };
+        let mut loaded = LoadedModel::from_bundle(bundle);
+        loaded.text.chat = TextFormat::chat_format(loaded.text.tokenizer.as_ref(), &get)?;
+        return Ok(loaded);
+    }
+    let mut config = LlamaConfig::from_json(&config)?;
+    if let Some(t) = g.tensors.iter().find(|t| t.name == ROPE_FREQS) {
+        config.rope_scaling = RopeScaling::Factors(rope_factors(t, bytes, config.head_dim)?);
+    }
+    let heads = (arch == "llama").then_some((config.num_attention_heads, config.num_key_value_heads));
+    let (take, stored) = tensors(&g, bytes, &arch, heads)?;
+    let weights = LlamaWeights::take(take, stored, &config)?;
+    let text = TextFormat::llama(&config, &get)?;
+    Ok(LoadedModel { arch: Architecture::Llama { config, weights: Arc::new(weights) }, text })
+}
+
+/// Llama 3.1+'s rotary frequency divisors, which the converter computes from the config's
+/// `rope_scaling` rule and stores as a tensor.
+const ROPE_FREQS: &str = "rope_freqs.weight";
+
+/// `rope_freqs.weight`: `head_dim / 2` finite, positive divisors.
+fn rope_factors(t: &TensorInfo, bytes: &[u8], head_dim: usize) -> Result<Vec<f32>, BundleError> {
+    let bad = |reason: String| BundleError::from(GgufError::Tensor { name: ROPE_FREQS.into(), reason });
+    if t.shape() != [head_dim / 2] {
+        return Err(bad(format!("shape {:?}, expected [{}] (head_dim / 2)", t.shape(), head_dim / 2)));
+    }
+    let f = crate::quant::dequantize(t.ty, &bytes[t.start..t.start + t.len], head_dim / 2)
+        .map_err(|source| GgufError::TensorType { name: ROPE_FREQS.into(), source })?;
+    if let Some(x) = f.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+        return Err(bad(format!("a divisor of {x}")));
+    }
+    Ok(f)
+}
+
+/// HF's name for a GGUF tensor of `arch` (None: not one wgpt knows; the loader then reports it
+/// as unexpected under its GGUF name).
+fn hf_name(arch: &str, name: &str) -> Option<String> {
+    if arch == "gpt2" {
+        let fixed = match name {
+            "token_embd.weight" => Some("wte.weight"),
+            "position_embd.weight" => Some("wpe.weight"),
+            "output_norm.weight" => Some("ln_f.weight"),
+            "output_norm.bias" => Some("ln_f.bias"),
+            "output.weight" => Some("lm_head.weight"),
+            _ => None,
+        };
+        if let Some(f) = fixed {
+            return Some(f.into());
+        }
+        let (layer, part, kind) = block_parts(name)?;
+        let part = match part {
+            "attn_norm" => "ln_1",
+            "attn_qkv" => "attn.c_attn",
+            "attn_output" => "attn.c_proj",
+            "ffn_norm" => "ln_2",
+            "ffn_up" => "mlp.c_fc",
+            "ffn_down" => "mlp.c_proj",
+            _ => return None,
+        };
+        return Some(format!("h.{layer}.{part}.{kind}"));
+    }
+    let fixed = match name {
+        "token_embd.weight" => Some("model.embed_tokens.weight"),
+        "output_norm.weight" => Some("model.norm.weight"),
+        "output.weight" => Some("lm_head.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some(f.into());
+    }
+    let (layer, part, kind) = block_parts(name)?;
+    let part = match part {
+        "attn_norm" => "input_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "attn_q_norm" => "self_attn.q_norm",
+        "attn_k_norm" => "self_attn.k_norm",
+        "ffn_norm" => "post_attention_layernorm",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{part}.{kind}"))
+}
+
+/// `blk.{layer}.{part}.{weight|bias}` → its three parts.
+fn block_parts(name: &str) -> Option<(usize, &str, &str)> {
+    let rest = name.strip_prefix("blk.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let (part, kind) = rest.rsplit_once('.')?;
+    Some((layer.parse().ok()?, part, kind))
+}
+
+/// Every tensor dequantized to f32 under HF's name and in HF's layout, and what was stored.
+/// `llama_heads`: `(heads, kv_heads)` of a `llama` model whose q/k rows llama.cpp reordered.
+fn tensors<'a>(
+    g: &Gguf,
+    bytes: &'a [u8],
+    arch: &str,
+    llama_heads: Option<(usize, usize)>,
+) -> Result<(Taker<'a>, Vec<Stored>), BundleError> {
+    let mut out = BTreeMap::new();
+    let mut stored = Vec::with_capacity(g.tensors.len());
+    for t in g.tensors.iter().filter(|t| t.name != ROPE_FREQS) {
+        let name = hf_name(arch, &t.name).unwrap_or_else(|| t.name.clone());
+        let tensor = decode(t, bytes, arch, &name, llama_heads)?;
+        stored.push(Stored { name: name.clone(), dtype: t.ty.name().into(), shape: tensor.shape.clone(), bytes: t.len });
+        out.insert(name, tensor);
+    }
+    stored.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((Taker::ready(out), stored))
+}
+
+fn decode(t: &TensorInfo, bytes: &[u8], arch: &str, name: &str, llama_heads: Option<(usize, usize)>) -> Result<Tensor, BundleError> {
+    let shape = t.shape();
+    let n = shape.iter().product();
+    let data = crate::quant::dequantize(t.ty, &bytes[t.start..t.start + t.len], n)
+        .map_err(|source| GgufError::TensorType { name: t.name.clone(), source })?;
+    let mut tensor = Tensor { shape, data };
+    if let Some((heads, kv_heads)) = llama_heads {
+        if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
+            unpermute(&mut tensor, heads, name)?;
+        } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
+            unpermute(&mut tensor, kv_heads, name)?;
+        }
+    }
+    if arch == "gpt2" && tensor.shape.len() == 2 && name.starts_with("h.") && name.ends_with(".weight") {
+        tensor = transpose(&tensor);
+    }
+    Ok(tensor)
+}
+
+/// Undoes llama.cpp's `permute`: its rows, per head, are `[(i, half) for i in 0..d/2 for half
+/// in 0..2]` (interleaved); HF's are `[(i, half) for half in 0..2 for i in 0..d/2]`.
+fn unpermute(t: &mut Tensor, heads: usize, name: &str) -> Result<(), BundleError> {
+    let rows = t.shape[0];
+    let cols = t.data.len() / rows.max(1);
+    if heads == 0 || rows % (2 * heads) != 0 {
+        return Err(WeightsError::Malformed(format!("`{name}`: {rows} rows are not whole heads of {heads}")).into());
+    }
+    let half = rows / heads / 2;
+    let mut out = vec![0f32; t.data.len()];
+    for h in 0..heads {
+        for i in 0..half {
+            for part in 0..2 {
+                let from = h * 2 * half + i * 2 + part;
+                let to = h * 2 * half + part * half + i;
+                out[to * cols..(to + 1) * cols].copy_from_slice(&t.data[from * cols..(from + 1) * cols]);
+            }
+        }
+    }
+    t.data = out;
+    Ok(())
+}
+
+fn transpose(t: &Tensor) -> Tensor {
+    let (r, c) = (t.shape[0], t.shape[1]);
+    let mut data = vec![0f32; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            data[j * r + i] = t.data[i * c + j];
+        }
+    }
+    Tensor { shape: vec![c, r], data }
+}

@@ -1,0 +1,205 @@
+//! GGUF files made by llama.cpp's own tools (`convert_hf_to_gguf.py`, `llama-quantize`) from the
+//! tiny HF fixtures, by scripts/make_gguf_fixtures.py: wgpt's logits on each equal HF's forward
+//! on the weights as the file holds them (dequantized by llama.cpp's `gguf-py`) within 1e-4 on
+//! the CPU reference and 1e-3 on the WGSL engine; the tokenizer and chat template a GGUF carries
+//! tokenize and render as the HF files they came from; broken files give clear errors.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use safetensors::SafeTensors;
+use wgpt::gpu::{Gpu, GpuOptions, WeightFormat};
+use wgpt::loaded::LoadedModel;
+use wgpt::{ForwardOptions, LanguageModel};
+
+fn dir() -> PathBuf {
+    common::fixtures().join("gguf")
+}
+
+/// Every GGUF fixture, with its cases' ids and HF's logits.
+fn fixtures() -> Vec<(String, Vec<Vec<u32>>, Vec<Vec<f32>>)> {
+    #[derive(serde::Deserialize)]
+    struct Case {
+        ids: Vec<u32>,
+    }
+    #[derive(serde::Deserialize)]
+    struct File {
+        cases: Vec<Case>,
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir())
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok()?.strip_suffix(".gguf").map(String::from))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6, "GGUF fixtures missing: {names:?}");
+    names
+        .into_iter()
+        .map(|name| {
+            let json: File =
+                serde_json::from_slice(&std::fs::read(dir().join(format!("{name}.expected.json"))).unwrap()).unwrap();
+            let bytes = std::fs::read(dir().join(format!("{name}.expected.safetensors"))).unwrap();
+            let st = SafeTensors::deserialize(&bytes).unwrap();
+            let logits = (0..json.cases.len())
+                .map(|i| {
+                    let v = st.tensor(&format!("case{i}.logits")).unwrap();
+                    v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+                })
+                .collect();
+            (name, json.cases.into_iter().map(|c| c.ids).collect(), logits)
+        })
+        .collect()
+}
+
+const ALL: ForwardOptions = ForwardOptions { all_logits: true, attention: false, hidden_states: false };
+
+#[test]
+fn logits_match_hf_on_the_dequantized_weights_on_both_engines() {
+    let gpu = Arc::new(pollster::block_on(Gpu::new()).expect("a GPU adapter (CI uses Mesa's lavapipe)"));
+    for (name, cases, want) in fixtures() {
+        let loaded = LoadedModel::load(&dir().join(format!("{name}.gguf"))).unwrap();
+        let mut cpu_worst = 0f32;
+        let mut gpu_worst = 0f32;
+        for (ids, want) in cases.iter().zip(&want) {
+            let mut cpu = loaded.cpu(4096);
+            let d = common::max_abs_diff(&pollster::block_on(cpu.forward(ids, ALL)).unwrap().logits, want);
+            cpu_worst = cpu_worst.max(d);
+            assert!(d < 1e-4, "{name}: CPU logits differ from HF's by {d}");
+            let opts = GpuOptions { format: Some(WeightFormat::F32), ..Default::default() };
+            let mut g = loaded.gpu(gpu.clone(), opts).unwrap();
+            let d = common::max_abs_diff(&pollster::block_on(g.forward(ids, ALL)).unwrap().logits, want);
+            gpu_worst = gpu_worst.max(d);
+            assert!(d < 1e-3, "{name}: WGSL logits differ from HF's by {d}");
+        }
+        eprintln!("{name}: largest logit difference from HF: CPU {cpu_worst:.1e}, WGSL {gpu_worst:.1e}");
+    }
+}
+
+#[test]
+fn the_stored_types_are_the_files_and_the_summary_says_so() {
+    let q8 = LoadedModel::load(&dir().join("chat-llama.q8_0.gguf")).unwrap();
+    let s = q8.summary();
+    assert_eq!(s.arch, "llama");
+    assert!(s.dtypes.contains(&"Q8_0".to_string()), "{:?}", s.dtypes);
+    let q4k = dir().join("llama-k.q4_k_m.gguf");
+    if q4k.exists() {
+        let s = LoadedModel::load(&q4k).unwrap().summary();
+        for t in ["Q4_K", "Q6_K"] {
+            assert!(s.dtypes.contains(&t.to_string()), "{t} not in {:?}", s.dtypes);
+        }
+    }
+}
+
+/// The tokenizer and template a GGUF carries (written by llama.cpp's converter from
+/// `chat-llama`'s tokenizer.json and tokenizer_config.json) give what the HF files give.
+#[test]
+fn the_tokenizer_and_chat_template_in_a_gguf_are_the_hf_files() {
+    use wgpt::chat::Message;
+    let gguf = LoadedModel::load(&dir().join("chat-llama.f16.gguf")).unwrap();
+    let hf = LoadedModel::load(&common::fixtures().join("llama/chat-llama")).unwrap();
+    let (a, b) = (gguf.text.tokenizer.as_ref().unwrap(), hf.text.tokenizer.as_ref().unwrap());
+    for text in ["What is the capital of France?", "什么是 GPT？ 🙂\n\n  tabs\tand 12345 numbers", "<|im_start|>user\nHi<|im_end|>"] {
+        assert_eq!(a.encode(text).unwrap(), b.encode(text).unwrap(), "{text:?}");
+    }
+    let messages = vec![Message { role: "user".into(), content: "Hi!".into() }];
+    let (pa, pb) = (gguf.text.chat_prompt(&messages, 512, 16).unwrap(), hf.text.chat_prompt(&messages, 512, 16).unwrap());
+    assert_eq!(pa.ids, pb.ids);
+    assert_eq!(gguf.text.chat_format_name(), hf.text.chat_format_name());
+    assert_eq!(gguf.text.stop_tokens, vec![2]);
+}
+
+/// A greedy chat reply from a Q8_0 file: the prompt HF's template gives, and HF's 8 greedy
+/// tokens on the dequantized weights.
+#[test]
+fn a_quantized_gguf_chats_greedily_as_hf_does() {
+    use wgpt::chat::Message;
+    #[derive(serde::Deserialize)]
+    struct Chat {
+        messages: Vec<Message>,
+        prompt_ids: Vec<u32>,
+        reply_ids: Vec<u32>,
+    }
+    #[derive(serde::Deserialize)]
+    struct File {
+        chat: Chat,
+    }
+    for name in ["chat-llama.q8_0", "chat-llama.q4_0"] {
+        let want: File =
+            serde_json::from_slice(&std::fs::read(dir().join(format!("{name}.expected.json"))).unwrap()).unwrap();
+        let loaded = LoadedModel::load(&dir().join(format!("{name}.gguf"))).unwrap();
+        let prompt = loaded.text.chat_prompt(&want.chat.messages, 2048, 16).unwrap();
+        assert_eq!(prompt.ids, want.chat.prompt_ids, "{name}");
+        let mut m = loaded.cpu(2048);
+        let argmax = |l: &[f32]| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
+        let mut next = argmax(pollster::block_on(m.forward(&prompt.ids, ForwardOptions::default())).unwrap().last_logits());
+        let mut got = vec![next];
+        while got.len() < want.chat.reply_ids.len() {
+            next = argmax(pollster::block_on(m.forward(&[next], ForwardOptions::default())).unwrap().last_logits());
+            got.push(next);
+        }
+        assert_eq!(got, want.chat.reply_ids, "{name}");
+    }
+}
+
+/// A fixture's bytes with `edit` applied, as an error message.
+fn broken(edit: impl Fn(&mut Vec<u8>)) -> String {
+    let mut bytes = std::fs::read(dir().join("qwen3-qknorm.q8_0.gguf")).unwrap();
+    edit(&mut bytes);
+    let files: wgpt::loaded::Files = [("model.gguf".to_string(), bytes.as_slice())].into_iter().collect();
+    match LoadedModel::from_files(&files) {
+        Ok(_) => panic!("a broken file loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).position(|w| w == needle).expect("in the file")
+}
+
+#[test]
+fn broken_files_are_clear_errors() {
+    let len = std::fs::read(dir().join("qwen3-qknorm.q8_0.gguf")).unwrap().len();
+    // Truncated: in the tensor data, and in the header.
+    let e = broken(|b| b.truncate(len - 100));
+    assert!(e.contains("past the end"), "{e}");
+    let e = broken(|b| b.truncate(200));
+    assert!(e.contains("truncated"), "{e}");
+    // Not GGUF; a future version.
+    assert!(broken(|b| b[0] = b'X').contains("not a GGUF file"));
+    assert!(broken(|b| b[4] = 9).contains("GGUF version 9"));
+    // A tensor count of 2⁶⁰: refused before anything is sized by it.
+    let e = broken(|b| b[8..16].copy_from_slice(&(1u64 << 60).to_le_bytes()));
+    assert!(e.contains("cannot fit"), "{e}");
+    let e = broken(|b| b[16..24].copy_from_slice(&(1u64 << 60).to_le_bytes()));
+    assert!(e.contains("cannot fit"), "{e}");
+    // An unknown tensor type: the first tensor entry's type field follows its name and dims.
+    let e = broken(|b| {
+        let at = find(b, b"token_embd.weight") + "token_embd.weight".len();
+        let n_dims = u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+        let ty = at + 4 + 8 * n_dims;
+        b[ty..ty + 4].copy_from_slice(&99u32.to_le_bytes());
+    });
+    assert!(e.contains("GGML tensor type 99"), "{e}");
+    // A size that disagrees with the shape: a dim doubled makes the data run past the file or
+    // the shape disagree with the config.
+    let e = broken(|b| {
+        let at = find(b, b"output_norm.weight") + "output_norm.weight".len();
+        b[at + 4..at + 12].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    });
+    assert!(e.contains("past the end") || e.contains("shape"), "{e}");
+    // Metadata of the wrong type: `qwen3.block_count` as a string.
+    let e = broken(|b| {
+        let at = find(b, b"qwen3.block_count") + "qwen3.block_count".len();
+        b[at..at + 4].copy_from_slice(&8u32.to_le_bytes());
+    });
+    assert!(e.contains("qwen3.block_count") || e.contains("truncated"), "{e}");
+    // An architecture we do not run.
+    let e = broken(|b| {
+        let at = find(b, b"qwen3");
+        b[at..at + 5].copy_from_slice(b"mamba");
+    });
+    assert!(e.contains("\"mamba\"") && e.contains("wgpt runs"), "{e}");
+}
