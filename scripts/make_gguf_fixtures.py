@@ -199,7 +199,47 @@ def make_llama_k(dir: Path):
     model.save_pretrained(dir, safe_serialization=True)
 
 
+def gpt2_for_converter(src: Path, dst: Path) -> Path:
+    """A copy of a GPT-2 folder the converter takes: it wants `n_ctx` (which transformers 5 no
+    longer writes) and `architectures`, and cannot map the causal-mask buffers old files carry."""
+    from safetensors.torch import load_file
+    shutil.copytree(src, dst)
+    config = json.loads((dst / "config.json").read_text())
+    config["n_ctx"] = config["n_positions"]
+    config.setdefault("architectures", ["GPT2LMHeadModel"])
+    (dst / "config.json").write_text(json.dumps(config))
+    state = load_file(dst / "model.safetensors")
+    save_file({k: v.float() for k, v in state.items() if not k.endswith((".attn.bias", ".attn.masked_bias"))},
+              str(dst / "model.safetensors"), metadata={"format": "pt"})
+    return dst
+
+
+def convert_only(src: Path, prefix: Path, kinds):
+    """`--convert SRC PREFIX TYPE...`: SRC (a GPT-2 or Llama-family folder) as PREFIX.TYPE.gguf,
+    by the converter (f32, f16, q8_0) or llama-quantize from the f32 file (q4_0, q4_k_m, ...)."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        if json.loads((src / "config.json").read_text()).get("model_type") == "gpt2":
+            src = gpt2_for_converter(src, Path(tmp) / "model")
+        has_tokenizer = (src / "tokenizer.json").exists()
+        f32 = Path(f"{prefix}.f32.gguf")
+        convert_model(src, "f32", f32, has_tokenizer)
+        for kind in kinds:
+            out = Path(f"{prefix}.{kind}.gguf")
+            if kind in ("f16", "q8_0"):
+                convert_model(src, kind, out, has_tokenizer)
+            elif kind != "f32":
+                subprocess.run([str(LLAMA_CPP / "build" / "bin" / "llama-quantize"), str(f32), str(out), kind],
+                               check=True, capture_output=True)
+            types = {}
+            for t in gguf.GGUFReader(str(out)).tensors:
+                types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
+            print(out, types)
+
+
 def main():
+    if len(sys.argv) > 3 and sys.argv[1] == "--convert":
+        return convert_only(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:])
     OUT.mkdir(parents=True, exist_ok=True)
     quantize = LLAMA_CPP / "build" / "bin" / "llama-quantize"
     with tempfile.TemporaryDirectory() as tmp:
@@ -210,18 +250,7 @@ def main():
                 src = tmp / name
                 make_llama_k(src)
             if name == "tiny-f32":
-                # GPT-2: the converter wants `n_ctx`, which transformers 5 no longer writes.
-                src = tmp / name
-                shutil.copytree(ROOT / "tests" / "fixtures" / "hf" / name, src)
-                config = json.loads((src / "config.json").read_text())
-                config["n_ctx"] = config["n_positions"]
-                config.setdefault("architectures", ["GPT2LMHeadModel"])
-                (src / "config.json").write_text(json.dumps(config))
-                # Old GPT-2 files carry causal-mask buffers this converter cannot map; not weights.
-                from safetensors.torch import load_file
-                state = load_file(src / "model.safetensors")
-                save_file({k: v for k, v in state.items() if not k.endswith((".attn.bias", ".attn.masked_bias"))},
-                          str(src / "model.safetensors"), metadata={"format": "pt"})
+                src = gpt2_for_converter(ROOT / "tests" / "fixtures" / "hf" / name, tmp / name)
             has_tokenizer = (src / "tokenizer.json").exists()
             f16 = tmp / f"{name}.f16.gguf"
             convert_model(src, "f16", f16, has_tokenizer)

@@ -51,6 +51,7 @@ pub struct SpecialTokens {
 
 pub struct ChatTemplate {
     env: Environment<'static>,
+    source: String,
     pub tokens: SpecialTokens,
 }
 
@@ -96,6 +97,11 @@ impl ChatTemplate {
         Self::new(source, tokens)
     }
 
+    /// The template's Jinja source.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     /// A template from its source and the special tokens it may use.
     pub fn new(source: String, tokens: SpecialTokens) -> Result<Self, TemplateError> {
         let mut env = Environment::new();
@@ -112,8 +118,8 @@ impl ChatTemplate {
             Err(Error::new(ErrorKind::InvalidOperation, message).with_source(Raised))
         });
         env.add_function("strftime_now", |format: String| strftime(&format, now_seconds()));
-        env.add_template_owned(NAME, source).map_err(|e| TemplateError::Syntax(describe(&e)))?;
-        Ok(ChatTemplate { env, tokens })
+        env.add_template_owned(NAME, source.clone()).map_err(|e| TemplateError::Syntax(describe(&e)))?;
+        Ok(ChatTemplate { env, source, tokens })
     }
 
     /// The prompt for `messages`; with `add_generation_prompt` it ends where the assistant's

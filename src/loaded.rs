@@ -281,7 +281,6 @@ impl TextFormat {
         Ok(chat.unwrap_or_else(|| ChatFormat::Builtin(tokenizer.map_or(chat::Template::Plain, chat::template))))
     }
 
-
     /// No tokenizer: a model that is only run on ids (the benchmarks' random ones).
     pub fn none() -> Self {
         TextFormat {

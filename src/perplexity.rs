@@ -74,7 +74,8 @@ mod tests {
         assert_eq!(whole.tokens, 39);
         // By hand: one forward pass, every position's log-probability of the next token.
         m.reset();
-        let out = pollster::block_on(m.forward(&ids, ForwardOptions { all_logits: true, ..Default::default() })).unwrap();
+        let out =
+            pollster::block_on(m.forward(&ids, ForwardOptions { all_logits: true, ..Default::default() })).unwrap();
         let v = out.logits.len() / ids.len();
         let mut nll = 0f64;
         for t in 1..ids.len() {

@@ -189,3 +189,19 @@ fn a_gguf_file_is_a_model() {
     let e = fails(&["inspect", "--model", cut.to_str().unwrap()]);
     assert!(e.contains("cut.gguf") && e.contains("past the end"), "{e}");
 }
+
+/// `wgpt quantize` writes a GGUF file every command then takes, and never overwrites by accident.
+#[test]
+fn quantize_writes_a_gguf_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("chat.q4_0.gguf");
+    let folder = common::fixtures().join("llama/chat-llama");
+    let args = ["quantize", "--model", folder.to_str().unwrap(), "--to", "q4_0", "--out", out.to_str().unwrap()];
+    let out_text = wgpt(&args);
+    assert!(out_text.status.success(), "{}", String::from_utf8_lossy(&out_text.stderr));
+    assert!(String::from_utf8_lossy(&out_text.stderr).contains("14 Q4_0"));
+    let v: Value = serde_json::from_str(&ok(&["inspect", "--model", out.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(v["dtypes"], serde_json::json!(["F32", "Q4_0", "Q8_0"]));
+    assert!(fails(&args).contains("exists"));
+    assert!(fails(&["quantize", "--model", folder.to_str().unwrap(), "--to", "q3", "--out", "x.gguf"]).contains("q3"));
+}

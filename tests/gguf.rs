@@ -100,11 +100,16 @@ fn the_tokenizer_and_chat_template_in_a_gguf_are_the_hf_files() {
     let gguf = LoadedModel::load(&dir().join("chat-llama.f16.gguf")).unwrap();
     let hf = LoadedModel::load(&common::fixtures().join("llama/chat-llama")).unwrap();
     let (a, b) = (gguf.text.tokenizer.as_ref().unwrap(), hf.text.tokenizer.as_ref().unwrap());
-    for text in ["What is the capital of France?", "什么是 GPT？ 🙂\n\n  tabs\tand 12345 numbers", "<|im_start|>user\nHi<|im_end|>"] {
+    for text in [
+        "What is the capital of France?",
+        "什么是 GPT？ 🙂\n\n  tabs\tand 12345 numbers",
+        "<|im_start|>user\nHi<|im_end|>",
+    ] {
         assert_eq!(a.encode(text).unwrap(), b.encode(text).unwrap(), "{text:?}");
     }
     let messages = vec![Message { role: "user".into(), content: "Hi!".into() }];
-    let (pa, pb) = (gguf.text.chat_prompt(&messages, 512, 16).unwrap(), hf.text.chat_prompt(&messages, 512, 16).unwrap());
+    let (pa, pb) =
+        (gguf.text.chat_prompt(&messages, 512, 16).unwrap(), hf.text.chat_prompt(&messages, 512, 16).unwrap());
     assert_eq!(pa.ids, pb.ids);
     assert_eq!(gguf.text.chat_format_name(), hf.text.chat_format_name());
     assert_eq!(gguf.text.stop_tokens, vec![2]);
@@ -133,7 +138,8 @@ fn a_quantized_gguf_chats_greedily_as_hf_does() {
         assert_eq!(prompt.ids, want.chat.prompt_ids, "{name}");
         let mut m = loaded.cpu(2048);
         let argmax = |l: &[f32]| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
-        let mut next = argmax(pollster::block_on(m.forward(&prompt.ids, ForwardOptions::default())).unwrap().last_logits());
+        let mut next =
+            argmax(pollster::block_on(m.forward(&prompt.ids, ForwardOptions::default())).unwrap().last_logits());
         let mut got = vec![next];
         while got.len() < want.chat.reply_ids.len() {
             next = argmax(pollster::block_on(m.forward(&[next], ForwardOptions::default())).unwrap().last_logits());
@@ -202,4 +208,48 @@ fn broken_files_are_clear_errors() {
         b[at..at + 5].copy_from_slice(b"mamba");
     });
     assert!(e.contains("\"mamba\"") && e.contains("wgpt runs"), "{e}");
+}
+
+/// `wgpt quantize`'s writer: an F32 export reads back to the same model (the same logits, for
+/// each architecture and its layouts), and its Q8_0 and Q4_0 files hold exactly the bytes
+/// llama.cpp's converter and `llama-quantize` wrote for the same model.
+#[test]
+fn exported_files_round_trip_and_equal_llama_cpp_s() {
+    use wgpt::gguf::Gguf;
+    use wgpt::gguf::export::{Target, export};
+    let read = |bytes: &[u8]| {
+        let files: wgpt::loaded::Files = [("m.gguf".to_string(), bytes)].into_iter().collect();
+        LoadedModel::from_files(&files).unwrap()
+    };
+    let logits = |m: &LoadedModel, ids: &[u32]| {
+        let mut s = m.cpu(512);
+        pollster::block_on(s.forward(ids, ALL)).unwrap().logits.clone()
+    };
+    let ids = [1u32, 7, 30, 100, 5, 9];
+    for source in ["llama/chat-llama", "hf/tiny-f32", "gguf/qwen3-qknorm.f16.gguf", "gguf/llama-gqa.f32.gguf"] {
+        let original = LoadedModel::load(&common::fixtures().join(source)).unwrap();
+        let (bytes, _) = export(&original, Target::F32).unwrap();
+        let back = read(&bytes);
+        assert_eq!(logits(&back, &ids), logits(&original, &ids), "{source}: an F32 round trip changed the model");
+    }
+    let original = LoadedModel::load(&common::fixtures().join("llama/chat-llama")).unwrap();
+    for (target, theirs) in [(Target::Q8_0, "chat-llama.q8_0.gguf"), (Target::Q4_0, "chat-llama.q4_0.gguf")] {
+        let (ours, _) = export(&original, target).unwrap();
+        let theirs = std::fs::read(dir().join(theirs)).unwrap();
+        let (a, b) = (Gguf::parse(&ours).unwrap(), Gguf::parse(&theirs).unwrap());
+        assert_eq!(a.tensors.len(), b.tensors.len());
+        for t in &b.tensors {
+            let u = a.tensors.iter().find(|u| u.name == t.name).unwrap_or_else(|| panic!("{} missing", t.name));
+            assert_eq!((u.ty, &u.dims), (t.ty, &t.dims), "{}", t.name);
+            assert!(
+                ours[u.start..u.start + u.len] == theirs[t.start..t.start + t.len],
+                "{target:?} {}: bytes differ",
+                t.name
+            );
+        }
+        // And the file reads back as a model that chats.
+        let back = read(&ours);
+        assert_eq!(back.text.stop_tokens, original.text.stop_tokens);
+        assert_eq!(back.text.chat_format_name(), original.text.chat_format_name());
+    }
 }

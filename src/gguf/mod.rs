@@ -13,8 +13,10 @@
 //! `ggml-quants`, and the dequantization is ours anyway (`crate::quant`), since the engines read
 //! the blocks themselves.
 
+pub mod export;
 pub mod model;
 mod tokenizer;
+pub mod write;
 
 use std::collections::BTreeMap;
 
@@ -137,7 +139,10 @@ impl<'a> Reader<'a> {
     fn count(&mut self, what: &str, min_bytes: u64) -> Result<usize, GgufError> {
         let n = self.u64(what)?;
         if n.saturating_mul(min_bytes) > self.left() as u64 {
-            return Err(GgufError::Truncated(format!("{what}: {n} items cannot fit in the {} bytes left", self.left())));
+            return Err(GgufError::Truncated(format!(
+                "{what}: {n} items cannot fit in the {} bytes left",
+                self.left()
+            )));
         }
         Ok(n as usize)
     }
@@ -248,7 +253,10 @@ impl Gguf {
             if !names.insert(name.clone()) {
                 return Err(bad("appears twice".into()));
             }
-            let n = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(format!("{dims:?} overflows")))?;
+            let n = dims
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| bad(format!("{dims:?} overflows")))?;
             let len = ty
                 .bytes_for(dims[0], n)
                 .map_err(|source| GgufError::TensorType { name: name.clone(), source })?

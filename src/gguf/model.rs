@@ -54,7 +54,8 @@ pub fn hf_config(g: &Gguf) -> Result<(String, Vec<u8>), BundleError> {
     let key = |k: &str| format!("{arch}.{k}");
     let uint = |k: &str| -> Result<u64, BundleError> { g.uint(&key(k))?.ok_or_else(|| missing(&key(k))) };
     let tokens = |k: &str| g.uint(&format!("tokenizer.ggml.{k}"));
-    let eos: Vec<u64> = [tokens("eos_token_id")?, tokens("eot_token_id")?, tokens("eom_token_id")?].into_iter().flatten().collect();
+    let eos: Vec<u64> =
+        [tokens("eos_token_id")?, tokens("eot_token_id")?, tokens("eom_token_id")?].into_iter().flatten().collect();
     let bos = tokens("bos_token_id")?;
     let tied = !has("output.weight");
     let config = if arch == "gpt2" {
@@ -84,7 +85,8 @@ pub fn hf_config(g: &Gguf) -> Result<(String, Vec<u8>), BundleError> {
         match g.str(&key("rope.scaling.type"))? {
             None | Some("none") => {}
             Some("linear") => {
-                let factor = g.float(&key("rope.scaling.factor"))?.ok_or_else(|| missing(&key("rope.scaling.factor")))?;
+                let factor =
+                    g.float(&key("rope.scaling.factor"))?.ok_or_else(|| missing(&key("rope.scaling.factor")))?;
                 c["rope_scaling"] = json!({"rope_type": "linear", "factor": factor});
             }
             Some(other) => {
@@ -118,9 +120,10 @@ pub fn load(bytes: &[u8]) -> Result<LoadedModel, BundleError> {
     let g = Gguf::parse(bytes)?;
     let (arch, config) = hf_config(&g)?;
     let (tokenizer_json, tokenizer_config) = super::tokenizer::hf_files(&g)?;
-    let files: BTreeMap<&str, &[u8]> = [("tokenizer.json", tokenizer_json.as_slice()), ("tokenizer_config.json", tokenizer_config.as_slice())]
-        .into_iter()
-        .collect();
+    let files: BTreeMap<&str, &[u8]> =
+        [("tokenizer.json", tokenizer_json.as_slice()), ("tokenizer_config.json", tokenizer_config.as_slice())]
+            .into_iter()
+            .collect();
     let get = |name: &str| files.get(name).copied();
     if arch == "gpt2" {
         let config = GptConfig::from_json(&config)?;
@@ -162,58 +165,72 @@ fn rope_factors(t: &TensorInfo, bytes: &[u8], head_dim: usize) -> Result<Vec<f32
     Ok(f)
 }
 
+/// GGUF's names for a model's tensors outside the blocks, and HF's (as wgpt's loaders name them).
+const LLAMA_TOP: [(&str, &str); 3] = [
+    ("token_embd.weight", "model.embed_tokens.weight"),
+    ("output_norm.weight", "model.norm.weight"),
+    ("output.weight", "lm_head.weight"),
+];
+const GPT2_TOP: [(&str, &str); 5] = [
+    ("token_embd.weight", "wte.weight"),
+    ("position_embd.weight", "wpe.weight"),
+    ("output_norm.weight", "ln_f.weight"),
+    ("output_norm.bias", "ln_f.bias"),
+    ("output.weight", "lm_head.weight"),
+];
+/// GGUF's names for the parts of block N (`blk.N.{part}`), and HF's (`model.layers.N.{part}`,
+/// `h.N.{part}`).
+const LLAMA_BLOCK: [(&str, &str); 11] = [
+    ("attn_norm", "input_layernorm"),
+    ("attn_q", "self_attn.q_proj"),
+    ("attn_k", "self_attn.k_proj"),
+    ("attn_v", "self_attn.v_proj"),
+    ("attn_output", "self_attn.o_proj"),
+    ("attn_q_norm", "self_attn.q_norm"),
+    ("attn_k_norm", "self_attn.k_norm"),
+    ("ffn_norm", "post_attention_layernorm"),
+    ("ffn_gate", "mlp.gate_proj"),
+    ("ffn_up", "mlp.up_proj"),
+    ("ffn_down", "mlp.down_proj"),
+];
+const GPT2_BLOCK: [(&str, &str); 6] = [
+    ("attn_norm", "ln_1"),
+    ("attn_qkv", "attn.c_attn"),
+    ("attn_output", "attn.c_proj"),
+    ("ffn_norm", "ln_2"),
+    ("ffn_up", "mlp.c_fc"),
+    ("ffn_down", "mlp.c_proj"),
+];
+
+fn tables(
+    arch: &str,
+) -> (&'static [(&'static str, &'static str)], &'static [(&'static str, &'static str)], &'static str) {
+    if arch == "gpt2" { (&GPT2_TOP, &GPT2_BLOCK, "h.") } else { (&LLAMA_TOP, &LLAMA_BLOCK, "model.layers.") }
+}
+
 /// HF's name for a GGUF tensor of `arch` (None: not one wgpt knows; the loader then reports it
 /// as unexpected under its GGUF name).
 fn hf_name(arch: &str, name: &str) -> Option<String> {
-    if arch == "gpt2" {
-        let fixed = match name {
-            "token_embd.weight" => Some("wte.weight"),
-            "position_embd.weight" => Some("wpe.weight"),
-            "output_norm.weight" => Some("ln_f.weight"),
-            "output_norm.bias" => Some("ln_f.bias"),
-            "output.weight" => Some("lm_head.weight"),
-            _ => None,
-        };
-        if let Some(f) = fixed {
-            return Some(f.into());
-        }
-        let (layer, part, kind) = block_parts(name)?;
-        let part = match part {
-            "attn_norm" => "ln_1",
-            "attn_qkv" => "attn.c_attn",
-            "attn_output" => "attn.c_proj",
-            "ffn_norm" => "ln_2",
-            "ffn_up" => "mlp.c_fc",
-            "ffn_down" => "mlp.c_proj",
-            _ => return None,
-        };
-        return Some(format!("h.{layer}.{part}.{kind}"));
-    }
-    let fixed = match name {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(f) = fixed {
-        return Some(f.into());
+    let (top, block, prefix) = tables(arch);
+    if let Some((_, hf)) = top.iter().find(|(g, _)| *g == name) {
+        return Some(hf.to_string());
     }
     let (layer, part, kind) = block_parts(name)?;
-    let part = match part {
-        "attn_norm" => "input_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "attn_q_norm" => "self_attn.q_norm",
-        "attn_k_norm" => "self_attn.k_norm",
-        "ffn_norm" => "post_attention_layernorm",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{part}.{kind}"))
+    let (_, hf) = block.iter().find(|(g, _)| *g == part)?;
+    Some(format!("{prefix}{layer}.{hf}.{kind}"))
+}
+
+/// GGUF's name for an HF tensor of `arch` (the inverse of [`hf_name`]).
+pub(crate) fn gguf_name(arch: &str, name: &str) -> Option<String> {
+    let (top, block, prefix) = tables(arch);
+    if let Some((g, _)) = top.iter().find(|(_, hf)| *hf == name) {
+        return Some(g.to_string());
+    }
+    let rest = name.strip_prefix(prefix)?;
+    let (layer, rest) = rest.split_once('.')?;
+    let (part, kind) = rest.rsplit_once('.')?;
+    let (g, _) = block.iter().find(|(_, hf)| *hf == part)?;
+    Some(format!("blk.{}.{g}.{kind}", layer.parse::<usize>().ok()?))
 }
 
 /// `blk.{layer}.{part}.{weight|bias}` → its three parts.
@@ -237,14 +254,25 @@ fn tensors<'a>(
     for t in g.tensors.iter().filter(|t| t.name != ROPE_FREQS) {
         let name = hf_name(arch, &t.name).unwrap_or_else(|| t.name.clone());
         let tensor = decode(t, bytes, arch, &name, llama_heads)?;
-        stored.push(Stored { name: name.clone(), dtype: t.ty.name().into(), shape: tensor.shape.clone(), bytes: t.len });
+        stored.push(Stored {
+            name: name.clone(),
+            dtype: t.ty.name().into(),
+            shape: tensor.shape.clone(),
+            bytes: t.len,
+        });
         out.insert(name, tensor);
     }
     stored.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((Taker::ready(out), stored))
 }
 
-fn decode(t: &TensorInfo, bytes: &[u8], arch: &str, name: &str, llama_heads: Option<(usize, usize)>) -> Result<Tensor, BundleError> {
+fn decode(
+    t: &TensorInfo,
+    bytes: &[u8],
+    arch: &str,
+    name: &str,
+    llama_heads: Option<(usize, usize)>,
+) -> Result<Tensor, BundleError> {
     let shape = t.shape();
     let n = shape.iter().product();
     let data = crate::quant::dequantize(t.ty, &bytes[t.start..t.start + t.len], n)

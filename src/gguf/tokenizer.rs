@@ -7,13 +7,15 @@
 use serde_json::{Map, Value, json};
 
 use super::Gguf;
+use super::write::Meta;
 use crate::bundle::BundleError;
 use crate::config::ConfigError;
 
 /// Llama 3's split (HF `tokenizer.json` and llama.cpp's `llama-bpe`): numbers in threes.
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Qwen2's (also Qwen2.5's and Qwen3's): each digit alone.
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// GGML's token types that are added tokens: control (special) and user-defined.
 const CONTROL: i64 = 3;
@@ -47,15 +49,14 @@ pub fn hf_files(g: &Gguf) -> Result<(Vec<u8>, Vec<u8>), BundleError> {
     }
     let merges = g.strings("tokenizer.ggml.merges")?.unwrap_or_default();
     let pre = g.str("tokenizer.ggml.pre")?.unwrap_or("default");
-    let byte_level = |use_regex: bool, trim: bool| {
-        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": trim, "use_regex": use_regex})
-    };
-    let split = |regex: &str| {
-        json!({"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": false})
-    };
+    let byte_level = |use_regex: bool, trim: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": trim, "use_regex": use_regex});
+    let split =
+        |regex: &str| json!({"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": false});
     let (pre_tokenizer, normalizer) = match pre {
         "default" | "gpt-2" | "gpt2" => (byte_level(true, true), Value::Null),
-        "llama-bpe" | "llama3" => (json!({"type": "Sequence", "pretokenizers": [split(LLAMA3_SPLIT), byte_level(false, true)]}), Value::Null),
+        "llama-bpe" | "llama3" => {
+            (json!({"type": "Sequence", "pretokenizers": [split(LLAMA3_SPLIT), byte_level(false, true)]}), Value::Null)
+        }
         "qwen2" => (
             json!({"type": "Sequence", "pretokenizers": [split(QWEN2_SPLIT), byte_level(false, false)]}),
             json!({"type": "NFC"}),
@@ -110,4 +111,84 @@ pub fn hf_files(g: &Gguf) -> Result<(Vec<u8>, Vec<u8>), BundleError> {
     }
     let bytes = |v: &Value| serde_json::to_vec(v).expect("JSON of plain values");
     Ok((bytes(&tokenizer), bytes(&config)))
+}
+
+/// The `tokenizer.ggml.*` metadata for a byte-level BPE `tokenizer.json` (as llama.cpp's
+/// converter writes it): every id up to `vocab_size` (ids the tokenizer lacks as `[PAD{id}]`,
+/// unused), the added tokens as control (special) or user-defined, the merges, and the
+/// pre-tokenizer by llama.cpp's name for it. The inverse of [`hf_files`].
+pub fn gguf_tokenizer(json: &str, vocab_size: usize) -> Result<Vec<(String, Meta)>, BundleError> {
+    const UNUSED: i32 = 5;
+    let bad = |reason: String| BundleError::Io { path: "tokenizer.json".into(), message: reason };
+    let t: Value = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    if t["model"]["type"] != "BPE" {
+        return Err(bad(format!("a {} model; GGUF export writes byte-level BPE", t["model"]["type"])));
+    }
+    let mut tokens: Vec<Option<(String, i32)>> = vec![None; vocab_size];
+    let mut put = |id: u64, token: &str, ty: i32| -> Result<(), BundleError> {
+        let slot =
+            tokens.get_mut(id as usize).ok_or_else(|| bad(format!("id {id} is past vocab_size {vocab_size}")))?;
+        *slot = Some((token.to_string(), ty));
+        Ok(())
+    };
+    for (token, id) in t["model"]["vocab"].as_object().ok_or_else(|| bad("no vocab".into()))? {
+        put(id.as_u64().ok_or_else(|| bad(format!("{token:?} has no id")))?, token, 1)?;
+    }
+    for added in t["added_tokens"].as_array().into_iter().flatten() {
+        let id = added["id"].as_u64().ok_or_else(|| bad("an added token without an id".into()))?;
+        let content = added["content"].as_str().unwrap_or_default();
+        put(id, content, if added["special"] == true { CONTROL as i32 } else { USER_DEFINED as i32 })?;
+    }
+    let merges = t["model"]["merges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| match m {
+            Value::String(s) => Ok(s.clone()),
+            Value::Array(p) if p.len() == 2 => {
+                Ok(format!("{} {}", p[0].as_str().unwrap_or(""), p[1].as_str().unwrap_or("")))
+            }
+            other => Err(bad(format!("a merge {other}"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let pre = pre_name(&t["pre_tokenizer"]).ok_or_else(|| {
+        unsupported(
+            "pre_tokenizer",
+            format!("{} (GGUF export knows GPT-2's, Llama 3's, Qwen2's and SmolLM2's)", t["pre_tokenizer"]),
+        )
+    })?;
+    let (mut names, mut types) = (Vec::with_capacity(vocab_size), Vec::with_capacity(vocab_size));
+    for (id, t) in tokens.into_iter().enumerate() {
+        let (name, ty) = t.unwrap_or_else(|| (format!("[PAD{id}]"), UNUSED));
+        names.push(name);
+        types.push(ty);
+    }
+    let key = |k: &str| format!("tokenizer.ggml.{k}");
+    Ok(vec![
+        (key("model"), Meta::Str("gpt2".into())),
+        (key("pre"), Meta::Str(pre.into())),
+        (key("tokens"), Meta::Strs(names)),
+        (key("token_type"), Meta::I32s(types)),
+        (key("merges"), Meta::Strs(merges)),
+    ])
+}
+
+/// llama.cpp's name for the pre-tokenizers [`hf_files`] writes.
+fn pre_name(p: &Value) -> Option<&'static str> {
+    let byte_level = |v: &Value, regex: bool| v["type"] == "ByteLevel" && v["use_regex"] == regex;
+    if byte_level(p, true) {
+        return Some("gpt-2");
+    }
+    let parts = p["pretokenizers"].as_array().filter(|_| p["type"] == "Sequence")?;
+    match parts.as_slice() {
+        [split, bl] if split["type"] == "Split" && byte_level(bl, false) => match split["pattern"]["Regex"].as_str()? {
+            LLAMA3_SPLIT => Some("llama-bpe"),
+            QWEN2_SPLIT => Some("qwen2"),
+            _ => None,
+        },
+        [digits, bl] if digits["type"] == "Digits" && digits["individual_digits"] == true && byte_level(bl, true) => {
+            Some("smollm")
+        }
+        _ => None,
+    }
 }

@@ -77,6 +77,41 @@ impl LlamaWeights {
         }
     }
 
+    /// Every tensor under HF's name, in the order HF lists them.
+    pub fn named(&self) -> Vec<(String, &Tensor)> {
+        let mut out = vec![("model.embed_tokens.weight".to_string(), &self.embed_tokens)];
+        for (i, l) in self.layers.iter().enumerate() {
+            let p = |part: &str| format!("model.layers.{i}.{part}");
+            out.push((p("input_layernorm.weight"), &l.input_layernorm));
+            for (name, proj) in [
+                ("self_attn.q_proj", &l.q_proj),
+                ("self_attn.k_proj", &l.k_proj),
+                ("self_attn.v_proj", &l.v_proj),
+                ("self_attn.o_proj", &l.o_proj),
+            ] {
+                out.push((p(&format!("{name}.weight")), &proj.weight));
+                if let Some(b) = &proj.bias {
+                    out.push((p(&format!("{name}.bias")), b));
+                }
+            }
+            if let (Some(q), Some(k)) = (&l.q_norm, &l.k_norm) {
+                out.push((p("self_attn.q_norm.weight"), q));
+                out.push((p("self_attn.k_norm.weight"), k));
+            }
+            out.push((p("post_attention_layernorm.weight"), &l.post_attention_layernorm));
+            for (name, proj) in
+                [("mlp.gate_proj", &l.gate_proj), ("mlp.up_proj", &l.up_proj), ("mlp.down_proj", &l.down_proj)]
+            {
+                out.push((p(&format!("{name}.weight")), &proj.weight));
+            }
+        }
+        out.push(("model.norm.weight".to_string(), &self.norm));
+        if let Some(h) = &self.lm_head {
+            out.push(("lm_head.weight".to_string(), h));
+        }
+        out
+    }
+
     /// The LM head, `[vocab, hidden]`.
     pub fn head(&self) -> &Tensor {
         self.lm_head.as_ref().unwrap_or(&self.embed_tokens)

@@ -44,7 +44,9 @@ pub enum QuantError {
     Size { ty: GgmlType, n: usize, got: usize, want: usize },
     #[error("cannot quantize a non-finite value ({value}) at index {index}")]
     NonFinite { index: usize, value: f32 },
-    #[error("the block at index {index} needs a scale of {scale}, past f16's range: its values are too large to quantize")]
+    #[error(
+        "the block at index {index} needs a scale of {scale}, past f16's range: its values are too large to quantize"
+    )]
     ScaleOverflow { index: usize, scale: f32 },
 }
 
@@ -173,12 +175,7 @@ mod tests {
     }
 
     /// Each value decodes within `bound(block's largest magnitude)` of the input.
-    fn round_trip(
-        ty: GgmlType,
-        quantize: fn(&[f32]) -> Result<Vec<u8>, QuantError>,
-        x: &[f32],
-        bound: fn(f32) -> f32,
-    ) {
+    fn round_trip(ty: GgmlType, quantize: fn(&[f32]) -> Result<Vec<u8>, QuantError>, x: &[f32], bound: fn(f32) -> f32) {
         let bytes = quantize(x).unwrap();
         assert_eq!(bytes.len() as u64, ty.bytes_for(32, x.len() as u64).unwrap().unwrap());
         let y = dequantize(ty, &bytes, x.len()).unwrap();

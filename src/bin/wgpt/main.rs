@@ -24,6 +24,8 @@ mod chat;
 mod download;
 #[cfg(not(target_arch = "wasm32"))]
 mod perplexity;
+#[cfg(not(target_arch = "wasm32"))]
+mod quantize;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -116,6 +118,8 @@ mod cli {
         /// Score a text: tokens, mean negative log-likelihood and perplexity (and top-1 agreement
         /// with a reference model).
         Perplexity(crate::perplexity::PerplexityArgs),
+        /// Write a model as one GGUF file, its matrices in f32, f16, q8_0 or q4_0.
+        Quantize(crate::quantize::QuantizeArgs),
         /// Print the token ids of a text.
         Tokenize {
             #[arg(long)]
@@ -252,6 +256,7 @@ mod cli {
             Command::Logits { model, input, json, engine } => run_logits(model, input, json, engine),
             Command::Bench(args) => crate::bench::run(args),
             Command::Perplexity(args) => crate::perplexity::run(args),
+            Command::Quantize(args) => crate::quantize::run(args),
             Command::Inspect { model, json } => run_inspect(model_dir(&model)?, json),
             Command::ChatTemplate { model, messages, no_generation_prompt, json } => {
                 run_chat_template(model_dir(&model)?, messages, !no_generation_prompt, json)

@@ -32,7 +32,8 @@ pub struct PerplexityArgs {
 }
 
 pub fn run(a: PerplexityArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&a.text_file).with_context(|| format!("cannot read {}", a.text_file.display()))?;
+    let text =
+        std::fs::read_to_string(&a.text_file).with_context(|| format!("cannot read {}", a.text_file.display()))?;
     let score = |path: &PathBuf| -> Result<(Vec<u32>, wgpt::perplexity::Perplexity)> {
         let loaded = open(path)?;
         let ids = loaded.text.tokenizer()?.encode(&text)?;
