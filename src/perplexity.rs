@@ -55,7 +55,7 @@ pub fn top1_agreement(a: &Perplexity, b: &Perplexity) -> f64 {
     same as f64 / a.top1.len().max(1) as f64
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

@@ -19,8 +19,11 @@ fn dir() -> PathBuf {
     common::fixtures().join("gguf")
 }
 
-/// Every GGUF fixture, with its cases' ids and HF's logits.
-fn fixtures() -> Vec<(String, Vec<Vec<u32>>, Vec<Vec<f32>>)> {
+/// A fixture's name, its cases' ids, and HF's logits for each.
+type Fixture = (String, Vec<Vec<u32>>, Vec<Vec<f32>>);
+
+/// Every GGUF fixture.
+fn fixtures() -> Vec<Fixture> {
     #[derive(serde::Deserialize)]
     struct Case {
         ids: Vec<u32>,

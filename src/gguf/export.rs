@@ -15,6 +15,9 @@ use crate::weights::Tensor;
 
 use super::write::{Meta, TensorOut, to_bytes};
 
+/// How many tensors a file holds in each type.
+pub type TypeCounts = Vec<(GgmlType, usize)>;
+
 /// The precision `wgpt quantize --to` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -60,7 +63,7 @@ pub enum ExportError {
 }
 
 /// The GGUF file of `model` with its matrices in `target`; and how many tensors each type holds.
-pub fn export(model: &LoadedModel, target: Target) -> Result<(Vec<u8>, Vec<(GgmlType, usize)>), ExportError> {
+pub fn export(model: &LoadedModel, target: Target) -> Result<(Vec<u8>, TypeCounts), ExportError> {
     let (arch, mut meta, tensors) = match &model.arch {
         Architecture::Llama { config: c, weights } => {
             let arch = c.model_type.as_str();
@@ -200,7 +203,7 @@ pub fn export(model: &LoadedModel, target: Target) -> Result<(Vec<u8>, Vec<(Ggml
 fn choose(gguf: &str, t: &Tensor, target: Target) -> GgmlType {
     let row = *t.shape.last().unwrap_or(&0);
     let matrix = t.shape.len() == 2 && gguf != "position_embd.weight";
-    let whole_blocks = row % 32 == 0;
+    let whole_blocks = row.is_multiple_of(32);
     match target {
         _ if !matrix => GgmlType::F32,
         Target::F32 => GgmlType::F32,

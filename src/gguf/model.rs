@@ -202,9 +202,11 @@ const GPT2_BLOCK: [(&str, &str); 6] = [
     ("ffn_down", "mlp.c_proj"),
 ];
 
-fn tables(
-    arch: &str,
-) -> (&'static [(&'static str, &'static str)], &'static [(&'static str, &'static str)], &'static str) {
+/// Pairs of (GGUF name, HF name).
+type Names = &'static [(&'static str, &'static str)];
+
+/// The tensors outside the blocks, the parts of a block, and HF's prefix of block N.
+fn tables(arch: &str) -> (Names, Names, &'static str) {
     if arch == "gpt2" { (&GPT2_TOP, &GPT2_BLOCK, "h.") } else { (&LLAMA_TOP, &LLAMA_BLOCK, "model.layers.") }
 }
 
@@ -296,7 +298,7 @@ fn decode(
 fn unpermute(t: &mut Tensor, heads: usize, name: &str) -> Result<(), BundleError> {
     let rows = t.shape[0];
     let cols = t.data.len() / rows.max(1);
-    if heads == 0 || rows % (2 * heads) != 0 {
+    if heads == 0 || !rows.is_multiple_of(2 * heads) {
         return Err(WeightsError::Malformed(format!("`{name}`: {rows} rows are not whole heads of {heads}")).into());
     }
     let half = rows / heads / 2;

@@ -105,7 +105,7 @@ impl GgmlType {
     /// Bytes of a tensor whose rows hold `row` values and which holds `n` values in all (checked:
     /// a row must be whole blocks). None on overflow.
     pub fn bytes_for(self, row: u64, n: u64) -> Result<Option<u64>, QuantError> {
-        if row % self.block_len() != 0 {
+        if !row.is_multiple_of(self.block_len()) {
             return Err(QuantError::PartialBlock { ty: self, n: row, block: self.block_len() });
         }
         Ok((n / self.block_len()).checked_mul(self.block_bytes()))
@@ -120,7 +120,7 @@ fn f16(b: &[u8]) -> f32 {
 /// `dequantize_row_*` do).
 pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>, QuantError> {
     let want = (n as u64 / ty.block_len()).saturating_mul(ty.block_bytes());
-    if n as u64 % ty.block_len() != 0 {
+    if !(n as u64).is_multiple_of(ty.block_len()) {
         return Err(QuantError::PartialBlock { ty, n: n as u64, block: ty.block_len() });
     }
     if bytes.len() as u64 != want {

@@ -18,7 +18,7 @@ pub fn dequantize_block(b: &[u8], y: &mut [f32]) {
 /// Quantizes `x` (a whole number of blocks) as GGML's reference `quantize_row_q4_0` does.
 pub fn quantize_q4_0(x: &[f32]) -> Result<Vec<u8>, QuantError> {
     check_finite(x)?;
-    if x.len() % BLOCK_LEN != 0 {
+    if !x.len().is_multiple_of(BLOCK_LEN) {
         return Err(QuantError::PartialBlock { ty: super::GgmlType::Q4_0, n: x.len() as u64, block: 32 });
     }
     let mut out = Vec::with_capacity(x.len() / BLOCK_LEN * BLOCK_BYTES);
