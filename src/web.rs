@@ -270,23 +270,30 @@ async fn install(loaded: LoadedModel, backend: &str) -> Result<String, JsValue> 
 #[wasm_bindgen]
 pub async fn inspect_bundle(config: Vec<u8>, head: Vec<u8>, file_size: f64) -> Result<String, JsValue> {
     let stored = crate::weights::stored_tensors(&head, file_size as u64).map_err(|e| kind_err("bad-input", e))?;
-    Ok(fit_check(&config, &stored, file_size as u64).await?.to_string())
+    Ok(fit_check(&config, &stored, file_size as u64, None).await?.to_string())
 }
 
 /// [`inspect_bundle`] for a GGUF file: from its first bytes (at least its metadata and tensor
 /// table) and its size.
 #[wasm_bindgen]
 pub async fn inspect_gguf(head: Vec<u8>, file_size: f64) -> Result<String, JsValue> {
-    let (config, stored) = gguf_head_facts(&head, file_size as u64)?;
-    Ok(fit_check(&config, &stored, file_size as u64).await?.to_string())
+    let f = gguf_head_facts(&head, file_size as u64)?;
+    Ok(fit_check(&f.config, &f.stored, file_size as u64, Some(f.held)).await?.to_string())
 }
 
-/// A GGUF's `config.json` equivalent and its tensors as stored, from its first bytes.
-fn gguf_head_facts(head: &[u8], file_size: u64) -> Result<(Vec<u8>, Vec<crate::weights::TensorInfo>), JsValue> {
+/// What a GGUF file's first bytes say: its `config.json` equivalent, its tensors as stored, and
+/// the bytes its weights take once loaded.
+struct GgufFacts {
+    config: Vec<u8>,
+    stored: Vec<crate::weights::TensorInfo>,
+    held: u64,
+}
+
+fn gguf_head_facts(head: &[u8], file_size: u64) -> Result<GgufFacts, JsValue> {
     let bad = |e: &dyn std::fmt::Display| kind_err("bad-input", e);
     let g = crate::gguf::Gguf::parse_head(head, file_size).map_err(|e| bad(&e))?;
     let (_, config) = crate::gguf::model::hf_config(&g).map_err(|e| bad(&e))?;
-    Ok((config, crate::gguf::model::stored(&g)))
+    Ok(GgufFacts { config, stored: crate::gguf::model::stored(&g), held: crate::gguf::model::held_bytes(&g) })
 }
 
 /// Bytes of wasm memory a page can have (wasm32's 4 GiB address space).
@@ -294,12 +301,13 @@ const WASM_MEMORY_LIMIT: u64 = 4 << 30;
 
 /// What a model holds and whether this page can run it, from its `config.json`, its tensors as
 /// stored (one file's header) and the bytes of all its weights files: the wasm memory a load
-/// takes (the files, then every weight widened to f32) against what a page can have, and the
-/// WebGPU engine's own plan against this adapter's limits.
+/// takes (the files, then the weights as the engine holds them: `held`, or every weight in f32)
+/// against what a page can have, and the WebGPU engine's own plan against this adapter's limits.
 async fn fit_check(
     config: &[u8],
     stored: &[crate::weights::TensorInfo],
     weight_bytes: u64,
+    held: Option<u64>,
 ) -> Result<serde_json::Value, JsValue> {
     use crate::gpu::Shape;
     let bad = |e: &dyn std::fmt::Display| kind_err("bad-input", e);
@@ -335,17 +343,19 @@ async fn fit_check(
             "n_head": s.n_head, "n_kv_head": s.n_kv_head, "n_embd": s.hidden, "vocab_size": s.vocab}),
         Err(_) => serde_json::json!({"arch": "gpt1"}),
     };
-    // The files are held while they are parsed into f32 weights; then the files are freed.
-    let memory = weight_bytes + parameters as u64 * 4;
+    // The files are held while they are parsed into the engine's weights; then they are freed.
+    let held = held.unwrap_or(parameters as u64 * 4);
+    let memory = weight_bytes + held;
     let gb = |b: u64| b as f64 / 1e9;
     let (fits_memory, memory_verdict) = if memory > WASM_MEMORY_LIMIT {
         (
             false,
             format!(
-                "needs {:.1} GB of memory in this tab ({:.1} GB of files, then {parameters} weights widened to f32): \
-                 more than the 4.3 GB a web page can have",
+                "needs {:.1} GB of memory in this tab ({:.1} GB of files, then {:.1} GB of weights as the engine \
+                 holds them): more than the 4.3 GB a web page can have",
                 gb(memory),
-                gb(weight_bytes)
+                gb(weight_bytes),
+                gb(held)
             ),
         )
     } else {
@@ -442,8 +452,8 @@ pub async fn hub_inspect(
     if let Some(file) = gguf_arg(file)? {
         let url = id.url(&base, &file);
         let size = remote_size(&url, &file).await?;
-        let (config, stored) = remote_gguf_head(&url, size).await?;
-        let mut info = fit_check(&config, &stored, size).await?;
+        let f = remote_gguf_head(&url, size).await?;
+        let mut info = fit_check(&f.config, &f.stored, size, Some(f.held)).await?;
         info["id"] = id.id().into();
         info["revision"] = id.revision.clone().into();
         info["files"] = serde_json::json!([{"name": file, "size": size}]);
@@ -471,7 +481,7 @@ pub async fn hub_inspect(
         Err(_) if total > WASM_MEMORY_LIMIT => vec![],
         Err(e) => return Err(kind_err("bad-input", e)),
     };
-    let mut info = fit_check(&listing.config, &stored, total).await?;
+    let mut info = fit_check(&listing.config, &stored, total, None).await?;
     info["id"] = id.id().into();
     info["revision"] = id.revision.clone().into();
     info["files"] = listing.weights.iter().map(|(f, s)| serde_json::json!({"name": f, "size": s})).collect();
@@ -497,7 +507,7 @@ async fn remote_size(url: &str, name: &str) -> Result<u64, JsValue> {
 
 /// What a remote GGUF file holds, from its first bytes: range requests of 1 MiB, then four
 /// times more while its metadata and tensor table run past them, up to 64 MiB.
-async fn remote_gguf_head(url: &str, size: u64) -> Result<(Vec<u8>, Vec<crate::weights::TensorInfo>), JsValue> {
+async fn remote_gguf_head(url: &str, size: u64) -> Result<GgufFacts, JsValue> {
     const MAX: u64 = 64 << 20;
     let mut n = 1u64 << 20;
     loop {
@@ -512,15 +522,15 @@ async fn remote_gguf_head(url: &str, size: u64) -> Result<(Vec<u8>, Vec<crate::w
 }
 
 /// Refuses, before anything is downloaded, a model whose load would take more wasm memory than
-/// a page can have: its files, then every weight widened to f32.
-fn refuse_too_large(id: &crate::hub::HubId, weight_bytes: u64, parameters: usize) -> Result<(), JsValue> {
-    let memory = weight_bytes + parameters as u64 * 4;
+/// a page can have: its files, then its weights as the engine holds them (`held` bytes).
+fn refuse_too_large(id: &crate::hub::HubId, weight_bytes: u64, held: u64) -> Result<(), JsValue> {
+    let memory = weight_bytes + held;
     if memory > WASM_MEMORY_LIMIT {
         return Err(kind_err(
             "too-large",
             format!(
-                "{} needs {:.1} GB of memory in this tab ({:.1} GB of files, then its weights in f32): more than \
-                 the 4.3 GB a web page can have; nothing was downloaded",
+                "{} needs {:.1} GB of memory in this tab ({:.1} GB of files, then its weights as the engine holds \
+                 them): more than the 4.3 GB a web page can have; nothing was downloaded",
                 id.id(),
                 memory as f64 / 1e9,
                 weight_bytes as f64 / 1e9
@@ -551,8 +561,8 @@ pub async fn load_hub_model(
     if let Some(file) = gguf_arg(file)? {
         if !crate::web_fetch::is_stored(&url(&file)).await {
             let size = remote_size(&url(&file), &file).await?;
-            let (config, _) = remote_gguf_head(&url(&file), size).await?;
-            refuse_too_large(&id, size, config_parameters(&config)?)?;
+            let f = remote_gguf_head(&url(&file), size).await?;
+            refuse_too_large(&id, size, f.held)?;
         }
         let loaded = read_model(&[file], Origin::Web(&url), Some(&progress)).await?;
         return install(loaded, &backend).await;
@@ -568,7 +578,7 @@ pub async fn load_hub_model(
             let weight_bytes = listing.weight_bytes();
             let parameters = config_parameters(&listing.config)?;
             let HubListing { mut required, optional, .. } = listing;
-            refuse_too_large(&id, weight_bytes, parameters)?;
+            refuse_too_large(&id, weight_bytes, parameters as u64 * 4)?;
             for f in optional {
                 match crate::web_fetch::size(&url(&f)).await {
                     Ok(_) => required.push(f),

@@ -330,16 +330,19 @@ pub(crate) struct Taker<'a> {
 
 /// A tensor still in a safetensors file, or already decoded (a GGUF file's, dequantized and
 /// laid out under HF's name by `crate::gguf::model`).
-enum Source<'a> {
+pub(crate) enum Source<'a> {
     View(safetensors::tensor::TensorView<'a>),
     Ready(Tensor),
+    /// A matrix in GGML blocks (a GGUF file's), kept as blocks by [`Taker::matrix`].
+    Blocks(crate::quant::Blocks),
 }
 
 impl Source<'_> {
-    fn shape(&self) -> &[usize] {
+    fn shape(&self) -> Vec<usize> {
         match self {
-            Source::View(v) => v.shape(),
-            Source::Ready(t) => &t.shape,
+            Source::View(v) => v.shape().to_vec(),
+            Source::Ready(t) => t.shape.clone(),
+            Source::Blocks(b) => vec![b.rows, b.cols],
         }
     }
 }
@@ -369,15 +372,43 @@ impl<'a> Taker<'a> {
                     shape: v.shape().to_vec(),
                     bytes: v.data().len(),
                 }),
-                Source::Ready(_) => None,
+                Source::Ready(_) | Source::Blocks(_) => None,
             })
             .collect();
         Ok((Taker { views }, stored))
     }
 
-    /// Tensors already decoded to f32, by name.
-    pub(crate) fn ready(tensors: BTreeMap<String, Tensor>) -> Self {
-        Taker { views: tensors.into_iter().map(|(k, t)| (k, Source::Ready(t))).collect() }
+    /// Tensors already decoded (or kept in blocks), by name.
+    pub(crate) fn ready(tensors: BTreeMap<String, Source<'a>>) -> Self {
+        Taker { views: tensors }
+    }
+
+    /// A matrix `[out, in]`: as blocks if the file stored blocks, else in f32 (checked as
+    /// [`Taker::tensor`] checks).
+    pub(crate) fn matrix(&mut self, name: &str, shape: &[usize]) -> Result<crate::quant::Matrix, WeightsError> {
+        match self.views.get(name) {
+            Some(Source::Blocks(b)) if [b.rows, b.cols] == shape => {
+                let Some(Source::Blocks(b)) = self.views.remove(name) else { unreachable!() };
+                Ok(crate::quant::Matrix::Blocks(b))
+            }
+            _ => self.tensor(name, shape).map(crate::quant::Matrix::F32),
+        }
+    }
+
+    /// [`Taker::head`] for a head that may be in blocks.
+    pub(crate) fn head_matrix(
+        &mut self,
+        tied: bool,
+        embedding: &crate::quant::Matrix,
+    ) -> Result<Option<crate::quant::Matrix>, WeightsError> {
+        let shape = embedding.shape();
+        if !tied {
+            return Ok(Some(self.matrix("lm_head.weight", &shape)?));
+        }
+        if self.views.contains_key("lm_head.weight") && self.matrix("lm_head.weight", &shape)? != *embedding {
+            return Err(WeightsError::TiedHeadMismatch);
+        }
+        Ok(None)
     }
 
     /// The LM head `lm_head.weight`, shaped as `embedding`; None when the head is tied (HF drops
@@ -414,6 +445,8 @@ impl<'a> Taker<'a> {
         let data = match source {
             Source::View(view) => to_f32(name, view.dtype(), view.data())?,
             Source::Ready(t) => t.data,
+            Source::Blocks(b) => crate::quant::dequantize(b.ty, &b.data, b.rows * b.cols)
+                .map_err(|e| WeightsError::Malformed(format!("`{name}`: {e}")))?,
         };
         if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
             return Err(WeightsError::NonFinite { name: name.into(), index, value });

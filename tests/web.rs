@@ -293,3 +293,70 @@ async fn a_model_too_large_for_a_page_is_refused_by_its_fit_check() {
     };
     assert_eq!(info["memory"]["fits"], false, "{info}");
 }
+
+/// GGUF files in the browser: llama.cpp's Q8_0 and Q4_0 files of `chat-llama` load through the
+/// page's API (the blocks kept as blocks, read by the SIMD128 kernels), give HF's logits on the
+/// dequantized weights within 1e-4, and their greedy chat replies are HF's.
+#[wasm_bindgen_test]
+async fn gguf_files_chat_in_the_browser_with_blocks() {
+    use wgpt::web::{chat_start, generate_step, load_model};
+    use wgpt::{ForwardOptions, LanguageModel, LoadedModel};
+    #[derive(serde::Deserialize)]
+    struct Chat {
+        messages: serde_json::Value,
+        reply_ids: Vec<u32>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Case {
+        ids: Vec<u32>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Expected {
+        cases: Vec<Case>,
+        chat: Chat,
+    }
+    let files: [(&[u8], &[u8], &[u8]); 2] = [
+        (
+            fixture!("gguf/chat-llama.q8_0.gguf"),
+            fixture!("gguf/chat-llama.q8_0.expected.json"),
+            fixture!("gguf/chat-llama.q8_0.expected.safetensors"),
+        ),
+        (
+            fixture!("gguf/chat-llama.q4_0.gguf"),
+            fixture!("gguf/chat-llama.q4_0.expected.json"),
+            fixture!("gguf/chat-llama.q4_0.expected.safetensors"),
+        ),
+    ];
+    for (gguf, json, logits) in files {
+        let expected: Expected = serde_json::from_slice(json).unwrap();
+        let map: wgpt::loaded::Files = [("m.gguf".to_string(), gguf)].into_iter().collect();
+        let m = LoadedModel::from_files(&map).unwrap();
+        let mut cpu = m.cpu(2048);
+        assert!(cpu.describe().contains("Q"), "{}", cpu.describe());
+        for (i, case) in expected.cases.iter().enumerate() {
+            cpu.reset();
+            let got = cpu.forward(&case.ids, ForwardOptions { all_logits: true, ..Default::default() }).await.unwrap();
+            let want = expected_logits(logits, i);
+            let d = got.logits.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(d < 1e-4, "case {i}: logits differ from HF's by {d}");
+        }
+        let (names, blobs) = named(&[("chat-llama.gguf", gguf)]);
+        let info: serde_json::Value =
+            serde_json::from_str(&load_model(names, blobs, "cpu".into(), None).await.ok().unwrap()).unwrap();
+        assert_eq!(info["template"], "jinja", "{info}");
+        let params = r#"{"temperature":0,"max_tokens":8}"#;
+        chat_start(expected.chat.messages.to_string(), params.into()).ok().unwrap();
+        let mut text = String::new();
+        loop {
+            let step: serde_json::Value = serde_json::from_str(&generate_step(3).await.ok().unwrap()).unwrap();
+            text.push_str(step["text"].as_str().unwrap());
+            if !step["finish"].is_null() {
+                break;
+            }
+        }
+        let tok = m.text.tokenizer.as_ref().unwrap();
+        let want = tok.decode(&expected.chat.reply_ids).unwrap();
+        let want = want.split('\u{FFFD}').next().unwrap();
+        assert!(text.starts_with(want), "{text:?} vs {want:?}");
+    }
+}

@@ -102,7 +102,7 @@ pub fn export(model: &LoadedModel, target: Target) -> Result<(Vec<u8>, TypeCount
             let heads = (arch == "llama").then_some((c.num_attention_heads, c.num_key_value_heads));
             let mut named: Vec<(String, Tensor)> = Vec::new();
             for (name, t) in weights.named() {
-                let mut t = t.clone();
+                let mut t = t.into_owned();
                 if let Some((q, kv)) = heads {
                     if name.contains("q_proj.") {
                         permute(&mut t, q);

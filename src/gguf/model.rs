@@ -18,7 +18,8 @@ use crate::bundle::BundleError;
 use crate::config::{ConfigError, GptConfig};
 use crate::llama::{LlamaConfig, LlamaWeights, RopeScaling};
 use crate::loaded::{Architecture, LoadedModel, TextFormat};
-use crate::weights::{ModelWeights, Taker, Tensor, TensorInfo as Stored, WeightsError};
+use crate::quant::{Blocks, GgmlType};
+use crate::weights::{ModelWeights, Source, Taker, Tensor, TensorInfo as Stored, WeightsError};
 
 /// The `general.architecture`s wgpt runs.
 pub const ARCHITECTURES: [&str; 4] = ["gpt2", "llama", "qwen2", "qwen3"];
@@ -243,8 +244,10 @@ fn block_parts(name: &str) -> Option<(usize, &str, &str)> {
     Some((layer.parse().ok()?, part, kind))
 }
 
-/// Every tensor dequantized to f32 under HF's name and in HF's layout, and what was stored.
-/// `llama_heads`: `(heads, kv_heads)` of a `llama` model whose q/k rows llama.cpp reordered.
+/// Every tensor under HF's name and in HF's layout, and what was stored: a Llama-family
+/// matrix stored in GGML blocks stays in its blocks (rows moved, never decoded); everything else
+/// is decoded to f32. `llama_heads`: `(heads, kv_heads)` of a `llama` model whose q/k rows
+/// llama.cpp reordered.
 fn tensors<'a>(
     g: &Gguf,
     bytes: &'a [u8],
@@ -255,64 +258,95 @@ fn tensors<'a>(
     let mut stored = Vec::with_capacity(g.tensors.len());
     for t in g.tensors.iter().filter(|t| t.name != ROPE_FREQS) {
         let name = hf_name(arch, &t.name).unwrap_or_else(|| t.name.clone());
-        let tensor = decode(t, bytes, arch, &name, llama_heads)?;
-        stored.push(Stored {
-            name: name.clone(),
-            dtype: t.ty.name().into(),
-            shape: tensor.shape.clone(),
-            bytes: t.len,
-        });
-        out.insert(name, tensor);
+        let source = decode(t, bytes, arch, &name, llama_heads)?;
+        let shape = match &source {
+            Source::Blocks(b) => vec![b.rows, b.cols],
+            Source::Ready(t) => t.shape.clone(),
+            Source::View(_) => unreachable!("GGUF tensors are not safetensors views"),
+        };
+        stored.push(Stored { name: name.clone(), dtype: t.ty.name().into(), shape, bytes: t.len });
+        out.insert(name, source);
     }
     stored.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((Taker::ready(out), stored))
 }
 
-fn decode(
+/// Whether a tensor stays in its GGML blocks when loaded: a Llama-family matrix of a block type
+/// (the float types, and GPT-2's matrices, are decoded to f32).
+fn keeps_blocks(arch: &str, t: &TensorInfo) -> bool {
+    arch != "gpt2" && t.dims.len() == 2 && !matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+}
+
+/// Bytes the engine holds for a GGUF file's weights once loaded (blocks as stored, the rest in
+/// f32): what the page's fit check counts.
+pub fn held_bytes(g: &Gguf) -> u64 {
+    let arch = g.str("general.architecture").ok().flatten().unwrap_or("");
+    g.tensors
+        .iter()
+        .map(|t| if keeps_blocks(arch, t) { t.len as u64 } else { t.dims.iter().product::<u64>().saturating_mul(4) })
+        .fold(0u64, u64::saturating_add)
+}
+
+fn decode<'a>(
     t: &TensorInfo,
     bytes: &[u8],
     arch: &str,
     name: &str,
     llama_heads: Option<(usize, usize)>,
-) -> Result<Tensor, BundleError> {
+) -> Result<Source<'a>, BundleError> {
     let shape = t.shape();
+    let raw = &bytes[t.start..t.start + t.len];
+    let heads = llama_heads.and_then(|(q, kv)| {
+        if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
+            Some(q)
+        } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
+            Some(kv)
+        } else {
+            None
+        }
+    });
+    if keeps_blocks(arch, t) {
+        let mut data = raw.to_vec();
+        if let Some(h) = heads {
+            unpermute(&mut data, shape[0], h, name)?;
+        }
+        let blocks = Blocks::new(t.ty, shape[0], shape[1], data)
+            .map_err(|source| GgufError::TensorType { name: t.name.clone(), source })?;
+        return Ok(Source::Blocks(blocks));
+    }
     let n = shape.iter().product();
-    let data = crate::quant::dequantize(t.ty, &bytes[t.start..t.start + t.len], n)
+    let data = crate::quant::dequantize(t.ty, raw, n)
         .map_err(|source| GgufError::TensorType { name: t.name.clone(), source })?;
     let mut tensor = Tensor { shape, data };
-    if let Some((heads, kv_heads)) = llama_heads {
-        if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
-            unpermute(&mut tensor, heads, name)?;
-        } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
-            unpermute(&mut tensor, kv_heads, name)?;
-        }
+    if let Some(h) = heads {
+        unpermute(&mut tensor.data, tensor.shape[0], h, name)?;
     }
     if arch == "gpt2" && tensor.shape.len() == 2 && name.starts_with("h.") && name.ends_with(".weight") {
         tensor = transpose(&tensor);
     }
-    Ok(tensor)
+    Ok(Source::Ready(tensor))
 }
 
-/// Undoes llama.cpp's `permute`: its rows, per head, are `[(i, half) for i in 0..d/2 for half
-/// in 0..2]` (interleaved); HF's are `[(i, half) for half in 0..2 for i in 0..d/2]`.
-fn unpermute(t: &mut Tensor, heads: usize, name: &str) -> Result<(), BundleError> {
-    let rows = t.shape[0];
-    let cols = t.data.len() / rows.max(1);
+/// Undoes llama.cpp's `permute` on `rows` rows of `data` (f32 values or a row's blocks: rows
+/// move whole): its rows, per head, are `[(i, half) for i in 0..d/2 for half in 0..2]`
+/// (interleaved); HF's are `[(i, half) for half in 0..2 for i in 0..d/2]`.
+fn unpermute<T: Copy + Default>(data: &mut Vec<T>, rows: usize, heads: usize, name: &str) -> Result<(), BundleError> {
     if heads == 0 || !rows.is_multiple_of(2 * heads) {
         return Err(WeightsError::Malformed(format!("`{name}`: {rows} rows are not whole heads of {heads}")).into());
     }
+    let row = data.len() / rows;
     let half = rows / heads / 2;
-    let mut out = vec![0f32; t.data.len()];
+    let mut out = vec![T::default(); data.len()];
     for h in 0..heads {
         for i in 0..half {
             for part in 0..2 {
                 let from = h * 2 * half + i * 2 + part;
                 let to = h * 2 * half + part * half + i;
-                out[to * cols..(to + 1) * cols].copy_from_slice(&t.data[from * cols..(from + 1) * cols]);
+                out[to * row..(to + 1) * row].copy_from_slice(&data[from * row..(from + 1) * row]);
             }
         }
     }
-    t.data = out;
+    *data = out;
     Ok(())
 }
 

@@ -49,18 +49,18 @@ pub enum Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    /// `[vocab, hidden]`, and its name.
-    pub fn embed(&self) -> (&'a Tensor, &'static str) {
+    /// `[vocab, hidden]` (in f32: decoded if the file stored blocks), and its name.
+    pub fn embed(&self) -> (Cow<'a, Tensor>, &'static str) {
         match self {
-            Source::Gpt(w) => (&w.wte, "wte.weight"),
-            Source::Llama(_, w) => (&w.embed_tokens, "model.embed_tokens.weight"),
+            Source::Gpt(w) => (Cow::Borrowed(&w.wte), "wte.weight"),
+            Source::Llama(_, w) => (w.embed_tokens.to_f32(), "model.embed_tokens.weight"),
         }
     }
     /// An untied head `[vocab, hidden]`.
-    pub fn lm_head(&self) -> Option<&'a Tensor> {
+    pub fn lm_head(&self) -> Option<Cow<'a, Tensor>> {
         match self {
-            Source::Gpt(w) => w.lm_head.as_ref(),
-            Source::Llama(_, w) => w.lm_head.as_ref(),
+            Source::Gpt(w) => w.lm_head.as_ref().map(Cow::Borrowed),
+            Source::Llama(_, w) => w.lm_head.as_ref().map(|m| m.to_f32()),
         }
     }
     /// GPT-2's learned positions `[n_positions, hidden]`.
@@ -123,24 +123,47 @@ fn borrowed(l: &Linear) -> HostLinear<'_> {
     HostLinear { w: Cow::Borrowed(&l.weight.data), b: Cow::Borrowed(&l.bias.data) }
 }
 
+/// A projection's `[out, K]` rows in f32 (borrowed, or decoded from blocks) and its bias.
+struct Rows<'a> {
+    w: Cow<'a, Tensor>,
+    b: Option<&'a Tensor>,
+}
+
+impl<'a> Rows<'a> {
+    fn of(p: &'a Proj) -> Self {
+        Rows { w: p.weight.to_f32(), b: p.bias.as_ref() }
+    }
+}
+
 /// Column `n` of a `[K, N]` matrix is row `rows[n]` of an `[out, K]` one (with its bias).
-fn columns(rows: &[(&Proj, usize)], k: usize) -> HostLinear<'static> {
+fn columns(rows: &[(&Rows, usize)], k: usize) -> HostLinear<'static> {
     let n = rows.len();
     let mut w = vec![0.0f32; k * n];
     for (col, &(p, r)) in rows.iter().enumerate() {
-        for (i, &v) in p.weight.data[r * k..][..k].iter().enumerate() {
+        for (i, &v) in p.w.data[r * k..][..k].iter().enumerate() {
             w[i * n + col] = v;
         }
     }
-    let b = rows.iter().map(|&(p, r)| p.bias.as_ref().map_or(0.0, |b| b.data[r])).collect();
+    let b = rows.iter().map(|&(p, r)| p.b.map_or(0.0, |b| b.data[r])).collect();
     HostLinear { w: Cow::Owned(w), b: Cow::Owned(b) }
 }
 
 fn llama_layer<'a>(layer: &'a LlamaLayer, s: &Shape, l: usize) -> HostLayer<'a> {
-    let (hd, half) = (s.head_dim, s.head_dim / 2);
+    let hd = s.head_dim;
     let fused_rotation = !s.qk_norm;
+    let [q, k, v, o, gate, up, down] = [
+        &layer.q_proj,
+        &layer.k_proj,
+        &layer.v_proj,
+        &layer.o_proj,
+        &layer.gate_proj,
+        &layer.up_proj,
+        &layer.down_proj,
+    ]
+    .map(Rows::of);
     // Heads of q or k, in the epilogue's pair order when it rotates them.
-    let heads = |p: &'a Proj, n_heads: usize| -> Vec<(&'a Proj, usize)> {
+    fn heads<'r>(p: &'r Rows<'r>, n_heads: usize, hd: usize, fused_rotation: bool) -> Vec<(&'r Rows<'r>, usize)> {
+        let half = hd / 2;
         (0..n_heads * hd)
             .map(|c| {
                 let (head, i) = (c / hd, c % hd);
@@ -148,25 +171,27 @@ fn llama_layer<'a>(layer: &'a LlamaLayer, s: &Shape, l: usize) -> HostLayer<'a> 
                 (p, head * hd + dim)
             })
             .collect()
-    };
-    let mut qkv = heads(&layer.q_proj, s.n_head);
-    qkv.extend(heads(&layer.k_proj, s.n_kv_head));
-    qkv.extend((0..s.kv_dim()).map(|r| (&layer.v_proj, r)));
-    let gate_up: Vec<(&Proj, usize)> = (0..2 * s.inner)
+    }
+    let mut qkv = heads(&q, s.n_head, hd, fused_rotation);
+    qkv.extend(heads(&k, s.n_kv_head, hd, fused_rotation));
+    qkv.extend((0..s.kv_dim()).map(|r| (&v, r)));
+    let gate_up: Vec<(&Rows, usize)> = (0..2 * s.inner)
         .map(|c| {
             let (m, j) = (c / 4, c % 4);
-            if j < 2 { (&layer.gate_proj, 2 * m + j) } else { (&layer.up_proj, 2 * m + j - 2) }
+            if j < 2 { (&gate, 2 * m + j) } else { (&up, 2 * m + j - 2) }
         })
         .collect();
-    let straight = |p: &'a Proj, out: usize| (0..out).map(|r| (p, r)).collect::<Vec<_>>();
+    fn straight<'r>(p: &'r Rows<'r>, out: usize) -> Vec<(&'r Rows<'r>, usize)> {
+        (0..out).map(|r| (p, r)).collect()
+    }
     let name = |p: &str| format!("model.layers.{l}.{p}");
     HostLayer {
         ln_1: HostNorm { g: &layer.input_layernorm.data, b: None },
         qkv: columns(&qkv, s.hidden),
-        attn_proj: columns(&straight(&layer.o_proj, s.hidden), s.q_dim()),
+        attn_proj: columns(&straight(&o, s.hidden), s.q_dim()),
         ln_2: HostNorm { g: &layer.post_attention_layernorm.data, b: None },
         fc: columns(&gate_up, s.hidden),
-        proj: columns(&straight(&layer.down_proj, s.hidden), s.inner),
+        proj: columns(&straight(&down, s.hidden), s.inner),
         qk_norm: layer.q_norm.as_ref().zip(layer.k_norm.as_ref()).map(|(q, k)| (&q.data[..], &k.data[..])),
         names: [
             "input_layernorm",
@@ -184,14 +209,10 @@ fn llama_layer<'a>(layer: &'a LlamaLayer, s: &Shape, l: usize) -> HostLayer<'a> 
 mod tests {
     use super::*;
 
-    fn proj(out: usize, inp: usize, base: f32) -> Proj {
-        let data = (0..out * inp).map(|i| base + i as f32).collect();
-        Proj { weight: Tensor { shape: vec![out, inp], data }, bias: None }
-    }
-
     #[test]
     fn columns_transpose_out_in_rows_into_k_n() {
-        let p = proj(3, 2, 0.0); // rows [0,1], [2,3], [4,5]
+        let data = (0..6).map(|i| i as f32).collect(); // rows [0,1], [2,3], [4,5]
+        let p = Rows { w: Cow::Owned(Tensor { shape: vec![3, 2], data }), b: None };
         let lin = columns(&[(&p, 2), (&p, 0)], 2);
         // K = 2 rows of N = 2 columns: column 0 is row 2, column 1 is row 0.
         assert_eq!(&lin.w[..], &[4.0, 0.0, 5.0, 1.0]);

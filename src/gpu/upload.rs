@@ -221,8 +221,8 @@ pub fn upload(
         wpe: source.wpe().map(|w| a.f32s("wpe.weight", &w.data)),
         rope: source.rope_table(t).map(|table| a.f32s("rotary table", &table)),
         final_norm: a.norm(norm_name, &final_norm),
-        wte: a.rows(embed_name, embed, plan.rows_per_chunk)?,
-        lm_head: source.lm_head().map(|h| a.rows("lm_head.weight", h, plan.rows_per_chunk)).transpose()?,
+        wte: a.rows(embed_name, &embed, plan.rows_per_chunk)?,
+        lm_head: source.lm_head().map(|h| a.rows("lm_head.weight", &h, plan.rows_per_chunk)).transpose()?,
         layers,
     };
     let staging_size = (logit_rows * v * 4).max(rows * heads * t * 4).max(16) as u64;

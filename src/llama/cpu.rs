@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use super::config::LlamaConfig;
 use super::weights::{LlamaLayer, LlamaWeights, Proj};
-use crate::cpu::ops::{add, linear_out_in, softmax};
+use crate::cpu::ops::{add, softmax};
 use crate::model::{EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input};
+use crate::quant::Matrix;
 use crate::weights::Tensor;
 
 pub struct LlamaSession {
@@ -62,7 +63,10 @@ impl LlamaSession {
         let (n, d, eps) = (ids.len(), c.hidden_size, c.rms_norm_eps);
         let weights = self.weights.clone();
         let w = &*weights;
-        let mut x: Vec<f32> = ids.iter().flat_map(|&id| w.embed_tokens.data[id as usize * d..][..d].to_vec()).collect();
+        let mut x = vec![0f32; n * d];
+        for (row, &id) in x.chunks_exact_mut(d).zip(ids) {
+            w.embed_tokens.row_into(id as usize, row);
+        }
         self.out.attention.clear();
         for (l, layer) in w.layers.iter().enumerate() {
             let h = rms_norm(&x, &layer.input_layernorm, eps);
@@ -132,11 +136,11 @@ impl LlamaSession {
     }
 }
 
-/// `W·x + b` for each row of `x`; `W` is `[out, in]`.
+/// `W·x + b` for each row of `x`; `W` is `[out, in]` (f32, or blocks decoded as they are read).
 fn linear(x: &[f32], p: &Proj) -> Vec<f32> {
-    let (n_out, n_in) = (p.weight.shape[0], p.weight.shape[1]);
+    let [n_out, n_in] = p.weight.shape();
     let mut y = vec![0.0; x.len() / n_in * n_out];
-    linear_out_in(&mut y, x, &p.weight, p.bias.as_ref());
+    p.weight.linear(&mut y, x, p.bias.as_ref());
     y
 }
 
@@ -175,9 +179,10 @@ fn mlp(x: &[f32], layer: &LlamaLayer) -> Vec<f32> {
 }
 
 /// Logits of each row of `h` against the head's rows.
-fn logits(h: &[f32], head: &Tensor) -> Vec<f32> {
-    let mut out = vec![0.0; h.len() / head.shape[1] * head.shape[0]];
-    linear_out_in(&mut out, h, head, None);
+fn logits(h: &[f32], head: &Matrix) -> Vec<f32> {
+    let [vocab, d] = head.shape();
+    let mut out = vec![0.0; h.len() / d * vocab];
+    head.linear(&mut out, h, None);
     out
 }
 
@@ -209,10 +214,10 @@ impl LanguageModel for LlamaSession {
         "cpu"
     }
     fn describe(&self) -> String {
-        format!("cpu reference (f32), {}", self.config.model_type)
+        format!("cpu reference ({} weights), {}", self.weights.matrix_types().join("+"), self.config.model_type)
     }
     fn footprint(&self) -> Footprint {
         let cache: usize = self.k_cache.iter().chain(&self.v_cache).map(Vec::capacity).sum();
-        Footprint { weights: self.config.parameter_count() as u64 * 4, scratch: cache as u64 * 4 }
+        Footprint { weights: self.weights.bytes() as u64, scratch: cache as u64 * 4 }
     }
 }

@@ -1,15 +1,18 @@
 //! The Llama family's tensors, under the names HF stores them (`model.layers.N.self_attn.q_proj.weight`,
 //! …), matrices `[out, in]`; from one `model.safetensors` or from shards.
 
+use std::borrow::Cow;
+
 use safetensors::SafeTensors;
 
 use super::config::LlamaConfig;
+use crate::quant::Matrix;
 use crate::weights::{Taker, Tensor, TensorInfo, WeightsError};
 
-/// A projection `y = W·x (+ b)`, `W` `[out, in]`.
+/// A projection `y = W·x (+ b)`, `W` `[out, in]`: f32, or the GGML blocks a GGUF file stored.
 #[derive(Debug, Clone)]
 pub struct Proj {
-    pub weight: Tensor,
+    pub weight: Matrix,
     pub bias: Option<Tensor>,
 }
 
@@ -32,11 +35,11 @@ pub struct LlamaLayer {
 #[derive(Debug, Clone)]
 pub struct LlamaWeights {
     /// `[vocab, hidden]`; also the head when tied.
-    pub embed_tokens: Tensor,
+    pub embed_tokens: Matrix,
     pub layers: Vec<LlamaLayer>,
     pub norm: Tensor,
     /// `[vocab, hidden]`, only when the head is not tied.
-    pub lm_head: Option<Tensor>,
+    pub lm_head: Option<Matrix>,
     /// The files' tensors as stored, sorted by name.
     pub stored: Vec<TensorInfo>,
 }
@@ -49,7 +52,7 @@ impl LlamaWeights {
         let (d, f, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
         let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
         let mut proj = |out: usize, inp: usize, bias: bool| Proj {
-            weight: t(&[out, inp], 0.0, 1.0 / (inp as f32).sqrt()),
+            weight: Matrix::F32(t(&[out, inp], 0.0, 1.0 / (inp as f32).sqrt())),
             bias: bias.then(|| t(&[out], 0.0, 0.2)),
         };
         let layers = (0..c.num_hidden_layers)
@@ -69,52 +72,124 @@ impl LlamaWeights {
             .collect();
         let mut t = crate::weights::random_tensors(seed ^ 1);
         LlamaWeights {
-            embed_tokens: t(&[v, d], 0.0, 0.8),
+            embed_tokens: Matrix::F32(t(&[v, d], 0.0, 0.8)),
             norm: Tensor { shape: vec![d], data: vec![1.0; d] },
-            lm_head: (!c.tie_word_embeddings).then(|| t(&[v, d], 0.0, 0.8)),
+            lm_head: (!c.tie_word_embeddings).then(|| Matrix::F32(t(&[v, d], 0.0, 0.8))),
             layers,
             stored: vec![],
         }
     }
 
-    /// Every tensor under HF's name, in the order HF lists them.
-    pub fn named(&self) -> Vec<(String, &Tensor)> {
-        let mut out = vec![("model.embed_tokens.weight".to_string(), &self.embed_tokens)];
+    /// Every tensor under HF's name, in the order HF lists them, in f32 (decoded from blocks).
+    pub fn named(&self) -> Vec<(String, Cow<'_, Tensor>)> {
+        let mut out = vec![("model.embed_tokens.weight".to_string(), self.embed_tokens.to_f32())];
         for (i, l) in self.layers.iter().enumerate() {
             let p = |part: &str| format!("model.layers.{i}.{part}");
-            out.push((p("input_layernorm.weight"), &l.input_layernorm));
+            out.push((p("input_layernorm.weight"), Cow::Borrowed(&l.input_layernorm)));
             for (name, proj) in [
                 ("self_attn.q_proj", &l.q_proj),
                 ("self_attn.k_proj", &l.k_proj),
                 ("self_attn.v_proj", &l.v_proj),
                 ("self_attn.o_proj", &l.o_proj),
             ] {
-                out.push((p(&format!("{name}.weight")), &proj.weight));
+                out.push((p(&format!("{name}.weight")), proj.weight.to_f32()));
                 if let Some(b) = &proj.bias {
-                    out.push((p(&format!("{name}.bias")), b));
+                    out.push((p(&format!("{name}.bias")), Cow::Borrowed(b)));
                 }
             }
             if let (Some(q), Some(k)) = (&l.q_norm, &l.k_norm) {
-                out.push((p("self_attn.q_norm.weight"), q));
-                out.push((p("self_attn.k_norm.weight"), k));
+                out.push((p("self_attn.q_norm.weight"), Cow::Borrowed(q)));
+                out.push((p("self_attn.k_norm.weight"), Cow::Borrowed(k)));
             }
-            out.push((p("post_attention_layernorm.weight"), &l.post_attention_layernorm));
+            out.push((p("post_attention_layernorm.weight"), Cow::Borrowed(&l.post_attention_layernorm)));
             for (name, proj) in
                 [("mlp.gate_proj", &l.gate_proj), ("mlp.up_proj", &l.up_proj), ("mlp.down_proj", &l.down_proj)]
             {
-                out.push((p(&format!("{name}.weight")), &proj.weight));
+                out.push((p(&format!("{name}.weight")), proj.weight.to_f32()));
             }
         }
-        out.push(("model.norm.weight".to_string(), &self.norm));
+        out.push(("model.norm.weight".to_string(), Cow::Borrowed(&self.norm)));
         if let Some(h) = &self.lm_head {
-            out.push(("lm_head.weight".to_string(), h));
+            out.push(("lm_head.weight".to_string(), h.to_f32()));
         }
         out
     }
 
     /// The LM head, `[vocab, hidden]`.
-    pub fn head(&self) -> &Tensor {
+    pub fn head(&self) -> &Matrix {
         self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
+    }
+
+    /// Every f32 matrix in GGML blocks of `ty` (Q8_0 or Q4_0), as `wgpt quantize` writes them:
+    /// with Q4_0 the embedding and the head in Q8_0, as llama.cpp keeps them; a matrix whose rows
+    /// are not whole 32-value blocks stays in f32. (The benchmarks' quantized shapes.)
+    pub fn quantize(&mut self, ty: crate::quant::GgmlType) -> Result<(), crate::quant::QuantError> {
+        use crate::quant::{Blocks, GgmlType};
+        let encode = |m: &mut Matrix, ty: GgmlType| -> Result<(), crate::quant::QuantError> {
+            let Matrix::F32(t) = m else { return Ok(()) };
+            let [rows, cols] = [t.shape[0], t.shape[1]];
+            if !cols.is_multiple_of(32) {
+                return Ok(());
+            }
+            let data = match ty {
+                GgmlType::Q4_0 => crate::quant::quantize_q4_0(&t.data)?,
+                _ => crate::quant::quantize_q8_0(&t.data)?,
+            };
+            *m = Matrix::Blocks(Blocks::new(ty, rows, cols, data)?);
+            Ok(())
+        };
+        for l in &mut self.layers {
+            for p in [
+                &mut l.q_proj,
+                &mut l.k_proj,
+                &mut l.v_proj,
+                &mut l.o_proj,
+                &mut l.gate_proj,
+                &mut l.up_proj,
+                &mut l.down_proj,
+            ] {
+                encode(&mut p.weight, ty)?;
+            }
+        }
+        encode(&mut self.embed_tokens, GgmlType::Q8_0)?;
+        if let Some(h) = &mut self.lm_head {
+            encode(h, GgmlType::Q8_0)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes the weights hold in memory (blocks as stored, everything else in f32).
+    pub fn bytes(&self) -> usize {
+        let t = |t: &Tensor| t.data.len() * 4;
+        let proj = |p: &Proj| p.weight.bytes() + p.bias.as_ref().map_or(0, t);
+        let layer = |l: &LlamaLayer| {
+            t(&l.input_layernorm)
+                + t(&l.post_attention_layernorm)
+                + [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj]
+                    .into_iter()
+                    .map(proj)
+                    .sum::<usize>()
+                + l.q_norm.as_ref().map_or(0, t)
+                + l.k_norm.as_ref().map_or(0, t)
+        };
+        self.embed_tokens.bytes()
+            + self.lm_head.as_ref().map_or(0, Matrix::bytes)
+            + t(&self.norm)
+            + self.layers.iter().map(layer).sum::<usize>()
+    }
+
+    /// The matrices' stored types, each once (`["F32"]`, `["Q4_0", "Q8_0"]`, …).
+    pub fn matrix_types(&self) -> Vec<&'static str> {
+        let mut types: Vec<&'static str> = std::iter::once(&self.embed_tokens)
+            .chain(&self.lm_head)
+            .chain(self.layers.iter().flat_map(|l| {
+                [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj].map(|p| &p.weight)
+            }))
+            .map(Matrix::type_name)
+            .collect();
+        types.sort_unstable();
+        types.dedup();
+        types
     }
 
     /// Parses and validates the safetensors file(s) of a model — one, or every shard — against
@@ -131,13 +206,13 @@ impl LlamaWeights {
         let c = config;
         let (d, f, v) = (c.hidden_size, c.intermediate_size, c.vocab_size);
         let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
-        let embed_tokens = take.tensor("model.embed_tokens.weight", &[v, d])?;
+        let embed_tokens = take.matrix("model.embed_tokens.weight", &[v, d])?;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
             let p = format!("model.layers.{i}.");
             let mut proj = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Proj, WeightsError> {
                 Ok(Proj {
-                    weight: take.tensor(&format!("{p}{name}.weight"), &[out, inp])?,
+                    weight: take.matrix(&format!("{p}{name}.weight"), &[out, inp])?,
                     bias: if bias { Some(take.tensor(&format!("{p}{name}.bias"), &[out])?) } else { None },
                 })
             };
@@ -169,7 +244,7 @@ impl LlamaWeights {
             });
         }
         let norm = take.tensor("model.norm.weight", &[d])?;
-        let lm_head = take.head(c.tie_word_embeddings, &embed_tokens)?;
+        let lm_head = take.head_matrix(c.tie_word_embeddings, &embed_tokens)?;
         take.finish()?;
         Ok(LlamaWeights { embed_tokens, layers, norm, lm_head, stored })
     }

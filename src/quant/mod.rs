@@ -14,10 +14,13 @@
 //! (Q4_K_M files mix Q4_K and Q6_K, and fall back to Q5_0 / Q8_0 for rows not a multiple of 256.)
 
 mod k_quants;
+pub mod matrix;
 mod q4_0;
 mod q5_0;
 mod q8_0;
+mod simd;
 
+pub use matrix::{Blocks, Matrix};
 pub use q4_0::quantize_q4_0;
 pub use q8_0::quantize_q8_0;
 

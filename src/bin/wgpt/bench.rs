@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// end of the context.
     #[arg(long)]
     contexts: Option<String>,
+    /// A Llama-family model's matrices in GGML blocks, q8_0 or q4_0, as `wgpt quantize` writes
+    /// them (the CPU engine reads the blocks directly; the GPU decodes them at upload).
+    #[arg(long)]
+    quantize: Option<String>,
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -54,6 +58,20 @@ pub fn run(a: BenchArgs) -> Result<()> {
             (arch, format!("{shape} (random weights)"))
         }
         (None, None) => bail!("give --model or --shape"),
+    };
+    let arch = match (a.quantize.as_deref(), arch) {
+        (None, arch) => arch,
+        (Some(q), Architecture::Llama { config, weights }) => {
+            let ty = match q {
+                "q8_0" => wgpt::quant::GgmlType::Q8_0,
+                "q4_0" => wgpt::quant::GgmlType::Q4_0,
+                other => bail!("--quantize {other:?}: q8_0 or q4_0"),
+            };
+            let mut w = Arc::unwrap_or_clone(weights);
+            w.quantize(ty)?;
+            Architecture::Llama { config, weights: Arc::new(w) }
+        }
+        (Some(_), Architecture::Gpt { .. }) => bail!("--quantize applies to the Llama family's shapes"),
     };
     let s = LoadedModel { arch: arch.clone(), text: wgpt::loaded::TextFormat::none() }.summary();
     println!(

@@ -1,0 +1,222 @@
+//! A weight matrix `[rows, cols]` (rows are outputs, `[out, in]`) as the engines hold it: f32,
+//! or GGML blocks kept exactly as the file stored them — each row a whole number of blocks — so
+//! a 4-bit model takes 4.5 bits per weight in memory, and a matrix–vector product reads each
+//! block once and decodes it in registers (`dot`), never the whole matrix into f32.
+
+use std::borrow::Cow;
+
+use super::{GgmlType, QuantError};
+use crate::weights::Tensor;
+
+/// Row-major blocks: row `r` is `data[r * row_bytes .. (r + 1) * row_bytes]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blocks {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Matrix {
+    F32(Tensor),
+    Blocks(Blocks),
+}
+
+impl Blocks {
+    /// `rows × cols` values of type `ty` in `data`, checked: whole blocks per row, the right length.
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, QuantError> {
+        let row = ty.bytes_for(cols as u64, cols as u64)?.unwrap_or(u64::MAX);
+        let want = row.saturating_mul(rows as u64);
+        if data.len() as u64 != want {
+            return Err(QuantError::Size { ty, n: rows * cols, got: data.len(), want: want as usize });
+        }
+        Ok(Blocks { ty, rows, cols, data })
+    }
+
+    pub fn row_bytes(&self) -> usize {
+        self.data.len() / self.rows.max(1)
+    }
+
+    pub fn row(&self, r: usize) -> &[u8] {
+        let n = self.row_bytes();
+        &self.data[r * n..(r + 1) * n]
+    }
+}
+
+impl Matrix {
+    /// `[rows, cols]`.
+    pub fn shape(&self) -> [usize; 2] {
+        match self {
+            Matrix::F32(t) => [t.shape[0], t.shape[1]],
+            Matrix::Blocks(b) => [b.rows, b.cols],
+        }
+    }
+
+    /// Bytes held in memory.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Matrix::F32(t) => t.data.len() * 4,
+            Matrix::Blocks(b) => b.data.len(),
+        }
+    }
+
+    /// GGML's name of the stored type (`F32` for f32 matrices).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Matrix::F32(_) => "F32",
+            Matrix::Blocks(b) => b.ty.name(),
+        }
+    }
+
+    /// The whole matrix in f32: borrowed, or decoded (the GPU upload, the exporter, tests).
+    pub fn to_f32(&self) -> Cow<'_, Tensor> {
+        match self {
+            Matrix::F32(t) => Cow::Borrowed(t),
+            Matrix::Blocks(b) => Cow::Owned(Tensor {
+                shape: vec![b.rows, b.cols],
+                data: super::dequantize(b.ty, &b.data, b.rows * b.cols).expect("checked when built"),
+            }),
+        }
+    }
+
+    /// Row `r` in f32 into `out` (`cols` long): an embedding lookup.
+    pub fn row_into(&self, r: usize, out: &mut [f32]) {
+        match self {
+            Matrix::F32(t) => out.copy_from_slice(&t.data[r * t.shape[1]..(r + 1) * t.shape[1]]),
+            Matrix::Blocks(b) => {
+                out.copy_from_slice(&super::dequantize(b.ty, b.row(r), b.cols).expect("checked when built"))
+            }
+        }
+    }
+
+    /// `out[i, o] = x[i, :] · row o (+ bias[o])` for each row of `x` (`[n, cols]`): `nn.Linear`.
+    pub fn linear(&self, out: &mut [f32], x: &[f32], bias: Option<&Tensor>) {
+        match self {
+            Matrix::F32(t) => crate::cpu::ops::linear_out_in(out, x, t, bias),
+            Matrix::Blocks(b) => {
+                let (n_out, n_in) = (b.rows, b.cols);
+                for (o_row, x_row) in out.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)) {
+                    crate::cpu::ops::for_each_chunk(o_row, ROWS_PER_TASK, |chunk, o| {
+                        let r0 = chunk * ROWS_PER_TASK;
+                        for (j, o) in o.iter_mut().enumerate() {
+                            *o = dot(b.ty, b.row(r0 + j), x_row) + bias.map_or(0.0, |b| b.data[r0 + j]);
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Output rows per parallel task.
+const ROWS_PER_TASK: usize = 64;
+
+/// One row of blocks · `x`, decoding each block as it is read.
+pub fn dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+    match ty {
+        GgmlType::Q8_0 => super::simd::dot_q8_0(row, x).unwrap_or_else(|| dot_q8_0(row, x)),
+        GgmlType::Q4_0 => super::simd::dot_q4_0(row, x).unwrap_or_else(|| dot_q4_0(row, x)),
+        _ => {
+            // The other block types: one block decoded into registers' worth of stack, then a dot.
+            let (len, bytes) = (ty.block_len() as usize, ty.block_bytes() as usize);
+            let mut buf = [0f32; 256];
+            let mut sum = 0f32;
+            for (block, xs) in row.chunks_exact(bytes).zip(x.chunks_exact(len)) {
+                let y = &mut buf[..len];
+                y.copy_from_slice(&super::dequantize(ty, block, len).expect("one whole block"));
+                sum += y.iter().zip(xs).map(|(a, b)| a * b).sum::<f32>();
+            }
+            sum
+        }
+    }
+}
+
+/// Q8_0: `Σ_blocks d · Σ_i q_i x_i`.
+fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
+    let mut sum = 0f32;
+    for (b, xs) in row.chunks_exact(34).zip(x.chunks_exact(32)) {
+        let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+        let mut s = 0f32;
+        for (&q, &x) in b[2..34].iter().zip(xs) {
+            s += q as i8 as f32 * x;
+        }
+        sum += d * s;
+    }
+    sum
+}
+
+/// Q4_0: `Σ_blocks d · Σ_j ((lo_j − 8) x_j + (hi_j − 8) x_{j+16})`.
+fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
+    let mut sum = 0f32;
+    for (b, xs) in row.chunks_exact(18).zip(x.chunks_exact(32)) {
+        let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+        let mut s = 0f32;
+        for (j, &q) in b[2..18].iter().enumerate() {
+            s += ((q & 0x0F) as i32 - 8) as f32 * xs[j] + ((q >> 4) as i32 - 8) as f32 * xs[j + 16];
+        }
+        sum += d * s;
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The block kernels against the oracle: decode the whole matrix, then multiply in f32.
+    #[test]
+    fn block_products_equal_the_decoded_matrix_s() {
+        let (rows, cols) = (70, 96); // rows not a multiple of a task; 3 blocks per row
+        let w = values(rows * cols, 1);
+        let x = values(2 * cols, 2);
+        for (ty, data) in [
+            (GgmlType::Q8_0, super::super::quantize_q8_0(&w).unwrap()),
+            (GgmlType::Q4_0, super::super::quantize_q4_0(&w).unwrap()),
+        ] {
+            let m = Matrix::Blocks(Blocks::new(ty, rows, cols, data).unwrap());
+            let dense = m.to_f32();
+            let bias = Tensor { shape: vec![rows], data: values(rows, 3) };
+            let mut want = vec![0f32; 2 * rows];
+            crate::cpu::ops::linear_out_in(&mut want, &x, &dense, Some(&bias));
+            let mut got = vec![0f32; 2 * rows];
+            m.linear(&mut got, &x, Some(&bias));
+            let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(d < 1e-5, "{ty:?}: {d}");
+            let mut row = vec![0f32; cols];
+            m.row_into(5, &mut row);
+            assert_eq!(row, dense.data[5 * cols..6 * cols]);
+        }
+        assert!(Blocks::new(GgmlType::Q8_0, 2, 32, vec![0; 67]).is_err());
+    }
+
+    /// The SIMD kernels (AVX2 here where the CPU has it; SIMD128 in the wasm tests) against the
+    /// plain loops, on rows of many blocks with large and small scales.
+    #[test]
+    fn simd_and_plain_block_products_agree() {
+        let cols = 32 * 37;
+        let mut w = values(cols, 4);
+        w[100] = 40.0;
+        let x = values(cols, 5);
+        let q8 = super::super::quantize_q8_0(&w).unwrap();
+        let q4 = super::super::quantize_q4_0(&w).unwrap();
+        let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+        if let Some(s) = super::super::simd::dot_q8_0(&q8, &x) {
+            assert!(close(s, dot_q8_0(&q8, &x)), "Q8_0: {s} vs {}", dot_q8_0(&q8, &x));
+        }
+        if let Some(s) = super::super::simd::dot_q4_0(&q4, &x) {
+            assert!(close(s, dot_q4_0(&q4, &x)), "Q4_0: {s} vs {}", dot_q4_0(&q4, &x));
+        }
+        assert!(Blocks::new(GgmlType::Q8_0, 2, 31, vec![0; 68]).is_err());
+    }
+}

@@ -1,0 +1,156 @@
+//! The block dot products with SIMD: AVX2 + FMA natively (chosen at run time: the trainer's
+//! fused kernels do the same), SIMD128 in the browser (built in when the wasm is compiled with
+//! `+simd128`, which every browser with WebGPU runs). Each computes exactly what the plain loops
+//! in `matrix.rs` compute, in another order of additions; `matrix.rs`'s tests compare them.
+
+/// `Σ_blocks d · Σ_i q_i x_i` over a row of Q8_0 blocks, if this CPU has a SIMD path.
+pub fn dot_q8_0(row: &[u8], x: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA (checked above); the kernel reads within `row` and `x`.
+        return Some(unsafe { x86::dot_q8_0(row, x) });
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return Some(wasm::dot_q8_0(row, x));
+    #[allow(unreachable_code)]
+    {
+        let _ = (row, x);
+        None
+    }
+}
+
+/// Q4_0's, as [`dot_q8_0`].
+pub fn dot_q4_0(row: &[u8], x: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: as in `dot_q8_0`.
+        return Some(unsafe { x86::dot_q4_0(row, x) });
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return Some(wasm::dot_q4_0(row, x));
+    #[allow(unreachable_code)]
+    {
+        let _ = (row, x);
+        None
+    }
+}
+
+fn scale(b: &[u8]) -> f32 {
+    half::f16::from_le_bytes([b[0], b[1]]).to_f32()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    /// Eight signed bytes at `p` as eight f32s.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn i8x8(p: *const u8) -> __m256 {
+        // SAFETY: the caller passes a pointer with 8 readable bytes.
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(unsafe { _mm_loadl_epi64(p as *const __m128i) }))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        for (b, xs) in row.chunks_exact(34).zip(x.chunks_exact(32)) {
+            let mut s = _mm256_setzero_ps();
+            for k in 0..4 {
+                // SAFETY: block bytes 2 + 8k .. 10 + 8k ≤ 34 and values 8k .. 8k + 8 ≤ 32.
+                let (q, v) = unsafe { (i8x8(b.as_ptr().add(2 + 8 * k)), _mm256_loadu_ps(xs.as_ptr().add(8 * k))) };
+                s = _mm256_fmadd_ps(q, v, s);
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(super::scale(b)), s, acc);
+        }
+        hsum(acc)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let low = _mm_set1_epi8(0x0F);
+        let eight = _mm256_set1_ps(8.0);
+        for (b, xs) in row.chunks_exact(18).zip(x.chunks_exact(32)) {
+            // SAFETY: block bytes 2 .. 18.
+            let bytes = unsafe { _mm_loadu_si128(b.as_ptr().add(2) as *const __m128i) };
+            let lo = _mm_and_si128(bytes, low); // values 0..16
+            let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low); // values 16..32
+            let f = |v: __m128i| _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)), eight);
+            let mut s = _mm256_setzero_ps();
+            for (k, q) in [f(lo), f(_mm_srli_si128(lo, 8)), f(hi), f(_mm_srli_si128(hi, 8))].into_iter().enumerate() {
+                // SAFETY: values 8k .. 8k + 8 ≤ 32.
+                s = _mm256_fmadd_ps(q, unsafe { _mm256_loadu_ps(xs.as_ptr().add(8 * k)) }, s);
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(super::scale(b)), s, acc);
+        }
+        hsum(acc)
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm {
+    use std::arch::wasm32::*;
+
+    fn hsum(v: v128) -> f32 {
+        f32x4_extract_lane::<0>(v)
+            + f32x4_extract_lane::<1>(v)
+            + f32x4_extract_lane::<2>(v)
+            + f32x4_extract_lane::<3>(v)
+    }
+
+    fn load(x: &[f32]) -> v128 {
+        f32x4(x[0], x[1], x[2], x[3])
+    }
+
+    /// Sixteen 8-bit integers (already widened to i16 halves) times 16 values of `x`.
+    fn dot16(q16: v128, signed: bool, x: &[f32]) -> v128 {
+        let (a, b) = if signed {
+            (i16x8_extend_low_i8x16(q16), i16x8_extend_high_i8x16(q16))
+        } else {
+            (u16x8_extend_low_u8x16(q16), u16x8_extend_high_u8x16(q16))
+        };
+        let f = |v: v128, lo: bool| {
+            f32x4_convert_i32x4(if lo { i32x4_extend_low_i16x8(v) } else { i32x4_extend_high_i16x8(v) })
+        };
+        let mut s = f32x4_mul(f(a, true), load(&x[0..4]));
+        s = f32x4_add(s, f32x4_mul(f(a, false), load(&x[4..8])));
+        s = f32x4_add(s, f32x4_mul(f(b, true), load(&x[8..12])));
+        f32x4_add(s, f32x4_mul(f(b, false), load(&x[12..16])))
+    }
+
+    fn bytes16(b: &[u8]) -> v128 {
+        let a: [u8; 16] = b[..16].try_into().expect("16 bytes");
+        u8x16(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15])
+    }
+
+    pub fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
+        let mut acc = f32x4_splat(0.0);
+        for (b, xs) in row.chunks_exact(34).zip(x.chunks_exact(32)) {
+            let s = f32x4_add(dot16(bytes16(&b[2..18]), true, &xs[..16]), dot16(bytes16(&b[18..34]), true, &xs[16..]));
+            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(super::scale(b)), s));
+        }
+        hsum(acc)
+    }
+
+    pub fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
+        let mut acc = f32x4_splat(0.0);
+        for (b, xs) in row.chunks_exact(18).zip(x.chunks_exact(32)) {
+            let bytes = bytes16(&b[2..18]);
+            let lo = v128_and(bytes, u8x16_splat(0x0F));
+            let hi = u8x16_shr(bytes, 4);
+            let sum_x: f32 = xs.iter().sum();
+            // Σ (q − 8) x = Σ q x − 8 Σ x.
+            let s = f32x4_add(dot16(lo, false, &xs[..16]), dot16(hi, false, &xs[16..]));
+            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(super::scale(b)), f32x4_sub(s, f32x4_splat(2.0 * sum_x))));
+        }
+        hsum(acc)
+    }
+}
