@@ -74,12 +74,14 @@ def bytes_to_unicode():
 
 
 def byte_vocab(self):
-    """A byte-level tokenizer of 256 ids (no merges), for fixtures that have no tokenizer."""
-    tokens = [bytes_to_unicode()[b] for b in range(256)]
+    """A byte-level tokenizer (no merges) for models that have none: the 256 byte tokens, then
+    unused `[PAD{id}]` ids up to the model's vocabulary (as the converter pads a short vocab)."""
+    n = self.hparams.get("vocab_size", 256)
+    tokens = [bytes_to_unicode()[b] for b in range(256)] + [f"[PAD{i}]" for i in range(256, n)]
     self.gguf_writer.add_tokenizer_model("gpt2")
     self.gguf_writer.add_tokenizer_pre("gpt-2")
     self.gguf_writer.add_token_list(tokens)
-    self.gguf_writer.add_token_types([gguf.TokenType.NORMAL] * 256)
+    self.gguf_writer.add_token_types([gguf.TokenType.NORMAL] * 256 + [gguf.TokenType.UNUSED] * (n - 256))
     self.gguf_writer.add_token_merges([])
 
 
@@ -89,6 +91,8 @@ def convert_model(src: Path, outtype: str, out: Path, has_tokenizer: bool):
     convert_base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
     saved = {}
     if not has_tokenizer:
+        import conversion
+        conversion.load_all_models()  # the converter registers its model classes lazily
         for cls in convert_base.ModelBase._model_classes[convert_base.ModelType.TEXT].values():
             saved[cls] = cls.__dict__.get("set_vocab")
             cls.set_vocab = byte_vocab
@@ -237,7 +241,19 @@ def convert_only(src: Path, prefix: Path, kinds):
             print(out, types)
 
 
+def random_llama(dst: Path, config_json: str):
+    """`--random DIR CONFIG_JSON`: an HF checkpoint with a real model's shape (its config.json
+    as JSON text) and random weights, for benchmarks."""
+    torch.manual_seed(0)
+    config = LlamaConfig(**json.loads(config_json))
+    model = LlamaForCausalLM(config).eval()
+    model.save_pretrained(dst, safe_serialization=True)
+    print(dst, sum(p.numel() for p in model.parameters()), "parameters")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--random":
+        return random_llama(Path(sys.argv[2]), sys.argv[3])
     if len(sys.argv) > 3 and sys.argv[1] == "--convert":
         return convert_only(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:])
     OUT.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,24 @@ impl Architecture {
         Some(Architecture::Llama { config, weights })
     }
 
+    /// A Llama-family model with its matrices in GGML blocks (`q8_0` or `q4_0`), as `wgpt
+    /// quantize` writes them: what the CPU engine reads directly (the benchmarks' quantized rows).
+    pub fn quantized(self, ty: &str) -> Result<Self, String> {
+        let ty = match ty {
+            "q8_0" => crate::quant::GgmlType::Q8_0,
+            "q4_0" => crate::quant::GgmlType::Q4_0,
+            other => return Err(format!("{other:?}: q8_0 or q4_0")),
+        };
+        match self {
+            Architecture::Llama { config, weights } => {
+                let mut w = Arc::unwrap_or_clone(weights);
+                w.quantize(ty).map_err(|e| e.to_string())?;
+                Ok(Architecture::Llama { config, weights: Arc::new(w) })
+            }
+            Architecture::Gpt { .. } => Err("quantized weights run on the Llama family's shapes".into()),
+        }
+    }
+
     /// Every name [`Architecture::random`] takes, for messages.
     pub fn shape_names() -> String {
         let llama: Vec<&str> = llama::config::PRESETS.iter().map(|(n, _)| *n).collect();

@@ -23,7 +23,8 @@ pub fn start() {
 }
 
 /// Benchmarks a named shape (`tiny`, `gpt2-124m`, ...) with random weights on `backend` (`cpu` or
-/// `gpu`; `dtype` `f32`/`f16` for the GPU); returns the report as JSON.
+/// `gpu`; `dtype` `f32`/`f16` for the GPU, `q8_0`/`q4_0` blocks for a Llama-family shape on the
+/// CPU); returns the report as JSON.
 #[wasm_bindgen]
 pub async fn bench(
     shape: String,
@@ -35,6 +36,10 @@ pub async fn bench(
     let arch = crate::loaded::Architecture::random(&shape, 0).ok_or_else(|| {
         JsError::new(&format!("unknown shape {shape:?} ({})", crate::loaded::Architecture::shape_names()))
     })?;
+    let (arch, dtype) = match dtype.as_deref() {
+        Some(q @ ("q8_0" | "q4_0")) if backend == "cpu" => (arch.quantized(q).map_err(|e| JsError::new(&e))?, None),
+        _ => (arch, dtype),
+    };
     let format = dtype.map(|d| d.parse::<WeightFormat>()).transpose().map_err(|e| JsError::new(&e))?;
     let gpu = match backend.as_str() {
         "cpu" => None,

@@ -60,7 +60,8 @@ $('form').addEventListener('submit', (e) => {
   worker.postMessage({
     shape: $('shape').value,
     backend: $('backend').value,
-    dtype: $('backend').value === 'gpu' ? $('dtype').value : null,
+    // f32/f16 choose the GPU's weights; q8_0/q4_0 quantize a Llama shape for the CPU engine.
+    dtype: $('backend').value === 'gpu' || $('dtype').value.startsWith('q') ? $('dtype').value : null,
     prompt: Number($('prompt').value) || 1,
     decode: Number($('decode').value) || 1,
   });

@@ -59,19 +59,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         (None, None) => bail!("give --model or --shape"),
     };
-    let arch = match (a.quantize.as_deref(), arch) {
-        (None, arch) => arch,
-        (Some(q), Architecture::Llama { config, weights }) => {
-            let ty = match q {
-                "q8_0" => wgpt::quant::GgmlType::Q8_0,
-                "q4_0" => wgpt::quant::GgmlType::Q4_0,
-                other => bail!("--quantize {other:?}: q8_0 or q4_0"),
-            };
-            let mut w = Arc::unwrap_or_clone(weights);
-            w.quantize(ty)?;
-            Architecture::Llama { config, weights: Arc::new(w) }
-        }
-        (Some(_), Architecture::Gpt { .. }) => bail!("--quantize applies to the Llama family's shapes"),
+    let arch = match a.quantize.as_deref() {
+        None => arch,
+        Some(q) => arch.quantized(q).map_err(|e| anyhow::anyhow!("--quantize {e}"))?,
     };
     let s = LoadedModel { arch: arch.clone(), text: wgpt::loaded::TextFormat::none() }.summary();
     println!(
