@@ -78,11 +78,17 @@ def byte_vocab(self):
     unused `[PAD{id}]` ids up to the model's vocabulary (as the converter pads a short vocab)."""
     n = self.hparams.get("vocab_size", 256)
     tokens = [bytes_to_unicode()[b] for b in range(256)] + [f"[PAD{i}]" for i in range(256, n)]
+    types = [gguf.TokenType.NORMAL] * 256 + [gguf.TokenType.UNUSED] * (n - 256)
+    merges = []
+    if n > 256:
+        # llama.cpp refuses a BPE vocabulary without merges: a real-size one (the benchmarks')
+        # gets one, " t", whose result is id 256. (The tiny fixtures have none; wgpt reads both.)
+        tokens[256], types[256], merges = "Ġt", gguf.TokenType.NORMAL, ["Ġ t"]
     self.gguf_writer.add_tokenizer_model("gpt2")
     self.gguf_writer.add_tokenizer_pre("gpt-2")
     self.gguf_writer.add_token_list(tokens)
-    self.gguf_writer.add_token_types([gguf.TokenType.NORMAL] * 256 + [gguf.TokenType.UNUSED] * (n - 256))
-    self.gguf_writer.add_token_merges([])
+    self.gguf_writer.add_token_types(types)
+    self.gguf_writer.add_token_merges(merges)
 
 
 def convert_model(src: Path, outtype: str, out: Path, has_tokenizer: bool):

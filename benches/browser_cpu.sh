@@ -1,0 +1,27 @@
+#!/bin/sh
+# The page's CPU engine (wasm, SIMD128, one thread) in headless Chromium on a Llama shape with
+# random weights, in f32 and in Q8_0/Q4_0 blocks: `www/bench.html?run&backend=cpu&dtype=...`,
+# one page load each, in one run. Prints the report each page logs.
+#
+#   cargo xtask e2e      # builds www/pkg (or any command that builds the wasm package)
+#   sh benches/browser_cpu.sh [SHAPE]      (default smollm2-135m)
+SHAPE=${1:-smollm2-135m}
+PORT=${PORT:-8931}
+python3 -m http.server $PORT --bind 127.0.0.1 --directory www >/dev/null 2>&1 &
+SERVER=$!
+sleep 1
+for dtype in f32 q8_0 q4_0; do
+  PROFILE=$(mktemp -d)
+  LOG=$(mktemp)
+  chromium --headless --no-sandbox --no-first-run --disable-background-networking \
+    --user-data-dir=$PROFILE --enable-logging=stderr --v=0 \
+    "http://127.0.0.1:$PORT/bench.html?run&shape=$SHAPE&backend=cpu&dtype=$dtype&prompt=16&decode=16" >$LOG 2>&1 &
+  CHROME=$!
+  # The page logs one line when done; chromium itself does not exit.
+  for _ in $(seq 600); do grep -q 'wgpt-bench-' $LOG && break; sleep 1; done
+  kill $CHROME 2>/dev/null
+  wait $CHROME 2>/dev/null
+  echo "$dtype: $(grep -o 'wgpt-bench-[a-z]* .*' $LOG | head -1 | sed 's/", source.*//')"
+  rm -rf $PROFILE $LOG
+done
+kill $SERVER
