@@ -15,7 +15,7 @@ for dtype in f32 q8_0 q4_0; do
   LOG=$(mktemp)
   chromium --headless --no-sandbox --no-first-run --disable-background-networking \
     --user-data-dir=$PROFILE --enable-logging=stderr --v=0 \
-    "http://127.0.0.1:$PORT/bench.html?run&shape=$SHAPE&backend=cpu&dtype=$dtype&prompt=16&decode=16" >$LOG 2>&1 &
+    "http://127.0.0.1:$PORT/bench.html?run&shape=$SHAPE&backend=cpu&dtype=$dtype&prompt=16&decode=16&contexts=16" >$LOG 2>&1 &
   CHROME=$!
   # The page logs one line when done; chromium itself does not exit.
   for _ in $(seq 600); do grep -q 'wgpt-bench-' $LOG && break; sleep 1; done

@@ -32,7 +32,15 @@ pub async fn bench(
     dtype: Option<String>,
     prompt_tokens: usize,
     decode_tokens: usize,
+    contexts: Option<String>,
 ) -> Result<String, JsError> {
+    // Context lengths to decode at, comma-separated (default: 16, a quarter, a half, the end).
+    let contexts = contexts
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| c.split(',').map(|n| n.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>())
+        .transpose()
+        .map_err(|e| JsError::new(&format!("contexts: {e}")))?
+        .unwrap_or_default();
     let arch = crate::loaded::Architecture::random(&shape, 0).ok_or_else(|| {
         JsError::new(&format!("unknown shape {shape:?} ({})", crate::loaded::Architecture::shape_names()))
     })?;
@@ -52,7 +60,7 @@ pub async fn bench(
         other => return Err(JsError::new(&format!("unknown backend {other:?} (cpu or gpu)"))),
     };
     let max_context = crate::llama::DEFAULT_MAX_CONTEXT;
-    let opts = BenchOptions { prompt_tokens, decode_tokens, contexts: vec![], max_context };
+    let opts = BenchOptions { prompt_tokens, decode_tokens, contexts, max_context };
     let report = run(arch, gpu, &opts, || performance_now() / 1e3).await.map_err(|e| JsError::new(&e.to_string()))?;
     serde_json::to_string(&report).map_err(|e| JsError::new(&e.to_string()))
 }

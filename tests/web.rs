@@ -300,7 +300,7 @@ async fn a_model_too_large_for_a_page_is_refused_by_its_fit_check() {
 #[wasm_bindgen_test]
 async fn gguf_files_chat_in_the_browser_with_blocks() {
     use wgpt::web::{chat_start, generate_step, load_model};
-    use wgpt::{ForwardOptions, LanguageModel, LoadedModel};
+    use wgpt::{ForwardOptions, LoadedModel};
     #[derive(serde::Deserialize)]
     struct Chat {
         messages: serde_json::Value,

@@ -64,6 +64,7 @@ $('form').addEventListener('submit', (e) => {
     dtype: $('backend').value === 'gpu' || $('dtype').value.startsWith('q') ? $('dtype').value : null,
     prompt: Number($('prompt').value) || 1,
     decode: Number($('decode').value) || 1,
+    contexts: params.get('contexts'), // e.g. 16,256 (default: 16, ¼, ½ and the end of the context)
   });
 });
 

@@ -107,7 +107,9 @@ mod wasm {
     }
 
     fn load(x: &[f32]) -> v128 {
-        f32x4(x[0], x[1], x[2], x[3])
+        assert!(x.len() >= 4);
+        // SAFETY: 4 readable f32s (checked above); v128_load has no alignment requirement.
+        unsafe { v128_load(x.as_ptr() as *const v128) }
     }
 
     /// Sixteen 8-bit integers (already widened to i16 halves) times 16 values of `x`.
@@ -127,8 +129,9 @@ mod wasm {
     }
 
     fn bytes16(b: &[u8]) -> v128 {
-        let a: [u8; 16] = b[..16].try_into().expect("16 bytes");
-        u8x16(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15])
+        assert!(b.len() >= 16);
+        // SAFETY: 16 readable bytes (checked above); v128_load has no alignment requirement.
+        unsafe { v128_load(b.as_ptr() as *const v128) }
     }
 
     pub fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
@@ -144,12 +147,11 @@ mod wasm {
         let mut acc = f32x4_splat(0.0);
         for (b, xs) in row.chunks_exact(18).zip(x.chunks_exact(32)) {
             let bytes = bytes16(&b[2..18]);
-            let lo = v128_and(bytes, u8x16_splat(0x0F));
-            let hi = u8x16_shr(bytes, 4);
-            let sum_x: f32 = xs.iter().sum();
-            // Σ (q − 8) x = Σ q x − 8 Σ x.
-            let s = f32x4_add(dot16(lo, false, &xs[..16]), dot16(hi, false, &xs[16..]));
-            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(super::scale(b)), f32x4_sub(s, f32x4_splat(2.0 * sum_x))));
+            // The codes less 8, as signed bytes (−8 ..= 7).
+            let lo = i8x16_sub(v128_and(bytes, u8x16_splat(0x0F)), i8x16_splat(8));
+            let hi = i8x16_sub(u8x16_shr(bytes, 4), i8x16_splat(8));
+            let s = f32x4_add(dot16(lo, true, &xs[..16]), dot16(hi, true, &xs[16..]));
+            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(super::scale(b)), s));
         }
         hsum(acc)
     }
