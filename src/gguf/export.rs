@@ -133,7 +133,11 @@ pub fn export(model: &LoadedModel, target: Target) -> Result<(Vec<u8>, TypeCount
                 .named()
                 .into_iter()
                 .map(|(name, t)| {
-                    let t = if name.starts_with("h.") && t.shape.len() == 2 { transpose(t) } else { t.clone() };
+                    let t = if name.starts_with("h.") && t.shape.len() == 2 {
+                        super::model::transpose(t)
+                    } else {
+                        t.clone()
+                    };
                     (name, t)
                 })
                 .collect();
@@ -241,15 +245,4 @@ fn permute(t: &mut Tensor, heads: usize) {
         }
     }
     t.data = out;
-}
-
-fn transpose(t: &Tensor) -> Tensor {
-    let (r, c) = (t.shape[0], t.shape[1]);
-    let mut data = vec![0f32; r * c];
-    for i in 0..r {
-        for j in 0..c {
-            data[j * r + i] = t.data[i * c + j];
-        }
-    }
-    Tensor { shape: vec![c, r], data }
 }

@@ -350,7 +350,8 @@ fn unpermute<T: Copy + Default>(data: &mut Vec<T>, rows: usize, heads: usize, na
     Ok(())
 }
 
-fn transpose(t: &Tensor) -> Tensor {
+/// A `[r, c]` matrix as `[c, r]` (GPT-2's Conv1D weights, which GGUF stores `[out, in]`).
+pub(crate) fn transpose(t: &Tensor) -> Tensor {
     let (r, c) = (t.shape[0], t.shape[1]);
     let mut data = vec![0f32; r * c];
     for i in 0..r {

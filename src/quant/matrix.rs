@@ -84,9 +84,7 @@ impl Matrix {
     pub fn row_into(&self, r: usize, out: &mut [f32]) {
         match self {
             Matrix::F32(t) => out.copy_from_slice(&t.data[r * t.shape[1]..(r + 1) * t.shape[1]]),
-            Matrix::Blocks(b) => {
-                out.copy_from_slice(&super::dequantize(b.ty, b.row(r), b.cols).expect("checked when built"))
-            }
+            Matrix::Blocks(b) => super::dequantize_into(b.ty, b.row(r), out).expect("checked when built"),
         }
     }
 
@@ -118,13 +116,13 @@ pub fn dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
         GgmlType::Q8_0 => super::simd::dot_q8_0(row, x).unwrap_or_else(|| dot_q8_0(row, x)),
         GgmlType::Q4_0 => super::simd::dot_q4_0(row, x).unwrap_or_else(|| dot_q4_0(row, x)),
         _ => {
-            // The other block types: one block decoded into registers' worth of stack, then a dot.
+            // The other block types: one block decoded onto the stack, then a dot.
             let (len, bytes) = (ty.block_len() as usize, ty.block_bytes() as usize);
             let mut buf = [0f32; 256];
             let mut sum = 0f32;
             for (block, xs) in row.chunks_exact(bytes).zip(x.chunks_exact(len)) {
                 let y = &mut buf[..len];
-                y.copy_from_slice(&super::dequantize(ty, block, len).expect("one whole block"));
+                super::dequantize_into(ty, block, y).expect("one whole block");
                 sum += y.iter().zip(xs).map(|(a, b)| a * b).sum::<f32>();
             }
             sum

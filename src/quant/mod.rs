@@ -122,6 +122,15 @@ fn f16(b: &[u8]) -> f32 {
 /// Decodes `n` values stored as `ty` into f32 (the reference: one block at a time, as GGML's
 /// `dequantize_row_*` do).
 pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>, QuantError> {
+    let mut out = vec![0f32; n];
+    dequantize_into(ty, bytes, &mut out)?;
+    Ok(out)
+}
+
+/// [`dequantize`] into `out` (as many values as it holds): no allocation, for the products'
+/// block-by-block decoding and embedding lookups.
+pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
+    let n = out.len();
     let want = (n as u64 / ty.block_len()).saturating_mul(ty.block_bytes());
     if !(n as u64).is_multiple_of(ty.block_len()) {
         return Err(QuantError::PartialBlock { ty, n: n as u64, block: ty.block_len() });
@@ -129,7 +138,6 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>, Quan
     if bytes.len() as u64 != want {
         return Err(QuantError::Size { ty, n, got: bytes.len(), want: want as usize });
     }
-    let mut out = vec![0f32; n];
     let blocks = bytes.chunks_exact(ty.block_bytes() as usize);
     let rows = out.chunks_exact_mut(ty.block_len() as usize);
     match ty {
@@ -142,7 +150,7 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>, Quan
         GgmlType::Q4K => blocks.zip(rows).for_each(|(b, y)| k_quants::dequantize_q4k(b, y)),
         GgmlType::Q6K => blocks.zip(rows).for_each(|(b, y)| k_quants::dequantize_q6k(b, y)),
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Refuses NaN and infinities before quantizing (a scale of NaN would poison a whole block).
