@@ -4,8 +4,8 @@
 // epilogue dims.mode (linear_epilogue.wgsl, shared with matvec.wgsl).
 // (No LayerNorm prologue here: prefill on GPUs runs layernorm.wgsl first; dims.ln must be 0.)
 //
-// Layout: x [rows, K] f32; W [K, N] row-major read as w4(i) = elements 4i..4i+3 (f32, or f16
-// packed in u32), N % 4 == 0; bias [N]; out and the caches as the epilogue says.
+// Layout: x [rows, K] f32; W read as w_kn4(k, n) = W[k, n .. n + 4]: [K, N] row-major f32 or
+// f16 packed in u32, or rows of GGML blocks (blocks.wgsl) decoded as loaded; N % 4 == 0; bias [N]; out and the caches as the epilogue says.
 // Bindings: `LinearBindings`, uniform `LinearDims` (src/gpu/kernels.rs, uniforms.rs).
 //
 // Dispatch: (ceil(N / 64), ceil(rows / 64)). Workgroup 16 × 16: the workgroup computes a 64 × 64
@@ -37,7 +37,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         let bk = k0 + tid / 16u;
         let bc = col0 + (tid % 16u) * 4u;
         var bv = vec4(0.0);
-        if (bk < K && bc < N) { bv = w4((bk * N + bc) / 4u); }
+        if (bk < K && bc < N) { bv = w_kn4(bk, bc); }
         b_tile[tid] = bv;
         workgroupBarrier();
         for (var kk = 0u; kk < 16u; kk++) {

@@ -11,7 +11,9 @@
 //
 // Layout: x [rows, K] f32; W [K, N] row-major (HF Conv1D), read four columns at a time through
 // w4(i) = W elements 4i..4i+3 (f32 as vec4, or f16 packed two per u32 and unpacked with
-// unpack2x16float), so N % 4 == 0; bias [N], ln_g [K]; ln_b_or_rope: LayerNorm's shift [K], or
+// unpack2x16float) by matvec_floats.wgsl, or N rows of GGML blocks (blocks.wgsl) decoded by
+// matvec_blocks.wgsl — the sum over k (`column_sums`) is the weight format's; N % 4 == 0;
+// bias [N], ln_g [K]; ln_b_or_rope: LayerNorm's shift [K], or
 // with RMSNorm (which has none) the rotary table the QkvRope epilogue reads; out, k_cache,
 // v_cache as the epilogue says. Bindings: `LinearBindings`, uniform `LinearDims` (src/gpu/kernels.rs, uniforms.rs).
 //
@@ -72,15 +74,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 
     let quad = wg.x * 64u + lid.x;
     let col = quad * 4u;
-    let nq = N / 4u;
     var acc = vec4(0.0);
-    if (col < N) {
-        for (var k = lid.y; k < K; k += KSPLIT) {
-            var xv: f32;
-            if (staged) { xv = xs[k]; } else { xv = x[base + k]; }
-            acc += xv * w4(k * nq + quad);
-        }
-    }
+    if (col < N) { acc = column_sums(base, col, lid.y, KSPLIT, staged); }
     if (KSPLIT > 1u) {
         part[lid.y * 64u + lid.x] = acc;
         workgroupBarrier();

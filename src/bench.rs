@@ -26,8 +26,10 @@ pub struct Decode {
     pub context: usize,
     pub tokens_per_s: f64,
     pub ms_per_token: f64,
-    /// Weights plus KV cache read per token (GPU only).
+    /// Weights plus KV cache read per token.
     pub bytes_per_token: Option<u64>,
+    /// bytes/token × tokens/s: the memory traffic decode sustains.
+    pub bytes_per_s: Option<f64>,
     /// bytes/token × tokens/s ÷ copy bandwidth (GPU only).
     pub efficiency: Option<f64>,
 }
@@ -64,10 +66,20 @@ pub async fn run(
     let s = model.summary();
     let (v, parameters) = (s.vocab_size, s.parameters);
     let mut copy_bw = None;
-    // Bytes a decode step reads at a context: set for the GPU, from what it holds.
-    let mut read_per_token: Option<Box<dyn Fn(usize) -> u64>> = None;
+    // Bytes a decode step reads at a context, from what the engine holds.
+    let read_per_token: Option<Box<dyn Fn(usize) -> u64>>;
     let mut engine: Box<dyn LanguageModel> = match gpu {
-        None => model.cpu(opts.max_context),
+        None => {
+            let fixed = cpu_weights_read(&model.arch);
+            // K and V of every layer per position, in f32.
+            let kv_dim = match &model.arch {
+                Architecture::Llama { config, .. } => config.num_key_value_heads * config.head_dim,
+                Architecture::Gpt { .. } => s.n_embd,
+            };
+            let kv = 2 * (s.n_layer * kv_dim * 4) as u64;
+            read_per_token = Some(Box::new(move |ctx| fixed + kv * ctx as u64));
+            model.cpu(opts.max_context)
+        }
         Some((gpu, options)) => {
             let g = model.gpu(gpu.clone(), options)?;
             drop(model);
@@ -125,6 +137,7 @@ pub async fn run(
             tokens_per_s: 1.0 / secs,
             ms_per_token: secs * 1e3,
             bytes_per_token: bytes,
+            bytes_per_s: bytes.map(|b| b as f64 / secs),
             efficiency: bytes.zip(copy_bw).map(|(b, bw)| b as f64 / secs / bw),
         });
     }
@@ -142,6 +155,24 @@ pub async fn run(
     })
 }
 
+/// Weight bytes a CPU decode step reads: every matrix once as held (blocks as stored, the rest in
+/// f32), but one row of the embedding where the head is its own matrix, and one row of GPT-2's
+/// position table.
+fn cpu_weights_read(arch: &Architecture) -> u64 {
+    match arch {
+        Architecture::Llama { weights: w, .. } => {
+            let embed = w.embed_tokens.bytes();
+            let row = embed / w.embed_tokens.shape()[0].max(1);
+            (w.bytes() - if w.lm_head.is_some() { embed - row } else { 0 }) as u64
+        }
+        Architecture::Gpt { config, weights: w } => {
+            let row = w.wte.shape[1] * 4;
+            let skipped = (w.wpe.data.len() * 4 - row) + w.lm_head.as_ref().map_or(0, |_| w.wte.data.len() * 4 - row);
+            (config.parameter_count() * 4 - skipped) as u64
+        }
+    }
+}
+
 impl BenchReport {
     /// The report as the CLI prints it.
     pub fn text(&self) -> String {
@@ -156,12 +187,17 @@ impl BenchReport {
             1e3 * self.prefill_tokens as f64 / self.prefill_tokens_per_s
         );
         let gpu = self.copy_bytes_per_s.is_some();
-        out +=
-            &format!("decode     context  tokens/s  ms/token{}\n", if gpu { "  bytes/token  efficiency" } else { "" });
+        out += &format!(
+            "decode     context  tokens/s  ms/token  bytes/token     GB/s{}\n",
+            if gpu { "  efficiency" } else { "" }
+        );
         for d in &self.decode {
             out += &format!("           {:>7}  {:>8.1}  {:>8.2}", d.context, d.tokens_per_s, d.ms_per_token);
-            if let (Some(b), Some(e)) = (d.bytes_per_token, d.efficiency) {
-                out += &format!("  {b:>11}  {:>9.1} %", 100.0 * e);
+            if let (Some(b), Some(bs)) = (d.bytes_per_token, d.bytes_per_s) {
+                out += &format!("  {b:>11}  {:>7.2}", bs / 1e9);
+            }
+            if let Some(e) = d.efficiency {
+                out += &format!("  {:>9.1} %", 100.0 * e);
             }
             out += "\n";
         }

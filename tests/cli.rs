@@ -105,7 +105,13 @@ fn bad_input_is_a_clear_error() {
     let long = "word ".repeat(200);
     assert!(fails(&["generate", "--model", model, "--prompt", &long]).contains("prompt"));
     assert!(fails(&["frobnicate"]).contains("frobnicate"));
-    assert!(fails(&["generate", "--model", model, "--prompt", "x", "--dtype", "f16"]).contains("--backend gpu"));
+    assert!(
+        fails(&["generate", "--model", model, "--prompt", "x", "--dtype", "f16"]).contains("the CPU engine holds f32")
+    );
+    // Blocks are the Llama family's (tiny-f32 is GPT-2), on either engine.
+    assert!(fails(&["generate", "--model", model, "--prompt", "x", "--dtype", "q8_0"]).contains("Llama family"));
+    let gpu_q8 = fails(&["logits", "--model", model, "--ids", "1", "--backend", "gpu", "--dtype", "q8_0"]);
+    assert!(gpu_q8.contains("Llama family"), "{gpu_q8}");
     assert!(fails(&["logits", "--model", model, "--ids", "1", "--backend", "gpu", "--dtype", "f8"]).contains("f8"));
     assert!(fails(&["bench", "--shape", "gpt-9"]).contains("unknown shape"));
 

@@ -113,7 +113,7 @@ fn logits_and_greedy_replies_match_hf_on_both_engines() {
     }
     // The default device format for bf16 weights is f16 (both 16-bit): the same top tokens.
     let mut g = m.gpu(gpu, GpuOptions::default()).unwrap();
-    assert!(g.describe().contains("F16"), "{}", g.describe());
+    assert!(g.describe().contains("weights f16"), "{}", g.describe());
     let got = pollster::block_on(g.run(&cases[0].ids, ALL)).unwrap().logits.clone();
     let v = m.summary().vocab_size;
     let same = got.chunks(v).zip(logits[0].chunks(v)).filter(|(a, b)| argmax(a) == argmax(b)).count();

@@ -187,3 +187,61 @@ fn the_kv_cache_is_capped_and_the_cap_is_enforced() {
     assert_eq!(err, EngineError::ContextOverflow { needed: 9, max: 8 });
     pollster::block_on(g.run(&[1; 8], ForwardOptions::default())).unwrap();
 }
+
+/// The weights with every layer projection in GGML blocks of `ty` (the embedding, head and norms
+/// as they were), as a GGUF file of that type holds them.
+fn projections_in(weights: &LlamaWeights, ty: wgpt::quant::GgmlType) -> LlamaWeights {
+    use wgpt::quant::{Blocks, GgmlType, Matrix, quantize_q4_0, quantize_q8_0};
+    let mut w = weights.clone();
+    for l in &mut w.layers {
+        for p in [
+            &mut l.q_proj,
+            &mut l.k_proj,
+            &mut l.v_proj,
+            &mut l.o_proj,
+            &mut l.gate_proj,
+            &mut l.up_proj,
+            &mut l.down_proj,
+        ] {
+            let t = p.weight.to_f32().into_owned();
+            let data = if ty == GgmlType::Q4_0 { quantize_q4_0(&t.data) } else { quantize_q8_0(&t.data) }.unwrap();
+            p.weight = Matrix::Blocks(Blocks::new(ty, t.shape[0], t.shape[1], data).unwrap());
+        }
+    }
+    w
+}
+
+/// Q8_0 and Q4_0 on the device: the kernels decode the blocks as the CPU reference does, whether
+/// the model arrives in blocks (read as stored) or in f32 with `format` asking for blocks
+/// (quantized at upload, to the same bytes) — prefill (tiled GEMM or matvec) and decode, on GQA,
+/// biases, q/k norms and a head_dim of 24 (rows of three blocks).
+#[test]
+fn block_weights_are_decoded_in_the_kernels_as_the_cpu_reference_decodes_them() {
+    use wgpt::quant::GgmlType;
+    let gpu = gpu();
+    for name in LLAMA_MODELS {
+        let (config, weights) = model(name);
+        let (cases, _) = llama_expected(name);
+        let ids: Vec<u32> = cases[0].ids.iter().chain(&cases[0].greedy).copied().collect();
+        for (format, ty) in [(WeightFormat::Q8_0, GgmlType::Q8_0), (WeightFormat::Q4_0, GgmlType::Q4_0)] {
+            let blocks = Arc::new(projections_in(&weights, ty));
+            let mut cpu = LlamaSession::new(config.clone(), blocks.clone());
+            let want = cpu.run(&ids, ALL).unwrap().logits.clone();
+            for variant in [Variant::Gpu, Variant::Software] {
+                let stored = GpuOptions { variant: Some(variant), ..Default::default() };
+                let forced = GpuOptions { format: Some(format), ..stored };
+                for (how, w, opts) in [("stored", &blocks, stored), ("quantized at upload", &weights, forced)] {
+                    let mut g = GpuModel::on_llama(gpu.clone(), &config, w, opts).unwrap();
+                    assert_eq!(g.format(), format, "{name} {how}");
+                    let split = ids.len() / 2;
+                    let mut got = pollster::block_on(g.run(&ids[..split], ALL)).unwrap().logits.clone();
+                    for t in split..ids.len() {
+                        got.extend(pollster::block_on(g.run(&ids[t..t + 1], ALL)).unwrap().logits.clone());
+                    }
+                    let d = max_abs_diff(&got, &want);
+                    assert!(d < 1e-3, "{name} {format} {variant:?} ({how}): logits differ from the CPU's by {d}");
+                }
+            }
+        }
+    }
+}

@@ -295,12 +295,13 @@ async fn a_model_too_large_for_a_page_is_refused_by_its_fit_check() {
 }
 
 /// GGUF files in the browser: llama.cpp's Q8_0 and Q4_0 files of `chat-llama` load through the
-/// page's API (the blocks kept as blocks, read by the SIMD128 kernels), give HF's logits on the
-/// dequantized weights within 1e-4, and their greedy chat replies are HF's.
+/// page's API (the blocks kept as blocks, read by the SIMD128 kernels and by the WGSL kernels on
+/// WebGPU), give HF's logits on the dequantized weights within 1e-4 (1e-3 on WebGPU), and their
+/// greedy chat replies are HF's.
 #[wasm_bindgen_test]
 async fn gguf_files_chat_in_the_browser_with_blocks() {
     use wgpt::web::{chat_start, generate_step, load_model};
-    use wgpt::{ForwardOptions, LoadedModel};
+    use wgpt::{ForwardOptions, LanguageModel, LoadedModel};
     #[derive(serde::Deserialize)]
     struct Chat {
         messages: serde_json::Value,
@@ -339,6 +340,20 @@ async fn gguf_files_chat_in_the_browser_with_blocks() {
             let want = expected_logits(logits, i);
             let d = got.logits.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             assert!(d < 1e-4, "case {i}: logits differ from HF's by {d}");
+        }
+        // WebGPU reads the same blocks in its kernels (matvec and the tiled GEMM).
+        #[allow(clippy::arc_with_non_send_sync)]
+        let gpu = std::sync::Arc::new(wgpt::gpu::Gpu::new().await.expect("WebGPU adapter"));
+        for variant in [wgpt::gpu::Variant::Software, wgpt::gpu::Variant::Gpu] {
+            let opts = wgpt::gpu::GpuOptions { variant: Some(variant), ..Default::default() };
+            let mut g = m.gpu(gpu.clone(), opts).unwrap();
+            let format = g.format().to_string();
+            assert!(format.starts_with('q'), "{format}");
+            let case = &expected.cases[0];
+            let got = g.forward(&case.ids, ForwardOptions { all_logits: true, ..Default::default() }).await.unwrap();
+            let want = expected_logits(logits, 0);
+            let d = got.logits.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(d < 1e-3, "WebGPU {format} {variant:?}: logits differ from HF's by {d}");
         }
         let (names, blobs) = named(&[("chat-llama.gguf", gguf)]);
         let info: serde_json::Value =

@@ -60,7 +60,7 @@ $('form').addEventListener('submit', (e) => {
   worker.postMessage({
     shape: $('shape').value,
     backend: $('backend').value,
-    // f32/f16 choose the GPU's weights; q8_0/q4_0 quantize a Llama shape for the CPU engine.
+    // f32/f16/q8_0/q4_0: how the GPU holds the weights; q8_0/q4_0 also quantize a Llama shape for the CPU engine.
     dtype: $('backend').value === 'gpu' || $('dtype').value.startsWith('q') ? $('dtype').value : null,
     prompt: Number($('prompt').value) || 1,
     decode: Number($('decode').value) || 1,

@@ -229,17 +229,39 @@ const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
 /// The epilogue matvec and the tiled GEMM share.
 const LINEAR_EPILOGUE: &str = include_str!("../../shaders/linear_epilogue.wgsl");
 
+/// The matrix kernels' loaders, by weight format: `w_kn4(k, n)` (W[k, n .. n + 4], the tiled
+/// GEMM's load) and matvec's inner sum `column_sums`.
+const MATVEC_FLOATS: &str = include_str!("../../shaders/matvec_floats.wgsl");
+const MATVEC_BLOCKS: &str = include_str!("../../shaders/matvec_blocks.wgsl");
+const BLOCKS: &str = include_str!("../../shaders/blocks.wgsl");
+const Q8_0_CODES: &str = include_str!("../../shaders/q8_0.wgsl");
+const Q4_0_CODES: &str = include_str!("../../shaders/q4_0.wgsl");
+
+/// What a matrix kernel needs to read `fmt`'s weights: `w_kn4`, and for matvec `column_sums`.
+fn linear_loaders(fmt: WeightFormat, matvec: bool) -> String {
+    let (load, sums) = match fmt {
+        WeightFormat::F32 | WeightFormat::F16 => {
+            ("fn w_kn4(k: u32, n: u32) -> vec4<f32> { return w4((k * dims.n + n) / 4u); }\n".to_string(), MATVEC_FLOATS)
+        }
+        WeightFormat::Q8_0 => (format!("{Q8_0_CODES}{BLOCKS}"), MATVEC_BLOCKS),
+        WeightFormat::Q4_0 => (format!("{Q4_0_CODES}{BLOCKS}"), MATVEC_BLOCKS),
+    };
+    if matvec { load + sums } else { load }
+}
+
 /// A kernel's full WGSL: `enable f16;` where weights are read natively, its uniform blocks, its
 /// binding declarations, the prelude, the size limits the plan checks (`MAX_*`, from
-/// [`super::plan`]), the weight loader `w4(i)` (four consecutive weights as f32) for kernels
-/// that read weights (`weights` = Some), then `body`.
+/// [`super::plan`]), for kernels that read weights (`weights` = Some) the loader `w4(i)` (four
+/// consecutive weights as f32) of a float format or the `array<u32>` of a block format, then
+/// `body`.
 pub fn compose(body: &str, uniforms: &[String], bindings: &str, weights: Option<(WeightFormat, bool)>) -> String {
     let (array, load) = match weights {
-        None | Some((WeightFormat::F32, _)) => ("array<vec4<f32>>", "w[i]"),
+        None | Some((WeightFormat::F32, _)) => ("array<vec4<f32>>", Some("w[i]")),
         Some((WeightFormat::F16, false)) => {
-            ("array<vec2<u32>>", "vec4<f32>(unpack2x16float(w[i].x), unpack2x16float(w[i].y))")
+            ("array<vec2<u32>>", Some("vec4<f32>(unpack2x16float(w[i].x), unpack2x16float(w[i].y))"))
         }
-        Some((WeightFormat::F16, true)) => ("array<vec4<f16>>", "vec4<f32>(w[i])"),
+        Some((WeightFormat::F16, true)) => ("array<vec4<f16>>", Some("vec4<f32>(w[i])")),
+        Some((WeightFormat::Q8_0 | WeightFormat::Q4_0, _)) => ("array<u32>", None),
     };
     let mut out = String::new();
     if weights == Some((WeightFormat::F16, true)) {
@@ -265,7 +287,7 @@ pub fn compose(body: &str, uniforms: &[String], bindings: &str, weights: Option<
     {
         out += &format!("const {name}: u32 = {value}u;\n");
     }
-    if weights.is_some() {
+    if let (Some(_), Some(load)) = (weights, load) {
         out += &format!("fn w4(i: u32) -> vec4<f32> {{ return {load}; }}\n");
     }
     out + body
@@ -331,16 +353,19 @@ fn kernel(device: &wgpu::Device, label: &str, wgsl: &str, slots: &[Slot], consta
 impl Kernels {
     /// `native_f16`: the device has `SHADER_F16` and f16 weights are read natively.
     pub fn new(device: &wgpu::Device, fmt: WeightFormat, variant: Variant, native_f16: bool) -> Self {
-        let weights = Some((fmt, native_f16 && fmt == WeightFormat::F16));
+        let native_f16 = native_f16 && fmt == WeightFormat::F16;
+        let weights = Some((fmt, native_f16));
+        // The embedding and the head (f32 where the matrices are blocks).
+        let tables = Some((fmt.table(), native_f16));
         let step = Step::wgsl("Step");
-        let linear = |body: &str| {
-            let body = format!("{LINEAR_EPILOGUE}{body}");
+        let linear = |body: &str, matvec: bool| {
+            let body = format!("{LINEAR_EPILOGUE}{}{body}", linear_loaders(fmt, matvec));
             compose(&body, &[step.clone(), LinearDims::wgsl("Dims")], &LinearBindings::wgsl(), weights)
         };
         let matvec = kernel(
             device,
             "matvec",
-            &linear(include_str!("../../shaders/matvec.wgsl")),
+            &linear(include_str!("../../shaders/matvec.wgsl"), true),
             LinearBindings::SLOTS,
             &[("KSPLIT", variant.ksplit())],
         );
@@ -348,7 +373,7 @@ impl Kernels {
             pipeline: pipeline(
                 device,
                 "matmul_tiled",
-                &linear(include_str!("../../shaders/matmul_tiled.wgsl")),
+                &linear(include_str!("../../shaders/matmul_tiled.wgsl"), false),
                 &matvec.layout,
                 &[],
             ),
@@ -376,7 +401,7 @@ impl Kernels {
         };
         Kernels {
             variant,
-            native_f16: native_f16 && fmt == WeightFormat::F16,
+            native_f16,
             matvec,
             tiled,
             attention,
@@ -403,7 +428,7 @@ impl Kernels {
                 EmbedDims::wgsl("Dims"),
                 EmbedBindings::wgsl(),
                 EmbedBindings::SLOTS,
-                weights,
+                tables,
             ),
             lm_head: simple(
                 "lm_head",
@@ -411,7 +436,7 @@ impl Kernels {
                 HeadDims::wgsl("Dims"),
                 HeadBindings::wgsl(),
                 HeadBindings::SLOTS,
-                weights,
+                tables,
             ),
             argmax: simple(
                 "argmax",

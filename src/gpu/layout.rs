@@ -7,12 +7,18 @@
 //! - q and k, when the rotation is fused (no q/k norm): within each head, column `2j` is HF's
 //!   dimension `j` and column `2j + 1` is `j + head_dim/2`, the pair one rotation turns;
 //! - gate and up: columns `4m .. 4m + 3` are gate `2m`, `2m + 1`, up `2m`, `2m + 1`.
+//!
+//! In a block format (Q8_0, Q4_0) a Llama matrix stays `[N, K]`: output column `n` is one row of
+//! GGML blocks, the rows gathered in that same column order (a row is copied whole, never
+//! decoded), quantized here only where the checkpoint stored the matrix otherwise.
 
 use std::borrow::Cow;
 
 use super::shape::Shape;
+use super::{GpuError, WeightFormat};
 use crate::llama::weights::{LlamaLayer, Proj};
 use crate::llama::{LlamaConfig, LlamaWeights};
+use crate::quant::{Blocks, GgmlType, Matrix};
 use crate::weights::{LayerNorm, Linear, ModelWeights, Tensor, part};
 
 /// A norm's gain, and LayerNorm's shift.
@@ -21,9 +27,18 @@ pub struct HostNorm<'a> {
     pub b: Option<&'a [f32]>,
 }
 
-/// A linear layer as the kernels read it: `w` `[K, N]`, `b` `[N]` (zeros where the model has none).
+/// A matrix as the kernels read it.
+pub enum HostMatrix<'a> {
+    /// `[K, N]` in f32 (written in the device's float format at upload).
+    Kn(Cow<'a, [f32]>),
+    /// `N` rows of `K` values in GGML blocks: row `n` is output column `n`.
+    Rows(Blocks),
+}
+
+/// A linear layer as the kernels read it: `w` `[K, N]` or its rows of blocks, `b` `[N]` (zeros
+/// where the model has none).
 pub struct HostLinear<'a> {
-    pub w: Cow<'a, [f32]>,
+    pub w: HostMatrix<'a>,
     pub b: Cow<'a, [f32]>,
 }
 
@@ -92,13 +107,16 @@ impl<'a> Source<'a> {
         Some(table)
     }
 
-    /// Block `l` in the kernels' layout.
-    pub fn layer(&self, shape: &Shape, l: usize) -> HostLayer<'a> {
+    /// Block `l` in the kernels' layout, its matrices in `format`'s blocks or in floats.
+    pub fn layer(&self, shape: &Shape, l: usize, format: WeightFormat) -> Result<HostLayer<'a>, GpuError> {
         match *self {
+            Source::Gpt(_) if format.blocks().is_some() => {
+                Err(GpuError::Unsupported(format!("{format} weights on the GPU: the Llama family only")))
+            }
             Source::Gpt(w) => {
                 let b = &w.blocks[l];
                 let name = |p: &str| part::in_block(l, p);
-                HostLayer {
+                Ok(HostLayer {
                     ln_1: layer_norm(&b.ln_1),
                     qkv: borrowed(&b.c_attn),
                     attn_proj: borrowed(&b.attn_proj),
@@ -108,9 +126,9 @@ impl<'a> Source<'a> {
                     qk_norm: None,
                     names: [part::LN_1, part::C_ATTN, part::ATTN_PROJ, part::LN_2, part::C_FC, part::MLP_PROJ]
                         .map(name),
-                }
+                })
             }
-            Source::Llama(_, w) => llama_layer(&w.layers[l], shape, l),
+            Source::Llama(_, w) => llama_layer(&w.layers[l], shape, l, format.blocks()),
         }
     }
 }
@@ -120,35 +138,77 @@ fn layer_norm(ln: &LayerNorm) -> HostNorm<'_> {
 }
 
 fn borrowed(l: &Linear) -> HostLinear<'_> {
-    HostLinear { w: Cow::Borrowed(&l.weight.data), b: Cow::Borrowed(&l.bias.data) }
+    HostLinear { w: HostMatrix::Kn(Cow::Borrowed(&l.weight.data)), b: Cow::Borrowed(&l.bias.data) }
 }
 
-/// A projection's `[out, K]` rows in f32 (borrowed, or decoded from blocks) and its bias.
+/// A projection's `[out, K]` rows — f32 (borrowed, or decoded from blocks), or blocks of the
+/// device's type (borrowed, or quantized from what the file stored) — and its bias.
 struct Rows<'a> {
-    w: Cow<'a, Tensor>,
+    w: RowData<'a>,
     b: Option<&'a Tensor>,
 }
 
+enum RowData<'a> {
+    F32(Cow<'a, Tensor>),
+    Blocks(Cow<'a, Blocks>),
+}
+
 impl<'a> Rows<'a> {
-    fn of(p: &'a Proj) -> Self {
-        Rows { w: p.weight.to_f32(), b: p.bias.as_ref() }
+    fn of(p: &'a Proj, blocks: Option<GgmlType>) -> Result<Self, GpuError> {
+        let w = match (blocks, &p.weight) {
+            (None, m) => RowData::F32(m.to_f32()),
+            (Some(ty), Matrix::Blocks(b)) if b.ty == ty => RowData::Blocks(Cow::Borrowed(b)),
+            (Some(ty), m) => {
+                let t = m.to_f32();
+                let [rows, cols] = [t.shape[0], t.shape[1]];
+                let quantized = match ty {
+                    GgmlType::Q4_0 => crate::quant::quantize_q4_0(&t.data),
+                    _ => crate::quant::quantize_q8_0(&t.data),
+                };
+                let blocks = quantized
+                    .and_then(|data| Blocks::new(ty, rows, cols, data))
+                    .map_err(|e| GpuError::Unsupported(format!("{} weights: {e}", ty.name())))?;
+                RowData::Blocks(Cow::Owned(blocks))
+            }
+        };
+        Ok(Rows { w, b: p.bias.as_ref() })
     }
 }
 
-/// Column `n` of a `[K, N]` matrix is row `rows[n]` of an `[out, K]` one (with its bias).
+/// Column `n` of the kernels' matrix is row `rows[n]` of an `[out, K]` one (with its bias):
+/// transposed into `[K, N]` f32, or its block rows copied in that order.
 fn columns(rows: &[(&Rows, usize)], k: usize) -> HostLinear<'static> {
     let n = rows.len();
-    let mut w = vec![0.0f32; k * n];
-    for (col, &(p, r)) in rows.iter().enumerate() {
-        for (i, &v) in p.w.data[r * k..][..k].iter().enumerate() {
-            w[i * n + col] = v;
-        }
-    }
     let b = rows.iter().map(|&(p, r)| p.b.map_or(0.0, |b| b.data[r])).collect();
-    HostLinear { w: Cow::Owned(w), b: Cow::Owned(b) }
+    let w = match rows.first().map(|(p, _)| &p.w) {
+        Some(RowData::Blocks(first)) => {
+            let mut data = Vec::with_capacity(n * first.row_bytes());
+            for &(p, r) in rows {
+                let RowData::Blocks(blocks) = &p.w else { unreachable!("one layer, one format") };
+                data.extend_from_slice(blocks.row(r));
+            }
+            HostMatrix::Rows(Blocks::new(first.ty, n, k, data).expect("whole rows of one type"))
+        }
+        _ => {
+            let mut w = vec![0.0f32; k * n];
+            for (col, &(p, r)) in rows.iter().enumerate() {
+                let RowData::F32(t) = &p.w else { unreachable!("one layer, one format") };
+                for (i, &v) in t.data[r * k..][..k].iter().enumerate() {
+                    w[i * n + col] = v;
+                }
+            }
+            HostMatrix::Kn(Cow::Owned(w))
+        }
+    };
+    HostLinear { w, b: Cow::Owned(b) }
 }
 
-fn llama_layer<'a>(layer: &'a LlamaLayer, s: &Shape, l: usize) -> HostLayer<'a> {
+fn llama_layer<'a>(
+    layer: &'a LlamaLayer,
+    s: &Shape,
+    l: usize,
+    blocks: Option<GgmlType>,
+) -> Result<HostLayer<'a>, GpuError> {
     let hd = s.head_dim;
     let fused_rotation = !s.qk_norm;
     let [q, k, v, o, gate, up, down] = [
@@ -160,7 +220,8 @@ fn llama_layer<'a>(layer: &'a LlamaLayer, s: &Shape, l: usize) -> HostLayer<'a> 
         &layer.up_proj,
         &layer.down_proj,
     ]
-    .map(Rows::of);
+    .map(|p| Rows::of(p, blocks));
+    let [q, k, v, o, gate, up, down] = [q?, k?, v?, o?, gate?, up?, down?];
     // Heads of q or k, in the epilogue's pair order when it rotates them.
     fn heads<'r>(p: &'r Rows<'r>, n_heads: usize, hd: usize, fused_rotation: bool) -> Vec<(&'r Rows<'r>, usize)> {
         let half = hd / 2;
@@ -185,7 +246,7 @@ fn llama_layer<'a>(layer: &'a LlamaLayer, s: &Shape, l: usize) -> HostLayer<'a> 
         (0..out).map(|r| (p, r)).collect()
     }
     let name = |p: &str| format!("model.layers.{l}.{p}");
-    HostLayer {
+    Ok(HostLayer {
         ln_1: HostNorm { g: &layer.input_layernorm.data, b: None },
         qkv: columns(&qkv, s.hidden),
         attn_proj: columns(&straight(&o, s.hidden), s.q_dim()),
@@ -202,7 +263,7 @@ fn llama_layer<'a>(layer: &'a LlamaLayer, s: &Shape, l: usize) -> HostLayer<'a> 
             "mlp.down_proj",
         ]
         .map(name),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -212,10 +273,24 @@ mod tests {
     #[test]
     fn columns_transpose_out_in_rows_into_k_n() {
         let data = (0..6).map(|i| i as f32).collect(); // rows [0,1], [2,3], [4,5]
-        let p = Rows { w: Cow::Owned(Tensor { shape: vec![3, 2], data }), b: None };
+        let p = Rows { w: RowData::F32(Cow::Owned(Tensor { shape: vec![3, 2], data })), b: None };
         let lin = columns(&[(&p, 2), (&p, 0)], 2);
         // K = 2 rows of N = 2 columns: column 0 is row 2, column 1 is row 0.
-        assert_eq!(&lin.w[..], &[4.0, 0.0, 5.0, 1.0]);
+        let HostMatrix::Kn(w) = &lin.w else { panic!("f32 rows give a [K, N] matrix") };
+        assert_eq!(&w[..], &[4.0, 0.0, 5.0, 1.0]);
         assert_eq!(&lin.b[..], &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn block_rows_are_copied_whole_in_column_order() {
+        // Three rows of one Q8_0 block each; the kernels' column 0 is row 2, column 1 row 0.
+        let x: Vec<f32> = (0..96).map(|i| i as f32 - 40.0).collect();
+        let data = crate::quant::quantize_q8_0(&x).unwrap();
+        let blocks = Blocks::new(GgmlType::Q8_0, 3, 32, data.clone()).unwrap();
+        let p = Rows { w: RowData::Blocks(Cow::Owned(blocks)), b: None };
+        let lin = columns(&[(&p, 2), (&p, 0)], 32);
+        let HostMatrix::Rows(rows) = &lin.w else { panic!("block rows stay blocks") };
+        assert_eq!((rows.rows, rows.cols), (2, 32));
+        assert_eq!(rows.data, [&data[68..102], &data[0..34]].concat());
     }
 }

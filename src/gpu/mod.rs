@@ -1,9 +1,10 @@
 //! The WGSL engine: GPT-2 and Llama-family inference with the hand-written kernels in `shaders/`, driven by wgpu,
 //! natively (Vulkan, Metal, DX12) and in the browser (WebGPU).
 //!
-//! Weights live on the device in f32 or in f16 packed two per `u32` (unpacked in the shaders with
-//! `unpack2x16float`, so adapters without `shader-f16` run them); activations, the KV cache and
-//! accumulation are f32. Everything is allocated and every pipeline compiled when the model is
+//! Weights live on the device in f32, in f16 packed two per `u32` (unpacked in the shaders with
+//! `unpack2x16float`, so adapters without `shader-f16` run them), or, for the Llama family's
+//! matrices, in GGML's Q8_0 or Q4_0 blocks decoded inside the matrix kernels; activations, the KV
+//! cache and accumulation are f32. Everything is allocated and every pipeline compiled when the model is
 //! loaded; a decode step is one command buffer.
 
 mod bind;
@@ -60,26 +61,95 @@ pub enum WeightFormat {
     F32,
     /// Packed two per u32, unpacked with `unpack2x16float`.
     F16,
+    /// GGML's Q8_0 (32 int8 and one f16 scale per block), decoded inside the matrix kernels. The
+    /// Llama family's block matrices only; the embedding and the head are held in f32.
+    Q8_0,
+    /// GGML's Q4_0 (32 4-bit codes and one f16 scale per block), likewise.
+    Q4_0,
 }
 
 impl WeightFormat {
-    /// Bytes per weight on the device.
-    pub fn bytes(self) -> usize {
+    /// The GGML block type of a block format.
+    pub fn blocks(self) -> Option<crate::quant::GgmlType> {
         match self {
-            WeightFormat::F32 => 4,
-            WeightFormat::F16 => 2,
+            WeightFormat::F32 | WeightFormat::F16 => None,
+            WeightFormat::Q8_0 => Some(crate::quant::GgmlType::Q8_0),
+            WeightFormat::Q4_0 => Some(crate::quant::GgmlType::Q4_0),
         }
     }
 
-    /// The one rule for the default: f16 when every tensor of the checkpoint is stored in 16
-    /// bits (nothing is lost), else f32.
+    /// Device bytes of a `[k, n]` block matrix in this format (u64: a stranger's config may
+    /// overflow usize on wasm32). Blocks are 32 values of one row, their scales packed apart.
+    pub fn matrix_bytes(self, k: usize, n: usize) -> u64 {
+        let values = (k as u64).saturating_mul(n as u64);
+        match self {
+            WeightFormat::F32 => values.saturating_mul(4),
+            WeightFormat::F16 => values.saturating_mul(2),
+            WeightFormat::Q8_0 => (values / 32).saturating_mul(34),
+            WeightFormat::Q4_0 => (values / 32).saturating_mul(18),
+        }
+    }
+
+    /// The format of the embedding and the head: block formats hold them in f32.
+    pub fn table(self) -> Self {
+        if self.blocks().is_some() { WeightFormat::F32 } else { self }
+    }
+
+    /// The one rule for the default: the block format when every Llama-family projection is
+    /// stored in it (Q8_0 or Q4_0: the kernels read them as they are); f16 when every tensor of
+    /// the checkpoint is stored in 16 bits (nothing is lost); else f32 (what other block types
+    /// decode to).
     pub fn for_stored(stored: &[crate::weights::TensorInfo]) -> Self {
+        let projections: Vec<&str> = stored
+            .iter()
+            .filter(|t| t.name.starts_with("model.layers.") && t.name.ends_with("_proj.weight"))
+            .map(|t| t.dtype.as_str())
+            .collect();
+        for (name, format) in [("Q8_0", WeightFormat::Q8_0), ("Q4_0", WeightFormat::Q4_0)] {
+            if !projections.is_empty() && projections.iter().all(|&d| d == name) {
+                return format;
+            }
+        }
         if crate::weights::stored_in_16_bits(stored) { WeightFormat::F16 } else { WeightFormat::F32 }
     }
 
-    /// [`WeightFormat::for_stored`] of a loaded checkpoint.
+    /// The default for a loaded Llama-family model: its projections' block format when they are
+    /// all held in one the kernels read (a GGUF file's, or quantized at load), else
+    /// [`WeightFormat::for_stored`].
+    pub fn for_llama(weights: &crate::llama::LlamaWeights) -> Self {
+        use crate::quant::{GgmlType, Matrix};
+        let mut types = weights.layers.iter().flat_map(|l| {
+            [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj].map(|p| {
+                match &p.weight {
+                    Matrix::Blocks(b) => Some(b.ty),
+                    Matrix::F32(_) => None,
+                }
+            })
+        });
+        let first = types.next().flatten();
+        let one = types.all(|t| t == first);
+        match first {
+            Some(GgmlType::Q8_0) if one => WeightFormat::Q8_0,
+            Some(GgmlType::Q4_0) if one => WeightFormat::Q4_0,
+            _ if crate::weights::stored_in_16_bits(&weights.stored) => WeightFormat::F16,
+            _ => WeightFormat::F32,
+        }
+    }
+
+    /// [`WeightFormat::for_stored`] of a loaded GPT-2 checkpoint.
     pub fn for_weights(weights: &crate::weights::ModelWeights) -> Self {
         Self::for_stored(&weights.stored)
+    }
+}
+
+impl std::fmt::Display for WeightFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WeightFormat::F32 => "f32",
+            WeightFormat::F16 => "f16",
+            WeightFormat::Q8_0 => "q8_0",
+            WeightFormat::Q4_0 => "q4_0",
+        })
     }
 }
 
@@ -89,7 +159,9 @@ impl std::str::FromStr for WeightFormat {
         match s {
             "f32" => Ok(WeightFormat::F32),
             "f16" => Ok(WeightFormat::F16),
-            other => Err(format!("unknown weight format {other:?} (f32 or f16)")),
+            "q8_0" => Ok(WeightFormat::Q8_0),
+            "q4_0" => Ok(WeightFormat::Q4_0),
+            other => Err(format!("unknown weight format {other:?} (f32, f16, q8_0 or q4_0)")),
         }
     }
 }
@@ -125,5 +197,26 @@ mod tests {
         assert_eq!(WeightFormat::for_stored(&mixed), WeightFormat::F32);
         assert_eq!(WeightFormat::for_stored(&[info("a", "F16"), info("b", "BF16")]), WeightFormat::F16);
         assert_eq!(WeightFormat::for_stored(&[]), WeightFormat::F32);
+    }
+
+    #[test]
+    fn block_weights_are_kept_when_every_projection_is_in_one_block_format() {
+        let q4 = [
+            info("model.layers.0.self_attn.q_proj.weight", "Q4_0"),
+            info("model.layers.0.mlp.down_proj.weight", "Q4_0"),
+            info("model.embed_tokens.weight", "Q8_0"),
+            info("model.norm.weight", "F32"),
+        ];
+        assert_eq!(WeightFormat::for_stored(&q4), WeightFormat::Q4_0);
+        // A Q4_K_M file mixes types: decoded to f32.
+        let mixed = [
+            info("model.layers.0.self_attn.q_proj.weight", "Q4_K"),
+            info("model.layers.0.mlp.down_proj.weight", "Q6_K"),
+        ];
+        assert_eq!(WeightFormat::for_stored(&mixed), WeightFormat::F32);
+        // GPT-2's names never choose blocks (its kernels read floats).
+        assert_eq!(WeightFormat::for_stored(&[info("h.0.attn.c_proj.weight", "Q8_0")]), WeightFormat::F32);
+        assert_eq!(WeightFormat::Q4_0.matrix_bytes(64, 96), 64 * 96 / 32 * 18);
+        assert_eq!("q8_0".parse::<WeightFormat>().unwrap().to_string(), "q8_0");
     }
 }

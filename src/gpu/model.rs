@@ -141,7 +141,7 @@ impl GpuModel {
     /// `options.max_context` positions (default [`DEFAULT_MAX_CONTEXT`]) or the model's own
     /// limit if smaller.
     pub fn on_llama(gpu: Arc<Gpu>, c: &LlamaConfig, w: &LlamaWeights, options: GpuOptions) -> Result<Self, GpuError> {
-        let format = options.format.unwrap_or_else(|| WeightFormat::for_stored(&w.stored));
+        let format = options.format.unwrap_or_else(|| WeightFormat::for_llama(w));
         let shape = Shape::llama(c, options.max_context.unwrap_or(DEFAULT_MAX_CONTEXT));
         Self::load(gpu, shape, Source::Llama(c, w), format, options)
     }
@@ -487,7 +487,7 @@ impl LanguageModel for GpuModel {
     fn describe(&self) -> String {
         let info = &self.gpu.info;
         format!(
-            "gpu: {} ({:?}, {:?}{}), {}, weights {:?}{}, kernels {:?}",
+            "gpu: {} ({:?}, {:?}{}), {}, weights {}{}, kernels {:?}",
             info.name,
             info.device_type,
             info.backend,

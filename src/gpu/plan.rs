@@ -68,27 +68,42 @@ impl Plan {
         let budget = (SCORES_BUDGET as u64).min(max_binding);
         let chunk_rows = t.min(MAX_CHUNK_ROWS).min((budget / scores_row.max(1)).max(1) as usize);
         let logit_rows = chunk_rows.min(MAX_LOGIT_ROWS);
-        let elem = format.bytes();
         // In u64: on wasm32 a stranger's config could overflow usize products.
         let bytes = |dims: &[usize]| dims.iter().fold(1u64, |acc, &d| acc.saturating_mul(d as u64));
+        let matrix = |k: usize, n: usize| format.matrix_bytes(k, n);
+        let table = format.table();
+        if let Some(ty) = format.blocks() {
+            // Each output's row is whole 32-value blocks.
+            for (what, k) in [("hidden size", c), ("MLP width", inner), ("q width", s.q_dim())] {
+                if !k.is_multiple_of(32) {
+                    return Err(GpuError::Unsupported(format!(
+                        "{what} {k} is not a whole number of {} blocks of 32",
+                        ty.name()
+                    )));
+                }
+            }
+            if !s.rotary {
+                return Err(GpuError::Unsupported(format!("{} weights on the GPU: the Llama family only", ty.name())));
+            }
+        }
         let sizes = [
-            ("the MLP's first weight", bytes(&[c, s.fc_dim(), elem])),
-            ("the MLP's output weight", bytes(&[inner, c, elem])),
-            ("the q | k | v weight", bytes(&[c, s.qkv_dim(), elem])),
-            ("the attention output weight", bytes(&[s.q_dim(), c, elem])),
+            ("the MLP's first weight", matrix(c, s.fc_dim())),
+            ("the MLP's output weight", matrix(inner, c)),
+            ("the q | k | v weight", matrix(c, s.qkv_dim())),
+            ("the attention output weight", matrix(s.q_dim(), c)),
             ("activations", bytes(&[chunk_rows, c.max(inner).max(s.q_dim()), 4])),
             ("logits", bytes(&[logit_rows, v, 4])),
             ("attention scratch", bytes(&[chunk_rows, heads, t, 4])),
             ("kv cache", bytes(&[t, s.kv_dim(), 4])),
             ("rotary table", if s.rotary { bytes(&[t, hd, 4]) } else { 0 }),
-            ("one embedding row", bytes(&[c, elem])),
+            ("one embedding row", table.matrix_bytes(1, c)),
         ];
         for (what, needs) in sizes {
             if needs > max_binding {
                 return Err(GpuError::TooLarge { what: what.into(), needs, limit: max_binding });
             }
         }
-        let rows_per_chunk = ((max_binding / (c * elem) as u64) as usize).min(v);
+        let rows_per_chunk = ((max_binding / table.matrix_bytes(1, c)) as usize).min(v);
         Ok(Plan { format, chunk_rows, logit_rows, rows_per_chunk })
     }
 

@@ -4,7 +4,7 @@
 
 use wgpu::util::DeviceExt;
 
-use super::layout::{HostLinear, HostNorm, Source};
+use super::layout::{HostLinear, HostMatrix, HostNorm, Source};
 use super::plan::Plan;
 use super::shape::Shape;
 use super::{GpuError, WeightFormat};
@@ -130,7 +130,7 @@ impl Allocator<'_> {
 
     /// A matrix in the device format.
     fn matrix(&mut self, label: &str, data: &[f32]) -> Result<wgpu::Buffer, GpuError> {
-        let bytes = encode(label, data, self.format)?;
+        let bytes = encode(label, data, self.format.table())?;
         Ok(self.weights(label, &bytes))
     }
 
@@ -142,10 +142,12 @@ impl Allocator<'_> {
     }
 
     fn linear(&mut self, name: &str, l: &HostLinear) -> Result<LinearBuffers, GpuError> {
-        Ok(LinearBuffers {
-            w: self.matrix(&format!("{name}.weight"), &l.w)?,
-            b: self.f32s(&format!("{name}.bias"), &l.b),
-        })
+        let label = format!("{name}.weight");
+        let w = match &l.w {
+            HostMatrix::Kn(w) => self.matrix(&label, w)?,
+            HostMatrix::Rows(blocks) => self.weights(&label, &pack_blocks(blocks)),
+        };
+        Ok(LinearBuffers { w, b: self.f32s(&format!("{name}.bias"), &l.b) })
     }
 
     /// A `[vocab, n_embd]` matrix in row chunks of at most `rows_per_chunk`.
@@ -198,7 +200,7 @@ pub fn upload(
     for l in 0..shape.n_layer {
         // Llama matrices are transposed here, one layer at a time: the host never holds a
         // second copy of the whole model.
-        let h = source.layer(shape, l);
+        let h = source.layer(shape, l, plan.format)?;
         let [ln_1, qkv, attn_proj, ln_2, fc, proj] = &h.names;
         layers.push(LayerBuffers {
             ln_1: a.norm(ln_1, &h.ln_1),
@@ -252,11 +254,30 @@ pub fn upload(
     Ok((weights, scratch, a.footprint))
 }
 
+/// GGML block rows as the block kernels read them (`shaders/block_weights.wgsl`): every block's
+/// codes first — Q8_0's 32 bytes as 8 u32, Q4_0's 16 bytes as 4 u32, GGML's byte order kept —
+/// then every block's f16 scale, two per u32. Apart, both are 4-byte aligned (a GGML block of 34
+/// or 18 bytes is not), and the kernels index them without a stride of odd bytes.
+fn pack_blocks(b: &crate::quant::Blocks) -> Vec<u8> {
+    let block = b.ty.block_bytes() as usize;
+    let n_blocks = b.data.len() / block;
+    let mut codes = Vec::with_capacity(n_blocks * (block - 2) + n_blocks * 2 + 2);
+    let mut scales = Vec::with_capacity(n_blocks * 2 + 2);
+    for chunk in b.data.chunks_exact(block) {
+        scales.extend_from_slice(&chunk[..2]);
+        codes.extend_from_slice(&chunk[2..]);
+    }
+    codes.extend(scales);
+    codes.resize(codes.len().next_multiple_of(4), 0);
+    codes
+}
+
 /// A matrix in the device format: f32 little-endian, or f16 pairs packed into u32 (element 2i
 /// in the low half, as `unpack2x16float` reads it).
 fn encode(name: &str, data: &[f32], format: WeightFormat) -> Result<Vec<u8>, GpuError> {
     match format {
         WeightFormat::F32 => Ok(bytemuck::cast_slice(data).to_vec()),
+        WeightFormat::Q8_0 | WeightFormat::Q4_0 => unreachable!("tables are floats; block rows are packed"),
         WeightFormat::F16 => {
             let mut out = Vec::with_capacity(data.len() * 2);
             for &x in data {

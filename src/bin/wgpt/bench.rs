@@ -35,10 +35,6 @@ pub struct BenchArgs {
     /// end of the context.
     #[arg(long)]
     contexts: Option<String>,
-    /// A Llama-family model's matrices in GGML blocks, q8_0 or q4_0, as `wgpt quantize` writes
-    /// them (the CPU engine reads the blocks directly; the GPU decodes them at upload).
-    #[arg(long)]
-    quantize: Option<String>,
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -59,9 +55,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         (None, None) => bail!("give --model or --shape"),
     };
-    let arch = match a.quantize.as_deref() {
-        None => arch,
-        Some(q) => arch.quantized(q).map_err(|e| anyhow::anyhow!("--quantize {e}"))?,
+    let arch = match a.engine.backend {
+        Backend::Cpu => a.engine.cpu_arch(arch)?,
+        Backend::Gpu => arch,
     };
     let s = LoadedModel { arch: arch.clone(), text: wgpt::loaded::TextFormat::none() }.summary();
     println!(

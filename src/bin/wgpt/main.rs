@@ -38,6 +38,7 @@ mod cli {
     use serde_json::json;
     use wgpt::generate::{GenerateParams, generate};
     use wgpt::gpu::{GpuOptions, WeightFormat};
+    use wgpt::loaded::Architecture;
     use wgpt::model::block_on;
     use wgpt::{ForwardOptions, LanguageModel, LoadedModel, SamplingParams};
 
@@ -56,7 +57,9 @@ mod cli {
     pub struct EngineArgs {
         #[arg(long, value_enum, default_value = "cpu")]
         pub backend: Backend,
-        /// GPU weight storage, f32 or f16 (default: the checkpoint's precision).
+        /// How the engine holds the matrices: f32, f16 (GPU only), q8_0 or q4_0 (GGML blocks,
+        /// the Llama family; quantized at load where the file holds something else). Default:
+        /// as stored where the engine can (blocks Q8_0/Q4_0; f16 on the GPU), else f32.
         #[arg(long)]
         pub dtype: Option<WeightFormat>,
         /// Positions the engine holds for a Llama-family model (default 4096, or the model's own
@@ -67,13 +70,24 @@ mod cli {
 
     impl EngineArgs {
         pub fn gpu_options(&self) -> Result<GpuOptions> {
-            if self.dtype.is_some() && self.backend != Backend::Gpu {
-                bail!("--dtype applies to --backend gpu");
-            }
             if self.context == Some(0) {
                 bail!("--context must be at least 1");
             }
             Ok(GpuOptions { format: self.dtype, max_context: self.context, ..Default::default() })
+        }
+
+        /// The model as `--dtype` asks the CPU engine to hold it: q8_0 and q4_0 quantize the
+        /// Llama family's matrices (as `wgpt quantize` does); f32 is what it holds otherwise.
+        pub fn cpu_arch(&self, arch: Architecture) -> Result<Architecture> {
+            match self.dtype {
+                None | Some(WeightFormat::F32) => Ok(arch),
+                Some(WeightFormat::F16) => {
+                    bail!(
+                        "--dtype f16: the CPU engine holds f32 (16-bit files are widened at load) or q8_0/q4_0 blocks"
+                    )
+                }
+                Some(q) => arch.quantized(&q.to_string()).map_err(|e| anyhow::anyhow!("--dtype {e}")),
+            }
         }
 
         fn max_context(&self) -> usize {
@@ -85,7 +99,10 @@ mod cli {
     pub fn engine(model: &LoadedModel, args: &EngineArgs) -> Result<Box<dyn LanguageModel>> {
         let options = args.gpu_options()?;
         Ok(match args.backend {
-            Backend::Cpu => model.cpu(args.max_context()),
+            Backend::Cpu => {
+                let arch = args.cpu_arch(model.arch.clone())?;
+                LoadedModel { arch, text: wgpt::loaded::TextFormat::none() }.cpu(args.max_context())
+            }
             Backend::Gpu => {
                 let gpu = std::sync::Arc::new(block_on(wgpt::gpu::Gpu::new())?);
                 let gpu_model = model.gpu(gpu, options)?;
