@@ -22,7 +22,7 @@ fn column_sums(base: u32, col: u32, first: u32, stride: u32, staged: bool) -> ve
             let blk = (col + r) * per_row + b;
             var d = 0.0;
             for (var j = 0u; j < 8u; j++) { d += dot(codes4(blk, j), xv[j]); }
-            acc[r] += block_scale(blk) * d;
+            acc[r] += block_scale(blk, dims.n * per_row) * d;
         }
     }
     return acc;

@@ -45,7 +45,8 @@ pub async fn bench(
         JsError::new(&format!("unknown shape {shape:?} ({})", crate::loaded::Architecture::shape_names()))
     })?;
     let (arch, dtype) = match dtype.as_deref() {
-        Some(q @ ("q8_0" | "q4_0")) if backend == "cpu" => (arch.quantized(q).map_err(|e| JsError::new(&e))?, None),
+        // Quantized as `wgpt quantize` does, for either engine (the GPU then reads the blocks).
+        Some(q @ ("q8_0" | "q4_0")) => (arch.quantized(q).map_err(|e| JsError::new(&e))?, None),
         _ => (arch, dtype),
     };
     let format = dtype.map(|d| d.parse::<WeightFormat>()).transpose().map_err(|e| JsError::new(&e))?;
@@ -336,20 +337,22 @@ async fn fit_check(
     let (fits, verdict) = match (&shape, limits) {
         (_, Err(e)) => (false, format!("no WebGPU here ({e}): it will run on the CPU engine")),
         (Err(e), _) => (false, format!("{e}: it will run on the CPU engine")),
-        (Ok(shape), Ok((limits, software))) => match crate::gpu::Plan::new(shape, format, &limits) {
-            Err(e) => (false, format!("{e}: it will run on the CPU engine")),
-            Ok(_) if software => {
-                (true, "fits, but the adapter is a software fallback: the CPU engine is faster here".into())
-            }
-            Ok(plan) => (
-                true,
-                format!(
-                    "fits ({:?} weights, embedding in {} binding(s))",
-                    plan.format,
-                    shape.vocab.div_ceil(plan.rows_per_chunk)
+        (Ok(shape), Ok((limits, software))) => {
+            match crate::gpu::Plan::new(shape, format, format.tables_for_stored(stored), &limits) {
+                Err(e) => (false, format!("{e}: it will run on the CPU engine")),
+                Ok(_) if software => {
+                    (true, "fits, but the adapter is a software fallback: the CPU engine is faster here".into())
+                }
+                Ok(plan) => (
+                    true,
+                    format!(
+                        "fits ({:?} weights, embedding in {} binding(s))",
+                        plan.format,
+                        shape.vocab.div_ceil(plan.rows_per_chunk)
+                    ),
                 ),
-            ),
-        },
+            }
+        }
     };
     let info = match &shape {
         Ok(s) => serde_json::json!({"arch": s.arch, "n_ctx": s.n_ctx, "model_ctx": s.model_ctx, "n_layer": s.n_layer,

@@ -225,20 +225,30 @@ fn block_weights_are_decoded_in_the_kernels_as_the_cpu_reference_decodes_them() 
         let ids: Vec<u32> = cases[0].ids.iter().chain(&cases[0].greedy).copied().collect();
         for (format, ty) in [(WeightFormat::Q8_0, GgmlType::Q8_0), (WeightFormat::Q4_0, GgmlType::Q4_0)] {
             let blocks = Arc::new(projections_in(&weights, ty));
-            let mut cpu = LlamaSession::new(config.clone(), blocks.clone());
-            let want = cpu.run(&ids, ALL).unwrap().logits.clone();
+            let want = LlamaSession::new(config.clone(), blocks.clone()).run(&ids, ALL).unwrap().logits.clone();
+            // As `wgpt quantize` writes it: the embedding (tied head) in Q8_0 blocks too, which
+            // embed.wgsl and lm_head.wgsl then read as blocks.
+            let mut whole = (*weights).clone();
+            whole.quantize(ty).unwrap();
+            let whole = Arc::new(whole);
+            let whole_want = LlamaSession::new(config.clone(), whole.clone()).run(&ids, ALL).unwrap().logits.clone();
             for variant in [Variant::Gpu, Variant::Software] {
                 let stored = GpuOptions { variant: Some(variant), ..Default::default() };
                 let forced = GpuOptions { format: Some(format), ..stored };
-                for (how, w, opts) in [("stored", &blocks, stored), ("quantized at upload", &weights, forced)] {
+                for (how, w, opts, want, tables) in [
+                    ("stored", &blocks, stored, &want, "f32"),
+                    ("quantized at upload", &weights, forced, &want, "f32"),
+                    ("whole model in blocks", &whole, stored, &whole_want, "q8_0"),
+                ] {
                     let mut g = GpuModel::on_llama(gpu.clone(), &config, w, opts).unwrap();
                     assert_eq!(g.format(), format, "{name} {how}");
+                    assert_eq!(g.tables_format().to_string(), tables, "{name} {how}");
                     let split = ids.len() / 2;
                     let mut got = pollster::block_on(g.run(&ids[..split], ALL)).unwrap().logits.clone();
                     for t in split..ids.len() {
                         got.extend(pollster::block_on(g.run(&ids[t..t + 1], ALL)).unwrap().logits.clone());
                     }
-                    let d = max_abs_diff(&got, &want);
+                    let d = max_abs_diff(&got, want);
                     assert!(d < 1e-3, "{name} {format} {variant:?} ({how}): logits differ from the CPU's by {d}");
                 }
             }

@@ -234,19 +234,31 @@ const LINEAR_EPILOGUE: &str = include_str!("../../shaders/linear_epilogue.wgsl")
 const MATVEC_FLOATS: &str = include_str!("../../shaders/matvec_floats.wgsl");
 const MATVEC_BLOCKS: &str = include_str!("../../shaders/matvec_blocks.wgsl");
 const BLOCKS: &str = include_str!("../../shaders/blocks.wgsl");
+const TILED_BLOCKS: &str = include_str!("../../shaders/tiled_blocks.wgsl");
+const TABLE_BLOCKS: &str = include_str!("../../shaders/table_blocks.wgsl");
 const Q8_0_CODES: &str = include_str!("../../shaders/q8_0.wgsl");
 const Q4_0_CODES: &str = include_str!("../../shaders/q4_0.wgsl");
 
-/// What a matrix kernel needs to read `fmt`'s weights: `w_kn4`, and for matvec `column_sums`.
+/// The codes of a block format and what every block reader shares (blocks.wgsl).
+fn block_codes(fmt: WeightFormat) -> String {
+    let codes = if fmt == WeightFormat::Q4_0 { Q4_0_CODES } else { Q8_0_CODES };
+    format!("{codes}{BLOCKS}")
+}
+
+/// What a matrix kernel needs to read `fmt`'s weights: `w_kn4` for the tiled GEMM, `column_sums`
+/// for matvec.
 fn linear_loaders(fmt: WeightFormat, matvec: bool) -> String {
-    let (load, sums) = match fmt {
-        WeightFormat::F32 | WeightFormat::F16 => {
-            ("fn w_kn4(k: u32, n: u32) -> vec4<f32> { return w4((k * dims.n + n) / 4u); }\n".to_string(), MATVEC_FLOATS)
-        }
-        WeightFormat::Q8_0 => (format!("{Q8_0_CODES}{BLOCKS}"), MATVEC_BLOCKS),
-        WeightFormat::Q4_0 => (format!("{Q4_0_CODES}{BLOCKS}"), MATVEC_BLOCKS),
-    };
-    if matvec { load + sums } else { load }
+    match (fmt.blocks(), matvec) {
+        (None, true) => MATVEC_FLOATS.to_string(),
+        (None, false) => "fn w_kn4(k: u32, n: u32) -> vec4<f32> { return w4((k * dims.n + n) / 4u); }\n".to_string(),
+        (Some(_), true) => block_codes(fmt) + MATVEC_BLOCKS,
+        (Some(_), false) => block_codes(fmt) + TILED_BLOCKS,
+    }
+}
+
+/// What embed.wgsl and lm_head.wgsl need beyond `compose`'s float `w4`: a block table's `w4`.
+fn table_loader(fmt: WeightFormat) -> String {
+    if fmt.blocks().is_some() { block_codes(fmt) + TABLE_BLOCKS } else { String::new() }
 }
 
 /// A kernel's full WGSL: `enable f16;` where weights are read natively, its uniform blocks, its
@@ -352,11 +364,18 @@ fn kernel(device: &wgpu::Device, label: &str, wgsl: &str, slots: &[Slot], consta
 
 impl Kernels {
     /// `native_f16`: the device has `SHADER_F16` and f16 weights are read natively.
-    pub fn new(device: &wgpu::Device, fmt: WeightFormat, variant: Variant, native_f16: bool) -> Self {
+    /// `fmt`: the block matrices' format; `tables`: the embedding's and the head's.
+    pub fn new(
+        device: &wgpu::Device,
+        fmt: WeightFormat,
+        tables: WeightFormat,
+        variant: Variant,
+        native_f16: bool,
+    ) -> Self {
         let native_f16 = native_f16 && fmt == WeightFormat::F16;
         let weights = Some((fmt, native_f16));
-        // The embedding and the head (f32 where the matrices are blocks).
-        let tables = Some((fmt.table(), native_f16));
+        let table_format = tables;
+        let tables = Some((tables, native_f16 && tables == WeightFormat::F16));
         let step = Step::wgsl("Step");
         let linear = |body: &str, matvec: bool| {
             let body = format!("{LINEAR_EPILOGUE}{}{body}", linear_loaders(fmt, matvec));
@@ -424,7 +443,7 @@ impl Kernels {
             ),
             embed: simple(
                 "embed",
-                include_str!("../../shaders/embed.wgsl"),
+                &(table_loader(table_format) + include_str!("../../shaders/embed.wgsl")),
                 EmbedDims::wgsl("Dims"),
                 EmbedBindings::wgsl(),
                 EmbedBindings::SLOTS,
@@ -432,7 +451,7 @@ impl Kernels {
             ),
             lm_head: simple(
                 "lm_head",
-                include_str!("../../shaders/lm_head.wgsl"),
+                &(table_loader(table_format) + include_str!("../../shaders/lm_head.wgsl")),
                 HeadDims::wgsl("Dims"),
                 HeadBindings::wgsl(),
                 HeadBindings::SLOTS,

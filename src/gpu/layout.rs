@@ -35,6 +35,20 @@ pub enum HostMatrix<'a> {
     Rows(Blocks),
 }
 
+/// The embedding or the head as uploaded: rows in f32 (borrowed, or decoded from blocks), or the
+/// stored blocks (`tables` a block format).
+pub enum HostTable<'a> {
+    F32(Cow<'a, Tensor>),
+    Blocks(&'a Blocks),
+}
+
+fn table(m: &Matrix, tables: WeightFormat) -> HostTable<'_> {
+    match m {
+        Matrix::Blocks(b) if tables.blocks() == Some(b.ty) => HostTable::Blocks(b),
+        m => HostTable::F32(m.to_f32()),
+    }
+}
+
 /// A linear layer as the kernels read it: `w` `[K, N]` or its rows of blocks, `b` `[N]` (zeros
 /// where the model has none).
 pub struct HostLinear<'a> {
@@ -64,18 +78,26 @@ pub enum Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    /// `[vocab, hidden]` (in f32: decoded if the file stored blocks), and its name.
-    pub fn embed(&self) -> (Cow<'a, Tensor>, &'static str) {
+    /// The format of the embedding and the head beside matrices in `format`
+    /// ([`WeightFormat::tables`]).
+    pub fn tables(&self, format: WeightFormat) -> WeightFormat {
         match self {
-            Source::Gpt(w) => (Cow::Borrowed(&w.wte), "wte.weight"),
-            Source::Llama(_, w) => (w.embed_tokens.to_f32(), "model.embed_tokens.weight"),
+            Source::Gpt(_) => format,
+            Source::Llama(_, w) => format.tables(w.embed_tokens.type_name(), w.lm_head.as_ref().map(Matrix::type_name)),
         }
     }
-    /// An untied head `[vocab, hidden]`.
-    pub fn lm_head(&self) -> Option<Cow<'a, Tensor>> {
+    /// `[vocab, hidden]` in `tables`' format, and its name.
+    pub fn embed(&self, tables: WeightFormat) -> (HostTable<'a>, &'static str) {
         match self {
-            Source::Gpt(w) => w.lm_head.as_ref().map(Cow::Borrowed),
-            Source::Llama(_, w) => w.lm_head.as_ref().map(|m| m.to_f32()),
+            Source::Gpt(w) => (HostTable::F32(Cow::Borrowed(&w.wte)), "wte.weight"),
+            Source::Llama(_, w) => (table(&w.embed_tokens, tables), "model.embed_tokens.weight"),
+        }
+    }
+    /// An untied head `[vocab, hidden]`, in `tables`' format.
+    pub fn lm_head(&self, tables: WeightFormat) -> Option<HostTable<'a>> {
+        match self {
+            Source::Gpt(w) => w.lm_head.as_ref().map(|t| HostTable::F32(Cow::Borrowed(t))),
+            Source::Llama(_, w) => w.lm_head.as_ref().map(|m| table(m, tables)),
         }
     }
     /// GPT-2's learned positions `[n_positions, hidden]`.

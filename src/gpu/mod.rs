@@ -62,7 +62,7 @@ pub enum WeightFormat {
     /// Packed two per u32, unpacked with `unpack2x16float`.
     F16,
     /// GGML's Q8_0 (32 int8 and one f16 scale per block), decoded inside the matrix kernels. The
-    /// Llama family's block matrices only; the embedding and the head are held in f32.
+    /// Llama family's only; the embedding and the head stay blocks where stored so, else f32.
     Q8_0,
     /// GGML's Q4_0 (32 4-bit codes and one f16 scale per block), likewise.
     Q4_0,
@@ -90,13 +90,29 @@ impl WeightFormat {
         }
     }
 
-    /// The format of the embedding and the head: block formats hold them in f32.
-    pub fn table(self) -> Self {
-        if self.blocks().is_some() { WeightFormat::F32 } else { self }
+    /// The format of the embedding and the head beside matrices in `self`: where the matrices are
+    /// blocks, the embedding's own Q8_0 or Q4_0 blocks (an untied head stored in the same type),
+    /// else f32; float formats hold them as the matrices. `embed`, `head`: GGML's names of the
+    /// stored types (`Q8_0`, `F32`, …).
+    pub fn tables(self, embed: &str, head: Option<&str>) -> Self {
+        if self.blocks().is_none() {
+            return self;
+        }
+        match embed {
+            "Q8_0" if head.is_none_or(|h| h == embed) => WeightFormat::Q8_0,
+            "Q4_0" if head.is_none_or(|h| h == embed) => WeightFormat::Q4_0,
+            _ => WeightFormat::F32,
+        }
+    }
+
+    /// [`WeightFormat::tables`] from a checkpoint's stored tensors (the page's fit check).
+    pub fn tables_for_stored(self, stored: &[crate::weights::TensorInfo]) -> Self {
+        let dtype = |name: &str| stored.iter().find(|t| t.name == name).map(|t| t.dtype.as_str());
+        self.tables(dtype("model.embed_tokens.weight").unwrap_or("F32"), dtype("lm_head.weight"))
     }
 
     /// The one rule for the default: the block format when every Llama-family projection is
-    /// stored in it (Q8_0 or Q4_0: the kernels read them as they are); f16 when every tensor of
+    /// stored in it (Q8_0 or Q4_0: the kernels read them as they are); f16 when every matrix of
     /// the checkpoint is stored in 16 bits (nothing is lost); else f32 (what other block types
     /// decode to).
     pub fn for_stored(stored: &[crate::weights::TensorInfo]) -> Self {
@@ -110,7 +126,7 @@ impl WeightFormat {
                 return format;
             }
         }
-        if crate::weights::stored_in_16_bits(stored) { WeightFormat::F16 } else { WeightFormat::F32 }
+        if matrices_in_16_bits(stored) { WeightFormat::F16 } else { WeightFormat::F32 }
     }
 
     /// The default for a loaded Llama-family model: its projections' block format when they are
@@ -131,7 +147,7 @@ impl WeightFormat {
         match first {
             Some(GgmlType::Q8_0) if one => WeightFormat::Q8_0,
             Some(GgmlType::Q4_0) if one => WeightFormat::Q4_0,
-            _ if crate::weights::stored_in_16_bits(&weights.stored) => WeightFormat::F16,
+            _ if matrices_in_16_bits(&weights.stored) => WeightFormat::F16,
             _ => WeightFormat::F32,
         }
     }
@@ -140,6 +156,13 @@ impl WeightFormat {
     pub fn for_weights(weights: &crate::weights::ModelWeights) -> Self {
         Self::for_stored(&weights.stored)
     }
+}
+
+/// Every matrix (2-D tensor) stored in f16 or bf16. Vectors (norms, biases) are held in f32 on
+/// the device whatever the file stores, so an f32 norm (as GGUF files keep them) does not matter.
+fn matrices_in_16_bits(stored: &[crate::weights::TensorInfo]) -> bool {
+    let mut matrices = stored.iter().filter(|t| t.shape.len() == 2).peekable();
+    matrices.peek().is_some() && matrices.all(|t| t.dtype == "F16" || t.dtype == "BF16")
 }
 
 impl std::fmt::Display for WeightFormat {
@@ -186,7 +209,7 @@ mod tests {
     use crate::weights::TensorInfo;
 
     fn info(name: &str, dtype: &str) -> TensorInfo {
-        TensorInfo { name: name.into(), dtype: dtype.into(), shape: vec![4], bytes: 8 }
+        TensorInfo { name: name.into(), dtype: dtype.into(), shape: vec![4, 4], bytes: 32 }
     }
 
     #[test]
@@ -197,6 +220,9 @@ mod tests {
         assert_eq!(WeightFormat::for_stored(&mixed), WeightFormat::F32);
         assert_eq!(WeightFormat::for_stored(&[info("a", "F16"), info("b", "BF16")]), WeightFormat::F16);
         assert_eq!(WeightFormat::for_stored(&[]), WeightFormat::F32);
+        // GGUF keeps norms in F32 beside F16 matrices: vectors are f32 on the device anyway.
+        let norm = TensorInfo { shape: vec![4], ..info("model.norm.weight", "F32") };
+        assert_eq!(WeightFormat::for_stored(&[info("a", "F16"), norm]), WeightFormat::F16);
     }
 
     #[test]
@@ -217,6 +243,11 @@ mod tests {
         // GPT-2's names never choose blocks (its kernels read floats).
         assert_eq!(WeightFormat::for_stored(&[info("h.0.attn.c_proj.weight", "Q8_0")]), WeightFormat::F32);
         assert_eq!(WeightFormat::Q4_0.matrix_bytes(64, 96), 64 * 96 / 32 * 18);
+        // The embedding and head: the stored blocks where the matrices are blocks, else f32.
+        assert_eq!(WeightFormat::for_stored(&q4).tables_for_stored(&q4), WeightFormat::Q8_0);
+        assert_eq!(WeightFormat::Q4_0.tables("Q8_0", Some("Q4_0")), WeightFormat::F32);
+        assert_eq!(WeightFormat::Q8_0.tables("F32", None), WeightFormat::F32);
+        assert_eq!(WeightFormat::F16.tables("Q8_0", None), WeightFormat::F16);
         assert_eq!("q8_0".parse::<WeightFormat>().unwrap().to_string(), "q8_0");
     }
 }

@@ -91,6 +91,10 @@ impl GpuModel {
     pub fn format(&self) -> WeightFormat {
         self.plan.format
     }
+    /// The embedding's and the head's format.
+    pub fn tables_format(&self) -> WeightFormat {
+        self.plan.tables
+    }
     pub fn variant(&self) -> Variant {
         self.kernels.variant
     }
@@ -154,10 +158,11 @@ impl GpuModel {
         format: WeightFormat,
         options: GpuOptions,
     ) -> Result<Self, GpuError> {
-        let plan = Plan::new(&shape, format, &gpu.limits)?;
+        let tables = source.tables(format);
+        let plan = Plan::new(&shape, format, tables, &gpu.limits)?;
         let variant = options.variant.unwrap_or_else(|| Variant::for_adapter(gpu.is_software()));
         let native_f16 = options.native_f16.unwrap_or(true) && gpu.has_f16();
-        let kernels = Kernels::new(&gpu.device, format, variant, native_f16);
+        let kernels = Kernels::new(&gpu.device, format, tables, variant, native_f16);
         let (weights, scratch, footprint) = upload(&gpu.device, &shape, source, &plan)?;
         let groups = bind(&gpu.device, &kernels, &shape, &weights, &scratch);
         gpu.check().map_err(|e| footprint.explain(e))?;
@@ -487,13 +492,18 @@ impl LanguageModel for GpuModel {
     fn describe(&self) -> String {
         let info = &self.gpu.info;
         format!(
-            "gpu: {} ({:?}, {:?}{}), {}, weights {}{}, kernels {:?}",
+            "gpu: {} ({:?}, {:?}{}), {}, weights {}{}{}, kernels {:?}",
             info.name,
             info.device_type,
             info.backend,
             if self.gpu.is_software() { ", software" } else { "" },
             self.shape.arch,
             self.plan.format,
+            if self.plan.tables != self.plan.format {
+                format!(" (embedding and head {})", self.plan.tables)
+            } else {
+                String::new()
+            },
             if self.native_f16() { " (native shader-f16)" } else { "" },
             self.variant()
         )

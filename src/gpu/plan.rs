@@ -25,7 +25,10 @@ const SCORES_BUDGET: usize = 64 << 20;
 /// Sizes chosen for a model on a device.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Plan {
+    /// The block matrices' format.
     pub format: WeightFormat,
+    /// The embedding's and the head's ([`WeightFormat::tables`]).
+    pub tables: WeightFormat,
     /// Rows per prefill submission.
     pub chunk_rows: usize,
     /// Logit rows per submission when every position's logits are wanted.
@@ -37,7 +40,12 @@ pub struct Plan {
 impl Plan {
     /// Checks `shape` against the engine and the device's `limits`; the error says what does not
     /// fit or is not supported.
-    pub fn new(shape: &Shape, format: WeightFormat, limits: &wgpu::Limits) -> Result<Self, GpuError> {
+    pub fn new(
+        shape: &Shape,
+        format: WeightFormat,
+        tables: WeightFormat,
+        limits: &wgpu::Limits,
+    ) -> Result<Self, GpuError> {
         let s = shape;
         let (c, inner, v, t, heads, hd) = (s.hidden, s.inner, s.vocab, s.n_ctx, s.n_head, s.head_dim);
         // Epilogues store four columns at a time: no four may straddle q | k | v, two heads
@@ -71,7 +79,6 @@ impl Plan {
         // In u64: on wasm32 a stranger's config could overflow usize products.
         let bytes = |dims: &[usize]| dims.iter().fold(1u64, |acc, &d| acc.saturating_mul(d as u64));
         let matrix = |k: usize, n: usize| format.matrix_bytes(k, n);
-        let table = format.table();
         if let Some(ty) = format.blocks() {
             // Each output's row is whole 32-value blocks.
             for (what, k) in [("hidden size", c), ("MLP width", inner), ("q width", s.q_dim())] {
@@ -96,15 +103,16 @@ impl Plan {
             ("attention scratch", bytes(&[chunk_rows, heads, t, 4])),
             ("kv cache", bytes(&[t, s.kv_dim(), 4])),
             ("rotary table", if s.rotary { bytes(&[t, hd, 4]) } else { 0 }),
-            ("one embedding row", table.matrix_bytes(1, c)),
+            ("one embedding row", tables.matrix_bytes(1, c)),
         ];
         for (what, needs) in sizes {
             if needs > max_binding {
                 return Err(GpuError::TooLarge { what: what.into(), needs, limit: max_binding });
             }
         }
-        let rows_per_chunk = ((max_binding / table.matrix_bytes(1, c)) as usize).min(v);
-        Ok(Plan { format, chunk_rows, logit_rows, rows_per_chunk })
+        // Whole rows per chunk; each chunk is packed on its own (upload.rs).
+        let rows_per_chunk = ((max_binding / tables.matrix_bytes(1, c).max(1)) as usize).min(v);
+        Ok(Plan { format, tables, chunk_rows, logit_rows, rows_per_chunk })
     }
 
     /// Whether prefill of rows without attention maps may use attention_prefill.wgsl.
@@ -126,10 +134,10 @@ mod tests {
     fn gpt2_wte_is_split_where_one_binding_cannot_hold_it() {
         let gpt2 = Shape::gpt(&GptConfig::preset("gpt2-124m").unwrap()).unwrap();
         // lavapipe: 128 MiB. f32 wte is 154 MB: two chunks; f16 (77 MB) fits in one.
-        let plan = Plan::new(&gpt2, WeightFormat::F32, &limits(128 << 20)).unwrap();
+        let plan = Plan::new(&gpt2, WeightFormat::F32, WeightFormat::F32, &limits(128 << 20)).unwrap();
         assert_eq!(plan.rows_per_chunk, (128 << 20) / (768 * 4));
         assert_eq!(gpt2.vocab.div_ceil(plan.rows_per_chunk), 2);
-        let plan = Plan::new(&gpt2, WeightFormat::F16, &limits(128 << 20)).unwrap();
+        let plan = Plan::new(&gpt2, WeightFormat::F16, WeightFormat::F16, &limits(128 << 20)).unwrap();
         assert_eq!(plan.rows_per_chunk, gpt2.vocab);
         assert_eq!((plan.chunk_rows, plan.logit_rows), (256, 32));
     }
@@ -138,7 +146,7 @@ mod tests {
     fn a_model_that_cannot_fit_is_refused_before_allocation() {
         let gpt2 = Shape::gpt(&GptConfig::preset("gpt2-355m").unwrap()).unwrap();
         // c_fc of GPT-2 355M in f32 is 16 MiB: a device with 8 MiB bindings cannot hold it.
-        let err = Plan::new(&gpt2, WeightFormat::F32, &limits(8 << 20)).unwrap_err();
+        let err = Plan::new(&gpt2, WeightFormat::F32, WeightFormat::F32, &limits(8 << 20)).unwrap_err();
         let what = "the MLP's first weight";
         assert_eq!(err, GpuError::TooLarge { what: what.into(), needs: 1024 * 4096 * 4, limit: 8 << 20 });
         assert!(err.to_string().contains(what));
@@ -152,6 +160,9 @@ mod tests {
         assert!(matches!(err, GpuError::Unsupported(_)), "{err}");
         let mut odd = Shape::gpt(&GptConfig::preset("tiny").unwrap()).unwrap();
         odd.hidden = 66;
-        assert!(matches!(Plan::new(&odd, WeightFormat::F32, &limits(128 << 20)), Err(GpuError::Unsupported(_))));
+        assert!(matches!(
+            Plan::new(&odd, WeightFormat::F32, WeightFormat::F32, &limits(128 << 20)),
+            Err(GpuError::Unsupported(_))
+        ));
     }
 }

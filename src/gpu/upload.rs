@@ -4,12 +4,11 @@
 
 use wgpu::util::DeviceExt;
 
-use super::layout::{HostLinear, HostMatrix, HostNorm, Source};
+use super::layout::{HostLinear, HostMatrix, HostNorm, HostTable, Source};
 use super::plan::Plan;
 use super::shape::Shape;
 use super::{GpuError, WeightFormat};
 use crate::model::Footprint;
-use crate::weights::Tensor;
 
 /// A norm's gain, and LayerNorm's shift (f32).
 pub struct NormBuffers {
@@ -98,7 +97,9 @@ pub struct Scratch {
 /// Makes buffers and counts their bytes.
 struct Allocator<'a> {
     device: &'a wgpu::Device,
+    /// The block matrices' format, and the embedding's and the head's.
     format: WeightFormat,
+    tables: WeightFormat,
     footprint: Footprint,
 }
 
@@ -128,9 +129,9 @@ impl Allocator<'_> {
         self.weights(label, bytemuck::cast_slice(v))
     }
 
-    /// A matrix in the device format.
-    fn matrix(&mut self, label: &str, data: &[f32]) -> Result<wgpu::Buffer, GpuError> {
-        let bytes = encode(label, data, self.format.table())?;
+    /// A float matrix in `format`.
+    fn matrix(&mut self, label: &str, data: &[f32], format: WeightFormat) -> Result<wgpu::Buffer, GpuError> {
+        let bytes = encode(label, data, format)?;
         Ok(self.weights(label, &bytes))
     }
 
@@ -144,20 +145,27 @@ impl Allocator<'_> {
     fn linear(&mut self, name: &str, l: &HostLinear) -> Result<LinearBuffers, GpuError> {
         let label = format!("{name}.weight");
         let w = match &l.w {
-            HostMatrix::Kn(w) => self.matrix(&label, w)?,
-            HostMatrix::Rows(blocks) => self.weights(&label, &pack_blocks(blocks)),
+            HostMatrix::Kn(w) => self.matrix(&label, w, self.format)?,
+            HostMatrix::Rows(b) => self.weights(&label, &pack_blocks(b.ty, &b.data)),
         };
         Ok(LinearBuffers { w, b: self.f32s(&format!("{name}.bias"), &l.b) })
     }
 
-    /// A `[vocab, n_embd]` matrix in row chunks of at most `rows_per_chunk`.
-    fn rows(&mut self, name: &str, t: &Tensor, rows_per_chunk: usize) -> Result<Vec<RowChunk>, GpuError> {
-        let (v, c) = (t.shape[0], t.shape[1]);
+    /// A `[vocab, n_embd]` table in row chunks of at most `rows_per_chunk`.
+    fn rows(&mut self, name: &str, t: &HostTable, rows_per_chunk: usize) -> Result<Vec<RowChunk>, GpuError> {
+        let (v, row_len) = match t {
+            HostTable::F32(t) => (t.shape[0], t.shape[1]),
+            HostTable::Blocks(b) => (b.rows, b.row_bytes()),
+        };
         let mut out = Vec::new();
         let mut lo = 0;
         while lo < v {
             let rows = rows_per_chunk.min(v - lo);
-            let buffer = self.matrix(name, &t.data[lo * c..(lo + rows) * c])?;
+            let span = lo * row_len..(lo + rows) * row_len;
+            let buffer = match t {
+                HostTable::F32(t) => self.matrix(name, &t.data[span], self.tables)?,
+                HostTable::Blocks(b) => self.weights(name, &pack_blocks(b.ty, &b.data[span])),
+            };
             out.push(RowChunk { lo, rows, buffer });
             lo += rows;
         }
@@ -192,7 +200,7 @@ pub fn upload(
     source: Source,
     plan: &Plan,
 ) -> Result<(WeightBuffers, Scratch, Footprint), GpuError> {
-    let mut a = Allocator { device, format: plan.format, footprint: Footprint::default() };
+    let mut a = Allocator { device, format: plan.format, tables: plan.tables, footprint: Footprint::default() };
     let (c, v, t, heads) = (shape.hidden, shape.vocab, shape.n_ctx, shape.n_head);
     let (rows, logit_rows) = (plan.chunk_rows, plan.logit_rows);
 
@@ -218,13 +226,13 @@ pub fn upload(
     }
     let (final_norm, norm_name) =
         source.final_norm().ok_or_else(|| GpuError::Unsupported("a model without a final norm".into()))?;
-    let (embed, embed_name) = source.embed();
+    let (embed, embed_name) = source.embed(plan.tables);
     let weights = WeightBuffers {
         wpe: source.wpe().map(|w| a.f32s("wpe.weight", &w.data)),
         rope: source.rope_table(t).map(|table| a.f32s("rotary table", &table)),
         final_norm: a.norm(norm_name, &final_norm),
         wte: a.rows(embed_name, &embed, plan.rows_per_chunk)?,
-        lm_head: source.lm_head().map(|h| a.rows("lm_head.weight", &h, plan.rows_per_chunk)).transpose()?,
+        lm_head: source.lm_head(plan.tables).map(|h| a.rows("lm_head.weight", &h, plan.rows_per_chunk)).transpose()?,
         layers,
     };
     let staging_size = (logit_rows * v * 4).max(rows * heads * t * 4).max(16) as u64;
@@ -258,12 +266,12 @@ pub fn upload(
 /// codes first — Q8_0's 32 bytes as 8 u32, Q4_0's 16 bytes as 4 u32, GGML's byte order kept —
 /// then every block's f16 scale, two per u32. Apart, both are 4-byte aligned (a GGML block of 34
 /// or 18 bytes is not), and the kernels index them without a stride of odd bytes.
-fn pack_blocks(b: &crate::quant::Blocks) -> Vec<u8> {
-    let block = b.ty.block_bytes() as usize;
-    let n_blocks = b.data.len() / block;
+fn pack_blocks(ty: crate::quant::GgmlType, data: &[u8]) -> Vec<u8> {
+    let block = ty.block_bytes() as usize;
+    let n_blocks = data.len() / block;
     let mut codes = Vec::with_capacity(n_blocks * (block - 2) + n_blocks * 2 + 2);
     let mut scales = Vec::with_capacity(n_blocks * 2 + 2);
-    for chunk in b.data.chunks_exact(block) {
+    for chunk in data.chunks_exact(block) {
         scales.extend_from_slice(&chunk[..2]);
         codes.extend_from_slice(&chunk[2..]);
     }
@@ -277,7 +285,9 @@ fn pack_blocks(b: &crate::quant::Blocks) -> Vec<u8> {
 fn encode(name: &str, data: &[f32], format: WeightFormat) -> Result<Vec<u8>, GpuError> {
     match format {
         WeightFormat::F32 => Ok(bytemuck::cast_slice(data).to_vec()),
-        WeightFormat::Q8_0 | WeightFormat::Q4_0 => unreachable!("tables are floats; block rows are packed"),
+        WeightFormat::Q8_0 | WeightFormat::Q4_0 => {
+            Err(GpuError::Unsupported(format!("{name}: f32 values cannot be uploaded as {format} here")))
+        }
         WeightFormat::F16 => {
             let mut out = Vec::with_capacity(data.len() * 2);
             for &x in data {

@@ -55,10 +55,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         (None, None) => bail!("give --model or --shape"),
     };
-    let arch = match a.engine.backend {
-        Backend::Cpu => a.engine.cpu_arch(arch)?,
-        Backend::Gpu => arch,
-    };
+    let arch = a.engine.arch_for(arch)?;
     let s = LoadedModel { arch: arch.clone(), text: wgpt::loaded::TextFormat::none() }.summary();
     println!(
         "model      {name}: {}, {} layers, hidden {}, {} heads ({} key/value), context {}, vocab {}, {:.1} M parameters",

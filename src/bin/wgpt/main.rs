@@ -76,17 +76,20 @@ mod cli {
             Ok(GpuOptions { format: self.dtype, max_context: self.context, ..Default::default() })
         }
 
-        /// The model as `--dtype` asks the CPU engine to hold it: q8_0 and q4_0 quantize the
-        /// Llama family's matrices (as `wgpt quantize` does); f32 is what it holds otherwise.
-        pub fn cpu_arch(&self, arch: Architecture) -> Result<Architecture> {
+        /// The model as `--dtype` asks: q8_0 and q4_0 quantize the Llama family's f32 matrices
+        /// as `wgpt quantize` does (the embedding and head in Q8_0 with q4_0), for either engine;
+        /// f16 is the GPU's (the CPU engine holds f32 or blocks).
+        pub fn arch_for(&self, arch: Architecture) -> Result<Architecture> {
             match self.dtype {
-                None | Some(WeightFormat::F32) => Ok(arch),
-                Some(WeightFormat::F16) => {
+                Some(WeightFormat::F16) if self.backend == Backend::Cpu => {
                     bail!(
                         "--dtype f16: the CPU engine holds f32 (16-bit files are widened at load) or q8_0/q4_0 blocks"
                     )
                 }
-                Some(q) => arch.quantized(&q.to_string()).map_err(|e| anyhow::anyhow!("--dtype {e}")),
+                Some(q @ (WeightFormat::Q8_0 | WeightFormat::Q4_0)) => {
+                    arch.quantized(&q.to_string()).map_err(|e| anyhow::anyhow!("--dtype {e}"))
+                }
+                _ => Ok(arch),
             }
         }
 
@@ -98,11 +101,9 @@ mod cli {
     /// The engine `--backend` names, with the model loaded into it; the GPU says what it runs on.
     pub fn engine(model: &LoadedModel, args: &EngineArgs) -> Result<Box<dyn LanguageModel>> {
         let options = args.gpu_options()?;
+        let model = LoadedModel { arch: args.arch_for(model.arch.clone())?, text: wgpt::loaded::TextFormat::none() };
         Ok(match args.backend {
-            Backend::Cpu => {
-                let arch = args.cpu_arch(model.arch.clone())?;
-                LoadedModel { arch, text: wgpt::loaded::TextFormat::none() }.cpu(args.max_context())
-            }
+            Backend::Cpu => model.cpu(args.max_context()),
             Backend::Gpu => {
                 let gpu = std::sync::Arc::new(block_on(wgpt::gpu::Gpu::new())?);
                 let gpu_model = model.gpu(gpu, options)?;

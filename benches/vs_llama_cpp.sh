@@ -1,0 +1,52 @@
+#!/bin/sh
+# wgpt's engines against llama.cpp on the same GGUF files: SmolLM2-135M's shape (30 layers × 576,
+# 9 heads, 3 key/value, vocabulary 49,152) with random weights, converted by llama.cpp's own
+# tools to F16, Q8_0 and Q4_0; each file run by `llama-bench` (2 threads) and by `wgpt bench
+# --model FILE` on the CPU engine (2 threads) and on the WGSL engine (whatever adapter there is:
+# lavapipe here), a 16-token prompt, 32 decoded tokens, in one run (this machine is noisy:
+# compare within a run). Bytes per token: what each engine reads per decoded token (llama.cpp:
+# its model size); GB/s = bytes/token × tokens/s. wgpt's CPU engine decodes F16 files to f32 at
+# load; Q8_0 and Q4_0 both engines read as blocks.
+#
+#   sh benches/vs_llama_cpp.sh
+#
+# Needs the llama.cpp tools of scripts/make_gguf_fixtures.py (llama-quantize, llama-bench) and
+# /tmp/pyenv with torch, transformers and gguf-py.
+set -e
+PY=${PYTHON:-/tmp/pyenv/bin/python}
+L=${LLAMA_CPP:-/tmp/llcpp/llama_cpp_python-0.3.36/vendor/llama.cpp}/build/bin
+OUT=target/bench-models
+mkdir -p $OUT
+if [ ! -f $OUT/smollm2-135m.q4_0.gguf ]; then
+  rm -rf $OUT/smollm2-135m
+  $PY scripts/make_gguf_fixtures.py --random $OUT/smollm2-135m '{"hidden_size": 576, "intermediate_size": 1536,
+    "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
+    "max_position_embeddings": 8192, "rms_norm_eps": 1e-5, "rope_theta": 100000, "tie_word_embeddings": true,
+    "bos_token_id": 1, "eos_token_id": 2}'
+  $PY scripts/make_gguf_fixtures.py --convert $OUT/smollm2-135m $OUT/smollm2-135m f16 q8_0 q4_0 | grep gguf
+fi
+cargo build --release --bin wgpt
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg}; mkdir -p -m 700 $XDG_RUNTIME_DIR
+./target/release/wgpt bench --shape tiny --backend gpu --prompt-tokens 1 --decode-tokens 1 --contexts 1 | grep '^engine'
+echo "| weights | engine | prefill tokens/s (16) | decode tokens/s (context 16) | bytes/token | GB/s |"
+echo "|---|---|---:|---:|---:|---:|"
+wgpt_row() { # $1 weights, $2 label, then wgpt bench's flags
+  t=$1; label=$2; shift 2
+  ./target/release/wgpt bench "$@" --prompt-tokens 16 --decode-tokens 32 --contexts 16 2>/dev/null | python3 -c "
+import re, sys
+t = sys.stdin.read()
+pp = re.search(r'prefill +16 tokens: ([\d.]+) tokens/s', t).group(1)
+tg, b, gbs = re.search(r'\n +16 +([\d.]+) +[\d.]+ +(\d+) +([\d.]+)', t).groups()
+print(f'| $t | $label | {float(pp):,.0f} | {float(tg):,.1f} | {int(b)/1e6:,.0f} M | {float(gbs):.2f} |')"
+}
+for t in f16 q8_0 q4_0; do
+  f=$OUT/smollm2-135m.$t.gguf
+  LD_LIBRARY_PATH=$L $L/llama-bench -m $f -t 2 -p 16 -n 32 -r 3 -o json 2>/dev/null | python3 -c "
+import json, sys
+runs = json.load(sys.stdin)
+r = {x['n_prompt'] and 'pp' or 'tg': x['avg_ts'] for x in runs}
+size = runs[0]['model_size']
+print(f\"| $t | llama.cpp CPU (2 threads) | {r['pp']:,.0f} | {r['tg']:,.1f} | {size/1e6:,.0f} M | {size*r['tg']/1e9:.2f} |\")"
+  wgpt_row $t "wgpt CPU engine (2 threads)" --model $f --backend cpu
+  wgpt_row $t "wgpt WGSL engine" --model $f --backend gpu
+done
