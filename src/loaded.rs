@@ -159,7 +159,7 @@ impl LoadedModel {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &std::path::Path) -> Result<Self, BundleError> {
         if dir.is_file() && dir.extension().is_some_and(|e| e == "gguf") {
-            return crate::gguf::model::load(&read(dir)?).map_err(|e| match e {
+            return crate::gguf::model::load_owned(read(dir)?).map_err(|e| match e {
                 BundleError::Io { path, message } if path == "model.gguf" => {
                     BundleError::Io { path: dir.display().to_string(), message }
                 }

@@ -216,6 +216,11 @@ async fn read_model(
         };
         owned.push((name.clone(), bytes));
     }
+    // A GGUF file's bytes become the model's: its blocks stay where they were read.
+    if let Some(i) = owned.iter().position(|(n, _)| n.ends_with(".gguf")) {
+        let (_, bytes) = owned.swap_remove(i);
+        return crate::gguf::model::load_owned(bytes).map_err(|e| kind_err("bad-input", e));
+    }
     let map: Files = owned.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
     LoadedModel::from_files(&map).map_err(|e| kind_err("bad-input", e))
 }

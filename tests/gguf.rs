@@ -262,3 +262,31 @@ fn exported_files_round_trip_and_equal_llama_cpp_s() {
         assert_eq!(back.text.chat_format_name(), original.text.chat_format_name());
     }
 }
+
+/// A GGUF file read into memory is where its blocks stay: every block matrix of a loaded Q4_0
+/// file (q and k rows put back in HF's order in place) lies inside the file's own buffer, so the
+/// page and the CLI hold a quantized model once, not as the file plus a copy.
+#[test]
+fn block_matrices_are_the_files_bytes_not_copies() {
+    use wgpt::loaded::Architecture;
+    use wgpt::quant::Matrix;
+    let bytes = std::fs::read(dir().join("chat-llama.q4_0.gguf")).unwrap();
+    let file = bytes.as_ptr_range();
+    let inside = |m: &Matrix| match m {
+        Matrix::Blocks(b) => {
+            file.contains(&b.data.as_ptr()) && b.data.len() <= file.end as usize - b.data.as_ptr() as usize
+        }
+        Matrix::F32(_) => false,
+    };
+    let loaded = wgpt::gguf::model::load_owned(bytes).unwrap();
+    let Architecture::Llama { weights, .. } = &loaded.arch else { panic!("a llama") };
+    let mut blocks = 0;
+    for l in &weights.layers {
+        for p in [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj] {
+            assert!(inside(&p.weight), "a {} matrix outside the file's buffer", p.weight.type_name());
+            blocks += 1;
+        }
+    }
+    assert!(inside(&weights.embed_tokens));
+    assert_eq!(blocks, 7 * weights.layers.len());
+}

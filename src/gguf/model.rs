@@ -116,8 +116,38 @@ pub fn stored(g: &Gguf) -> Vec<Stored> {
     out
 }
 
-/// Loads a model from the bytes of a GGUF file.
+/// Loads a model from the bytes of a GGUF file (a copy of them is what the model keeps; see
+/// [`load_owned`]).
 pub fn load(bytes: &[u8]) -> Result<LoadedModel, BundleError> {
+    load_owned(bytes.to_vec())
+}
+
+/// Loads a model from a GGUF file read into memory, which it keeps: the matrices that stay in
+/// their blocks are ranges of these bytes (their rows put in HF's order in place first), not
+/// copies, so a quantized model takes its file's size in memory, not twice that.
+pub fn load_owned(mut bytes: Vec<u8>) -> Result<LoadedModel, BundleError> {
+    {
+        let g = Gguf::parse(&bytes)?;
+        let (arch, config) = hf_config(&g)?;
+        let heads = (arch == "llama").then(|| LlamaConfig::from_json(&config)).transpose()?;
+        let heads = heads.map(|c| (c.num_attention_heads, c.num_key_value_heads));
+        // q and k rows llama.cpp reordered, in blocks: put back in HF's order where they lie.
+        let moves: Vec<(usize, usize, usize, usize, String)> = g
+            .tensors
+            .iter()
+            .filter(|t| keeps_blocks(&arch, t))
+            .filter_map(|t| {
+                let name = hf_name(&arch, &t.name)?;
+                Some((t.start, t.len, t.shape()[0], heads_of(&name, heads)?, name))
+            })
+            .collect();
+        drop(g);
+        for (start, len, rows, h, name) in moves {
+            unpermute(&mut bytes[start..start + len], rows, h, &name)?;
+        }
+    }
+    let file = Arc::new(bytes);
+    let bytes = file.as_slice();
     let g = Gguf::parse(bytes)?;
     let (arch, config) = hf_config(&g)?;
     let (tokenizer_json, tokenizer_config) = super::tokenizer::hf_files(&g)?;
@@ -128,7 +158,7 @@ pub fn load(bytes: &[u8]) -> Result<LoadedModel, BundleError> {
     let get = |name: &str| files.get(name).copied();
     if arch == "gpt2" {
         let config = GptConfig::from_json(&config)?;
-        let (take, stored) = tensors(&g, bytes, &arch, None)?;
+        let (take, stored) = tensors(&g, &file, &arch, None)?;
         let weights = ModelWeights::take(take, stored, &config)?;
         let tokenizer = crate::tokenizer::Tokenizer::from_json(&tokenizer_json)?;
         tokenizer.check_fits(config.vocab_size)?;
@@ -142,7 +172,7 @@ pub fn load(bytes: &[u8]) -> Result<LoadedModel, BundleError> {
         config.rope_scaling = RopeScaling::Factors(rope_factors(t, bytes, config.head_dim)?);
     }
     let heads = (arch == "llama").then_some((config.num_attention_heads, config.num_key_value_heads));
-    let (take, stored) = tensors(&g, bytes, &arch, heads)?;
+    let (take, stored) = tensors(&g, &file, &arch, heads)?;
     let weights = LlamaWeights::take(take, stored, &config)?;
     let text = TextFormat::llama(&config, &get)?;
     Ok(LoadedModel { arch: Architecture::Llama { config, weights: Arc::new(weights) }, text })
@@ -250,7 +280,7 @@ fn block_parts(name: &str) -> Option<(usize, &str, &str)> {
 /// llama.cpp reordered.
 fn tensors<'a>(
     g: &Gguf,
-    bytes: &'a [u8],
+    file: &Arc<Vec<u8>>,
     arch: &str,
     llama_heads: Option<(usize, usize)>,
 ) -> Result<(Taker<'a>, Vec<Stored>), BundleError> {
@@ -258,7 +288,7 @@ fn tensors<'a>(
     let mut stored = Vec::with_capacity(g.tensors.len());
     for t in g.tensors.iter().filter(|t| t.name != ROPE_FREQS) {
         let name = hf_name(arch, &t.name).unwrap_or_else(|| t.name.clone());
-        let source = decode(t, bytes, arch, &name, llama_heads)?;
+        let source = decode(t, file, arch, &name, llama_heads)?;
         let shape = match &source {
             Source::Blocks(b) => vec![b.rows, b.cols],
             Source::Ready(t) => t.shape.clone(),
@@ -287,33 +317,36 @@ pub fn held_bytes(g: &Gguf) -> u64 {
         .fold(0u64, u64::saturating_add)
 }
 
+/// Which of `(heads, kv_heads)` a q or k tensor's rows are reordered by (llama.cpp's `permute`).
+fn heads_of(name: &str, llama_heads: Option<(usize, usize)>) -> Option<usize> {
+    let (q, kv) = llama_heads?;
+    if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
+        Some(q)
+    } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
+        Some(kv)
+    } else {
+        None
+    }
+}
+
+/// A tensor as the loaders take it: blocks as a range of the file (their rows already in HF's
+/// order: [`load_owned`]), anything else decoded to f32 in HF's layout.
 fn decode<'a>(
     t: &TensorInfo,
-    bytes: &[u8],
+    file: &Arc<Vec<u8>>,
     arch: &str,
     name: &str,
     llama_heads: Option<(usize, usize)>,
 ) -> Result<Source<'a>, BundleError> {
     let shape = t.shape();
-    let raw = &bytes[t.start..t.start + t.len];
-    let heads = llama_heads.and_then(|(q, kv)| {
-        if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
-            Some(q)
-        } else if name.ends_with("k_proj.weight") || name.ends_with("k_proj.bias") {
-            Some(kv)
-        } else {
-            None
-        }
-    });
+    let raw = &file[t.start..t.start + t.len];
     if keeps_blocks(arch, t) {
-        let mut data = raw.to_vec();
-        if let Some(h) = heads {
-            unpermute(&mut data, shape[0], h, name)?;
-        }
+        let data = crate::quant::BlockBytes::shared(file, t.start..t.start + t.len);
         let blocks = Blocks::new(t.ty, shape[0], shape[1], data)
             .map_err(|source| GgufError::TensorType { name: t.name.clone(), source })?;
         return Ok(Source::Blocks(blocks));
     }
+    let heads = heads_of(name, llama_heads);
     let n = shape.iter().product();
     let data = crate::quant::dequantize(t.ty, raw, n)
         .map_err(|source| GgufError::TensorType { name: t.name.clone(), source })?;
@@ -330,23 +363,22 @@ fn decode<'a>(
 /// Undoes llama.cpp's `permute` on `rows` rows of `data` (f32 values or a row's blocks: rows
 /// move whole): its rows, per head, are `[(i, half) for i in 0..d/2 for half in 0..2]`
 /// (interleaved); HF's are `[(i, half) for half in 0..2 for i in 0..d/2]`.
-fn unpermute<T: Copy + Default>(data: &mut Vec<T>, rows: usize, heads: usize, name: &str) -> Result<(), BundleError> {
+fn unpermute<T: Copy>(data: &mut [T], rows: usize, heads: usize, name: &str) -> Result<(), BundleError> {
     if heads == 0 || !rows.is_multiple_of(2 * heads) {
         return Err(WeightsError::Malformed(format!("`{name}`: {rows} rows are not whole heads of {heads}")).into());
     }
     let row = data.len() / rows;
     let half = rows / heads / 2;
-    let mut out = vec![T::default(); data.len()];
+    let from_rows = data.to_vec();
     for h in 0..heads {
         for i in 0..half {
             for part in 0..2 {
                 let from = h * 2 * half + i * 2 + part;
                 let to = h * 2 * half + part * half + i;
-                out[to * row..(to + 1) * row].copy_from_slice(&data[from * row..(from + 1) * row]);
+                data[to * row..(to + 1) * row].copy_from_slice(&from_rows[from * row..(from + 1) * row]);
             }
         }
     }
-    *data = out;
     Ok(())
 }
 

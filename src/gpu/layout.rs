@@ -313,6 +313,6 @@ mod tests {
         let lin = columns(&[(&p, 2), (&p, 0)], 32);
         let HostMatrix::Rows(rows) = &lin.w else { panic!("block rows stay blocks") };
         assert_eq!((rows.rows, rows.cols), (2, 32));
-        assert_eq!(rows.data, [&data[68..102], &data[0..34]].concat());
+        assert_eq!(*rows.data, [&data[68..102], &data[0..34]].concat());
     }
 }

@@ -4,9 +4,54 @@
 //! block once and decodes it in registers (`dot`), never the whole matrix into f32.
 
 use std::borrow::Cow;
+use std::ops::{Deref, Range};
+use std::sync::Arc;
 
 use super::{GgmlType, QuantError};
 use crate::weights::Tensor;
+
+/// The bytes of a matrix's blocks: its own, or a range of a file's bytes that every matrix
+/// loaded from that file shares — a GGUF file read into memory once is where its blocks stay, so
+/// a model is not held twice (the file, and a copy of each tensor).
+#[derive(Clone)]
+pub struct BlockBytes {
+    buf: Arc<Vec<u8>>,
+    range: Range<usize>,
+}
+
+impl BlockBytes {
+    /// `range` of `file` (checked by the caller to lie inside it).
+    pub fn shared(file: &Arc<Vec<u8>>, range: Range<usize>) -> Self {
+        assert!(range.start <= range.end && range.end <= file.len(), "a range inside the file");
+        BlockBytes { buf: file.clone(), range }
+    }
+}
+
+impl From<Vec<u8>> for BlockBytes {
+    fn from(v: Vec<u8>) -> Self {
+        let range = 0..v.len();
+        BlockBytes { buf: Arc::new(v), range }
+    }
+}
+
+impl Deref for BlockBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.range.clone()]
+    }
+}
+
+impl PartialEq for BlockBytes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for BlockBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlockBytes({} bytes)", self.len())
+    }
+}
 
 /// Row-major blocks: row `r` is `data[r * row_bytes .. (r + 1) * row_bytes]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +59,7 @@ pub struct Blocks {
     pub ty: GgmlType,
     pub rows: usize,
     pub cols: usize,
-    pub data: Vec<u8>,
+    pub data: BlockBytes,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +70,8 @@ pub enum Matrix {
 
 impl Blocks {
     /// `rows × cols` values of type `ty` in `data`, checked: whole blocks per row, the right length.
-    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, QuantError> {
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: impl Into<BlockBytes>) -> Result<Self, QuantError> {
+        let data = data.into();
         let row = ty.bytes_for(cols as u64, cols as u64)?.unwrap_or(u64::MAX);
         let want = row.saturating_mul(rows as u64);
         if data.len() as u64 != want {

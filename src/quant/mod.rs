@@ -20,7 +20,7 @@ mod q5_0;
 mod q8_0;
 mod simd;
 
-pub use matrix::{Blocks, Matrix};
+pub use matrix::{BlockBytes, Blocks, Matrix};
 pub use q4_0::quantize_q4_0;
 pub use q8_0::quantize_q8_0;
 

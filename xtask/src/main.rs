@@ -18,7 +18,10 @@ commands:
            wasm tests in headless Chromium (CPU reference and WGSL engine on WebGPU)
   lint     cargo fmt --check, cargo clippy -D warnings, and Biome on the JavaScript only
   e2e      build the wasm package and run the page's end-to-end tests only
-  serve    build the wasm package and serve www/ on 127.0.0.1 (--port N, default 8080)";
+  serve    build the wasm package and serve www/ on 127.0.0.1 (--port N, default 8080)
+  fuzz     coverage-guided fuzzing of every model-file parser (fuzz/; nightly + cargo-fuzz,
+           installed if missing): each target for --time S seconds (default 60), or --target T
+           only; a crash is copied to tests/fuzz-regressions/<target>/, which CI replays";
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -27,6 +30,7 @@ fn main() {
         Some("lint") => lint(),
         Some("e2e") => build_web().and_then(|()| e2e_test()),
         Some("serve") => serve(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -88,6 +92,7 @@ fn cargo() -> Command {
 fn lint() -> Result<()> {
     step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"]))?;
     step("cargo clippy -D warnings (native, then wasm32)");
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args(["clippy", "--target", WASM_TARGET, "--lib", "--tests", "--", "-D", "warnings"]))?;
@@ -140,6 +145,98 @@ fn build_web() -> Result<()> {
         .args(["--target", "web", "--no-typescript", "--out-dir"])
         .arg(root().join("www").join("pkg"))
         .arg(wasm))
+}
+
+/// The fuzz targets of `fuzz/Cargo.toml` (bodies in `fuzz/src/targets.rs`).
+const FUZZ_TARGETS: [&str; 6] = ["gguf", "safetensors", "config", "tokenizer", "chat_template", "bundle"];
+
+/// `cargo xtask fuzz [--time S] [--target T]`: writes the seeds (the fixtures, through the
+/// regression test, which also checks they pass), then runs each target with cargo-fuzz for S
+/// seconds and prints executions, speed and crashes per target. A crash's input is copied into
+/// `tests/fuzz-regressions/<target>/` (the regression test CI runs), and the run fails.
+fn fuzz(args: &[String]) -> Result<()> {
+    let mut seconds = 60u64;
+    let mut only: Option<String> = None;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--time" => seconds = value.parse().with_context(|| format!("--time: {value:?} is not seconds"))?,
+            "--target" if FUZZ_TARGETS.contains(&value.as_str()) => only = Some(value.clone()),
+            "--target" => bail!("--target: {value:?} is not one of {}", FUZZ_TARGETS.join(", ")),
+            _ => bail!("usage: cargo xtask fuzz [--time S] [--target T]"),
+        }
+    }
+    if output("cargo", &["+nightly", "--version"]).is_none() {
+        bail!("fuzzing needs the nightly toolchain (rustup toolchain install nightly)");
+    }
+    if output("cargo", &["+nightly", "fuzz", "--version"]).is_none() {
+        step("installing cargo-fuzz (first run only)");
+        run(cargo().args(["+nightly", "install", "cargo-fuzz", "--locked"]))?;
+    }
+    let fuzz_dir = root().join("fuzz");
+    let seeds = fuzz_dir.join("seeds");
+    step("seeds: the fixtures, each through its target once (tests/fuzz_regressions.rs)");
+    run(cargo().args(["test", "--test", "fuzz_regressions"]).env("WGPT_WRITE_SEEDS", &seeds))?;
+    step("building the fuzz targets (nightly, sanitizer coverage; the first build takes minutes)");
+    run(Command::new("cargo").args(["+nightly", "fuzz", "build", "-O"]).current_dir(&fuzz_dir))?;
+    let mut rows = Vec::new();
+    let mut crashed = Vec::new();
+    for target in FUZZ_TARGETS.iter().filter(|t| only.as_deref().is_none_or(|o| o == **t)) {
+        step(&format!("fuzzing {target} for {seconds} s"));
+        let corpus = fuzz_dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        let out = Command::new("cargo")
+            .args(["+nightly", "fuzz", "run", "-O", target])
+            .arg(&corpus)
+            .arg(seeds.join(target))
+            .args(["--", &format!("-max_total_time={seconds}"), "-print_final_stats=1", "-rss_limit_mb=4096"])
+            .current_dir(&fuzz_dir)
+            .output()
+            .with_context(|| format!("cannot run cargo fuzz run {target}"))?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        let stat = |name: &str| {
+            log.lines()
+                .find_map(|l| l.strip_prefix(&format!("stat::{name}:")))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let executions = stat("number_of_executed_units");
+        let corpus_size = std::fs::read_dir(&corpus).map(|d| d.count()).unwrap_or(0);
+        let artifacts: Vec<PathBuf> = log
+            .lines()
+            .filter_map(|l| l.split("Test unit written to ").nth(1))
+            .map(|p| fuzz_dir.join(p.trim()))
+            .collect();
+        for a in &artifacts {
+            let keep = root().join("tests/fuzz-regressions").join(target);
+            std::fs::create_dir_all(&keep)?;
+            let name = a.file_name().context("an artifact's name")?;
+            std::fs::copy(a, keep.join(name)).with_context(|| format!("copying {}", a.display()))?;
+            eprintln!("{target}: crash saved as {}", keep.join(name).display());
+            crashed.push(format!("{target}: {}", keep.join(name).display()));
+        }
+        if !out.status.success() && artifacts.is_empty() {
+            eprintln!(
+                "{}",
+                log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+            bail!("cargo fuzz run {target} failed without a crash input ({})", out.status);
+        }
+        rows.push((target, executions, stat("peak_rss_mb"), corpus_size, artifacts.len()));
+    }
+    println!("\n| target | seconds | executions | per second | peak RSS MB | corpus | crashes |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (target, executions, rss, corpus, crashes) in &rows {
+        println!(
+            "| {target} | {seconds} | {executions} | {:.0} | {rss} | {corpus} | {crashes} |",
+            *executions as f64 / seconds.max(1) as f64
+        );
+    }
+    if !crashed.is_empty() {
+        bail!("crashes (now regression inputs; fix them, then commit the files):\n{}", crashed.join("\n"));
+    }
+    Ok(())
 }
 
 fn serve(args: &[String]) -> Result<()> {
