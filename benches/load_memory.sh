@@ -1,11 +1,30 @@
 #!/bin/sh
 # The memory a model takes once loaded: the peak resident set of `wgpt inspect --model FILE`
-# (which reads the file and loads every tensor, as the page's engine does: the same Rust,
+# (which reads the file and loads every tensor as the page's engine does: the same Rust,
 # src/gguf/model.rs `load_owned`), against the file's size. A GGUF's Q8_0/Q4_0 blocks stay in
 # the file's buffer; F16/F32 tensors (and GPT-2's matrices) are decoded to f32 beside it.
 #
-#   sh benches/load_memory.sh target/bench-models/*.gguf
+#   sh benches/load_memory.sh               # Qwen2.5-0.5B's and SmolLM2-135M's shapes, random weights
+#   sh benches/load_memory.sh FILE.gguf…    # any files
+#
+# Making the default files needs what benches/vs_llama_cpp.sh needs (llama.cpp's converter and
+# /tmp/pyenv with torch, transformers and gguf-py).
 set -e
+PY=${PYTHON:-/tmp/pyenv/bin/python}
+OUT=target/bench-models
+if [ $# -eq 0 ]; then
+  if [ ! -f $OUT/qwen2.5-0.5b.q4_0.gguf ]; then
+    rm -rf $OUT/qwen2.5-0.5b
+    $PY scripts/make_gguf_fixtures.py --random $OUT/qwen2.5-0.5b '{"hidden_size": 896,
+      "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+      "vocab_size": 151936, "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "rope_theta": 1000000,
+      "tie_word_embeddings": true, "attention_bias": true, "bos_token_id": 1, "eos_token_id": 2}'
+    $PY scripts/make_gguf_fixtures.py --convert $OUT/qwen2.5-0.5b $OUT/qwen2.5-0.5b q8_0 q4_0 | grep gguf
+  fi
+  [ -f $OUT/smollm2-135m.q4_0.gguf ] || sh benches/vs_llama_cpp.sh > /dev/null
+  set -- $OUT/qwen2.5-0.5b.q8_0.gguf $OUT/qwen2.5-0.5b.q4_0.gguf $OUT/smollm2-135m.q8_0.gguf \
+    $OUT/smollm2-135m.q4_0.gguf $OUT/smollm2-135m.f16.gguf
+fi
 cargo build --release --bin wgpt 2>/dev/null
 base=$(/usr/bin/time -f %M ./target/release/wgpt inspect --model tests/fixtures/gguf/chat-llama.q8_0.gguf 2>&1 >/dev/null | tail -1)
 echo "(a 0.1 MB model: $((base / 1024)) MB resident — the process itself)"

@@ -31,6 +31,11 @@ pub struct Tokenizer {
 impl Tokenizer {
     /// A `tokenizer.json` in HF `tokenizers` format.
     pub fn from_json(bytes: &[u8]) -> Result<Self, TokenizerError> {
+        // Valid JSON first, every string decoded: `tokenizers` 0.23 panics (`expect("Helper")`)
+        // on a component that is not valid JSON — a cut object, bytes that are not UTF-8, a lone
+        // surrogate escape — rather than returning an error (found by `cargo xtask fuzz`).
+        serde_json::from_slice::<ValidJson>(bytes)
+            .map_err(|e| TokenizerError::Parse { file: "tokenizer.json", message: e.to_string() })?;
         let inner = HfTokenizer::from_bytes(bytes)
             .map_err(|e| TokenizerError::Parse { file: "tokenizer.json", message: e.to_string() })?;
         Ok(Tokenizer { inner })
@@ -216,5 +221,82 @@ impl StreamDecoder {
         let tail = window.get(context.len()..).unwrap_or_default().to_string();
         let clean = !tail.ends_with('\u{FFFD}');
         Ok((tail, clean))
+    }
+}
+
+/// Any JSON value, read to the end with every string and key decoded (UTF-8 checked, `\u`
+/// escapes resolved), nothing kept. (`serde::de::IgnoredAny` skips strings undecoded.)
+struct ValidJson;
+
+impl<'de> serde::Deserialize<'de> for ValidJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValidJson).map(|()| ValidJson)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ValidJson {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<ValidJson>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<ValidJson, ValidJson>()?.is_some() {}
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_or_a_lone_surrogate_are_an_error_not_a_panic() {
+        // The second crash `cargo xtask fuzz` found: one byte of a key replaced by 0x94.
+        let mut bad_byte = br#"{"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []},
+            "decoder": {"type": "ByteLevel", "add_prefix_space": true}}"#
+            .to_vec();
+        let at = bad_byte.windows(6).position(|w| w == b"prefix").unwrap();
+        bad_byte[at] = 0x94;
+        let surrogate = br#"{"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []},
+            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "x": "\udc00"}}"#;
+        for broken in [&bad_byte[..], surrogate] {
+            let err = Tokenizer::from_json(broken).err().expect("an error");
+            assert!(err.to_string().contains("tokenizer.json"), "{err}");
+        }
+        // A valid file still loads.
+        let ok = br#"{"version": "1.0", "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}"#;
+        assert!(Tokenizer::from_json(ok).is_ok());
+    }
+
+    #[test]
+    fn a_tokenizer_json_cut_inside_a_component_is_an_error_not_a_panic() {
+        // The shape of the first crash `cargo xtask fuzz` found: the decoder's object breaks
+        // off mid-key and the vocabulary follows.
+        let broken = br#"{"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []},
+            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "u  "a": 502, "b": 503}}"#;
+        let err = Tokenizer::from_json(broken).err().expect("an error");
+        assert!(err.to_string().contains("tokenizer.json"), "{err}");
     }
 }

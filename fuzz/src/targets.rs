@@ -210,8 +210,11 @@ pub fn pack(files: &[(&str, &[u8])]) -> Vec<u8> {
     out
 }
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the regression test and the seeds.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("gguf", gguf),
     ("safetensors", safetensors),
     ("config", config),
