@@ -282,7 +282,7 @@ fn block_matrices_are_the_files_bytes_not_copies() {
     let Architecture::Llama { weights, .. } = &loaded.arch else { panic!("a llama") };
     let mut blocks = 0;
     for l in &weights.layers {
-        for p in [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj] {
+        for p in l.projections() {
             assert!(inside(&p.weight), "a {} matrix outside the file's buffer", p.weight.type_name());
             blocks += 1;
         }

@@ -191,21 +191,12 @@ fn the_kv_cache_is_capped_and_the_cap_is_enforced() {
 /// The weights with every layer projection in GGML blocks of `ty` (the embedding, head and norms
 /// as they were), as a GGUF file of that type holds them.
 fn projections_in(weights: &LlamaWeights, ty: wgpt::quant::GgmlType) -> LlamaWeights {
-    use wgpt::quant::{Blocks, GgmlType, Matrix, quantize_q4_0, quantize_q8_0};
+    use wgpt::quant::Matrix;
     let mut w = weights.clone();
     for l in &mut w.layers {
-        for p in [
-            &mut l.q_proj,
-            &mut l.k_proj,
-            &mut l.v_proj,
-            &mut l.o_proj,
-            &mut l.gate_proj,
-            &mut l.up_proj,
-            &mut l.down_proj,
-        ] {
+        for p in l.projections_mut() {
             let t = p.weight.to_f32().into_owned();
-            let data = if ty == GgmlType::Q4_0 { quantize_q4_0(&t.data) } else { quantize_q8_0(&t.data) }.unwrap();
-            p.weight = Matrix::Blocks(Blocks::new(ty, t.shape[0], t.shape[1], data).unwrap());
+            p.weight = Matrix::Blocks(Matrix::quantize(ty, t.shape[0], t.shape[1], &t.data).unwrap());
         }
     }
     w

@@ -183,12 +183,7 @@ impl<'a> Rows<'a> {
             (Some(ty), m) => {
                 let t = m.to_f32();
                 let [rows, cols] = [t.shape[0], t.shape[1]];
-                let quantized = match ty {
-                    GgmlType::Q4_0 => crate::quant::quantize_q4_0(&t.data),
-                    _ => crate::quant::quantize_q8_0(&t.data),
-                };
-                let blocks = quantized
-                    .and_then(|data| Blocks::new(ty, rows, cols, data))
+                let blocks = Matrix::quantize(ty, rows, cols, &t.data)
                     .map_err(|e| GpuError::Unsupported(format!("{} weights: {e}", ty.name())))?;
                 RowData::Blocks(Cow::Owned(blocks))
             }

@@ -135,11 +135,9 @@ impl WeightFormat {
     pub fn for_llama(weights: &crate::llama::LlamaWeights) -> Self {
         use crate::quant::{GgmlType, Matrix};
         let mut types = weights.layers.iter().flat_map(|l| {
-            [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj].map(|p| {
-                match &p.weight {
-                    Matrix::Blocks(b) => Some(b.ty),
-                    Matrix::F32(_) => None,
-                }
+            l.projections().map(|p| match &p.weight {
+                Matrix::Blocks(b) => Some(b.ty),
+                Matrix::F32(_) => None,
             })
         });
         let first = types.next().flatten();

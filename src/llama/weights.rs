@@ -32,6 +32,26 @@ pub struct LlamaLayer {
     pub down_proj: Proj,
 }
 
+impl LlamaLayer {
+    /// q, k, v, o, gate, up, down.
+    pub fn projections(&self) -> [&Proj; 7] {
+        [&self.q_proj, &self.k_proj, &self.v_proj, &self.o_proj, &self.gate_proj, &self.up_proj, &self.down_proj]
+    }
+
+    /// [`LlamaLayer::projections`], to change.
+    pub fn projections_mut(&mut self) -> [&mut Proj; 7] {
+        [
+            &mut self.q_proj,
+            &mut self.k_proj,
+            &mut self.v_proj,
+            &mut self.o_proj,
+            &mut self.gate_proj,
+            &mut self.up_proj,
+            &mut self.down_proj,
+        ]
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LlamaWeights {
     /// `[vocab, hidden]`; also the head when tied.
@@ -124,30 +144,18 @@ impl LlamaWeights {
     /// with Q4_0 the embedding and the head in Q8_0, as llama.cpp keeps them; a matrix whose rows
     /// are not whole 32-value blocks stays in f32. (The benchmarks' quantized shapes.)
     pub fn quantize(&mut self, ty: crate::quant::GgmlType) -> Result<(), crate::quant::QuantError> {
-        use crate::quant::{Blocks, GgmlType};
+        use crate::quant::GgmlType;
         let encode = |m: &mut Matrix, ty: GgmlType| -> Result<(), crate::quant::QuantError> {
             let Matrix::F32(t) = m else { return Ok(()) };
             let [rows, cols] = [t.shape[0], t.shape[1]];
             if !cols.is_multiple_of(32) {
                 return Ok(());
             }
-            let data = match ty {
-                GgmlType::Q4_0 => crate::quant::quantize_q4_0(&t.data)?,
-                _ => crate::quant::quantize_q8_0(&t.data)?,
-            };
-            *m = Matrix::Blocks(Blocks::new(ty, rows, cols, data)?);
+            *m = Matrix::Blocks(Matrix::quantize(ty, rows, cols, &t.data)?);
             Ok(())
         };
         for l in &mut self.layers {
-            for p in [
-                &mut l.q_proj,
-                &mut l.k_proj,
-                &mut l.v_proj,
-                &mut l.o_proj,
-                &mut l.gate_proj,
-                &mut l.up_proj,
-                &mut l.down_proj,
-            ] {
+            for p in l.projections_mut() {
                 encode(&mut p.weight, ty)?;
             }
         }
@@ -165,10 +173,7 @@ impl LlamaWeights {
         let layer = |l: &LlamaLayer| {
             t(&l.input_layernorm)
                 + t(&l.post_attention_layernorm)
-                + [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj]
-                    .into_iter()
-                    .map(proj)
-                    .sum::<usize>()
+                + l.projections().into_iter().map(proj).sum::<usize>()
                 + l.q_norm.as_ref().map_or(0, t)
                 + l.k_norm.as_ref().map_or(0, t)
         };
@@ -182,9 +187,7 @@ impl LlamaWeights {
     pub fn matrix_types(&self) -> Vec<&'static str> {
         let mut types: Vec<&'static str> = std::iter::once(&self.embed_tokens)
             .chain(&self.lm_head)
-            .chain(self.layers.iter().flat_map(|l| {
-                [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj].map(|p| &p.weight)
-            }))
+            .chain(self.layers.iter().flat_map(|l| l.projections().map(|p| &p.weight)))
             .map(Matrix::type_name)
             .collect();
         types.sort_unstable();

@@ -91,6 +91,16 @@ impl Blocks {
 }
 
 impl Matrix {
+    /// `rows × cols` f32 values as Q8_0 or Q4_0 blocks (what `wgpt quantize` and `--dtype` write).
+    pub fn quantize(ty: GgmlType, rows: usize, cols: usize, x: &[f32]) -> Result<Blocks, QuantError> {
+        let data = match ty {
+            GgmlType::Q4_0 => super::quantize_q4_0(x)?,
+            GgmlType::Q8_0 => super::quantize_q8_0(x)?,
+            other => return Err(QuantError::Unsupported(other)),
+        };
+        Blocks::new(ty, rows, cols, data)
+    }
+
     /// `[rows, cols]`.
     pub fn shape(&self) -> [usize; 2] {
         match self {

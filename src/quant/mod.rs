@@ -51,6 +51,8 @@ pub enum QuantError {
         "the block at index {index} needs a scale of {scale}, past f16's range: its values are too large to quantize"
     )]
     ScaleOverflow { index: usize, scale: f32 },
+    #[error("wgpt quantizes to Q8_0 and Q4_0, not {0:?}")]
+    Unsupported(GgmlType),
 }
 
 impl GgmlType {
