@@ -1,7 +1,13 @@
-// blocks.wgsl — a matrix held in GGML blocks (Q8_0, Q4_0), as every block-reading kernel sees it;
-// put after the format's q8_0.wgsl or q4_0.wgsl (BLOCK_WORDS, codes4) and before the kernel's
-// reader: matvec_blocks.wgsl (matvec's inner sum), tiled_blocks.wgsl (the tiled GEMM's load) or
-// table_blocks.wgsl (the embedding and the head).
+// blocks.wgsl — the formats of one f16 scale per 32-value block (Q8_0, Q4_0): where their scales
+// are, and `sub_block` over them. Put after the format's q8_0.wgsl or q4_0.wgsl and before the
+// kernel's reader.
+//
+// Every block format gives the readers — matvec_blocks.wgsl (matvec's inner sum),
+// tiled_blocks.wgsl (the tiled GEMM's load), table_blocks.wgsl (the embedding and the head) —
+// the same four things: BLOCK_LEN (values per block: 32, or 256 for the K-quants), BLOCK_WORDS,
+// `codes4(blk, j)` (codes 4j .. 4j + 3 of block `blk`, as f32) and `sub_block(blk, s, n_blocks)`
+// (scale and offset of the 32 values from 32s: W = scale · code + offset). q4_k.wgsl gives them
+// on its own.
 //
 // Math: W[row, i] = scale(blk) · code(blk, i % 32), blk = row · (K / 32) + i / 32, the code an
 // integer (Q8_0: −128..127; Q4_0: 0..15 − 8) and the scale GGML's f16 — exactly the values the
@@ -11,8 +17,15 @@
 // block's codes, BLOCK_WORDS words each, in GGML's byte order; then every block's scale, two f16
 // per word (block 2i in the low half).
 
+const BLOCK_LEN: u32 = 32u;
+
 // The f16 scale of block `blk` of `n_blocks`, widened.
 fn block_scale(blk: u32, n_blocks: u32) -> f32 {
     let pair = unpack2x16float(w[n_blocks * BLOCK_WORDS + blk / 2u]);
     return select(pair.x, pair.y, (blk & 1u) == 1u);
+}
+
+// One scale for the whole block, no offset (s is always 0).
+fn sub_block(blk: u32, s: u32, n_blocks: u32) -> vec2<f32> {
+    return vec2(block_scale(blk, n_blocks), 0.0);
 }

@@ -36,13 +36,15 @@ impl Architecture {
         Some(Architecture::Llama { config, weights })
     }
 
-    /// A Llama-family model with its matrices in GGML blocks (`q8_0` or `q4_0`), as `wgpt
-    /// quantize` writes them: what the CPU engine reads directly (the benchmarks' quantized rows).
+    /// A Llama-family model with its matrices in GGML blocks (`q8_0`, `q4_0` or `q4_k`), as
+    /// `wgpt quantize` writes them: what both engines read directly (the benchmarks' quantized
+    /// rows).
     pub fn quantized(self, ty: &str) -> Result<Self, String> {
         let ty = match ty {
             "q8_0" => crate::quant::GgmlType::Q8_0,
             "q4_0" => crate::quant::GgmlType::Q4_0,
-            other => return Err(format!("{other:?}: q8_0 or q4_0")),
+            "q4_k" => crate::quant::GgmlType::Q4K,
+            other => return Err(format!("{other:?}: q8_0, q4_0 or q4_k")),
         };
         match self {
             Architecture::Llama { config, weights } => {

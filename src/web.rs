@@ -46,7 +46,7 @@ pub async fn bench(
     })?;
     let (arch, dtype) = match dtype.as_deref() {
         // Quantized as `wgpt quantize` does, for either engine (the GPU then reads the blocks).
-        Some(q @ ("q8_0" | "q4_0")) => (arch.quantized(q).map_err(|e| JsError::new(&e))?, None),
+        Some(q @ ("q8_0" | "q4_0" | "q4_k")) => (arch.quantized(q).map_err(|e| JsError::new(&e))?, None),
         _ => (arch, dtype),
     };
     let format = dtype.map(|d| d.parse::<WeightFormat>()).transpose().map_err(|e| JsError::new(&e))?;

@@ -263,6 +263,45 @@ fn exported_files_round_trip_and_equal_llama_cpp_s() {
     }
 }
 
+/// `wgpt quantize --to q4_k` on a shape whose rows are whole super-blocks: every projection is
+/// written in Q4_K (the embedding in Q8_0), and the file reads back as the very model the
+/// engines' own `--dtype q4_k` makes — the same logits, to the bit.
+#[test]
+fn a_q4_k_export_reads_back_as_the_engines_own_q4_k() {
+    use wgpt::gguf::export::{Target, export};
+    use wgpt::llama::{LlamaConfig, LlamaWeights};
+    use wgpt::loaded::{Architecture, TextFormat};
+    use wgpt::quant::GgmlType;
+    let small = LoadedModel::load(&common::fixtures().join("llama/chat-llama")).unwrap();
+    let config = LlamaConfig::from_json(
+        r#"{"model_type": "llama", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": VOCAB, "max_position_embeddings": 64,
+             "rms_norm_eps": 1e-5, "rope_theta": 10000, "tie_word_embeddings": true}"#
+            .replace("VOCAB", &small.summary().vocab_size.to_string())
+            .as_bytes(),
+    )
+    .unwrap();
+    let weights = Arc::new(LlamaWeights::random(&config, 3));
+    // chat-llama's tokenizer and template: a GGUF file carries them.
+    let text = LoadedModel::load(&common::fixtures().join("llama/chat-llama")).unwrap().text;
+    let original = LoadedModel { arch: Architecture::Llama { config, weights }, text };
+    let (bytes, counts) = export(&original, Target::Q4K).unwrap();
+    assert_eq!(counts.iter().find(|(t, _)| *t == GgmlType::Q4K).map(|c| c.1), Some(2 * 7), "{counts:?}");
+    assert_eq!(counts.iter().find(|(t, _)| *t == GgmlType::Q8_0).map(|c| c.1), Some(1), "{counts:?}");
+    let files: wgpt::loaded::Files = [("m.gguf".to_string(), &bytes[..])].into_iter().collect();
+    let back = LoadedModel::from_files(&files).unwrap();
+    let ours = LoadedModel { arch: original.arch.clone().quantized("q4_k").unwrap(), text: TextFormat::none() };
+    let ids = [1u32, 7, 30, 100, 5, 9];
+    let logits = |m: &LoadedModel| pollster::block_on(m.cpu(64).forward(&ids, ALL)).unwrap().logits.clone();
+    assert_eq!(logits(&back), logits(&ours));
+    // Rows that are not whole super-blocks (chat-llama's hidden 64) fall back to Q8_0 in a file;
+    // the engines' --dtype q4_k refuses them with the reason.
+    let (_, counts) = export(&small, Target::Q4K).unwrap();
+    assert!(counts.iter().all(|(t, _)| *t != GgmlType::Q4K), "{counts:?}");
+    let err = small.arch.quantized("q4_k").err().expect("refused");
+    assert!(err.contains("256"), "{err}");
+}
+
 /// A GGUF file read into memory is where its blocks stay: every block matrix of a loaded Q4_0
 /// file (q and k rows put back in HF's order in place) lies inside the file's own buffer, so the
 /// page and the CLI hold a quantized model once, not as the file plus a copy.

@@ -246,3 +246,54 @@ fn block_weights_are_decoded_in_the_kernels_as_the_cpu_reference_decodes_them() 
         }
     }
 }
+
+/// Q4_K's super-blocks on the device, on a shape whose rows are whole super-blocks (hidden 256,
+/// MLP 512, qwen2 biases, GQA): the matrices read as stored and quantized at upload, and a whole
+/// model whose embedding (tied head) is Q4_K too — so matvec, the tiled GEMM, the embedding and
+/// the head all decode d·sc·q − dmin·m as the CPU reference does, in both kernel variants.
+#[test]
+fn q4_k_super_blocks_are_decoded_in_the_kernels_as_the_cpu_reference_decodes_them() {
+    use wgpt::quant::{GgmlType, Matrix};
+    let gpu = gpu();
+    let config = LlamaConfig::from_json(
+        br#"{"model_type": "qwen2", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 300, "max_position_embeddings": 64,
+             "rms_norm_eps": 1e-6, "rope_theta": 10000, "tie_word_embeddings": true}"#,
+    )
+    .unwrap();
+    let weights = LlamaWeights::random(&config, 7);
+    let blocks = Arc::new(projections_in(&weights, GgmlType::Q4K));
+    let mut whole = (*blocks).clone();
+    let e = whole.embed_tokens.to_f32().into_owned();
+    whole.embed_tokens = Matrix::Blocks(Matrix::quantize(GgmlType::Q4K, e.shape[0], e.shape[1], &e.data).unwrap());
+    let whole = Arc::new(whole);
+    let weights = Arc::new(weights);
+    let ids: Vec<u32> = (0..12).map(|i| (i * 37 % 300) as u32).collect();
+    let want = LlamaSession::new(config.clone(), blocks.clone()).run(&ids, ALL).unwrap().logits.clone();
+    let whole_want = LlamaSession::new(config.clone(), whole.clone()).run(&ids, ALL).unwrap().logits.clone();
+    for variant in [Variant::Gpu, Variant::Software] {
+        let stored = GpuOptions { variant: Some(variant), ..Default::default() };
+        let forced = GpuOptions { format: Some(WeightFormat::Q4K), ..stored };
+        for (how, w, opts, want, tables) in [
+            ("stored", &blocks, stored, &want, "f32"),
+            ("quantized at upload", &weights, forced, &want, "f32"),
+            ("embedding in Q4_K too", &whole, stored, &whole_want, "q4_k"),
+        ] {
+            let mut g = GpuModel::on_llama(gpu.clone(), &config, w, opts).unwrap();
+            assert_eq!(g.format(), WeightFormat::Q4K, "{how}");
+            assert_eq!(g.tables_format().to_string(), tables, "{how}");
+            let split = ids.len() / 2;
+            let mut got = pollster::block_on(g.run(&ids[..split], ALL)).unwrap().logits.clone();
+            for t in split..ids.len() {
+                got.extend(pollster::block_on(g.run(&ids[t..t + 1], ALL)).unwrap().logits.clone());
+            }
+            let d = max_abs_diff(&got, want);
+            assert!(d < 1e-3, "Q4_K {variant:?} ({how}): logits differ from the CPU's by {d}");
+        }
+    }
+    // A shape whose rows are not whole super-blocks is refused with the reason, before upload.
+    let (small, small_w) = model("llama-gqa");
+    let opts = GpuOptions { format: Some(WeightFormat::Q4K), ..Default::default() };
+    let err = GpuModel::on_llama(gpu, &small, &small_w, opts).err().expect("refused");
+    assert!(err.to_string().contains("blocks of 256"), "{err}");
+}

@@ -375,3 +375,45 @@ async fn gguf_files_chat_in_the_browser_with_blocks() {
         assert!(text.starts_with(want), "{text:?} vs {want:?}");
     }
 }
+
+/// Q4_K in the browser: a model whose rows are whole 256-value super-blocks, quantized as
+/// `--dtype q4_k` does, runs on the CPU engine (the SIMD128 Q4_K product) with the logits of the
+/// same weights decoded to f32, and on WebGPU (q4_k.wgsl) within 1e-3 of the CPU's.
+#[wasm_bindgen_test]
+async fn q4_k_blocks_run_in_the_browser_on_both_engines() {
+    use wgpt::llama::{LlamaConfig, LlamaSession, LlamaWeights};
+    use wgpt::quant::Matrix;
+    use wgpt::{ForwardOptions, LanguageModel};
+    let config = LlamaConfig::from_json(
+        br#"{"model_type": "qwen2", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 300, "max_position_embeddings": 64,
+             "rms_norm_eps": 1e-6, "rope_theta": 10000, "tie_word_embeddings": true}"#,
+    )
+    .unwrap();
+    let mut q4k = LlamaWeights::random(&config, 5);
+    q4k.quantize(wgpt::quant::GgmlType::Q4K).unwrap();
+    let mut decoded = q4k.clone();
+    for l in &mut decoded.layers {
+        for p in l.projections_mut() {
+            p.weight = Matrix::F32(p.weight.to_f32().into_owned());
+        }
+    }
+    decoded.embed_tokens = Matrix::F32(decoded.embed_tokens.to_f32().into_owned());
+    let ids: Vec<u32> = (0..10).map(|i| (i * 41 % 300) as u32).collect();
+    let all = ForwardOptions { all_logits: true, ..Default::default() };
+    let q4k = std::sync::Arc::new(q4k);
+    let got = LlamaSession::new(config.clone(), q4k.clone()).run(&ids, all).unwrap().logits.clone();
+    let want = LlamaSession::new(config.clone(), std::sync::Arc::new(decoded)).run(&ids, all).unwrap().logits.clone();
+    let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(d < 1e-4, "CPU Q4_K: logits differ from the decoded weights' by {d}");
+    #[allow(clippy::arc_with_non_send_sync)]
+    let gpu = std::sync::Arc::new(wgpt::gpu::Gpu::new().await.expect("WebGPU adapter"));
+    for variant in [wgpt::gpu::Variant::Software, wgpt::gpu::Variant::Gpu] {
+        let opts = wgpt::gpu::GpuOptions { variant: Some(variant), ..Default::default() };
+        let mut g = wgpt::gpu::GpuModel::on_llama(gpu.clone(), &config, &q4k, opts).unwrap();
+        assert_eq!(g.format(), wgpt::gpu::WeightFormat::Q4K);
+        let out = g.forward(&ids, all).await.unwrap();
+        let d = out.logits.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(d < 1e-3, "WebGPU Q4_K {variant:?}: logits differ from the CPU's by {d}");
+    }
+}

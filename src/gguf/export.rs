@@ -4,13 +4,14 @@
 //! `[out, in]` — so llama.cpp loads it and wgpt's GGUF loader reads it back.
 //!
 //! What is kept at higher precision, as llama.cpp does by default: norms and biases in F32, the
-//! learned position table in F32, and with Q4_0 the token embedding and the head in Q8_0 (they
-//! are read for every token; 4 bits cost them most). A matrix whose rows are not whole blocks of
-//! 32 stays in F16.
+//! learned position table in F32, and with Q4_0 and Q4_K the token embedding and the head in Q8_0
+//! (they are read for every token; 4 bits cost them most). A matrix whose rows are not whole
+//! blocks of 32 stays in F16; with Q4_K, one whose rows are not whole super-blocks of 256 is
+//! written in Q8_0 (llama.cpp falls back to Q5_0 there, a format wgpt reads but does not write).
 
 use crate::bundle::BundleError;
 use crate::loaded::{Architecture, ChatFormat, LoadedModel};
-use crate::quant::{GgmlType, QuantError, quantize_q4_0, quantize_q8_0};
+use crate::quant::{GgmlType, QuantError, quantize_q4_0, quantize_q4k, quantize_q8_0};
 use crate::weights::Tensor;
 
 use super::write::{Meta, TensorOut, to_bytes};
@@ -25,6 +26,7 @@ pub enum Target {
     F16,
     Q8_0,
     Q4_0,
+    Q4K,
 }
 
 impl std::str::FromStr for Target {
@@ -35,7 +37,8 @@ impl std::str::FromStr for Target {
             "f16" => Target::F16,
             "q8_0" => Target::Q8_0,
             "q4_0" => Target::Q4_0,
-            other => return Err(format!("unknown type {other:?} (f32, f16, q8_0 or q4_0)")),
+            "q4_k" => Target::Q4K,
+            other => return Err(format!("unknown type {other:?} (f32, f16, q8_0, q4_0 or q4_k)")),
         })
     }
 }
@@ -48,6 +51,7 @@ impl Target {
             Target::F16 => 1,
             Target::Q4_0 => 2,
             Target::Q8_0 => 7,
+            Target::Q4K => 14, // MOSTLY_Q4_K_S: Q4_K throughout, no Q6_K mix
         }
     }
 }
@@ -214,8 +218,10 @@ fn choose(gguf: &str, t: &Tensor, target: Target) -> GgmlType {
         Target::F16 => GgmlType::F16,
         _ if !whole_blocks => GgmlType::F16,
         Target::Q8_0 => GgmlType::Q8_0,
-        Target::Q4_0 if gguf == "token_embd.weight" || gguf == "output.weight" => GgmlType::Q8_0,
+        Target::Q4_0 | Target::Q4K if gguf == "token_embd.weight" || gguf == "output.weight" => GgmlType::Q8_0,
         Target::Q4_0 => GgmlType::Q4_0,
+        Target::Q4K if row.is_multiple_of(256) => GgmlType::Q4K,
+        Target::Q4K => GgmlType::Q8_0,
     }
 }
 
@@ -225,6 +231,7 @@ fn encode(x: &[f32], ty: GgmlType) -> Result<Vec<u8>, QuantError> {
         GgmlType::F16 => x.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
         GgmlType::Q8_0 => quantize_q8_0(x)?,
         GgmlType::Q4_0 => quantize_q4_0(x)?,
+        GgmlType::Q4K => quantize_q4k(x)?,
         other => unreachable!("wgpt quantize does not write {other:?}"),
     })
 }

@@ -238,11 +238,16 @@ const TILED_BLOCKS: &str = include_str!("../../shaders/tiled_blocks.wgsl");
 const TABLE_BLOCKS: &str = include_str!("../../shaders/table_blocks.wgsl");
 const Q8_0_CODES: &str = include_str!("../../shaders/q8_0.wgsl");
 const Q4_0_CODES: &str = include_str!("../../shaders/q4_0.wgsl");
+const Q4_K_BLOCKS: &str = include_str!("../../shaders/q4_k.wgsl");
 
-/// The codes of a block format and what every block reader shares (blocks.wgsl).
+/// A block format's interface for the readers (blocks.wgsl): its codes and, for the formats of
+/// one scale per 32 values, where the scales are (blocks.wgsl itself).
 fn block_codes(fmt: WeightFormat) -> String {
-    let codes = if fmt == WeightFormat::Q4_0 { Q4_0_CODES } else { Q8_0_CODES };
-    format!("{codes}{BLOCKS}")
+    match fmt {
+        WeightFormat::Q4K => Q4_K_BLOCKS.to_string(),
+        WeightFormat::Q4_0 => format!("{Q4_0_CODES}{BLOCKS}"),
+        _ => format!("{Q8_0_CODES}{BLOCKS}"),
+    }
 }
 
 /// What a matrix kernel needs to read `fmt`'s weights: `w_kn4` for the tiled GEMM, `column_sums`
@@ -273,7 +278,7 @@ pub fn compose(body: &str, uniforms: &[String], bindings: &str, weights: Option<
             ("array<vec2<u32>>", Some("vec4<f32>(unpack2x16float(w[i].x), unpack2x16float(w[i].y))"))
         }
         Some((WeightFormat::F16, true)) => ("array<vec4<f16>>", Some("vec4<f32>(w[i])")),
-        Some((WeightFormat::Q8_0 | WeightFormat::Q4_0, _)) => ("array<u32>", None),
+        Some((WeightFormat::Q8_0 | WeightFormat::Q4_0 | WeightFormat::Q4K, _)) => ("array<u32>", None),
     };
     let mut out = String::new();
     if weights == Some((WeightFormat::F16, true)) {

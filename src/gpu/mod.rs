@@ -66,6 +66,9 @@ pub enum WeightFormat {
     Q8_0,
     /// GGML's Q4_0 (32 4-bit codes and one f16 scale per block), likewise.
     Q4_0,
+    /// GGML's Q4_K (super-blocks of 256: 4-bit codes, a 6-bit scale and minimum per 32), likewise;
+    /// every matrix's rows must be whole super-blocks.
+    Q4K,
 }
 
 impl WeightFormat {
@@ -75,34 +78,45 @@ impl WeightFormat {
             WeightFormat::F32 | WeightFormat::F16 => None,
             WeightFormat::Q8_0 => Some(crate::quant::GgmlType::Q8_0),
             WeightFormat::Q4_0 => Some(crate::quant::GgmlType::Q4_0),
+            WeightFormat::Q4K => Some(crate::quant::GgmlType::Q4K),
         }
     }
 
+    /// The block format of GGML type `ty`, where the kernels read one.
+    pub fn of_blocks(ty: crate::quant::GgmlType) -> Option<Self> {
+        [WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4K].into_iter().find(|f| f.blocks() == Some(ty))
+    }
+
     /// Device bytes of a `[k, n]` block matrix in this format (u64: a stranger's config may
-    /// overflow usize on wasm32). Blocks are 32 values of one row, their scales packed apart.
+    /// overflow usize on wasm32): a block format's bytes as stored.
     pub fn matrix_bytes(self, k: usize, n: usize) -> u64 {
         let values = (k as u64).saturating_mul(n as u64);
-        match self {
-            WeightFormat::F32 => values.saturating_mul(4),
-            WeightFormat::F16 => values.saturating_mul(2),
-            WeightFormat::Q8_0 => (values / 32).saturating_mul(34),
-            WeightFormat::Q4_0 => (values / 32).saturating_mul(18),
+        match (self, self.blocks()) {
+            (WeightFormat::F16, _) => values.saturating_mul(2),
+            (_, Some(ty)) => (values / ty.block_len()).saturating_mul(ty.block_bytes()),
+            _ => values.saturating_mul(4),
         }
     }
 
     /// The format of the embedding and the head beside matrices in `self`: where the matrices are
-    /// blocks, the embedding's own Q8_0 or Q4_0 blocks (an untied head stored in the same type),
-    /// else f32; float formats hold them as the matrices. `embed`, `head`: GGML's names of the
-    /// stored types (`Q8_0`, `F32`, …).
+    /// blocks, the embedding's own blocks of a type the kernels read (an untied head stored in
+    /// the same type), else f32; float formats hold them as the matrices. `embed`, `head`: GGML's
+    /// names of the stored types (`Q8_0`, `F32`, …).
     pub fn tables(self, embed: &str, head: Option<&str>) -> Self {
         if self.blocks().is_none() {
             return self;
         }
-        match embed {
-            "Q8_0" if head.is_none_or(|h| h == embed) => WeightFormat::Q8_0,
-            "Q4_0" if head.is_none_or(|h| h == embed) => WeightFormat::Q4_0,
+        match Self::block_named(embed) {
+            Some(format) if head.is_none_or(|h| h == embed) => format,
             _ => WeightFormat::F32,
         }
+    }
+
+    /// The block format GGML calls `name` (`Q8_0`, `Q4_0`, `Q4_K`).
+    fn block_named(name: &str) -> Option<Self> {
+        [WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4K]
+            .into_iter()
+            .find(|f| f.blocks().is_some_and(|t| t.name() == name))
     }
 
     /// [`WeightFormat::tables`] from a checkpoint's stored tensors (the page's fit check).
@@ -121,10 +135,11 @@ impl WeightFormat {
             .filter(|t| t.name.starts_with("model.layers.") && t.name.ends_with("_proj.weight"))
             .map(|t| t.dtype.as_str())
             .collect();
-        for (name, format) in [("Q8_0", WeightFormat::Q8_0), ("Q4_0", WeightFormat::Q4_0)] {
-            if !projections.is_empty() && projections.iter().all(|&d| d == name) {
-                return format;
-            }
+        if let Some(&first) = projections.first()
+            && projections.iter().all(|&d| d == first)
+            && let Some(format) = Self::block_named(first)
+        {
+            return format;
         }
         if matrices_in_16_bits(stored) { WeightFormat::F16 } else { WeightFormat::F32 }
     }
@@ -133,7 +148,7 @@ impl WeightFormat {
     /// all held in one the kernels read (a GGUF file's, or quantized at load), else
     /// [`WeightFormat::for_stored`].
     pub fn for_llama(weights: &crate::llama::LlamaWeights) -> Self {
-        use crate::quant::{GgmlType, Matrix};
+        use crate::quant::Matrix;
         let mut types = weights.layers.iter().flat_map(|l| {
             l.projections().map(|p| match &p.weight {
                 Matrix::Blocks(b) => Some(b.ty),
@@ -142,9 +157,8 @@ impl WeightFormat {
         });
         let first = types.next().flatten();
         let one = types.all(|t| t == first);
-        match first {
-            Some(GgmlType::Q8_0) if one => WeightFormat::Q8_0,
-            Some(GgmlType::Q4_0) if one => WeightFormat::Q4_0,
+        match first.and_then(Self::of_blocks) {
+            Some(format) if one => format,
             _ if matrices_in_16_bits(&weights.stored) => WeightFormat::F16,
             _ => WeightFormat::F32,
         }
@@ -170,6 +184,7 @@ impl std::fmt::Display for WeightFormat {
             WeightFormat::F16 => "f16",
             WeightFormat::Q8_0 => "q8_0",
             WeightFormat::Q4_0 => "q4_0",
+            WeightFormat::Q4K => "q4_k",
         })
     }
 }
@@ -182,7 +197,8 @@ impl std::str::FromStr for WeightFormat {
             "f16" => Ok(WeightFormat::F16),
             "q8_0" => Ok(WeightFormat::Q8_0),
             "q4_0" => Ok(WeightFormat::Q4_0),
-            other => Err(format!("unknown weight format {other:?} (f32, f16, q8_0 or q4_0)")),
+            "q4_k" => Ok(WeightFormat::Q4K),
+            other => Err(format!("unknown weight format {other:?} (f32, f16, q8_0, q4_0 or q4_k)")),
         }
     }
 }

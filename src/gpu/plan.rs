@@ -80,11 +80,12 @@ impl Plan {
         let bytes = |dims: &[usize]| dims.iter().fold(1u64, |acc, &d| acc.saturating_mul(d as u64));
         let matrix = |k: usize, n: usize| format.matrix_bytes(k, n);
         if let Some(ty) = format.blocks() {
-            // Each output's row is whole 32-value blocks.
+            // Each output's row is whole blocks (32 values; 256 for Q4_K).
+            let len = ty.block_len() as usize;
             for (what, k) in [("hidden size", c), ("MLP width", inner), ("q width", s.q_dim())] {
-                if !k.is_multiple_of(32) {
+                if !k.is_multiple_of(len) {
                     return Err(GpuError::Unsupported(format!(
-                        "{what} {k} is not a whole number of {} blocks of 32",
+                        "{what} {k} is not a whole number of {} blocks of {len}",
                         ty.name()
                     )));
                 }

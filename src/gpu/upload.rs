@@ -262,11 +262,16 @@ pub fn upload(
     Ok((weights, scratch, a.footprint))
 }
 
-/// GGML block rows as the block kernels read them (`shaders/block_weights.wgsl`): every block's
+/// GGML block rows as the block kernels read them (`shaders/blocks.wgsl`): every block's
 /// codes first — Q8_0's 32 bytes as 8 u32, Q4_0's 16 bytes as 4 u32, GGML's byte order kept —
 /// then every block's f16 scale, two per u32. Apart, both are 4-byte aligned (a GGML block of 34
-/// or 18 bytes is not), and the kernels index them without a stride of odd bytes.
+/// or 18 bytes is not), and the kernels index them without a stride of odd bytes. Q4_K's
+/// 144-byte super-blocks are whole words already and stay as stored (`shaders/q4_k.wgsl`).
 fn pack_blocks(ty: crate::quant::GgmlType, data: &[u8]) -> Vec<u8> {
+    if ty == crate::quant::GgmlType::Q4K {
+        // 144-byte super-blocks are already whole words: kept as the file has them (q4_k.wgsl).
+        return data.to_vec();
+    }
     let block = ty.block_bytes() as usize;
     let n_blocks = data.len() / block;
     let mut codes = Vec::with_capacity(n_blocks * (block - 2) + n_blocks * 2 + 2);
@@ -285,7 +290,7 @@ fn pack_blocks(ty: crate::quant::GgmlType, data: &[u8]) -> Vec<u8> {
 fn encode(name: &str, data: &[f32], format: WeightFormat) -> Result<Vec<u8>, GpuError> {
     match format {
         WeightFormat::F32 => Ok(bytemuck::cast_slice(data).to_vec()),
-        WeightFormat::Q8_0 | WeightFormat::Q4_0 => {
+        WeightFormat::Q8_0 | WeightFormat::Q4_0 | WeightFormat::Q4K => {
             Err(GpuError::Unsupported(format!("{name}: f32 values cannot be uploaded as {format} here")))
         }
         WeightFormat::F16 => {

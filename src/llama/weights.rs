@@ -140,15 +140,17 @@ impl LlamaWeights {
         self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
     }
 
-    /// Every f32 matrix in GGML blocks of `ty` (Q8_0 or Q4_0), as `wgpt quantize` writes them:
-    /// with Q4_0 the embedding and the head in Q8_0, as llama.cpp keeps them; a matrix whose rows
-    /// are not whole 32-value blocks stays in f32. (The benchmarks' quantized shapes.)
+    /// Every f32 matrix in GGML blocks of `ty` (Q8_0, Q4_0 or Q4_K), as `wgpt quantize` writes
+    /// them: the embedding and the head in Q8_0, as llama.cpp keeps them at 4 bits; with Q8_0 and
+    /// Q4_0 a matrix whose rows are not whole 32-value blocks stays in f32; with Q4_K rows that
+    /// are not whole 256-value super-blocks are refused (llama.cpp would fall back to Q5_0 for
+    /// them, which wgpt does not write). (The benchmarks' quantized shapes.)
     pub fn quantize(&mut self, ty: crate::quant::GgmlType) -> Result<(), crate::quant::QuantError> {
         use crate::quant::GgmlType;
         let encode = |m: &mut Matrix, ty: GgmlType| -> Result<(), crate::quant::QuantError> {
             let Matrix::F32(t) = m else { return Ok(()) };
             let [rows, cols] = [t.shape[0], t.shape[1]];
-            if !cols.is_multiple_of(32) {
+            if !cols.is_multiple_of(32) && ty != GgmlType::Q4K {
                 return Ok(());
             }
             *m = Matrix::Blocks(Matrix::quantize(ty, rows, cols, &t.data)?);

@@ -20,6 +20,7 @@ mod q5_0;
 mod q8_0;
 mod simd;
 
+pub use k_quants::quantize_q4k;
 pub use matrix::{BlockBytes, Blocks, Matrix};
 pub use q4_0::quantize_q4_0;
 pub use q8_0::quantize_q8_0;
@@ -51,7 +52,7 @@ pub enum QuantError {
         "the block at index {index} needs a scale of {scale}, past f16's range: its values are too large to quantize"
     )]
     ScaleOverflow { index: usize, scale: f32 },
-    #[error("wgpt quantizes to Q8_0 and Q4_0, not {0:?}")]
+    #[error("wgpt quantizes to Q8_0, Q4_0 and Q4_K, not {0:?}")]
     Unsupported(GgmlType),
 }
 
@@ -301,6 +302,34 @@ mod tests {
         let y = dequantize(GgmlType::Q6K, &b, 256).unwrap();
         assert_eq!(y[64 + 1], 0.25 * -3.0 * ((10 | (2 << 4)) as f32 - 32.0));
         assert_eq!(y[0], 0.0, "scale 0");
+    }
+
+    /// Byte for byte what llama.cpp's `quantize_row_q4_K_ref` wrote for the same values
+    /// (`scripts/make_quant_fixtures.py`: smooth, one-signed, zero, huge and tiny blocks).
+    #[test]
+    fn q4_k_blocks_are_llama_cpp_s() {
+        let input = include_bytes!("../../tests/fixtures/quant/q4_k.input.f32");
+        let want = include_bytes!("../../tests/fixtures/quant/q4_k.llama-cpp.bin");
+        let x: Vec<f32> = input.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let got = quantize_q4k(&x).unwrap();
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.chunks(Q4K).zip(want.chunks(Q4K)).enumerate() {
+            assert_eq!(g, w, "super-block {i}");
+        }
+        // And what they decode to is near the input: within one 4-bit step of the super-block's
+        // spread (not of each sub-block's: beside one huge value, a quiet sub-block's 6-bit
+        // scale rounds to 0, as in llama.cpp), plus f16's subnormal step of d and dmin times the
+        // largest 6-bit scale times the largest code.
+        let y = dequantize(GgmlType::Q4K, &got, x.len()).unwrap();
+        for (xs, ys) in x.chunks(256).zip(y.chunks(256)) {
+            let spread = xs.iter().fold(0f32, |m, v| m.max(*v)) - xs.iter().fold(0f32, |m, v| m.min(*v));
+            let err = xs.iter().zip(ys).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(err <= spread / 15.0 + 63.0 * 15.0 * 2f32.powi(-25), "{err} of a spread of {spread}");
+        }
+        assert!(matches!(quantize_q4k(&x[..100]), Err(QuantError::PartialBlock { .. })));
+        let mut bad = x.clone();
+        bad[300] = f32::NAN;
+        assert!(matches!(quantize_q4k(&bad), Err(QuantError::NonFinite { index: 300, .. })));
     }
 
     const Q4K: usize = k_quants::Q4K_BYTES;

@@ -35,6 +35,32 @@ pub fn dot_q4_0(row: &[u8], x: &[f32]) -> Option<f32> {
     }
 }
 
+/// Q4_K's, as [`dot_q8_0`].
+pub fn dot_q4k(row: &[u8], x: &[f32]) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: as in `dot_q8_0`.
+        return Some(unsafe { x86::dot_q4k(row, x) });
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return Some(wasm::dot_q4k(row, x));
+    #[allow(unreachable_code)]
+    {
+        let _ = (row, x);
+        None
+    }
+}
+
+/// Q4_K's multipliers of sub-blocks `2·pair` and `2·pair + 1` of super-block `b`:
+/// `(d·sc₁, d·sc₂, −dmin·m₁, −dmin·m₂)`.
+#[allow(dead_code)] // not on targets without a SIMD path
+fn q4k_pair(b: &[u8], pair: usize) -> [f32; 4] {
+    let (d, dmin) = (scale(b), scale(&b[2..]));
+    let (sc1, m1) = super::k_quants::scale_min_k4(2 * pair, &b[4..16]);
+    let (sc2, m2) = super::k_quants::scale_min_k4(2 * pair + 1, &b[4..16]);
+    [d * sc1 as f32, d * sc2 as f32, -dmin * m1 as f32, -dmin * m2 as f32]
+}
+
 fn scale(b: &[u8]) -> f32 {
     half::f16::from_le_bytes([b[0], b[1]]).to_f32()
 }
@@ -90,6 +116,42 @@ mod x86 {
                 s = _mm256_fmadd_ps(q, unsafe { _mm256_loadu_ps(xs.as_ptr().add(8 * k)) }, s);
             }
             acc = _mm256_fmadd_ps(_mm256_set1_ps(super::scale(b)), s, acc);
+        }
+        hsum(acc)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q4k(row: &[u8], x: &[f32]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let low = _mm_set1_epi8(0x0F);
+        let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+        for (b, xs) in row.chunks_exact(144).zip(x.chunks_exact(256)) {
+            for pair in 0..4 {
+                let [a1, a2, o1, o2] = super::q4k_pair(b, pair);
+                // SAFETY: code bytes 16 + 32·pair .. + 32 ≤ 144; values 64·pair .. + 64 ≤ 256.
+                let (q0, q1, xp) = unsafe {
+                    let q = b.as_ptr().add(16 + 32 * pair);
+                    (_mm_loadu_si128(q as *const __m128i), _mm_loadu_si128(q.add(16) as *const __m128i), xs.as_ptr().add(64 * pair))
+                };
+                let (lo0, lo1) = (_mm_and_si128(q0, low), _mm_and_si128(q1, low));
+                let (hi0, hi1) = (_mm_and_si128(_mm_srli_epi16(q0, 4), low), _mm_and_si128(_mm_srli_epi16(q1, 4), low));
+                let lo = [f(lo0), f(_mm_srli_si128(lo0, 8)), f(lo1), f(_mm_srli_si128(lo1, 8))];
+                let hi = [f(hi0), f(_mm_srli_si128(hi0, 8)), f(hi1), f(_mm_srli_si128(hi1, 8))];
+                let (mut s1, mut s2, mut t1, mut t2) =
+                    (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+                for k in 0..4 {
+                    // SAFETY: values 64·pair + 8k .. + 8 and 64·pair + 32 + 8k .. + 8, inside the 64.
+                    let (v1, v2) = unsafe { (_mm256_loadu_ps(xp.add(8 * k)), _mm256_loadu_ps(xp.add(32 + 8 * k))) };
+                    s1 = _mm256_fmadd_ps(lo[k], v1, s1);
+                    s2 = _mm256_fmadd_ps(hi[k], v2, s2);
+                    t1 = _mm256_add_ps(t1, v1);
+                    t2 = _mm256_add_ps(t2, v2);
+                }
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(a1), s1, acc);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(a2), s2, acc);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(o1), t1, acc);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(o2), t2, acc);
+            }
         }
         hsum(acc)
     }
@@ -152,6 +214,31 @@ mod wasm {
             let hi = i8x16_sub(u8x16_shr(bytes, 4), i8x16_splat(8));
             let s = f32x4_add(dot16(lo, true, &xs[..16]), dot16(hi, true, &xs[16..]));
             acc = f32x4_add(acc, f32x4_mul(f32x4_splat(super::scale(b)), s));
+        }
+        hsum(acc)
+    }
+
+    /// Σ of 32 values, four lanes.
+    fn sum32(x: &[f32]) -> v128 {
+        (1..8).fold(load(&x[..4]), |s, k| f32x4_add(s, load(&x[4 * k..4 * k + 4])))
+    }
+
+    pub fn dot_q4k(row: &[u8], x: &[f32]) -> f32 {
+        let mut acc = f32x4_splat(0.0);
+        for (b, xs) in row.chunks_exact(144).zip(x.chunks_exact(256)) {
+            for pair in 0..4 {
+                let [a1, a2, o1, o2] = super::q4k_pair(b, pair);
+                let (q0, q1) = (bytes16(&b[16 + 32 * pair..]), bytes16(&b[32 + 32 * pair..]));
+                let (x1, x2) = xs[64 * pair..64 * pair + 64].split_at(32);
+                // Codes 0..15: as signed bytes they are the same numbers.
+                let lo = |v: v128| v128_and(v, u8x16_splat(0x0F));
+                let s1 = f32x4_add(dot16(lo(q0), true, &x1[..16]), dot16(lo(q1), true, &x1[16..]));
+                let s2 = f32x4_add(dot16(u8x16_shr(q0, 4), true, &x2[..16]), dot16(u8x16_shr(q1, 4), true, &x2[16..]));
+                acc = f32x4_add(acc, f32x4_mul(f32x4_splat(a1), s1));
+                acc = f32x4_add(acc, f32x4_mul(f32x4_splat(a2), s2));
+                acc = f32x4_add(acc, f32x4_mul(f32x4_splat(o1), sum32(x1)));
+                acc = f32x4_add(acc, f32x4_mul(f32x4_splat(o2), sum32(x2)));
+            }
         }
         hsum(acc)
     }

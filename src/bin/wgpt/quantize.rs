@@ -1,5 +1,5 @@
 //! `wgpt quantize`: a model (a folder, a GGUF file or a downloaded ORG/NAME) written as one GGUF
-//! file with its matrices in F32, F16, Q8_0 or Q4_0 — the file llama.cpp's tools would write, so
+//! file with its matrices in F32, F16, Q8_0, Q4_0 or Q4_K — the file llama.cpp's tools would write, so
 //! llama.cpp loads it, the page opens it, and every `wgpt` command takes it as `--model`.
 
 use std::path::PathBuf;
@@ -14,8 +14,9 @@ use crate::cli::open;
 pub struct QuantizeArgs {
     #[arg(long)]
     model: PathBuf,
-    /// f32, f16, q8_0 or q4_0 (norms, biases and positions stay F32; with q4_0 the embedding and
-    /// the head are Q8_0, as llama.cpp keeps them).
+    /// f32, f16, q8_0, q4_0 or q4_k (norms, biases and positions stay F32; with q4_0 and q4_k
+    /// the embedding and the head are Q8_0, as llama.cpp keeps them; with q4_k a matrix whose
+    /// rows are not whole 256-value super-blocks is Q8_0).
     #[arg(long)]
     to: Target,
     /// The GGUF file to write (not overwritten unless --force).
