@@ -26,12 +26,15 @@ if [ $# -eq 0 ]; then
     $OUT/smollm2-135m.q4_0.gguf $OUT/smollm2-135m.f16.gguf
 fi
 cargo build --release --bin wgpt 2>/dev/null
+mkdir -p target/tmp
 base=$(/usr/bin/time -f %M ./target/release/wgpt inspect --model tests/fixtures/gguf/chat-llama.q8_0.gguf 2>&1 >/dev/null | tail -1)
 echo "(a 0.1 MB model: $((base / 1024)) MB resident — the process itself)"
 echo "| file | file MB | peak resident MB | peak ÷ file |"
 echo "|---|---:|---:|---:|"
 for f in "$@"; do
-  kb=$(/usr/bin/time -f %M ./target/release/wgpt inspect --model "$f" 2>&1 >/dev/null | tail -1)
+  # A load that fails is no figure: stop with its error.
+  /usr/bin/time -o target/tmp/load_memory.kb -f %M ./target/release/wgpt inspect --model "$f" >/dev/null
+  kb=$(tail -1 target/tmp/load_memory.kb)
   size=$(stat -c %s "$f")
   python3 -c "print(f'| $(basename "$f") | {$size/1e6:,.0f} | {$kb*1024/1e6:,.0f} | {$kb*1024/$size:.2f} |')"
 done

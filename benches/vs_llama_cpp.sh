@@ -6,7 +6,12 @@
 # lavapipe here), a 16-token prompt, 32 decoded tokens, in one run (this machine is noisy:
 # compare within a run). Bytes per token: what each engine reads per decoded token (llama.cpp:
 # its model size); GB/s = bytes/token × tokens/s. wgpt's CPU engine decodes F16 files to f32 at
-# load; Q8_0 and Q4_0 both engines read as blocks.
+# load; Q8_0, Q4_0 and Q4_K both engines read as blocks.
+#
+# Q4_K needs rows of whole 256-value super-blocks, and SmolLM2's 576 are not (llama.cpp would
+# fall back to Q5_0 for them): its row is a Llama shape whose rows are, Qwen3-0.6B's sizes (28
+# layers × 1024, MLP 3072, 16 heads of 128, 8 key/value, vocabulary 151,936) as a plain llama
+# with random weights, every matrix Q4_K (`llama-quantize --pure ... Q4_K_S`).
 #
 #   sh benches/vs_llama_cpp.sh
 #
@@ -25,6 +30,15 @@ if [ ! -f $OUT/smollm2-135m.q4_0.gguf ]; then
     "bos_token_id": 1, "eos_token_id": 2}'
   $PY scripts/make_gguf_fixtures.py --convert $OUT/smollm2-135m $OUT/smollm2-135m f16 q8_0 q4_0 | grep gguf
 fi
+if [ ! -f $OUT/llama-0.6b.q4_k.gguf ]; then
+  rm -rf $OUT/llama-0.6b
+  $PY scripts/make_gguf_fixtures.py --random $OUT/llama-0.6b '{"hidden_size": 1024, "intermediate_size": 3072,
+    "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
+    "vocab_size": 151936, "max_position_embeddings": 40960, "rms_norm_eps": 1e-6, "rope_theta": 1000000,
+    "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2}'
+  $PY scripts/make_gguf_fixtures.py --convert $OUT/llama-0.6b $OUT/llama-0.6b f32 | grep gguf
+  LD_LIBRARY_PATH=$L $L/llama-quantize --pure $OUT/llama-0.6b.f32.gguf $OUT/llama-0.6b.q4_k.gguf Q4_K_S >/dev/null 2>&1
+fi
 cargo build --release --bin wgpt
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg}; mkdir -p -m 700 $XDG_RUNTIME_DIR
 ./target/release/wgpt bench --shape tiny --backend gpu --prompt-tokens 1 --decode-tokens 1 --contexts 1 | grep '^engine'
@@ -39,8 +53,8 @@ pp = re.search(r'prefill +16 tokens: ([\d.]+) tokens/s', t).group(1)
 tg, b, gbs = re.search(r'\n +16 +([\d.]+) +[\d.]+ +(\d+) +([\d.]+)', t).groups()
 print(f'| $t | $label | {float(pp):,.0f} | {float(tg):,.1f} | {int(b)/1e6:,.0f} M | {float(gbs):.2f} |')"
 }
-for t in f16 q8_0 q4_0; do
-  f=$OUT/smollm2-135m.$t.gguf
+for f in $OUT/smollm2-135m.f16.gguf $OUT/smollm2-135m.q8_0.gguf $OUT/smollm2-135m.q4_0.gguf $OUT/llama-0.6b.q4_k.gguf; do
+  t=$(basename $f .gguf)
   LD_LIBRARY_PATH=$L $L/llama-bench -m $f -t 2 -p 16 -n 32 -r 3 -o json 2>/dev/null | python3 -c "
 import json, sys
 runs = json.load(sys.stdin)

@@ -53,7 +53,8 @@ SEQUENCES = [[7, 100, 31, 200, 5, 9, 250], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1
 MODELS = {
     "chat-llama": ["f16", "q8_0", "q4_0"],
     "llama-gqa": ["f32"],
-    "qwen2-bias": ["f32", "q8_0", "q4_0"],
+    # Q4_K_M of 64-wide rows: llama.cpp falls back to Q5_0 and Q8_0 (rows not whole super-blocks).
+    "qwen2-bias": ["f32", "q8_0", "q4_0", "q4_k_m"],
     "qwen3-qknorm": ["f16", "q8_0", "q4_0"],
     "llama-k": ["q4_k_m"],
     "tiny-f32": ["f32", "q8_0", "q4_0"],
@@ -262,11 +263,16 @@ def main():
         return random_llama(Path(sys.argv[2]), sys.argv[3])
     if len(sys.argv) > 3 and sys.argv[1] == "--convert":
         return convert_only(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:])
+    # `make_gguf_fixtures.py NAME.TYPE ...`: only those files (default: every one).
+    only = set(sys.argv[1:])
     OUT.mkdir(parents=True, exist_ok=True)
     quantize = LLAMA_CPP / "build" / "bin" / "llama-quantize"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name, kinds in MODELS.items():
+            kinds = [k for k in kinds if not only or f"{name}.{k}" in only]
+            if not kinds:
+                continue
             src = SRC / name
             if name == "llama-k":
                 src = tmp / name

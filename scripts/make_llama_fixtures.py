@@ -4,8 +4,9 @@
 Independent of wgpt: HF `transformers` builds tiny random checkpoints of each `model_type` the
 engine reads — llama (GQA, head_dim ≠ hidden/heads, llama3 rope scaling, untied head, the config
 written in the legacy `rope_theta` + `rope_scaling` form real Llama 3.2 files use), qwen2 (q/k/v
-biases, tied head, stored in f16) and qwen3 (per-head q/k RMSNorm, explicit head_dim, tied head, the config in
-transformers 5's `rope_parameters` form) — with every weight, norm gains included, drawn away from
+biases, tied head, stored in f16), qwen3 (per-head q/k RMSNorm, explicit head_dim, tied head, the config in
+transformers 5's `rope_parameters` form) and llama with `attention_bias` (biases on q, k, v *and* the
+output projection) — with every weight, norm gains included, drawn away from
 its init, and records for a few id sequences the logits at every position and a greedy
 continuation.
 
@@ -17,7 +18,9 @@ a few conversations, and the logits and greedy continuation of each prompt.
 
 Set-up (CPU is fine):
     python3 -m venv /tmp/pyenv && /tmp/pyenv/bin/pip install torch transformers safetensors jinja2
-    /tmp/pyenv/bin/python scripts/make_llama_fixtures.py
+    /tmp/pyenv/bin/python scripts/make_llama_fixtures.py            # every fixture
+    /tmp/pyenv/bin/python scripts/make_llama_fixtures.py llama-bias # only those named (each named
+                                                                    # list draws its own weights)
 """
 
 import json
@@ -44,6 +47,9 @@ MODELS = {
     "qwen3-qknorm": (Qwen3ForCausalLM, Qwen3Config(
         **COMMON, num_attention_heads=4, num_key_value_heads=2, head_dim=32, rms_norm_eps=1e-6,
         rope_theta=1000000.0, tie_word_embeddings=True, bos_token_id=None, eos_token_id=6)),
+    "llama-bias": (LlamaForCausalLM, LlamaConfig(
+        **COMMON, num_attention_heads=4, num_key_value_heads=4, rms_norm_eps=1e-5, rope_theta=10000.0,
+        attention_bias=True, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)),
 }
 # Stored in f16 (the others in f32; chat-llama in bf16).
 F16 = {"qwen2-bias"}
@@ -51,9 +57,11 @@ SEQUENCES = [[7, 100, 31, 200, 5, 9, 250], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1
 GREEDY = 8
 
 
-def main():
+def main(names):
     torch.manual_seed(0)
     for name, (cls, config) in MODELS.items():
+        if names and name not in names:
+            continue
         model = cls(config).eval()
         with torch.no_grad():
             for pname, p in model.named_parameters():
@@ -180,5 +188,7 @@ def make_chat_model():
 
 
 if __name__ == "__main__":
-    main()
-    make_chat_model()
+    import sys
+    main(sys.argv[1:])
+    if len(sys.argv) == 1:
+        make_chat_model()

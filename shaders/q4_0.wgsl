@@ -1,4 +1,4 @@
-// q4_0.wgsl — GGML's Q4_0 codes as the block readers decode them (blocks.wgsl): 32 4-bit codes per block, in 4 words.
+// q4_0.wgsl — GGML's Q4_0 codes as the block readers decode them (blocks.wgsl's interface): 32 4-bit codes per block, in 4 words.
 //
 // Math: GGML's byte i (i < 16) holds code i in its low nibble and code i + 16 in its high one;
 // a code c stands for c − 8. Word j holds bytes 4j .. 4j + 3.

@@ -24,9 +24,11 @@ fn scale_byte(blk: u32, i: u32) -> u32 {
     return (w[blk * BLOCK_WORDS + 1u + i / 4u] >> ((i % 4u) * 8u)) & 255u;
 }
 
-// (d·sc_s, −dmin·m_s) of sub-block s: the first four 6-bit pairs are bytes s and s + 4; the last
-// four take their low 4 bits from byte s + 4 and their top 2 from the tops of bytes s − 4 and s.
-fn sub_block(blk: u32, s: u32, n_blocks: u32) -> vec2<f32> {
+// (d·sc, −dmin·m) of the 16 values from 16·s16, in sub-block s = s16 / 2 of 32: the first four
+// 6-bit pairs are bytes s and s + 4; the last four take their low 4 bits from byte s + 4 and their
+// top 2 from the tops of bytes s − 4 and s.
+fn sub_block(blk: u32, s16: u32, n_blocks: u32) -> vec2<f32> {
+    let s = s16 / 2u;
     let dm = unpack2x16float(w[blk * BLOCK_WORDS]);
     var sc: u32;
     var m: u32;

@@ -1,4 +1,4 @@
-// q8_0.wgsl — GGML's Q8_0 codes as the block readers decode them (blocks.wgsl): 32 int8 per block, in 8 words.
+// q8_0.wgsl — GGML's Q8_0 codes as the block readers decode them (blocks.wgsl's interface): 32 int8 per block, in 8 words.
 //
 // Math: code i of a block is byte i of its words, sign-extended.
 

@@ -14,6 +14,7 @@ use super::uniforms::{
     AttentionDims, EmbedDims, Epilogue, HeadDims, LinearDims, NormDims, QkNormDims, UNIFORM_BINDING, VocabDims,
 };
 use super::upload::{LayerBuffers, LinearBuffers, NormBuffers, RowChunk, Scratch, WeightBuffers};
+use crate::quant::GgmlType;
 
 /// Bind groups of one transformer block.
 pub struct LayerGroups {
@@ -31,6 +32,16 @@ pub struct LayerGroups {
     /// Qwen3's per-head q/k norm and rotation, after the q | k | v matvec.
     pub qk_norm: Option<wgpu::BindGroup>,
     pub attention: wgpu::BindGroup,
+    /// Each matrix's block type (None: floats): the kernels that read it.
+    pub blocks: LayerBlocks,
+}
+
+/// The block type of each of a layer's matrices.
+pub struct LayerBlocks {
+    pub qkv: Option<GgmlType>,
+    pub attn_proj: Option<GgmlType>,
+    pub fc: Option<GgmlType>,
+    pub proj: Option<GgmlType>,
 }
 
 /// A row chunk of the embedding (or LM head) matrix, bound to one kernel.
@@ -249,6 +260,12 @@ pub fn bind(device: &wgpu::Device, kernels: &Kernels, shape: &Shape, w: &WeightB
             ln_2: norm("ln_2", block.ln, &l.ln_2),
             qk_norm,
             attention: group(&kernels.attention, "attention", attention.entries()),
+            blocks: LayerBlocks {
+                qkv: l.qkv.blocks,
+                attn_proj: l.attn_proj.blocks,
+                fc: l.fc.blocks,
+                proj: l.proj.blocks,
+            },
         }
     };
     // One group per row chunk of the embedding / head matrix.

@@ -13,6 +13,7 @@ use super::plan::{MAX_HEAD_DIM, MAX_PREFILL_HEAD_DIM, MAX_STAGED};
 use super::uniforms::{
     AttentionDims, CopyDims, EmbedDims, Epilogue, HeadDims, LinearDims, NormDims, QkNormDims, Sampling, Step, VocabDims,
 };
+use crate::quant::GgmlType;
 
 /// How a binding is used.
 #[derive(Clone, Copy)]
@@ -206,13 +207,24 @@ pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
 }
 
+/// matvec and the tiled GEMM compiled for one block type.
+pub struct BlockKernels {
+    pub ty: GgmlType,
+    pub matvec: wgpu::ComputePipeline,
+    pub tiled: wgpu::ComputePipeline,
+}
+
 pub struct Kernels {
     pub variant: Variant,
     /// f16 weights are read as WGSL `f16` (else unpacked from u32 pairs).
     pub native_f16: bool,
+    /// For matrices in floats (f32, or f16 where the model is).
     pub matvec: Kernel,
     /// Same bind group layout as `matvec`.
     pub tiled: Kernel,
+    /// For matrices in GGML blocks: matvec and the tiled GEMM of each block type the model holds
+    /// (same bind group layout as `matvec`).
+    pub blocks: Vec<BlockKernels>,
     pub attention: Kernel,
     /// Same bind group layout as `attention`.
     pub attention_prefill: wgpu::ComputePipeline,
@@ -238,32 +250,36 @@ const TILED_BLOCKS: &str = include_str!("../../shaders/tiled_blocks.wgsl");
 const TABLE_BLOCKS: &str = include_str!("../../shaders/table_blocks.wgsl");
 const Q8_0_CODES: &str = include_str!("../../shaders/q8_0.wgsl");
 const Q4_0_CODES: &str = include_str!("../../shaders/q4_0.wgsl");
+const Q5_0_CODES: &str = include_str!("../../shaders/q5_0.wgsl");
 const Q4_K_BLOCKS: &str = include_str!("../../shaders/q4_k.wgsl");
+const Q6_K_BLOCKS: &str = include_str!("../../shaders/q6_k.wgsl");
 
-/// A block format's interface for the readers (blocks.wgsl): its codes and, for the formats of
+/// A block type's interface for the readers (blocks.wgsl): its codes and, for the formats of
 /// one scale per 32 values, where the scales are (blocks.wgsl itself).
-fn block_codes(fmt: WeightFormat) -> String {
-    match fmt {
-        WeightFormat::Q4K => Q4_K_BLOCKS.to_string(),
-        WeightFormat::Q4_0 => format!("{Q4_0_CODES}{BLOCKS}"),
+fn block_codes(ty: GgmlType) -> String {
+    match ty {
+        GgmlType::Q4K => Q4_K_BLOCKS.to_string(),
+        GgmlType::Q6K => Q6_K_BLOCKS.to_string(),
+        GgmlType::Q4_0 => format!("{Q4_0_CODES}{BLOCKS}"),
+        GgmlType::Q5_0 => format!("{Q5_0_CODES}{BLOCKS}"),
         _ => format!("{Q8_0_CODES}{BLOCKS}"),
     }
 }
 
-/// What a matrix kernel needs to read `fmt`'s weights: `w_kn4` for the tiled GEMM, `column_sums`
-/// for matvec.
-fn linear_loaders(fmt: WeightFormat, matvec: bool) -> String {
-    match (fmt.blocks(), matvec) {
+/// What a matrix kernel needs to read weights in floats (`None`) or blocks of `ty`: `w_kn4` for
+/// the tiled GEMM, `column_sums` for matvec.
+fn linear_loaders(blocks: Option<GgmlType>, matvec: bool) -> String {
+    match (blocks, matvec) {
         (None, true) => MATVEC_FLOATS.to_string(),
         (None, false) => "fn w_kn4(k: u32, n: u32) -> vec4<f32> { return w4((k * dims.n + n) / 4u); }\n".to_string(),
-        (Some(_), true) => block_codes(fmt) + MATVEC_BLOCKS,
-        (Some(_), false) => block_codes(fmt) + TILED_BLOCKS,
+        (Some(ty), true) => block_codes(ty) + MATVEC_BLOCKS,
+        (Some(ty), false) => block_codes(ty) + TILED_BLOCKS,
     }
 }
 
 /// What embed.wgsl and lm_head.wgsl need beyond `compose`'s float `w4`: a block table's `w4`.
 fn table_loader(fmt: WeightFormat) -> String {
-    if fmt.blocks().is_some() { block_codes(fmt) + TABLE_BLOCKS } else { String::new() }
+    fmt.blocks().map(|ty| block_codes(ty) + TABLE_BLOCKS).unwrap_or_default()
 }
 
 /// A kernel's full WGSL: `enable f16;` where weights are read natively, its uniform blocks, its
@@ -278,7 +294,7 @@ pub fn compose(body: &str, uniforms: &[String], bindings: &str, weights: Option<
             ("array<vec2<u32>>", Some("vec4<f32>(unpack2x16float(w[i].x), unpack2x16float(w[i].y))"))
         }
         Some((WeightFormat::F16, true)) => ("array<vec4<f16>>", Some("vec4<f32>(w[i])")),
-        Some((WeightFormat::Q8_0 | WeightFormat::Q4_0 | WeightFormat::Q4K, _)) => ("array<u32>", None),
+        Some((_, _)) => ("array<u32>", None),
     };
     let mut out = String::new();
     if weights == Some((WeightFormat::F16, true)) {
@@ -369,40 +385,45 @@ fn kernel(device: &wgpu::Device, label: &str, wgsl: &str, slots: &[Slot], consta
 
 impl Kernels {
     /// `native_f16`: the device has `SHADER_F16` and f16 weights are read natively.
-    /// `fmt`: the block matrices' format; `tables`: the embedding's and the head's.
+    /// `fmt`: the matrices' format (its `float()` for matrices not in blocks); `blocks`: the
+    /// block types the matrices are in; `tables`: the embedding's and the head's format.
     pub fn new(
         device: &wgpu::Device,
         fmt: WeightFormat,
+        blocks: &[GgmlType],
         tables: WeightFormat,
         variant: Variant,
         native_f16: bool,
     ) -> Self {
-        let native_f16 = native_f16 && fmt == WeightFormat::F16;
-        let weights = Some((fmt, native_f16));
+        let float = fmt.float();
+        let native_f16 = native_f16 && float == WeightFormat::F16;
         let table_format = tables;
         let tables = Some((tables, native_f16 && tables == WeightFormat::F16));
         let step = Step::wgsl("Step");
-        let linear = |body: &str, matvec: bool| {
-            let body = format!("{LINEAR_EPILOGUE}{}{body}", linear_loaders(fmt, matvec));
-            compose(&body, &[step.clone(), LinearDims::wgsl("Dims")], &LinearBindings::wgsl(), weights)
+        let linear = |body: &str, matvec: bool, ty: Option<GgmlType>| {
+            let body = format!("{LINEAR_EPILOGUE}{}{body}", linear_loaders(ty, matvec));
+            let weights = match ty {
+                Some(ty) => (WeightFormat::of_blocks(ty).expect("a block type the kernels read"), false),
+                None => (float, native_f16),
+            };
+            compose(&body, &[step.clone(), LinearDims::wgsl("Dims")], &LinearBindings::wgsl(), Some(weights))
         };
-        let matvec = kernel(
-            device,
-            "matvec",
-            &linear(include_str!("../../shaders/matvec.wgsl"), true),
-            LinearBindings::SLOTS,
-            &[("KSPLIT", variant.ksplit())],
-        );
+        const MATVEC: &str = include_str!("../../shaders/matvec.wgsl");
+        const TILED: &str = include_str!("../../shaders/matmul_tiled.wgsl");
+        let ksplit = [("KSPLIT", variant.ksplit())];
+        let matvec = kernel(device, "matvec", &linear(MATVEC, true, None), LinearBindings::SLOTS, &ksplit);
         let tiled = Kernel {
-            pipeline: pipeline(
-                device,
-                "matmul_tiled",
-                &linear(include_str!("../../shaders/matmul_tiled.wgsl"), false),
-                &matvec.layout,
-                &[],
-            ),
+            pipeline: pipeline(device, "matmul_tiled", &linear(TILED, false, None), &matvec.layout, &[]),
             layout: matvec.layout.clone(),
         };
+        let blocks = blocks
+            .iter()
+            .map(|&ty| {
+                let mv = pipeline(device, "matvec", &linear(MATVEC, true, Some(ty)), &matvec.layout, &ksplit);
+                let tl = pipeline(device, "matmul_tiled", &linear(TILED, false, Some(ty)), &matvec.layout, &[]);
+                BlockKernels { ty, matvec: mv, tiled: tl }
+            })
+            .collect();
         let attention_source =
             |body: &str| compose(body, &[step.clone(), AttentionDims::wgsl("Dims")], &AttentionBindings::wgsl(), None);
         let attention = kernel(
@@ -428,6 +449,7 @@ impl Kernels {
             native_f16,
             matvec,
             tiled,
+            blocks,
             attention,
             attention_prefill,
             layernorm: simple(
@@ -479,6 +501,23 @@ impl Kernels {
                 None,
             ),
         }
+    }
+}
+
+impl Kernels {
+    /// matvec for a matrix in floats (`None`) or blocks of `ty`.
+    pub fn matvec_for(&self, blocks: Option<GgmlType>) -> &wgpu::ComputePipeline {
+        self.block(blocks).map_or(&self.matvec.pipeline, |b| &b.matvec)
+    }
+
+    /// The tiled GEMM for a matrix in floats (`None`) or blocks of `ty`.
+    pub fn tiled_for(&self, blocks: Option<GgmlType>) -> &wgpu::ComputePipeline {
+        self.block(blocks).map_or(&self.tiled.pipeline, |b| &b.tiled)
+    }
+
+    fn block(&self, blocks: Option<GgmlType>) -> Option<&BlockKernels> {
+        let ty = blocks?;
+        Some(self.blocks.iter().find(|b| b.ty == ty).expect("kernels compiled for every block type uploaded"))
     }
 }
 

@@ -129,10 +129,16 @@ impl<'a> Source<'a> {
         Some(table)
     }
 
-    /// Block `l` in the kernels' layout, its matrices in `format`'s blocks or in floats.
+    /// Block `l` in the kernels' layout, its matrices in `format`'s blocks, as stored
+    /// ([`WeightFormat::Mixed`]) or in floats.
     pub fn layer(&self, shape: &Shape, l: usize, format: WeightFormat) -> Result<HostLayer<'a>, GpuError> {
+        let choice = match format {
+            WeightFormat::F32 | WeightFormat::F16 => Choice::Floats,
+            WeightFormat::Mixed => Choice::AsStored,
+            f => Choice::Blocks(f.blocks().expect("a block format")),
+        };
         match *self {
-            Source::Gpt(_) if format.blocks().is_some() => {
+            Source::Gpt(_) if choice != Choice::Floats => {
                 Err(GpuError::Unsupported(format!("{format} weights on the GPU: the Llama family only")))
             }
             Source::Gpt(w) => {
@@ -150,9 +156,39 @@ impl<'a> Source<'a> {
                         .map(name),
                 })
             }
-            Source::Llama(_, w) => llama_layer(&w.layers[l], shape, l, format.blocks()),
+            Source::Llama(_, w) => llama_layer(&w.layers[l], shape, l, choice),
         }
     }
+
+    /// The block types the layers' matrices will be uploaded in (the kernels compiled for them).
+    pub fn block_types(&self, format: WeightFormat) -> Vec<GgmlType> {
+        match (self, format) {
+            (Source::Llama(_, w), WeightFormat::Mixed) => {
+                let mut types: Vec<GgmlType> = w
+                    .layers
+                    .iter()
+                    .flat_map(|l| l.projections())
+                    .filter_map(|p| match &p.weight {
+                        Matrix::Blocks(b) => WeightFormat::of_blocks(b.ty).and(Some(b.ty)),
+                        Matrix::F32(_) => None,
+                    })
+                    .collect();
+                types.sort_by_key(|t| t.name());
+                types.dedup();
+                types
+            }
+            (_, f) => f.blocks().into_iter().collect(),
+        }
+    }
+}
+
+/// How a layer's matrices are held: in floats, in blocks of one type (quantized where stored
+/// otherwise), or as stored where the kernels read the stored blocks.
+#[derive(Clone, Copy, PartialEq)]
+enum Choice {
+    Floats,
+    Blocks(GgmlType),
+    AsStored,
 }
 
 fn layer_norm(ln: &LayerNorm) -> HostNorm<'_> {
@@ -176,11 +212,14 @@ enum RowData<'a> {
 }
 
 impl<'a> Rows<'a> {
-    fn of(p: &'a Proj, blocks: Option<GgmlType>) -> Result<Self, GpuError> {
-        let w = match (blocks, &p.weight) {
-            (None, m) => RowData::F32(m.to_f32()),
-            (Some(ty), Matrix::Blocks(b)) if b.ty == ty => RowData::Blocks(Cow::Borrowed(b)),
-            (Some(ty), m) => {
+    fn of(p: &'a Proj, choice: Choice) -> Result<Self, GpuError> {
+        let w = match (choice, &p.weight) {
+            (Choice::AsStored, Matrix::Blocks(b)) if WeightFormat::of_blocks(b.ty).is_some() => {
+                RowData::Blocks(Cow::Borrowed(b))
+            }
+            (Choice::Floats | Choice::AsStored, m) => RowData::F32(m.to_f32()),
+            (Choice::Blocks(ty), Matrix::Blocks(b)) if b.ty == ty => RowData::Blocks(Cow::Borrowed(b)),
+            (Choice::Blocks(ty), m) => {
                 let t = m.to_f32();
                 let [rows, cols] = [t.shape[0], t.shape[1]];
                 let blocks = Matrix::quantize(ty, rows, cols, &t.data)
@@ -192,25 +231,38 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// Column `n` of the kernels' matrix is row `rows[n]` of an `[out, K]` one (with its bias):
-/// transposed into `[K, N]` f32, or its block rows copied in that order.
+/// Column `n` of the kernels' matrix is row `rows[n]` of an `[out, K]` one (with its bias): its
+/// block rows copied in that order where every row is in one block type, else transposed into
+/// `[K, N]` f32 (rows in blocks decoded: q | k | v of a file that stores v in another type).
 fn columns(rows: &[(&Rows, usize)], k: usize) -> HostLinear<'static> {
     let n = rows.len();
     let b = rows.iter().map(|&(p, r)| p.b.map_or(0.0, |b| b.data[r])).collect();
-    let w = match rows.first().map(|(p, _)| &p.w) {
-        Some(RowData::Blocks(first)) => {
-            let mut data = Vec::with_capacity(n * first.row_bytes());
+    let ty = |p: &Rows| match &p.w {
+        RowData::Blocks(b) => Some(b.ty),
+        RowData::F32(_) => None,
+    };
+    let first = rows.first().and_then(|(p, _)| ty(p));
+    let w = match first {
+        Some(t) if rows.iter().all(|(p, _)| ty(p) == Some(t)) => {
+            let mut data = Vec::new();
             for &(p, r) in rows {
-                let RowData::Blocks(blocks) = &p.w else { unreachable!("one layer, one format") };
+                let RowData::Blocks(blocks) = &p.w else { unreachable!("every row in blocks of one type") };
                 data.extend_from_slice(blocks.row(r));
             }
-            HostMatrix::Rows(Blocks::new(first.ty, n, k, data).expect("whole rows of one type"))
+            HostMatrix::Rows(Blocks::new(t, n, k, data).expect("whole rows of one type"))
         }
         _ => {
             let mut w = vec![0.0f32; k * n];
+            let mut row = vec![0.0f32; k];
             for (col, &(p, r)) in rows.iter().enumerate() {
-                let RowData::F32(t) = &p.w else { unreachable!("one layer, one format") };
-                for (i, &v) in t.data[r * k..][..k].iter().enumerate() {
+                let values = match &p.w {
+                    RowData::F32(t) => &t.data[r * k..][..k],
+                    RowData::Blocks(b) => {
+                        crate::quant::dequantize_into(b.ty, b.row(r), &mut row).expect("checked when built");
+                        &row[..]
+                    }
+                };
+                for (i, &v) in values.iter().enumerate() {
                     w[i * n + col] = v;
                 }
             }
@@ -220,12 +272,7 @@ fn columns(rows: &[(&Rows, usize)], k: usize) -> HostLinear<'static> {
     HostLinear { w, b: Cow::Owned(b) }
 }
 
-fn llama_layer<'a>(
-    layer: &'a LlamaLayer,
-    s: &Shape,
-    l: usize,
-    blocks: Option<GgmlType>,
-) -> Result<HostLayer<'a>, GpuError> {
+fn llama_layer<'a>(layer: &'a LlamaLayer, s: &Shape, l: usize, choice: Choice) -> Result<HostLayer<'a>, GpuError> {
     let hd = s.head_dim;
     let fused_rotation = !s.qk_norm;
     let [q, k, v, o, gate, up, down] = [
@@ -237,7 +284,7 @@ fn llama_layer<'a>(
         &layer.up_proj,
         &layer.down_proj,
     ]
-    .map(|p| Rows::of(p, blocks));
+    .map(|p| Rows::of(p, choice));
     let [q, k, v, o, gate, up, down] = [q?, k?, v?, o?, gate?, up?, down?];
     // Heads of q or k, in the epilogue's pair order when it rotates them.
     fn heads<'r>(p: &'r Rows<'r>, n_heads: usize, hd: usize, fused_rotation: bool) -> Vec<(&'r Rows<'r>, usize)> {

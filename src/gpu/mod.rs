@@ -66,25 +66,47 @@ pub enum WeightFormat {
     Q8_0,
     /// GGML's Q4_0 (32 4-bit codes and one f16 scale per block), likewise.
     Q4_0,
+    /// GGML's Q5_0 (32 5-bit codes and one f16 scale per block), read as stored: wgpt does not
+    /// quantize to it (llama.cpp's Q4_K_M files hold it where rows are not whole super-blocks).
+    Q5_0,
     /// GGML's Q4_K (super-blocks of 256: 4-bit codes, a 6-bit scale and minimum per 32), likewise;
     /// every matrix's rows must be whole super-blocks.
     Q4K,
+    /// GGML's Q6_K (super-blocks of 256: 6-bit codes, an 8-bit scale per 16), read as stored.
+    Q6K,
+    /// Each matrix as the file stores it, where the types differ from matrix to matrix (as in
+    /// llama.cpp's Q4_K_M files: Q4_K, Q6_K, Q5_0, Q8_0): every matrix whose parts are all in
+    /// one block type the kernels read stays in it; any other (q | k | v of two types, say) is
+    /// decoded to f32.
+    Mixed,
 }
+
+/// The block formats, in the order they are named.
+const BLOCK_FORMATS: [WeightFormat; 5] =
+    [WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q5_0, WeightFormat::Q4K, WeightFormat::Q6K];
 
 impl WeightFormat {
     /// The GGML block type of a block format.
     pub fn blocks(self) -> Option<crate::quant::GgmlType> {
+        use crate::quant::GgmlType;
         match self {
-            WeightFormat::F32 | WeightFormat::F16 => None,
-            WeightFormat::Q8_0 => Some(crate::quant::GgmlType::Q8_0),
-            WeightFormat::Q4_0 => Some(crate::quant::GgmlType::Q4_0),
-            WeightFormat::Q4K => Some(crate::quant::GgmlType::Q4K),
+            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Mixed => None,
+            WeightFormat::Q8_0 => Some(GgmlType::Q8_0),
+            WeightFormat::Q4_0 => Some(GgmlType::Q4_0),
+            WeightFormat::Q5_0 => Some(GgmlType::Q5_0),
+            WeightFormat::Q4K => Some(GgmlType::Q4K),
+            WeightFormat::Q6K => Some(GgmlType::Q6K),
         }
     }
 
     /// The block format of GGML type `ty`, where the kernels read one.
     pub fn of_blocks(ty: crate::quant::GgmlType) -> Option<Self> {
-        [WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4K].into_iter().find(|f| f.blocks() == Some(ty))
+        BLOCK_FORMATS.into_iter().find(|f| f.blocks() == Some(ty))
+    }
+
+    /// The format of the matrices that are not blocks: f16 where asked, else f32.
+    pub fn float(self) -> Self {
+        if self == WeightFormat::F16 { self } else { WeightFormat::F32 }
     }
 
     /// Device bytes of a `[k, n]` block matrix in this format (u64: a stranger's config may
@@ -93,7 +115,9 @@ impl WeightFormat {
         let values = (k as u64).saturating_mul(n as u64);
         match (self, self.blocks()) {
             (WeightFormat::F16, _) => values.saturating_mul(2),
-            (_, Some(ty)) => (values / ty.block_len()).saturating_mul(ty.block_bytes()),
+            // Q6_K's 210-byte super-blocks are padded to whole words on the device.
+            (_, Some(ty)) => (values / ty.block_len()).saturating_mul(ty.block_bytes().next_multiple_of(4)),
+            // A mixed model's matrix may be decoded to f32: counted so.
             _ => values.saturating_mul(4),
         }
     }
@@ -103,7 +127,7 @@ impl WeightFormat {
     /// the same type), else f32; float formats hold them as the matrices. `embed`, `head`: GGML's
     /// names of the stored types (`Q8_0`, `F32`, …).
     pub fn tables(self, embed: &str, head: Option<&str>) -> Self {
-        if self.blocks().is_none() {
+        if matches!(self, WeightFormat::F32 | WeightFormat::F16) {
             return self;
         }
         match Self::block_named(embed) {
@@ -112,11 +136,9 @@ impl WeightFormat {
         }
     }
 
-    /// The block format GGML calls `name` (`Q8_0`, `Q4_0`, `Q4_K`).
+    /// The block format GGML calls `name` (`Q8_0`, `Q4_K`, …).
     fn block_named(name: &str) -> Option<Self> {
-        [WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4K]
-            .into_iter()
-            .find(|f| f.blocks().is_some_and(|t| t.name() == name))
+        BLOCK_FORMATS.into_iter().find(|f| f.blocks().is_some_and(|t| t.name() == name))
     }
 
     /// [`WeightFormat::tables`] from a checkpoint's stored tensors (the page's fit check).
@@ -126,9 +148,9 @@ impl WeightFormat {
     }
 
     /// The one rule for the default: the block format when every Llama-family projection is
-    /// stored in it (Q8_0 or Q4_0: the kernels read them as they are); f16 when every matrix of
-    /// the checkpoint is stored in 16 bits (nothing is lost); else f32 (what other block types
-    /// decode to).
+    /// stored in it (the kernels read them as they are); [`WeightFormat::Mixed`] when they are
+    /// in several block types the kernels read; f16 when every matrix of the checkpoint is stored
+    /// in 16 bits (nothing is lost); else f32.
     pub fn for_stored(stored: &[crate::weights::TensorInfo]) -> Self {
         let projections: Vec<&str> = stored
             .iter()
@@ -140,6 +162,9 @@ impl WeightFormat {
             && let Some(format) = Self::block_named(first)
         {
             return format;
+        }
+        if projections.iter().any(|d| Self::block_named(d).is_some()) {
+            return WeightFormat::Mixed;
         }
         if matrices_in_16_bits(stored) { WeightFormat::F16 } else { WeightFormat::F32 }
     }
@@ -156,9 +181,15 @@ impl WeightFormat {
             })
         });
         let first = types.next().flatten();
-        let one = types.all(|t| t == first);
+        let mut readable = first.and_then(Self::of_blocks).is_some();
+        let mut one = true;
+        for t in types {
+            one &= t == first;
+            readable |= t.and_then(Self::of_blocks).is_some();
+        }
         match first.and_then(Self::of_blocks) {
             Some(format) if one => format,
+            _ if readable => WeightFormat::Mixed,
             _ if matrices_in_16_bits(&weights.stored) => WeightFormat::F16,
             _ => WeightFormat::F32,
         }
@@ -184,7 +215,10 @@ impl std::fmt::Display for WeightFormat {
             WeightFormat::F16 => "f16",
             WeightFormat::Q8_0 => "q8_0",
             WeightFormat::Q4_0 => "q4_0",
+            WeightFormat::Q5_0 => "q5_0",
             WeightFormat::Q4K => "q4_k",
+            WeightFormat::Q6K => "q6_k",
+            WeightFormat::Mixed => "blocks as stored",
         })
     }
 }

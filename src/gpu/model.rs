@@ -162,7 +162,7 @@ impl GpuModel {
         let plan = Plan::new(&shape, format, tables, &gpu.limits)?;
         let variant = options.variant.unwrap_or_else(|| Variant::for_adapter(gpu.is_software()));
         let native_f16 = options.native_f16.unwrap_or(true) && gpu.has_f16();
-        let kernels = Kernels::new(&gpu.device, format, tables, variant, native_f16);
+        let kernels = Kernels::new(&gpu.device, format, &source.block_types(format), tables, variant, native_f16);
         let (weights, scratch, footprint) = upload(&gpu.device, &shape, source, &plan)?;
         let groups = bind(&gpu.device, &kernels, &shape, &weights, &scratch);
         gpu.check().map_err(|e| footprint.explain(e))?;
@@ -252,7 +252,7 @@ impl GpuModel {
             for l in &g.layers[layers.clone()] {
                 if tiled {
                     dispatch(&k.layernorm.pipeline, &l.ln_1, rows, 1);
-                    dispatch(&k.tiled.pipeline, &l.qkv_tiled, tiles(qkv), tiles(rows));
+                    dispatch(k.tiled_for(l.blocks.qkv), &l.qkv_tiled, tiles(qkv), tiles(rows));
                     if let Some(qk_norm) = &l.qk_norm {
                         dispatch(&k.qk_norm.pipeline, qk_norm, qk_heads, rows);
                     }
@@ -261,19 +261,19 @@ impl GpuModel {
                     } else {
                         dispatch(&k.attention.pipeline, &l.attention, heads, rows);
                     }
-                    dispatch(&k.tiled.pipeline, &l.attn_proj, tiles(c), tiles(rows));
+                    dispatch(k.tiled_for(l.blocks.attn_proj), &l.attn_proj, tiles(c), tiles(rows));
                     dispatch(&k.layernorm.pipeline, &l.ln_2, rows, 1);
-                    dispatch(&k.tiled.pipeline, &l.fc_tiled, tiles(fc), tiles(rows));
-                    dispatch(&k.tiled.pipeline, &l.proj, tiles(c), tiles(rows));
+                    dispatch(k.tiled_for(l.blocks.fc), &l.fc_tiled, tiles(fc), tiles(rows));
+                    dispatch(k.tiled_for(l.blocks.proj), &l.proj, tiles(c), tiles(rows));
                 } else {
-                    dispatch(&k.matvec.pipeline, &l.qkv, quads(qkv), rows);
+                    dispatch(k.matvec_for(l.blocks.qkv), &l.qkv, quads(qkv), rows);
                     if let Some(qk_norm) = &l.qk_norm {
                         dispatch(&k.qk_norm.pipeline, qk_norm, qk_heads, rows);
                     }
                     dispatch(&k.attention.pipeline, &l.attention, heads, rows);
-                    dispatch(&k.matvec.pipeline, &l.attn_proj, quads(c), rows);
-                    dispatch(&k.matvec.pipeline, &l.fc, quads(fc), rows);
-                    dispatch(&k.matvec.pipeline, &l.proj, quads(c), rows);
+                    dispatch(k.matvec_for(l.blocks.attn_proj), &l.attn_proj, quads(c), rows);
+                    dispatch(k.matvec_for(l.blocks.fc), &l.fc, quads(fc), rows);
+                    dispatch(k.matvec_for(l.blocks.proj), &l.proj, quads(c), rows);
                 }
             }
             per_block = (n.get() - before_blocks) / layers.len().max(1);
@@ -498,7 +498,13 @@ impl LanguageModel for GpuModel {
             info.backend,
             if self.gpu.is_software() { ", software" } else { "" },
             self.shape.arch,
-            self.plan.format,
+            match self.plan.format {
+                WeightFormat::Mixed => {
+                    let types: Vec<&str> = self.kernels.blocks.iter().map(|b| b.ty.name()).collect();
+                    format!("{} {}", types.join("+"), self.plan.format)
+                }
+                f => f.to_string(),
+            },
             if self.plan.tables != self.plan.format {
                 format!(" (embedding and head {})", self.plan.tables)
             } else {

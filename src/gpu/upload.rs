@@ -20,6 +20,8 @@ pub struct NormBuffers {
 pub struct LinearBuffers {
     pub w: wgpu::Buffer,
     pub b: wgpu::Buffer,
+    /// The block type `w` is in, or None for floats: which kernels read it.
+    pub blocks: Option<crate::quant::GgmlType>,
 }
 
 /// One block's weights and its slice of the KV cache.
@@ -145,10 +147,14 @@ impl Allocator<'_> {
     fn linear(&mut self, name: &str, l: &HostLinear) -> Result<LinearBuffers, GpuError> {
         let label = format!("{name}.weight");
         let w = match &l.w {
-            HostMatrix::Kn(w) => self.matrix(&label, w, self.format)?,
+            HostMatrix::Kn(w) => self.matrix(&label, w, self.format.float())?,
             HostMatrix::Rows(b) => self.weights(&label, &pack_blocks(b.ty, &b.data)),
         };
-        Ok(LinearBuffers { w, b: self.f32s(&format!("{name}.bias"), &l.b) })
+        let blocks = match &l.w {
+            HostMatrix::Kn(_) => None,
+            HostMatrix::Rows(b) => Some(b.ty),
+        };
+        Ok(LinearBuffers { w, b: self.f32s(&format!("{name}.bias"), &l.b), blocks })
     }
 
     /// A `[vocab, n_embd]` table in row chunks of at most `rows_per_chunk`.
@@ -268,9 +274,13 @@ pub fn upload(
 /// or 18 bytes is not), and the kernels index them without a stride of odd bytes. Q4_K's
 /// 144-byte super-blocks are whole words already and stay as stored (`shaders/q4_k.wgsl`).
 fn pack_blocks(ty: crate::quant::GgmlType, data: &[u8]) -> Vec<u8> {
-    if ty == crate::quant::GgmlType::Q4K {
+    use crate::quant::GgmlType;
+    match ty {
         // 144-byte super-blocks are already whole words: kept as the file has them (q4_k.wgsl).
-        return data.to_vec();
+        GgmlType::Q4K => return data.to_vec(),
+        // 210-byte super-blocks, each padded to 212 (q6_k.wgsl).
+        GgmlType::Q6K => return data.chunks_exact(210).flat_map(|b| b.iter().copied().chain([0, 0])).collect(),
+        _ => {}
     }
     let block = ty.block_bytes() as usize;
     let n_blocks = data.len() / block;
@@ -290,7 +300,12 @@ fn pack_blocks(ty: crate::quant::GgmlType, data: &[u8]) -> Vec<u8> {
 fn encode(name: &str, data: &[f32], format: WeightFormat) -> Result<Vec<u8>, GpuError> {
     match format {
         WeightFormat::F32 => Ok(bytemuck::cast_slice(data).to_vec()),
-        WeightFormat::Q8_0 | WeightFormat::Q4_0 | WeightFormat::Q4K => {
+        WeightFormat::Q8_0
+        | WeightFormat::Q4_0
+        | WeightFormat::Q5_0
+        | WeightFormat::Q4K
+        | WeightFormat::Q6K
+        | WeightFormat::Mixed => {
             Err(GpuError::Unsupported(format!("{name}: f32 values cannot be uploaded as {format} here")))
         }
         WeightFormat::F16 => {

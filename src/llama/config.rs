@@ -41,8 +41,11 @@ pub struct LlamaConfig {
     pub rms_norm_eps: f32,
     pub rope_theta: f32,
     pub rope_scaling: RopeScaling,
-    /// Biases on q, k and v (Qwen2's always; Llama's with `attention_bias`).
+    /// Biases on q, k and v (Qwen2's always; Llama's and Qwen3's with `attention_bias`).
     pub qkv_bias: bool,
+    /// A bias on the attention's output (with `attention_bias`, but for Qwen2, whose flag-less
+    /// biases are on q, k and v only — as HF's `o_proj` has them).
+    pub o_bias: bool,
     /// Per-head RMSNorm of q and k before the rotation (Qwen3).
     pub qk_norm: bool,
     pub tie_word_embeddings: bool,
@@ -199,6 +202,7 @@ impl LlamaConfig {
             rope_theta,
             rope_scaling,
             qkv_bias: model_type == "qwen2" || flag("attention_bias"),
+            o_bias: model_type != "qwen2" && flag("attention_bias"),
             qk_norm: model_type == "qwen3",
             tie_word_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(model_type != "llama"),
             bos_token_id,
@@ -250,7 +254,8 @@ impl LlamaConfig {
             [self.hidden_size, self.intermediate_size, self.vocab_size, self.num_hidden_layers, self.head_dim]
                 .map(|x| x as u64);
         let (q, kv) = (self.num_attention_heads as u64 * hd, self.num_key_value_heads as u64 * hd);
-        let attn = d * q + 2 * d * kv + q * d + if self.qkv_bias { q + 2 * kv } else { 0 };
+        let attn =
+            d * q + 2 * d * kv + q * d + if self.qkv_bias { q + 2 * kv } else { 0 } + if self.o_bias { d } else { 0 };
         let norms = 2 * d + if self.qk_norm { 2 * hd } else { 0 };
         let block = attn + 3 * d * f + norms;
         usize::try_from(v * d + l * block + d + if self.tie_word_embeddings { 0 } else { v * d }).unwrap_or(usize::MAX)

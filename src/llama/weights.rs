@@ -80,7 +80,7 @@ impl LlamaWeights {
                 q_proj: proj(q, d, c.qkv_bias),
                 k_proj: proj(kv, d, c.qkv_bias),
                 v_proj: proj(kv, d, c.qkv_bias),
-                o_proj: proj(d, q, false),
+                o_proj: proj(d, q, c.o_bias),
                 gate_proj: proj(f, d, false),
                 up_proj: proj(f, d, false),
                 down_proj: proj(d, f, false),
@@ -224,7 +224,7 @@ impl LlamaWeights {
             let q_proj = proj("self_attn.q_proj", q, d, c.qkv_bias)?;
             let k_proj = proj("self_attn.k_proj", kv, d, c.qkv_bias)?;
             let v_proj = proj("self_attn.v_proj", kv, d, c.qkv_bias)?;
-            let o_proj = proj("self_attn.o_proj", d, q, false)?;
+            let o_proj = proj("self_attn.o_proj", d, q, c.o_bias)?;
             let gate_proj = proj("mlp.gate_proj", f, d, false)?;
             let up_proj = proj("mlp.up_proj", f, d, false)?;
             let down_proj = proj("mlp.down_proj", d, f, false)?;

@@ -225,7 +225,8 @@ fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
 fn dot_q4k(row: &[u8], x: &[f32]) -> f32 {
     let mut sum = 0f32;
     for (b, xs) in row.chunks_exact(144).zip(x.chunks_exact(256)) {
-        let (d, dmin) = (half::f16::from_le_bytes([b[0], b[1]]).to_f32(), half::f16::from_le_bytes([b[2], b[3]]).to_f32());
+        let (d, dmin) =
+            (half::f16::from_le_bytes([b[0], b[1]]).to_f32(), half::f16::from_le_bytes([b[2], b[3]]).to_f32());
         for pair in 0..4 {
             // 32 bytes: sub-block 2·pair in the low nibbles, 2·pair + 1 in the high ones.
             let q = &b[16 + 32 * pair..16 + 32 * pair + 32];

@@ -131,7 +131,11 @@ mod x86 {
                 // SAFETY: code bytes 16 + 32·pair .. + 32 ≤ 144; values 64·pair .. + 64 ≤ 256.
                 let (q0, q1, xp) = unsafe {
                     let q = b.as_ptr().add(16 + 32 * pair);
-                    (_mm_loadu_si128(q as *const __m128i), _mm_loadu_si128(q.add(16) as *const __m128i), xs.as_ptr().add(64 * pair))
+                    (
+                        _mm_loadu_si128(q as *const __m128i),
+                        _mm_loadu_si128(q.add(16) as *const __m128i),
+                        xs.as_ptr().add(64 * pair),
+                    )
                 };
                 let (lo0, lo1) = (_mm_and_si128(q0, low), _mm_and_si128(q1, low));
                 let (hi0, hi1) = (_mm_and_si128(_mm_srli_epi16(q0, 4), low), _mm_and_si128(_mm_srli_epi16(q1, 4), low));

@@ -53,7 +53,7 @@ pub fn expected(name: &str) -> Expected {
 
 /// The Llama-family fixtures of `scripts/make_llama_fixtures.py`: GQA + llama3 rope scaling +
 /// untied head; q/k/v biases + tied; per-head q/k norm.
-pub const LLAMA_MODELS: [&str; 3] = ["llama-gqa", "qwen2-bias", "qwen3-qknorm"];
+pub const LLAMA_MODELS: [&str; 4] = ["llama-gqa", "qwen2-bias", "qwen3-qknorm", "llama-bias"];
 
 pub fn llama_dir() -> PathBuf {
     fixtures().join("llama")
