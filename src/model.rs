@@ -49,6 +49,19 @@ impl EngineError {
     }
 }
 
+/// The most bytes a CPU engine's KV cache may hold (keys and values of every layer): a model's
+/// claims — a huge key/value width beside a tiny hidden size, a thousand thin layers, a long
+/// learned position table — must not make a file of a few MB fill gigabytes as its context fills.
+/// 1 GiB in a browser tab (4 GB of wasm memory in all, the weights included), 8 GiB natively. A
+/// model past it holds fewer positions than it was made for, and the page says so.
+pub const CPU_KV_BUDGET: u64 = if cfg!(target_arch = "wasm32") { 1 << 30 } else { 8 << 30 };
+
+/// How many positions of `per_position` cache bytes fit `budget`: at most `wanted`.
+pub fn positions_within(budget: u64, per_position: u64, wanted: usize) -> usize {
+    let fit = budget / per_position.max(1);
+    wanted.min(usize::try_from(fit).unwrap_or(usize::MAX))
+}
+
 /// The input rule every engine applies before running `ids` at position `pos` of a context of
 /// `n_ctx` tokens over a vocabulary of `vocab_size`.
 pub fn check_input(ids: &[u32], pos: usize, n_ctx: usize, vocab_size: usize) -> Result<(), EngineError> {

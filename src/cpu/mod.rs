@@ -11,7 +11,10 @@ pub mod ops;
 use std::sync::Arc;
 
 use crate::config::{GptConfig, LayerNormPosition};
-use crate::model::{EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input};
+use crate::model::{
+    CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input,
+    positions_within,
+};
 use crate::weights::{Block, ModelWeights};
 use ops::{AttentionShape, add};
 
@@ -38,7 +41,7 @@ fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     &mut v[..n]
 }
 
-/// One layer's slice of the KV cache: `[n_positions, n_embd]` each.
+/// One layer's slice of the KV cache: `[n_ctx, n_embd]` each.
 struct LayerCache<'a> {
     k: &'a mut [f32],
     v: &'a mut [f32],
@@ -47,7 +50,10 @@ struct LayerCache<'a> {
 pub struct CpuSession {
     config: GptConfig,
     weights: Arc<ModelWeights>,
-    /// `[n_layer, n_positions, n_embd]` each.
+    /// Positions the cache holds: the model's `n_positions`, fewer where that would pass
+    /// [`CPU_KV_BUDGET`].
+    n_ctx: usize,
+    /// `[n_layer, n_ctx, n_embd]` each.
     k_cache: Vec<f32>,
     v_cache: Vec<f32>,
     pos: usize,
@@ -59,9 +65,19 @@ pub struct CpuSession {
 
 impl CpuSession {
     pub fn new(config: GptConfig, weights: Arc<ModelWeights>) -> Self {
-        // Sizes are bounded by the validated weights: wpe holds n_positions * n_embd values.
-        let cache = config.n_layer * config.n_positions * config.n_embd;
+        Self::with_kv_budget(config, weights, CPU_KV_BUDGET)
+    }
+
+    /// [`CpuSession::new`] with a cache budget of `budget` bytes: the whole learned position
+    /// table where it fits, else as many positions as do.
+    pub fn with_kv_budget(config: GptConfig, weights: Arc<ModelWeights>, budget: u64) -> Self {
+        // wpe holds n_positions * n_embd values (validated), but a thousand thin layers would
+        // still make the cache far larger than the file: bounded by the budget too.
+        let per_position = (config.n_layer as u64).saturating_mul(config.n_embd as u64 * 2 * 4);
+        let n_ctx = positions_within(budget, per_position, config.n_positions);
+        let cache = config.n_layer * n_ctx * config.n_embd;
         CpuSession {
+            n_ctx,
             config,
             weights,
             k_cache: vec![0.0; cache],
@@ -95,7 +111,7 @@ impl CpuSession {
     /// Appends `ids` to the context and runs them through the model (synchronously: the
     /// [`LanguageModel::forward`] future of this engine is this call).
     pub fn run(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<&Outputs, EngineError> {
-        check_input(ids, self.pos, self.config.n_positions, self.config.vocab_size)?;
+        check_input(ids, self.pos, self.n_ctx, self.config.vocab_size)?;
         let cfg = &self.config;
         let (n, c, past, w) = (ids.len(), cfg.n_embd, self.pos, &*self.weights);
         let s = &mut self.scratch;
@@ -105,7 +121,7 @@ impl CpuSession {
 
         let x = sized(&mut self.x, n * c);
         embed(x, ids, past, w, c);
-        let layer_cache = cfg.n_positions * c;
+        let layer_cache = self.n_ctx * c;
         for (l, b) in w.blocks.iter().enumerate() {
             if opts.hidden_states {
                 out.hidden_states[l].clear();
@@ -227,7 +243,7 @@ fn attention_map(map: &mut Vec<f32>, probs: &[f32], heads: usize, new: usize, to
 
 impl LanguageModel for CpuSession {
     fn n_ctx(&self) -> usize {
-        self.config.n_positions
+        self.n_ctx
     }
     fn vocab_size(&self) -> usize {
         self.config.vocab_size

@@ -115,8 +115,10 @@ impl WeightFormat {
         let values = (k as u64).saturating_mul(n as u64);
         match (self, self.blocks()) {
             (WeightFormat::F16, _) => values.saturating_mul(2),
-            // Q6_K's 210-byte super-blocks are padded to whole words on the device.
-            (_, Some(ty)) => (values / ty.block_len()).saturating_mul(ty.block_bytes().next_multiple_of(4)),
+            // Q6_K's 210-byte super-blocks are padded to whole words on the device (the others'
+            // codes and scales are packed apart: no padding but the last word's).
+            (_, Some(ty)) if ty == crate::quant::GgmlType::Q6K => (values / 256).saturating_mul(212),
+            (_, Some(ty)) => (values / ty.block_len()).saturating_mul(ty.block_bytes()),
             // A mixed model's matrix may be decoded to f32: counted so.
             _ => values.saturating_mul(4),
         }
@@ -282,12 +284,15 @@ mod tests {
             info("model.norm.weight", "F32"),
         ];
         assert_eq!(WeightFormat::for_stored(&q4), WeightFormat::Q4_0);
-        // A Q4_K_M file mixes types: decoded to f32.
+        // A Q4_K_M file mixes types: each matrix read in its own.
         let mixed = [
             info("model.layers.0.self_attn.q_proj.weight", "Q4_K"),
             info("model.layers.0.mlp.down_proj.weight", "Q6_K"),
         ];
-        assert_eq!(WeightFormat::for_stored(&mixed), WeightFormat::F32);
+        assert_eq!(WeightFormat::for_stored(&mixed), WeightFormat::Mixed);
+        // Q6_K's 210-byte super-blocks take 212 on the device; a mixed model counts f32.
+        assert_eq!(WeightFormat::Q6K.matrix_bytes(256, 4), 4 * 212);
+        assert_eq!(WeightFormat::Mixed.matrix_bytes(256, 4), 256 * 4 * 4);
         // GPT-2's names never choose blocks (its kernels read floats).
         assert_eq!(WeightFormat::for_stored(&[info("h.0.attn.c_proj.weight", "Q8_0")]), WeightFormat::F32);
         assert_eq!(WeightFormat::Q4_0.matrix_bytes(64, 96), 64 * 96 / 32 * 18);

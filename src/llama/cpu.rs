@@ -9,7 +9,10 @@ use std::sync::Arc;
 use super::config::LlamaConfig;
 use super::weights::{LlamaLayer, LlamaWeights, Proj};
 use crate::cpu::ops::{add, softmax};
-use crate::model::{EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input};
+use crate::model::{
+    CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input,
+    positions_within,
+};
 use crate::quant::Matrix;
 use crate::weights::Tensor;
 
@@ -40,12 +43,24 @@ impl LlamaSession {
             pos: 0,
             out: Outputs::default(),
         }
+        .with_context(usize::MAX)
     }
 
     /// Holds at most `max` positions (a model may claim 128 k; a conversation is refused, or
-    /// trimmed by the caller, past the cap instead of growing the cache that far).
-    pub fn with_context(mut self, max: usize) -> Self {
-        self.n_ctx = self.config.max_position_embeddings.min(max.max(1));
+    /// trimmed by the caller, past the cap instead of growing the cache that far), and never more
+    /// than [`CPU_KV_BUDGET`] of keys and values.
+    pub fn with_context(self, max: usize) -> Self {
+        self.with_kv_budget(max, CPU_KV_BUDGET)
+    }
+
+    /// [`LlamaSession::with_context`] with a cache budget of `budget` bytes.
+    pub fn with_kv_budget(mut self, max: usize, budget: u64) -> Self {
+        let c = &self.config;
+        let per_position = (c.num_hidden_layers as u64)
+            .saturating_mul((c.num_key_value_heads * c.head_dim) as u64)
+            .saturating_mul(2 * 4);
+        let wanted = c.max_position_embeddings.min(max.max(1));
+        self.n_ctx = positions_within(budget, per_position, wanted);
         self
     }
 

@@ -100,13 +100,13 @@ fn lint() -> Result<()> {
     // CI has no GPU to run them.
     step("cargo clippy -p wgpt-train --features wgpu,cuda (the GPU backends build)");
     run(cargo().args(["clippy", "-p", "wgpt-train", "--features", "wgpu,cuda", "--", "-D", "warnings"]))?;
-    step("biome ci: the JavaScript's format and lint (www/, tests/e2e/; biome.json)");
+    step("biome ci: the JavaScript's format and lint (www/, tests/e2e/, benches/; biome.json)");
     let biome = root().join("tools/js/node_modules/.bin/biome");
     if !biome.is_file() {
         run(Command::new("npm").args(["ci", "--prefix", "tools/js", "--no-audit", "--no-fund"]))
             .context("npm ci in tools/js (needs node and npm)")?;
     }
-    run(Command::new(biome).args(["ci", "--error-on-warnings", "www", "tests/e2e"]))
+    run(Command::new(biome).args(["ci", "--error-on-warnings", "www", "tests/e2e", "benches"]))
 }
 
 fn test() -> Result<()> {
