@@ -12,6 +12,8 @@
 
 const BLOCK_LEN: u32 = 256u;
 const BLOCK_WORDS: u32 = 36u;
+const SUB_LEN: u32 = 32u;
+const OFFSETS: bool = true;
 
 // Codes 4j .. 4j + 3 of super-block `blk` (j < 64): four bytes of one word, low or high nibbles.
 fn codes4(blk: u32, j: u32) -> vec4<f32> {
@@ -24,11 +26,10 @@ fn scale_byte(blk: u32, i: u32) -> u32 {
     return (w[blk * BLOCK_WORDS + 1u + i / 4u] >> ((i % 4u) * 8u)) & 255u;
 }
 
-// (d·sc, −dmin·m) of the 16 values from 16·s16, in sub-block s = s16 / 2 of 32: the first four
-// 6-bit pairs are bytes s and s + 4; the last four take their low 4 bits from byte s + 4 and their
-// top 2 from the tops of bytes s − 4 and s.
-fn sub_block(blk: u32, s16: u32, n_blocks: u32) -> vec2<f32> {
-    let s = s16 / 2u;
+// (d·sc_s, −dmin·m_s) of sub-block s of 32: the first four 6-bit pairs are bytes s and s + 4;
+// the last four take their low 4 bits from byte s + 4 and their top 2 from the tops of bytes
+// s − 4 and s.
+fn sub_block(blk: u32, s: u32, n_blocks: u32) -> vec2<f32> {
     let dm = unpack2x16float(w[blk * BLOCK_WORDS]);
     var sc: u32;
     var m: u32;

@@ -13,6 +13,8 @@
 
 const BLOCK_LEN: u32 = 256u;
 const BLOCK_WORDS: u32 = 53u;
+const SUB_LEN: u32 = 16u;
+const OFFSETS: bool = false;
 
 // Codes 4j .. 4j + 3 of super-block `blk` (j < 64), as f32.
 fn codes4(blk: u32, j: u32) -> vec4<f32> {

@@ -9,7 +9,7 @@ fn w_kn4(k: u32, n: u32) -> vec4<f32> {
     var out = vec4(0.0);
     for (var j = 0u; j < 4u; j++) {
         let blk = (n + j) * per_row + k / BLOCK_LEN;
-        let so = sub_block(blk, e / 16u, dims.n * per_row);
+        let so = sub_block(blk, e / SUB_LEN, dims.n * per_row);
         out[j] = so.x * codes4(blk, e / 4u)[e % 4u] + so.y;
     }
     return out;
