@@ -417,3 +417,42 @@ async fn q4_k_blocks_run_in_the_browser_on_both_engines() {
         assert!(d < 1e-3, "WebGPU Q4_K {variant:?}: logits differ from the CPU's by {d}");
     }
 }
+
+/// A model whose config would need a KV cache far past the tab's budget (1,024 layers of
+/// 512-wide keys and values beside a hidden size of 4: a 33 MB file, 4 MiB of cache per
+/// position) loads in the page with the context cut to what 1 GiB holds, and the page says so;
+/// it then runs, instead of growing the cache until the tab dies.
+#[wasm_bindgen_test]
+async fn a_model_whose_kv_cache_would_pass_the_tab_s_budget_holds_fewer_positions_and_says_so() {
+    use wgpt::gguf::export::{Target, export};
+    use wgpt::llama::{LlamaConfig, LlamaWeights};
+    use wgpt::loaded::{Architecture, LoadedModel};
+    use wgpt::web::load_model;
+    let map: wgpt::loaded::Files =
+        [("m.gguf".to_string(), &fixture!("gguf/chat-llama.q8_0.gguf")[..])].into_iter().collect();
+    let text = LoadedModel::from_files(&map).unwrap().text;
+    let config = LlamaConfig::from_json(
+        br#"{"model_type": "llama", "hidden_size": 4, "intermediate_size": 4, "num_hidden_layers": 1024,
+             "num_attention_heads": 1, "num_key_value_heads": 1, "head_dim": 512, "vocab_size": 512,
+             "max_position_embeddings": 32768, "rms_norm_eps": 1e-5, "rope_theta": 10000}"#,
+    )
+    .unwrap();
+    let weights = std::sync::Arc::new(LlamaWeights::random(&config, 1));
+    let model = LoadedModel { arch: Architecture::Llama { config, weights }, text };
+    let (bytes, _) = export(&model, Target::F32).unwrap();
+    drop(model);
+    let (names, blobs) = named(&[("big-cache.gguf", &bytes)]);
+    let info: serde_json::Value =
+        serde_json::from_str(&load_model(names, blobs, "cpu".into(), None).await.ok().unwrap()).unwrap();
+    let per_position = 1024 * 512 * 2 * 4;
+    assert_eq!(info["n_ctx"], wgpt::model::CPU_KV_BUDGET / per_position, "{info}");
+    assert!(info["note"].as_str().unwrap().contains("holds the newest 256"), "{info}");
+    let params = r#"{"temperature":0,"max_tokens":4}"#;
+    wgpt::web::chat_start(r#"[{"role":"user","content":"hi"}]"#.into(), params.into()).ok().unwrap();
+    loop {
+        let step: serde_json::Value = serde_json::from_str(&wgpt::web::generate_step(4).await.ok().unwrap()).unwrap();
+        if !step["finish"].is_null() {
+            break;
+        }
+    }
+}
