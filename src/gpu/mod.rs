@@ -117,7 +117,7 @@ impl WeightFormat {
             (WeightFormat::F16, _) => values.saturating_mul(2),
             // Q6_K's 210-byte super-blocks are padded to whole words on the device (the others'
             // codes and scales are packed apart: no padding but the last word's).
-            (_, Some(ty)) if ty == crate::quant::GgmlType::Q6K => (values / 256).saturating_mul(212),
+            (_, Some(crate::quant::GgmlType::Q6K)) => (values / 256).saturating_mul(212),
             (_, Some(ty)) => (values / ty.block_len()).saturating_mul(ty.block_bytes()),
             // A mixed model's matrix may be decoded to f32: counted so.
             _ => values.saturating_mul(4),
