@@ -188,6 +188,17 @@ fn the_kv_cache_is_capped_and_the_cap_is_enforced() {
     pollster::block_on(g.run(&[1; 8], ForwardOptions::default())).unwrap();
 }
 
+/// Every position's logits, the first half of `ids` prefilled in one call and the rest decoded
+/// one by one (so both the prefill kernels and matvec read the weights).
+fn prefill_half_then_decode(g: &mut GpuModel, ids: &[u32]) -> Vec<f32> {
+    let split = ids.len() / 2;
+    let mut got = pollster::block_on(g.run(&ids[..split], ALL)).unwrap().logits.clone();
+    for t in split..ids.len() {
+        got.extend(pollster::block_on(g.run(&ids[t..t + 1], ALL)).unwrap().logits.clone());
+    }
+    got
+}
+
 /// The weights with every layer projection in GGML blocks of `ty` (the embedding, head and norms
 /// as they were), as a GGUF file of that type holds them.
 fn projections_in(weights: &LlamaWeights, ty: wgpt::quant::GgmlType) -> LlamaWeights {
@@ -234,11 +245,7 @@ fn block_weights_are_decoded_in_the_kernels_as_the_cpu_reference_decodes_them() 
                     let mut g = GpuModel::on_llama(gpu.clone(), &config, w, opts).unwrap();
                     assert_eq!(g.format(), format, "{name} {how}");
                     assert_eq!(g.tables_format().to_string(), tables, "{name} {how}");
-                    let split = ids.len() / 2;
-                    let mut got = pollster::block_on(g.run(&ids[..split], ALL)).unwrap().logits.clone();
-                    for t in split..ids.len() {
-                        got.extend(pollster::block_on(g.run(&ids[t..t + 1], ALL)).unwrap().logits.clone());
-                    }
+                    let got = prefill_half_then_decode(&mut g, &ids);
                     let d = max_abs_diff(&got, want);
                     assert!(d < 1e-3, "{name} {format} {variant:?} ({how}): logits differ from the CPU's by {d}");
                 }
@@ -282,11 +289,7 @@ fn q4_k_super_blocks_are_decoded_in_the_kernels_as_the_cpu_reference_decodes_the
             let mut g = GpuModel::on_llama(gpu.clone(), &config, w, opts).unwrap();
             assert_eq!(g.format(), WeightFormat::Q4K, "{how}");
             assert_eq!(g.tables_format().to_string(), tables, "{how}");
-            let split = ids.len() / 2;
-            let mut got = pollster::block_on(g.run(&ids[..split], ALL)).unwrap().logits.clone();
-            for t in split..ids.len() {
-                got.extend(pollster::block_on(g.run(&ids[t..t + 1], ALL)).unwrap().logits.clone());
-            }
+            let got = prefill_half_then_decode(&mut g, &ids);
             let d = max_abs_diff(&got, want);
             assert!(d < 1e-3, "Q4_K {variant:?} ({how}): logits differ from the CPU's by {d}");
         }

@@ -12,7 +12,7 @@ pub const Q6K_BYTES: usize = 128 + 64 + 16 + 2;
 
 /// Scale and min of sub-block `j` (0..8) from Q4_K's 12 packed bytes: the first four of each
 /// are 6 bits of bytes 0–7; the last four are split between bytes 8–11 and the top bits of 0–7.
-pub(super) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
@@ -20,18 +20,21 @@ pub(super) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
-pub fn dequantize_q4k(b: &[u8], y: &mut [f32]) {
+/// The multipliers of sub-blocks `2·pair` and `2·pair + 1` of Q4_K super-block `b` (the 32 code
+/// bytes from `16 + 32·pair` hold them, low nibbles then high): `[d·sc₁, d·sc₂, −dmin·m₁, −dmin·m₂]`.
+pub(super) fn pair_multipliers(b: &[u8], pair: usize) -> [f32; 4] {
     let (d, dmin) = (f16(&b[0..2]), f16(&b[2..4]));
-    let scales = &b[4..16];
-    let qs = &b[16..Q4K_BYTES];
-    for (pair, (q, y)) in qs.chunks_exact(32).zip(y.chunks_exact_mut(64)).enumerate() {
-        let (sc1, m1) = scale_min_k4(2 * pair, scales);
-        let (sc2, m2) = scale_min_k4(2 * pair + 1, scales);
-        let (d1, min1) = (d * sc1 as f32, dmin * m1 as f32);
-        let (d2, min2) = (d * sc2 as f32, dmin * m2 as f32);
+    let (sc1, m1) = scale_min_k4(2 * pair, &b[4..16]);
+    let (sc2, m2) = scale_min_k4(2 * pair + 1, &b[4..16]);
+    [d * sc1 as f32, d * sc2 as f32, -dmin * m1 as f32, -dmin * m2 as f32]
+}
+
+pub fn dequantize_q4k(b: &[u8], y: &mut [f32]) {
+    for (pair, (q, y)) in b[16..Q4K_BYTES].chunks_exact(32).zip(y.chunks_exact_mut(64)).enumerate() {
+        let [a1, a2, o1, o2] = pair_multipliers(b, pair);
         for l in 0..32 {
-            y[l] = d1 * (q[l] & 0x0F) as f32 - min1;
-            y[l + 32] = d2 * (q[l] >> 4) as f32 - min2;
+            y[l] = a1 * (q[l] & 0x0F) as f32 + o1;
+            y[l + 32] = a2 * (q[l] >> 4) as f32 + o2;
         }
     }
 }

@@ -225,8 +225,6 @@ fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
 fn dot_q4k(row: &[u8], x: &[f32]) -> f32 {
     let mut sum = 0f32;
     for (b, xs) in row.chunks_exact(144).zip(x.chunks_exact(256)) {
-        let (d, dmin) =
-            (half::f16::from_le_bytes([b[0], b[1]]).to_f32(), half::f16::from_le_bytes([b[2], b[3]]).to_f32());
         for pair in 0..4 {
             // 32 bytes: sub-block 2·pair in the low nibbles, 2·pair + 1 in the high ones.
             let q = &b[16 + 32 * pair..16 + 32 * pair + 32];
@@ -238,9 +236,8 @@ fn dot_q4k(row: &[u8], x: &[f32]) -> f32 {
                 t1 += x1[l];
                 t2 += x2[l];
             }
-            let (sc1, m1) = super::k_quants::scale_min_k4(2 * pair, &b[4..16]);
-            let (sc2, m2) = super::k_quants::scale_min_k4(2 * pair + 1, &b[4..16]);
-            sum += d * (sc1 as f32 * s1 + sc2 as f32 * s2) - dmin * (m1 as f32 * t1 + m2 as f32 * t2);
+            let [a1, a2, o1, o2] = super::k_quants::pair_multipliers(b, pair);
+            sum += a1 * s1 + a2 * s2 + o1 * t1 + o2 * t2;
         }
     }
     sum

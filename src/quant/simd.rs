@@ -3,63 +3,42 @@
 //! `+simd128`, which every browser with WebGPU runs). Each computes exactly what the plain loops
 //! in `matrix.rs` compute, in another order of additions; `matrix.rs`'s tests compare them.
 
-/// `Σ_blocks d · Σ_i q_i x_i` over a row of Q8_0 blocks, if this CPU has a SIMD path.
-pub fn dot_q8_0(row: &[u8], x: &[f32]) -> Option<f32> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA (checked above); the kernel reads within `row` and `x`.
-        return Some(unsafe { x86::dot_q8_0(row, x) });
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return Some(wasm::dot_q8_0(row, x));
-    #[allow(unreachable_code)]
-    {
-        let _ = (row, x);
-        None
-    }
+/// `pub fn $name(row, x) -> Option<f32>`: the AVX2 + FMA kernel `x86::$name` where the CPU has
+/// both (checked at run time), the SIMD128 kernel `wasm::$name` in a wasm built with it, else
+/// None (the caller runs the plain loop).
+macro_rules! simd_dot {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub fn $name(row: &[u8], x: &[f32]) -> Option<f32> {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has AVX2 and FMA (checked above); the kernel reads within `row`
+                // and `x`.
+                return Some(unsafe { x86::$name(row, x) });
+            }
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            return Some(wasm::$name(row, x));
+            #[allow(unreachable_code)]
+            {
+                let _ = (row, x);
+                None
+            }
+        }
+    };
 }
 
-/// Q4_0's, as [`dot_q8_0`].
-pub fn dot_q4_0(row: &[u8], x: &[f32]) -> Option<f32> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: as in `dot_q8_0`.
-        return Some(unsafe { x86::dot_q4_0(row, x) });
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return Some(wasm::dot_q4_0(row, x));
-    #[allow(unreachable_code)]
-    {
-        let _ = (row, x);
-        None
-    }
-}
-
-/// Q4_K's, as [`dot_q8_0`].
-pub fn dot_q4k(row: &[u8], x: &[f32]) -> Option<f32> {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: as in `dot_q8_0`.
-        return Some(unsafe { x86::dot_q4k(row, x) });
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return Some(wasm::dot_q4k(row, x));
-    #[allow(unreachable_code)]
-    {
-        let _ = (row, x);
-        None
-    }
-}
-
-/// Q4_K's multipliers of sub-blocks `2·pair` and `2·pair + 1` of super-block `b`:
-/// `(d·sc₁, d·sc₂, −dmin·m₁, −dmin·m₂)`.
-#[allow(dead_code)] // not on targets without a SIMD path
-fn q4k_pair(b: &[u8], pair: usize) -> [f32; 4] {
-    let (d, dmin) = (scale(b), scale(&b[2..]));
-    let (sc1, m1) = super::k_quants::scale_min_k4(2 * pair, &b[4..16]);
-    let (sc2, m2) = super::k_quants::scale_min_k4(2 * pair + 1, &b[4..16]);
-    [d * sc1 as f32, d * sc2 as f32, -dmin * m1 as f32, -dmin * m2 as f32]
-}
+simd_dot!(
+    /// `Σ_blocks d · Σ_i q_i x_i` over a row of Q8_0 blocks, if this CPU has a SIMD path.
+    dot_q8_0
+);
+simd_dot!(
+    /// Q4_0's, as [`dot_q8_0`].
+    dot_q4_0
+);
+simd_dot!(
+    /// Q4_K's, as [`dot_q8_0`].
+    dot_q4k
+);
 
 fn scale(b: &[u8]) -> f32 {
     half::f16::from_le_bytes([b[0], b[1]]).to_f32()
@@ -127,7 +106,7 @@ mod x86 {
         let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
         for (b, xs) in row.chunks_exact(144).zip(x.chunks_exact(256)) {
             for pair in 0..4 {
-                let [a1, a2, o1, o2] = super::q4k_pair(b, pair);
+                let [a1, a2, o1, o2] = super::super::k_quants::pair_multipliers(b, pair);
                 // SAFETY: code bytes 16 + 32·pair .. + 32 ≤ 144; values 64·pair .. + 64 ≤ 256.
                 let (q0, q1, xp) = unsafe {
                     let q = b.as_ptr().add(16 + 32 * pair);
@@ -231,7 +210,7 @@ mod wasm {
         let mut acc = f32x4_splat(0.0);
         for (b, xs) in row.chunks_exact(144).zip(x.chunks_exact(256)) {
             for pair in 0..4 {
-                let [a1, a2, o1, o2] = super::q4k_pair(b, pair);
+                let [a1, a2, o1, o2] = super::super::k_quants::pair_multipliers(b, pair);
                 let (q0, q1) = (bytes16(&b[16 + 32 * pair..]), bytes16(&b[32 + 32 * pair..]));
                 let (x1, x2) = xs[64 * pair..64 * pair + 64].split_at(32);
                 // Codes 0..15: as signed bytes they are the same numbers.
