@@ -6,12 +6,16 @@
 # lavapipe here), a 16-token prompt, 32 decoded tokens, in one run (this machine is noisy:
 # compare within a run). Bytes per token: what each engine reads per decoded token (llama.cpp:
 # its model size); GB/s = bytes/token × tokens/s. wgpt's CPU engine decodes F16 files to f32 at
-# load; Q8_0, Q4_0 and Q4_K both engines read as blocks.
+# load; Q8_0, Q4_0, Q4_K and Q6_K both engines read as blocks.
 #
 # Q4_K needs rows of whole 256-value super-blocks, and SmolLM2's 576 are not (llama.cpp would
 # fall back to Q5_0 for them): its row is a Llama shape whose rows are, Qwen3-0.6B's sizes (28
 # layers × 1024, MLP 3072, 16 heads of 128, 8 key/value, vocabulary 151,936) as a plain llama
 # with random weights, every matrix Q4_K (`llama-quantize --pure ... Q4_K_S`).
+#
+# GPT-2 124M (12 layers × 768, vocabulary 50,257; random weights, GPT-2's own tokenizer) the same
+# way: F16, Q8_0 and Q4_0 by llama.cpp's tools (its Q4_0 keeps the tied embedding/head in Q6_K,
+# llama.cpp's default), and Q4_K with every matrix in Q4_K (768 and 3,072 are whole super-blocks).
 #
 #   sh benches/vs_llama_cpp.sh
 #
@@ -39,6 +43,13 @@ if [ ! -f $OUT/llama-0.6b.q4_k.gguf ]; then
   $PY scripts/make_gguf_fixtures.py --convert $OUT/llama-0.6b $OUT/llama-0.6b f32 | grep gguf
   LD_LIBRARY_PATH=$L $L/llama-quantize --pure $OUT/llama-0.6b.f32.gguf $OUT/llama-0.6b.q4_k.gguf Q4_K_S >/dev/null 2>&1
 fi
+if [ ! -f $OUT/gpt2-124m.q4_k.gguf ]; then
+  rm -rf $OUT/gpt2-124m
+  $PY scripts/make_gguf_fixtures.py --random-gpt2 $OUT/gpt2-124m '{"vocab_size": 50257, "n_positions": 1024,
+    "n_embd": 768, "n_layer": 12, "n_head": 12}'
+  $PY scripts/make_gguf_fixtures.py --convert $OUT/gpt2-124m $OUT/gpt2-124m f16 q8_0 q4_0 | grep gguf
+  LD_LIBRARY_PATH=$L $L/llama-quantize --pure $OUT/gpt2-124m.f32.gguf $OUT/gpt2-124m.q4_k.gguf Q4_K_S >/dev/null 2>&1
+fi
 cargo build --release --bin wgpt
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg}; mkdir -p -m 700 $XDG_RUNTIME_DIR
 ./target/release/wgpt bench --shape tiny --backend gpu --prompt-tokens 1 --decode-tokens 1 --contexts 1 | grep '^engine'
@@ -53,7 +64,8 @@ pp = re.search(r'prefill +16 tokens: ([\d.]+) tokens/s', t).group(1)
 tg, b, gbs = re.search(r'\n +16 +([\d.]+) +[\d.]+ +(\d+) +([\d.]+)', t).groups()
 print(f'| $t | $label | {float(pp):,.0f} | {float(tg):,.1f} | {int(b)/1e6:,.0f} M | {float(gbs):.2f} |')"
 }
-for f in $OUT/smollm2-135m.f16.gguf $OUT/smollm2-135m.q8_0.gguf $OUT/smollm2-135m.q4_0.gguf $OUT/llama-0.6b.q4_k.gguf; do
+for f in $OUT/smollm2-135m.f16.gguf $OUT/smollm2-135m.q8_0.gguf $OUT/smollm2-135m.q4_0.gguf $OUT/llama-0.6b.q4_k.gguf \
+  $OUT/gpt2-124m.f16.gguf $OUT/gpt2-124m.q8_0.gguf $OUT/gpt2-124m.q4_0.gguf $OUT/gpt2-124m.q4_k.gguf; do
   t=$(basename $f .gguf)
   LD_LIBRARY_PATH=$L $L/llama-bench -m $f -t 2 -p 16 -n 32 -r 3 -o json 2>/dev/null | python3 -c "
 import json, sys

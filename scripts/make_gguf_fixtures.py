@@ -57,7 +57,7 @@ MODELS = {
     "qwen2-bias": ["f32", "q8_0", "q4_0", "q4_k_m"],
     "qwen3-qknorm": ["f16", "q8_0", "q4_0"],
     "llama-k": ["q4_k_m"],
-    "tiny-f32": ["f32", "q8_0", "q4_0"],
+    "tiny-f32": ["f32", "q8_0", "q4_0", "q4_k_m"],
 }
 
 
@@ -258,9 +258,25 @@ def random_llama(dst: Path, config_json: str):
     print(dst, sum(p.numel() for p in model.parameters()), "parameters")
 
 
+def random_gpt2(dst: Path, config_json: str):
+    """`--random-gpt2 DIR CONFIG_JSON`: an HF GPT-2 checkpoint of that shape with random weights
+    and GPT-2's own tokenizer (the repository's `encoder.json` / `vocab.bpe`), for benchmarks."""
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(**json.loads(config_json))).eval()
+    model.save_pretrained(dst, safe_serialization=True)
+    vocab = ROOT / "tests" / "fixtures" / "hf" / "gpt2vocab-f16"
+    merges = [tuple(m.split(" ")) for m in (vocab / "vocab.bpe").read_text(encoding="utf-8").splitlines()[1:] if m]
+    encoder = json.loads((vocab / "encoder.json").read_text(encoding="utf-8"))
+    GPT2TokenizerFast(vocab=encoder, merges=merges).save_pretrained(dst)
+    print(dst, sum(p.numel() for p in model.parameters()), "parameters")
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--random":
         return random_llama(Path(sys.argv[2]), sys.argv[3])
+    if len(sys.argv) == 4 and sys.argv[1] == "--random-gpt2":
+        return random_gpt2(Path(sys.argv[2]), sys.argv[3])
     if len(sys.argv) > 3 and sys.argv[1] == "--convert":
         return convert_only(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:])
     # `make_gguf_fixtures.py NAME.TYPE ...`: only those files (default: every one).

@@ -165,10 +165,11 @@ fn cpu_weights_read(arch: &Architecture) -> u64 {
             let row = embed / w.embed_tokens.shape()[0].max(1);
             (w.bytes() - if w.lm_head.is_some() { embed - row } else { 0 }) as u64
         }
-        Architecture::Gpt { config, weights: w } => {
-            let row = w.wte.shape[1] * 4;
-            let skipped = (w.wpe.data.len() * 4 - row) + w.lm_head.as_ref().map_or(0, |_| w.wte.data.len() * 4 - row);
-            (config.parameter_count() * 4 - skipped) as u64
+        Architecture::Gpt { weights: w, .. } => {
+            let embed = w.wte.bytes();
+            let row = embed / w.wte.shape()[0].max(1);
+            let positions = w.wpe.data.len() * 4 - w.wpe.shape[1] * 4;
+            (w.bytes() - positions - if w.lm_head.is_some() { embed - row } else { 0 }) as u64
         }
     }
 }

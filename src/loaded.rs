@@ -36,9 +36,8 @@ impl Architecture {
         Some(Architecture::Llama { config, weights })
     }
 
-    /// A Llama-family model with its matrices in GGML blocks (`q8_0`, `q4_0` or `q4_k`), as
-    /// `wgpt quantize` writes them: what both engines read directly (the benchmarks' quantized
-    /// rows).
+    /// The model with its matrices in GGML blocks (`q8_0`, `q4_0` or `q4_k`), as `wgpt quantize`
+    /// writes them: what both engines read directly (the benchmarks' quantized rows).
     pub fn quantized(self, ty: &str) -> Result<Self, String> {
         let ty = match ty {
             "q8_0" => crate::quant::GgmlType::Q8_0,
@@ -52,7 +51,11 @@ impl Architecture {
                 w.quantize(ty).map_err(|e| e.to_string())?;
                 Ok(Architecture::Llama { config, weights: Arc::new(w) })
             }
-            Architecture::Gpt { .. } => Err("quantized weights run on the Llama family's shapes".into()),
+            Architecture::Gpt { config, weights } => {
+                let mut w = Arc::unwrap_or_clone(weights);
+                w.quantize(ty).map_err(|e| e.to_string())?;
+                Ok(Architecture::Gpt { config, weights: Arc::new(w) })
+            }
         }
     }
 

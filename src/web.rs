@@ -23,8 +23,8 @@ pub fn start() {
 }
 
 /// Benchmarks a named shape (`tiny`, `gpt2-124m`, ...) with random weights on `backend` (`cpu` or
-/// `gpu`; `dtype` `f32`/`f16` for the GPU, `q8_0`/`q4_0` blocks for a Llama-family shape on the
-/// CPU); returns the report as JSON.
+/// `gpu`; `dtype` `f32`/`f16` for the GPU, `q8_0`/`q4_0`/`q4_k` blocks on either); returns the
+/// report as JSON.
 #[wasm_bindgen]
 pub async fn bench(
     shape: String,

@@ -9,12 +9,14 @@
 //! Every size used for an allocation comes from a tensor whose bytes are present in the file:
 //! shapes are checked against the config before any data is converted.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use thiserror::Error;
 
 use crate::config::{GptConfig, LayerNormPosition};
+use crate::quant::{Blocks, GgmlType, Matrix};
 
 #[derive(Debug, Error)]
 pub enum WeightsError {
@@ -68,19 +70,78 @@ pub struct LayerNorm {
     pub bias: Tensor,
 }
 
-/// A Conv1D/Linear: `weight` `[in, out]`, `bias` `[out]`; `y = x @ weight + bias`.
+/// A Conv1D/Linear: `y = x @ weight + bias`, `bias` `[out]`.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    pub weight: Tensor,
+    pub weight: LinearWeight,
     pub bias: Tensor,
+}
+
+/// A Conv1D's weight as an engine holds it: `[in, out]` f32, HF's and the trainer's layout; or
+/// GGML blocks as a GGUF file stores them, transposed — row `o` is output `o`, `in` values in
+/// blocks — read by the block products without ever being decoded whole.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinearWeight {
+    Conv1D(Tensor),
+    Rows(Blocks),
+}
+
+impl From<Tensor> for LinearWeight {
+    fn from(t: Tensor) -> Self {
+        LinearWeight::Conv1D(t)
+    }
+}
+
+impl LinearWeight {
+    /// `[in, out]` in f32: borrowed, or decoded and transposed (the trainer, the exporter, the
+    /// f32 upload).
+    pub fn conv1d(&self) -> Cow<'_, Tensor> {
+        match self {
+            LinearWeight::Conv1D(t) => Cow::Borrowed(t),
+            LinearWeight::Rows(b) => {
+                let rows = Matrix::Blocks(b.clone()).to_f32().into_owned();
+                Cow::Owned(crate::gguf::model::transpose(&rows))
+            }
+        }
+    }
+
+    /// Bytes held in memory.
+    pub fn bytes(&self) -> usize {
+        match self {
+            LinearWeight::Conv1D(t) => t.data.len() * 4,
+            LinearWeight::Rows(b) => b.data.len(),
+        }
+    }
+
+    /// The block type, for rows in blocks.
+    pub fn block_type(&self) -> Option<GgmlType> {
+        match self {
+            LinearWeight::Conv1D(_) => None,
+            LinearWeight::Rows(b) => Some(b.ty),
+        }
+    }
+
+    /// GGML's name of the stored type (`F32` for f32).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            LinearWeight::Conv1D(_) => "F32",
+            LinearWeight::Rows(b) => b.ty.name(),
+        }
+    }
 }
 
 impl Linear {
     pub fn n_in(&self) -> usize {
-        self.weight.shape[0]
+        match &self.weight {
+            LinearWeight::Conv1D(t) => t.shape[0],
+            LinearWeight::Rows(b) => b.cols,
+        }
     }
     pub fn n_out(&self) -> usize {
-        self.weight.shape[1]
+        match &self.weight {
+            LinearWeight::Conv1D(t) => t.shape[1],
+            LinearWeight::Rows(b) => b.rows,
+        }
     }
 }
 
@@ -117,18 +178,31 @@ pub struct Block {
 }
 
 impl Block {
-    /// Every tensor of the block with its name under `h.{i}.` (`ln_1.weight`, …), in HF's order.
-    pub fn tensors(&self) -> [(String, &Tensor); 12] {
-        fn pair<'a>(name: &str, weight: &'a Tensor, bias: &'a Tensor) -> [(String, &'a Tensor); 2] {
-            [(format!("{name}.weight"), weight), (format!("{name}.bias"), bias)]
+    /// Every tensor of the block with its name under `h.{i}.` (`ln_1.weight`, …), in HF's order
+    /// and layout (blocks decoded).
+    pub fn tensors(&self) -> [(String, Cow<'_, Tensor>); 12] {
+        fn norm<'a>(name: &str, ln: &'a LayerNorm) -> [(String, Cow<'a, Tensor>); 2] {
+            [(format!("{name}.weight"), Cow::Borrowed(&ln.weight)), (format!("{name}.bias"), Cow::Borrowed(&ln.bias))]
         }
-        let [a, b] = pair(part::LN_1, &self.ln_1.weight, &self.ln_1.bias);
-        let [c, d] = pair(part::C_ATTN, &self.c_attn.weight, &self.c_attn.bias);
-        let [e, f] = pair(part::ATTN_PROJ, &self.attn_proj.weight, &self.attn_proj.bias);
-        let [g, h] = pair(part::LN_2, &self.ln_2.weight, &self.ln_2.bias);
-        let [i, j] = pair(part::C_FC, &self.c_fc.weight, &self.c_fc.bias);
-        let [k, l] = pair(part::MLP_PROJ, &self.mlp_proj.weight, &self.mlp_proj.bias);
+        fn linear<'a>(name: &str, l: &'a Linear) -> [(String, Cow<'a, Tensor>); 2] {
+            [(format!("{name}.weight"), l.weight.conv1d()), (format!("{name}.bias"), Cow::Borrowed(&l.bias))]
+        }
+        let [a, b] = norm(part::LN_1, &self.ln_1);
+        let [c, d] = linear(part::C_ATTN, &self.c_attn);
+        let [e, f] = linear(part::ATTN_PROJ, &self.attn_proj);
+        let [g, h] = norm(part::LN_2, &self.ln_2);
+        let [i, j] = linear(part::C_FC, &self.c_fc);
+        let [k, l] = linear(part::MLP_PROJ, &self.mlp_proj);
         [a, b, c, d, e, f, g, h, i, j, k, l]
+    }
+
+    /// The four matrices.
+    pub fn linears(&self) -> [&Linear; 4] {
+        [&self.c_attn, &self.attn_proj, &self.c_fc, &self.mlp_proj]
+    }
+
+    fn linears_mut(&mut self) -> [&mut Linear; 4] {
+        [&mut self.c_attn, &mut self.attn_proj, &mut self.c_fc, &mut self.mlp_proj]
     }
 }
 
@@ -144,14 +218,14 @@ pub struct TensorInfo {
 #[derive(Debug, Clone)]
 pub struct ModelWeights {
     /// `[vocab_size, n_embd]`; also the LM head when tied.
-    pub wte: Tensor,
+    pub wte: Matrix,
     /// `[n_positions, n_embd]`.
     pub wpe: Tensor,
     pub blocks: Vec<Block>,
     /// Present for pre-LN (GPT-2) models, absent for post-LN (GPT-1).
     pub ln_f: Option<LayerNorm>,
     /// `[vocab_size, n_embd]`, only when the head is not tied.
-    pub lm_head: Option<Tensor>,
+    pub lm_head: Option<Matrix>,
     /// The file's tensors as stored (canonical names, sorted).
     pub stored: Vec<TensorInfo>,
 }
@@ -212,25 +286,75 @@ pub fn stored_dtypes(stored: &[TensorInfo]) -> Vec<&str> {
 }
 
 impl ModelWeights {
-    /// Every tensor under its HF GPT-2 name (no `transformer.` prefix): what a bundle stores.
-    pub fn named(&self) -> Vec<(String, &Tensor)> {
-        let mut out = vec![("wte.weight".to_string(), &self.wte), ("wpe.weight".to_string(), &self.wpe)];
+    /// Every tensor under its HF GPT-2 name (no `transformer.` prefix) and in HF's layout, in
+    /// f32 (blocks decoded): what a bundle stores.
+    pub fn named(&self) -> Vec<(String, Cow<'_, Tensor>)> {
+        let mut out =
+            vec![("wte.weight".to_string(), self.wte.to_f32()), ("wpe.weight".to_string(), Cow::Borrowed(&self.wpe))];
         for (i, b) in self.blocks.iter().enumerate() {
             out.extend(b.tensors().map(|(name, t)| (format!("h.{i}.{name}"), t)));
         }
         if let Some(ln) = &self.ln_f {
-            out.push(("ln_f.weight".into(), &ln.weight));
-            out.push(("ln_f.bias".into(), &ln.bias));
+            out.push(("ln_f.weight".into(), Cow::Borrowed(&ln.weight)));
+            out.push(("ln_f.bias".into(), Cow::Borrowed(&ln.bias)));
         }
         if let Some(head) = &self.lm_head {
-            out.push(("lm_head.weight".into(), head));
+            out.push(("lm_head.weight".into(), head.to_f32()));
         }
         out
     }
 
     /// The LM head, `[vocab_size, n_embd]`: logits = h @ head^T.
-    pub fn head(&self) -> &Tensor {
+    pub fn head(&self) -> &Matrix {
         self.lm_head.as_ref().unwrap_or(&self.wte)
+    }
+
+    /// Bytes the weights hold in memory (blocks as stored, everything else in f32).
+    pub fn bytes(&self) -> usize {
+        let t = |t: &Tensor| t.data.len() * 4;
+        let norm = |ln: &LayerNorm| t(&ln.weight) + t(&ln.bias);
+        let block = |b: &Block| {
+            norm(&b.ln_1) + norm(&b.ln_2) + b.linears().iter().map(|l| l.weight.bytes() + t(&l.bias)).sum::<usize>()
+        };
+        self.wte.bytes()
+            + t(&self.wpe)
+            + self.lm_head.as_ref().map_or(0, Matrix::bytes)
+            + self.ln_f.as_ref().map_or(0, norm)
+            + self.blocks.iter().map(block).sum::<usize>()
+    }
+
+    /// The matrices' stored types, each once (`["F32"]`, `["Q4_0", "Q8_0"]`, …).
+    pub fn matrix_types(&self) -> Vec<&'static str> {
+        let mut types: Vec<&'static str> = std::iter::once(self.wte.type_name())
+            .chain(self.lm_head.as_ref().map(Matrix::type_name))
+            .chain(self.blocks.iter().flat_map(|b| b.linears().map(|l| l.weight.type_name())))
+            .collect();
+        types.sort_unstable();
+        types.dedup();
+        types
+    }
+
+    /// Every f32 matrix in GGML blocks of `ty` (Q8_0, Q4_0 or Q4_K), as `wgpt quantize` writes
+    /// them — the block matrices transposed to rows of `[out, in]` — with the token embedding
+    /// (and an untied head) in Q8_0, as llama.cpp keeps them at 4 bits; the position table stays
+    /// f32 (one row is read per token). Rows that are not whole blocks are refused: the engines
+    /// hold GPT-2's matrices in one layout or the other.
+    pub fn quantize(&mut self, ty: GgmlType) -> Result<(), crate::quant::QuantError> {
+        for b in &mut self.blocks {
+            for l in b.linears_mut() {
+                if let LinearWeight::Conv1D(t) = &l.weight {
+                    let rows = crate::gguf::model::transpose(t);
+                    let [n_out, n_in] = [rows.shape[0], rows.shape[1]];
+                    l.weight = LinearWeight::Rows(Matrix::quantize(ty, n_out, n_in, &rows.data)?);
+                }
+            }
+        }
+        for m in std::iter::once(&mut self.wte).chain(&mut self.lm_head) {
+            if let Matrix::F32(t) = m {
+                *m = Matrix::Blocks(Matrix::quantize(GgmlType::Q8_0, t.shape[0], t.shape[1], &t.data)?);
+            }
+        }
+        Ok(())
     }
 
     /// The file's dtypes, each once, sorted.
@@ -248,7 +372,7 @@ impl ModelWeights {
     /// The model's tensors from `take` (HF's names), checked against `config`.
     pub(crate) fn take(mut take: Taker, stored: Vec<TensorInfo>, config: &GptConfig) -> Result<Self, WeightsError> {
         let (c, v, t, f) = (config.n_embd, config.vocab_size, config.n_positions, config.n_inner);
-        let wte = take.tensor("wte.weight", &[v, c])?;
+        let wte = take.matrix("wte.weight", &[v, c])?;
         let wpe = take.tensor("wpe.weight", &[t, c])?;
         let mut blocks = Vec::with_capacity(config.n_layer);
         for i in 0..config.n_layer {
@@ -284,20 +408,20 @@ impl ModelWeights {
         for _ in 0..config.n_layer {
             blocks.push(Block {
                 ln_1: LayerNorm { weight: t(&[c], 1.0, 0.3), bias: t(&[c], 0.0, 0.2) },
-                c_attn: Linear { weight: t(&[c, 3 * c], 0.0, 2.0 * w), bias: t(&[3 * c], 0.0, 0.2) },
-                attn_proj: Linear { weight: t(&[c, c], 0.0, w), bias: t(&[c], 0.0, 0.2) },
+                c_attn: Linear { weight: t(&[c, 3 * c], 0.0, 2.0 * w).into(), bias: t(&[3 * c], 0.0, 0.2) },
+                attn_proj: Linear { weight: t(&[c, c], 0.0, w).into(), bias: t(&[c], 0.0, 0.2) },
                 ln_2: LayerNorm { weight: t(&[c], 1.0, 0.3), bias: t(&[c], 0.0, 0.2) },
-                c_fc: Linear { weight: t(&[c, f], 0.0, w), bias: t(&[f], 0.0, 0.2) },
-                mlp_proj: Linear { weight: t(&[f, c], 0.0, 1.0 / (f as f32).sqrt()), bias: t(&[c], 0.0, 0.2) },
+                c_fc: Linear { weight: t(&[c, f], 0.0, w).into(), bias: t(&[f], 0.0, 0.2) },
+                mlp_proj: Linear { weight: t(&[f, c], 0.0, 1.0 / (f as f32).sqrt()).into(), bias: t(&[c], 0.0, 0.2) },
             });
         }
         let ln_f = match config.layer_norm_position {
             LayerNormPosition::Pre => Some(LayerNorm { weight: t(&[c], 1.0, 0.3), bias: t(&[c], 0.0, 0.2) }),
             LayerNormPosition::Post => None,
         };
-        let lm_head = (!config.tie_word_embeddings).then(|| t(&[v, c], 0.0, 0.8));
+        let lm_head = (!config.tie_word_embeddings).then(|| Matrix::F32(t(&[v, c], 0.0, 0.8)));
         ModelWeights {
-            wte: t(&[v, c], 0.0, 0.8),
+            wte: Matrix::F32(t(&[v, c], 0.0, 0.8)),
             wpe: t(&[config.n_positions, c], 0.0, 0.8),
             blocks,
             ln_f,
@@ -395,8 +519,10 @@ impl<'a> Taker<'a> {
         }
     }
 
-    /// [`Taker::head`] for a head that may be in blocks.
-    pub(crate) fn head_matrix(
+    /// The LM head `lm_head.weight`, shaped as `embedding` (in blocks where the file stored
+    /// blocks); None when the head is tied (HF drops the tied copy on save, but some writers keep
+    /// it: it must then be a copy).
+    pub(crate) fn head(
         &mut self,
         tied: bool,
         embedding: &crate::quant::Matrix,
@@ -406,19 +532,6 @@ impl<'a> Taker<'a> {
             return Ok(Some(self.matrix("lm_head.weight", &shape)?));
         }
         if self.views.contains_key("lm_head.weight") && self.matrix("lm_head.weight", &shape)? != *embedding {
-            return Err(WeightsError::TiedHeadMismatch);
-        }
-        Ok(None)
-    }
-
-    /// The LM head `lm_head.weight`, shaped as `embedding`; None when the head is tied (HF drops
-    /// the tied copy on save, but some writers keep it: it must then be a copy).
-    pub(crate) fn head(&mut self, tied: bool, embedding: &Tensor) -> Result<Option<Tensor>, WeightsError> {
-        let shape = embedding.shape.clone();
-        if !tied {
-            return Ok(Some(self.tensor("lm_head.weight", &shape)?));
-        }
-        if self.views.contains_key("lm_head.weight") && self.tensor("lm_head.weight", &shape)? != *embedding {
             return Err(WeightsError::TiedHeadMismatch);
         }
         Ok(None)
@@ -461,11 +574,17 @@ impl<'a> Taker<'a> {
         })
     }
 
+    /// A Conv1D `[n_in, n_out]`, or its `[n_out, n_in]` rows where the file stored blocks.
     fn linear(&mut self, prefix: &str, n_in: usize, n_out: usize) -> Result<Linear, WeightsError> {
-        Ok(Linear {
-            weight: self.tensor(&format!("{prefix}.weight"), &[n_in, n_out])?,
-            bias: self.tensor(&format!("{prefix}.bias"), &[n_out])?,
-        })
+        let name = format!("{prefix}.weight");
+        let weight = match self.views.get(&name) {
+            Some(Source::Blocks(b)) if [b.rows, b.cols] == [n_out, n_in] => {
+                let Some(Source::Blocks(b)) = self.views.remove(&name) else { unreachable!() };
+                LinearWeight::Rows(b)
+            }
+            _ => LinearWeight::Conv1D(self.tensor(&name, &[n_in, n_out])?),
+        };
+        Ok(Linear { weight, bias: self.tensor(&format!("{prefix}.bias"), &[n_out])? })
     }
 }
 
@@ -487,7 +606,7 @@ mod tests {
     /// Every value a model holds, counted from its tensors.
     fn values(w: &ModelWeights) -> usize {
         let norm = |ln: &LayerNorm| ln.weight.data.len() + ln.bias.data.len();
-        let linear = |l: &Linear| l.weight.data.len() + l.bias.data.len();
+        let linear = |l: &Linear| l.n_in() * l.n_out() + l.bias.data.len();
         let block = |b: &Block| {
             norm(&b.ln_1)
                 + norm(&b.ln_2)
@@ -496,9 +615,10 @@ mod tests {
                 + linear(&b.c_fc)
                 + linear(&b.mlp_proj)
         };
-        w.wte.data.len()
+        let matrix = |m: &Matrix| m.shape().iter().product::<usize>();
+        matrix(&w.wte)
             + w.wpe.data.len()
-            + w.lm_head.as_ref().map_or(0, |t| t.data.len())
+            + w.lm_head.as_ref().map_or(0, matrix)
             + w.ln_f.as_ref().map_or(0, norm)
             + w.blocks.iter().map(block).sum::<usize>()
     }

@@ -77,9 +77,11 @@ fn logits_match_hf_on_the_dequantized_weights_on_both_engines() {
                 let opts = GpuOptions { variant: Some(variant), ..Default::default() };
                 let mut g = loaded.gpu(gpu.clone(), opts).unwrap();
                 format = g.describe().split("weights ").nth(1).unwrap_or("").split(',').next().unwrap().to_string();
-                if name.contains(".q") && !name.starts_with("tiny") {
-                    // (GPT-2's blocks are still decoded to f32 at load: tiny-f32.)
+                if name.contains(".q") {
                     assert!(!format.starts_with("f32"), "{name}: blocks decoded to f32 on the device ({format})");
+                    // Every matrix held in its blocks on the CPU too.
+                    let cpu = cpu.describe();
+                    assert!(!cpu.contains("F32"), "{name}: matrices decoded to f32 on the CPU ({cpu})");
                 }
                 if name.ends_with(".q4_k_m") {
                     assert!(format.contains("blocks as stored"), "{name}: {format}");

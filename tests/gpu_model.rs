@@ -86,6 +86,39 @@ fn awkward_shapes_prefill_and_decode() {
     }
 }
 
+/// GPT-2 in GGML blocks on the device (Q8_0, Q4_0, and Q4_K on a shape whose rows are whole
+/// 256-value super-blocks), decoded in the kernels as the CPU reference decodes them — prefill
+/// (the tiled GEMM or matvec) and decode, in both kernel variants — whether the model arrives
+/// quantized as `--dtype` and `wgpt quantize` make it (matrices in blocks, the embedding in Q8_0),
+/// with only its matrices in blocks, or in f32 with a block format asked for at upload.
+#[test]
+fn gpt2_block_weights_are_decoded_in_the_kernels_as_the_cpu_reference_decodes_them() {
+    let gpu = gpu();
+    let (config, weights) = common::random_model(300, 32, 256, 2, 4, 512, 5);
+    let ids: Vec<u32> = (0..12).map(|i| (i * 37 % 300) as u32).collect();
+    for format in [WeightFormat::Q8_0, WeightFormat::Q4_0, WeightFormat::Q4K] {
+        let mut whole = weights.clone();
+        whole.quantize(format.blocks().unwrap()).unwrap();
+        let matrices = wgpt::weights::ModelWeights { wte: weights.wte.clone(), ..whole.clone() };
+        let f32_weights = Arc::new(weights.clone());
+        for variant in [Variant::Gpu, Variant::Software] {
+            let stored = GpuOptions { variant: Some(variant), ..Default::default() };
+            let forced = GpuOptions { format: Some(format), ..stored };
+            for (how, w, cpu_w, opts, tables) in [
+                ("whole model in blocks", Arc::new(whole.clone()), None, stored, "q8_0"),
+                ("matrices in blocks", Arc::new(matrices.clone()), None, stored, "f32"),
+                ("quantized at upload", f32_weights.clone(), Some(Arc::new(matrices.clone())), forced, "f32"),
+            ] {
+                let mut g = GpuModel::on(gpu.clone(), &config, &w, opts).unwrap();
+                assert_eq!(g.format(), format, "{how}");
+                assert_eq!(g.tables_format().to_string(), tables, "{how}");
+                let mut cpu = wgpt::CpuSession::new(config.clone(), cpu_w.unwrap_or(w));
+                compare_stepwise(&mut g, &mut cpu, &ids, 6, 1e-3);
+            }
+        }
+    }
+}
+
 #[test]
 fn greedy_on_the_device_matches_hf() {
     let gpu = gpu();

@@ -418,6 +418,32 @@ async fn q4_k_blocks_run_in_the_browser_on_both_engines() {
     }
 }
 
+/// Q6_K rows (the head and some `ffn_down`s of llama.cpp's Q4_K_M and Q4_0 files) through the
+/// CPU engine's SIMD128 product equal the decoded matrix's product: random codes and scales, so
+/// every bit of a code is read.
+#[wasm_bindgen_test]
+fn q6_k_rows_are_read_by_the_simd128_product_as_they_decode() {
+    use wgpt::quant::{Blocks, GgmlType, Matrix};
+    let (rows, cols) = (9, 512);
+    let mut state = 7u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as u32
+    };
+    let mut data = Vec::new();
+    for _ in 0..rows * cols / 256 {
+        data.extend((0..208).map(|_| next() as u8));
+        data.extend(half::f16::from_f32(0.002).to_le_bytes());
+    }
+    let m = Matrix::Blocks(Blocks::new(GgmlType::Q6K, rows, cols, data).unwrap());
+    let x: Vec<f32> = (0..cols).map(|_| (next() % 2000) as f32 / 1000.0 - 1.0).collect();
+    let (mut got, mut want) = (vec![0f32; rows], vec![0f32; rows]);
+    m.linear(&mut got, &x, None);
+    wgpt::cpu::ops::linear_out_in(&mut want, &x, &m.to_f32(), None);
+    let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(d < 1e-4, "Q6_K: the block product differs from the decoded matrix's by {d}");
+}
+
 /// A model whose config would need a KV cache far past the tab's budget (1,024 layers of
 /// 512-wide keys and values beside a hidden size of 4: a 33 MB file, 4 MiB of cache per
 /// position) loads in the page with the context cut to what 1 GiB holds, and the page says so;

@@ -35,13 +35,14 @@ fn the_reward_head_is_one_zeroed_row_of_an_untied_head_read_at_the_marked_positi
     let (c, w) = tiny();
     let (rc, rw) = reward_init(&c, &w, 7);
     assert!(!rc.tie_word_embeddings);
-    let head = rw.lm_head.as_ref().unwrap();
+    let Some(wgpt::quant::Matrix::F32(head)) = &rw.lm_head else { panic!("an f32 head") };
     assert!(head.data[7 * 16..8 * 16].iter().all(|&x| x == 0.0));
-    assert_eq!(&head.data[..7 * 16], &w.wte.data[..7 * 16]);
+    assert_eq!(&head.data[..7 * 16], &w.wte.to_f32().data[..7 * 16]);
 
     // With a non-zero row, the score is the logit of that row at the marked position.
     let mut rw = rw;
-    for (i, x) in rw.lm_head.as_mut().unwrap().data[7 * 16..8 * 16].iter_mut().enumerate() {
+    let Some(wgpt::quant::Matrix::F32(head)) = &mut rw.lm_head else { unreachable!() };
+    for (i, x) in head.data[7 * 16..8 * 16].iter_mut().enumerate() {
         *x = (i as f32 - 8.0) / 10.0;
     }
     let device = Default::default();

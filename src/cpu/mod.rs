@@ -158,11 +158,8 @@ impl CpuSession {
 /// Token plus position embedding of each new row.
 fn embed(x: &mut [f32], ids: &[u32], past: usize, w: &ModelWeights, c: usize) {
     for (i, (row, &id)) in x.chunks_exact_mut(c).zip(ids).enumerate() {
-        let tok = &w.wte.data[id as usize * c..][..c];
-        let pos = &w.wpe.data[(past + i) * c..][..c];
-        for ((x, &t), &p) in row.iter_mut().zip(tok).zip(pos) {
-            *x = t + p;
-        }
+        w.wte.row_into(id as usize, row);
+        add(row, &w.wpe.data[(past + i) * c..][..c]);
     }
 }
 
@@ -265,7 +262,7 @@ impl LanguageModel for CpuSession {
         "cpu"
     }
     fn describe(&self) -> String {
-        "cpu reference (f32)".into()
+        format!("cpu reference ({} weights)", self.weights.matrix_types().join("+"))
     }
     fn footprint(&self) -> Footprint {
         let f32s = |v: &Vec<f32>| (v.capacity() * 4) as u64;
@@ -282,6 +279,6 @@ impl LanguageModel for CpuSession {
             &s.attn.probs,
             &self.out.logits,
         ];
-        Footprint { weights: self.config.parameter_count() as u64 * 4, scratch: scratch.into_iter().map(f32s).sum() }
+        Footprint { weights: self.weights.bytes() as u64, scratch: scratch.into_iter().map(f32s).sum() }
     }
 }

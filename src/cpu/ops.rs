@@ -1,7 +1,8 @@
 //! The reference kernels, f32, row-major. Each is the plain math; parallelism (rayon, natively)
 //! only splits independent rows or columns, so results do not depend on the thread count.
 
-use crate::weights::{LayerNorm, Linear, Tensor};
+use crate::quant::Matrix;
+use crate::weights::{LayerNorm, Linear, LinearWeight, Tensor};
 
 /// Runs `f(index, chunk)` over `data.chunks_mut(chunk)`, in parallel where threads exist.
 pub fn for_each_chunk<F>(data: &mut [f32], chunk: usize, f: F)
@@ -49,10 +50,14 @@ const ROW_BLOCK: usize = 4;
 /// Output columns per task when there is a single row (decode).
 const COL_BLOCK: usize = 256;
 
-/// `out[rows, n_out] = x[rows, n_in] @ weight[n_in, n_out] + bias` (HF Conv1D layout).
+/// `out[rows, n_out] = x[rows, n_in] @ weight + bias`: an `[n_in, n_out]` f32 weight (HF's
+/// Conv1D layout) here, rows of blocks by their block products.
 pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear) {
-    let (n_in, n_out) = (lin.n_in(), lin.n_out());
-    let (w, b) = (&lin.weight.data, &lin.bias.data);
+    let w = match &lin.weight {
+        LinearWeight::Conv1D(w) => &w.data,
+        LinearWeight::Rows(blocks) => return blocks.linear(out, x, Some(&lin.bias)),
+    };
+    let (n_in, n_out, b) = (lin.n_in(), lin.n_out(), &lin.bias.data);
     let rows = x.len() / n_in;
     if rows == 1 {
         for_each_chunk(out, COL_BLOCK, |block, o| {
@@ -95,8 +100,8 @@ pub fn gelu(x: &mut [f32]) {
 }
 
 /// `out[rows, vocab] = h[rows, n_embd] @ head[vocab, n_embd]^T` (the tied LM head).
-pub fn lm_head(out: &mut [f32], h: &[f32], head: &Tensor) {
-    linear_out_in(out, h, head, None);
+pub fn lm_head(out: &mut [f32], h: &[f32], head: &Matrix) {
+    head.linear(out, h, None);
 }
 
 /// `out[rows, n_out] = x[rows, n_in] @ w[n_out, n_in]^T + bias`: a matrix stored `[out, in]`

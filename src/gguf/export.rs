@@ -138,9 +138,9 @@ pub fn export(model: &LoadedModel, target: Target) -> Result<(Vec<u8>, TypeCount
                 .into_iter()
                 .map(|(name, t)| {
                     let t = if name.starts_with("h.") && t.shape.len() == 2 {
-                        super::model::transpose(t)
+                        super::model::transpose(&t)
                     } else {
-                        t.clone()
+                        t.into_owned()
                     };
                     (name, t)
                 })

@@ -274,9 +274,9 @@ fn block_parts(name: &str) -> Option<(usize, &str, &str)> {
     Some((layer.parse().ok()?, part, kind))
 }
 
-/// Every tensor under HF's name and in HF's layout, and what was stored: a Llama-family
-/// matrix stored in GGML blocks stays in its blocks (rows moved, never decoded); everything else
-/// is decoded to f32. `llama_heads`: `(heads, kv_heads)` of a `llama` model whose q/k rows
+/// Every tensor under HF's name and in HF's layout, and what was stored: a matrix stored in
+/// GGML blocks stays in its blocks (rows moved, never decoded; GPT-2's stay `[out, in]`, which
+/// its loader takes as a Conv1D's rows); everything else is decoded to f32. `llama_heads`: `(heads, kv_heads)` of a `llama` model whose q/k rows
 /// llama.cpp reordered.
 fn tensors<'a>(
     g: &Gguf,
@@ -301,10 +301,12 @@ fn tensors<'a>(
     Ok((Taker::ready(out), stored))
 }
 
-/// Whether a tensor stays in its GGML blocks when loaded: a Llama-family matrix of a block type
-/// (the float types, and GPT-2's matrices, are decoded to f32).
+/// Whether a tensor stays in its GGML blocks when loaded: a matrix of a block type (the float
+/// types are decoded to f32), but for GPT-2's position table, of which a token reads one row.
 fn keeps_blocks(arch: &str, t: &TensorInfo) -> bool {
-    arch != "gpt2" && t.dims.len() == 2 && !matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+    t.dims.len() == 2
+        && !matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+        && !(arch == "gpt2" && t.name == "position_embd.weight")
 }
 
 /// Bytes the engine holds for a GGUF file's weights once loaded (blocks as stored, the rest in

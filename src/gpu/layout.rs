@@ -8,9 +8,10 @@
 //!   dimension `j` and column `2j + 1` is `j + head_dim/2`, the pair one rotation turns;
 //! - gate and up: columns `4m .. 4m + 3` are gate `2m`, `2m + 1`, up `2m`, `2m + 1`.
 //!
-//! In a block format (Q8_0, Q4_0) a Llama matrix stays `[N, K]`: output column `n` is one row of
-//! GGML blocks, the rows gathered in that same column order (a row is copied whole, never
-//! decoded), quantized here only where the checkpoint stored the matrix otherwise.
+//! In a block format (Q8_0, Q4_0, …) a matrix stays `[N, K]`: output column `n` is one row of
+//! GGML blocks — a Llama matrix's rows gathered in that same column order (a row is copied whole,
+//! never decoded), GPT-2's as a GGUF file stores them — quantized here only where the checkpoint
+//! stored the matrix otherwise.
 
 use std::borrow::Cow;
 
@@ -19,7 +20,7 @@ use super::{GpuError, WeightFormat};
 use crate::llama::weights::{LlamaLayer, Proj};
 use crate::llama::{LlamaConfig, LlamaWeights};
 use crate::quant::{Blocks, GgmlType, Matrix};
-use crate::weights::{LayerNorm, Linear, ModelWeights, Tensor, part};
+use crate::weights::{LayerNorm, Linear, LinearWeight, ModelWeights, Tensor, part};
 
 /// A norm's gain, and LayerNorm's shift.
 pub struct HostNorm<'a> {
@@ -82,21 +83,21 @@ impl<'a> Source<'a> {
     /// ([`WeightFormat::tables`]).
     pub fn tables(&self, format: WeightFormat) -> WeightFormat {
         match self {
-            Source::Gpt(_) => format,
+            Source::Gpt(w) => format.tables(w.wte.type_name(), w.lm_head.as_ref().map(Matrix::type_name)),
             Source::Llama(_, w) => format.tables(w.embed_tokens.type_name(), w.lm_head.as_ref().map(Matrix::type_name)),
         }
     }
     /// `[vocab, hidden]` in `tables`' format, and its name.
     pub fn embed(&self, tables: WeightFormat) -> (HostTable<'a>, &'static str) {
         match self {
-            Source::Gpt(w) => (HostTable::F32(Cow::Borrowed(&w.wte)), "wte.weight"),
+            Source::Gpt(w) => (table(&w.wte, tables), "wte.weight"),
             Source::Llama(_, w) => (table(&w.embed_tokens, tables), "model.embed_tokens.weight"),
         }
     }
     /// An untied head `[vocab, hidden]`, in `tables`' format.
     pub fn lm_head(&self, tables: WeightFormat) -> Option<HostTable<'a>> {
         match self {
-            Source::Gpt(w) => w.lm_head.as_ref().map(|t| HostTable::F32(Cow::Borrowed(t))),
+            Source::Gpt(w) => w.lm_head.as_ref().map(|m| table(m, tables)),
             Source::Llama(_, w) => w.lm_head.as_ref().map(|m| table(m, tables)),
         }
     }
@@ -138,19 +139,16 @@ impl<'a> Source<'a> {
             f => Choice::Blocks(f.blocks().expect("a block format")),
         };
         match *self {
-            Source::Gpt(_) if choice != Choice::Floats => {
-                Err(GpuError::Unsupported(format!("{format} weights on the GPU: the Llama family only")))
-            }
             Source::Gpt(w) => {
                 let b = &w.blocks[l];
                 let name = |p: &str| part::in_block(l, p);
                 Ok(HostLayer {
                     ln_1: layer_norm(&b.ln_1),
-                    qkv: borrowed(&b.c_attn),
-                    attn_proj: borrowed(&b.attn_proj),
+                    qkv: conv1d(&b.c_attn, choice)?,
+                    attn_proj: conv1d(&b.attn_proj, choice)?,
                     ln_2: layer_norm(&b.ln_2),
-                    fc: borrowed(&b.c_fc),
-                    proj: borrowed(&b.mlp_proj),
+                    fc: conv1d(&b.c_fc, choice)?,
+                    proj: conv1d(&b.mlp_proj, choice)?,
                     qk_norm: None,
                     names: [part::LN_1, part::C_ATTN, part::ATTN_PROJ, part::LN_2, part::C_FC, part::MLP_PROJ]
                         .map(name),
@@ -162,23 +160,19 @@ impl<'a> Source<'a> {
 
     /// The block types the layers' matrices will be uploaded in (the kernels compiled for them).
     pub fn block_types(&self, format: WeightFormat) -> Vec<GgmlType> {
-        match (self, format) {
-            (Source::Llama(_, w), WeightFormat::Mixed) => {
-                let mut types: Vec<GgmlType> = w
-                    .layers
-                    .iter()
-                    .flat_map(|l| l.projections())
-                    .filter_map(|p| match &p.weight {
-                        Matrix::Blocks(b) => WeightFormat::of_blocks(b.ty).and(Some(b.ty)),
-                        Matrix::F32(_) => None,
-                    })
-                    .collect();
-                types.sort_by_key(|t| t.name());
-                types.dedup();
-                types
-            }
-            (_, f) => f.blocks().into_iter().collect(),
+        if format != WeightFormat::Mixed {
+            return format.blocks().into_iter().collect();
         }
+        let mut types: Vec<GgmlType> = match self {
+            Source::Gpt(w) => w.blocks.iter().flat_map(|b| b.linears()).filter_map(|l| l.weight.block_type()).collect(),
+            Source::Llama(_, w) => {
+                w.layers.iter().flat_map(|l| l.projections()).filter_map(|p| p.weight.block_type()).collect()
+            }
+        };
+        types.retain(|&t| WeightFormat::of_blocks(t).is_some());
+        types.sort_by_key(|t| t.name());
+        types.dedup();
+        types
     }
 }
 
@@ -195,8 +189,27 @@ fn layer_norm(ln: &LayerNorm) -> HostNorm<'_> {
     HostNorm { g: &ln.weight.data, b: Some(&ln.bias.data) }
 }
 
-fn borrowed(l: &Linear) -> HostLinear<'_> {
-    HostLinear { w: HostMatrix::Kn(Cow::Borrowed(&l.weight.data)), b: Cow::Borrowed(&l.bias.data) }
+/// A GPT-2 matrix in `choice`'s format: f32 `[K, N]` borrowed (or decoded from rows of blocks),
+/// rows of blocks as stored, or quantized here. GPT-2's columns need no reordering (its q | k | v
+/// are already whole heads in order, and GELU takes one column).
+fn conv1d(l: &Linear, choice: Choice) -> Result<HostLinear<'_>, GpuError> {
+    let readable = |b: &Blocks| WeightFormat::of_blocks(b.ty).is_some();
+    let w = match (choice, &l.weight) {
+        (Choice::AsStored, LinearWeight::Rows(b)) if readable(b) => HostMatrix::Rows(b.clone()),
+        (Choice::Blocks(ty), LinearWeight::Rows(b)) if b.ty == ty => HostMatrix::Rows(b.clone()),
+        (Choice::Blocks(ty), w) => {
+            let rows = crate::gguf::model::transpose(&w.conv1d());
+            let [n, k] = [rows.shape[0], rows.shape[1]];
+            let blocks = Matrix::quantize(ty, n, k, &rows.data)
+                .map_err(|e| GpuError::Unsupported(format!("{} weights: {e}", ty.name())))?;
+            HostMatrix::Rows(blocks)
+        }
+        (Choice::Floats | Choice::AsStored, w) => HostMatrix::Kn(match w.conv1d() {
+            Cow::Borrowed(t) => Cow::Borrowed(&t.data[..]),
+            Cow::Owned(t) => Cow::Owned(t.data),
+        }),
+    };
+    Ok(HostLinear { w, b: Cow::Borrowed(&l.bias.data) })
 }
 
 /// A projection's `[out, K]` rows — f32 (borrowed, or decoded from blocks), or blocks of the

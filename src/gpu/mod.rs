@@ -2,8 +2,8 @@
 //! natively (Vulkan, Metal, DX12) and in the browser (WebGPU).
 //!
 //! Weights live on the device in f32, in f16 packed two per `u32` (unpacked in the shaders with
-//! `unpack2x16float`, so adapters without `shader-f16` run them), or, for the Llama family's
-//! matrices, in GGML's Q8_0 or Q4_0 blocks decoded inside the matrix kernels; activations, the KV
+//! `unpack2x16float`, so adapters without `shader-f16` run them), or in GGML's blocks (Q8_0,
+//! Q4_0, Q5_0, Q4_K, Q6_K) decoded inside the matrix kernels; activations, the KV
 //! cache and accumulation are f32. Everything is allocated and every pipeline compiled when the model is
 //! loaded; a decode step is one command buffer.
 
@@ -61,8 +61,8 @@ pub enum WeightFormat {
     F32,
     /// Packed two per u32, unpacked with `unpack2x16float`.
     F16,
-    /// GGML's Q8_0 (32 int8 and one f16 scale per block), decoded inside the matrix kernels. The
-    /// Llama family's only; the embedding and the head stay blocks where stored so, else f32.
+    /// GGML's Q8_0 (32 int8 and one f16 scale per block), decoded inside the matrix kernels; the
+    /// embedding and the head stay blocks where stored so, else f32.
     Q8_0,
     /// GGML's Q4_0 (32 4-bit codes and one f16 scale per block), likewise.
     Q4_0,
@@ -146,42 +146,42 @@ impl WeightFormat {
     /// [`WeightFormat::tables`] from a checkpoint's stored tensors (the page's fit check).
     pub fn tables_for_stored(self, stored: &[crate::weights::TensorInfo]) -> Self {
         let dtype = |name: &str| stored.iter().find(|t| t.name == name).map(|t| t.dtype.as_str());
-        self.tables(dtype("model.embed_tokens.weight").unwrap_or("F32"), dtype("lm_head.weight"))
+        let embed = dtype("model.embed_tokens.weight").or(dtype("wte.weight"));
+        self.tables(embed.unwrap_or("F32"), dtype("lm_head.weight"))
     }
 
-    /// The one rule for the default: the block format when every Llama-family projection is
-    /// stored in it (the kernels read them as they are); [`WeightFormat::Mixed`] when they are
-    /// in several block types the kernels read; f16 when every matrix of the checkpoint is stored
-    /// in 16 bits (nothing is lost); else f32.
+    /// The one rule for the default: the block format when every block matrix (a Llama-family
+    /// projection, a GPT-2 Conv1D) is stored in it (the kernels read them as they are);
+    /// [`WeightFormat::Mixed`] when they are in several block types the kernels read; f16 when
+    /// every matrix of the checkpoint is stored in 16 bits (nothing is lost); else f32.
     pub fn for_stored(stored: &[crate::weights::TensorInfo]) -> Self {
-        let projections: Vec<&str> = stored
-            .iter()
-            .filter(|t| t.name.starts_with("model.layers.") && t.name.ends_with("_proj.weight"))
-            .map(|t| t.dtype.as_str())
-            .collect();
-        if let Some(&first) = projections.first()
-            && projections.iter().all(|&d| d == first)
-            && let Some(format) = Self::block_named(first)
-        {
-            return format;
-        }
-        if projections.iter().any(|d| Self::block_named(d).is_some()) {
-            return WeightFormat::Mixed;
-        }
-        if matrices_in_16_bits(stored) { WeightFormat::F16 } else { WeightFormat::F32 }
+        let block_matrix = |t: &&crate::weights::TensorInfo| {
+            (t.name.starts_with("model.layers.") && t.name.ends_with("_proj.weight"))
+                || (t.name.starts_with("h.") && t.name.ends_with(".weight") && t.shape.len() == 2)
+        };
+        let types = stored.iter().filter(block_matrix).map(|t| Self::block_named(&t.dtype).and_then(|f| f.blocks()));
+        Self::for_matrices(types, stored)
     }
 
     /// The default for a loaded Llama-family model: its projections' block format when they are
-    /// all held in one the kernels read (a GGUF file's, or quantized at load), else
+    /// all held in one the kernels read (a GGUF file's, or quantized at load), else as
     /// [`WeightFormat::for_stored`].
     pub fn for_llama(weights: &crate::llama::LlamaWeights) -> Self {
-        use crate::quant::Matrix;
-        let mut types = weights.layers.iter().flat_map(|l| {
-            l.projections().map(|p| match &p.weight {
-                Matrix::Blocks(b) => Some(b.ty),
-                Matrix::F32(_) => None,
-            })
-        });
+        let types = weights.layers.iter().flat_map(|l| l.projections().map(|p| p.weight.block_type()));
+        Self::for_matrices(types, &weights.stored)
+    }
+
+    /// [`WeightFormat::for_llama`] of a loaded GPT-2 model.
+    pub fn for_weights(weights: &crate::weights::ModelWeights) -> Self {
+        let types = weights.blocks.iter().flat_map(|b| b.linears().map(|l| l.weight.block_type()));
+        Self::for_matrices(types, &weights.stored)
+    }
+
+    /// The rule of [`WeightFormat::for_stored`] over the block matrices' types (None: floats).
+    fn for_matrices(
+        mut types: impl Iterator<Item = Option<crate::quant::GgmlType>>,
+        stored: &[crate::weights::TensorInfo],
+    ) -> Self {
         let first = types.next().flatten();
         let mut readable = first.and_then(Self::of_blocks).is_some();
         let mut one = true;
@@ -192,14 +192,9 @@ impl WeightFormat {
         match first.and_then(Self::of_blocks) {
             Some(format) if one => format,
             _ if readable => WeightFormat::Mixed,
-            _ if matrices_in_16_bits(&weights.stored) => WeightFormat::F16,
+            _ if matrices_in_16_bits(stored) => WeightFormat::F16,
             _ => WeightFormat::F32,
         }
-    }
-
-    /// [`WeightFormat::for_stored`] of a loaded GPT-2 checkpoint.
-    pub fn for_weights(weights: &crate::weights::ModelWeights) -> Self {
-        Self::for_stored(&weights.stored)
     }
 }
 
@@ -293,8 +288,10 @@ mod tests {
         // Q6_K's 210-byte super-blocks take 212 on the device; a mixed model counts f32.
         assert_eq!(WeightFormat::Q6K.matrix_bytes(256, 4), 4 * 212);
         assert_eq!(WeightFormat::Mixed.matrix_bytes(256, 4), 256 * 4 * 4);
-        // GPT-2's names never choose blocks (its kernels read floats).
-        assert_eq!(WeightFormat::for_stored(&[info("h.0.attn.c_proj.weight", "Q8_0")]), WeightFormat::F32);
+        // GPT-2's Conv1D matrices and embedding likewise (a vector is not a block matrix).
+        let gpt2 = [info("h.0.attn.c_proj.weight", "Q4_0"), info("wte.weight", "Q8_0"), info("ln_f.weight", "F32")];
+        assert_eq!(WeightFormat::for_stored(&gpt2), WeightFormat::Q4_0);
+        assert_eq!(WeightFormat::Q4_0.tables_for_stored(&gpt2), WeightFormat::Q8_0);
         assert_eq!(WeightFormat::Q4_0.matrix_bytes(64, 96), 64 * 96 / 32 * 18);
         // The embedding and head: the stored blocks where the matrices are blocks, else f32.
         assert_eq!(WeightFormat::for_stored(&q4).tables_for_stored(&q4), WeightFormat::Q8_0);

@@ -90,9 +90,6 @@ impl Plan {
                     )));
                 }
             }
-            if !s.rotary {
-                return Err(GpuError::Unsupported(format!("{} weights on the GPU: the Llama family only", ty.name())));
-            }
         }
         let sizes = [
             ("the MLP's first weight", matrix(c, s.fc_dim())),

@@ -249,7 +249,7 @@ impl LlamaWeights {
             });
         }
         let norm = take.tensor("model.norm.weight", &[d])?;
-        let lm_head = take.head_matrix(c.tie_word_embeddings, &embed_tokens)?;
+        let lm_head = take.head(c.tie_word_embeddings, &embed_tokens)?;
         take.finish()?;
         Ok(LlamaWeights { embed_tokens, layers, norm, lm_head, stored })
     }

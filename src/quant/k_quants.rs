@@ -39,6 +39,17 @@ pub fn dequantize_q4k(b: &[u8], y: &mut [f32]) {
     }
 }
 
+/// The four Q6_K codes (−32 .. 31) at `l`, `l + 32`, `l + 64` and `l + 96` of a half super-block:
+/// low nibbles of `ql[l]`, `ql[l + 32]`, then their high nibbles, each with two bits of `qh[l]`.
+pub(super) fn q6k_codes(ql_l: u8, ql_l32: u8, qh_l: u8) -> [i32; 4] {
+    [
+        ((ql_l & 0x0F) | ((qh_l & 3) << 4)) as i32 - 32,
+        ((ql_l32 & 0x0F) | (((qh_l >> 2) & 3) << 4)) as i32 - 32,
+        ((ql_l >> 4) | (((qh_l >> 4) & 3) << 4)) as i32 - 32,
+        ((ql_l32 >> 4) | (((qh_l >> 6) & 3) << 4)) as i32 - 32,
+    ]
+}
+
 pub fn dequantize_q6k(b: &[u8], y: &mut [f32]) {
     let (ql, rest) = b.split_at(128);
     let (qh, rest) = rest.split_at(64);
@@ -49,15 +60,9 @@ pub fn dequantize_q6k(b: &[u8], y: &mut [f32]) {
         let y = &mut y[128 * half..];
         for l in 0..32 {
             let is = l / 16;
-            let q1 = ((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) as i32 - 32;
-            let q2 = ((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
-            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
-            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
-            let s = |k: usize| d * sc[is + k] as i8 as f32;
-            y[l] = s(0) * q1 as f32;
-            y[l + 32] = s(2) * q2 as f32;
-            y[l + 64] = s(4) * q3 as f32;
-            y[l + 96] = s(6) * q4 as f32;
+            for (j, q) in q6k_codes(ql[l], ql[l + 32], qh[l]).into_iter().enumerate() {
+                y[l + 32 * j] = d * sc[is + 2 * j] as i8 as f32 * q as f32;
+            }
         }
     }
 }

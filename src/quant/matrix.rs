@@ -122,6 +122,14 @@ impl Matrix {
         }
     }
 
+    /// The block type, for a matrix in blocks.
+    pub fn block_type(&self) -> Option<GgmlType> {
+        match self {
+            Matrix::F32(_) => None,
+            Matrix::Blocks(b) => Some(b.ty),
+        }
+    }
+
     /// GGML's name of the stored type (`F32` for f32 matrices).
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -153,17 +161,23 @@ impl Matrix {
     pub fn linear(&self, out: &mut [f32], x: &[f32], bias: Option<&Tensor>) {
         match self {
             Matrix::F32(t) => crate::cpu::ops::linear_out_in(out, x, t, bias),
-            Matrix::Blocks(b) => {
-                let (n_out, n_in) = (b.rows, b.cols);
-                for (o_row, x_row) in out.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)) {
-                    crate::cpu::ops::for_each_chunk(o_row, ROWS_PER_TASK, |chunk, o| {
-                        let r0 = chunk * ROWS_PER_TASK;
-                        for (j, o) in o.iter_mut().enumerate() {
-                            *o = dot(b.ty, b.row(r0 + j), x_row) + bias.map_or(0.0, |b| b.data[r0 + j]);
-                        }
-                    });
+            Matrix::Blocks(b) => b.linear(out, x, bias),
+        }
+    }
+}
+
+impl Blocks {
+    /// `out[i, o] = x[i, :] · row o (+ bias[o])` for each row of `x` (`[n, cols]`), each row of
+    /// blocks decoded in registers by [`dot`].
+    pub fn linear(&self, out: &mut [f32], x: &[f32], bias: Option<&Tensor>) {
+        let (n_out, n_in) = (self.rows, self.cols);
+        for (o_row, x_row) in out.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)) {
+            crate::cpu::ops::for_each_chunk(o_row, ROWS_PER_TASK, |chunk, o| {
+                let r0 = chunk * ROWS_PER_TASK;
+                for (j, o) in o.iter_mut().enumerate() {
+                    *o = dot(self.ty, self.row(r0 + j), x_row) + bias.map_or(0.0, |b| b.data[r0 + j]);
                 }
-            }
+            });
         }
     }
 }
@@ -177,6 +191,7 @@ pub fn dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
         GgmlType::Q8_0 => super::simd::dot_q8_0(row, x).unwrap_or_else(|| dot_q8_0(row, x)),
         GgmlType::Q4_0 => super::simd::dot_q4_0(row, x).unwrap_or_else(|| dot_q4_0(row, x)),
         GgmlType::Q4K => super::simd::dot_q4k(row, x).unwrap_or_else(|| dot_q4k(row, x)),
+        GgmlType::Q6K => super::simd::dot_q6k(row, x).unwrap_or_else(|| dot_q6k(row, x)),
         _ => {
             // The other block types: one block decoded onto the stack, then a dot.
             let (len, bytes) = (ty.block_len() as usize, ty.block_bytes() as usize);
@@ -243,6 +258,30 @@ fn dot_q4k(row: &[u8], x: &[f32]) -> f32 {
     sum
 }
 
+/// Q6_K: per super-block, per sub-block s of 16, `d·sc_s·Σ_i q_i x_i`, the codes `q_i` (−32 ..
+/// 31) put together from a low nibble and a high pair of bits (see `k_quants::dequantize_q6k`).
+fn dot_q6k(row: &[u8], x: &[f32]) -> f32 {
+    let mut sum = 0f32;
+    for (b, xs) in row.chunks_exact(super::k_quants::Q6K_BYTES).zip(x.chunks_exact(256)) {
+        let d = super::f16(&b[208..210]);
+        for half in 0..2 {
+            let (ql, qh, sc) = (&b[64 * half..], &b[128 + 32 * half..], &b[192 + 8 * half..200 + 8 * half]);
+            let xs = &xs[128 * half..128 * half + 128];
+            // Sums of the eight sub-blocks of 16 in this half.
+            let mut s = [0f32; 8];
+            for l in 0..32 {
+                let is = l / 16;
+                let q = super::k_quants::q6k_codes(ql[l], ql[l + 32], qh[l]);
+                for (j, q) in q.into_iter().enumerate() {
+                    s[is + 2 * j] += q as f32 * xs[l + 32 * j];
+                }
+            }
+            sum += sc.iter().zip(s).map(|(&sc, s)| d * sc as i8 as f32 * s).sum::<f32>();
+        }
+    }
+    sum
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,17 +296,30 @@ mod tests {
             .collect()
     }
 
+    /// `n` Q6_K super-blocks of random codes and sub-block scales (wgpt writes no Q6_K; llama.cpp's
+    /// files hold it), `d` a small f16: every bit of the codes is exercised.
+    fn q6k_blocks(n: usize, seed: u64) -> Vec<u8> {
+        let bits = values(n * 208, seed);
+        let mut out = Vec::with_capacity(n * 210);
+        for b in bits.chunks_exact(208) {
+            out.extend(b.iter().map(|v| ((v + 1.0) * 127.99) as u8));
+            out.extend(half::f16::from_f32(0.002).to_le_bytes());
+        }
+        out
+    }
+
     /// The block kernels against the oracle: decode the whole matrix, then multiply in f32.
     #[test]
     fn block_products_equal_the_decoded_matrix_s() {
         let (rows, cols) = (70, 96); // rows not a multiple of a task; 3 blocks per row
         let w = values(rows * cols, 1);
-        let (rows_k, cols_k) = (70, 512); // Q4_K: 2 super-blocks per row
+        let (rows_k, cols_k) = (70, 512); // Q4_K, Q6_K: 2 super-blocks per row
         let wk = values(rows_k * cols_k, 6);
         for (ty, rows, cols, data) in [
             (GgmlType::Q8_0, rows, cols, super::super::quantize_q8_0(&w).unwrap()),
             (GgmlType::Q4_0, rows, cols, super::super::quantize_q4_0(&w).unwrap()),
             (GgmlType::Q4K, rows_k, cols_k, super::super::quantize_q4k(&wk).unwrap()),
+            (GgmlType::Q6K, rows_k, cols_k, q6k_blocks(rows_k * cols_k / 256, 9)),
         ] {
             let x = values(2 * cols, 2);
             let m = Matrix::Blocks(Blocks::new(ty, rows, cols, data).unwrap());
@@ -280,7 +332,7 @@ mod tests {
             let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             // Q4_K subtracts its minimums' term from the codes' (two sums of ~10 for one of ~1):
             // its rounding differs from the dense product's more.
-            let tol = if ty == GgmlType::Q4K { 1e-4 } else { 1e-5 };
+            let tol = if matches!(ty, GgmlType::Q4K | GgmlType::Q6K) { 1e-4 } else { 1e-5 };
             assert!(d < tol, "{ty:?}: {d}");
             let mut row = vec![0f32; cols];
             m.row_into(5, &mut row);
@@ -313,6 +365,10 @@ mod tests {
         let qk = super::super::quantize_q4k(&wk).unwrap();
         if let Some(s) = super::super::simd::dot_q4k(&qk, &xk) {
             assert!(close(s, dot_q4k(&qk, &xk)), "Q4_K: {s} vs {}", dot_q4k(&qk, &xk));
+        }
+        let q6 = q6k_blocks(5, 10);
+        if let Some(s) = super::super::simd::dot_q6k(&q6, &xk) {
+            assert!(close(s, dot_q6k(&q6, &xk)), "Q6_K: {s} vs {}", dot_q6k(&q6, &xk));
         }
         assert!(Blocks::new(GgmlType::Q8_0, 2, 31, vec![0; 68]).is_err());
     }

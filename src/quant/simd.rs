@@ -39,6 +39,10 @@ simd_dot!(
     /// Q4_K's, as [`dot_q8_0`].
     dot_q4k
 );
+simd_dot!(
+    /// Q6_K's, as [`dot_q8_0`].
+    dot_q6k
+);
 
 fn scale(b: &[u8]) -> f32 {
     half::f16::from_le_bytes([b[0], b[1]]).to_f32()
@@ -138,6 +142,57 @@ mod x86 {
         }
         hsum(acc)
     }
+
+    /// Q6_K: each group of 32 codes is put together in one register — a nibble of `ql` and two
+    /// bits of `qh` — less 32, then eight at a time widened to f32; a sub-block of 16 is one half
+    /// of a group, scaled once.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q6k(row: &[u8], x: &[f32]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
+        let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+        for (b, xs) in row.chunks_exact(210).zip(x.chunks_exact(256)) {
+            let d = super::scale(&b[208..210]);
+            for half in 0..2 {
+                // SAFETY: ql bytes 64·half .. + 64 ≤ 128, qh bytes 128 + 32·half .. + 32 ≤ 192.
+                let (ql0, ql1, qh) = unsafe {
+                    let p = b.as_ptr();
+                    (
+                        _mm256_loadu_si256(p.add(64 * half) as *const __m256i),
+                        _mm256_loadu_si256(p.add(64 * half + 32) as *const __m256i),
+                        _mm256_loadu_si256(p.add(128 + 32 * half) as *const __m256i),
+                    )
+                };
+                let nibbles = [
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                ];
+                let pairs = [
+                    _mm256_and_si256(qh, m2),
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
+                ];
+                for j in 0..4 {
+                    let q = _mm256_sub_epi8(_mm256_or_si256(nibbles[j], _mm256_slli_epi16(pairs[j], 4)), k32);
+                    for (h, q) in [_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)].into_iter().enumerate() {
+                        let sub = 2 * j + h; // sub-block of this half: values 16·sub .. + 16
+                        // SAFETY: values 128·half + 16·sub .. + 16 ≤ 256.
+                        let (v0, v1) = unsafe {
+                            let xp = xs.as_ptr().add(128 * half + 16 * sub);
+                            (_mm256_loadu_ps(xp), _mm256_loadu_ps(xp.add(8)))
+                        };
+                        let s = _mm256_fmadd_ps(f(_mm_srli_si128(q, 8)), v1, _mm256_mul_ps(f(q), v0));
+                        let sc = d * b[192 + 8 * half + sub] as i8 as f32;
+                        acc = _mm256_fmadd_ps(_mm256_set1_ps(sc), s, acc);
+                    }
+                }
+            }
+        }
+        hsum(acc)
+    }
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -221,6 +276,32 @@ mod wasm {
                 acc = f32x4_add(acc, f32x4_mul(f32x4_splat(a2), s2));
                 acc = f32x4_add(acc, f32x4_mul(f32x4_splat(o1), sum32(x1)));
                 acc = f32x4_add(acc, f32x4_mul(f32x4_splat(o2), sum32(x2)));
+            }
+        }
+        hsum(acc)
+    }
+    /// Q6_K as the AVX2 kernel puts it together, 16 codes per register.
+    pub fn dot_q6k(row: &[u8], x: &[f32]) -> f32 {
+        let mut acc = f32x4_splat(0.0);
+        let (m4, m2) = (u8x16_splat(0x0F), u8x16_splat(3));
+        for (b, xs) in row.chunks_exact(210).zip(x.chunks_exact(256)) {
+            let d = super::scale(&b[208..210]);
+            for half in 0..2 {
+                for h in 0..2 {
+                    // Codes l = 16h .. 16h + 16 of the four groups of 32.
+                    let ql0 = bytes16(&b[64 * half + 16 * h..]);
+                    let ql1 = bytes16(&b[64 * half + 32 + 16 * h..]);
+                    let qh = bytes16(&b[128 + 32 * half + 16 * h..]);
+                    let nibbles = [v128_and(ql0, m4), v128_and(ql1, m4), u8x16_shr(ql0, 4), u8x16_shr(ql1, 4)];
+                    for (j, n) in nibbles.into_iter().enumerate() {
+                        let pair = v128_and(u8x16_shr(qh, 2 * j as u32), m2);
+                        let q = i8x16_sub(v128_or(n, i8x16_shl(pair, 4)), i8x16_splat(32));
+                        let sub = 2 * j + h;
+                        let s = dot16(q, true, &xs[128 * half + 16 * sub..128 * half + 16 * sub + 16]);
+                        let sc = d * b[192 + 8 * half + sub] as i8 as f32;
+                        acc = f32x4_add(acc, f32x4_mul(f32x4_splat(sc), s));
+                    }
+                }
             }
         }
         hsum(acc)

@@ -3,6 +3,7 @@
 //! Written as bundle weights so a fresh model, an import and a checkpoint load the same way.
 
 use wgpt::config::{GptConfig, LayerNormPosition};
+use wgpt::quant::Matrix;
 use wgpt::weights::{Block, LayerNorm, Linear, ModelWeights, Tensor};
 
 use crate::rng::Rng;
@@ -22,14 +23,14 @@ pub fn gpt2_init(config: &GptConfig, seed: u64) -> ModelWeights {
     let blocks = (0..config.n_layer)
         .map(|_| Block {
             ln_1: ln(c),
-            c_attn: Linear { weight: normal(&[c, 3 * c], 0.02), bias: fill(&[3 * c], 0.0) },
-            attn_proj: Linear { weight: normal(&[c, c], residual_std), bias: fill(&[c], 0.0) },
+            c_attn: Linear { weight: normal(&[c, 3 * c], 0.02).into(), bias: fill(&[3 * c], 0.0) },
+            attn_proj: Linear { weight: normal(&[c, c], residual_std).into(), bias: fill(&[c], 0.0) },
             ln_2: ln(c),
-            c_fc: Linear { weight: normal(&[c, f], 0.02), bias: fill(&[f], 0.0) },
-            mlp_proj: Linear { weight: normal(&[f, c], residual_std), bias: fill(&[c], 0.0) },
+            c_fc: Linear { weight: normal(&[c, f], 0.02).into(), bias: fill(&[f], 0.0) },
+            mlp_proj: Linear { weight: normal(&[f, c], residual_std).into(), bias: fill(&[c], 0.0) },
         })
         .collect();
-    let lm_head = (!config.tie_word_embeddings).then(|| normal(&[v, c], 0.02));
+    let lm_head = (!config.tie_word_embeddings).then(|| Matrix::F32(normal(&[v, c], 0.02)));
     let ln_f = (config.layer_norm_position == LayerNormPosition::Pre).then(|| ln(c));
-    ModelWeights { wte, wpe, blocks, ln_f, lm_head, stored: vec![] }
+    ModelWeights { wte: Matrix::F32(wte), wpe, blocks, ln_f, lm_head, stored: vec![] }
 }

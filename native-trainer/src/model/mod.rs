@@ -19,6 +19,7 @@ use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
 use wgpt::config::{GptConfig, LayerNormPosition};
+use wgpt::quant::Matrix;
 use wgpt::weights::{self, ModelWeights};
 
 use fused::FusedOps;
@@ -241,9 +242,10 @@ impl<B: Backend> Gpt<B> {
             Param::from_tensor(Tensor::from_data(TensorData::new(t.data.clone(), [t.shape[0]]), device))
         };
         let ln = |l: &weights::LayerNorm| LayerNorm { weight: t1(&l.weight), bias: t1(&l.bias) };
-        let lin = |l: &weights::Linear| Linear { weight: t2(&l.weight), bias: t1(&l.bias) };
+        // Blocks (a GGUF file's) are decoded: the trainer holds f32.
+        let lin = |l: &weights::Linear| Linear { weight: t2(&l.weight.conv1d()), bias: t1(&l.bias) };
         Gpt {
-            wte: Embedding { weight: t2(&w.wte) },
+            wte: Embedding { weight: t2(&w.wte.to_f32()) },
             wpe: Embedding { weight: t2(&w.wpe) },
             h: w.blocks
                 .iter()
@@ -255,7 +257,7 @@ impl<B: Backend> Gpt<B> {
                 })
                 .collect(),
             ln_f: w.ln_f.as_ref().map(ln),
-            lm_head: w.lm_head.as_ref().map(|t| Embedding { weight: t2(t) }),
+            lm_head: w.lm_head.as_ref().map(|m| Embedding { weight: t2(&m.to_f32()) }),
             config: config.clone(),
             precision: Precision::F32,
         }
@@ -269,9 +271,9 @@ impl<B: Backend> Gpt<B> {
             weights::Tensor { shape, data: t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data") }
         }
         let ln = |l: &LayerNorm<B>| weights::LayerNorm { weight: read(&l.weight), bias: read(&l.bias) };
-        let lin = |l: &Linear<B>| weights::Linear { weight: read(&l.weight), bias: read(&l.bias) };
+        let lin = |l: &Linear<B>| weights::Linear { weight: read(&l.weight).into(), bias: read(&l.bias) };
         ModelWeights {
-            wte: read(&self.wte.weight),
+            wte: Matrix::F32(read(&self.wte.weight)),
             wpe: read(&self.wpe.weight),
             blocks: self
                 .h
@@ -286,7 +288,7 @@ impl<B: Backend> Gpt<B> {
                 })
                 .collect(),
             ln_f: self.ln_f.as_ref().map(ln),
-            lm_head: self.lm_head.as_ref().map(|e| read(&e.weight)),
+            lm_head: self.lm_head.as_ref().map(|e| Matrix::F32(read(&e.weight))),
             stored: vec![],
         }
     }

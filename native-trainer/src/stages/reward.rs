@@ -31,10 +31,10 @@ use crate::train::{Batches, Objective, held_out_batches};
 pub fn reward_init(config: &GptConfig, weights: &ModelWeights, score_row: usize) -> (GptConfig, ModelWeights) {
     let mut config = config.clone();
     let mut w = weights.clone();
-    let mut head = weights.head().clone();
+    let mut head = weights.head().to_f32().into_owned();
     let c = config.n_embd;
     head.data[score_row * c..(score_row + 1) * c].fill(0.0);
-    w.lm_head = Some(head);
+    w.lm_head = Some(wgpt::quant::Matrix::F32(head));
     config.tie_word_embeddings = false;
     (config, w)
 }

@@ -17,7 +17,7 @@ pub enum StoreDtype {
 
 /// Serializes named f32 tensors as safetensors in `dtype`, with string metadata.
 pub fn safetensors_bytes(
-    tensors: &[(String, &Tensor)],
+    tensors: &[(String, std::borrow::Cow<'_, Tensor>)],
     dtype: StoreDtype,
     metadata: Option<std::collections::HashMap<String, String>>,
 ) -> Result<Vec<u8>, safetensors::SafeTensorError> {

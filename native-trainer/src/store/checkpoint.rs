@@ -71,7 +71,8 @@ pub fn write<B: Backend>(
         .iter()
         .flat_map(|(name, (m, v))| [(format!("m.{name}"), read(m)), (format!("v.{name}"), read(v))])
         .collect();
-    let moment_refs: Vec<(String, &weights::Tensor)> = moments.iter().map(|(n, t)| (n.clone(), t)).collect();
+    let moment_refs: Vec<(String, std::borrow::Cow<weights::Tensor>)> =
+        moments.iter().map(|(n, t)| (n.clone(), std::borrow::Cow::Borrowed(t))).collect();
     let files: [(&str, Vec<u8>); 5] = [
         ("config.json", model.config().to_json().into_bytes()),
         ("tokenizer.json", tokenizer_json.to_vec()),

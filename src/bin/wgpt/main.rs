@@ -58,7 +58,7 @@ mod cli {
         #[arg(long, value_enum, default_value = "cpu")]
         pub backend: Backend,
         /// How the engine holds the matrices: f32, f16 (GPU only), q8_0, q4_0 or q4_k (GGML
-        /// blocks, the Llama family; quantized at load where the file holds something else).
+        /// blocks; quantized at load where the file holds something else).
         /// Default: as stored where the engine can (blocks Q8_0/Q4_0/Q4_K; f16 on the GPU), else f32.
         #[arg(long)]
         pub dtype: Option<WeightFormat>,
@@ -76,8 +76,8 @@ mod cli {
             Ok(GpuOptions { format: self.dtype, max_context: self.context, ..Default::default() })
         }
 
-        /// The model as `--dtype` asks: q8_0, q4_0 and q4_k quantize the Llama family's f32
-        /// matrices as `wgpt quantize` does (the embedding and head in Q8_0), for either engine;
+        /// The model as `--dtype` asks: q8_0, q4_0 and q4_k quantize the f32 matrices as `wgpt
+        /// quantize` does (the embedding and head in Q8_0), for either engine;
         /// f16 is the GPU's (the CPU engine holds f32 or blocks).
         pub fn arch_for(&self, arch: Architecture) -> Result<Architecture> {
             match self.dtype {
