@@ -1,6 +1,6 @@
 #!/bin/sh
 # The page's CPU engine (wasm, SIMD128, one thread) in headless Chromium on a Llama shape with
-# random weights, in f32 and in Q8_0/Q4_0 blocks: `www/bench.html?run&backend=cpu&dtype=...`,
+# random weights, in f32, f16 and in Q8_0/Q4_0 blocks: `www/bench.html?run&backend=cpu&dtype=...`,
 # one page load each, in one run. Prints the report each page logs.
 #
 #   cargo xtask e2e      # builds www/pkg (or any command that builds the wasm package)
@@ -10,7 +10,7 @@ PORT=${PORT:-8931}
 python3 -m http.server $PORT --bind 127.0.0.1 --directory www >/dev/null 2>&1 &
 SERVER=$!
 sleep 1
-for dtype in f32 q8_0 q4_0; do
+for dtype in f32 f16 q8_0 q4_0; do
   PROFILE=$(mktemp -d)
   LOG=$(mktemp)
   chromium --headless --no-sandbox --no-first-run --disable-background-networking \

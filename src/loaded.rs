@@ -37,13 +37,18 @@ impl Architecture {
     }
 
     /// The model with its matrices in GGML blocks (`q8_0`, `q4_0` or `q4_k`), as `wgpt quantize`
-    /// writes them: what both engines read directly (the benchmarks' quantized rows).
+    /// writes them — what both engines read directly (the benchmarks' quantized rows) — or all in
+    /// `f32`, `f16` or `bf16` (the CPU engine's `--dtype`).
     pub fn quantized(self, ty: &str) -> Result<Self, String> {
+        use crate::quant::GgmlType;
         let ty = match ty {
-            "q8_0" => crate::quant::GgmlType::Q8_0,
-            "q4_0" => crate::quant::GgmlType::Q4_0,
-            "q4_k" => crate::quant::GgmlType::Q4K,
-            other => return Err(format!("{other:?}: q8_0, q4_0 or q4_k")),
+            "q8_0" => GgmlType::Q8_0,
+            "q4_0" => GgmlType::Q4_0,
+            "q4_k" => GgmlType::Q4K,
+            "f32" => GgmlType::F32,
+            "f16" => GgmlType::F16,
+            "bf16" => GgmlType::BF16,
+            other => return Err(format!("{other:?}: q8_0, q4_0, q4_k, f32, f16 or bf16")),
         };
         match self {
             Architecture::Llama { config, weights } => {

@@ -23,8 +23,8 @@ pub fn start() {
 }
 
 /// Benchmarks a named shape (`tiny`, `gpt2-124m`, ...) with random weights on `backend` (`cpu` or
-/// `gpu`; `dtype` `f32`/`f16` for the GPU, `q8_0`/`q4_0`/`q4_k` blocks on either); returns the
-/// report as JSON.
+/// `gpu`; `dtype` `f32`, `f16`, or `q8_0`/`q4_0`/`q4_k` blocks, on either); returns the report
+/// as JSON.
 #[wasm_bindgen]
 pub async fn bench(
     shape: String,
@@ -47,6 +47,8 @@ pub async fn bench(
     let (arch, dtype) = match dtype.as_deref() {
         // Quantized as `wgpt quantize` does, for either engine (the GPU then reads the blocks).
         Some(q @ ("q8_0" | "q4_0" | "q4_k")) => (arch.quantized(q).map_err(|e| JsError::new(&e))?, None),
+        // The CPU engine holds f32 or f16 matrices as asked (the GPU converts at upload).
+        Some(f @ ("f32" | "f16")) if backend == "cpu" => (arch.quantized(f).map_err(|e| JsError::new(&e))?, None),
         _ => (arch, dtype),
     };
     let format = dtype.map(|d| d.parse::<WeightFormat>()).transpose().map_err(|e| JsError::new(&e))?;
@@ -365,7 +367,7 @@ async fn fit_check(
         Err(_) => serde_json::json!({"arch": "gpt1"}),
     };
     // The files are held while they are parsed into the engine's weights; then they are freed.
-    let held = held.unwrap_or(parameters as u64 * 4);
+    let held = held.unwrap_or_else(|| crate::weights::held_bytes(stored, parameters as u64));
     let memory = weight_bytes + held;
     let gb = |b: u64| b as f64 / 1e9;
     let (fits_memory, memory_verdict) = if memory > WASM_MEMORY_LIMIT {

@@ -277,6 +277,19 @@ pub fn stored_in_16_bits(stored: &[TensorInfo]) -> bool {
     !stored.is_empty() && stored.iter().all(|t| t.dtype == "F16" || t.dtype == "BF16")
 }
 
+/// Bytes the CPU engine holds for a safetensors checkpoint's `parameters` once loaded, from its
+/// stored tensors: a 16-bit matrix as stored (GPT-2's position table aside: widened), every other
+/// value in f32.
+pub fn held_bytes(stored: &[TensorInfo], parameters: u64) -> u64 {
+    let kept =
+        |t: &&TensorInfo| t.shape.len() == 2 && (t.dtype == "F16" || t.dtype == "BF16") && t.name != "wpe.weight";
+    let (values, bytes) = stored
+        .iter()
+        .filter(kept)
+        .fold((0u64, 0u64), |(v, b), t| (v + t.shape.iter().product::<usize>() as u64, b + t.bytes as u64));
+    parameters.saturating_sub(values).saturating_mul(4).saturating_add(bytes)
+}
+
 /// The dtypes of `stored`, each once, sorted (`["F16"]`, `["F16", "F32"]`).
 pub fn stored_dtypes(stored: &[TensorInfo]) -> Vec<&str> {
     let mut dtypes: Vec<&str> = stored.iter().map(|t| t.dtype.as_str()).collect();
@@ -334,25 +347,44 @@ impl ModelWeights {
         types
     }
 
-    /// Every f32 matrix in GGML blocks of `ty` (Q8_0, Q4_0 or Q4_K), as `wgpt quantize` writes
-    /// them — the block matrices transposed to rows of `[out, in]` — with the token embedding
-    /// (and an untied head) in Q8_0, as llama.cpp keeps them at 4 bits; the position table stays
-    /// f32 (one row is read per token). Rows that are not whole blocks are refused: the engines
-    /// hold GPT-2's matrices in one layout or the other.
+    /// Every matrix held in `ty`, as `--dtype` asks. F32: every matrix in f32 (Conv1D layout,
+    /// blocks decoded); F16, BF16: every matrix in it (rows of `[out, in]`). Q8_0, Q4_0, Q4_K:
+    /// every float matrix in GGML blocks of `ty`, as `wgpt quantize` writes them — rows of
+    /// `[out, in]` — with the token embedding (and an untied head) in Q8_0, as llama.cpp keeps
+    /// them at 4 bits; matrices already quantized stay as they are. The position table stays f32
+    /// (one row is read per token). Rows that are not whole blocks are refused: the engines hold
+    /// GPT-2's matrices in one layout or the other.
     pub fn quantize(&mut self, ty: GgmlType) -> Result<(), crate::quant::QuantError> {
+        // Whether a matrix held as `held` (None: f32) becomes `ty`.
+        let converts = |held: Option<GgmlType>| match held {
+            Some(h) => h != ty && (ty.is_float() || h.is_float()),
+            None => ty != GgmlType::F32,
+        };
         for b in &mut self.blocks {
             for l in b.linears_mut() {
-                if let LinearWeight::Conv1D(t) = &l.weight {
-                    let rows = crate::gguf::model::transpose(t);
-                    let [n_out, n_in] = [rows.shape[0], rows.shape[1]];
-                    l.weight = LinearWeight::Rows(Matrix::quantize(ty, n_out, n_in, &rows.data)?);
+                if !converts(l.weight.block_type()) {
+                    continue;
                 }
+                l.weight = if ty == GgmlType::F32 {
+                    LinearWeight::Conv1D(l.weight.conv1d().into_owned())
+                } else {
+                    let rows = crate::gguf::model::transpose(&l.weight.conv1d());
+                    let [n_out, n_in] = [rows.shape[0], rows.shape[1]];
+                    LinearWeight::Rows(Matrix::quantize(ty, n_out, n_in, &rows.data)?)
+                };
             }
         }
+        let table = if ty.is_float() { ty } else { GgmlType::Q8_0 };
         for m in std::iter::once(&mut self.wte).chain(&mut self.lm_head) {
-            if let Matrix::F32(t) = m {
-                *m = Matrix::Blocks(Matrix::quantize(GgmlType::Q8_0, t.shape[0], t.shape[1], &t.data)?);
+            let held = m.block_type().unwrap_or(GgmlType::F32);
+            if held == table || (!table.is_float() && !m.is_float()) {
+                continue;
             }
+            let t = m.to_f32();
+            *m = match table {
+                GgmlType::F32 => Matrix::F32(t.into_owned()),
+                table => Matrix::Blocks(Matrix::quantize(table, t.shape[0], t.shape[1], &t.data)?),
+            };
         }
         Ok(())
     }
@@ -507,15 +539,24 @@ impl<'a> Taker<'a> {
         Taker { views: tensors }
     }
 
-    /// A matrix `[out, in]`: as blocks if the file stored blocks, else in f32 (checked as
-    /// [`Taker::tensor`] checks).
-    pub(crate) fn matrix(&mut self, name: &str, shape: &[usize]) -> Result<crate::quant::Matrix, WeightsError> {
+    /// A matrix `[out, in]`: as blocks if the file stored blocks, in F16 or BF16 if it stored
+    /// those (held as stored, not widened), else in f32 (checked as [`Taker::tensor`] checks).
+    pub(crate) fn matrix(&mut self, name: &str, shape: &[usize]) -> Result<Matrix, WeightsError> {
         match self.views.get(name) {
             Some(Source::Blocks(b)) if [b.rows, b.cols] == shape => {
                 let Some(Source::Blocks(b)) = self.views.remove(name) else { unreachable!() };
-                Ok(crate::quant::Matrix::Blocks(b))
+                finite_16(name, b.ty, &b.data)?;
+                Ok(Matrix::Blocks(b))
             }
-            _ => self.tensor(name, shape).map(crate::quant::Matrix::F32),
+            Some(Source::View(v)) if v.shape() == shape && sixteen_bits(v.dtype()).is_some() => {
+                let Some(Source::View(v)) = self.views.remove(name) else { unreachable!() };
+                let ty = sixteen_bits(v.dtype()).expect("checked above");
+                finite_16(name, ty, v.data())?;
+                let b = Blocks::new(ty, shape[0], shape[1], v.data().to_vec())
+                    .map_err(|e| WeightsError::Malformed(format!("`{name}`: {e}")))?;
+                Ok(Matrix::Blocks(b))
+            }
+            _ => self.tensor(name, shape).map(Matrix::F32),
         }
     }
 
@@ -574,17 +615,55 @@ impl<'a> Taker<'a> {
         })
     }
 
-    /// A Conv1D `[n_in, n_out]`, or its `[n_out, n_in]` rows where the file stored blocks.
+    /// A Conv1D `[n_in, n_out]`, or its `[n_out, n_in]` rows where the file stored blocks, or
+    /// F16 or BF16 (transposed into rows, held as stored).
     fn linear(&mut self, prefix: &str, n_in: usize, n_out: usize) -> Result<Linear, WeightsError> {
         let name = format!("{prefix}.weight");
         let weight = match self.views.get(&name) {
             Some(Source::Blocks(b)) if [b.rows, b.cols] == [n_out, n_in] => {
                 let Some(Source::Blocks(b)) = self.views.remove(&name) else { unreachable!() };
+                finite_16(&name, b.ty, &b.data)?;
+                LinearWeight::Rows(b)
+            }
+            Some(Source::View(v)) if v.shape() == [n_in, n_out] && sixteen_bits(v.dtype()).is_some() => {
+                let Some(Source::View(v)) = self.views.remove(&name) else { unreachable!() };
+                let ty = sixteen_bits(v.dtype()).expect("checked above");
+                finite_16(&name, ty, v.data())?;
+                let (from, mut rows) = (v.data(), vec![0u8; 2 * n_in * n_out]);
+                for i in 0..n_in {
+                    for o in 0..n_out {
+                        let (f, t) = (2 * (i * n_out + o), 2 * (o * n_in + i));
+                        rows[t..t + 2].copy_from_slice(&from[f..f + 2]);
+                    }
+                }
+                let b = Blocks::new(ty, n_out, n_in, rows)
+                    .map_err(|e| WeightsError::Malformed(format!("`{name}`: {e}")))?;
                 LinearWeight::Rows(b)
             }
             _ => LinearWeight::Conv1D(self.tensor(&name, &[n_in, n_out])?),
         };
         Ok(Linear { weight, bias: self.tensor(&format!("{prefix}.bias"), &[n_out])? })
+    }
+}
+
+/// The GGML type of a 16-bit safetensors dtype, held as stored.
+fn sixteen_bits(dtype: Dtype) -> Option<GgmlType> {
+    match dtype {
+        Dtype::F16 => Some(GgmlType::F16),
+        Dtype::BF16 => Some(GgmlType::BF16),
+        _ => None,
+    }
+}
+
+/// A matrix held in F16 or BF16 must be finite, as one widened to f32 is checked to be
+/// ([`Taker::tensor`]); the index is in the file's layout.
+fn finite_16(name: &str, ty: GgmlType, bytes: &[u8]) -> Result<(), WeightsError> {
+    if !matches!(ty, GgmlType::F16 | GgmlType::BF16) {
+        return Ok(());
+    }
+    match crate::quant::first_non_finite_16(ty, bytes) {
+        Some((index, value)) => Err(WeightsError::NonFinite { name: name.into(), index, value }),
+        None => Ok(()),
     }
 }
 

@@ -107,6 +107,30 @@ fn unsupported_dtype_and_non_finite_values() {
         matches!(&e, BundleError::Weights(WeightsError::NonFinite { name, index: 3, .. }) if name == "h.0.ln_1.weight"),
         "{e}"
     );
+
+    // A 16-bit matrix is held as stored, not widened: its values are checked all the same, and
+    // the index is the file's (a Conv1D is transposed into rows after the check).
+    for (dtype, nan) in [(Dtype::F16, half::f16::NAN.to_le_bytes()), (Dtype::BF16, half::bf16::NAN.to_le_bytes())] {
+        let mut t = tensors();
+        let (_, shape, bytes) = t["transformer.h.0.attn.c_attn.weight"].clone();
+        let mut halves: Vec<u8> = bytes
+            .chunks_exact(4)
+            .flat_map(|b| half::f16::from_f32(f32::from_le_bytes(b.try_into().unwrap())).to_le_bytes())
+            .collect();
+        if dtype == Dtype::BF16 {
+            halves = bytes
+                .chunks_exact(4)
+                .flat_map(|b| half::bf16::from_f32(f32::from_le_bytes(b.try_into().unwrap())).to_le_bytes())
+                .collect();
+        }
+        halves[10..12].copy_from_slice(&nan);
+        t.insert("transformer.h.0.attn.c_attn.weight".into(), (dtype, shape, halves));
+        let e = load_err(&serialize(&t), None);
+        assert!(
+            matches!(&e, BundleError::Weights(WeightsError::NonFinite { name, index: 5, .. }) if name == "h.0.attn.c_attn.weight"),
+            "{dtype:?}: {e}"
+        );
+    }
 }
 
 #[test]

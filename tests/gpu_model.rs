@@ -212,12 +212,16 @@ fn sampling_on_the_device_matches_the_cpu_sampler() {
         let bundle = Bundle::load(&hf_model_dir(name)).unwrap();
         let opts = GpuOptions { format: Some(WeightFormat::F32), ..Default::default() };
         let mut g = GpuModel::on(gpu.clone(), &bundle.config, &bundle.weights, opts).unwrap();
+        // Both engines on the weights in f32 (the CPU holds a 16-bit file's as stored otherwise).
+        let mut weights = (*bundle.weights).clone();
+        weights.quantize(wgpt::quant::GgmlType::F32).unwrap();
+        let weights = Arc::new(weights);
         let prompt = &common::expected(name).cases[0].ids;
         for (temperature, top_k, top_p, repetition_penalty) in settings {
             for seed in 0..3 {
                 let sampling = SamplingParams { temperature, top_k, top_p, repetition_penalty, seed };
                 let params = GenerateParams { max_tokens: 12, sampling, stop_tokens: vec![] };
-                let mut cpu = bundle.cpu_session();
+                let mut cpu = wgpt::CpuSession::new(bundle.config.clone(), weights.clone());
                 let want = generate(&mut cpu, &bundle.tokenizer, prompt, &params, |_| true).unwrap();
                 g.reset();
                 let got = generate(&mut g, &bundle.tokenizer, prompt, &params, |_| true).unwrap();

@@ -60,8 +60,8 @@ $('form').addEventListener('submit', (e) => {
   worker.postMessage({
     shape: $('shape').value,
     backend: $('backend').value,
-    // f32/f16/q8_0/q4_0: how the GPU holds the weights; q8_0/q4_0 also quantize a Llama shape for the CPU engine.
-    dtype: $('backend').value === 'gpu' || $('dtype').value.startsWith('q') ? $('dtype').value : null,
+    // f32/f16/q8_0/q4_0/q4_k: how the engine, CPU or GPU, holds the matrices.
+    dtype: $('dtype').value,
     prompt: Number($('prompt').value) || 1,
     decode: Number($('decode').value) || 1,
     contexts: params.get('contexts'), // e.g. 16,256 (default: 16, ¼, ½ and the end of the context)

@@ -301,12 +301,10 @@ fn tensors<'a>(
     Ok((Taker::ready(out), stored))
 }
 
-/// Whether a tensor stays in its GGML blocks when loaded: a matrix of a block type (the float
-/// types are decoded to f32), but for GPT-2's position table, of which a token reads one row.
+/// Whether a tensor stays as stored when loaded: a matrix in GGML blocks, F16 or BF16 (F32 ones
+/// are read into f32 tensors), but for GPT-2's position table, of which a token reads one row.
 fn keeps_blocks(arch: &str, t: &TensorInfo) -> bool {
-    t.dims.len() == 2
-        && !matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
-        && !(arch == "gpt2" && t.name == "position_embd.weight")
+    t.dims.len() == 2 && t.ty != GgmlType::F32 && !(arch == "gpt2" && t.name == "position_embd.weight")
 }
 
 /// Bytes the engine holds for a GGUF file's weights once loaded (blocks as stored, the rest in

@@ -198,10 +198,11 @@ impl WeightFormat {
     }
 }
 
-/// Every matrix (2-D tensor) stored in f16 or bf16. Vectors (norms, biases) are held in f32 on
-/// the device whatever the file stores, so an f32 norm (as GGUF files keep them) does not matter.
+/// Every matrix (2-D tensor) stored in f16 or bf16. Vectors (norms, biases) and GPT-2's position
+/// table are held in f32 on the device whatever the file stores, so an f32 norm or position table
+/// (as GGUF files keep them) does not matter.
 fn matrices_in_16_bits(stored: &[crate::weights::TensorInfo]) -> bool {
-    let mut matrices = stored.iter().filter(|t| t.shape.len() == 2).peekable();
+    let mut matrices = stored.iter().filter(|t| t.shape.len() == 2 && t.name != "wpe.weight").peekable();
     matrices.peek().is_some() && matrices.all(|t| t.dtype == "F16" || t.dtype == "BF16")
 }
 

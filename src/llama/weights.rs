@@ -140,20 +140,26 @@ impl LlamaWeights {
         self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
     }
 
-    /// Every f32 matrix in GGML blocks of `ty` (Q8_0, Q4_0 or Q4_K), as `wgpt quantize` writes
-    /// them: the embedding and the head in Q8_0, as llama.cpp keeps them at 4 bits; with Q8_0 and
-    /// Q4_0 a matrix whose rows are not whole 32-value blocks stays in f32; with Q4_K rows that
-    /// are not whole 256-value super-blocks are refused (llama.cpp would fall back to Q5_0 for
-    /// them, which wgpt does not write). (The benchmarks' quantized shapes.)
+    /// Every matrix held in `ty`, as `--dtype` asks. F32, F16, BF16: every matrix in it (blocks
+    /// decoded). Q8_0, Q4_0, Q4_K: every float matrix in GGML blocks of `ty`, as `wgpt quantize`
+    /// writes them (matrices already quantized stay as they are) — the embedding and the head in
+    /// Q8_0, as llama.cpp keeps them at 4 bits; with Q8_0 and Q4_0 a matrix whose rows are not
+    /// whole 32-value blocks stays as it was; with Q4_K rows that are not whole 256-value
+    /// super-blocks are refused (llama.cpp would fall back to Q5_0 for them, which wgpt does not
+    /// write). (The benchmarks' quantized shapes.)
     pub fn quantize(&mut self, ty: crate::quant::GgmlType) -> Result<(), crate::quant::QuantError> {
         use crate::quant::GgmlType;
         let encode = |m: &mut Matrix, ty: GgmlType| -> Result<(), crate::quant::QuantError> {
-            let Matrix::F32(t) = m else { return Ok(()) };
-            let [rows, cols] = [t.shape[0], t.shape[1]];
-            if !cols.is_multiple_of(32) && ty != GgmlType::Q4K {
+            let [rows, cols] = m.shape();
+            let held = m.block_type().unwrap_or(GgmlType::F32);
+            if held == ty || (!ty.is_float() && (!m.is_float() || (!cols.is_multiple_of(32) && ty != GgmlType::Q4K))) {
                 return Ok(());
             }
-            *m = Matrix::Blocks(Matrix::quantize(ty, rows, cols, &t.data)?);
+            let t = m.to_f32();
+            *m = match ty {
+                GgmlType::F32 => Matrix::F32(t.into_owned()),
+                ty => Matrix::Blocks(Matrix::quantize(ty, rows, cols, &t.data)?),
+            };
             Ok(())
         };
         for l in &mut self.layers {
@@ -161,9 +167,10 @@ impl LlamaWeights {
                 encode(&mut p.weight, ty)?;
             }
         }
-        encode(&mut self.embed_tokens, GgmlType::Q8_0)?;
+        let table = if ty.is_float() { ty } else { GgmlType::Q8_0 };
+        encode(&mut self.embed_tokens, table)?;
         if let Some(h) = &mut self.lm_head {
-            encode(h, GgmlType::Q8_0)?;
+            encode(h, table)?;
         }
         Ok(())
     }

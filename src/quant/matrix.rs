@@ -92,7 +92,7 @@ impl Blocks {
 
 impl Matrix {
     /// `rows × cols` f32 values as Q8_0, Q4_0 or Q4_K blocks (what `wgpt quantize` and
-    /// `--dtype` write). Each row must be whole blocks.
+    /// `--dtype` write), or as F16 or BF16 values. Each row must be whole blocks.
     pub fn quantize(ty: GgmlType, rows: usize, cols: usize, x: &[f32]) -> Result<Blocks, QuantError> {
         if !(cols as u64).is_multiple_of(ty.block_len()) {
             return Err(QuantError::PartialBlock { ty, n: cols as u64, block: ty.block_len() });
@@ -101,6 +101,7 @@ impl Matrix {
             GgmlType::Q4_0 => super::quantize_q4_0(x)?,
             GgmlType::Q8_0 => super::quantize_q8_0(x)?,
             GgmlType::Q4K => super::quantize_q4k(x)?,
+            GgmlType::F16 | GgmlType::BF16 => super::to_16_bits(ty, x)?,
             other => return Err(QuantError::Unsupported(other)),
         };
         Blocks::new(ty, rows, cols, data)
@@ -120,6 +121,11 @@ impl Matrix {
             Matrix::F32(t) => t.data.len() * 4,
             Matrix::Blocks(b) => b.data.len(),
         }
+    }
+
+    /// Held in f32, F16 or BF16 (not quantized).
+    pub fn is_float(&self) -> bool {
+        self.block_type().is_none_or(GgmlType::is_float)
     }
 
     /// The block type, for a matrix in blocks.
@@ -192,6 +198,8 @@ pub fn dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
         GgmlType::Q4_0 => super::simd::dot_q4_0(row, x).unwrap_or_else(|| dot_q4_0(row, x)),
         GgmlType::Q4K => super::simd::dot_q4k(row, x).unwrap_or_else(|| dot_q4k(row, x)),
         GgmlType::Q6K => super::simd::dot_q6k(row, x).unwrap_or_else(|| dot_q6k(row, x)),
+        GgmlType::F16 => super::simd::dot_f16(row, x).unwrap_or_else(|| dot_16(row, x, super::f16)),
+        GgmlType::BF16 => super::simd::dot_bf16(row, x).unwrap_or_else(|| dot_16(row, x, bf16)),
         _ => {
             // The other block types: one block decoded onto the stack, then a dot.
             let (len, bytes) = (ty.block_len() as usize, ty.block_bytes() as usize);
@@ -258,6 +266,15 @@ fn dot_q4k(row: &[u8], x: &[f32]) -> f32 {
     sum
 }
 
+fn bf16(b: &[u8]) -> f32 {
+    half::bf16::from_le_bytes([b[0], b[1]]).to_f32()
+}
+
+/// F16 or BF16: `Σ_i w_i x_i`, each weight widened to f32 as it is read.
+fn dot_16(row: &[u8], x: &[f32], widen: fn(&[u8]) -> f32) -> f32 {
+    row.chunks_exact(2).zip(x).map(|(w, x)| widen(w) * x).sum()
+}
+
 /// Q6_K: per super-block, per sub-block s of 16, `d·sc_s·Σ_i q_i x_i`, the codes `q_i` (−32 ..
 /// 31) put together from a low nibble and a high pair of bits (see `k_quants::dequantize_q6k`).
 fn dot_q6k(row: &[u8], x: &[f32]) -> f32 {
@@ -315,7 +332,11 @@ mod tests {
         let w = values(rows * cols, 1);
         let (rows_k, cols_k) = (70, 512); // Q4_K, Q6_K: 2 super-blocks per row
         let wk = values(rows_k * cols_k, 6);
+        let cols_16 = 37; // not a multiple of the SIMD width: the plain tail runs too
+        let w16 = values(rows * cols_16, 11);
         for (ty, rows, cols, data) in [
+            (GgmlType::F16, rows, cols_16, super::super::to_16_bits(GgmlType::F16, &w16).unwrap()),
+            (GgmlType::BF16, rows, cols_16, super::super::to_16_bits(GgmlType::BF16, &w16).unwrap()),
             (GgmlType::Q8_0, rows, cols, super::super::quantize_q8_0(&w).unwrap()),
             (GgmlType::Q4_0, rows, cols, super::super::quantize_q4_0(&w).unwrap()),
             (GgmlType::Q4K, rows_k, cols_k, super::super::quantize_q4k(&wk).unwrap()),
@@ -369,6 +390,24 @@ mod tests {
         let q6 = q6k_blocks(5, 10);
         if let Some(s) = super::super::simd::dot_q6k(&q6, &xk) {
             assert!(close(s, dot_q6k(&q6, &xk)), "Q6_K: {s} vs {}", dot_q6k(&q6, &xk));
+        }
+        // 16-bit rows of 1,181 values (a tail of 5 after the SIMD lanes), with subnormal f16s.
+        let mut w16 = values(1181, 12);
+        w16[7] = 3e-6;
+        w16[8] = -5e-7;
+        let x16 = values(1181, 13);
+        for (ty, simd, widen) in [
+            (
+                GgmlType::F16,
+                super::super::simd::dot_f16 as fn(&[u8], &[f32]) -> Option<f32>,
+                super::super::f16 as fn(&[u8]) -> f32,
+            ),
+            (GgmlType::BF16, super::super::simd::dot_bf16, bf16),
+        ] {
+            let row = super::super::to_16_bits(ty, &w16).unwrap();
+            if let Some(s) = simd(&row, &x16) {
+                assert!(close(s, dot_16(&row, &x16, widen)), "{ty:?}: {s} vs {}", dot_16(&row, &x16, widen));
+            }
         }
         assert!(Blocks::new(GgmlType::Q8_0, 2, 31, vec![0; 68]).is_err());
     }

@@ -86,6 +86,11 @@ impl GgmlType {
         }
     }
 
+    /// F32, F16 or BF16: one value per "block", no scale.
+    pub fn is_float(self) -> bool {
+        matches!(self, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+    }
+
     /// Values per block.
     pub fn block_len(self) -> u64 {
         match self {
@@ -156,6 +161,35 @@ pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()
     Ok(())
 }
 
+/// `x` as F16 or BF16 (what `--dtype f16` on the CPU holds), refused where a value is not
+/// finite or past the type's range (it would decode to infinity).
+pub fn to_16_bits(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, QuantError> {
+    check_finite(x)?;
+    let mut out = Vec::with_capacity(2 * x.len());
+    for (index, &v) in x.iter().enumerate() {
+        let (bytes, finite) = match ty {
+            GgmlType::F16 => (half::f16::from_f32(v).to_le_bytes(), half::f16::from_f32(v).is_finite()),
+            GgmlType::BF16 => (half::bf16::from_f32(v).to_le_bytes(), half::bf16::from_f32(v).is_finite()),
+            other => return Err(QuantError::Unsupported(other)),
+        };
+        if !finite {
+            return Err(QuantError::ScaleOverflow { index, scale: v });
+        }
+        out.extend(bytes);
+    }
+    Ok(out)
+}
+
+/// The first value of F16 or BF16 `bytes` that is NaN or infinite (exponent all ones), with its
+/// index: a file's 16-bit matrices are held as stored, so they are checked as f32 ones are.
+pub fn first_non_finite_16(ty: GgmlType, bytes: &[u8]) -> Option<(usize, f32)> {
+    let exponent: u16 = if ty == GgmlType::F16 { 0x7C00 } else { 0x7F80 };
+    let i = bytes.chunks_exact(2).position(|b| u16::from_le_bytes([b[0], b[1]]) & exponent == exponent)?;
+    let mut v = [0f32];
+    dequantize_into(ty, &bytes[2 * i..2 * i + 2], &mut v).expect("one value");
+    Some((i, v[0]))
+}
+
 /// Refuses NaN and infinities before quantizing (a scale of NaN would poison a whole block).
 fn check_finite(x: &[f32]) -> Result<(), QuantError> {
     match x.iter().position(|v| !v.is_finite()) {
@@ -186,6 +220,28 @@ mod tests {
                 scale * ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
             })
             .collect()
+    }
+
+    /// `--dtype f16` refuses what F16 cannot hold, and a 16-bit matrix's NaN or infinity is found
+    /// (as a file's must be, before it is held as stored).
+    #[test]
+    fn sixteen_bit_values_are_checked() {
+        assert!(matches!(to_16_bits(GgmlType::F16, &[1.0, 70_000.0]), Err(QuantError::ScaleOverflow { index: 1, .. })));
+        assert!(matches!(to_16_bits(GgmlType::BF16, &[f32::NAN]), Err(QuantError::NonFinite { index: 0, .. })));
+        assert_eq!(to_16_bits(GgmlType::BF16, &[70_000.0]).unwrap().len(), 2);
+        for ty in [GgmlType::F16, GgmlType::BF16] {
+            let mut bytes = to_16_bits(ty, &[0.5, -2.0, 3.0]).unwrap();
+            assert_eq!(first_non_finite_16(ty, &bytes), None);
+            let inf = if ty == GgmlType::F16 {
+                half::f16::INFINITY.to_le_bytes()
+            } else {
+                half::bf16::NEG_INFINITY.to_le_bytes()
+            };
+            bytes[2..4].copy_from_slice(&inf);
+            let (index, value) = first_non_finite_16(ty, &bytes).unwrap();
+            assert_eq!(index, 1);
+            assert!(value.is_infinite(), "{ty:?}");
+        }
     }
 
     /// Each value decodes within `bound(block's largest magnitude)` of the input.

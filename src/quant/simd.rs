@@ -43,6 +43,40 @@ simd_dot!(
     /// Q6_K's, as [`dot_q8_0`].
     dot_q6k
 );
+/// `pub fn $name(row, x) -> Option<f32>` for 16-bit weights: as [`simd_dot`], natively with F16C
+/// too (every AVX2 CPU has it; checked) for its conversions.
+macro_rules! simd_dot_16 {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub fn $name(row: &[u8], x: &[f32]) -> Option<f32> {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c")
+            {
+                // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads within
+                // `row` and `x`.
+                return Some(unsafe { x86::$name(row, x) });
+            }
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            return Some(wasm::$name(row, x));
+            #[allow(unreachable_code)]
+            {
+                let _ = (row, x);
+                None
+            }
+        }
+    };
+}
+
+simd_dot_16!(
+    /// F16's: `Σ_i w_i x_i`, each weight widened to f32 as it is read.
+    dot_f16
+);
+simd_dot_16!(
+    /// BF16's (a weight's 16 bits are the top half of an f32), as [`dot_f16`].
+    dot_bf16
+);
 
 fn scale(b: &[u8]) -> f32 {
     half::f16::from_le_bytes([b[0], b[1]]).to_f32()
@@ -141,6 +175,40 @@ mod x86 {
             }
         }
         hsum(acc)
+    }
+
+    /// `Σ_i w_i x_i` over 16-bit weights, eight at a time widened to f32 by `widen`; the tail
+    /// (fewer than 8) in plain code by `one`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn dot_16(row: &[u8], x: &[f32], widen: impl Fn(__m128i) -> __m256, one: fn(&[u8]) -> f32) -> f32 {
+        let n = x.len().min(row.len() / 2);
+        let mut acc = [_mm256_setzero_ps(), _mm256_setzero_ps()];
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: values i .. i + 8 ≤ n of both `row` (2 bytes each) and `x`.
+            let (w, v) = unsafe {
+                (_mm_loadu_si128(row.as_ptr().add(2 * i) as *const __m128i), _mm256_loadu_ps(x.as_ptr().add(i)))
+            };
+            acc[(i / 8) % 2] = _mm256_fmadd_ps(widen(w), v, acc[(i / 8) % 2]);
+            i += 8;
+        }
+        let tail: f32 = (i..n).map(|j| one(&row[2 * j..2 * j + 2]) * x[j]).sum();
+        hsum(_mm256_add_ps(acc[0], acc[1])) + tail
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
+        dot_16(row, x, |w| _mm256_cvtph_ps(w), |b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_bf16(row: &[u8], x: &[f32]) -> f32 {
+        dot_16(
+            row,
+            x,
+            |w| _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(w), 16)),
+            |b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
+        )
     }
 
     /// Q6_K: each group of 32 codes is put together in one register — a nibble of `ql` and two
@@ -305,5 +373,36 @@ mod wasm {
             }
         }
         hsum(acc)
+    }
+    /// Eight 16-bit values widened to f32 by `widen` (four lanes at a time), times `x`; the tail
+    /// (fewer than 8) in plain code.
+    fn dot_16(row: &[u8], x: &[f32], widen: impl Fn(v128) -> v128, one: fn(&[u8]) -> f32) -> f32 {
+        let n = x.len().min(row.len() / 2);
+        let mut acc = f32x4_splat(0.0);
+        let mut i = 0;
+        while i + 8 <= n {
+            let w = bytes16(&row[2 * i..]);
+            let (lo, hi) = (u32x4_extend_low_u16x8(w), u32x4_extend_high_u16x8(w));
+            acc = f32x4_add(acc, f32x4_mul(widen(lo), load(&x[i..])));
+            acc = f32x4_add(acc, f32x4_mul(widen(hi), load(&x[i + 4..])));
+            i += 8;
+        }
+        hsum(acc) + (i..n).map(|j| one(&row[2 * j..2 * j + 2]) * x[j]).sum::<f32>()
+    }
+
+    /// F16 bits (in the low half of each lane) as f32: the exponent and mantissa moved into
+    /// f32's places, then scaled by 2¹¹² (the exponents' bias difference), which also makes
+    /// subnormals right; the sign put back. (Infinities and NaN are refused at load.)
+    pub fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
+        let widen = |h: v128| {
+            let magnitude =
+                f32x4_mul(i32x4_shl(v128_and(h, u32x4_splat(0x7FFF)), 13), f32x4_splat(f32::from_bits(0x7780_0000)));
+            v128_or(magnitude, i32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16))
+        };
+        dot_16(row, x, widen, |b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+    }
+
+    pub fn dot_bf16(row: &[u8], x: &[f32]) -> f32 {
+        dot_16(row, x, |h| i32x4_shl(h, 16), |b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
     }
 }

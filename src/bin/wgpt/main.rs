@@ -57,9 +57,9 @@ mod cli {
     pub struct EngineArgs {
         #[arg(long, value_enum, default_value = "cpu")]
         pub backend: Backend,
-        /// How the engine holds the matrices: f32, f16 (GPU only), q8_0, q4_0 or q4_k (GGML
-        /// blocks; quantized at load where the file holds something else).
-        /// Default: as stored where the engine can (blocks Q8_0/Q4_0/Q4_K; f16 on the GPU), else f32.
+        /// How the engine holds the matrices: f32, f16, q8_0, q4_0 or q4_k (GGML blocks;
+        /// converted at load where the file holds something else).
+        /// Default: as stored where the engine can (blocks; F16/BF16 on the CPU, f16 on the GPU), else f32.
         #[arg(long)]
         pub dtype: Option<WeightFormat>,
         /// Positions the engine holds for a Llama-family model (default 4096, or the model's own
@@ -76,15 +76,13 @@ mod cli {
             Ok(GpuOptions { format: self.dtype, max_context: self.context, ..Default::default() })
         }
 
-        /// The model as `--dtype` asks: q8_0, q4_0 and q4_k quantize the f32 matrices as `wgpt
-        /// quantize` does (the embedding and head in Q8_0), for either engine;
-        /// f16 is the GPU's (the CPU engine holds f32 or blocks).
+        /// The model as `--dtype` asks: q8_0, q4_0 and q4_k quantize the float matrices as `wgpt
+        /// quantize` does (the embedding and head in Q8_0), for either engine; f32 and f16 are
+        /// the GPU's upload format, and on the CPU every matrix held in that type.
         pub fn arch_for(&self, arch: Architecture) -> Result<Architecture> {
             match self.dtype {
-                Some(WeightFormat::F16) if self.backend == Backend::Cpu => {
-                    bail!(
-                        "--dtype f16: the CPU engine holds f32 (16-bit files are widened at load) or q8_0/q4_0/q4_k blocks"
-                    )
+                Some(f @ (WeightFormat::F32 | WeightFormat::F16)) if self.backend == Backend::Cpu => {
+                    arch.quantized(&f.to_string()).map_err(|e| anyhow::anyhow!("--dtype {e}"))
                 }
                 Some(q @ (WeightFormat::Q8_0 | WeightFormat::Q4_0 | WeightFormat::Q4K)) => {
                     arch.quantized(&q.to_string()).map_err(|e| anyhow::anyhow!("--dtype {e}"))
