@@ -19,6 +19,8 @@ pub struct BenchOptions {
     pub contexts: Vec<usize>,
     /// Positions a Llama-family model holds on the CPU (on the GPU: `GpuOptions::max_context`).
     pub max_context: usize,
+    /// How the CPU engine multiplies quantized matrices.
+    pub activations: crate::quant::Activations,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +80,7 @@ pub async fn run(
             };
             let kv = 2 * (s.n_layer * kv_dim * 4) as u64;
             read_per_token = Some(Box::new(move |ctx| fixed + kv * ctx as u64));
-            model.cpu(opts.max_context)
+            model.cpu_with(opts.max_context, opts.activations)
         }
         Some((gpu, options)) => {
             let g = model.gpu(gpu.clone(), options)?;

@@ -13,6 +13,7 @@ use crate::config::GptConfig;
 use crate::gpu::{Gpu, GpuError, GpuModel, GpuOptions};
 use crate::llama::{self, LlamaConfig, LlamaSession, LlamaWeights};
 use crate::model::LanguageModel;
+use crate::quant::Activations;
 use crate::tokenizer::Tokenizer;
 use crate::weights::{ModelWeights, TensorInfo};
 
@@ -218,11 +219,21 @@ impl LoadedModel {
     /// A session on the CPU reference engine holding at most `max_context` positions (the
     /// Llama family; GPT-2 always holds its whole learned table).
     pub fn cpu(&self, max_context: usize) -> Box<dyn LanguageModel> {
+        self.cpu_with(max_context, Activations::F32)
+    }
+
+    /// [`LoadedModel::cpu`] multiplying quantized matrices with `activations` (8-bit: the fast
+    /// path the CLI and the page run).
+    pub fn cpu_with(&self, max_context: usize, activations: Activations) -> Box<dyn LanguageModel> {
         match &self.arch {
-            Architecture::Gpt { config, weights } => Box::new(crate::CpuSession::new(config.clone(), weights.clone())),
-            Architecture::Llama { config, weights } => {
-                Box::new(LlamaSession::new(config.clone(), weights.clone()).with_context(max_context))
+            Architecture::Gpt { config, weights } => {
+                Box::new(crate::CpuSession::new(config.clone(), weights.clone()).with_activations(activations))
             }
+            Architecture::Llama { config, weights } => Box::new(
+                LlamaSession::new(config.clone(), weights.clone())
+                    .with_context(max_context)
+                    .with_activations(activations),
+            ),
         }
     }
 

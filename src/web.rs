@@ -33,6 +33,7 @@ pub async fn bench(
     prompt_tokens: usize,
     decode_tokens: usize,
     contexts: Option<String>,
+    activations: Option<String>,
 ) -> Result<String, JsError> {
     // Context lengths to decode at, comma-separated (default: 16, a quarter, a half, the end).
     let contexts = contexts
@@ -63,7 +64,9 @@ pub async fn bench(
         other => return Err(JsError::new(&format!("unknown backend {other:?} (cpu or gpu)"))),
     };
     let max_context = crate::llama::DEFAULT_MAX_CONTEXT;
-    let opts = BenchOptions { prompt_tokens, decode_tokens, contexts, max_context };
+    // How the CPU engine multiplies quantized matrices: `f32` (the reference, the page's) or `q8`.
+    let activations = activations.as_deref().unwrap_or("f32").parse().map_err(|e: String| JsError::new(&e))?;
+    let opts = BenchOptions { prompt_tokens, decode_tokens, contexts, max_context, activations };
     let report = run(arch, gpu, &opts, || performance_now() / 1e3).await.map_err(|e| JsError::new(&e.to_string()))?;
     serde_json::to_string(&report).map_err(|e| JsError::new(&e.to_string()))
 }

@@ -105,8 +105,10 @@ fn bad_input_is_a_clear_error() {
     let long = "word ".repeat(200);
     assert!(fails(&["generate", "--model", model, "--prompt", &long]).contains("prompt"));
     assert!(fails(&["frobnicate"]).contains("frobnicate"));
-    // The CPU engine holds f16 too.
+    // The CPU engine holds f16 too; its activations are 8-bit or f32.
     ok(&["generate", "--model", model, "--prompt", "x", "--dtype", "f16", "--max-tokens", "2"]);
+    ok(&["generate", "--model", model, "--prompt", "x", "--activations", "q8", "--max-tokens", "2"]);
+    assert!(fails(&["generate", "--model", model, "--prompt", "x", "--activations", "q4"]).contains("q4"));
     // GPT-2 (tiny-f32, 32 wide) runs in Q8_0 blocks, but its rows are not whole 256-value Q4_K
     // super-blocks: refused with the reason, on either engine.
     ok(&["generate", "--model", model, "--prompt", "x", "--dtype", "q8_0", "--max-tokens", "2"]);

@@ -65,6 +65,7 @@ $('form').addEventListener('submit', (e) => {
     prompt: Number($('prompt').value) || 1,
     decode: Number($('decode').value) || 1,
     contexts: params.get('contexts'), // e.g. 16,256 (default: 16, ¼, ½ and the end of the context)
+    activations: params.get('activations'), // f32 (default) or q8: how the CPU engine multiplies blocks
   });
 });
 

@@ -15,6 +15,7 @@ use crate::model::{
     CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input,
     positions_within,
 };
+use crate::quant::Activations;
 use crate::weights::{Block, ModelWeights};
 use ops::{AttentionShape, add};
 
@@ -61,6 +62,8 @@ pub struct CpuSession {
     x: Vec<f32>,
     scratch: Scratch,
     out: Outputs,
+    /// How quantized matrices are multiplied ([`Activations::F32`]: the reference).
+    activations: Activations,
 }
 
 impl CpuSession {
@@ -86,7 +89,14 @@ impl CpuSession {
             x: Vec::new(),
             scratch: Scratch::default(),
             out: Outputs::default(),
+            activations: Activations::F32,
         }
+    }
+
+    /// Multiplies quantized matrices with `activations` (8-bit: the fast path; f32: the reference).
+    pub fn with_activations(mut self, activations: Activations) -> Self {
+        self.activations = activations;
+        self
     }
 
     pub fn config(&self) -> &GptConfig {
@@ -111,6 +121,12 @@ impl CpuSession {
     /// Appends `ids` to the context and runs them through the model (synchronously: the
     /// [`LanguageModel::forward`] future of this engine is this call).
     pub fn run(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<&Outputs, EngineError> {
+        ops::on_pool(|| self.forward_pass(ids, opts))?;
+        Ok(&self.out)
+    }
+
+    /// [`CpuSession::run`]'s work, on the thread pool.
+    fn forward_pass(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<(), EngineError> {
         check_input(ids, self.pos, self.n_ctx, self.config.vocab_size)?;
         let cfg = &self.config;
         let (n, c, past, w) = (ids.len(), cfg.n_embd, self.pos, &*self.weights);
@@ -131,7 +147,7 @@ impl CpuSession {
                 k: &mut self.k_cache[l * layer_cache..(l + 1) * layer_cache],
                 v: &mut self.v_cache[l * layer_cache..(l + 1) * layer_cache],
             };
-            block(x, b, cache, past, cfg, s);
+            block(x, b, cache, past, cfg, s, self.activations);
             if opts.attention {
                 attention_map(&mut out.attention[l], &s.attn.probs, cfg.n_head, n, past + n);
             }
@@ -148,10 +164,10 @@ impl CpuSession {
         }
         let rows = if opts.all_logits { n } else { 1 };
         let logits = sized(&mut out.logits, rows * cfg.vocab_size);
-        ops::lm_head(logits, &h[(n - rows) * c..], w.head());
+        w.head().linear_with(logits, &h[(n - rows) * c..], None, self.activations);
         out.rows = rows;
         self.pos += n;
-        Ok(&self.out)
+        Ok(())
     }
 }
 
@@ -166,24 +182,32 @@ fn embed(x: &mut [f32], ids: &[u32], past: usize, w: &ModelWeights, c: usize) {
 /// One transformer block on the residual stream `x` (`[new, n_embd]`, rows at positions
 /// `past ..`): pre-LN `x + f(ln(x))` (GPT-2) or post-LN `ln(x + f(x))` (GPT-1), for the attention
 /// and the MLP sub-layer. Leaves the attention probabilities in `s.attn.probs`.
-fn block(x: &mut [f32], b: &Block, mut cache: LayerCache, past: usize, cfg: &GptConfig, s: &mut Scratch) {
+fn block(
+    x: &mut [f32],
+    b: &Block,
+    mut cache: LayerCache,
+    past: usize,
+    cfg: &GptConfig,
+    s: &mut Scratch,
+    a: Activations,
+) {
     let (n, c, eps) = (x.len() / cfg.n_embd, cfg.n_embd, cfg.layer_norm_epsilon);
     let h = sized(&mut s.h, n * c);
     let proj = sized(&mut s.proj, n * c);
     match cfg.layer_norm_position {
         LayerNormPosition::Pre => {
             ops::layer_norm(h, x, &b.ln_1, eps);
-            attention(proj, h, b, &mut cache, past, cfg, &mut s.attn);
+            attention(proj, h, b, &mut cache, past, cfg, &mut s.attn, a);
             add(x, proj);
             ops::layer_norm(h, x, &b.ln_2, eps);
-            mlp(proj, h, b, cfg, &mut s.fc);
+            mlp(proj, h, b, cfg, &mut s.fc, a);
             add(x, proj);
         }
         LayerNormPosition::Post => {
-            attention(proj, x, b, &mut cache, past, cfg, &mut s.attn);
+            attention(proj, x, b, &mut cache, past, cfg, &mut s.attn, a);
             add(x, proj);
             ops::layer_norm(h, x, &b.ln_1, eps);
-            mlp(proj, h, b, cfg, &mut s.fc);
+            mlp(proj, h, b, cfg, &mut s.fc, a);
             add(h, proj);
             ops::layer_norm(x, h, &b.ln_2, eps);
         }
@@ -191,6 +215,7 @@ fn block(x: &mut [f32], b: &Block, mut cache: LayerCache, past: usize, cfg: &Gpt
 }
 
 /// Causal self-attention of the rows `input` over the cache plus themselves, into `out`.
+#[allow(clippy::too_many_arguments)]
 fn attention(
     out: &mut [f32],
     input: &[f32],
@@ -199,24 +224,25 @@ fn attention(
     past: usize,
     cfg: &GptConfig,
     s: &mut AttnScratch,
+    a: Activations,
 ) {
     let (n, c) = (input.len() / cfg.n_embd, cfg.n_embd);
     let qkv = sized(&mut s.qkv, n * 3 * c);
     let att = sized(&mut s.att, n * c);
     let probs = sized(&mut s.probs, n * cfg.n_head * (past + n));
-    ops::linear(qkv, input, &b.c_attn);
+    ops::linear(qkv, input, &b.c_attn, a);
     append_kv(cache, qkv, past, c);
     let shape = AttentionShape { n_head: cfg.n_head, head_dim: cfg.head_dim(), past };
     ops::attention(att, probs, qkv, cache.k, cache.v, &shape);
-    ops::linear(out, att, &b.attn_proj);
+    ops::linear(out, att, &b.attn_proj, a);
 }
 
 /// The MLP `c_proj(gelu(c_fc(input)))` into `out`.
-fn mlp(out: &mut [f32], input: &[f32], b: &Block, cfg: &GptConfig, fc: &mut Vec<f32>) {
+fn mlp(out: &mut [f32], input: &[f32], b: &Block, cfg: &GptConfig, fc: &mut Vec<f32>, a: Activations) {
     let fc = sized(fc, input.len() / cfg.n_embd * cfg.n_inner);
-    ops::linear(fc, input, &b.c_fc);
+    ops::linear(fc, input, &b.c_fc, a);
     ops::gelu(fc);
-    ops::linear(out, fc, &b.mlp_proj);
+    ops::linear(out, fc, &b.mlp_proj, a);
 }
 
 /// Writes the new rows' keys and values (`qkv` rows are `q | k | v`) at positions `past ..`.
@@ -262,7 +288,12 @@ impl LanguageModel for CpuSession {
         "cpu"
     }
     fn describe(&self) -> String {
-        format!("cpu reference ({} weights)", self.weights.matrix_types().join("+"))
+        format!(
+            "{} ({} weights{})",
+            self.activations.engine(),
+            self.weights.matrix_types().join("+"),
+            self.activations.note()
+        )
     }
     fn footprint(&self) -> Footprint {
         let f32s = |v: &Vec<f32>| (v.capacity() * 4) as u64;

@@ -1,8 +1,28 @@
 //! The reference kernels, f32, row-major. Each is the plain math; parallelism (rayon, natively)
 //! only splits independent rows or columns, so results do not depend on the thread count.
 
-use crate::quant::Matrix;
+use crate::quant::Activations;
 use crate::weights::{LayerNorm, Linear, LinearWeight, Tensor};
+
+/// Runs `f` on one of the pool's threads (natively; in the browser, here). A forward pass runs
+/// so: its serial parts (norms, attention, the activations' quantization) then run on a worker
+/// while the other workers wait for the next parallel product, instead of on a thread outside the
+/// pool while every worker spins for work — on two cores, a spinning worker took a third of the
+/// time of a decode step from the thread doing the work.
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    #[cfg(not(target_arch = "wasm32"))]
+    return rayon::scope(|_| f());
+    #[cfg(target_arch = "wasm32")]
+    f()
+}
+
+/// The threads [`for_each_chunk`] runs on (1 in the browser).
+pub fn threads() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    return rayon::current_num_threads();
+    #[cfg(target_arch = "wasm32")]
+    1
+}
 
 /// Runs `f(index, chunk)` over `data.chunks_mut(chunk)`, in parallel where threads exist.
 pub fn for_each_chunk<F>(data: &mut [f32], chunk: usize, f: F)
@@ -52,10 +72,10 @@ const COL_BLOCK: usize = 256;
 
 /// `out[rows, n_out] = x[rows, n_in] @ weight + bias`: an `[n_in, n_out]` f32 weight (HF's
 /// Conv1D layout) here, rows of blocks by their block products.
-pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear) {
+pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear, activations: Activations) {
     let w = match &lin.weight {
         LinearWeight::Conv1D(w) => &w.data,
-        LinearWeight::Rows(blocks) => return blocks.linear(out, x, Some(&lin.bias)),
+        LinearWeight::Rows(blocks) => return blocks.linear_with(out, x, Some(&lin.bias), activations),
     };
     let (n_in, n_out, b) = (lin.n_in(), lin.n_out(), &lin.bias.data);
     let rows = x.len() / n_in;
@@ -97,11 +117,6 @@ pub fn gelu(x: &mut [f32]) {
         let u = *v;
         *v = 0.5 * u * (1.0 + (S * (u + 0.044715 * u * u * u)).tanh());
     }
-}
-
-/// `out[rows, vocab] = h[rows, n_embd] @ head[vocab, n_embd]^T` (the tied LM head).
-pub fn lm_head(out: &mut [f32], h: &[f32], head: &Matrix) {
-    head.linear(out, h, None);
 }
 
 /// `out[rows, n_out] = x[rows, n_in] @ w[n_out, n_in]^T + bias`: a matrix stored `[out, in]`

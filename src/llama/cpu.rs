@@ -13,7 +13,7 @@ use crate::model::{
     CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input,
     positions_within,
 };
-use crate::quant::Matrix;
+use crate::quant::{Activations, Matrix};
 use crate::weights::Tensor;
 
 pub struct LlamaSession {
@@ -28,6 +28,8 @@ pub struct LlamaSession {
     v_cache: Vec<Vec<f32>>,
     pos: usize,
     out: Outputs,
+    /// How quantized matrices are multiplied ([`Activations::F32`]: the reference).
+    activations: Activations,
 }
 
 impl LlamaSession {
@@ -42,8 +44,15 @@ impl LlamaSession {
             v_cache: vec![Vec::new(); layers],
             pos: 0,
             out: Outputs::default(),
+            activations: Activations::F32,
         }
         .with_context(usize::MAX)
+    }
+
+    /// Multiplies quantized matrices with `activations` (8-bit: the fast path; f32: the reference).
+    pub fn with_activations(mut self, activations: Activations) -> Self {
+        self.activations = activations;
+        self
     }
 
     /// Holds at most `max` positions (a model may claim 128 k; a conversation is refused, or
@@ -70,6 +79,12 @@ impl LlamaSession {
 
     /// Appends `ids` to the context and runs them through the model.
     pub fn run(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<&Outputs, EngineError> {
+        crate::cpu::ops::on_pool(|| self.forward_pass(ids, opts))?;
+        Ok(&self.out)
+    }
+
+    /// [`LlamaSession::run`]'s work, on the thread pool.
+    fn forward_pass(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<(), EngineError> {
         let c = &self.config;
         check_input(ids, self.pos, self.n_ctx, c.vocab_size)?;
         if opts.hidden_states {
@@ -86,19 +101,19 @@ impl LlamaSession {
         for (l, layer) in w.layers.iter().enumerate() {
             let h = rms_norm(&x, &layer.input_layernorm, eps);
             let (att, probs) = self.attention(l, layer, &h, n);
-            add(&mut x, &linear(&att, &layer.o_proj));
+            add(&mut x, &linear(&att, &layer.o_proj, self.activations));
             if opts.attention {
                 self.out.attention.push(probs);
             }
             let h = rms_norm(&x, &layer.post_attention_layernorm, eps);
-            add(&mut x, &mlp(&h, layer));
+            add(&mut x, &mlp(&h, layer, self.activations));
         }
         let h = rms_norm(&x, &w.norm, eps);
         let rows = if opts.all_logits { n } else { 1 };
-        self.out.logits = logits(&h[(n - rows) * d..], w.head());
+        self.out.logits = logits(&h[(n - rows) * d..], w.head(), self.activations);
         self.out.rows = rows;
         self.pos += n;
-        Ok(&self.out)
+        Ok(())
     }
 
     /// Grouped-query causal attention of the new rows `h` (`[n, hidden]`) of layer `l`; appends
@@ -107,9 +122,10 @@ impl LlamaSession {
     fn attention(&mut self, l: usize, layer: &LlamaLayer, h: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
         let c = &self.config;
         let (hd, heads, kv_heads) = (c.head_dim, c.num_attention_heads, c.num_key_value_heads);
-        let mut q = linear(h, &layer.q_proj);
-        let mut k = linear(h, &layer.k_proj);
-        let v = linear(h, &layer.v_proj);
+        let a = self.activations;
+        let mut q = linear(h, &layer.q_proj, a);
+        let mut k = linear(h, &layer.k_proj, a);
+        let v = linear(h, &layer.v_proj, a);
         if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
             q = rms_norm(&q, qn, c.rms_norm_eps);
             k = rms_norm(&k, kn, c.rms_norm_eps);
@@ -152,10 +168,10 @@ impl LlamaSession {
 }
 
 /// `W·x + b` for each row of `x`; `W` is `[out, in]` (f32, or blocks decoded as they are read).
-fn linear(x: &[f32], p: &Proj) -> Vec<f32> {
+fn linear(x: &[f32], p: &Proj, a: Activations) -> Vec<f32> {
     let [n_out, n_in] = p.weight.shape();
     let mut y = vec![0.0; x.len() / n_in * n_out];
-    p.weight.linear(&mut y, x, p.bias.as_ref());
+    p.weight.linear_with(&mut y, x, p.bias.as_ref(), a);
     y
 }
 
@@ -186,18 +202,18 @@ fn rotate(x: &mut [f32], hd: usize, pos: f32, inv_freq: &[f32]) {
 }
 
 /// SwiGLU: `down(silu(gate(x)) · up(x))`.
-fn mlp(x: &[f32], layer: &LlamaLayer) -> Vec<f32> {
-    let gate = linear(x, &layer.gate_proj);
-    let up = linear(x, &layer.up_proj);
+fn mlp(x: &[f32], layer: &LlamaLayer, a: Activations) -> Vec<f32> {
+    let gate = linear(x, &layer.gate_proj, a);
+    let up = linear(x, &layer.up_proj, a);
     let act: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
-    linear(&act, &layer.down_proj)
+    linear(&act, &layer.down_proj, a)
 }
 
 /// Logits of each row of `h` against the head's rows.
-fn logits(h: &[f32], head: &Matrix) -> Vec<f32> {
+fn logits(h: &[f32], head: &Matrix, a: Activations) -> Vec<f32> {
     let [vocab, d] = head.shape();
     let mut out = vec![0.0; h.len() / d * vocab];
-    head.linear(&mut out, h, None);
+    head.linear_with(&mut out, h, None, a);
     out
 }
 
@@ -229,7 +245,13 @@ impl LanguageModel for LlamaSession {
         "cpu"
     }
     fn describe(&self) -> String {
-        format!("cpu reference ({} weights), {}", self.weights.matrix_types().join("+"), self.config.model_type)
+        format!(
+            "{} ({} weights{}), {}",
+            self.activations.engine(),
+            self.weights.matrix_types().join("+"),
+            self.activations.note(),
+            self.config.model_type
+        )
     }
     fn footprint(&self) -> Footprint {
         let cache: usize = self.k_cache.iter().chain(&self.v_cache).map(Vec::capacity).sum();

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::ops::{Deref, Range};
 use std::sync::Arc;
 
+use super::int8::{Activations, Q8Row};
 use super::{GgmlType, QuantError};
 use crate::weights::Tensor;
 
@@ -165,9 +166,14 @@ impl Matrix {
 
     /// `out[i, o] = x[i, :] · row o (+ bias[o])` for each row of `x` (`[n, cols]`): `nn.Linear`.
     pub fn linear(&self, out: &mut [f32], x: &[f32], bias: Option<&Tensor>) {
+        self.linear_with(out, x, bias, Activations::F32);
+    }
+
+    /// [`Matrix::linear`], blocks multiplied as `activations` says.
+    pub fn linear_with(&self, out: &mut [f32], x: &[f32], bias: Option<&Tensor>, activations: Activations) {
         match self {
             Matrix::F32(t) => crate::cpu::ops::linear_out_in(out, x, t, bias),
-            Matrix::Blocks(b) => b.linear(out, x, bias),
+            Matrix::Blocks(b) => b.linear_with(out, x, bias, activations),
         }
     }
 }
@@ -176,10 +182,32 @@ impl Blocks {
     /// `out[i, o] = x[i, :] · row o (+ bias[o])` for each row of `x` (`[n, cols]`), each row of
     /// blocks decoded in registers by [`dot`].
     pub fn linear(&self, out: &mut [f32], x: &[f32], bias: Option<&Tensor>) {
+        self.linear_with(out, x, bias, Activations::F32);
+    }
+
+    /// [`Blocks::linear`] with the activations in f32 (the reference) or, where `activations`
+    /// says so for this type, each row of `x` quantized to 8 bits once and every block product
+    /// taken in integers ([`super::int8`]).
+    pub fn linear_with(&self, out: &mut [f32], x: &[f32], bias: Option<&Tensor>, activations: Activations) {
         let (n_out, n_in) = (self.rows, self.cols);
+        if activations.integer(self.ty) {
+            let mut q = Q8Row::default();
+            for (o_row, x_row) in out.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)) {
+                q.quantize(x_row);
+                let per_task = rows_per_task(n_out);
+                crate::cpu::ops::for_each_chunk(o_row, per_task, |chunk, o| {
+                    let r0 = chunk * per_task;
+                    for (j, o) in o.iter_mut().enumerate() {
+                        *o = super::int8::dot(self.ty, self.row(r0 + j), &q) + bias.map_or(0.0, |b| b.data[r0 + j]);
+                    }
+                });
+            }
+            return;
+        }
         for (o_row, x_row) in out.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)) {
-            crate::cpu::ops::for_each_chunk(o_row, ROWS_PER_TASK, |chunk, o| {
-                let r0 = chunk * ROWS_PER_TASK;
+            let per_task = rows_per_task(n_out);
+            crate::cpu::ops::for_each_chunk(o_row, per_task, |chunk, o| {
+                let r0 = chunk * per_task;
                 for (j, o) in o.iter_mut().enumerate() {
                     *o = dot(self.ty, self.row(r0 + j), x_row) + bias.map_or(0.0, |b| b.data[r0 + j]);
                 }
@@ -188,8 +216,12 @@ impl Blocks {
     }
 }
 
-/// Output rows per parallel task.
-const ROWS_PER_TASK: usize = 64;
+/// Output rows per parallel task for a matrix of `n_out` rows: a few tasks per thread (each
+/// parallel region costs a wake-up and a join, so tiny tasks lose more than they balance), never
+/// fewer than 16 rows.
+fn rows_per_task(n_out: usize) -> usize {
+    n_out.div_ceil(4 * crate::cpu::ops::threads()).max(16)
+}
 
 /// One row of blocks · `x`, decoding each block as it is read.
 pub fn dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {

@@ -13,6 +13,7 @@
 //!
 //! (Q4_K_M files mix Q4_K and Q6_K, and fall back to Q5_0 / Q8_0 for rows not a multiple of 256.)
 
+pub mod int8;
 mod k_quants;
 pub mod matrix;
 mod q4_0;
@@ -20,6 +21,7 @@ mod q5_0;
 mod q8_0;
 mod simd;
 
+pub use int8::Activations;
 pub use k_quants::quantize_q4k;
 pub use matrix::{BlockBytes, Blocks, Matrix};
 pub use q4_0::quantize_q4_0;

@@ -11,9 +11,12 @@ macro_rules! simd_dot {
         $(#[$doc])*
         pub fn $name(row: &[u8], x: &[f32]) -> Option<f32> {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has AVX2 and FMA (checked above); the kernel reads within `row`
-                // and `x`.
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c")
+            {
+                // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads within
+                // `row` and `x`.
                 return Some(unsafe { x86::$name(row, x) });
             }
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -26,6 +29,49 @@ macro_rules! simd_dot {
         }
     };
 }
+
+/// [`simd_dot`] for the integer products over activations quantized to 8 bits
+/// (`super::int8`): `x86::$name` with AVX2 + FMA, `wasm::$name` with SIMD128.
+macro_rules! simd_int8 {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub fn $name(row: &[u8], x: &super::int8::Q8Row) -> Option<f32> {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c")
+            {
+                // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads within
+                // `row` and `x`.
+                return Some(unsafe { x86::$name(row, x) });
+            }
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            return Some(wasm::$name(row, x));
+            #[allow(unreachable_code)]
+            {
+                let _ = (row, x);
+                None
+            }
+        }
+    };
+}
+
+simd_int8!(
+    /// Q8_0 weights times 8-bit activations (`super::int8`), if this CPU has a SIMD path.
+    int8_q8_0
+);
+simd_int8!(
+    /// Q4_0's, as [`int8_q8_0`].
+    int8_q4_0
+);
+simd_int8!(
+    /// Q4_K's, as [`int8_q8_0`].
+    int8_q4k
+);
+simd_int8!(
+    /// Q6_K's, as [`int8_q8_0`].
+    int8_q6k
+);
 
 simd_dot!(
     /// `Σ_blocks d · Σ_i q_i x_i` over a row of Q8_0 blocks, if this CPU has a SIMD path.
@@ -78,15 +124,20 @@ simd_dot_16!(
     dot_bf16
 );
 
-fn scale(b: &[u8]) -> f32 {
-    half::f16::from_le_bytes([b[0], b[1]]).to_f32()
-}
-
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    #[target_feature(enable = "avx2,fma")]
+    /// A block's f16 scale at the start of `b`, converted by F16C in registers (`half`'s
+    /// conversion is a call, which spills the accumulators every block).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn scale(b: &[u8]) -> f32 {
+        let bits = u16::from_le_bytes([b[0], b[1]]);
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -95,13 +146,13 @@ mod x86 {
     }
 
     /// Eight signed bytes at `p` as eight f32s.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn i8x8(p: *const u8) -> __m256 {
         // SAFETY: the caller passes a pointer with 8 readable bytes.
         _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(unsafe { _mm_loadl_epi64(p as *const __m128i) }))
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
         let mut acc = _mm256_setzero_ps();
         for (b, xs) in row.chunks_exact(34).zip(x.chunks_exact(32)) {
@@ -111,12 +162,12 @@ mod x86 {
                 let (q, v) = unsafe { (i8x8(b.as_ptr().add(2 + 8 * k)), _mm256_loadu_ps(xs.as_ptr().add(8 * k))) };
                 s = _mm256_fmadd_ps(q, v, s);
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(super::scale(b)), s, acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale(b)), s, acc);
         }
         hsum(acc)
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
         let mut acc = _mm256_setzero_ps();
         let low = _mm_set1_epi8(0x0F);
@@ -132,12 +183,12 @@ mod x86 {
                 // SAFETY: values 8k .. 8k + 8 ≤ 32.
                 s = _mm256_fmadd_ps(q, unsafe { _mm256_loadu_ps(xs.as_ptr().add(8 * k)) }, s);
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(super::scale(b)), s, acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale(b)), s, acc);
         }
         hsum(acc)
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q4k(row: &[u8], x: &[f32]) -> f32 {
         let mut acc = _mm256_setzero_ps();
         let low = _mm_set1_epi8(0x0F);
@@ -211,16 +262,125 @@ mod x86 {
         )
     }
 
+    /// `Σ w·q` of 32 signed bytes each, as eight i32 lane sums in f32 (lane k: bytes 4k .. 4k + 4):
+    /// the sign of `w` moved onto `q` so `maddubs` multiplies |w| (unsigned) by ±q.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn isum(w: __m256i, q: __m256i) -> __m256 {
+        let p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
+    }
+
+    /// 32 bytes at `p`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load32(p: *const u8) -> __m256i {
+        // SAFETY: the caller passes a pointer with 32 readable bytes.
+        unsafe { _mm256_loadu_si256(p as *const __m256i) }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn int8_q8_0(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
+        // Two accumulators, even and odd blocks: one chain of adds is as slow as its latency.
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for (i, ((b, q), dx)) in row.chunks_exact(34).zip(x.q.chunks_exact(32)).zip(&x.d).enumerate() {
+            // SAFETY: block bytes 2 .. 34; 32 activation codes.
+            let (w, q) = unsafe { (load32(b.as_ptr().add(2)), load32(q.as_ptr() as *const u8)) };
+            acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(scale(b) * dx), isum(w, q), acc[i & 1]);
+        }
+        hsum(_mm256_add_ps(acc[0], acc[1]))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn int8_q4_0(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let low = _mm_set1_epi8(0x0F);
+        for ((b, q), dx) in row.chunks_exact(18).zip(x.q.chunks_exact(32)).zip(&x.d) {
+            // SAFETY: block bytes 2 .. 18; 32 activation codes.
+            let (bytes, q) =
+                unsafe { (_mm_loadu_si128(b.as_ptr().add(2) as *const __m128i), load32(q.as_ptr() as *const u8)) };
+            let (lo, hi) = (_mm_and_si128(bytes, low), _mm_and_si128(_mm_srli_epi16(bytes, 4), low));
+            let w = _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale(b) * dx), isum(w, q), acc);
+        }
+        hsum(acc)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn int8_q4k(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let mut minimums = 0f32;
+        let low = _mm256_set1_epi8(0x0F);
+        for (sb, b) in row.chunks_exact(144).enumerate() {
+            for pair in 0..4 {
+                let [a1, a2, o1, o2] = super::super::k_quants::pair_multipliers(b, pair);
+                let (k1, k2) = (8 * sb + 2 * pair, 8 * sb + 2 * pair + 1);
+                // SAFETY: code bytes 16 + 32·pair .. + 32 ≤ 144; activation blocks k1, k2 < row's.
+                let (codes, q1, q2) = unsafe {
+                    (
+                        load32(b.as_ptr().add(16 + 32 * pair)),
+                        load32(x.q.as_ptr().add(32 * k1) as *const u8),
+                        load32(x.q.as_ptr().add(32 * k2) as *const u8),
+                    )
+                };
+                let (lo, hi) = (_mm256_and_si256(codes, low), _mm256_and_si256(_mm256_srli_epi16(codes, 4), low));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(a1 * x.d[k1]), isum(lo, q1), acc);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(a2 * x.d[k2]), isum(hi, q2), acc);
+                minimums += o1 * x.d[k1] * x.sum[k1] as f32 + o2 * x.d[k2] * x.sum[k2] as f32;
+            }
+        }
+        hsum(acc) + minimums
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn int8_q6k(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
+        for (sb, b) in row.chunks_exact(210).enumerate() {
+            let d = scale(&b[208..210]);
+            for half in 0..2 {
+                // SAFETY: ql bytes 64·half .. + 64 ≤ 128, qh bytes 128 + 32·half .. + 32 ≤ 192.
+                let (ql0, ql1, qh) = unsafe {
+                    let p = b.as_ptr();
+                    (load32(p.add(64 * half)), load32(p.add(64 * half + 32)), load32(p.add(128 + 32 * half)))
+                };
+                let nibbles = [
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                ];
+                let pairs = [
+                    _mm256_and_si256(qh, m2),
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
+                ];
+                for (j, (n, pair)) in nibbles.into_iter().zip(pairs).enumerate() {
+                    let w = _mm256_sub_epi8(_mm256_or_si256(n, _mm256_slli_epi16(pair, 4)), k32);
+                    // Group j of this half is activation block k: values 32j .. 32j + 32.
+                    let k = 8 * sb + 4 * half + j;
+                    // SAFETY: activation codes 32k .. 32k + 32 lie in the row.
+                    let q = unsafe { load32(x.q.as_ptr().add(32 * k) as *const u8) };
+                    let sc = |s: usize| d * b[192 + 8 * half + 2 * j + s] as i8 as f32 * x.d[k];
+                    let scales = _mm256_set_m128(_mm_set1_ps(sc(1)), _mm_set1_ps(sc(0)));
+                    acc = _mm256_fmadd_ps(scales, isum(w, q), acc);
+                }
+            }
+        }
+        hsum(acc)
+    }
+
     /// Q6_K: each group of 32 codes is put together in one register — a nibble of `ql` and two
     /// bits of `qh` — less 32, then eight at a time widened to f32; a sub-block of 16 is one half
     /// of a group, scaled once.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q6k(row: &[u8], x: &[f32]) -> f32 {
         let mut acc = _mm256_setzero_ps();
         let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
         let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
         for (b, xs) in row.chunks_exact(210).zip(x.chunks_exact(256)) {
-            let d = super::scale(&b[208..210]);
+            let d = scale(&b[208..210]);
             for half in 0..2 {
                 // SAFETY: ql bytes 64·half .. + 64 ≤ 128, qh bytes 128 + 32·half .. + 32 ≤ 192.
                 let (ql0, ql1, qh) = unsafe {
@@ -267,6 +427,11 @@ mod x86 {
 mod wasm {
     use std::arch::wasm32::*;
 
+    /// A block's f16 scale at the start of `b`.
+    fn scale(b: &[u8]) -> f32 {
+        half::f16::from_le_bytes([b[0], b[1]]).to_f32()
+    }
+
     fn hsum(v: v128) -> f32 {
         f32x4_extract_lane::<0>(v)
             + f32x4_extract_lane::<1>(v)
@@ -306,7 +471,7 @@ mod wasm {
         let mut acc = f32x4_splat(0.0);
         for (b, xs) in row.chunks_exact(34).zip(x.chunks_exact(32)) {
             let s = f32x4_add(dot16(bytes16(&b[2..18]), true, &xs[..16]), dot16(bytes16(&b[18..34]), true, &xs[16..]));
-            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(super::scale(b)), s));
+            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(scale(b)), s));
         }
         hsum(acc)
     }
@@ -319,7 +484,7 @@ mod wasm {
             let lo = i8x16_sub(v128_and(bytes, u8x16_splat(0x0F)), i8x16_splat(8));
             let hi = i8x16_sub(u8x16_shr(bytes, 4), i8x16_splat(8));
             let s = f32x4_add(dot16(lo, true, &xs[..16]), dot16(hi, true, &xs[16..]));
-            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(super::scale(b)), s));
+            acc = f32x4_add(acc, f32x4_mul(f32x4_splat(scale(b)), s));
         }
         hsum(acc)
     }
@@ -353,7 +518,7 @@ mod wasm {
         let mut acc = f32x4_splat(0.0);
         let (m4, m2) = (u8x16_splat(0x0F), u8x16_splat(3));
         for (b, xs) in row.chunks_exact(210).zip(x.chunks_exact(256)) {
-            let d = super::scale(&b[208..210]);
+            let d = scale(&b[208..210]);
             for half in 0..2 {
                 for h in 0..2 {
                     // Codes l = 16h .. 16h + 16 of the four groups of 32.
@@ -404,5 +569,87 @@ mod wasm {
 
     pub fn dot_bf16(row: &[u8], x: &[f32]) -> f32 {
         dot_16(row, x, |h| i32x4_shl(h, 16), |b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+    }
+    /// `Σ w·q` of 16 signed bytes each, as four i32 lane sums.
+    fn idot16(w: v128, q: v128) -> v128 {
+        let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(w), i16x8_extend_low_i8x16(q));
+        i32x4_add(lo, i32x4_dot_i16x8(i16x8_extend_high_i8x16(w), i16x8_extend_high_i8x16(q)))
+    }
+
+    /// 16 activation codes from `q`.
+    fn codes16(q: &[i8]) -> v128 {
+        assert!(q.len() >= 16);
+        // SAFETY: 16 readable bytes (checked above); v128_load has no alignment requirement.
+        unsafe { v128_load(q.as_ptr() as *const v128) }
+    }
+
+    /// `acc + scale · (four i32 lanes as f32)`.
+    fn scaled(acc: v128, scale: f32, lanes: v128) -> v128 {
+        f32x4_add(acc, f32x4_mul(f32x4_splat(scale), f32x4_convert_i32x4(lanes)))
+    }
+
+    pub fn int8_q8_0(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
+        let mut acc = f32x4_splat(0.0);
+        for ((b, q), dx) in row.chunks_exact(34).zip(x.q.chunks_exact(32)).zip(&x.d) {
+            let s = i32x4_add(idot16(bytes16(&b[2..]), codes16(q)), idot16(bytes16(&b[18..]), codes16(&q[16..])));
+            acc = scaled(acc, scale(b) * dx, s);
+        }
+        hsum(acc)
+    }
+
+    pub fn int8_q4_0(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
+        let mut acc = f32x4_splat(0.0);
+        for ((b, q), dx) in row.chunks_exact(18).zip(x.q.chunks_exact(32)).zip(&x.d) {
+            let bytes = bytes16(&b[2..18]);
+            let lo = i8x16_sub(v128_and(bytes, u8x16_splat(0x0F)), i8x16_splat(8));
+            let hi = i8x16_sub(u8x16_shr(bytes, 4), i8x16_splat(8));
+            let s = i32x4_add(idot16(lo, codes16(q)), idot16(hi, codes16(&q[16..])));
+            acc = scaled(acc, scale(b) * dx, s);
+        }
+        hsum(acc)
+    }
+
+    pub fn int8_q4k(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
+        let mut acc = f32x4_splat(0.0);
+        let mut minimums = 0f32;
+        for (sb, b) in row.chunks_exact(144).enumerate() {
+            for pair in 0..4 {
+                let [a1, a2, o1, o2] = super::super::k_quants::pair_multipliers(b, pair);
+                let (k1, k2) = (8 * sb + 2 * pair, 8 * sb + 2 * pair + 1);
+                let (c0, c1) = (bytes16(&b[16 + 32 * pair..]), bytes16(&b[32 + 32 * pair..]));
+                let lo = |v: v128| v128_and(v, u8x16_splat(0x0F));
+                let (q1, q2) = (&x.q[32 * k1..32 * k1 + 32], &x.q[32 * k2..32 * k2 + 32]);
+                let s1 = i32x4_add(idot16(lo(c0), codes16(q1)), idot16(lo(c1), codes16(&q1[16..])));
+                let s2 = i32x4_add(idot16(u8x16_shr(c0, 4), codes16(q2)), idot16(u8x16_shr(c1, 4), codes16(&q2[16..])));
+                acc = scaled(acc, a1 * x.d[k1], s1);
+                acc = scaled(acc, a2 * x.d[k2], s2);
+                minimums += o1 * x.d[k1] * x.sum[k1] as f32 + o2 * x.d[k2] * x.sum[k2] as f32;
+            }
+        }
+        hsum(acc) + minimums
+    }
+
+    pub fn int8_q6k(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
+        let mut acc = f32x4_splat(0.0);
+        let (m4, m2) = (u8x16_splat(0x0F), u8x16_splat(3));
+        for (sb, b) in row.chunks_exact(210).enumerate() {
+            let d = scale(&b[208..210]);
+            for half in 0..2 {
+                for h in 0..2 {
+                    let ql0 = bytes16(&b[64 * half + 16 * h..]);
+                    let ql1 = bytes16(&b[64 * half + 32 + 16 * h..]);
+                    let qh = bytes16(&b[128 + 32 * half + 16 * h..]);
+                    let nibbles = [v128_and(ql0, m4), v128_and(ql1, m4), u8x16_shr(ql0, 4), u8x16_shr(ql1, 4)];
+                    for (j, n) in nibbles.into_iter().enumerate() {
+                        let pair = v128_and(u8x16_shr(qh, 2 * j as u32), m2);
+                        let w = i8x16_sub(v128_or(n, i8x16_shl(pair, 4)), i8x16_splat(32));
+                        let (k, sub) = (8 * sb + 4 * half + j, 2 * j + h);
+                        let s = idot16(w, codes16(&x.q[32 * k + 16 * h..]));
+                        acc = scaled(acc, d * b[192 + 8 * half + sub] as i8 as f32 * x.d[k], s);
+                    }
+                }
+            }
+        }
+        hsum(acc)
     }
 }

@@ -73,7 +73,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
         Backend::Gpu => Some((Arc::new(pollster::block_on(Gpu::new())?), gpu_options)),
     };
     let max_context = a.engine.context.unwrap_or(wgpt::llama::DEFAULT_MAX_CONTEXT);
-    let opts = BenchOptions { prompt_tokens: a.prompt_tokens, decode_tokens: a.decode_tokens, contexts, max_context };
+    let opts = BenchOptions {
+        prompt_tokens: a.prompt_tokens,
+        decode_tokens: a.decode_tokens,
+        contexts,
+        max_context,
+        activations: a.engine.activations,
+    };
     let origin = Instant::now();
     let report = pollster::block_on(wgpt::bench::run(arch, gpu, &opts, || origin.elapsed().as_secs_f64()))?;
     print!("{}", report.text());

@@ -62,6 +62,11 @@ mod cli {
         /// Default: as stored where the engine can (blocks; F16/BF16 on the CPU, f16 on the GPU), else f32.
         #[arg(long)]
         pub dtype: Option<WeightFormat>,
+        /// How the CPU engine multiplies quantized matrices: f32 (the reference: exact to the
+        /// decoded weights) or q8 (each row of activations quantized to 8 bits per block of 32,
+        /// integer products, as llama.cpp does; no faster on the build machine yet).
+        #[arg(long, default_value = "f32")]
+        pub activations: wgpt::quant::Activations,
         /// Positions the engine holds for a Llama-family model (default 4096, or the model's own
         /// limit if smaller): its KV cache is sized to this, not to the 32 k – 128 k it claims.
         #[arg(long)]
@@ -101,7 +106,7 @@ mod cli {
         let options = args.gpu_options()?;
         let model = LoadedModel { arch: args.arch_for(model.arch.clone())?, text: wgpt::loaded::TextFormat::none() };
         Ok(match args.backend {
-            Backend::Cpu => model.cpu(args.max_context()),
+            Backend::Cpu => model.cpu_with(args.max_context(), args.activations),
             Backend::Gpu => {
                 let gpu = std::sync::Arc::new(block_on(wgpt::gpu::Gpu::new())?);
                 let gpu_model = model.gpu(gpu, options)?;

@@ -1,0 +1,263 @@
+//! Integer block products: a row of activations quantized to 8 bits per block of 32 (one f32
+//! scale per block, as llama.cpp's `Q8_0`/`Q8_K` activations), then each weight block's codes
+//! times the activation codes summed in integers, scaled once per block (once per sub-block for
+//! the K-quants). What llama.cpp's CPU matrix products do: a block's 32 products are one SIMD
+//! multiply-add of bytes instead of 32 conversions to f32.
+//!
+//! Not exact: an activation is rounded to 1/254 of its block's largest magnitude, so a product
+//! differs from the f32 one by at most `Σ_blocks d_x/2 · Σ|w|` (`tests` checks that bound). The
+//! CPU reference multiplies in f32 ([`super::matrix::dot`]); the engines take this path with
+//! [`Activations::Q8`] (`--activations q8`). Measured on the 2-core build machine it is no faster
+//! than the f32 products, natively (AVX2) or in the browser (SIMD128): decode there is bound by
+//! memory and by what is not a product; llama.cpp's edge comes from wider kernels (AVX-512 VNNI's
+//! `dpbusd`), which this path is the ground for. So it is not the default.
+//!
+//! Math per weight type (w: the weight block's codes, q: the activation codes, d_x: their scale):
+//! - Q8_0: `d · d_x · Σ w·q`;
+//! - Q4_0: `d · d_x · Σ (w − 8)·q`;
+//! - Q4_K: per sub-block of 32, `d·sc · d_x · Σ w·q − dmin·m · d_x · Σ q` (Σ q kept per block);
+//! - Q6_K: per sub-block of 16, `d·sc · d_x · Σ (w − 32)·q` (two sub-blocks per activation block).
+
+use super::GgmlType;
+
+/// How the CPU engines multiply a quantized matrix by activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Activations {
+    /// In f32, each weight block decoded in registers: the reference, exact to the decoded matrix.
+    #[default]
+    F32,
+    /// Quantized to 8 bits per block of 32, integer products (Q8_0, Q4_0, Q4_K, Q6_K; any other
+    /// type, and f32/16-bit matrices, multiply in f32).
+    Q8,
+}
+
+impl Activations {
+    /// What `describe` calls an engine multiplying so.
+    pub fn engine(self) -> &'static str {
+        match self {
+            Activations::F32 => "cpu reference",
+            Activations::Q8 => "cpu",
+        }
+    }
+
+    /// What `describe` adds after the weights' types.
+    pub fn note(self) -> &'static str {
+        match self {
+            Activations::F32 => "",
+            Activations::Q8 => ", 8-bit activations",
+        }
+    }
+
+    /// Whether a matrix of type `ty` is multiplied in integers.
+    pub fn integer(self, ty: GgmlType) -> bool {
+        self == Activations::Q8 && matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4K | GgmlType::Q6K)
+    }
+}
+
+impl std::str::FromStr for Activations {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Activations::F32),
+            "q8" => Ok(Activations::Q8),
+            other => Err(format!("unknown activations {other:?} (q8 or f32)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Activations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Activations::F32 => "f32",
+            Activations::Q8 => "q8",
+        })
+    }
+}
+
+/// A row of activations in blocks of 32: codes in −127 ..= 127, each block's scale (`x ≈ d·q`)
+/// and the sum of its codes (the K-quants' minimum term).
+#[derive(Debug, Default)]
+pub struct Q8Row {
+    pub q: Vec<i8>,
+    pub d: Vec<f32>,
+    pub sum: Vec<i32>,
+}
+
+impl Q8Row {
+    /// Quantizes `x` (a whole number of blocks of 32) into this row, reusing its buffers.
+    pub fn quantize(&mut self, x: &[f32]) {
+        let blocks = x.len() / 32;
+        self.q.resize(x.len(), 0);
+        self.d.resize(blocks, 0.0);
+        self.sum.resize(blocks, 0);
+        for (b, (xs, qs)) in x.chunks_exact(32).zip(self.q.chunks_exact_mut(32)).enumerate() {
+            let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let mut sum = 0;
+            for (q, &v) in qs.iter_mut().zip(xs) {
+                // Round to nearest through the float's mantissa (|v·id| ≤ 127): no libm call, so
+                // the loop vectorizes.
+                *q = ((v * id + 12_582_912.0).to_bits() as i32 - 0x4B40_0000) as i8;
+                sum += *q as i32;
+            }
+            self.d[b] = d;
+            self.sum[b] = sum;
+        }
+    }
+}
+
+/// One row of weight blocks of type `ty` (one of [`Activations::integer`]'s) times `x`.
+pub fn dot(ty: GgmlType, row: &[u8], x: &Q8Row) -> f32 {
+    match ty {
+        GgmlType::Q8_0 => super::simd::int8_q8_0(row, x).unwrap_or_else(|| dot_q8_0(row, x)),
+        GgmlType::Q4_0 => super::simd::int8_q4_0(row, x).unwrap_or_else(|| dot_q4_0(row, x)),
+        GgmlType::Q4K => super::simd::int8_q4k(row, x).unwrap_or_else(|| dot_q4k(row, x)),
+        GgmlType::Q6K => super::simd::int8_q6k(row, x).unwrap_or_else(|| dot_q6k(row, x)),
+        other => unreachable!("{other:?} is not multiplied in integers"),
+    }
+}
+
+fn dot_q8_0(row: &[u8], x: &Q8Row) -> f32 {
+    let mut sum = 0f32;
+    for ((b, q), dx) in row.chunks_exact(34).zip(x.q.chunks_exact(32)).zip(&x.d) {
+        let s: i32 = b[2..].iter().zip(q).map(|(&w, &q)| w as i8 as i32 * q as i32).sum();
+        sum += super::f16(b) * dx * s as f32;
+    }
+    sum
+}
+
+fn dot_q4_0(row: &[u8], x: &Q8Row) -> f32 {
+    let mut sum = 0f32;
+    for ((b, q), dx) in row.chunks_exact(18).zip(x.q.chunks_exact(32)).zip(&x.d) {
+        let mut s = 0i32;
+        for (j, &w) in b[2..].iter().enumerate() {
+            s += ((w & 0x0F) as i32 - 8) * q[j] as i32 + ((w >> 4) as i32 - 8) * q[j + 16] as i32;
+        }
+        sum += super::f16(b) * dx * s as f32;
+    }
+    sum
+}
+
+fn dot_q4k(row: &[u8], x: &Q8Row) -> f32 {
+    let mut sum = 0f32;
+    for (sb, b) in row.chunks_exact(144).enumerate() {
+        for pair in 0..4 {
+            let codes = &b[16 + 32 * pair..48 + 32 * pair];
+            let [a1, a2, o1, o2] = super::k_quants::pair_multipliers(b, pair);
+            // Activation blocks 2·pair and 2·pair + 1 of this super-block.
+            let (k1, k2) = (8 * sb + 2 * pair, 8 * sb + 2 * pair + 1);
+            let (q1, q2) = (&x.q[32 * k1..32 * k1 + 32], &x.q[32 * k2..32 * k2 + 32]);
+            let (mut s1, mut s2) = (0i32, 0i32);
+            for l in 0..32 {
+                s1 += (codes[l] & 0x0F) as i32 * q1[l] as i32;
+                s2 += (codes[l] >> 4) as i32 * q2[l] as i32;
+            }
+            sum += x.d[k1] * (a1 * s1 as f32 + o1 * x.sum[k1] as f32);
+            sum += x.d[k2] * (a2 * s2 as f32 + o2 * x.sum[k2] as f32);
+        }
+    }
+    sum
+}
+
+fn dot_q6k(row: &[u8], x: &Q8Row) -> f32 {
+    let mut sum = 0f32;
+    for (sb, b) in row.chunks_exact(super::k_quants::Q6K_BYTES).enumerate() {
+        let d = super::f16(&b[208..210]);
+        for half in 0..2 {
+            let (ql, qh, sc) = (&b[64 * half..], &b[128 + 32 * half..], &b[192 + 8 * half..200 + 8 * half]);
+            // Integer sums of the eight sub-blocks of 16 in this half.
+            let mut s = [0i32; 8];
+            let base = 256 * sb + 128 * half;
+            for l in 0..32 {
+                let codes = super::k_quants::q6k_codes(ql[l], ql[l + 32], qh[l]);
+                for (j, w) in codes.into_iter().enumerate() {
+                    s[l / 16 + 2 * j] += w * x.q[base + l + 32 * j] as i32;
+                }
+            }
+            for (k, (&sc, s)) in sc.iter().zip(s).enumerate() {
+                // Sub-block k (values 16k .. 16k + 16 of this half) lies in activation block k / 2.
+                sum += d * sc as i8 as f32 * x.d[base / 32 + k / 2] * s as f32;
+            }
+        }
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Q6_K super-blocks of random codes and scales (wgpt writes no Q6_K).
+    fn q6k(n: usize, seed: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for b in values(n * 208, seed).chunks_exact(208) {
+            out.extend(b.iter().map(|v| ((v + 1.0) * 127.99) as u8));
+            out.extend(half::f16::from_f32(0.002).to_le_bytes());
+        }
+        out
+    }
+
+    /// Every integer product (plain and SIMD) against the f32 product of the same weights: within
+    /// the activations' rounding, `Σ_blocks d_x/2 · Σ_block |w|`, and the plain and SIMD ones
+    /// agree with each other to rounding.
+    #[test]
+    fn integer_products_are_the_f32_products_within_the_activations_rounding() {
+        let n = 512;
+        let mut w = values(n, 1);
+        w[70] = 9.0;
+        let mut x = values(n, 2);
+        x[3] = 0.0;
+        x[300] = -6.0; // one large activation: its block's step is coarse
+        x[32..64].fill(0.0); // a block of zeros: scale 0
+        let mut row = Q8Row::default();
+        row.quantize(&x);
+        for (ty, bytes) in [
+            (GgmlType::Q8_0, super::super::quantize_q8_0(&w).unwrap()),
+            (GgmlType::Q4_0, super::super::quantize_q4_0(&w).unwrap()),
+            (GgmlType::Q4K, super::super::quantize_q4k(&w).unwrap()),
+            (GgmlType::Q6K, q6k(n / 256, 3)),
+        ] {
+            let decoded = super::super::dequantize(ty, &bytes, n).unwrap();
+            let exact: f32 = decoded.iter().zip(&x).map(|(a, b)| a * b).sum();
+            let bound: f32 = decoded
+                .chunks_exact(32)
+                .zip(&row.d)
+                .map(|(ws, d)| d / 2.0 * ws.iter().map(|w| w.abs()).sum::<f32>())
+                .sum();
+            let plain = match ty {
+                GgmlType::Q8_0 => dot_q8_0(&bytes, &row),
+                GgmlType::Q4_0 => dot_q4_0(&bytes, &row),
+                GgmlType::Q4K => dot_q4k(&bytes, &row),
+                _ => dot_q6k(&bytes, &row),
+            };
+            assert!((plain - exact).abs() <= bound * 1.001 + 1e-5, "{ty:?}: {plain} vs {exact} (bound {bound})");
+            let fast = dot(ty, &bytes, &row);
+            assert!((fast - plain).abs() <= 1e-4 * plain.abs().max(1.0), "{ty:?}: SIMD {fast} vs plain {plain}");
+        }
+    }
+
+    #[test]
+    fn activations_round_to_their_block_s_step() {
+        let x = values(64, 4);
+        let mut row = Q8Row::default();
+        row.quantize(&x);
+        for (b, xs) in x.chunks_exact(32).enumerate() {
+            let d = row.d[b];
+            assert_eq!(row.sum[b], row.q[32 * b..32 * b + 32].iter().map(|&q| q as i32).sum::<i32>());
+            for (i, &v) in xs.iter().enumerate() {
+                assert!((v - d * row.q[32 * b + i] as f32).abs() <= d / 2.0 + 1e-7);
+            }
+        }
+    }
+}
