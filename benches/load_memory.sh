@@ -1,8 +1,8 @@
 #!/bin/sh
 # The memory a model takes once loaded: the peak resident set of `wgpt inspect --model FILE`
 # (which reads the file and loads every tensor as the page's engine does: the same Rust,
-# src/gguf/model.rs `load_owned`), against the file's size. A GGUF's Q8_0/Q4_0 blocks stay in
-# the file's buffer; F16/F32 tensors (and GPT-2's matrices) are decoded to f32 beside it.
+# src/gguf/model.rs `load_owned`), against the file's size. A GGUF's matrices — blocks, F16 or
+# BF16 — stay in the file's buffer; F32 ones are read into tensors beside it.
 #
 #   sh benches/load_memory.sh               # Qwen2.5-0.5B's and SmolLM2-135M's shapes, random weights
 #   sh benches/load_memory.sh FILE.gguf…    # any files

@@ -5,8 +5,9 @@
 # --model FILE` on the CPU engine (2 threads) and on the WGSL engine (whatever adapter there is:
 # lavapipe here), a 16-token prompt, 32 decoded tokens, in one run (this machine is noisy:
 # compare within a run). Bytes per token: what each engine reads per decoded token (llama.cpp:
-# its model size); GB/s = bytes/token × tokens/s. wgpt's CPU engine decodes F16 files to f32 at
-# load; Q8_0, Q4_0, Q4_K and Q6_K both engines read as blocks.
+# its model size); GB/s = bytes/token × tokens/s. Both engines hold F16 as F16 and read Q8_0,
+# Q4_0, Q4_K and Q6_K as blocks. For quantized files the CPU engine
+# also runs with `--activations q8` (integer products over 8-bit activations, llama.cpp's way).
 #
 # Q4_K needs rows of whole 256-value super-blocks, and SmolLM2's 576 are not (llama.cpp would
 # fall back to Q5_0 for them): its row is a Llama shape whose rows are, Qwen3-0.6B's sizes (28
@@ -74,5 +75,6 @@ r = {x['n_prompt'] and 'pp' or 'tg': x['avg_ts'] for x in runs}
 size = runs[0]['model_size']
 print(f\"| $t | llama.cpp CPU (2 threads) | {r['pp']:,.0f} | {r['tg']:,.1f} | {size/1e6:,.0f} M | {size*r['tg']/1e9:.2f} |\")"
   wgpt_row $t "wgpt CPU engine (2 threads)" --model $f --backend cpu
+  case $t in *.f16) ;; *) wgpt_row $t "wgpt CPU, 8-bit activations" --model $f --backend cpu --activations q8 ;; esac
   wgpt_row $t "wgpt WGSL engine" --model $f --backend gpu
 done
