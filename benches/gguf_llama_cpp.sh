@@ -8,9 +8,10 @@
 #
 #   sh benches/gguf_llama_cpp.sh
 #
-# Needs llama.cpp's llama-bench, built as in scripts/make_gguf_fixtures.py's docstring
-# (`--target llama-bench`); LLAMA_CPP points at the vendored source.
+# Needs llama.cpp's llama-bench: built from PyPI first if it is not there
+# (benches/build_llama_cpp.sh; LLAMA_CPP points at another build's vendored source).
 set -e
+[ -n "$LLAMA_CPP" ] || sh benches/build_llama_cpp.sh >&2
 L=${LLAMA_CPP:-/tmp/llcpp/llama_cpp_python-0.3.36/vendor/llama.cpp}/build/bin
 OUT=target/gguf-llama-cpp
 mkdir -p $OUT

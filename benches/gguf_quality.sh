@@ -7,9 +7,10 @@
 #   sh benches/gguf_quality.sh [TEXT]     (default: the article the project comes from, which
 #                                          the base model never saw)
 #
-# Needs the llama.cpp tools of scripts/make_gguf_fixtures.py (its docstring: the PyPI sdist of
-# llama-cpp-python, /tmp/pyenv with gguf-py, llama-quantize built; LLAMA_CPP points at them).
+# Needs llama.cpp's tools and /tmp/pyenv with gguf-py: built from PyPI first if they are not
+# there (benches/build_llama_cpp.sh; LLAMA_CPP and PYTHON point at others).
 set -e
+[ -n "$LLAMA_CPP" ] || sh benches/build_llama_cpp.sh >&2
 TEXT=${1:-../shared/seed/gpt-evolution-article.zh.txt}
 PY=${PYTHON:-/tmp/pyenv/bin/python}
 OUT=target/gguf-quality

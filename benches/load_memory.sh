@@ -7,9 +7,10 @@
 #   sh benches/load_memory.sh               # Qwen2.5-0.5B's and SmolLM2-135M's shapes, random weights
 #   sh benches/load_memory.sh FILE.gguf…    # any files
 #
-# Making the default files needs what benches/vs_llama_cpp.sh needs (llama.cpp's converter and
-# /tmp/pyenv with torch, transformers and gguf-py).
+# Making the default files needs llama.cpp's converter and /tmp/pyenv with torch, transformers
+# and gguf-py: built from PyPI first if they are not there (benches/build_llama_cpp.sh).
 set -e
+[ -n "$LLAMA_CPP" ] || [ $# -gt 0 ] || sh benches/build_llama_cpp.sh >&2
 PY=${PYTHON:-/tmp/pyenv/bin/python}
 OUT=target/bench-models
 if [ $# -eq 0 ]; then

@@ -20,9 +20,11 @@
 #
 #   sh benches/vs_llama_cpp.sh
 #
-# Needs the llama.cpp tools of scripts/make_gguf_fixtures.py (llama-quantize, llama-bench) and
-# /tmp/pyenv with torch, transformers and gguf-py.
+# Builds llama.cpp's tools (llama-quantize, llama-bench) and /tmp/pyenv with torch, transformers
+# and gguf-py from PyPI first, if they are not there (benches/build_llama_cpp.sh; LLAMA_CPP and
+# PYTHON point at others).
 set -e
+[ -n "$LLAMA_CPP" ] || sh benches/build_llama_cpp.sh >&2
 PY=${PYTHON:-/tmp/pyenv/bin/python}
 L=${LLAMA_CPP:-/tmp/llcpp/llama_cpp_python-0.3.36/vendor/llama.cpp}/build/bin
 OUT=target/bench-models

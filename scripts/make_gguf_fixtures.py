@@ -16,7 +16,7 @@ llama 256 wide, so rows are whole 256-value super-blocks and Q4_K_M holds real Q
 tensors; narrower rows fall back to Q5_0/Q8_0). Models without a tokenizer get a byte-level one of
 their 256 ids (no merges).
 
-Set-up (a few minutes; see ../shared notes, "llama.cpp, built from PyPI"):
+Set-up (a few minutes; `sh benches/build_llama_cpp.sh` does these steps):
     W=/tmp/llcpp; pip download --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d $W
     tar xzf $W/llama_cpp_python-0.3.36.tar.gz -C $W; L=$W/llama_cpp_python-0.3.36/vendor/llama.cpp
     /tmp/pyenv/bin/pip install torch transformers safetensors numpy sentencepiece cmake "$L/gguf-py"

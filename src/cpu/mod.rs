@@ -1,4 +1,6 @@
-//! The CPU reference GPT: plain f32 Rust, the oracle every faster path is checked against.
+//! The CPU reference GPT: plain Rust on f32 activations, the oracle every faster path is checked
+//! against; its matrices in f32 or as the file stores them (GGML blocks, F16, BF16), each block
+//! decoded in registers as it is read (`crate::quant::matrix`).
 //!
 //! A [`CpuSession`] owns a KV cache for the whole context and grow-only scratch buffers, so after
 //! the first token of a given batch size, [`CpuSession::run`] allocates nothing (called through

@@ -1,4 +1,5 @@
-//! The Llama family on the CPU, plain f32: the oracle the faster paths will be checked against,
+//! The Llama family on the CPU, f32 activations (matrices in f32 or as stored, as
+//! `crate::quant::Matrix` holds them): the oracle the faster paths are checked against,
 //! as `src/cpu/` is for GPT-2. Per layer: RMSNorm → q, k, v (biases: Qwen2; per-head q/k RMSNorm:
 //! Qwen3) → rotary positions → grouped-query attention over the KV cache → o → residual; RMSNorm →
 //! SwiGLU `down(silu(gate(x)) · up(x))` → residual. The KV cache grows with the context, so a
