@@ -105,6 +105,14 @@ impl LinearWeight {
         }
     }
 
+    /// `[out, in]` in f32: an f32 Conv1D transposed, rows decoded (what a quantizer takes).
+    pub fn rows_f32(&self) -> Tensor {
+        match self {
+            LinearWeight::Conv1D(t) => crate::gguf::model::transpose(t),
+            LinearWeight::Rows(b) => Matrix::Blocks(b.clone()).to_f32().into_owned(),
+        }
+    }
+
     /// Bytes held in memory.
     pub fn bytes(&self) -> usize {
         match self {
@@ -368,7 +376,7 @@ impl ModelWeights {
                 l.weight = if ty == GgmlType::F32 {
                     LinearWeight::Conv1D(l.weight.conv1d().into_owned())
                 } else {
-                    let rows = crate::gguf::model::transpose(&l.weight.conv1d());
+                    let rows = l.weight.rows_f32();
                     let [n_out, n_in] = [rows.shape[0], rows.shape[1]];
                     LinearWeight::Rows(Matrix::quantize(ty, n_out, n_in, &rows.data)?)
                 };

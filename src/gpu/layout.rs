@@ -198,7 +198,7 @@ fn conv1d(l: &Linear, choice: Choice) -> Result<HostLinear<'_>, GpuError> {
         (Choice::AsStored, LinearWeight::Rows(b)) if readable(b) => HostMatrix::Rows(b.clone()),
         (Choice::Blocks(ty), LinearWeight::Rows(b)) if b.ty == ty => HostMatrix::Rows(b.clone()),
         (Choice::Blocks(ty), w) => {
-            let rows = crate::gguf::model::transpose(&w.conv1d());
+            let rows = w.rows_f32();
             let [n, k] = [rows.shape[0], rows.shape[1]];
             let blocks = Matrix::quantize(ty, n, k, &rows.data)
                 .map_err(|e| GpuError::Unsupported(format!("{} weights: {e}", ty.name())))?;

@@ -187,26 +187,7 @@ fn dot_q6k(row: &[u8], x: &Q8Row) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
-    }
-
-    /// Q6_K super-blocks of random codes and scales (wgpt writes no Q6_K).
-    fn q6k(n: usize, seed: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        for b in values(n * 208, seed).chunks_exact(208) {
-            out.extend(b.iter().map(|v| ((v + 1.0) * 127.99) as u8));
-            out.extend(half::f16::from_f32(0.002).to_le_bytes());
-        }
-        out
-    }
+    use crate::quant::matrix::tests::{q6k_blocks as q6k, values};
 
     /// Every integer product (plain and SIMD) against the f32 product of the same weights: within
     /// the activations' rounding, `Σ_blocks d_x/2 · Σ_block |w|`, and the plain and SIMD ones

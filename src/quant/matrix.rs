@@ -332,10 +332,11 @@ fn dot_q6k(row: &[u8], x: &[f32]) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn values(n: usize, seed: u64) -> Vec<f32> {
+    /// `n` deterministic values in ±1 (the quantization tests' weights and activations).
+    pub(crate) fn values(n: usize, seed: u64) -> Vec<f32> {
         let mut s = seed;
         (0..n)
             .map(|_| {
@@ -347,7 +348,7 @@ mod tests {
 
     /// `n` Q6_K super-blocks of random codes and sub-block scales (wgpt writes no Q6_K; llama.cpp's
     /// files hold it), `d` a small f16: every bit of the codes is exercised.
-    fn q6k_blocks(n: usize, seed: u64) -> Vec<u8> {
+    pub(crate) fn q6k_blocks(n: usize, seed: u64) -> Vec<u8> {
         let bits = values(n * 208, seed);
         let mut out = Vec::with_capacity(n * 210);
         for b in bits.chunks_exact(208) {

@@ -1,15 +1,16 @@
-//! The block dot products with SIMD: AVX2 + FMA natively (chosen at run time: the trainer's
+//! The block dot products with SIMD: AVX2 + FMA (+ F16C) natively (chosen at run time: the trainer's
 //! fused kernels do the same), SIMD128 in the browser (built in when the wasm is compiled with
 //! `+simd128`, which every browser with WebGPU runs). Each computes exactly what the plain loops
 //! in `matrix.rs` compute, in another order of additions; `matrix.rs`'s tests compare them.
 
-/// `pub fn $name(row, x) -> Option<f32>`: the AVX2 + FMA kernel `x86::$name` where the CPU has
-/// both (checked at run time), the SIMD128 kernel `wasm::$name` in a wasm built with it, else
-/// None (the caller runs the plain loop).
+/// `pub fn $name(row, x: $x) -> Option<f32>`: the AVX2 + FMA + F16C kernel `x86::$name` where
+/// the CPU has all three (checked at run time; every AVX2 CPU has F16C, which converts the blocks'
+/// f16 scales in registers), the SIMD128 kernel `wasm::$name` in a wasm built with it, else None
+/// (the caller runs the plain loop). `x`: f32 activations, or 8-bit ones (`super::int8`).
 macro_rules! simd_dot {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident($x:ty)) => {
         $(#[$doc])*
-        pub fn $name(row: &[u8], x: &[f32]) -> Option<f32> {
+        pub fn $name(row: &[u8], x: $x) -> Option<f32> {
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
@@ -29,99 +30,46 @@ macro_rules! simd_dot {
         }
     };
 }
-
-/// [`simd_dot`] for the integer products over activations quantized to 8 bits
-/// (`super::int8`): `x86::$name` with AVX2 + FMA, `wasm::$name` with SIMD128.
-macro_rules! simd_int8 {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        pub fn $name(row: &[u8], x: &super::int8::Q8Row) -> Option<f32> {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-                && std::arch::is_x86_feature_detected!("f16c")
-            {
-                // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads within
-                // `row` and `x`.
-                return Some(unsafe { x86::$name(row, x) });
-            }
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            return Some(wasm::$name(row, x));
-            #[allow(unreachable_code)]
-            {
-                let _ = (row, x);
-                None
-            }
-        }
-    };
-}
-
-simd_int8!(
-    /// Q8_0 weights times 8-bit activations (`super::int8`), if this CPU has a SIMD path.
-    int8_q8_0
-);
-simd_int8!(
-    /// Q4_0's, as [`int8_q8_0`].
-    int8_q4_0
-);
-simd_int8!(
-    /// Q4_K's, as [`int8_q8_0`].
-    int8_q4k
-);
-simd_int8!(
-    /// Q6_K's, as [`int8_q8_0`].
-    int8_q6k
-);
 
 simd_dot!(
     /// `Σ_blocks d · Σ_i q_i x_i` over a row of Q8_0 blocks, if this CPU has a SIMD path.
-    dot_q8_0
+    dot_q8_0(&[f32])
 );
 simd_dot!(
     /// Q4_0's, as [`dot_q8_0`].
-    dot_q4_0
+    dot_q4_0(&[f32])
 );
 simd_dot!(
     /// Q4_K's, as [`dot_q8_0`].
-    dot_q4k
+    dot_q4k(&[f32])
 );
 simd_dot!(
     /// Q6_K's, as [`dot_q8_0`].
-    dot_q6k
+    dot_q6k(&[f32])
 );
-/// `pub fn $name(row, x) -> Option<f32>` for 16-bit weights: as [`simd_dot`], natively with F16C
-/// too (every AVX2 CPU has it; checked) for its conversions.
-macro_rules! simd_dot_16 {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        pub fn $name(row: &[u8], x: &[f32]) -> Option<f32> {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-                && std::arch::is_x86_feature_detected!("f16c")
-            {
-                // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads within
-                // `row` and `x`.
-                return Some(unsafe { x86::$name(row, x) });
-            }
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            return Some(wasm::$name(row, x));
-            #[allow(unreachable_code)]
-            {
-                let _ = (row, x);
-                None
-            }
-        }
-    };
-}
-
-simd_dot_16!(
+simd_dot!(
     /// F16's: `Σ_i w_i x_i`, each weight widened to f32 as it is read.
-    dot_f16
+    dot_f16(&[f32])
 );
-simd_dot_16!(
+simd_dot!(
     /// BF16's (a weight's 16 bits are the top half of an f32), as [`dot_f16`].
-    dot_bf16
+    dot_bf16(&[f32])
+);
+simd_dot!(
+    /// Q8_0 weights times 8-bit activations (`super::int8`), if this CPU has a SIMD path.
+    int8_q8_0(&super::int8::Q8Row)
+);
+simd_dot!(
+    /// Q4_0's, as [`int8_q8_0`].
+    int8_q4_0(&super::int8::Q8Row)
+);
+simd_dot!(
+    /// Q4_K's, as [`int8_q8_0`].
+    int8_q4k(&super::int8::Q8Row)
+);
+simd_dot!(
+    /// Q6_K's, as [`int8_q8_0`].
+    int8_q6k(&super::int8::Q8Row)
 );
 
 #[cfg(target_arch = "x86_64")]
