@@ -31,6 +31,8 @@ pub mod tokenizer;
 pub mod web;
 #[cfg(target_arch = "wasm32")]
 pub mod web_fetch;
+#[cfg(target_arch = "wasm32")]
+pub mod web_heap;
 pub mod weights;
 
 pub use bundle::{Bundle, BundleError, TokenizerFiles};

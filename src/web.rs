@@ -163,8 +163,8 @@ pub async fn load_model(
     if names.len() != files.len() {
         return Err(kind_err("bad-input", "one name per file"));
     }
-    let loaded = read_model(&names, Origin::Picked(&files), progress.as_ref()).await?;
-    install(loaded, &backend).await
+    let read = read_model(&names, Origin::Picked(&files), progress.as_ref()).await?;
+    install(read, &backend).await
 }
 
 /// Loads a model the page serves (a catalogue entry): `names` under the URL `base` (ending in
@@ -178,8 +178,8 @@ pub async fn load_url_model(
 ) -> Result<String, JsValue> {
     ENGINE.with(|slot| slot.borrow_mut().take());
     let url = |f: &str| format!("{base}{f}");
-    let loaded = read_model(&names, Origin::Web(&url), progress.as_ref()).await?;
-    install(loaded, &backend).await
+    let read = read_model(&names, Origin::Web(&url), progress.as_ref()).await?;
+    install(read, &backend).await
 }
 
 /// Where a model's files come from: the web (the hub or the page's own catalogue; a file's URL
@@ -197,8 +197,9 @@ async fn read_model(
     names: &[String],
     origin: Origin<'_>,
     progress: Option<&js_sys::Function>,
-) -> Result<LoadedModel, JsValue> {
+) -> Result<ReadModel, JsValue> {
     let mut owned: Vec<(String, Vec<u8>)> = Vec::with_capacity(names.len());
+    let mut not_stored = Vec::new();
     let parts = names.len();
     for (part, name) in names.iter().enumerate() {
         let report = |loaded: u64, total: Option<u64>, cached: bool| {
@@ -214,7 +215,13 @@ async fn read_model(
             let _ = progress.apply(&JsValue::NULL, &args);
         };
         let bytes = match &origin {
-            Origin::Web(url) => crate::web_fetch::file_with(&url(name), &report).await.map_err(fetch_err)?.0,
+            Origin::Web(url) => match crate::web_fetch::file_with(&url(name), &report).await.map_err(fetch_err)? {
+                (bytes, crate::web_fetch::Source::NotStored(why)) => {
+                    not_stored.push(format!("{name}: {why}"));
+                    bytes
+                }
+                (bytes, _) => bytes,
+            },
             Origin::Picked(blobs) => crate::web_fetch::blob_with(name, &blobs[part], &|n, t| report(n, t, false))
                 .await
                 .map_err(|e| kind_err("bad-input", e))?,
@@ -224,15 +231,25 @@ async fn read_model(
     // A GGUF file's bytes become the model's: its blocks stay where they were read.
     if let Some(i) = owned.iter().position(|(n, _)| n.ends_with(".gguf")) {
         let (_, bytes) = owned.swap_remove(i);
-        return crate::gguf::model::load_owned(bytes).map_err(|e| kind_err("bad-input", e));
+        let model = crate::gguf::model::load_owned(bytes).map_err(|e| kind_err("bad-input", e))?;
+        return Ok(ReadModel { model, not_stored });
     }
     let map: Files = owned.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
-    LoadedModel::from_files(&map).map_err(|e| kind_err("bad-input", e))
+    let model = LoadedModel::from_files(&map).map_err(|e| kind_err("bad-input", e))?;
+    Ok(ReadModel { model, not_stored })
+}
+
+/// A model read by [`read_model`], and the downloaded files the browser refused to store
+/// (`"name: why"`): the model runs, the page says so and offers to delete stored models.
+struct ReadModel {
+    model: LoadedModel,
+    not_stored: Vec<String>,
 }
 
 /// Puts a validated model on `backend` (see [`load_model`]) as the page's engine; returns the
 /// JSON description the Models tab shows.
-async fn install(loaded: LoadedModel, backend: &str) -> Result<String, JsValue> {
+async fn install(read: ReadModel, backend: &str) -> Result<String, JsValue> {
+    let ReadModel { model: loaded, not_stored } = read;
     let dtype = loaded.summary().dtypes.join("+");
     let mut note = String::new();
     let mut adapter_fallback = None;
@@ -280,7 +297,7 @@ async fn install(loaded: LoadedModel, backend: &str) -> Result<String, JsValue> 
         "backend": engine.backend(), "engine": engine.describe(), "note": note, "adapter_fallback": adapter_fallback,
         "arch": s.arch, "parameters": s.parameters, "dtype": dtype, "n_ctx": engine.n_ctx(), "model_ctx": s.model_ctx,
         "n_layer": s.n_layer, "n_head": s.n_head, "n_kv_head": s.n_kv_head, "n_embd": s.n_embd, "vocab_size": s.vocab_size,
-        "template": engine.text.chat_format_name(),
+        "template": engine.text.chat_format_name(), "not_stored": not_stored,
     });
     put_engine(engine);
     Ok(info.to_string())
@@ -590,8 +607,8 @@ pub async fn load_hub_model(
             let f = remote_gguf_head(&url(&file), size).await?;
             refuse_too_large(&id, size, f.held)?;
         }
-        let loaded = read_model(&[file], Origin::Web(&url), Some(&progress)).await?;
-        return install(loaded, &backend).await;
+        let read = read_model(&[file], Origin::Web(&url), Some(&progress)).await?;
+        return install(read, &backend).await;
     }
     // The file list: recorded at the first load (works offline), else asked of the hub.
     let listed =
@@ -615,9 +632,9 @@ pub async fn load_hub_model(
             required
         }
     };
-    let loaded = read_model(&names, Origin::Web(&url), Some(&progress)).await?;
+    let read = read_model(&names, Origin::Web(&url), Some(&progress)).await?;
     crate::web_fetch::remember(&url(MANIFEST), &serde_json::to_vec(&names).unwrap_or_default()).await;
-    install(loaded, &backend).await
+    install(read, &backend).await
 }
 
 #[derive(serde::Deserialize)]

@@ -144,10 +144,23 @@ async fn read_into(
 }
 
 /// Where a file came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Cache,
     Network,
+    /// Downloaded whole, but the browser refused to store it (why, for the page to say): the
+    /// model runs, and the next visit downloads it again.
+    NotStored(String),
+}
+
+/// Why a `Cache.put` failed, in words a person can act on (a full quota is the usual case).
+fn put_refusal(e: JsValue) -> String {
+    let name = js_sys::Reflect::get(&e, &"name".into()).ok().and_then(|n| n.as_string()).unwrap_or_default();
+    if name == "QuotaExceededError" {
+        "this browser's storage for the page is full".into()
+    } else {
+        format!("the browser would not store it ({})", message(e))
+    }
 }
 
 /// Whether the model cache holds a file (without reading it).
@@ -167,23 +180,22 @@ pub async fn cached(url: &str) -> Option<Vec<u8>> {
 }
 
 /// Stores bytes in the model cache under `url`, with their `Content-Length` (what the Models tab
-/// lists as the stored size without reading the file back).
-async fn store(c: &Cache, url: &str, bytes: &[u8]) {
+/// lists as the stored size without reading the file back). `Err(why)` when the browser refused.
+async fn store(c: &Cache, url: &str, bytes: &[u8]) -> Result<(), String> {
     let copy = Uint8Array::from(bytes);
     let init = ResponseInit::new();
-    if let Ok(h) = Headers::new() {
-        let _ = h.set("Content-Length", &bytes.len().to_string());
-        init.set_headers(&h);
-    }
-    if let Ok(r) = Response::new_with_opt_buffer_source_and_init(Some(&copy), &init) {
-        let _ = JsFuture::from(c.put_with_str(url, &r)).await;
-    }
+    let h = Headers::new().map_err(message)?;
+    h.set("Content-Length", &bytes.len().to_string()).map_err(message)?;
+    init.set_headers(&h);
+    let r = Response::new_with_opt_buffer_source_and_init(Some(&copy), &init).map_err(message)?;
+    JsFuture::from(c.put_with_str(url, &r)).await.map(drop).map_err(put_refusal)
 }
 
-/// Stores a small file the page made (a list of a model's files) in the model cache.
+/// Stores a small file the page made (a list of a model's files) in the model cache; without it
+/// the model still loads, from the hub's listing.
 pub async fn remember(url: &str, bytes: &[u8]) {
     if let Some(c) = cache().await {
-        store(&c, url, bytes).await;
+        let _ = store(&c, url, bytes).await;
     }
 }
 
@@ -266,10 +278,13 @@ pub async fn file_with(url: &str, report: &dyn Fn(u64, Option<u64>, bool)) -> Re
         })
         .await;
         let whole = matches!(read, Ok(())) && total.is_none_or(|t| t == out.len() as u64);
+        let mut refused = None;
         if let Some(put) = storing {
-            // The body ended early without an error: what was stored is not the file.
-            if put.await.is_ok() && !whole {
-                forget(&store_in, url).await;
+            match put.await {
+                // The body ended early without an error: what was stored is not the file.
+                Ok(_) if !whole => forget(&store_in, url).await,
+                Ok(_) => {}
+                Err(e) => refused = Some(put_refusal(e)),
             }
         }
         if whole {
@@ -283,9 +298,9 @@ pub async fn file_with(url: &str, report: &dyn Fn(u64, Option<u64>, bool)) -> Re
             {
                 // Resumed: the pieces came as partial responses, which the cache refuses; store
                 // the whole file once (a transient copy, only on this path).
-                store(c, url, &out).await;
+                refused = store(c, url, &out).await.err();
             }
-            return Ok((out, Source::Network));
+            return Ok((out, refused.map_or(Source::Network, Source::NotStored)));
         }
         last_error = match read {
             Err((_, e)) => e,

@@ -6,6 +6,8 @@
 // Requests and their final answers (`id` is the request's; a model's id travels as `model`):
 //   load      { url, names? | files: { [name]: File }, backend }
 //             → loaded { info }          events: progress { url, loaded, total, part, parts, cached }
+//             (a reply being generated ends first, as `cancelled`; `info.not_stored` lists the
+//             downloaded files the browser refused to store, "name: why")
 //             (the engine reads the files itself, src/web.rs `read_model`: `url`'s through the
 //             model cache, picked `File`s from disk; into wasm memory once, with progress)
 //             (a GPT-2 bundle: config.json, model.safetensors, tokenizer.json; a Llama-family

@@ -15,14 +15,26 @@ import init, {
   attention_maps,
   task_list,
   task_episode,
+  heap_bytes,
 } from './pkg/wgpt.js';
 import { MODEL_FILES, errorReply } from './protocol.js';
 
 const ready = init().then((wasm) => {
-  // The engine's memory, for the page test that measures what a load takes (it only grows).
+  // The engine's memory, for the page tests: the wasm memory (what a load takes; it only grows)
+  // and the bytes live on the engine's heap (what the soak checks for leaks).
   self.wasmMemory = wasm.memory;
+  self.engineHeap = heap_bytes;
 });
 let stopRequested = false;
+// The reply being generated (a promise of its end), or null: loading another model ends it first,
+// so the reply finishes as `cancelled` with what it had instead of stepping a model that is gone.
+let replying = null;
+
+async function endReply() {
+  if (!replying) return;
+  stopRequested = true;
+  await replying.catch(() => {});
+}
 
 const post = (msg) => self.postMessage(msg);
 const yieldToEvents = () => new Promise((r) => setTimeout(r, 0)); // lets a "stop" arrive
@@ -31,14 +43,49 @@ const yieldToEvents = () => new Promise((r) => setTimeout(r, 0)); // lets a "sto
 const progress = (id) => (file, loaded, total, cached, part, parts) =>
   post({ id, type: 'progress', url: file, loaded, total, part, parts, cached });
 
+// One reply, a few tokens per step, yielding between steps so a "stop" (or a load) gets in.
+async function reply(msg) {
+  stopRequested = false;
+  const started = performance.now();
+  const params = JSON.stringify(msg.params);
+  const start = JSON.parse(
+    msg.type === 'chat'
+      ? chat_start(JSON.stringify(msg.messages), params)
+      : complete_start(msg.text, params, msg.stop ?? undefined),
+  );
+  let tokens = 0;
+  for (;;) {
+    if (stopRequested) {
+      stop_generation();
+      return { type: 'done', finish: 'cancelled', tokens, ...start };
+    }
+    const step = JSON.parse(await generate_step(4));
+    tokens += step.tokens;
+    if (step.text) post({ id: msg.id, type: 'text', text: step.text });
+    if (step.finish) {
+      const seconds = (performance.now() - started) / 1000;
+      return { type: 'done', finish: step.finish, tokens, seconds, ...start };
+    }
+    await yieldToEvents();
+  }
+}
+
 async function handle(msg) {
   await ready;
   switch (msg.type) {
     case 'load': {
+      await endReply();
       // Both read in Rust (src/web.rs `read_model`): the catalogue's files through the model
       // cache, picked files straight from disk; either way into wasm memory once.
+      // The page's relative URLs are relative to www/, where this file is (the worker itself
+      // runs from a blob: ui/page.js).
       const info = msg.url
-        ? await load_url_model(msg.url, msg.names ?? MODEL_FILES, msg.backend, progress(msg.id))
+        ? await load_url_model(
+            new URL(msg.url, import.meta.url).href,
+            msg.names ?? MODEL_FILES,
+            msg.backend,
+            progress(msg.id),
+          )
         : await load_model(Object.keys(msg.files), Object.values(msg.files), msg.backend, progress(msg.id));
       return { type: 'loaded', info: JSON.parse(info) };
     }
@@ -48,6 +95,7 @@ async function handle(msg) {
         info: JSON.parse(await hub_inspect(msg.base, msg.model, msg.revision || undefined, msg.file || undefined)),
       };
     case 'hub': {
+      await endReply();
       const info = await load_hub_model(
         msg.base,
         msg.model,
@@ -66,28 +114,11 @@ async function handle(msg) {
     }
     case 'chat':
     case 'complete': {
-      stopRequested = false;
-      const started = performance.now();
-      const params = JSON.stringify(msg.params);
-      const start = JSON.parse(
-        msg.type === 'chat'
-          ? chat_start(JSON.stringify(msg.messages), params)
-          : complete_start(msg.text, params, msg.stop ?? undefined),
-      );
-      let tokens = 0;
-      for (;;) {
-        if (stopRequested) {
-          stop_generation();
-          return { type: 'done', finish: 'cancelled', tokens, ...start };
-        }
-        const step = JSON.parse(await generate_step(4));
-        tokens += step.tokens;
-        if (step.text) post({ id: msg.id, type: 'text', text: step.text });
-        if (step.finish) {
-          const seconds = (performance.now() - started) / 1000;
-          return { type: 'done', finish: step.finish, tokens, seconds, ...start };
-        }
-        await yieldToEvents();
+      replying = reply(msg);
+      try {
+        return await replying;
+      } finally {
+        replying = null;
       }
     }
     case 'stop':

@@ -3,75 +3,13 @@
 // (`cargo xtask test` serves www/ and runs this). Prints one line per test and exits non-zero on
 // any failure. Screenshots are kept in SCREENSHOT_DIR.
 import { chromium } from 'playwright-core';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:http';
+import { FLAGS, LONG, assert, chat, finish, folder, greedyChat, hubServer, ready, test, useHub } from './lib.mjs';
 
 const [base, shots] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
-const FLAGS = [
-  '--no-sandbox',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const LONG = 180_000;
 const state = {};
-let passed = 0,
-  failed = 0;
-
-async function test(name, fn) {
-  const t = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-  }
-}
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-async function ready(page, backend) {
-  await page.waitForSelector(`body[data-ready="true"]${backend ? `[data-backend="${backend}"]` : ''}`, {
-    timeout: LONG,
-  });
-}
-
-async function chat(page, text) {
-  const before = await page.locator('#messages li.assistant').count();
-  await page.fill('#prompt', text);
-  await page.press('#prompt', 'Enter');
-  const reply = page.locator('#messages li.assistant').nth(before);
-  await reply.waitFor();
-  await page.waitForFunction((i) => document.querySelectorAll('#messages li.assistant')[i]?.dataset.finish, before, {
-    timeout: LONG,
-  });
-  const finish = await reply.getAttribute('data-finish');
-  assert(finish !== 'error', await reply.textContent());
-  return { text: await reply.textContent(), finish };
-}
-
-// A new conversation, one message answered greedily (temperature 0), the setting put back.
-async function greedyChat(page, text) {
-  await page.click('button[data-tab="chat"]');
-  const temperature = await page.inputValue('#temperature');
-  await page.evaluate(() => {
-    document.getElementById('temperature').value = '0';
-  });
-  await page.click('#new-chat');
-  const r = await chat(page, text);
-  await page.evaluate((t) => {
-    document.getElementById('temperature').value = t;
-  }, temperature);
-  return r;
-}
 
 async function nextTokens(page, text) {
   await page.click('button[data-tab="next"]');
@@ -457,63 +395,6 @@ await test('a Llama-family model from disk (bf16 shards, its own template) chats
   await page.screenshot({ path: `${shots}/llama-from-disk.png` });
 });
 
-// A server in the Hugging Face hub's URL layout, as the hub answers: small files with CORS and an
-// ETag; weights with a 302 to a file store carrying X-Linked-Size and X-Linked-Etag (SHA-256),
-// served there with ranges. Models: { 'org/name': { file: bytes } }. Faults: `cut[file]` (cut
-// the next response after N bytes), `error500[file]`, `wrongSha[file]` (announce another file's
-// SHA-256); `log` has every request.
-function hubServer(models) {
-  const hub = { log: [], cut: {}, error500: {}, wrongSha: {} };
-  const cors = {
-    'Access-Control-Allow-Origin': '*',
-    'Access-Control-Expose-Headers': 'Content-Length, Content-Range, ETag, X-Linked-Size, X-Linked-Etag, Accept-Ranges',
-    'Access-Control-Allow-Headers': 'Range',
-  };
-  hub.server = createServer((req, res) => {
-    const range = req.headers.range ?? '';
-    hub.log.push(`${req.method} ${req.url} ${range}`);
-    if (req.method === 'OPTIONS')
-      return res.writeHead(204, { ...cors, 'Access-Control-Allow-Methods': 'GET, HEAD' }).end();
-    const m = req.url.match(/^\/(cdn\/)?([^/]+\/[^/]+)\/(?:resolve\/main\/)?(.+)$/);
-    const files = m && models[m[2]];
-    const bytes = files?.[m?.[3]];
-    if (!bytes) return res.writeHead(404, { ...cors, 'Content-Length': 9 }).end('not found');
-    const [cdn, id, file] = [!!m[1], m[2], m[3]];
-    if (hub.error500[file] && req.method === 'GET')
-      return res.writeHead(500, { ...cors, 'Content-Length': 5 }).end('oops!');
-    const sha = hub.wrongSha[file] ? '0'.repeat(64) : createHash('sha256').update(bytes).digest('hex');
-    if ((file.endsWith('.safetensors') || file.endsWith('.gguf')) && !cdn)
-      return res
-        .writeHead(302, {
-          ...cors,
-          Location: `/cdn/${id}/${file}`,
-          'X-Linked-Size': bytes.length,
-          'X-Linked-Etag': `"${sha}"`,
-          'Content-Length': 0,
-        })
-        .end();
-    const from = Number(range.match(/^bytes=(\d+)-/)?.[1] ?? 0);
-    const to = Math.min(bytes.length - 1, Number(range.match(/^bytes=\d+-(\d+)$/)?.[1] ?? bytes.length - 1));
-    const body = bytes.subarray(from, to + 1);
-    const headers = { ...cors, 'Content-Length': body.length, 'Accept-Ranges': 'bytes', ETag: `"${sha}"` };
-    if (range) headers['Content-Range'] = `bytes ${from}-${to}/${bytes.length}`;
-    res.writeHead(range ? 206 : 200, headers);
-    if (req.method === 'HEAD') return res.end();
-    const cut = hub.cut[file];
-    if (cut !== undefined && req.method === 'GET') {
-      delete hub.cut[file];
-      res.write(body.subarray(0, cut));
-      return setTimeout(() => res.socket.destroy(), 50);
-    }
-    res.end(body);
-  });
-  return new Promise((resolve) => hub.server.listen(0, '127.0.0.1', () => resolve(hub)));
-}
-
-function folder(dir) {
-  return Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(dir + f)]));
-}
-
 // A model of 9.7 billion parameters whose one file claims 3.9 GB of f16 weights: its config, and
 // a safetensors header that says so (the server never has the bytes; the page must not ask).
 function tooBig() {
@@ -582,11 +463,7 @@ await test('load by model id from a hub: fit check first, progress, resume, erro
   const base = `http://127.0.0.1:${hub.server.address().port}`;
   const expected = JSON.parse(readFileSync(new URL('../fixtures/llama/chat-llama.expected.json', import.meta.url)));
   await page.click('button[data-tab="models"]');
-  await page.evaluate((b) => {
-    const input = document.getElementById('hub-base');
-    input.value = b;
-    input.dispatchEvent(new Event('change'));
-  }, base);
+  await useHub(page, base);
   const check = async (id) => {
     await page.evaluate(() => {
       delete document.getElementById('hub-info').dataset.fits;
@@ -726,6 +603,28 @@ await test('load by model id from a hub: fit check first, progress, resume, erro
   await page.screenshot({ path: `${shots}/hub.png` });
 });
 
+await test('connect-src: the page and its engine reach this origin and the hub, nothing else', async () => {
+  // Another server, not the hub: neither the page nor the engine's worker may send it a request.
+  const other = await hubServer({});
+  const elsewhere = `http://127.0.0.1:${other.server.address().port}/test-org/x/resolve/main/config.json`;
+  const attempt = (u) =>
+    fetch(u).then(
+      () => 'fetched',
+      (e) => `blocked: ${e.message}`,
+    );
+  const [worker] = page.workers();
+  const fromWorker = await worker.evaluate(attempt, elsewhere);
+  const fromPage = await page.evaluate(attempt, elsewhere);
+  assert(fromWorker.startsWith('blocked') && fromPage.startsWith('blocked'), `${fromWorker}; ${fromPage}`);
+  assert(other.log.length === 0, `requests reached the other server: ${other.log}`);
+  // The hub is reachable from the worker (a config, as a load by id asks first).
+  const hubFile = `${state.hub.base}/test-org/chat-llama/resolve/main/config.json`;
+  assert((await worker.evaluate(attempt, hubFile)) === 'fetched', 'the worker cannot reach the hub');
+  const policy = await page.$$eval('meta[http-equiv="Content-Security-Policy"]', (m) => m.map((e) => e.content));
+  assert(policy.includes(`connect-src 'self' ${state.hub.base}`), policy.join('\n'));
+  other.server.close();
+});
+
 await test('a GGUF file (Q8_0, tokenizer and template inside): from disk and by id + file name', async () => {
   // scripts/make_gguf_fixtures.py: llama.cpp's converter's Q8_0 of chat-llama, and HF's greedy
   // reply on its dequantized weights.
@@ -773,11 +672,7 @@ await test('a GGUF file (Q8_0, tokenizer and template inside): from disk and by 
   // bytes (range requests, no download), then loaded with progress and chatting.
   const hub = await hubServer({ 'test-org/chat-gguf': { 'chat-llama.q8_0.gguf': readFileSync(file) } });
   const previous = await page.inputValue('#hub-base');
-  await page.evaluate((b) => {
-    const input = document.getElementById('hub-base');
-    input.value = b;
-    input.dispatchEvent(new Event('change'));
-  }, `http://127.0.0.1:${hub.server.address().port}`);
+  await useHub(page, `http://127.0.0.1:${hub.server.address().port}`);
   await page.evaluate(() => {
     delete document.getElementById('hub-info').dataset.fits;
   });
@@ -798,11 +693,7 @@ await test('a GGUF file (Q8_0, tokenizer and template inside): from disk and by 
   assert(byId.text === fromDisk.text, `${JSON.stringify(byId.text)} vs ${JSON.stringify(fromDisk.text)}`);
   await page.click('button[data-tab="models"]');
   await page.fill('#hub-file', '');
-  await page.evaluate((b) => {
-    const input = document.getElementById('hub-base');
-    input.value = b;
-    input.dispatchEvent(new Event('change'));
-  }, previous);
+  await useHub(page, previous);
   hub.server.close();
 });
 
@@ -860,16 +751,11 @@ await test('loading by id holds the file once: the engine memory a 157 MB model 
   const p = await ctx.newPage();
   await p.goto(base);
   await ready(p);
-  const [worker] = p.workers();
-  const before = await worker.evaluate(() => self.wasmMemory.buffer.byteLength);
   // "auto": the CPU engine here (SwiftShader is a software adapter); the host memory a load
   // takes is the same for either engine.
-  await p.click('button[data-tab="models"]');
-  await p.evaluate((b) => {
-    const input = document.getElementById('hub-base');
-    input.value = b;
-    input.dispatchEvent(new Event('change'));
-  }, `http://127.0.0.1:${hub.server.address().port}`);
+  await useHub(p, `http://127.0.0.1:${hub.server.address().port}`);
+  const [worker] = p.workers();
+  const before = await worker.evaluate(() => self.wasmMemory.buffer.byteLength);
   await p.fill('#hub-id', 'test-org/gpt2-39m');
   await p.click('#hub-form button[type="submit"]');
   await p.waitForFunction(() => document.getElementById('hub-info').dataset.fits === 'yes', null, { timeout: LONG });
@@ -964,7 +850,9 @@ await test('without WebGPU the CPU engine answers', async () => {
   await b.close();
 });
 
-const unexpected = consoleErrors.filter((e) => !/Failed to load resource|ERR_INTERNET_DISCONNECTED/.test(e));
+// The connect-src test's blocked requests go to /test-org/x/; any other violation is a finding.
+const unexpected = consoleErrors.filter(
+  (e) => !/Failed to load resource|ERR_INTERNET_DISCONNECTED/.test(e) && !e.includes('/test-org/x/resolve/'),
+);
 if (unexpected.length) console.log(`console errors:\n  ${unexpected.join('\n  ')}`);
-console.log(`page tests: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish('page tests');

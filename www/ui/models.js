@@ -1,7 +1,7 @@
 // The Models tab: the catalogue, loading (from the catalogue or files from disk, with the
 // engine's own fit check first), stored models, and falling back to the CPU when WebGPU is lost.
 import { DEFAULT_HUB } from '../protocol.js';
-import { $, engine, setStatus, state } from './page.js';
+import { $, HUB, engine, setStatus, state } from './page.js';
 
 const TEMPLATES = {
   chatml: 'ChatML (<|im_start|> … <|im_end|>)',
@@ -39,11 +39,6 @@ function describe(info) {
   for (const [k, v] of rows) addRow(dl, k, v);
 }
 
-// The hub models load from: a setting kept in this browser (a mirror in the hub's layout).
-function hubBase() {
-  return localStorage.getItem('wgpt-hub') || DEFAULT_HUB;
-}
-
 export async function loadModel({ url = null, names = null, files = null, hub = null, name }) {
   const backend = $('backend').value;
   setStatus(`loading ${name}…`);
@@ -70,6 +65,7 @@ export async function loadModel({ url = null, names = null, files = null, hub = 
     const role = state.catalogue.find((m) => m.path === url)?.role;
     $('fewshot-model').hidden = !url || role === 'base' || !state.catalogue.some((m) => m.role === 'base');
     describe(res.info);
+    warnNotStored(res.info.not_stored);
     setStatus(
       `ready: ${name} on ${res.info.backend === 'gpu' ? 'WebGPU' : 'the CPU'}${res.info.note ? ` (${res.info.note})` : ''}`,
     );
@@ -95,7 +91,7 @@ export async function listModels() {
       b.addEventListener('click', () =>
         m.hub
           ? loadModel({
-              hub: { base: hubBase(), model: m.hub, revision: m.revision ?? '', file: m.file ?? '' },
+              hub: { base: HUB, model: m.hub, revision: m.revision ?? '', file: m.file ?? '' },
               name: m.name,
             })
           : loadModel({ url: m.path, names: m.files ?? null, name: m.name }),
@@ -112,6 +108,26 @@ export async function listModels() {
     return [];
   }
 }
+
+// Files the browser refused to keep (a full storage quota, usually): the model runs now, but
+// the next visit downloads them again; the way out is deleting stored models.
+function warnNotStored(notStored = []) {
+  $('storage-full').hidden = !notStored.length;
+  $('storage-full-text').textContent = notStored.length
+    ? `Not stored in this browser: ${notStored.join('; ')}. The model runs now and downloads again next time; deleting stored models frees space.`
+    : '';
+}
+$('free-storage').addEventListener('click', async () => {
+  document.querySelector('button[data-tab="models"]').click();
+  await refreshStored();
+  $('stored').scrollIntoView({ block: 'center' });
+});
+$('delete-stored').addEventListener('click', async () => {
+  const cache = await caches.open('wgpt-models');
+  for (const req of await cache.keys()) await cache.delete(req);
+  warnNotStored();
+  await refreshStored();
+});
 
 export async function refreshStored() {
   const ul = $('stored');
@@ -133,6 +149,7 @@ export async function refreshStored() {
     ul.append(li);
   }
   if (!ul.children.length) ul.textContent = 'nothing stored yet';
+  $('delete-stored').hidden = !ul.children.length;
 }
 
 $('backend').addEventListener('change', () => {
@@ -226,15 +243,19 @@ export async function recoverFromGpuLoss(e) {
 
 // Load by model id: the engine's fit check first (config, sizes and the first safetensors
 // header; no weights), then the download with progress, into the Cache API.
-$('hub-base').value = hubBase();
+$('hub-base').value = HUB;
+// A new base: the page reloads, since its connect-src names the hub (ui/page.js).
 $('hub-base').addEventListener('change', () => {
-  const v = $('hub-base').value.trim().replace(/\/+$/, '');
-  if (v && v !== DEFAULT_HUB) localStorage.setItem('wgpt-hub', v);
+  const v = $('hub-base').value.trim().replace(/\/+$/, '') || DEFAULT_HUB;
+  if (v !== DEFAULT_HUB) localStorage.setItem('wgpt-hub', v);
   else localStorage.removeItem('wgpt-hub');
+  if (v === HUB) return;
+  setStatus(`the hub is now ${v}: reloading the page to allow connections to it…`);
+  location.reload();
 });
 function hubRequest() {
   return {
-    base: hubBase(),
+    base: HUB,
     model: $('hub-id').value.trim(),
     revision: $('hub-revision').value.trim(),
     file: $('hub-file').value.trim(),

@@ -17,7 +17,9 @@ commands:
   test     every test: format and lint checks, native tests (GPU ones on Vulkan or lavapipe),
            wasm tests in headless Chromium (CPU reference and WGSL engine on WebGPU)
   lint     cargo fmt --check, cargo clippy -D warnings, and Biome on the JavaScript only
-  e2e      build the wasm package and run the page's end-to-end tests only
+  e2e      build the wasm package and run the page's end-to-end tests only (the soak included)
+  soak     build the wasm package and run the page's soak test only (--seed N repeats a run's
+           random Stop points)
   serve    build the wasm package and serve www/ on 127.0.0.1 (--port N, default 8080)
   fuzz     coverage-guided fuzzing of every model-file parser (fuzz/; nightly + cargo-fuzz,
            installed if missing): each target for --time S seconds (default 60), or --target T
@@ -29,6 +31,7 @@ fn main() {
         Some("test") => test(),
         Some("lint") => lint(),
         Some("e2e") => build_web().and_then(|()| e2e_test()),
+        Some("soak") => build_web().and_then(|()| soak_test(&args[1..])),
         Some("serve") => serve(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
@@ -317,8 +320,24 @@ fn page_test() -> Result<()> {
     Ok(())
 }
 
-/// Runs tests/e2e/page.mjs against the served page; screenshots go to target/e2e-screenshots.
+/// Runs tests/e2e/page.mjs, then the soak (soak.mjs), against the served page; screenshots go
+/// to target/e2e-screenshots.
 fn e2e_test() -> Result<()> {
+    page_script("page.mjs", &[])?;
+    page_script("soak.mjs", &[])
+}
+
+fn soak_test(args: &[String]) -> Result<()> {
+    match args {
+        [] => page_script("soak.mjs", &[]),
+        [flag, seed] if flag == "--seed" => page_script("soak.mjs", &[seed.as_str()]),
+        _ => bail!("usage: cargo xtask soak [--seed N]"),
+    }
+}
+
+/// Runs one of tests/e2e/'s scripts against www/ served on an ephemeral port (a fresh browser
+/// profile each: the scripts share nothing).
+fn page_script(script: &str, extra: &[&str]) -> Result<()> {
     let dir = root().join("tests").join("e2e");
     if !dir.join("node_modules").join("playwright-core").is_dir() {
         run(Command::new("npm").args(["ci", "--prefix", "tests/e2e", "--no-audit", "--no-fund"]))
@@ -326,7 +345,8 @@ fn e2e_test() -> Result<()> {
     }
     let port = serve_in_background()?;
     let shots = target_dir()?.join("e2e-screenshots");
-    run(Command::new("node").arg(dir.join("page.mjs")).arg(format!("http://127.0.0.1:{port}/")).arg(&shots))?;
+    step(&format!("tests/e2e/{script}"));
+    run(Command::new("node").arg(dir.join(script)).arg(format!("http://127.0.0.1:{port}/")).arg(&shots).args(extra))?;
     eprintln!("screenshots: {}", shots.display());
     Ok(())
 }
