@@ -444,6 +444,54 @@ fn q6_k_rows_are_read_by_the_simd128_product_as_they_decode() {
     assert!(d < 1e-4, "Q6_K: the block product differs from the decoded matrix's by {d}");
 }
 
+/// Prefill's products in the browser (each row decoded once — F16/BF16 widened, Q8_0/Q4_0 scaled
+/// by SIMD128 — then four rows of activations per weight load, SIMD128's `dot4_f32`) equal the
+/// plain triple loop on the decoded matrix, for 1 to 6 rows and a width off the lanes.
+#[wasm_bindgen_test]
+fn prefill_products_run_in_the_browser_as_the_plain_loop() {
+    use wgpt::quant::{Blocks, GgmlType, Matrix};
+    let (rows, cols_16, cols) = (21, 45, 64);
+    let mut state = 13u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as u32 % 2000
+    };
+    let mut value = || next() as f32 / 1000.0 - 1.0;
+    let w16: Vec<f32> = (0..rows * cols_16).map(|_| value()).collect();
+    let w: Vec<f32> = (0..rows * cols).map(|_| value()).collect();
+    let x: Vec<f32> = (0..6 * cols).map(|_| value()).collect();
+    for m in [
+        Matrix::F32(wgpt::weights::Tensor { shape: vec![rows, cols_16], data: w16.clone() }),
+        Matrix::Blocks(
+            Blocks::new(GgmlType::F16, rows, cols_16, wgpt::quant::to_16_bits(GgmlType::F16, &w16).unwrap()).unwrap(),
+        ),
+        Matrix::Blocks(
+            Blocks::new(GgmlType::BF16, rows, cols_16, wgpt::quant::to_16_bits(GgmlType::BF16, &w16).unwrap()).unwrap(),
+        ),
+        Matrix::Blocks(Blocks::new(GgmlType::Q8_0, rows, cols, wgpt::quant::quantize_q8_0(&w).unwrap()).unwrap()),
+        Matrix::Blocks(Blocks::new(GgmlType::Q4_0, rows, cols, wgpt::quant::quantize_q4_0(&w).unwrap()).unwrap()),
+    ] {
+        let d = m.to_f32();
+        let c = d.shape[1];
+        for n in 1..=6 {
+            let x = &x[..n * c];
+            let mut got = vec![0f32; n * rows];
+            m.linear(&mut got, x, None);
+            for i in 0..n {
+                for r in 0..rows {
+                    let want: f32 = (0..c).map(|k| d.data[r * c + k] * x[i * c + k]).sum();
+                    let g = got[i * rows + r];
+                    assert!(
+                        (g - want).abs() <= 1e-4 * want.abs().max(1.0),
+                        "{}, {n} rows: {g} vs {want}",
+                        m.type_name()
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The integer products over 8-bit activations (what the page's CPU engine runs: SIMD128's
 /// `i32x4.dot_i16x8`) equal the f32 products within the activations' rounding, for every block
 /// type they serve.

@@ -123,15 +123,84 @@ pub fn gelu(x: &mut [f32]) {
 /// (PyTorch's `nn.Linear`, the Llama family's projections, every LM head).
 pub fn linear_out_in(out: &mut [f32], x: &[f32], w: &Tensor, bias: Option<&Tensor>) {
     let (n_out, n_in) = (w.shape[0], w.shape[1]);
-    for (o_row, x_row) in out.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)) {
-        for_each_chunk(o_row, COL_BLOCK, |block, o| {
-            let r0 = block * COL_BLOCK;
-            for (j, o) in o.iter_mut().enumerate() {
-                let row = &w.data[(r0 + j) * n_in..(r0 + j + 1) * n_in];
-                *o = row.iter().zip(x_row).map(|(a, b)| a * b).sum::<f32>() + bias.map_or(0.0, |b| b.data[r0 + j]);
-            }
+    let bias = bias.map(|b| b.data.as_slice());
+    if x.len() > n_in {
+        return linear_rows(out, x, n_out, n_in, bias, |r, into| {
+            into.copy_from_slice(&w.data[r * n_in..(r + 1) * n_in])
         });
     }
+    for_each_chunk(out, COL_BLOCK, |block, o| {
+        let r0 = block * COL_BLOCK;
+        for (j, o) in o.iter_mut().enumerate() {
+            let row = &w.data[(r0 + j) * n_in..(r0 + j + 1) * n_in];
+            *o = dot_f32(row, x) + bias.map_or(0.0, |b| b[r0 + j]);
+        }
+    });
+}
+
+/// Output rows per parallel task for a matrix of `n_out` rows: a few tasks per thread (each
+/// parallel region costs a wake-up and a join, so tiny tasks lose more than they balance), never
+/// fewer than 16 rows.
+pub fn rows_per_task(n_out: usize) -> usize {
+    n_out.div_ceil(4 * threads()).max(16)
+}
+
+/// Prefill's product, `out[i, r] = row r · x[i] (+ bias[r])` for every row `i` of `x`
+/// (`[n, n_in]`), a matrix of `n_out` rows given by `row(r, into)`, which writes row `r` in f32.
+/// Each row is made once — a quantized row decoded once, not once per row of `x` — and then
+/// multiplied with the rows of `x` four at a time ([`dots`]: each weight loaded once for four
+/// products). Tasks own weight rows, so the whole matrix is one parallel region, and each output
+/// is one dot product whatever the thread count.
+pub fn linear_rows(
+    out: &mut [f32],
+    x: &[f32],
+    n_out: usize,
+    n_in: usize,
+    bias: Option<&[f32]>,
+    row: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
+    let n = x.len() / n_in;
+    let per_task = rows_per_task(n_out);
+    // The products by weight row (`[n_out, n]`: a task's outputs are one contiguous chunk),
+    // then laid out by row of `x`.
+    let mut by_row = vec![0f32; n_out * n];
+    for_each_chunk(&mut by_row, per_task * n, |chunk, o| {
+        let mut w = vec![0f32; n_in];
+        for (j, o) in o.chunks_exact_mut(n).enumerate() {
+            let r = chunk * per_task + j;
+            row(r, &mut w);
+            dots(&w, x, o);
+            if let Some(b) = bias {
+                o.iter_mut().for_each(|v| *v += b[r]);
+            }
+        }
+    });
+    for (r, col) in by_row.chunks_exact(n).enumerate() {
+        for (i, &v) in col.iter().enumerate() {
+            out[i * n_out + r] = v;
+        }
+    }
+}
+
+/// `out[i] = w · x[i]` for each row `i` of `x` (`[out.len(), w.len()]`), four rows at a time.
+pub fn dots(w: &[f32], x: &[f32], out: &mut [f32]) {
+    let mut rows = x.chunks_exact(w.len());
+    for o in out.chunks_mut(4) {
+        if let [a, b, c, d] = o {
+            let xs = [(); 4].map(|_| rows.next().expect("a row of x per output"));
+            let got = crate::quant::simd::dot4_f32(w, xs).unwrap_or_else(|| xs.map(|x| dot_f32(w, x)));
+            [*a, *b, *c, *d] = got;
+        } else {
+            for o in o {
+                *o = dot_f32(w, rows.next().expect("a row of x per output"));
+            }
+        }
+    }
+}
+
+/// `a · b`, with SIMD where this CPU (or wasm build) has it.
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    crate::quant::simd::dot_f32(a, b).unwrap_or_else(|| a.iter().zip(b).map(|(x, y)| x * y).sum())
 }
 
 /// `x += y`, element by element (a residual add).

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::int8::{Activations, Q8Row};
 use super::{GgmlType, QuantError};
+use crate::cpu::ops::rows_per_task;
 use crate::weights::Tensor;
 
 /// The bytes of a matrix's blocks: its own, or a range of a file's bytes that every matrix
@@ -190,6 +191,15 @@ impl Blocks {
     /// taken in integers ([`super::int8`]).
     pub fn linear_with(&self, out: &mut [f32], x: &[f32], bias: Option<&Tensor>, activations: Activations) {
         let (n_out, n_in) = (self.rows, self.cols);
+        if x.len() > n_in && !activations.integer(self.ty) {
+            // Several rows (a prompt): each row of blocks decoded once for all of them.
+            let bias = bias.map(|b| b.data.as_slice());
+            return crate::cpu::ops::linear_rows(out, x, n_out, n_in, bias, |r, into| {
+                if !super::simd::decode_row(self.ty, self.row(r), into) {
+                    super::dequantize_into(self.ty, self.row(r), into).expect("checked when built")
+                }
+            });
+        }
         if activations.integer(self.ty) {
             let mut q = Q8Row::default();
             for (o_row, x_row) in out.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)) {
@@ -214,13 +224,6 @@ impl Blocks {
             });
         }
     }
-}
-
-/// Output rows per parallel task for a matrix of `n_out` rows: a few tasks per thread (each
-/// parallel region costs a wake-up and a join, so tiny tasks lose more than they balance), never
-/// fewer than 16 rows.
-fn rows_per_task(n_out: usize) -> usize {
-    n_out.div_ceil(4 * crate::cpu::ops::threads()).max(16)
 }
 
 /// One row of blocks · `x`, decoding each block as it is read.
@@ -393,6 +396,97 @@ pub(crate) mod tests {
             assert_eq!(row, dense.data[5 * cols..6 * cols]);
         }
         assert!(Blocks::new(GgmlType::Q8_0, 2, 32, vec![0; 67]).is_err());
+    }
+
+    /// Prefill's product (each row decoded once, four rows of `x` per weight load) against the
+    /// plain triple loop on the decoded matrix, for 1 to 9 rows of `x` (the four-row kernel, its
+    /// remainders, and decode's single row), every type and f32, widths off the SIMD lanes.
+    #[test]
+    fn prefill_products_equal_the_plain_loop() {
+        let (rows, cols, cols_k, cols_16) = (70, 96, 512, 37);
+        let w = values(rows * cols, 21);
+        let wk = values(rows * cols_k, 22);
+        let w16 = values(rows * cols_16, 23);
+        let dense = |cols: usize, data: Vec<f32>| Matrix::F32(Tensor { shape: vec![rows, cols], data });
+        for m in [
+            dense(cols_16, w16.clone()),
+            Matrix::Blocks(
+                Blocks::new(GgmlType::F16, rows, cols_16, super::super::to_16_bits(GgmlType::F16, &w16).unwrap())
+                    .unwrap(),
+            ),
+            Matrix::Blocks(
+                Blocks::new(GgmlType::BF16, rows, cols_16, super::super::to_16_bits(GgmlType::BF16, &w16).unwrap())
+                    .unwrap(),
+            ),
+            Matrix::Blocks(Blocks::new(GgmlType::Q8_0, rows, cols, super::super::quantize_q8_0(&w).unwrap()).unwrap()),
+            Matrix::Blocks(Blocks::new(GgmlType::Q4_0, rows, cols, super::super::quantize_q4_0(&w).unwrap()).unwrap()),
+            Matrix::Blocks(Blocks::new(GgmlType::Q4K, rows, cols_k, super::super::quantize_q4k(&wk).unwrap()).unwrap()),
+            Matrix::Blocks(Blocks::new(GgmlType::Q6K, rows, cols_k, q6k_blocks(rows * cols_k / 256, 24)).unwrap()),
+        ] {
+            let d = m.to_f32();
+            let cols = d.shape[1];
+            let bias = Tensor { shape: vec![rows], data: values(rows, 25) };
+            for n in 1..=9 {
+                let x = values(n * cols, 26 + n as u64);
+                let mut got = vec![0f32; n * rows];
+                m.linear(&mut got, &x, Some(&bias));
+                for i in 0..n {
+                    for r in 0..rows {
+                        let want: f32 =
+                            (0..cols).map(|k| d.data[r * cols + k] * x[i * cols + k]).sum::<f32>() + bias.data[r];
+                        let g = got[i * rows + r];
+                        assert!(
+                            (g - want).abs() <= 1e-4 * want.abs().max(1.0),
+                            "{}, {n} rows, [{i}, {r}]: {g} vs {want}",
+                            m.type_name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The SIMD decoding of a row (prefill's: F16/BF16 widened with a tail and subnormals, Q8_0
+    /// and Q4_0 blocks scaled) against the plain decode.
+    #[test]
+    fn simd_decoding_of_rows_is_the_plain_decode() {
+        let mut v = values(45, 33);
+        v[3] = 3e-6;
+        v[4] = -5e-7;
+        let w = values(96, 34);
+        for (ty, row, n) in [
+            (GgmlType::F16, super::super::to_16_bits(GgmlType::F16, &v).unwrap(), v.len()),
+            (GgmlType::BF16, super::super::to_16_bits(GgmlType::BF16, &v).unwrap(), v.len()),
+            (GgmlType::Q8_0, super::super::quantize_q8_0(&w).unwrap(), w.len()),
+            (GgmlType::Q4_0, super::super::quantize_q4_0(&w).unwrap(), w.len()),
+        ] {
+            let want = super::super::dequantize(ty, &row, n).unwrap();
+            let mut got = vec![0f32; n];
+            if super::super::simd::decode_row(ty, &row, &mut got) {
+                assert_eq!(got, want, "{ty:?}");
+            }
+        }
+        let q6 = q6k_blocks(1, 35);
+        assert!(!super::super::simd::decode_row(GgmlType::Q6K, &q6, &mut [0.0; 256]));
+    }
+
+    /// The f32 SIMD dots (one row; one row against four) against the plain loop, with a tail.
+    #[test]
+    fn simd_and_plain_f32_dots_agree() {
+        for n in [1, 7, 8, 37, 576] {
+            let (w, x) = (values(n, 31), values(4 * n, 32));
+            let rows: Vec<&[f32]> = x.chunks_exact(n).collect();
+            let plain = |a: &[f32]| w.iter().zip(a).map(|(p, q)| p * q).sum::<f32>();
+            let close = |a: f32, b: f32| (a - b).abs() <= 1e-5 * b.abs().max(1.0);
+            if let Some(s) = super::super::simd::dot_f32(&w, rows[0]) {
+                assert!(close(s, plain(rows[0])), "{n}: {s} vs {}", plain(rows[0]));
+            }
+            if let Some(s) = super::super::simd::dot4_f32(&w, [rows[0], rows[1], rows[2], rows[3]]) {
+                for k in 0..4 {
+                    assert!(close(s[k], plain(rows[k])), "{n}, row {k}: {} vs {}", s[k], plain(rows[k]));
+                }
+            }
+        }
     }
 
     /// The SIMD kernels (AVX2 here where the CPU has it; SIMD128 in the wasm tests) against the

@@ -19,7 +19,7 @@ pub mod matrix;
 mod q4_0;
 mod q5_0;
 mod q8_0;
-mod simd;
+pub(crate) mod simd;
 
 pub use int8::Activations;
 pub use k_quants::quantize_q4k;

@@ -12,10 +12,7 @@ macro_rules! simd_dot {
         $(#[$doc])*
         pub fn $name(row: &[u8], x: $x) -> Option<f32> {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-                && std::arch::is_x86_feature_detected!("f16c")
-            {
+            if has_avx2_fma_f16c() {
                 // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads within
                 // `row` and `x`.
                 return Some(unsafe { x86::$name(row, x) });
@@ -73,6 +70,86 @@ simd_dot!(
 );
 
 #[cfg(target_arch = "x86_64")]
+fn has_avx2_fma_f16c() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+}
+
+/// `a · b` over f32s, if this CPU (or this wasm build) has a SIMD path; else None (the caller
+/// runs the plain loop). Both the same length.
+pub fn dot_f32(a: &[f32], b: &[f32]) -> Option<f32> {
+    assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma_f16c() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads within `a` and `b`.
+        return Some(unsafe { x86::dot_f32(a, b) });
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return Some(wasm::dot_f32(a, b));
+    #[allow(unreachable_code)]
+    None
+}
+
+/// `[w · x[0], …, w · x[3]]`: one row of weights against four rows of activations, each weight
+/// loaded once for four products (prefill's inner kernel), if there is a SIMD path.
+pub fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> Option<[f32; 4]> {
+    assert!(x.iter().all(|x| x.len() == w.len()));
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma_f16c() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads within `w` and `x`,
+        // which are the same length (checked above).
+        return Some(unsafe { x86::dot4_f32(w, x) });
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return Some(wasm::dot4_f32(w, x));
+    #[allow(unreachable_code)]
+    None
+}
+
+/// A row decoded into f32 in `out` (as many values as it holds) — F16 and BF16 widened, Q8_0
+/// and Q4_0 blocks scaled — if this CPU (or wasm build) has a SIMD path for its type: prefill
+/// decodes each weight row once, and the plain decode is a call per f16 value. False (nothing
+/// written) without one.
+pub fn decode_row(ty: super::GgmlType, row: &[u8], out: &mut [f32]) -> bool {
+    use super::GgmlType::{BF16, F16, Q4_0, Q8_0};
+    if !matches!(ty, F16 | BF16 | Q8_0 | Q4_0) {
+        return false;
+    }
+    assert_eq!(row.len() as u64, out.len() as u64 / ty.block_len() * ty.block_bytes());
+    assert!((out.len() as u64).is_multiple_of(ty.block_len()));
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma_f16c() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); `row` holds exactly the blocks
+        // of `out`'s values (checked above), which the kernels read and write within.
+        unsafe {
+            match ty {
+                F16 => x86::widen_f16(row, out),
+                BF16 => x86::widen_bf16(row, out),
+                Q8_0 => x86::decode_q8_0(row, out),
+                _ => x86::decode_q4_0(row, out),
+            }
+        }
+        return true;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        match ty {
+            F16 => wasm::widen_f16(row, out),
+            BF16 => wasm::widen_bf16(row, out),
+            Q8_0 => wasm::decode_q8_0(row, out),
+            _ => wasm::decode_q4_0(row, out),
+        }
+        return true;
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = (row, out);
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
@@ -91,6 +168,40 @@ mod x86 {
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
         _mm_cvtss_f32(s)
+    }
+
+    /// Two accumulators (the FMA's latency is hidden behind the other's), then the tail.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len() / 16 * 16;
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        for i in (0..n).step_by(16) {
+            // SAFETY: i + 16 <= n <= a.len() == b.len().
+            unsafe {
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
+                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)), s1);
+            }
+        }
+        hsum(_mm256_add_ps(s0, s1)) + a[n..].iter().zip(&b[n..]).map(|(x, y)| x * y).sum::<f32>()
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
+        let n = w.len() / 8 * 8;
+        let pw = w.as_ptr();
+        let px = x.map(|x| x.as_ptr());
+        let mut s = [_mm256_setzero_ps(); 4];
+        for i in (0..n).step_by(8) {
+            // SAFETY: i + 8 <= n <= w.len() == x[k].len().
+            unsafe {
+                let wv = _mm256_loadu_ps(pw.add(i));
+                for k in 0..4 {
+                    s[k] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(px[k].add(i)), s[k]);
+                }
+            }
+        }
+        std::array::from_fn(|k| hsum(s[k]) + w[n..].iter().zip(&x[k][n..]).map(|(a, b)| a * b).sum::<f32>())
     }
 
     /// Eight signed bytes at `p` as eight f32s.
@@ -193,6 +304,70 @@ mod x86 {
         }
         let tail: f32 = (i..n).map(|j| one(&row[2 * j..2 * j + 2]) * x[j]).sum();
         hsum(_mm256_add_ps(acc[0], acc[1])) + tail
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn widen_16(row: &[u8], out: &mut [f32], widen: impl Fn(__m128i) -> __m256, one: fn(&[u8]) -> f32) {
+        let n = out.len();
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: values i .. i + 8 ≤ n of `out`, and of `row` (2 bytes each; the caller
+            // passes at least 2 · n).
+            unsafe {
+                let w = _mm_loadu_si128(row.as_ptr().add(2 * i) as *const __m128i);
+                _mm256_storeu_ps(out.as_mut_ptr().add(i), widen(w));
+            }
+            i += 8;
+        }
+        for j in i..n {
+            out[j] = one(&row[2 * j..2 * j + 2]);
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn widen_f16(row: &[u8], out: &mut [f32]) {
+        widen_16(row, out, |w| _mm256_cvtph_ps(w), |b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn widen_bf16(row: &[u8], out: &mut [f32]) {
+        widen_16(
+            row,
+            out,
+            |w| _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(w), 16)),
+            |b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
+        )
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn decode_q8_0(row: &[u8], out: &mut [f32]) {
+        for (b, y) in row.chunks_exact(34).zip(out.chunks_exact_mut(32)) {
+            let d = _mm256_set1_ps(scale(b));
+            for k in 0..4 {
+                // SAFETY: block bytes 2 + 8k .. 10 + 8k ≤ 34; values 8k .. 8k + 8 ≤ 32.
+                unsafe {
+                    _mm256_storeu_ps(y.as_mut_ptr().add(8 * k), _mm256_mul_ps(i8x8(b.as_ptr().add(2 + 8 * k)), d))
+                };
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn decode_q4_0(row: &[u8], out: &mut [f32]) {
+        let low = _mm_set1_epi8(0x0F);
+        let eight = _mm256_set1_ps(8.0);
+        for (b, y) in row.chunks_exact(18).zip(out.chunks_exact_mut(32)) {
+            let d = _mm256_set1_ps(scale(b));
+            // SAFETY: block bytes 2 .. 18.
+            let bytes = unsafe { _mm_loadu_si128(b.as_ptr().add(2) as *const __m128i) };
+            let lo = _mm_and_si128(bytes, low); // values 0..16
+            let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low); // values 16..32
+            let f = |v: __m128i| _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)), eight), d);
+            for (k, q) in [f(lo), f(_mm_srli_si128(lo, 8)), f(hi), f(_mm_srli_si128(hi, 8))].into_iter().enumerate() {
+                // SAFETY: values 8k .. 8k + 8 ≤ 32.
+                unsafe { _mm256_storeu_ps(y.as_mut_ptr().add(8 * k), q) };
+            }
+        }
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -415,6 +590,28 @@ mod wasm {
         unsafe { v128_load(b.as_ptr() as *const v128) }
     }
 
+    pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len() / 8 * 8;
+        let (mut s0, mut s1) = (f32x4_splat(0.0), f32x4_splat(0.0));
+        for i in (0..n).step_by(8) {
+            s0 = f32x4_add(s0, f32x4_mul(load(&a[i..]), load(&b[i..])));
+            s1 = f32x4_add(s1, f32x4_mul(load(&a[i + 4..]), load(&b[i + 4..])));
+        }
+        hsum(f32x4_add(s0, s1)) + a[n..].iter().zip(&b[n..]).map(|(x, y)| x * y).sum::<f32>()
+    }
+
+    pub fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
+        let n = w.len() / 4 * 4;
+        let mut s = [f32x4_splat(0.0); 4];
+        for i in (0..n).step_by(4) {
+            let wv = load(&w[i..]);
+            for k in 0..4 {
+                s[k] = f32x4_add(s[k], f32x4_mul(wv, load(&x[k][i..])));
+            }
+        }
+        std::array::from_fn(|k| hsum(s[k]) + w[n..].iter().zip(&x[k][n..]).map(|(a, b)| a * b).sum::<f32>())
+    }
+
     pub fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
         let mut acc = f32x4_splat(0.0);
         for (b, xs) in row.chunks_exact(34).zip(x.chunks_exact(32)) {
@@ -506,17 +703,85 @@ mod wasm {
     /// F16 bits (in the low half of each lane) as f32: the exponent and mantissa moved into
     /// f32's places, then scaled by 2¹¹² (the exponents' bias difference), which also makes
     /// subnormals right; the sign put back. (Infinities and NaN are refused at load.)
+    /// Four f16s (one per 32-bit lane) as f32s: the exponent and mantissa moved into place,
+    /// times 2¹¹² (which also gets subnormals right; wasm has no f16 conversion).
+    fn widen_f16_lanes(h: v128) -> v128 {
+        let magnitude =
+            f32x4_mul(i32x4_shl(v128_and(h, u32x4_splat(0x7FFF)), 13), f32x4_splat(f32::from_bits(0x7780_0000)));
+        v128_or(magnitude, i32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16))
+    }
+
     pub fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
-        let widen = |h: v128| {
-            let magnitude =
-                f32x4_mul(i32x4_shl(v128_and(h, u32x4_splat(0x7FFF)), 13), f32x4_splat(f32::from_bits(0x7780_0000)));
-            v128_or(magnitude, i32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16))
-        };
-        dot_16(row, x, widen, |b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+        dot_16(row, x, widen_f16_lanes, |b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
     }
 
     pub fn dot_bf16(row: &[u8], x: &[f32]) -> f32 {
         dot_16(row, x, |h| i32x4_shl(h, 16), |b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+    }
+
+    fn widen_16(row: &[u8], out: &mut [f32], widen: impl Fn(v128) -> v128, one: fn(&[u8]) -> f32) {
+        let n = out.len();
+        let mut i = 0;
+        while i + 8 <= n {
+            let w = bytes16(&row[2 * i..]);
+            let (lo, hi) = (widen(u32x4_extend_low_u16x8(w)), widen(u32x4_extend_high_u16x8(w)));
+            let o = &mut out[i..i + 8];
+            // SAFETY: 8 writable f32s (the slice above); v128_store has no alignment requirement.
+            unsafe {
+                v128_store(o.as_mut_ptr() as *mut v128, lo);
+                v128_store(o.as_mut_ptr().add(4) as *mut v128, hi);
+            }
+            i += 8;
+        }
+        for j in i..n {
+            out[j] = one(&row[2 * j..2 * j + 2]);
+        }
+    }
+
+    pub fn widen_f16(row: &[u8], out: &mut [f32]) {
+        widen_16(row, out, widen_f16_lanes, |b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+    }
+
+    pub fn widen_bf16(row: &[u8], out: &mut [f32]) {
+        widen_16(row, out, |h| i32x4_shl(h, 16), |b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+    }
+
+    /// Sixteen 8-bit integers (widened to i16 halves by the caller) as f32s times `d`, stored.
+    fn store16(a: v128, b: v128, d: v128, y: &mut [f32]) {
+        let f = |v: v128, lo: bool| {
+            f32x4_mul(f32x4_convert_i32x4(if lo { i32x4_extend_low_i16x8(v) } else { i32x4_extend_high_i16x8(v) }), d)
+        };
+        let y = &mut y[..16];
+        // SAFETY: 16 writable f32s (the slice above); v128_store has no alignment requirement.
+        unsafe {
+            let p = y.as_mut_ptr() as *mut v128;
+            v128_store(p, f(a, true));
+            v128_store(p.add(1), f(a, false));
+            v128_store(p.add(2), f(b, true));
+            v128_store(p.add(3), f(b, false));
+        }
+    }
+
+    pub fn decode_q8_0(row: &[u8], out: &mut [f32]) {
+        for (b, y) in row.chunks_exact(34).zip(out.chunks_exact_mut(32)) {
+            let d = f32x4_splat(scale(b));
+            for k in 0..2 {
+                let q = bytes16(&b[2 + 16 * k..]);
+                store16(i16x8_extend_low_i8x16(q), i16x8_extend_high_i8x16(q), d, &mut y[16 * k..]);
+            }
+        }
+    }
+
+    pub fn decode_q4_0(row: &[u8], out: &mut [f32]) {
+        for (b, y) in row.chunks_exact(18).zip(out.chunks_exact_mut(32)) {
+            let d = f32x4_splat(scale(b));
+            let bytes = bytes16(&b[2..]);
+            let eight = i16x8_splat(8);
+            for (k, nibbles) in [v128_and(bytes, u8x16_splat(0x0F)), u8x16_shr(bytes, 4)].into_iter().enumerate() {
+                let (a, c) = (u16x8_extend_low_u8x16(nibbles), u16x8_extend_high_u8x16(nibbles));
+                store16(i16x8_sub(a, eight), i16x8_sub(c, eight), d, &mut y[16 * k..]);
+            }
+        }
     }
     /// `Σ w·q` of 16 signed bytes each, as four i32 lane sums.
     fn idot16(w: v128, q: v128) -> v128 {
