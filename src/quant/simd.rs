@@ -153,13 +153,15 @@ pub fn decode_row(ty: super::GgmlType, row: &[u8], out: &mut [f32]) -> bool {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// A block's f16 scale at the start of `b`, converted by F16C in registers (`half`'s
-    /// conversion is a call, which spills the accumulators every block).
+    /// A block's f16 scale at the start of `b` in every lane, converted by F16C in registers
+    /// (`half`'s conversion is a call, which spills the accumulators every block). Loaded as a
+    /// broadcast: loaded into one lane (`_mm_cvtsi32_si128`), LLVM inserted it into whatever
+    /// register it picked — the accumulator, in the integer kernels — so each block's scale
+    /// waited for the previous block's sum, and the loop ran at that chain's latency.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn scale(b: &[u8]) -> f32 {
-        let bits = u16::from_le_bytes([b[0], b[1]]);
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    fn scale8(b: &[u8]) -> __m256 {
+        _mm256_cvtph_ps(_mm_set1_epi16(i16::from_le_bytes([b[0], b[1]])))
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -221,7 +223,7 @@ mod x86 {
                 let (q, v) = unsafe { (i8x8(b.as_ptr().add(2 + 8 * k)), _mm256_loadu_ps(xs.as_ptr().add(8 * k))) };
                 s = _mm256_fmadd_ps(q, v, s);
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale(b)), s, acc);
+            acc = _mm256_fmadd_ps(scale8(b), s, acc);
         }
         hsum(acc)
     }
@@ -242,7 +244,7 @@ mod x86 {
                 // SAFETY: values 8k .. 8k + 8 ≤ 32.
                 s = _mm256_fmadd_ps(q, unsafe { _mm256_loadu_ps(xs.as_ptr().add(8 * k)) }, s);
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale(b)), s, acc);
+            acc = _mm256_fmadd_ps(scale8(b), s, acc);
         }
         hsum(acc)
     }
@@ -288,22 +290,37 @@ mod x86 {
     }
 
     /// `Σ_i w_i x_i` over 16-bit weights, eight at a time widened to f32 by `widen`; the tail
-    /// (fewer than 8) in plain code by `one`.
+    /// (fewer than 8) in plain code by `one`. Two accumulators in two named registers: an
+    /// array indexed by the loop's parity was kept on the stack, and every product waited for
+    /// a store and a reload of its sum (a third of decode's speed on F16 weights).
     #[target_feature(enable = "avx2,fma,f16c")]
     fn dot_16(row: &[u8], x: &[f32], widen: impl Fn(__m128i) -> __m256, one: fn(&[u8]) -> f32) -> f32 {
         let n = x.len().min(row.len() / 2);
-        let mut acc = [_mm256_setzero_ps(), _mm256_setzero_ps()];
+        let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (pw, px) = (row.as_ptr(), x.as_ptr());
         let mut i = 0;
-        while i + 8 <= n {
-            // SAFETY: values i .. i + 8 ≤ n of both `row` (2 bytes each) and `x`.
-            let (w, v) = unsafe {
-                (_mm_loadu_si128(row.as_ptr().add(2 * i) as *const __m128i), _mm256_loadu_ps(x.as_ptr().add(i)))
-            };
-            acc[(i / 8) % 2] = _mm256_fmadd_ps(widen(w), v, acc[(i / 8) % 2]);
+        while i + 16 <= n {
+            // SAFETY: values i .. i + 16 ≤ n of both `row` (2 bytes each) and `x`.
+            unsafe {
+                let (w0, w1) = (
+                    _mm_loadu_si128(pw.add(2 * i) as *const __m128i),
+                    _mm_loadu_si128(pw.add(2 * i + 16) as *const __m128i),
+                );
+                a0 = _mm256_fmadd_ps(widen(w0), _mm256_loadu_ps(px.add(i)), a0);
+                a1 = _mm256_fmadd_ps(widen(w1), _mm256_loadu_ps(px.add(i + 8)), a1);
+            }
+            i += 16;
+        }
+        if i + 8 <= n {
+            // SAFETY: values i .. i + 8 ≤ n, as above.
+            unsafe {
+                let w = _mm_loadu_si128(pw.add(2 * i) as *const __m128i);
+                a0 = _mm256_fmadd_ps(widen(w), _mm256_loadu_ps(px.add(i)), a0);
+            }
             i += 8;
         }
         let tail: f32 = (i..n).map(|j| one(&row[2 * j..2 * j + 2]) * x[j]).sum();
-        hsum(_mm256_add_ps(acc[0], acc[1])) + tail
+        hsum(_mm256_add_ps(a0, a1)) + tail
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -342,7 +359,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn decode_q8_0(row: &[u8], out: &mut [f32]) {
         for (b, y) in row.chunks_exact(34).zip(out.chunks_exact_mut(32)) {
-            let d = _mm256_set1_ps(scale(b));
+            let d = scale8(b);
             for k in 0..4 {
                 // SAFETY: block bytes 2 + 8k .. 10 + 8k ≤ 34; values 8k .. 8k + 8 ≤ 32.
                 unsafe {
@@ -357,7 +374,7 @@ mod x86 {
         let low = _mm_set1_epi8(0x0F);
         let eight = _mm256_set1_ps(8.0);
         for (b, y) in row.chunks_exact(18).zip(out.chunks_exact_mut(32)) {
-            let d = _mm256_set1_ps(scale(b));
+            let d = scale8(b);
             // SAFETY: block bytes 2 .. 18.
             let bytes = unsafe { _mm_loadu_si128(b.as_ptr().add(2) as *const __m128i) };
             let lo = _mm_and_si128(bytes, low); // values 0..16
@@ -404,14 +421,13 @@ mod x86 {
 
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn int8_q8_0(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
-        // Two accumulators, even and odd blocks: one chain of adds is as slow as its latency.
-        let mut acc = [_mm256_setzero_ps(); 2];
-        for (i, ((b, q), dx)) in row.chunks_exact(34).zip(x.q.chunks_exact(32)).zip(&x.d).enumerate() {
+        let mut acc = _mm256_setzero_ps();
+        for ((b, q), dx) in row.chunks_exact(34).zip(x.q.chunks_exact(32)).zip(&x.d) {
             // SAFETY: block bytes 2 .. 34; 32 activation codes.
             let (w, q) = unsafe { (load32(b.as_ptr().add(2)), load32(q.as_ptr() as *const u8)) };
-            acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(scale(b) * dx), isum(w, q), acc[i & 1]);
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(scale8(b), _mm256_set1_ps(*dx)), isum(w, q), acc);
         }
-        hsum(_mm256_add_ps(acc[0], acc[1]))
+        hsum(acc)
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -424,7 +440,7 @@ mod x86 {
                 unsafe { (_mm_loadu_si128(b.as_ptr().add(2) as *const __m128i), load32(q.as_ptr() as *const u8)) };
             let (lo, hi) = (_mm_and_si128(bytes, low), _mm_and_si128(_mm_srli_epi16(bytes, 4), low));
             let w = _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale(b) * dx), isum(w, q), acc);
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(scale8(b), _mm256_set1_ps(*dx)), isum(w, q), acc);
         }
         hsum(acc)
     }
@@ -460,7 +476,7 @@ mod x86 {
         let mut acc = _mm256_setzero_ps();
         let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
         for (sb, b) in row.chunks_exact(210).enumerate() {
-            let d = scale(&b[208..210]);
+            let d = scale8(&b[208..210]);
             for half in 0..2 {
                 // SAFETY: ql bytes 64·half .. + 64 ≤ 128, qh bytes 128 + 32·half .. + 32 ≤ 192.
                 let (ql0, ql1, qh) = unsafe {
@@ -485,8 +501,8 @@ mod x86 {
                     let k = 8 * sb + 4 * half + j;
                     // SAFETY: activation codes 32k .. 32k + 32 lie in the row.
                     let q = unsafe { load32(x.q.as_ptr().add(32 * k) as *const u8) };
-                    let sc = |s: usize| d * b[192 + 8 * half + 2 * j + s] as i8 as f32 * x.d[k];
-                    let scales = _mm256_set_m128(_mm_set1_ps(sc(1)), _mm_set1_ps(sc(0)));
+                    let sc = |s: usize| b[192 + 8 * half + 2 * j + s] as i8 as f32 * x.d[k];
+                    let scales = _mm256_mul_ps(d, _mm256_set_m128(_mm_set1_ps(sc(1)), _mm_set1_ps(sc(0))));
                     acc = _mm256_fmadd_ps(scales, isum(w, q), acc);
                 }
             }
@@ -503,7 +519,7 @@ mod x86 {
         let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
         let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
         for (b, xs) in row.chunks_exact(210).zip(x.chunks_exact(256)) {
-            let d = scale(&b[208..210]);
+            let d = scale8(&b[208..210]);
             for half in 0..2 {
                 // SAFETY: ql bytes 64·half .. + 64 ≤ 128, qh bytes 128 + 32·half .. + 32 ≤ 192.
                 let (ql0, ql1, qh) = unsafe {
@@ -536,8 +552,8 @@ mod x86 {
                             (_mm256_loadu_ps(xp), _mm256_loadu_ps(xp.add(8)))
                         };
                         let s = _mm256_fmadd_ps(f(_mm_srli_si128(q, 8)), v1, _mm256_mul_ps(f(q), v0));
-                        let sc = d * b[192 + 8 * half + sub] as i8 as f32;
-                        acc = _mm256_fmadd_ps(_mm256_set1_ps(sc), s, acc);
+                        let sc = _mm256_mul_ps(d, _mm256_set1_ps(b[192 + 8 * half + sub] as i8 as f32));
+                        acc = _mm256_fmadd_ps(sc, s, acc);
                     }
                 }
             }
@@ -688,23 +704,23 @@ mod wasm {
     /// (fewer than 8) in plain code.
     fn dot_16(row: &[u8], x: &[f32], widen: impl Fn(v128) -> v128, one: fn(&[u8]) -> f32) -> f32 {
         let n = x.len().min(row.len() / 2);
-        let mut acc = f32x4_splat(0.0);
+        // Two sums, so each add waits only for its own previous one.
+        let (mut a0, mut a1) = (f32x4_splat(0.0), f32x4_splat(0.0));
         let mut i = 0;
         while i + 8 <= n {
             let w = bytes16(&row[2 * i..]);
             let (lo, hi) = (u32x4_extend_low_u16x8(w), u32x4_extend_high_u16x8(w));
-            acc = f32x4_add(acc, f32x4_mul(widen(lo), load(&x[i..])));
-            acc = f32x4_add(acc, f32x4_mul(widen(hi), load(&x[i + 4..])));
+            a0 = f32x4_add(a0, f32x4_mul(widen(lo), load(&x[i..])));
+            a1 = f32x4_add(a1, f32x4_mul(widen(hi), load(&x[i + 4..])));
             i += 8;
         }
-        hsum(acc) + (i..n).map(|j| one(&row[2 * j..2 * j + 2]) * x[j]).sum::<f32>()
+        hsum(f32x4_add(a0, a1)) + (i..n).map(|j| one(&row[2 * j..2 * j + 2]) * x[j]).sum::<f32>()
     }
 
-    /// F16 bits (in the low half of each lane) as f32: the exponent and mantissa moved into
-    /// f32's places, then scaled by 2¹¹² (the exponents' bias difference), which also makes
-    /// subnormals right; the sign put back. (Infinities and NaN are refused at load.)
-    /// Four f16s (one per 32-bit lane) as f32s: the exponent and mantissa moved into place,
-    /// times 2¹¹² (which also gets subnormals right; wasm has no f16 conversion).
+    /// Four f16s (one in the low half of each 32-bit lane) as f32s: the exponent and mantissa
+    /// moved into f32's places, times 2¹¹² (the exponents' bias difference, which also gets
+    /// subnormals right), the sign put back; wasm has no f16 conversion. (Infinities and NaN are
+    /// refused at load.)
     fn widen_f16_lanes(h: v128) -> v128 {
         let magnitude =
             f32x4_mul(i32x4_shl(v128_and(h, u32x4_splat(0x7FFF)), 13), f32x4_splat(f32::from_bits(0x7780_0000)));
