@@ -36,6 +36,16 @@ impl Tokenizer {
         // surrogate escape — rather than returning an error (found by `cargo xtask fuzz`).
         serde_json::from_slice::<ValidJson>(bytes)
             .map_err(|e| TokenizerError::Parse { file: "tokenizer.json", message: e.to_string() })?;
+        // A model that is not BPE-shaped (a Unigram's vocabulary is a list) is left to `tokenizers`.
+        if let Ok(Bpe { model: Some(m) }) = serde_json::from_slice(bytes) {
+            let merges = m.merges.iter().filter_map(|merge| match merge {
+                Merge::Joined(ab) => ab.split_once(' '),
+                Merge::Pair(a, b) => Some((a.as_str(), b.as_str())),
+            });
+            let prefix = m.continuing_subword_prefix.as_deref().map_or(0, str::len);
+            check_merges(m.vocab.keys().map(String::as_str), prefix, merges)
+                .map_err(|message| TokenizerError::Parse { file: "tokenizer.json", message })?;
+        }
         let inner = HfTokenizer::from_bytes(bytes)
             .map_err(|e| TokenizerError::Parse { file: "tokenizer.json", message: e.to_string() })?;
         Ok(Tokenizer { inner })
@@ -69,6 +79,8 @@ impl Tokenizer {
                 }
             }
         }
+        check_merges(vocab.keys().map(String::as_str), 0, merges.iter().map(|(a, b)| (a.as_str(), b.as_str())))
+            .map_err(|message| TokenizerError::Parse { file: "vocab.bpe", message })?;
         let has_eot = vocab.contains_key(GPT2_END_OF_TEXT);
         let bpe = BPE::builder()
             .vocab_and_merges(vocab.into_iter().collect::<tokenizers::models::bpe::Vocab>(), merges)
@@ -224,6 +236,46 @@ impl StreamDecoder {
     }
 }
 
+/// `tokenizers` 0.23's BPE builder puts each merge's two halves together in a buffer as long as
+/// the longest vocabulary entry, and panics (a slice out of range) when they are longer together,
+/// or when the second is shorter than the continuing-subword prefix it strips (found by `cargo
+/// xtask fuzz`). Such a merge makes a token no entry of the vocabulary can be: refused here, as
+/// `tokenizers` refuses a merge whose token is missing.
+fn check_merges<'a>(
+    vocab: impl Iterator<Item = &'a str>,
+    prefix: usize,
+    mut merges: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), String> {
+    let longest = vocab.map(str::len).max().unwrap_or(0);
+    match merges.find(|(a, b)| b.len() < prefix || a.len() + b.len() - prefix > longest) {
+        Some((a, b)) => Err(format!("the merge {a:?} + {b:?} makes a token longer than any in the vocabulary")),
+        None => Ok(()),
+    }
+}
+
+/// What [`check_merges`] reads of a `tokenizer.json`: a BPE model's vocabulary, merges and prefix.
+#[derive(serde::Deserialize)]
+struct Bpe {
+    model: Option<BpeModel>,
+}
+
+#[derive(serde::Deserialize)]
+struct BpeModel {
+    vocab: HashMap<String, serde::de::IgnoredAny>,
+    #[serde(default)]
+    merges: Vec<Merge>,
+    #[serde(default)]
+    continuing_subword_prefix: Option<String>,
+}
+
+/// A merge as `"a b"` (older files) or `["a", "b"]`.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Merge {
+    Joined(String),
+    Pair(String, String),
+}
+
 /// Any JSON value, read to the end with every string and key decoded (UTF-8 checked, `\u`
 /// escapes resolved), nothing kept. (`serde::de::IgnoredAny` skips strings undecoded.)
 struct ValidJson;
@@ -270,6 +322,26 @@ impl<'de> serde::de::Visitor<'de> for ValidJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_merge_longer_than_every_token_is_an_error_not_a_panic() {
+        // The third crash `cargo xtask fuzz` found: `tokenizers` sliced past its buffer.
+        for merges in [r#"[["ab", "cd"]]"#, r#"["ab cd"]"#] {
+            let json = format!(
+                r#"{{"version": "1.0", "model": {{"type": "BPE", "vocab": {{"ab": 0, "cd": 1, "a": 2}},
+                "merges": {merges}}}}}"#
+            );
+            let err = Tokenizer::from_json(json.as_bytes()).err().expect("an error");
+            assert!(err.to_string().contains("longer than any in the vocabulary"), "{err}");
+        }
+        // A prefix longer than a merge's second half (WordPiece-style `##`).
+        let json = br###"{"version": "1.0", "model": {"type": "BPE", "vocab": {"ab": 0, "c": 1, "abc": 2},
+            "merges": [["ab", "c"]], "continuing_subword_prefix": "##"}}"###;
+        assert!(Tokenizer::from_json(json).is_err());
+        let err =
+            Tokenizer::from_gpt2_files(br#"{"ab": 0, "cd": 1}"#, "#version: 0.2\nab cd\n").err().expect("an error");
+        assert!(err.to_string().contains("longer than any in the vocabulary"), "{err}");
+    }
 
     #[test]
     fn bytes_that_are_not_utf8_or_a_lone_surrogate_are_an_error_not_a_panic() {

@@ -204,6 +204,10 @@ fn fuzz(args: &[String]) -> Result<()> {
             .output()
             .with_context(|| format!("cannot run cargo fuzz run {target}"))?;
         let log = String::from_utf8_lossy(&out.stderr);
+        // The whole log beside the artifacts: what a crash printed (its panic or sanitizer report).
+        let log_path = fuzz_dir.join("artifacts").join(format!("{target}.log"));
+        std::fs::create_dir_all(fuzz_dir.join("artifacts"))?;
+        std::fs::write(&log_path, log.as_bytes()).with_context(|| format!("writing {}", log_path.display()))?;
         let stat = |name: &str| {
             log.lines()
                 .find_map(|l| l.strip_prefix(&format!("stat::{name}:")))
@@ -216,13 +220,16 @@ fn fuzz(args: &[String]) -> Result<()> {
             .lines()
             .filter_map(|l| l.split("Test unit written to ").nth(1))
             .map(|p| fuzz_dir.join(p.trim()))
+            // An input that took over 10 s is saved too (a machine busy with something else
+            // makes them); it is not a failure.
+            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("slow-unit-")))
             .collect();
         for a in &artifacts {
             let keep = root().join("tests/fuzz-regressions").join(target);
             std::fs::create_dir_all(&keep)?;
             let name = a.file_name().context("an artifact's name")?;
             std::fs::copy(a, keep.join(name)).with_context(|| format!("copying {}", a.display()))?;
-            eprintln!("{target}: crash saved as {}", keep.join(name).display());
+            eprintln!("{target}: crash saved as {} (log: {})", keep.join(name).display(), log_path.display());
             crashed.push(format!("{target}: {}", keep.join(name).display()));
         }
         if !out.status.success() && artifacts.is_empty() {
