@@ -7,10 +7,10 @@
 //! Not exact: an activation is rounded to 1/254 of its block's largest magnitude, so a product
 //! differs from the f32 one by at most `Σ_blocks d_x/2 · Σ|w|` (`tests` checks that bound). The
 //! CPU reference multiplies in f32 ([`super::matrix::dot`]); the engines take this path with
-//! [`Activations::Q8`] (`--activations q8`). Measured on the 2-core build machine it is no faster
-//! than the f32 products, natively (AVX2) or in the browser (SIMD128): decode there is bound by
-//! memory and by what is not a product; llama.cpp's edge comes from wider kernels (AVX-512 VNNI's
-//! `dpbusd`), which this path is the ground for. So it is not the default.
+//! [`Activations::Q8`] (`--activations q8`). Natively (AVX2) it decodes Q4_0 30–50 % faster than
+//! the f32 products and Q8_0 about as fast (BENCHMARKS.md); in the browser (SIMD128) it was no
+//! faster when last measured. It is not the default: the default is the exact product the tests
+//! compare with HF and llama.cpp.
 //!
 //! Math per weight type (w: the weight block's codes, q: the activation codes, d_x: their scale):
 //! - Q8_0: `d · d_x · Σ w·q`;
