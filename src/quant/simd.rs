@@ -154,10 +154,10 @@ mod x86 {
     use std::arch::x86_64::*;
 
     /// A block's f16 scale at the start of `b` in every lane, converted by F16C in registers
-    /// (`half`'s conversion is a call, which spills the accumulators every block). Loaded as a
-    /// broadcast: loaded into one lane (`_mm_cvtsi32_si128`), LLVM inserted it into whatever
-    /// register it picked — the accumulator, in the integer kernels — so each block's scale
-    /// waited for the previous block's sum, and the loop ran at that chain's latency.
+    /// (`half`'s conversion is a call, which spills the accumulators every block). A broadcast
+    /// load depends on nothing; a one-lane load (`_mm_cvtsi32_si128`) became an insert into
+    /// whatever register LLVM picked — the accumulator, in the integer kernels — so each block's
+    /// scale waited for the previous block's sum, and the loop ran at that chain's latency.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     fn scale8(b: &[u8]) -> __m256 {
