@@ -69,11 +69,15 @@ async fn cache() -> Option<Cache> {
     JsFuture::from(open).await.ok().map(|c| c.unchecked_into())
 }
 
-/// A request with `method` and an optional `Range: bytes=from-to`.
+/// A request with `method` and an optional `Range: bytes=from-to`, past the browser's HTTP
+/// cache: the model cache holds each file once (a second copy there would double a model on
+/// disk), and after a range request for a small file (`config.json` while checking a model) the
+/// HTTP cache answered the whole file's GET with a 206, which the model cache does not take.
 async fn request(url: &str, method: &str, range: Option<(u64, Option<u64>)>) -> Result<Response, FetchError> {
     let net = |e: JsValue| FetchError::Network { url: url.into(), message: message(e) };
     let init = RequestInit::new();
     init.set_method(method);
+    init.set_cache(web_sys::RequestCache::NoStore);
     if let Some((from, to)) = range {
         let headers = Headers::new().map_err(net)?;
         let value = match to {

@@ -6,8 +6,8 @@
 // Requests and their final answers (`id` is the request's; a model's id travels as `model`):
 //   load      { url, names? | files: { [name]: File }, backend }
 //             → loaded { info }          events: progress { url, loaded, total, part, parts, cached }
-//             (a reply being generated ends first, as `cancelled`; `info.not_stored` lists the
-//             downloaded files the browser refused to store, "name: why")
+//             (in a fresh worker: EngineClient below; `info.not_stored` lists the downloaded
+//             files the browser refused to store, "name: why")
 //             (the engine reads the files itself, src/web.rs `read_model`: `url`'s through the
 //             model cache, picked `File`s from disk; into wasm memory once, with progress)
 //             (a GPT-2 bundle: config.json, model.safetensors, tokenizer.json; a Llama-family
@@ -68,32 +68,79 @@ export class EngineError extends Error {
 }
 
 /// The page's side: one request → its events (`onEvent`) → a promise of the final answer.
+///
+/// Each model loads in a worker of its own, from `spawn`: a wasm memory only grows, so ending the
+/// worker is the one way to give back what a bigger model took (wllama does the same). The first
+/// load takes the worker the page started with; each later `load` or `hub` ends the old worker —
+/// a reply being generated first, which finishes as `cancelled` with what it had — and starts a
+/// new one. The old model is gone before the new one loads, as in one worker: two models never
+/// share the tab's memory.
 export class EngineClient {
-  constructor(worker) {
-    this.worker = worker;
-    this.pending = new Map();
+  constructor(spawn) {
+    this.spawn = spawn;
     this.nextId = 1;
+    /// Called with a worker's `error` event (a script that did not load, a crash).
+    this.onerror = null;
+    this.start();
+  }
+
+  start() {
+    const worker = this.spawn();
+    const pending = new Map();
     worker.onmessage = ({ data }) => {
-      const p = this.pending.get(data.id);
+      const p = pending.get(data.id);
       if (!p) return;
       if (!data.final) {
         p.onEvent?.(data);
         return;
       }
-      this.pending.delete(data.id);
+      pending.delete(data.id);
       if (data.type === 'error') p.reject(new EngineError(data.error, data.kind));
       else p.resolve(data);
     };
+    worker.onerror = (e) => this.onerror?.(e);
+    this.worker = worker;
+    this.pending = pending;
+    this.loaded = false;
   }
 
-  request(msg, onEvent, transfer = []) {
-    if (!REQUESTS.includes(msg.type))
-      return Promise.reject(new EngineError(`unknown request ${msg.type}`, 'bad-input'));
+  // Before a load: a fresh worker, unless this one never loaded a model.
+  async restart() {
+    if (!this.loaded) {
+      this.loaded = true;
+      return;
+    }
+    const { worker, pending } = this;
+    const replies = [...pending.values()].filter((p) => p.type === 'chat' || p.type === 'complete');
+    if (replies.length) {
+      this.request({ type: 'stop' }).catch(() => {});
+      // A reply stops at its next step; a worker that does not answer in 10 s is ended anyway.
+      const ended = Promise.all(replies.map((p) => p.settled));
+      await Promise.race([ended, new Promise((r) => setTimeout(r, 10_000))]);
+    }
+    worker.terminate();
+    for (const p of pending.values()) {
+      if (p.type === 'stop') p.resolve({ type: 'stopping' });
+      else p.reject(new EngineError('ended: another model is loading', 'cancelled'));
+    }
+    this.start();
+    this.loaded = true;
+  }
+
+  async request(msg, onEvent, transfer = []) {
+    if (!REQUESTS.includes(msg.type)) throw new EngineError(`unknown request ${msg.type}`, 'bad-input');
+    if (msg.type === 'load' || msg.type === 'hub') await this.restart();
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onEvent });
-      this.worker.postMessage({ ...msg, id }, transfer);
+    const { worker, pending } = this;
+    const entry = { type: msg.type, onEvent };
+    const answer = new Promise((resolve, reject) => {
+      entry.resolve = resolve;
+      entry.reject = reject;
     });
+    entry.settled = answer.catch(() => {});
+    pending.set(id, entry);
+    worker.postMessage({ ...msg, id }, transfer);
+    return answer;
   }
 }
 

@@ -20,21 +20,13 @@ import init, {
 import { MODEL_FILES, errorReply } from './protocol.js';
 
 const ready = init().then((wasm) => {
-  // The engine's memory, for the page tests: the wasm memory (what a load takes; it only grows)
-  // and the bytes live on the engine's heap (what the soak checks for leaks).
+  // The engine's memory, for the page tests: the wasm memory (what a load takes; it only grows,
+  // so each model gets a fresh worker: protocol.js `EngineClient`) and the bytes live on the
+  // engine's heap (what the soak checks for leaks).
   self.wasmMemory = wasm.memory;
   self.engineHeap = heap_bytes;
 });
 let stopRequested = false;
-// The reply being generated (a promise of its end), or null: loading another model ends it first,
-// so the reply finishes as `cancelled` with what it had instead of stepping a model that is gone.
-let replying = null;
-
-async function endReply() {
-  if (!replying) return;
-  stopRequested = true;
-  await replying.catch(() => {});
-}
 
 const post = (msg) => self.postMessage(msg);
 const yieldToEvents = () => new Promise((r) => setTimeout(r, 0)); // lets a "stop" arrive
@@ -43,7 +35,7 @@ const yieldToEvents = () => new Promise((r) => setTimeout(r, 0)); // lets a "sto
 const progress = (id) => (file, loaded, total, cached, part, parts) =>
   post({ id, type: 'progress', url: file, loaded, total, part, parts, cached });
 
-// One reply, a few tokens per step, yielding between steps so a "stop" (or a load) gets in.
+// One reply, a few tokens per step, yielding between steps so a "stop" gets in.
 async function reply(msg) {
   stopRequested = false;
   const started = performance.now();
@@ -74,7 +66,6 @@ async function handle(msg) {
   await ready;
   switch (msg.type) {
     case 'load': {
-      await endReply();
       // Both read in Rust (src/web.rs `read_model`): the catalogue's files through the model
       // cache, picked files straight from disk; either way into wasm memory once.
       // The page's relative URLs are relative to www/, where this file is (the worker itself
@@ -95,7 +86,6 @@ async function handle(msg) {
         info: JSON.parse(await hub_inspect(msg.base, msg.model, msg.revision || undefined, msg.file || undefined)),
       };
     case 'hub': {
-      await endReply();
       const info = await load_hub_model(
         msg.base,
         msg.model,
@@ -113,14 +103,8 @@ async function handle(msg) {
       return { type: 'inspected', info: JSON.parse(info) };
     }
     case 'chat':
-    case 'complete': {
-      replying = reply(msg);
-      try {
-        return await replying;
-      } finally {
-        replying = null;
-      }
-    }
+    case 'complete':
+      return reply(msg);
     case 'stop':
       stopRequested = true;
       return { type: 'stopping' };

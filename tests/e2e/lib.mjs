@@ -45,6 +45,13 @@ export async function ready(page, backend) {
   });
 }
 
+/// The engine's worker: the page's newest. The page starts one per model and ends the one before
+/// (www/protocol.js `EngineClient`), which may still be listed for a moment.
+export function engineWorker(page) {
+  const workers = page.workers();
+  return workers[workers.length - 1];
+}
+
 export async function chat(page, text) {
   const before = await page.locator('#messages li.assistant').count();
   await page.fill('#prompt', text);

@@ -6,7 +6,7 @@
 // against its memory after the first reply. Bounded: a fixed number of turns, a few minutes.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
-import { FLAGS, LONG, assert, chat, finish, folder, hubServer, ready, test, useHub } from './lib.mjs';
+import { FLAGS, LONG, assert, chat, engineWorker, finish, folder, hubServer, ready, test, useHub } from './lib.mjs';
 
 const [base, shots, seedArg] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
@@ -45,12 +45,13 @@ async function setNumber(p, id, value) {
 }
 
 // What the tab holds, after a garbage collection of the page and the engine's worker: the page's
-// JavaScript heap, the engine's live heap (src/web_heap.rs) and its wasm memory (a high-water
-// mark: reported, not compared). The page's collection is DevTools' (CDP
+// JavaScript heap, the engine's live heap (src/web_heap.rs) and its wasm memory, which holds that
+// heap and only grows (the page gives a fresh worker to each model: www/protocol.js). The tab:
+// the page's heap and the wasm memory. The page's collection is DevTools' (CDP
 // `HeapProfiler.collectGarbage`): a `gc()` called from inside an evaluation left up to 2 MB of
 // garbage on a 2.5 MB heap, which read as growth.
 async function memory(p) {
-  const [worker] = p.workers();
+  const worker = engineWorker(p);
   const cdp = await p.context().newCDPSession(p);
   await cdp.send('HeapProfiler.collectGarbage');
   await cdp.detach();
@@ -58,7 +59,7 @@ async function memory(p) {
   const pageHeap = await p.evaluate(() => performance.memory.usedJSHeapSize);
   const engineHeap = await worker.evaluate(() => self.engineHeap());
   const wasm = await worker.evaluate(() => self.wasmMemory.buffer.byteLength);
-  return { pageHeap, engineHeap, wasm, total: pageHeap + engineHeap };
+  return { pageHeap, engineHeap, wasm, tab: pageHeap + wasm, workers: p.workers().length };
 }
 const mb = (n) => `${(n / 1e6).toFixed(2)} MB`;
 // The main tab's memory at the end of a test: where it grows, if it does.
@@ -322,25 +323,27 @@ async function round() {
   await chat(page, 'Hello! Who are you?');
 }
 
-await test("the tab's memory: the engine's after the soak within 10 % of the first reply's, the page's steady over a round", async () => {
+await test("the tab's memory after the soak within 10 % of the first reply's; the engine's heap too, the page's steady over a round", async () => {
   // The page's JavaScript heap also holds V8's code and type feedback for every path the soak
   // first ran, and Chromium's performance timeline (layout shifts, event timings: at most 150
-  // of each) — a one-time 0.3–0.4 MB here (a heap snapshot's diff) — so it is compared round to
-  // round: the same work twice, nothing kept from the first.
+  // of each) — a one-time 0.3–0.4 MB here (a heap snapshot's diff) — so it is also compared round
+  // to round: the same work twice, nothing kept from the first.
   await round();
   const a = await memory(page);
   await round();
   const b = await memory(page);
   const pct = (x, y) => `${x >= y ? '+' : ''}${((x / y - 1) * 100).toFixed(1)} %`;
+  const line = (m) =>
+    `page heap ${mb(m.pageHeap)}, engine heap ${mb(m.engineHeap)}, wasm ${mb(m.wasm)}, tab ${mb(m.tab)}`;
+  console.log(`     first reply: ${line(first)}`);
+  console.log(`     after the soak and a round: ${line(a)}`);
   console.log(
-    `     first reply: page heap ${mb(first.pageHeap)}, engine heap ${mb(first.engineHeap)}, wasm ${mb(first.wasm)}`,
+    `     after a second round: ${line(b)} — tab ${pct(b.tab, first.tab)}, engine heap ${pct(b.engineHeap, first.engineHeap)}, wasm ${pct(b.wasm, first.wasm)} on the first reply; page heap ${pct(b.pageHeap, a.pageHeap)} on the round before; ${b.workers} engine worker(s)`,
   );
-  console.log(
-    `     after the soak and a round: page heap ${mb(a.pageHeap)}, engine heap ${mb(a.engineHeap)}, wasm ${mb(a.wasm)}`,
-  );
-  console.log(
-    `     after a second round: page heap ${mb(b.pageHeap)} (${pct(b.pageHeap, a.pageHeap)} on the round before, ${pct(b.pageHeap, first.pageHeap)} on the first reply), engine heap ${mb(b.engineHeap)} (${pct(b.engineHeap, first.engineHeap)} on the first reply), wasm ${mb(b.wasm)}; both heaps ${pct(b.total, first.total)} on the first reply`,
-  );
+  // The tab: the models loaded in the soak (a bigger one by id among them) gave their memory back.
+  assert(b.tab <= first.tab * 1.1, `the tab grew from ${first.tab} to ${b.tab} bytes`);
+  assert(b.wasm <= first.wasm * 1.1, `the wasm memory grew from ${first.wasm} to ${b.wasm} bytes`);
+  assert(b.workers === 1, `${b.workers} engine workers after the soak`);
   // The model, its KV cache and the engine's buffers: nothing kept from the soak.
   assert(b.engineHeap <= first.engineHeap * 1.1, `the engine heap grew from ${first.engineHeap} to ${b.engineHeap}`);
   // The page: no conversation, reply or download kept from a round.

@@ -32,11 +32,12 @@ document.head.append(csp);
 
 // The engine's worker starts from a blob that imports worker.js: a worker from a blob inherits
 // the page's policies (one from a URL would get only its response's headers, which a static
-// host cannot be trusted to send).
-const boot = `import ${JSON.stringify(new URL('../worker.js', import.meta.url).href)};`;
-export const engine = new EngineClient(
-  new Worker(URL.createObjectURL(new Blob([boot], { type: 'text/javascript' })), { type: 'module' }),
+// host cannot be trusted to send). A fresh one for each model (protocol.js `EngineClient`).
+const boot = URL.createObjectURL(
+  new Blob([`import ${JSON.stringify(new URL('../worker.js', import.meta.url).href)};`], { type: 'text/javascript' }),
 );
+export const engine = new EngineClient(() => new Worker(boot, { type: 'module' }));
+engine.onerror = (e) => setStatus(`the engine stopped: ${e.message}`, true);
 
 export const state = {
   /// The loaded model: where it came from and the engine's description of it.
@@ -51,5 +52,3 @@ export function setStatus(text, error = false) {
   $('status').textContent = text;
   $('status').classList.toggle('error', error);
 }
-
-engine.worker.onerror = (e) => setStatus(`the engine stopped: ${e.message}`, true);
