@@ -3,6 +3,9 @@
 # (which reads the file and loads every tensor as the page's engine does: the same Rust,
 # src/gguf/model.rs `load_owned`), against the file's size. A GGUF's matrices — blocks, F16 or
 # BF16 — stay in the file's buffer; F32 ones are read into tensors beside it.
+# Then while decoding: the peak resident set of `wgpt generate` (a short prompt, 256 tokens
+# on the CPU engine) against what the engine says it holds at the end — the weights and the KV
+# cache (#22's goal: ≤ 1.15 ×).
 #
 #   sh benches/load_memory.sh               # Qwen2.5-0.5B's and SmolLM2-135M's shapes, random weights
 #   sh benches/load_memory.sh FILE.gguf…    # any files
@@ -38,4 +41,20 @@ for f in "$@"; do
   kb=$(tail -1 target/tmp/load_memory.kb)
   size=$(stat -c %s "$f")
   python3 -c "print(f'| $(basename "$f") | {$size/1e6:,.0f} | {$kb*1024/1e6:,.0f} | {$kb*1024/$size:.2f} |')"
+done
+echo
+echo "while decoding 256 tokens (wgpt generate --backend cpu):"
+echo "| file | weights MB | KV cache MB | peak resident MB | peak ÷ (weights + KV) |"
+echo "|---|---:|---:|---:|---:|"
+for f in "$@"; do
+  /usr/bin/time -o target/tmp/load_memory.kb -f %M ./target/release/wgpt generate --model "$f" --backend cpu \
+    --prompt "The history of GPT starts with the Transformer, and" --max-tokens 256 --ignore-eos --temperature 0 \
+    2>target/tmp/load_memory.err >/dev/null || { cat target/tmp/load_memory.err >&2; exit 1; }
+  kb=$(tail -1 target/tmp/load_memory.kb)
+  held=$(grep '^\[held:' target/tmp/load_memory.err)
+  python3 -c "
+import re
+w, kv = map(int, re.findall(r'(\\d+) bytes', '$held'))
+peak = $kb * 1024
+print(f'| $(basename "$f") | {w/1e6:,.0f} | {kv/1e6:,.1f} | {peak/1e6:,.0f} | {peak/(w+kv):.2f} |')"
 done

@@ -142,9 +142,10 @@ fn dot_q4_0(row: &[u8], x: &Q8Row) -> f32 {
 fn dot_q4k(row: &[u8], x: &Q8Row) -> f32 {
     let mut sum = 0f32;
     for (sb, b) in row.chunks_exact(144).enumerate() {
+        let multipliers = super::k_quants::multipliers(b);
         for pair in 0..4 {
             let codes = &b[16 + 32 * pair..48 + 32 * pair];
-            let [a1, a2, o1, o2] = super::k_quants::pair_multipliers(b, pair);
+            let [a1, a2, o1, o2] = multipliers[pair];
             // Activation blocks 2·pair and 2·pair + 1 of this super-block.
             let (k1, k2) = (8 * sb + 2 * pair, 8 * sb + 2 * pair + 1);
             let (q1, q2) = (&x.q[32 * k1..32 * k1 + 32], &x.q[32 * k2..32 * k2 + 32]);

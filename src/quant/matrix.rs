@@ -283,6 +283,7 @@ fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
 fn dot_q4k(row: &[u8], x: &[f32]) -> f32 {
     let mut sum = 0f32;
     for (b, xs) in row.chunks_exact(144).zip(x.chunks_exact(256)) {
+        let multipliers = super::k_quants::multipliers(b);
         for pair in 0..4 {
             // 32 bytes: sub-block 2·pair in the low nibbles, 2·pair + 1 in the high ones.
             let q = &b[16 + 32 * pair..16 + 32 * pair + 32];
@@ -294,7 +295,7 @@ fn dot_q4k(row: &[u8], x: &[f32]) -> f32 {
                 t1 += x1[l];
                 t2 += x2[l];
             }
-            let [a1, a2, o1, o2] = super::k_quants::pair_multipliers(b, pair);
+            let [a1, a2, o1, o2] = multipliers[pair];
             sum += a1 * s1 + a2 * s2 + o1 * t1 + o2 * t2;
         }
     }

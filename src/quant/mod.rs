@@ -125,6 +125,7 @@ impl GgmlType {
     }
 }
 
+#[inline]
 fn f16(b: &[u8]) -> f32 {
     half::f16::from_le_bytes([b[0], b[1]]).to_f32()
 }

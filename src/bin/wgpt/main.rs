@@ -378,6 +378,9 @@ mod cli {
             out.finish,
             seed
         );
+        // What the engine holds now, for the peak-memory benchmark (benches/load_memory.sh).
+        let held = model.footprint();
+        eprintln!("[held: weights {} bytes, KV cache and buffers {} bytes]", held.weights, held.scratch);
         Ok(())
     }
 
