@@ -100,6 +100,43 @@ fn logits_match_hf_on_the_dequantized_weights_on_both_engines() {
     }
 }
 
+/// The CPU engine's logits are the same bits on 1, 2 and 3 threads, for both kinds of products
+/// (f32 and 8-bit activations): a prompt, then decode steps — the products split rows, attention
+/// splits heads, and each output is computed whole by one thread.
+#[test]
+fn logits_do_not_depend_on_the_thread_count() {
+    use wgpt::quant::Activations;
+    let names = ["tiny-f32.q4_0", "llama-gqa.f32", "qwen2-bias.q4_k_m", "qwen3-qknorm.q8_0"];
+    let picked: Vec<Fixture> = fixtures().into_iter().filter(|(n, ..)| names.contains(&n.as_str())).collect();
+    assert_eq!(picked.len(), names.len(), "fixtures missing");
+    for (name, cases, _) in picked {
+        let loaded = LoadedModel::load(&dir().join(format!("{name}.gguf"))).unwrap();
+        let prompt = &cases[0];
+        for activations in [Activations::F32, Activations::Q8] {
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| {
+                    let mut model = loaded.cpu_with(4096, activations);
+                    let mut all = pollster::block_on(model.forward(prompt, ALL)).unwrap().logits.clone();
+                    for &id in &prompt[..3] {
+                        all.extend_from_slice(&pollster::block_on(model.forward(&[id], ALL)).unwrap().logits);
+                    }
+                    all
+                })
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                let got = run(threads);
+                assert!(
+                    got.iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{name}, {activations} activations: {threads} threads differ from one by {}",
+                    common::max_abs_diff(&got, &one)
+                );
+            }
+        }
+    }
+}
+
 /// The CPU engine's fast path — quantized matrices times activations quantized to 8 bits per
 /// block of 32, integer products, as llama.cpp multiplies — against the reference (f32
 /// activations) on every quantized fixture: the logits move by about what Q8_0's rounding of the

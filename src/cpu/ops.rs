@@ -249,25 +249,22 @@ pub fn attention(
     let rows = out.len() / c;
     let total = s.past + rows;
     let scale = 1.0 / (s.head_dim as f32).sqrt();
-    for_each_chunk2(out, c, probs, s.n_head * total, |i, o, p| {
+    // One (row, head) at a time, in parallel: a decode step's heads spread over the threads.
+    for_each_chunk2(out, s.head_dim, probs, total, |ih, o, p| {
+        let (i, h) = (ih / s.n_head, ih % s.n_head);
         let visible = s.past + i + 1;
-        for h in 0..s.n_head {
-            let cols = h * s.head_dim..(h + 1) * s.head_dim;
-            let q = &qkv[i * 3 * c..][cols.clone()];
-            let p = &mut p[h * total..(h + 1) * total];
-            for (t, p) in p[..visible].iter_mut().enumerate() {
-                let k = &k_cache[t * c..][cols.clone()];
-                *p = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
-            }
-            softmax(&mut p[..visible]);
-            p[visible..].fill(0.0);
-            let o = &mut o[cols.clone()];
-            o.fill(0.0);
-            for (t, &w) in p[..visible].iter().enumerate() {
-                let v = &v_cache[t * c..][cols.clone()];
-                for (o, &v) in o.iter_mut().zip(v) {
-                    *o += w * v;
-                }
+        let cols = h * s.head_dim..(h + 1) * s.head_dim;
+        let q = &qkv[i * 3 * c..][cols.clone()];
+        for (t, p) in p[..visible].iter_mut().enumerate() {
+            *p = dot_f32(q, &k_cache[t * c..][cols.clone()]) * scale;
+        }
+        softmax(&mut p[..visible]);
+        p[visible..].fill(0.0);
+        o.fill(0.0);
+        for (t, &w) in p[..visible].iter().enumerate() {
+            let v = &v_cache[t * c..][cols.clone()];
+            for (o, &v) in o.iter_mut().zip(v) {
+                *o += w * v;
             }
         }
     });

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::config::LlamaConfig;
 use super::weights::{LlamaLayer, LlamaWeights, Proj};
-use crate::cpu::ops::{add, softmax};
+use crate::cpu::ops::{add, dot_f32, for_each_chunk2, softmax};
 use crate::model::{
     CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input,
     positions_within,
@@ -139,29 +139,36 @@ impl LlamaSession {
         self.k_cache[l].extend_from_slice(&k);
         self.v_cache[l].extend_from_slice(&v);
         let (kc, vc) = (&self.k_cache[l], &self.v_cache[l]);
-        let total = self.pos + n;
+        let (pos, total) = (self.pos, self.pos + n);
         let group = heads / kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut out = vec![0.0f32; n * heads * hd];
+        // One head at a time, in parallel (each head's rows are its own, so the result does not
+        // depend on the thread count): outputs `[heads, n, hd]`, put in row order below.
+        let mut by_head = vec![0.0f32; heads * n * hd];
         let mut probs = vec![0.0f32; heads * n * total];
-        for head in 0..heads {
+        for_each_chunk2(&mut by_head, n * hd, &mut probs, n * total, |head, out, probs| {
             let kvh = head / group;
             for i in 0..n {
-                let visible = self.pos + i + 1;
+                let visible = pos + i + 1;
                 let qi = &q[(i * heads + head) * hd..][..hd];
-                let p = &mut probs[(head * n + i) * total..][..total];
+                let p = &mut probs[i * total..][..total];
                 for (t, pt) in p[..visible].iter_mut().enumerate() {
-                    let kt = &kc[(t * kv_heads + kvh) * hd..][..hd];
-                    *pt = qi.iter().zip(kt).map(|(a, b)| a * b).sum::<f32>() * scale;
+                    *pt = dot_f32(qi, &kc[(t * kv_heads + kvh) * hd..][..hd]) * scale;
                 }
                 softmax(&mut p[..visible]);
-                let o = &mut out[(i * heads + head) * hd..][..hd];
+                let o = &mut out[i * hd..][..hd];
                 for (t, &pt) in p[..visible].iter().enumerate() {
                     let vt = &vc[(t * kv_heads + kvh) * hd..][..hd];
                     for (a, b) in o.iter_mut().zip(vt) {
                         *a += pt * b;
                     }
                 }
+            }
+        });
+        let mut out = vec![0.0f32; n * heads * hd];
+        for (head, rows) in by_head.chunks_exact(n * hd).enumerate() {
+            for (i, row) in rows.chunks_exact(hd).enumerate() {
+                out[(i * heads + head) * hd..][..hd].copy_from_slice(row);
             }
         }
         (out, probs)
