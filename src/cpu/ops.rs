@@ -148,8 +148,8 @@ pub fn rows_per_task(n_out: usize) -> usize {
 /// Prefill's product, `out[i, r] = row r · x[i] (+ bias[r])` for every row `i` of `x`
 /// (`[n, n_in]`), a matrix of `n_out` rows given by `row(r, into)`, which writes row `r` in f32.
 /// Each row is made once — a quantized row decoded once, not once per row of `x` — and then
-/// multiplied with the rows of `x` four at a time ([`dots`]: each weight loaded once for four
-/// products). Tasks own weight rows, so the whole matrix is one parallel region, and each output
+/// multiplied with the rows of `x` four at a time, two weight rows at once ([`dots2`]: each
+/// weight loaded once for four products, each activation once for two). Tasks own weight rows, so the whole matrix is one parallel region, and each output
 /// is one dot product whatever the thread count.
 pub fn linear_rows(
     out: &mut [f32],
@@ -165,13 +165,22 @@ pub fn linear_rows(
     // then laid out by row of `x`.
     let mut by_row = vec![0f32; n_out * n];
     for_each_chunk(&mut by_row, per_task * n, |chunk, o| {
-        let mut w = vec![0f32; n_in];
-        for (j, o) in o.chunks_exact_mut(n).enumerate() {
-            let r = chunk * per_task + j;
-            row(r, &mut w);
-            dots(&w, x, o);
+        let (mut w0, mut w1) = (vec![0f32; n_in], vec![0f32; n_in]);
+        // Two weight rows at a time ([`dots2`]), the last one alone if the task has an odd count.
+        for (j, o) in o.chunks_mut(2 * n).enumerate() {
+            let r = chunk * per_task + 2 * j;
+            row(r, &mut w0);
+            if o.len() == 2 * n {
+                row(r + 1, &mut w1);
+                let (o0, o1) = o.split_at_mut(n);
+                dots2([&w0, &w1], x, [o0, o1]);
+            } else {
+                dots(&w0, x, o);
+            }
             if let Some(b) = bias {
-                o.iter_mut().for_each(|v| *v += b[r]);
+                for (k, o) in o.chunks_exact_mut(n).enumerate() {
+                    o.iter_mut().for_each(|v| *v += b[r + k]);
+                }
             }
         }
     });
@@ -180,6 +189,30 @@ pub fn linear_rows(
             out[i * n_out + r] = v;
         }
     }
+}
+
+/// [`dots`] for two weight rows: four rows of `x` at a time against both
+/// ([`crate::quant::simd::dot2x4_f32`]), each output the same bits as [`dots`] gives it.
+pub fn dots2(w: [&[f32]; 2], x: &[f32], out: [&mut [f32]; 2]) {
+    let [out0, out1] = out;
+    let n_in = w[0].len();
+    let whole = out0.len() / 4 * 4;
+    for (i, (o0, o1)) in out0[..whole].chunks_exact_mut(4).zip(out1[..whole].chunks_exact_mut(4)).enumerate() {
+        let x4 = &x[4 * i * n_in..(4 * i + 4) * n_in];
+        match crate::quant::simd::dot2x4_f32(w, std::array::from_fn(|k| &x4[k * n_in..][..n_in])) {
+            Some([a, b]) => {
+                o0.copy_from_slice(&a);
+                o1.copy_from_slice(&b);
+            }
+            None => {
+                dots(w[0], x4, o0);
+                dots(w[1], x4, o1);
+            }
+        }
+    }
+    let rest = &x[whole * n_in..];
+    dots(w[0], rest, &mut out0[whole..]);
+    dots(w[1], rest, &mut out1[whole..]);
 }
 
 /// `out[i] = w · x[i]` for each row `i` of `x` (`[out.len(), w.len()]`), four rows at a time.

@@ -486,6 +486,15 @@ pub(crate) mod tests {
                 for k in 0..4 {
                     assert!(close(s[k], plain(rows[k])), "{n}, row {k}: {} vs {}", s[k], plain(rows[k]));
                 }
+                // Two weight rows at once: the bits of one row at a time (prefill's products do
+                // not depend on how its rows are paired).
+                let w1 = values(n, 33);
+                let four = [rows[0], rows[1], rows[2], rows[3]];
+                if let Some([a, b]) = super::super::simd::dot2x4_f32([&w, &w1], four) {
+                    let b1 = super::super::simd::dot4_f32(&w1, four).unwrap();
+                    let bits = |v: [f32; 4]| v.map(f32::to_bits);
+                    assert_eq!((bits(a), bits(b)), (bits(s), bits(b1)), "{n}: two rows at once");
+                }
             }
         }
     }
