@@ -106,7 +106,7 @@ fn logits_match_hf_on_the_dequantized_weights_on_both_engines() {
 #[test]
 fn logits_do_not_depend_on_the_thread_count() {
     use wgpt::quant::Activations;
-    let names = ["tiny-f32.q4_0", "llama-gqa.f32", "qwen2-bias.q4_k_m", "qwen3-qknorm.q8_0"];
+    let names = ["tiny-f32.f32", "tiny-f32.q4_0", "llama-gqa.f32", "qwen2-bias.q4_k_m", "qwen3-qknorm.q8_0"];
     let picked: Vec<Fixture> = fixtures().into_iter().filter(|(n, ..)| names.contains(&n.as_str())).collect();
     assert_eq!(picked.len(), names.len(), "fixtures missing");
     for (name, cases, _) in picked {

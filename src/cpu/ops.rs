@@ -80,12 +80,24 @@ pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear, activations: Activations
     let (n_in, n_out, b) = (lin.n_in(), lin.n_out(), &lin.bias.data);
     let rows = x.len() / n_in;
     if rows == 1 {
+        // Each input scales a row of the matrix: four rows at a time, so the outputs are loaded
+        // and stored once per four (`simd::axpy4`), in order of the inputs as the plain loop.
         for_each_chunk(out, COL_BLOCK, |block, o| {
-            let c0 = block * COL_BLOCK;
-            o.copy_from_slice(&b[c0..c0 + o.len()]);
-            for (k, &a) in x.iter().enumerate() {
-                let w_row = &w[k * n_out + c0..k * n_out + c0 + o.len()];
-                for (o, &wv) in o.iter_mut().zip(w_row) {
+            let (c0, len) = (block * COL_BLOCK, o.len());
+            o.copy_from_slice(&b[c0..c0 + len]);
+            let w_row = |k: usize| &w[k * n_out + c0..k * n_out + c0 + len];
+            let mut k = 0;
+            while k + 4 <= n_in
+                && crate::quant::simd::axpy4(
+                    o,
+                    [x[k], x[k + 1], x[k + 2], x[k + 3]],
+                    std::array::from_fn(|j| w_row(k + j)),
+                )
+            {
+                k += 4;
+            }
+            for (k, &a) in x.iter().enumerate().skip(k) {
+                for (o, &wv) in o.iter_mut().zip(w_row(k)) {
                     *o += a * wv;
                 }
             }
@@ -98,11 +110,27 @@ pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear, activations: Activations
         for o_row in o.chunks_exact_mut(n_out) {
             o_row.copy_from_slice(b);
         }
-        for k in 0..n_in {
-            let w_row = &w[k * n_out..(k + 1) * n_out];
+        let w_row = |k: usize| &w[k * n_out..(k + 1) * n_out];
+        let mut k = 0;
+        // Four inputs at a time, as decode does; each output row in order of the inputs.
+        while k + 4 <= n_in {
+            let rows4: [&[f32]; 4] = std::array::from_fn(|j| w_row(k + j));
+            for (r, o) in o.chunks_exact_mut(n_out).enumerate() {
+                let a: [f32; 4] = std::array::from_fn(|j| x[(r0 + r) * n_in + k + j]);
+                if !crate::quant::simd::axpy4(o, a, rows4) {
+                    for (j, row) in rows4.iter().enumerate() {
+                        for (o, &wv) in o.iter_mut().zip(*row) {
+                            *o += a[j] * wv;
+                        }
+                    }
+                }
+            }
+            k += 4;
+        }
+        for k in k..n_in {
             for r in 0..n_rows {
                 let a = x[(r0 + r) * n_in + k];
-                for (o, &wv) in o[r * n_out..(r + 1) * n_out].iter_mut().zip(w_row) {
+                for (o, &wv) in o[r * n_out..(r + 1) * n_out].iter_mut().zip(w_row(k)) {
                     *o += a * wv;
                 }
             }

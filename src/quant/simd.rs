@@ -124,6 +124,27 @@ pub fn dot2x4_f32(w: [&[f32]; 2], x: [&[f32]; 4]) -> Option<[[f32; 4]; 2]> {
     None
 }
 
+/// `o += Σ_k a[k] · w[k]` over four rows of weights, if there is a SIMD path (else false, nothing
+/// written): GPT-2's f32 decode in HF's Conv1D layout, where each input scales a row of the
+/// matrix — `o` loaded and stored once for four rows. All the same length.
+pub fn axpy4(o: &mut [f32], a: [f32; 4], w: [&[f32]; 4]) -> bool {
+    assert!(w.iter().all(|w| w.len() == o.len()));
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma_f16c() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads and writes
+        // within `o` and `w`, which are the same length (checked above).
+        unsafe { x86::axpy4(o, a, w) };
+        return true;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        wasm::axpy4(o, a, w);
+        return true;
+    }
+    #[allow(unreachable_code)]
+    false
+}
+
 /// A row decoded into f32 in `out` (as many values as it holds) — F16 and BF16 widened, Q8_0
 /// and Q4_0 blocks scaled — if this CPU (or wasm build) has a SIMD path for its type: prefill
 /// decodes each weight row once, and the plain decode is a call per f16 value. False (nothing
@@ -244,6 +265,28 @@ mod x86 {
             std::array::from_fn(|k| hsum(s[k]) + w[n..].iter().zip(&x[k][n..]).map(|(a, b)| a * b).sum::<f32>())
         };
         [sum(s0, w[0]), sum(s1, w[1])]
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn axpy4(o: &mut [f32], a: [f32; 4], w: [&[f32]; 4]) {
+        let n = o.len() / 8 * 8;
+        let av = a.map(|a| _mm256_set1_ps(a));
+        let (po, pw) = (o.as_mut_ptr(), w.map(|w| w.as_ptr()));
+        for i in (0..n).step_by(8) {
+            // SAFETY: i + 8 <= n <= o.len() == w[k].len().
+            unsafe {
+                let mut s = _mm256_loadu_ps(po.add(i));
+                for k in 0..4 {
+                    s = _mm256_fmadd_ps(av[k], _mm256_loadu_ps(pw[k].add(i)), s);
+                }
+                _mm256_storeu_ps(po.add(i), s);
+            }
+        }
+        for i in n..o.len() {
+            for k in 0..4 {
+                o[i] += a[k] * w[k][i];
+            }
+        }
     }
 
     /// Eight signed bytes at `p` as eight f32s.
@@ -695,6 +738,25 @@ mod wasm {
             }
         }
         std::array::from_fn(|k| hsum(s[k]) + w[n..].iter().zip(&x[k][n..]).map(|(a, b)| a * b).sum::<f32>())
+    }
+
+    pub fn axpy4(o: &mut [f32], a: [f32; 4], w: [&[f32]; 4]) {
+        let n = o.len() / 4 * 4;
+        let av = a.map(|a| f32x4_splat(a));
+        for i in (0..n).step_by(4) {
+            let mut s = load(&o[i..]);
+            for k in 0..4 {
+                s = f32x4_add(s, f32x4_mul(av[k], load(&w[k][i..])));
+            }
+            let out = &mut o[i..i + 4];
+            // SAFETY: 4 writable f32s (the slice above); v128_store has no alignment requirement.
+            unsafe { v128_store(out.as_mut_ptr() as *mut v128, s) };
+        }
+        for i in n..o.len() {
+            for k in 0..4 {
+                o[i] += a[k] * w[k][i];
+            }
+        }
     }
 
     pub fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
