@@ -20,6 +20,9 @@
 #
 #   sh benches/vs_llama_cpp.sh
 #
+# Then f32: llama.cpp on F32 files, HF transformers on PyTorch (f32 and bf16) and wgpt on the
+# HF folders they came from.
+#
 # Builds llama.cpp's tools (llama-quantize, llama-bench) and /tmp/pyenv with torch, transformers
 # and gguf-py from PyPI first, if they are not there (benches/build_llama_cpp.sh; LLAMA_CPP and
 # PYTHON point at others).
@@ -67,16 +70,28 @@ pp = re.search(r'prefill +16 tokens: ([\d.]+) tokens/s', t).group(1)
 tg, b, gbs = re.search(r'\n +16 +([\d.]+) +[\d.]+ +(\d+) +([\d.]+)', t).groups()
 print(f'| $t | $label | {float(pp):,.0f} | {float(tg):,.1f} | {int(b)/1e6:,.0f} M | {float(gbs):.2f} |')"
 }
-for f in $OUT/smollm2-135m.f16.gguf $OUT/smollm2-135m.q8_0.gguf $OUT/smollm2-135m.q4_0.gguf $OUT/llama-0.6b.q4_k.gguf \
-  $OUT/gpt2-124m.f16.gguf $OUT/gpt2-124m.q8_0.gguf $OUT/gpt2-124m.q4_0.gguf $OUT/gpt2-124m.q4_k.gguf; do
-  t=$(basename $f .gguf)
-  LD_LIBRARY_PATH=$L $L/llama-bench -m $f -t 2 -p 16 -n 32 -r 3 -o json 2>/dev/null | python3 -c "
+llama_row() { # $1 label, $2 file
+  LD_LIBRARY_PATH=$L $L/llama-bench -m $2 -t 2 -p 16 -n 32 -r 3 -o json 2>/dev/null | python3 -c "
 import json, sys
 runs = json.load(sys.stdin)
 r = {x['n_prompt'] and 'pp' or 'tg': x['avg_ts'] for x in runs}
 size = runs[0]['model_size']
-print(f\"| $t | llama.cpp CPU (2 threads) | {r['pp']:,.0f} | {r['tg']:,.1f} | {size/1e6:,.0f} M | {size*r['tg']/1e9:.2f} |\")"
+print(f\"| $1 | llama.cpp CPU (2 threads) | {r['pp']:,.0f} | {r['tg']:,.1f} | {size/1e6:,.0f} M | {size*r['tg']/1e9:.2f} |\")"
+}
+for f in $OUT/smollm2-135m.f16.gguf $OUT/smollm2-135m.q8_0.gguf $OUT/smollm2-135m.q4_0.gguf $OUT/llama-0.6b.q4_k.gguf \
+  $OUT/gpt2-124m.f16.gguf $OUT/gpt2-124m.q8_0.gguf $OUT/gpt2-124m.q4_0.gguf $OUT/gpt2-124m.q4_k.gguf; do
+  t=$(basename $f .gguf)
+  llama_row $t $f
   wgpt_row $t "wgpt CPU engine (2 threads)" --model $f --backend cpu
   case $t in *.f16) ;; *) wgpt_row $t "wgpt CPU, 8-bit activations" --model $f --backend cpu --activations q8 ;; esac
   wgpt_row $t "wgpt WGSL engine" --model $f --backend gpu
+done
+# f32 weights: llama.cpp on the F32 file; HF transformers on PyTorch (f32, and bf16 as its fast
+# CPU path) on the HF folder the files came from (benches/hf_transformers.py: the same prompt and
+# decode, best of 3 rounds); wgpt's CPU engine on that folder's f32 safetensors.
+for m in smollm2-135m gpt2-124m; do
+  [ -f $OUT/$m.f32.gguf ] || $PY scripts/make_gguf_fixtures.py --convert $OUT/$m $OUT/$m f32 | grep gguf
+  llama_row $m.f32 $OUT/$m.f32.gguf
+  for dtype in float32 bfloat16; do $PY benches/hf_transformers.py $OUT/$m --threads 2 --dtype $dtype 2>/dev/null; done
+  wgpt_row $m.f32 "wgpt CPU engine (2 threads)" --model $OUT/$m --backend cpu
 done
