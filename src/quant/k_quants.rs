@@ -232,10 +232,9 @@ mod tests {
                 q
             })
             .collect();
-        patterns.extend(
-            (0..64u32)
-                .map(|s| std::array::from_fn(|i| (s.wrapping_mul(2_654_435_761) >> (i % 24)) as u8 ^ (i as u8 * 37))),
-        );
+        patterns.extend((0..64u32).map(|s| {
+            std::array::from_fn(|i| (s.wrapping_mul(2_654_435_761) >> (i % 24)) as u8 ^ (i as u8).wrapping_mul(37))
+        }));
         patterns.push([0xFF; 12]);
         for q in patterns {
             let (scales, mins) = scales_mins(&q);
