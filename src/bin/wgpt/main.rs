@@ -64,7 +64,7 @@ mod cli {
         pub dtype: Option<WeightFormat>,
         /// How the CPU engine multiplies quantized matrices: f32 (the reference: exact to the
         /// decoded weights) or q8 (each row of activations quantized to 8 bits per block of 32,
-        /// integer products, as llama.cpp does: faster for Q4_0 natively, not exact).
+        /// integer products, as llama.cpp does: faster for Q4_0 and Q4_K natively, not exact).
         #[arg(long, default_value = "f32")]
         pub activations: wgpt::quant::Activations,
         /// Positions the engine holds for a Llama-family model (default 4096, or the model's own
