@@ -86,17 +86,11 @@ pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear, activations: Activations
             let (c0, len) = (block * COL_BLOCK, o.len());
             o.copy_from_slice(&b[c0..c0 + len]);
             let w_row = |k: usize| &w[k * n_out + c0..k * n_out + c0 + len];
-            let mut k = 0;
-            while k + 4 <= n_in
-                && crate::quant::simd::axpy4(
-                    o,
-                    [x[k], x[k + 1], x[k + 2], x[k + 3]],
-                    std::array::from_fn(|j| w_row(k + j)),
-                )
-            {
-                k += 4;
+            let whole = n_in / 4 * 4;
+            for k in (0..whole).step_by(4) {
+                add_rows4(o, [x[k], x[k + 1], x[k + 2], x[k + 3]], std::array::from_fn(|j| w_row(k + j)));
             }
-            for (k, &a) in x.iter().enumerate().skip(k) {
+            for (k, &a) in x.iter().enumerate().skip(whole) {
                 for (o, &wv) in o.iter_mut().zip(w_row(k)) {
                     *o += a * wv;
                 }
@@ -111,23 +105,15 @@ pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear, activations: Activations
             o_row.copy_from_slice(b);
         }
         let w_row = |k: usize| &w[k * n_out..(k + 1) * n_out];
-        let mut k = 0;
+        let whole = n_in / 4 * 4;
         // Four inputs at a time, as decode does; each output row in order of the inputs.
-        while k + 4 <= n_in {
+        for k in (0..whole).step_by(4) {
             let rows4: [&[f32]; 4] = std::array::from_fn(|j| w_row(k + j));
             for (r, o) in o.chunks_exact_mut(n_out).enumerate() {
-                let a: [f32; 4] = std::array::from_fn(|j| x[(r0 + r) * n_in + k + j]);
-                if !crate::quant::simd::axpy4(o, a, rows4) {
-                    for (j, row) in rows4.iter().enumerate() {
-                        for (o, &wv) in o.iter_mut().zip(*row) {
-                            *o += a[j] * wv;
-                        }
-                    }
-                }
+                add_rows4(o, std::array::from_fn(|j| x[(r0 + r) * n_in + k + j]), rows4);
             }
-            k += 4;
         }
-        for k in k..n_in {
+        for k in whole..n_in {
             for r in 0..n_rows {
                 let a = x[(r0 + r) * n_in + k];
                 for (o, &wv) in o[r * n_out..(r + 1) * n_out].iter_mut().zip(w_row(k)) {
@@ -136,6 +122,18 @@ pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear, activations: Activations
             }
         }
     });
+}
+
+/// `o += Σ_j a[j] · w[j]`: four scaled weight rows added in, with SIMD where there is a path
+/// (`simd::axpy4`), else one row after another.
+fn add_rows4(o: &mut [f32], a: [f32; 4], w: [&[f32]; 4]) {
+    if !crate::quant::simd::axpy4(o, a, w) {
+        for (a, row) in a.iter().zip(w) {
+            for (o, &wv) in o.iter_mut().zip(row) {
+                *o += a * wv;
+            }
+        }
+    }
 }
 
 /// GPT-2's GELU, tanh form: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
@@ -177,7 +175,8 @@ pub fn rows_per_task(n_out: usize) -> usize {
 /// (`[n, n_in]`), a matrix of `n_out` rows given by `row(r, into)`, which writes row `r` in f32.
 /// Each row is made once — a quantized row decoded once, not once per row of `x` — and then
 /// multiplied with the rows of `x` four at a time, two weight rows at once ([`dots2`]: each
-/// weight loaded once for four products, each activation once for two). Tasks own weight rows, so the whole matrix is one parallel region, and each output
+/// weight loaded once for four products, each activation once for two). Tasks own weight rows,
+/// so the whole matrix is one parallel region, and each output
 /// is one dot product whatever the thread count.
 pub fn linear_rows(
     out: &mut [f32],
