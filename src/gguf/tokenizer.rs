@@ -4,7 +4,7 @@
 //! SmolLM2, Qwen2.5/Qwen3, Llama 3.x) with the pre-tokenizers those models use, written as their
 //! HF `tokenizer.json`s write them; SentencePiece (`llama`: Llama 2, TinyLlama) is not read yet.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::Gguf;
 use super::write::Meta;
@@ -72,10 +72,11 @@ pub fn hf_files(g: &Gguf) -> Result<(Vec<u8>, Vec<u8>), BundleError> {
             ));
         }
     };
-    let mut vocab = Map::with_capacity(tokens.len());
+    // Each token once: a vocabulary maps a text to one id.
+    let mut seen = std::collections::HashSet::with_capacity(tokens.len());
     let mut added = Vec::new();
     for (id, &t) in tokens.iter().enumerate() {
-        if vocab.insert(t.to_string(), id.into()).is_some() {
+        if !seen.insert(t) {
             return Err(super::GgufError::Metadata {
                 key: "tokenizer.ggml.tokens".into(),
                 reason: format!("token {t:?} appears twice"),
@@ -88,14 +89,31 @@ pub fn hf_files(g: &Gguf) -> Result<(Vec<u8>, Vec<u8>), BundleError> {
                               "normalized": false, "special": ty == CONTROL}));
         }
     }
-    let tokenizer = json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-        "normalizer": normalizer, "pre_tokenizer": pre_tokenizer, "post_processor": null,
-        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
-                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
-                  "ignore_merges": pre == "llama-bpe" || pre == "llama3", "vocab": vocab, "merges": merges},
-    });
+    drop(seen);
+    // Written straight from the file's strings: the vocabulary and merges as `serde_json::Value`s
+    // first would be a copy of each token (10 MB for SmolLM2's 49 k, transient at the load's peak).
+    let tokenizer = TokenizerJson {
+        version: "1.0",
+        truncation: (),
+        padding: (),
+        added_tokens: added,
+        normalizer,
+        pre_tokenizer,
+        post_processor: (),
+        decoder: json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}),
+        model: BpeJson {
+            kind: "BPE",
+            dropout: (),
+            unk_token: (),
+            continuing_subword_prefix: (),
+            end_of_word_suffix: (),
+            fuse_unk: false,
+            byte_fallback: false,
+            ignore_merges: pre == "llama-bpe" || pre == "llama3",
+            vocab: VocabJson(&tokens),
+            merges: &merges,
+        },
+    };
     let token = |key: &str| -> Result<Option<&str>, BundleError> {
         Ok(g.uint(key)?.and_then(|id| tokens.get(id as usize).copied()))
     };
@@ -109,8 +127,46 @@ pub fn hf_files(g: &Gguf) -> Result<(Vec<u8>, Vec<u8>), BundleError> {
     if let Some(t) = token("tokenizer.ggml.eos_token_id")? {
         config["eos_token"] = t.into();
     }
-    let bytes = |v: &Value| serde_json::to_vec(v).expect("JSON of plain values");
-    Ok((bytes(&tokenizer), bytes(&config)))
+    let tokenizer = serde_json::to_vec(&tokenizer).expect("JSON of plain values");
+    Ok((tokenizer, serde_json::to_vec(&config).expect("JSON of plain values")))
+}
+
+/// A `tokenizer.json` with a byte-level BPE model, in the order HF writes its keys.
+#[derive(serde::Serialize)]
+struct TokenizerJson<'a> {
+    version: &'static str,
+    truncation: (),
+    padding: (),
+    added_tokens: Vec<Value>,
+    normalizer: Value,
+    pre_tokenizer: Value,
+    post_processor: (),
+    decoder: Value,
+    model: BpeJson<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct BpeJson<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    dropout: (),
+    unk_token: (),
+    continuing_subword_prefix: (),
+    end_of_word_suffix: (),
+    fuse_unk: bool,
+    byte_fallback: bool,
+    ignore_merges: bool,
+    vocab: VocabJson<'a>,
+    merges: &'a [&'a str],
+}
+
+/// Tokens by id, written as the `{token: id}` object of a BPE vocabulary.
+struct VocabJson<'a>(&'a [&'a str]);
+
+impl serde::Serialize for VocabJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().enumerate().map(|(id, t)| (t, id)))
+    }
 }
 
 /// The `tokenizer.ggml.*` metadata for a byte-level BPE `tokenizer.json` (as llama.cpp's
