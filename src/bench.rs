@@ -47,6 +47,8 @@ pub struct BenchReport {
     pub dispatches_per_token: Option<usize>,
     pub dispatches_per_block: Option<usize>,
     pub submits_per_token: Option<usize>,
+    /// The CPU engine's threads (its rayon pool; 1 in a single-threaded wasm build).
+    pub cpu_threads: Option<usize>,
 }
 
 /// Runs `ids`; returns the greedy next token (picked on the device where the engine can).
@@ -68,6 +70,7 @@ pub async fn run(
     let s = model.summary();
     let (v, parameters) = (s.vocab_size, s.parameters);
     let mut copy_bw = None;
+    let on_cpu = gpu.is_none();
     // Bytes a decode step reads at a context, from what the engine holds.
     let read_per_token: Option<Box<dyn Fn(usize) -> u64>>;
     let mut engine: Box<dyn LanguageModel> = match gpu {
@@ -154,6 +157,7 @@ pub async fn run(
         dispatches_per_token: stats.map(|s| s.dispatches),
         dispatches_per_block: stats.map(|s| s.per_block),
         submits_per_token: stats.map(|s| s.submits),
+        cpu_threads: on_cpu.then(crate::cpu::ops::threads),
     })
 }
 

@@ -113,6 +113,11 @@ use crate::chat::Message;
 use crate::engine::Engine;
 use crate::loaded::{Files, LoadedModel};
 
+/// `initThreadPool(n)` in a build with threads: starts `n` workers sharing this module's memory
+/// for the CPU engine's rayon splits (`benches/browser_threads.sh` builds one).
+#[cfg(target_feature = "atomics")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
 }

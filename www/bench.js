@@ -15,6 +15,7 @@ function show(report) {
   const body = $('result').querySelector('tbody');
   body.replaceChildren();
   body.append(row('engine', report.engine));
+  if (report.cpu_threads != null) body.append(row('CPU threads', String(report.cpu_threads)));
   body.append(row('parameters', `${(report.parameters / 1e6).toFixed(2)} M`));
   if (report.copy_bytes_per_s) body.append(row('copy bandwidth', `${(report.copy_bytes_per_s / 1e9).toFixed(2)} GB/s`));
   body.append(row(`prefill (${report.prefill_tokens} tokens)`, `${report.prefill_tokens_per_s.toFixed(1)} tokens/s`));
@@ -66,6 +67,9 @@ $('form').addEventListener('submit', (e) => {
     decode: Number($('decode').value) || 1,
     contexts: params.get('contexts'), // e.g. 16,256 (default: 16, ¼, ½ and the end of the context)
     activations: params.get('activations'), // f32 (default) or q8: how the CPU engine multiplies blocks
+    // >1: the wasm build with threads (www/pkg-threads, benches/browser_threads.sh), which
+    // needs a cross-origin-isolated page.
+    threads: Number(params.get('threads')) || 1,
   });
 });
 

@@ -1,26 +1,29 @@
-//! The reference kernels, f32, row-major. Each is the plain math; parallelism (rayon, natively)
-//! only splits independent rows or columns, so results do not depend on the thread count.
+//! The reference kernels, f32, row-major. Each is the plain math; parallelism (rayon: natively,
+//! and in a wasm build with threads — `+atomics`, a shared memory, `wasm-bindgen-rayon`'s pool of
+//! workers, see `benches/browser_threads.sh`) only splits independent rows or columns, so results
+//! do not depend on the thread count.
 
 use crate::quant::Activations;
 use crate::weights::{LayerNorm, Linear, LinearWeight, Tensor};
 
-/// Runs `f` on one of the pool's threads (natively; in the browser, here). A forward pass runs
+/// Runs `f` on one of the pool's threads (where there is a pool; in a single-threaded wasm build,
+/// here). A forward pass runs
 /// so: its serial parts (norms, attention, the activations' quantization) then run on a worker
 /// while the other workers wait for the next parallel product, instead of on a thread outside the
 /// pool while every worker spins for work — on two cores, a spinning worker took a third of the
 /// time of a decode step from the thread doing the work.
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
     return rayon::scope(|_| f());
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
     f()
 }
 
-/// The threads [`for_each_chunk`] runs on (1 in the browser).
+/// The threads [`for_each_chunk`] runs on (1 in a single-threaded wasm build).
 pub fn threads() -> usize {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
     return rayon::current_num_threads();
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
     1
 }
 
@@ -29,12 +32,12 @@ pub fn for_each_chunk<F>(data: &mut [f32], chunk: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync + Send,
 {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
     {
         use rayon::prelude::*;
         data.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
     data.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
 }
 
@@ -43,12 +46,12 @@ pub fn for_each_chunk2<F>(a: &mut [f32], ca: usize, b: &mut [f32], cb: usize, f:
 where
     F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
 {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
     {
         use rayon::prelude::*;
         a.par_chunks_mut(ca).zip(b.par_chunks_mut(cb)).enumerate().for_each(|(i, (x, y))| f(i, x, y));
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
     a.chunks_mut(ca).zip(b.chunks_mut(cb)).enumerate().for_each(|(i, (x, y))| f(i, x, y));
 }
 

@@ -1,0 +1,57 @@
+#!/bin/sh
+# The page's CPU engine in headless Chromium on one thread and on a pool of threads, side by side:
+# the single-threaded package (www/pkg) against the build with threads (www/pkg-threads), on a
+# Llama shape with random weights, `www/bench.html?run&backend=cpu&dtype=…&threads=N`.
+#
+# The build with threads: nightly Rust with rust-src (`-Z build-std`: std rebuilt with atomics),
+# `+atomics,+bulk-memory,+mutable-globals` and a shared, imported memory (since rust-lang/rust
+# #147225 `+atomics` no longer makes the memory shared: the linker is told), and
+# wasm-bindgen-rayon's pool of workers started by `initThreadPool(n)`. The page must be
+# cross-origin isolated (COOP: same-origin, COEP: require-corp): served here by a small server
+# that sends both.
+#
+#   cargo xtask e2e                         # builds www/pkg (or any command that builds it)
+#   sh benches/browser_threads.sh [SHAPE] [THREADS]      (default smollm2-135m, 2)
+#   DTYPES="q8_0 q4_0" ACTIVATIONS=q8 sh benches/browser_threads.sh
+set -e
+SHAPE=${1:-smollm2-135m}
+THREADS=${2:-2}
+PORT=${PORT:-8932}
+[ -f www/pkg/wgpt.js ] || { echo "www/pkg is missing: run cargo xtask e2e first" >&2; exit 1; }
+rustup component add rust-src --toolchain nightly >&2
+RUSTFLAGS='-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base' \
+  cargo +nightly build -Z build-std=panic_abort,std --target wasm32-unknown-unknown --release --lib \
+  --target-dir target/wasm-threads >&2
+wasm-bindgen --target web --no-typescript --out-dir www/pkg-threads \
+  target/wasm-threads/wasm32-unknown-unknown/release/wgpt.wasm
+python3 - $PORT <<'PY' &
+import functools, http.server, sys
+class Isolated(http.server.SimpleHTTPRequestHandler):
+    def end_headers(self):
+        self.send_header('Cross-Origin-Opener-Policy', 'same-origin')
+        self.send_header('Cross-Origin-Embedder-Policy', 'require-corp')
+        super().end_headers()
+    def log_message(self, *args):
+        pass
+handler = functools.partial(Isolated, directory='www')
+http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), handler).serve_forever()
+PY
+SERVER=$!
+sleep 1
+# One page load per row, one thread and THREADS interleaved, so the machine's drift hits both.
+for dtype in ${DTYPES:-f16 q8_0 q4_0}; do
+  for threads in 1 $THREADS; do
+    PROFILE=$(mktemp -d)
+    LOG=$(mktemp)
+    chromium --headless --no-sandbox --no-first-run --disable-background-networking \
+      --user-data-dir=$PROFILE --enable-logging=stderr --v=0 \
+      "http://127.0.0.1:$PORT/bench.html?run&shape=$SHAPE&backend=cpu&dtype=$dtype&activations=${ACTIVATIONS:-f32}&prompt=16&decode=16&contexts=16&threads=$threads" >$LOG 2>&1 &
+    CHROME=$!
+    for _ in $(seq 600); do grep -q 'wgpt-bench-' $LOG && break; sleep 1; done
+    kill $CHROME 2>/dev/null || true
+    wait $CHROME 2>/dev/null || true
+    echo "$dtype, $threads thread(s): $(grep -o 'wgpt-bench-[a-z]* .*' $LOG | head -1 | sed 's/", source.*//')"
+    rm -rf $PROFILE $LOG
+  done
+done
+kill $SERVER
