@@ -13,6 +13,10 @@
 #   cargo xtask e2e                         # builds www/pkg (or any command that builds it)
 #   sh benches/browser_threads.sh [SHAPE] [THREADS]      (default smollm2-135m, 2)
 #   DTYPES="q8_0 q4_0" ACTIVATIONS=q8 sh benches/browser_threads.sh
+#
+# Where llama.cpp's tools and the same shape's GGUF files are there (`sh benches/vs_llama_cpp.sh`
+# makes both: target/bench-models/SHAPE.DTYPE.gguf, random weights), each dtype also gets
+# llama.cpp's `llama-bench` on THREADS threads in the same run: the native peer beside the tab.
 set -e
 SHAPE=${1:-smollm2-135m}
 THREADS=${2:-2}
@@ -38,6 +42,7 @@ http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), handler).serve_
 PY
 SERVER=$!
 sleep 1
+L=${LLAMA_CPP:-/tmp/llcpp/llama_cpp_python-0.3.36/vendor/llama.cpp}/build/bin
 # One page load per row, one thread and THREADS interleaved, so the machine's drift hits both.
 for dtype in ${DTYPES:-f16 q8_0 q4_0}; do
   for threads in 1 $THREADS; do
@@ -53,5 +58,12 @@ for dtype in ${DTYPES:-f16 q8_0 q4_0}; do
     echo "$dtype, $threads thread(s): $(grep -o 'wgpt-bench-[a-z]* .*' $LOG | head -1 | sed 's/", source.*//')"
     rm -rf $PROFILE $LOG
   done
+  GGUF=target/bench-models/$SHAPE.$dtype.gguf
+  if [ -x $L/llama-bench ] && [ -f $GGUF ]; then
+    LD_LIBRARY_PATH=$L $L/llama-bench -m $GGUF -t $THREADS -p 16 -n 16 -r 3 -o json 2>/dev/null | python3 -c "
+import json, sys
+r = {x['n_prompt'] and 'prefill' or 'decode': round(x['avg_ts'], 1) for x in json.load(sys.stdin)}
+print('$dtype, llama.cpp CPU ($THREADS threads, native):', r)"
+  fi
 done
 kill $SERVER
