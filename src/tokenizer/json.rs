@@ -64,11 +64,12 @@ enum Merge {
     Pair(String, String),
 }
 
-/// Just the model's `type`, to tell BPE from the others.
+/// Just the model's `type`, and whether it has merges, to tell BPE from the others.
 #[derive(Deserialize)]
 struct ModelType {
     #[serde(rename = "type")]
     kind: Option<String>,
+    merges: Option<serde::de::IgnoredAny>,
 }
 
 /// The tokenizer a `tokenizer.json` describes; the message says what is wrong with it.
@@ -81,15 +82,16 @@ pub fn read(bytes: &[u8]) -> Result<Tokenizer, String> {
     if let Some(v) = file.version.as_deref().filter(|v| *v != "1.0") {
         return Err(format!("unknown tokenizer version {v:?}"));
     }
-    let kind = serde_json::from_str::<ModelType>(file.model.get()).map_err(|e| e.to_string())?.kind;
-    let model: ModelWrapper = match kind.as_deref() {
-        Some("BPE") => bpe(serde_json::from_str(file.model.get()).map_err(|e| format!("model: {e}"))?)?.into(),
-        // No type: BPE when it has BPE's fields, else whichever model `tokenizers` finds.
-        None => match serde_json::from_str::<BpeFile>(file.model.get()) {
-            Ok(b) => bpe(b)?.into(),
-            Err(_) => serde_json::from_str(file.model.get()).map_err(|e| format!("model: {e}"))?,
-        },
-        Some(_) => serde_json::from_str(file.model.get()).map_err(|e| format!("model: {e}"))?,
+    let model_type = serde_json::from_str::<ModelType>(file.model.get()).map_err(|e| format!("model: {e}"))?;
+    let model: ModelWrapper = match (model_type.kind.as_deref(), model_type.merges.is_some()) {
+        // A BPE, typed or (as `tokenizers` reads an untyped model with merges first) not: read
+        // here, never by `tokenizers`, whose BPE builder panics on merges `check_merges` refuses
+        // (an untyped model with a duplicate key once slipped past this reader to it).
+        (Some("BPE"), _) | (None, true) => {
+            bpe(serde_json::from_str(file.model.get()).map_err(|e| format!("model: {e}"))?)?.into()
+        }
+        // Unigram, WordPiece, WordLevel (or an untyped model without merges: one of those).
+        _ => serde_json::from_str(file.model.get()).map_err(|e| format!("model: {e}"))?,
     };
     let mut tokenizer: Tokenizer = TokenizerBuilder::new()
         .with_model(model)

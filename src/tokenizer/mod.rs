@@ -248,6 +248,19 @@ mod tests {
     }
 
     #[test]
+    fn an_untyped_bpe_with_a_duplicate_key_is_an_error_not_a_panic() {
+        // `tokenizers` reads an untyped model with merges as a BPE, and a repeated key as its
+        // last value: this merge, longer than every token, panicked in its builder.
+        let json = br#"{"version": "1.0", "model": {"vocab": {"zz": 0}, "vocab": {"ab": 0, "cd": 1, "a": 2},
+            "merges": [["ab", "cd"]]}}"#;
+        assert!(Tokenizer::from_json(json).is_err());
+        // Without the repeat it is read here, and refused for its merge.
+        let json = br#"{"version": "1.0", "model": {"vocab": {"ab": 0, "cd": 1, "a": 2}, "merges": [["ab", "cd"]]}}"#;
+        let err = Tokenizer::from_json(json).err().expect("an error");
+        assert!(err.to_string().contains("longer than any in the vocabulary"), "{err}");
+    }
+
+    #[test]
     fn bytes_that_are_not_utf8_or_a_lone_surrogate_are_an_error_not_a_panic() {
         // The second crash `cargo xtask fuzz` found: one byte of a key replaced by 0x94.
         let mut bad_byte = br#"{"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []},
