@@ -11,18 +11,8 @@ python3 -m http.server $PORT --bind 127.0.0.1 --directory www >/dev/null 2>&1 &
 SERVER=$!
 sleep 1
 # ACTIVATIONS=q8 runs the 8-bit integer products (src/quant/int8.rs) instead of the f32 ones.
+. benches/bench_page.sh
 for dtype in f32 f16 q8_0 q4_0; do
-  PROFILE=$(mktemp -d)
-  LOG=$(mktemp)
-  chromium --headless --no-sandbox --no-first-run --disable-background-networking \
-    --user-data-dir=$PROFILE --enable-logging=stderr --v=0 \
-    "http://127.0.0.1:$PORT/bench.html?run&shape=$SHAPE&backend=cpu&dtype=$dtype&activations=${ACTIVATIONS:-f32}&prompt=16&decode=16&contexts=16" >$LOG 2>&1 &
-  CHROME=$!
-  # The page logs one line when done; chromium itself does not exit.
-  for _ in $(seq 600); do grep -q 'wgpt-bench-' $LOG && break; sleep 1; done
-  kill $CHROME 2>/dev/null
-  wait $CHROME 2>/dev/null
-  echo "$dtype: $(grep -o 'wgpt-bench-[a-z]* .*' $LOG | head -1 | sed 's/", source.*//')"
-  rm -rf $PROFILE $LOG
+  echo "$dtype: $(bench_page "http://127.0.0.1:$PORT/bench.html?run&shape=$SHAPE&backend=cpu&dtype=$dtype&activations=${ACTIVATIONS:-f32}&prompt=16&decode=16&contexts=16")"
 done
 kill $SERVER

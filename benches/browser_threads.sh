@@ -42,21 +42,12 @@ http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), handler).serve_
 PY
 SERVER=$!
 sleep 1
+. benches/bench_page.sh
 L=${LLAMA_CPP:-/tmp/llcpp/llama_cpp_python-0.3.36/vendor/llama.cpp}/build/bin
 # One page load per row, one thread and THREADS interleaved, so the machine's drift hits both.
 for dtype in ${DTYPES:-f16 q8_0 q4_0}; do
   for threads in 1 $THREADS; do
-    PROFILE=$(mktemp -d)
-    LOG=$(mktemp)
-    chromium --headless --no-sandbox --no-first-run --disable-background-networking \
-      --user-data-dir=$PROFILE --enable-logging=stderr --v=0 \
-      "http://127.0.0.1:$PORT/bench.html?run&shape=$SHAPE&backend=cpu&dtype=$dtype&activations=${ACTIVATIONS:-f32}&prompt=16&decode=16&contexts=16&threads=$threads" >$LOG 2>&1 &
-    CHROME=$!
-    for _ in $(seq 600); do grep -q 'wgpt-bench-' $LOG && break; sleep 1; done
-    kill $CHROME 2>/dev/null || true
-    wait $CHROME 2>/dev/null || true
-    echo "$dtype, $threads thread(s): $(grep -o 'wgpt-bench-[a-z]* .*' $LOG | head -1 | sed 's/", source.*//')"
-    rm -rf $PROFILE $LOG
+    echo "$dtype, $threads thread(s): $(bench_page "http://127.0.0.1:$PORT/bench.html?run&shape=$SHAPE&backend=cpu&dtype=$dtype&activations=${ACTIVATIONS:-f32}&prompt=16&decode=16&contexts=16&threads=$threads")"
   done
   GGUF=target/bench-models/$SHAPE.$dtype.gguf
   if [ -x $L/llama-bench ] && [ -f $GGUF ]; then
