@@ -113,8 +113,8 @@ use crate::chat::Message;
 use crate::engine::Engine;
 use crate::loaded::{Files, LoadedModel};
 
-/// `initThreadPool(n)` in a build with threads: starts `n` workers sharing this module's memory
-/// for the CPU engine's rayon splits (`benches/browser_threads.sh` builds one).
+/// `initThreadPool(n)` in a build with threads (`cargo xtask web` builds www/pkg-threads): starts
+/// `n` workers sharing this module's memory for the CPU engine's rayon splits (www/worker.js).
 #[cfg(target_feature = "atomics")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 
@@ -303,6 +303,7 @@ async fn install(read: ReadModel, backend: &str) -> Result<String, JsValue> {
         "arch": s.arch, "parameters": s.parameters, "dtype": dtype, "n_ctx": engine.n_ctx(), "model_ctx": s.model_ctx,
         "n_layer": s.n_layer, "n_head": s.n_head, "n_kv_head": s.n_kv_head, "n_embd": s.n_embd, "vocab_size": s.vocab_size,
         "template": engine.text.chat_format_name(), "not_stored": not_stored,
+        "cpu_threads": crate::cpu::ops::threads(),
     });
     put_engine(engine);
     Ok(info.to_string())

@@ -9,7 +9,30 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use wgpt::generate::next_token_loss;
 use wgpt::{Bundle, ForwardOptions, StreamDecoder, TokenizerFiles};
 
+// The single-threaded build runs on the page's own thread; the build with threads (`+atomics`, a
+// shared memory: `cargo xtask test` builds both) in a dedicated worker, as the page's engine
+// does, because a thread waiting for rayon's pool blocks, which the page's thread may not.
+#[cfg(not(target_feature = "atomics"))]
 wasm_bindgen_test_configure!(run_in_browser);
+#[cfg(target_feature = "atomics")]
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+/// The CPU engine's threads in this build: with atomics, a pool of `POOL` workers
+/// (wasm-bindgen-rayon), started by the first test that runs and checked by every one, so each
+/// test's rayon splits really run across threads; without, one thread.
+async fn threads() {
+    #[cfg(target_feature = "atomics")]
+    {
+        const POOL: usize = 3;
+        thread_local!(static STARTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+        if !STARTED.replace(true) {
+            wasm_bindgen_futures::JsFuture::from(wgpt::web::init_thread_pool(POOL)).await.unwrap();
+        }
+        assert_eq!(wgpt::cpu::ops::threads(), POOL);
+    }
+    #[cfg(not(target_feature = "atomics"))]
+    assert_eq!(wgpt::cpu::ops::threads(), 1);
+}
 
 macro_rules! fixture {
     ($path:literal) => {
@@ -50,13 +73,15 @@ fn check(bundle: &Bundle, expected_json: &[u8], expected: &[u8]) {
 }
 
 #[wasm_bindgen_test]
-fn tiny_f32_matches_hf_in_the_browser() {
+async fn tiny_f32_matches_hf_in_the_browser() {
+    threads().await;
     let bundle = tiny_bundle();
     check(&bundle, fixture!("hf/tiny-f32.expected.json"), fixture!("hf/tiny-f32.expected.safetensors"));
 }
 
 #[wasm_bindgen_test]
-fn gpt2_vocabulary_f16_matches_hf_in_the_browser() {
+async fn gpt2_vocabulary_f16_matches_hf_in_the_browser() {
+    threads().await;
     let bundle = Bundle::from_parts(
         fixture!("hf/gpt2vocab-f16/config.json"),
         fixture!("hf/gpt2vocab-f16/model.safetensors"),
@@ -70,7 +95,8 @@ fn gpt2_vocabulary_f16_matches_hf_in_the_browser() {
 }
 
 #[wasm_bindgen_test]
-fn a_broken_bundle_is_an_error_not_a_trap() {
+async fn a_broken_bundle_is_an_error_not_a_trap() {
+    threads().await;
     let weights = fixture!("hf/tiny-f32/model.safetensors");
     let err = Bundle::from_parts(
         fixture!("hf/tiny-f32/config.json"),
@@ -95,6 +121,7 @@ fn tiny_bundle() -> Bundle {
 /// both weight formats, against HF's logits and greedy continuation.
 #[wasm_bindgen_test]
 async fn the_wgsl_engine_matches_hf_on_webgpu() {
+    threads().await;
     use std::sync::Arc;
     use wgpt::gpu::{Gpu, GpuModel, GpuOptions, Variant, WeightFormat};
     let bundle = tiny_bundle();
@@ -139,6 +166,7 @@ fn named(files: &[(&str, &[u8])]) -> (Vec<String>, Vec<web_sys::Blob>) {
 /// reply, next-token probabilities, attention maps, and errors for bad input.
 #[wasm_bindgen_test]
 async fn the_page_api_chats_predicts_and_maps_attention() {
+    threads().await;
     use wgpt::web::{attention_maps, chat_start, generate_step, load_model, next_tokens};
     let files = || {
         named(&[
@@ -195,6 +223,7 @@ async fn the_page_api_chats_predicts_and_maps_attention() {
 /// both engines give its greedy reply as HF does.
 #[wasm_bindgen_test]
 async fn the_page_chats_with_a_llama_model_on_both_engines() {
+    threads().await;
     use wgpt::web::{chat_start, generate_step, load_model};
     #[derive(serde::Deserialize)]
     struct Case {
@@ -268,6 +297,7 @@ async fn the_page_chats_with_a_llama_model_on_both_engines() {
 /// A model too large for a page: its fit check says so, from its config and header alone.
 #[wasm_bindgen_test]
 async fn a_model_too_large_for_a_page_is_refused_by_its_fit_check() {
+    threads().await;
     let config = br#"{"vocab_size": 50257, "n_positions": 1024, "n_embd": 8192, "n_layer": 12, "n_head": 64, "model_type": "gpt2"}"#;
     // 3.9 GB of f16 in 20 tensors (what wasm32 can still describe) for a model of 9.7 B parameters.
     let each: u64 = 195_000_000;
@@ -300,6 +330,7 @@ async fn a_model_too_large_for_a_page_is_refused_by_its_fit_check() {
 /// greedy chat replies are HF's.
 #[wasm_bindgen_test]
 async fn gguf_files_chat_in_the_browser_with_blocks() {
+    threads().await;
     use wgpt::web::{chat_start, generate_step, load_model};
     use wgpt::{ForwardOptions, LanguageModel, LoadedModel};
     #[derive(serde::Deserialize)]
@@ -381,6 +412,7 @@ async fn gguf_files_chat_in_the_browser_with_blocks() {
 /// same weights decoded to f32, and on WebGPU (q4_k.wgsl) within 1e-3 of the CPU's.
 #[wasm_bindgen_test]
 async fn q4_k_blocks_run_in_the_browser_on_both_engines() {
+    threads().await;
     use wgpt::llama::{LlamaConfig, LlamaSession, LlamaWeights};
     use wgpt::quant::Matrix;
     use wgpt::{ForwardOptions, LanguageModel};
@@ -422,7 +454,8 @@ async fn q4_k_blocks_run_in_the_browser_on_both_engines() {
 /// CPU engine's SIMD128 product equal the decoded matrix's product: random codes and scales, so
 /// every bit of a code is read.
 #[wasm_bindgen_test]
-fn q6_k_rows_are_read_by_the_simd128_product_as_they_decode() {
+async fn q6_k_rows_are_read_by_the_simd128_product_as_they_decode() {
+    threads().await;
     use wgpt::quant::{Blocks, GgmlType, Matrix};
     let (rows, cols) = (9, 512);
     let mut state = 7u64;
@@ -448,7 +481,8 @@ fn q6_k_rows_are_read_by_the_simd128_product_as_they_decode() {
 /// by SIMD128 — then four rows of activations per weight load, SIMD128's `dot4_f32`) equal the
 /// plain triple loop on the decoded matrix, for 1 to 6 rows and a width off the lanes.
 #[wasm_bindgen_test]
-fn prefill_products_run_in_the_browser_as_the_plain_loop() {
+async fn prefill_products_run_in_the_browser_as_the_plain_loop() {
+    threads().await;
     use wgpt::quant::{Blocks, GgmlType, Matrix};
     let (rows, cols_16, cols) = (21, 45, 64);
     let mut state = 13u64;
@@ -496,7 +530,8 @@ fn prefill_products_run_in_the_browser_as_the_plain_loop() {
 /// `i32x4.dot_i16x8`) equal the f32 products within the activations' rounding, for every block
 /// type they serve.
 #[wasm_bindgen_test]
-fn integer_products_over_8_bit_activations_run_in_the_browser() {
+async fn integer_products_over_8_bit_activations_run_in_the_browser() {
+    threads().await;
     use wgpt::quant::int8::{Q8Row, dot};
     use wgpt::quant::{Blocks, GgmlType, Matrix};
     let n = 512;
@@ -541,6 +576,7 @@ fn integer_products_over_8_bit_activations_run_in_the_browser() {
 /// the cache until the tab dies.
 #[wasm_bindgen_test]
 async fn a_model_whose_kv_cache_would_pass_the_tab_s_budget_holds_fewer_positions_and_says_so() {
+    threads().await;
     use wgpt::gguf::export::{Target, export};
     use wgpt::llama::{LlamaConfig, LlamaWeights};
     use wgpt::loaded::{Architecture, LoadedModel};

@@ -15,7 +15,21 @@ for (const b of document.querySelectorAll('#tabs button')) {
   });
 }
 
-if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catch(() => {});
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('sw.js').catch(() => {});
+  // A host that sent no COOP/COEP headers: once sw.js serves this page (it adds them), a reload
+  // makes the page cross-origin isolated and the engine's CPU threads possible. Once per tab
+  // session, so a browser that does not take them does not reload forever; the page then runs
+  // on one thread and says why (ui/models.js).
+  if (!self.crossOriginIsolated && !sessionStorage.getItem('wgpt-isolating')) {
+    const reload = () => {
+      sessionStorage.setItem('wgpt-isolating', '1');
+      location.reload();
+    };
+    if (navigator.serviceWorker.controller) reload();
+    else navigator.serviceWorker.addEventListener('controllerchange', reload, { once: true });
+  }
+}
 const models = await listModels();
 loadTasks().catch((e) => setStatus(e.message, true));
 if (models.length) await loadModel({ url: models[0].path, name: models[0].name });

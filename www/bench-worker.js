@@ -1,5 +1,5 @@
 // Runs the wasm benchmark off the UI thread: the single-threaded package, or with `threads` > 1
-// the build with threads (www/pkg-threads: benches/browser_threads.sh makes it), whose pool of
+// the build with threads (www/pkg-threads: `cargo xtask web` builds it), whose pool of
 // workers shares the module's memory (a cross-origin-isolated page only).
 let loaded;
 

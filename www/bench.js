@@ -67,7 +67,7 @@ $('form').addEventListener('submit', (e) => {
     decode: Number($('decode').value) || 1,
     contexts: params.get('contexts'), // e.g. 16,256 (default: 16, ¼, ½ and the end of the context)
     activations: params.get('activations'), // f32 (default) or q8: how the CPU engine multiplies blocks
-    // >1: the wasm build with threads (www/pkg-threads, benches/browser_threads.sh), which
+    // >1: the wasm build with threads (www/pkg-threads, `cargo xtask web`), which
     // needs a cross-origin-isolated page.
     threads: Number(params.get('threads')) || 1,
   });

@@ -7,7 +7,8 @@
 //   load      { url, names? | files: { [name]: File }, backend }
 //             → loaded { info }          events: progress { url, loaded, total, part, parts, cached }
 //             (in a fresh worker: EngineClient below; `info.not_stored` lists the downloaded
-//             files the browser refused to store, "name: why")
+//             files the browser refused to store, "name: why"; `info.cpu_threads` is the CPU
+//             engine's threads, and `info.single_thread_why` says why one where it is one)
 //             (the engine reads the files itself, src/web.rs `read_model`: `url`'s through the
 //             model cache, picked `File`s from disk; into wasm memory once, with progress)
 //             (a GPT-2 bundle: config.json, model.safetensors, tokenizer.json; a Llama-family

@@ -1,7 +1,7 @@
 // What the page tests share (page.mjs, soak.mjs): the runner, waiting for the page, sending a
 // chat message, and a server in the Hugging Face hub's URL layout.
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 
 export const FLAGS = [
@@ -45,11 +45,18 @@ export async function ready(page, backend) {
   });
 }
 
-/// The engine's worker: the page's newest. The page starts one per model and ends the one before
-/// (www/protocol.js `EngineClient`), which may still be listed for a moment.
-export function engineWorker(page) {
-  const workers = page.workers();
-  return workers[workers.length - 1];
+/// Whether a worker of the page is an engine's (worker.js): the engine's pool workers (the build
+/// with threads) are listed too, and never answer — idle, each waits on a lock in shared memory.
+export function isEngine(worker) {
+  const no = new Promise((r) => setTimeout(() => r(false), 500));
+  return Promise.race([worker.evaluate(() => typeof self.engineHeap === 'function').catch(() => false), no]);
+}
+
+/// The engine's worker: the page's newest that answers as one. The page starts one per model and
+/// ends the one before (www/protocol.js `EngineClient`), which may still be listed for a moment.
+export async function engineWorker(page) {
+  for (const w of [...page.workers()].reverse()) if (await isEngine(w)) return w;
+  throw new Error(`none of the page's ${page.workers().length} workers answers as the engine`);
 }
 
 export async function chat(page, text) {
@@ -79,6 +86,28 @@ export async function greedyChat(page, text) {
     document.getElementById('temperature').value = t;
   }, temperature);
   return r;
+}
+
+// www/ as a static host serves it that sends no headers of its own (no COOP/COEP: the page is not
+// cross-origin isolated unless its service worker makes it so). Returns { server, url }.
+export async function plainServer() {
+  const www = new URL('../../www/', import.meta.url).pathname;
+  const types = { html: 'text/html', js: 'text/javascript', css: 'text/css', json: 'application/json' };
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    const file = www + (path.endsWith('/') ? `${path}index.html` : path).slice(1);
+    if (path.includes('..') || !existsSync(file) || !statSync(file).isFile())
+      return res.writeHead(404, { 'Content-Length': 9 }).end('not found');
+    const body = readFileSync(file);
+    const ext = file.split('.').pop();
+    res.writeHead(200, {
+      'Content-Type': types[ext] ?? (ext === 'wasm' ? 'application/wasm' : 'application/octet-stream'),
+      'Content-Length': body.length,
+    });
+    res.end(body);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { server, url: `http://127.0.0.1:${server.address().port}/` };
 }
 
 // A server in the Hugging Face hub's URL layout, as the hub answers: small files with CORS and an

@@ -15,6 +15,7 @@ import {
   folder,
   greedyChat,
   hubServer,
+  plainServer,
   ready,
   test,
   useHub,
@@ -319,7 +320,7 @@ await test('a lost WebGPU device: the page says so and answers on the CPU', asyn
   });
   await page.dispatchEvent('#backend', 'change');
   await ready(page, 'gpu');
-  await engineWorker(page).evaluate(() => self.lastDevice.destroy());
+  await (await engineWorker(page)).evaluate(() => self.lastDevice.destroy());
   await page.evaluate(() => {
     document.body.dataset.ready = 'false';
   });
@@ -635,7 +636,7 @@ await test('connect-src: the page and its engine reach this origin and the hub, 
       () => 'fetched',
       (e) => `blocked: ${e.message}`,
     );
-  const worker = engineWorker(page);
+  const worker = await engineWorker(page);
   const fromWorker = await worker.evaluate(attempt, elsewhere);
   const fromPage = await page.evaluate(attempt, elsewhere);
   assert(fromWorker.startsWith('blocked') && fromPage.startsWith('blocked'), `${fromWorker}; ${fromPage}`);
@@ -786,7 +787,7 @@ await test('loading by id holds the file once: the engine memory a 157 MB model 
   await p.click('#hub-load');
   await ready(p);
   // The model loads in a worker of its own (www/protocol.js): its whole wasm memory.
-  const held = await engineWorker(p).evaluate(() => self.wasmMemory.buffer.byteLength);
+  const held = await (await engineWorker(p)).evaluate(() => self.wasmMemory.buffer.byteLength);
   const file = files['model.safetensors'].length;
   console.log(
     `     wasm memory: ${(held / 1e6).toFixed(0)} MB for a ${(file / 1e6).toFixed(0)} MB f32 model (${(held / file).toFixed(2)} × the file)`,
@@ -814,7 +815,7 @@ await test('loading by id holds the file once: the engine memory a 157 MB model 
   });
   await p2.click('#load-files');
   await ready(p2);
-  const held2 = await engineWorker(p2).evaluate(() => self.wasmMemory.buffer.byteLength);
+  const held2 = await (await engineWorker(p2)).evaluate(() => self.wasmMemory.buffer.byteLength);
   console.log(`     from disk: ${(held2 / 1e6).toFixed(0)} MB = ${(held2 / file).toFixed(2)} × the file`);
   assert(held2 < 2.5 * file, `the engine holds ${held2} bytes for a ${file}-byte file from disk`);
   await ctx2.close();
@@ -867,6 +868,54 @@ await test('without WebGPU the CPU engine answers', async () => {
   assert(r.text.length > 0, 'no reply');
   await p.screenshot({ path: `${shots}/no-webgpu.png` });
   await b.close();
+});
+
+// The CPU engine's threads: the page served with COOP/COEP (xtask's server) runs the build with
+// threads; a host that sends no headers gets them from the service worker after one reload; with
+// the service worker blocked too, the page runs one thread and says why. Greedy replies agree.
+await test('threads where the page is cross-origin isolated, one thread where not: the same reply', async () => {
+  const b = await chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS });
+  const engineRow = (p) =>
+    p.$$eval('#model-info dt', (dts) => dts.find((d) => d.textContent === 'engine')?.nextSibling.textContent);
+  const open = async (url, serviceWorkers) => {
+    const p = await (await b.newContext({ serviceWorkers })).newPage();
+    await p.goto(url);
+    if (serviceWorkers === 'allow') {
+      // Isolated by the server, or after app.js's one reload under the service worker.
+      const until = Date.now() + LONG;
+      while (!(await p.evaluate(() => self.crossOriginIsolated).catch(() => false))) {
+        assert(Date.now() < until, `${url} did not become cross-origin isolated`);
+        await p.waitForTimeout(200);
+      }
+    }
+    await ready(p, 'cpu');
+    await p.click('button[data-tab="models"]');
+    const reply = (await greedyChat(p, 'Hello')).text;
+    return { p, isolated: await p.evaluate(() => self.crossOriginIsolated), row: await engineRow(p), reply };
+  };
+  const want = await (async () => {
+    const p = await (await b.newContext()).newPage();
+    await p.goto(base);
+    return p.evaluate(() => Math.min(navigator.hardwareConcurrency, 8));
+  })();
+  assert(want > 1, `this machine reports ${want} core(s): threads cannot be tested`);
+  const served = await open(base, 'allow');
+  console.log(`     served with COOP/COEP: ${served.row}`);
+  assert(served.isolated && served.row.endsWith(`${want} threads`), served.row);
+  const plain = await plainServer();
+  try {
+    const none = await open(plain.url, 'block');
+    console.log(`     no headers, no service worker: ${none.row}`);
+    assert(!none.isolated && /one thread: this page is not cross-origin isolated/.test(none.row), none.row);
+    const sw = await open(plain.url, 'allow');
+    console.log(`     no headers, the service worker's: ${sw.row}`);
+    assert(sw.isolated && sw.row.endsWith(`${want} threads`), sw.row);
+    assert(sw.reply === served.reply && none.reply === served.reply, `${served.reply} / ${none.reply} / ${sw.reply}`);
+    await sw.p.screenshot({ path: `${shots}/threads.png` });
+  } finally {
+    plain.server.close();
+    await b.close();
+  }
 });
 
 // The connect-src test's blocked requests go to /test-org/x/; any other violation is a finding.

@@ -6,7 +6,20 @@
 // against its memory after the first reply. Bounded: a fixed number of turns, a few minutes.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
-import { FLAGS, LONG, assert, chat, engineWorker, finish, folder, hubServer, ready, test, useHub } from './lib.mjs';
+import {
+  FLAGS,
+  LONG,
+  assert,
+  chat,
+  engineWorker,
+  finish,
+  folder,
+  hubServer,
+  isEngine,
+  ready,
+  test,
+  useHub,
+} from './lib.mjs';
 
 const [base, shots, seedArg] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
@@ -51,7 +64,7 @@ async function setNumber(p, id, value) {
 // `HeapProfiler.collectGarbage`): a `gc()` called from inside an evaluation left up to 2 MB of
 // garbage on a 2.5 MB heap, which read as growth.
 async function memory(p) {
-  const worker = engineWorker(p);
+  const worker = await engineWorker(p);
   const cdp = await p.context().newCDPSession(p);
   await cdp.send('HeapProfiler.collectGarbage');
   await cdp.detach();
@@ -59,7 +72,9 @@ async function memory(p) {
   const pageHeap = await p.evaluate(() => performance.memory.usedJSHeapSize);
   const engineHeap = await worker.evaluate(() => self.engineHeap());
   const wasm = await worker.evaluate(() => self.wasmMemory.buffer.byteLength);
-  return { pageHeap, engineHeap, wasm, tab: pageHeap + wasm, workers: p.workers().length };
+  // Engine workers, not the pool workers of the build with threads.
+  const workers = (await Promise.all(p.workers().map(isEngine))).filter(Boolean).length;
+  return { pageHeap, engineHeap, wasm, tab: pageHeap + wasm, workers };
 }
 const mb = (n) => `${(n / 1e6).toFixed(2)} MB`;
 // The main tab's memory at the end of a test: where it grows, if it does.

@@ -1,5 +1,5 @@
 // The Chat tab: a conversation streamed token by token, Stop, New conversation.
-import { $, engine, setStatus, state } from './page.js';
+import { $, engine, engineName, setStatus, state } from './page.js';
 import { recoverFromGpuLoss } from './models.js';
 
 let conversation = [];
@@ -47,7 +47,7 @@ async function send() {
     conversation.push({ role: 'assistant', content: reply });
     li.dataset.finish = done.finish;
     setStatus(
-      `${done.tokens} tokens${done.seconds ? ` in ${done.seconds.toFixed(1)} s (${(done.tokens / done.seconds).toFixed(1)} tokens/s)` : ''} on ${state.current.info.backend === 'gpu' ? 'WebGPU' : 'the CPU'}${done.dropped_turns ? `; ${done.dropped_turns} old turns left out to fit the context` : ''}`,
+      `${done.tokens} tokens${done.seconds ? ` in ${done.seconds.toFixed(1)} s (${(done.tokens / done.seconds).toFixed(1)} tokens/s)` : ''} on ${engineName(state.current.info)}${done.dropped_turns ? `; ${done.dropped_turns} old turns left out to fit the context` : ''}`,
     );
   } catch (e) {
     li.classList.add('error');

@@ -1,7 +1,7 @@
 // The Models tab: the catalogue, loading (from the catalogue or files from disk, with the
 // engine's own fit check first), stored models, and falling back to the CPU when WebGPU is lost.
 import { DEFAULT_HUB } from '../protocol.js';
-import { $, HUB, engine, setStatus, state } from './page.js';
+import { $, HUB, engine, engineName, setStatus, state } from './page.js';
 
 const TEMPLATES = {
   chatml: 'ChatML (<|im_start|> … <|im_end|>)',
@@ -25,11 +25,19 @@ function shapeText(i) {
   return `${i.arch ?? 'gpt2'}: ${i.n_layer} layers × ${i.n_embd}, ${i.n_head} heads${kv}, context ${ctx}, vocabulary ${i.vocab_size}`;
 }
 
+// The CPU engine and its threads; where it runs on one, why (a page that is not cross-origin
+// isolated cannot share memory between threads).
+function cpuEngine(info) {
+  const n = info.cpu_threads ?? 1;
+  if (n > 1) return `CPU (Rust compiled to wasm), ${n} threads`;
+  return `CPU (Rust compiled to wasm), one thread${info.single_thread_why ? `: ${info.single_thread_why}` : ''}`;
+}
+
 function describe(info) {
   const dl = $('model-info');
   dl.replaceChildren();
   const rows = [
-    ['engine', info.backend === 'gpu' ? 'WebGPU (WGSL kernels)' : 'CPU (Rust compiled to wasm)'],
+    ['engine', info.backend === 'gpu' ? 'WebGPU (WGSL kernels)' : cpuEngine(info)],
     ['parameters', info.parameters.toLocaleString()],
     ['weights', info.dtype],
     ['shape', shapeText(info)],
@@ -66,9 +74,7 @@ export async function loadModel({ url = null, names = null, files = null, hub = 
     $('fewshot-model').hidden = !url || role === 'base' || !state.catalogue.some((m) => m.role === 'base');
     describe(res.info);
     warnNotStored(res.info.not_stored);
-    setStatus(
-      `ready: ${name} on ${res.info.backend === 'gpu' ? 'WebGPU' : 'the CPU'}${res.info.note ? ` (${res.info.note})` : ''}`,
-    );
+    setStatus(`ready: ${name} on ${engineName(res.info)}${res.info.note ? ` (${res.info.note})` : ''}`);
     document.body.dataset.ready = 'true';
     document.body.dataset.backend = res.info.backend;
   } catch (e) {

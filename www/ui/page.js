@@ -48,6 +48,13 @@ export const state = {
   generating: null,
 };
 
+/// The engine that answers, as the page names it: WebGPU, or the CPU with its threads.
+export function engineName(info) {
+  if (info.backend === 'gpu') return 'WebGPU';
+  const n = info.cpu_threads ?? 1;
+  return `the CPU (${n} thread${n === 1 ? '' : 's'})`;
+}
+
 export function setStatus(text, error = false) {
   $('status').textContent = text;
   $('status').classList.toggle('error', error);

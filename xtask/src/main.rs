@@ -17,10 +17,11 @@ commands:
   test     every test: format and lint checks, native tests (GPU ones on Vulkan or lavapipe),
            wasm tests in headless Chromium (CPU reference and WGSL engine on WebGPU)
   lint     cargo fmt --check, cargo clippy -D warnings, and Biome on the JavaScript only
-  e2e      build the wasm package and run the page's end-to-end tests only (the soak included)
-  soak     build the wasm package and run the page's soak test only (--seed N repeats a run's
+  web      build the wasm packages into www/pkg and www/pkg-threads (threads: nightly + rust-src)
+  e2e      build the wasm packages and run the page's end-to-end tests only (the soak included)
+  soak     build the wasm packages and run the page's soak test only (--seed N repeats a run's
            random Stop points)
-  serve    build the wasm package and serve www/ on 127.0.0.1 (--port N, default 8080)
+  serve    build the wasm packages and serve www/ on 127.0.0.1 (--port N, default 8080)
   fuzz     coverage-guided fuzzing of every model-file parser (fuzz/; nightly + cargo-fuzz,
            installed if missing): each target for --time S seconds (default 60), or --target T
            only; a crash is copied to tests/fuzz-regressions/<target>/, which CI replays";
@@ -30,8 +31,9 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("lint") => lint(),
-        Some("e2e") => build_web().and_then(|()| e2e_test()),
-        Some("soak") => build_web().and_then(|()| soak_test(&args[1..])),
+        Some("web") => build_web(Need::Always),
+        Some("e2e") => build_web(Need::Always).and_then(|()| e2e_test()),
+        Some("soak") => build_web(Need::IfPossible).and_then(|()| soak_test(&args[1..])),
         Some("serve") => serve(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
@@ -124,12 +126,19 @@ fn test() -> Result<()> {
     step("native tests (the GPU ones on the machine's Vulkan device; without a GPU, Mesa's lavapipe)");
     run(cargo().args(["test", "--workspace"]).env("XDG_RUNTIME_DIR", runtime_dir()?))?;
     step("wasm tests in headless Chromium (WebGPU enabled)");
-    run(cargo()
-        .args(["test", "--target", WASM_TARGET, "--test", "web"])
-        .env("CHROMEDRIVER", chromedriver)
-        .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root().join("webdriver.json"))
-        .env("WASM_BINDGEN_TEST_TIMEOUT", "600"))?;
-    build_web()?;
+    let browser = |cmd: &mut Command| {
+        cmd.env("CHROMEDRIVER", &chromedriver)
+            .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", root().join("webdriver.json"))
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "600");
+    };
+    let mut single = cargo();
+    browser(single.args(["test", "--target", WASM_TARGET, "--test", "web"]));
+    run(&mut single)?;
+    step("the same wasm tests on the build with threads (a pool of workers; in a dedicated worker)");
+    let mut pooled = threads_cargo()?;
+    browser(pooled.arg("test").args(threads_target_args()?).args(["--test", "web"]));
+    run(&mut pooled)?;
+    build_web(Need::Always)?;
     step("page test: www/bench.html in headless Chromium on WebGPU");
     page_test()?;
     step("end-to-end tests of the page (tests/e2e/page.mjs, playwright-core + headless Chromium)");
@@ -138,16 +147,85 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-/// Builds the wasm package the pages import: `www/pkg/wgpt.js` + `wgpt_bg.wasm`.
-fn build_web() -> Result<()> {
+/// Builds the wasm packages the pages import: `www/pkg/` (one thread, stable Rust) and
+/// `www/pkg-threads/` (the CPU engine on a pool of workers; the page loads it where it is
+/// cross-origin isolated). Without a nightly toolchain, `threads: Need::IfPossible` builds the
+/// first only and says so (the page then runs on one thread and says that); `Need::Always`
+/// (the tests) fails instead.
+fn build_web(threads: Need) -> Result<()> {
     ensure_wasm_tools()?;
     step("building the wasm package (release) into www/pkg");
     run(cargo().args(["build", "--release", "--lib", "--target", WASM_TARGET]))?;
     let wasm = target_dir()?.join(WASM_TARGET).join("release").join("wgpt.wasm");
+    bindgen(&wasm, "pkg")?;
+    let out = root().join("www").join("pkg-threads");
+    let mut build = match (threads_cargo(), threads) {
+        (Ok(build), _) => build,
+        (Err(e), Need::Always) => return Err(e),
+        (Err(e), Need::IfPossible) => {
+            eprintln!("xtask: no build with threads ({e:#}); the page runs its CPU engine on one thread");
+            // A package left from an earlier build would be out of step with www/pkg.
+            let _ = std::fs::remove_dir_all(&out);
+            return Ok(());
+        }
+    };
+    step("building the wasm package with threads (release; nightly, std rebuilt with atomics) into www/pkg-threads");
+    run(build.args(["build", "--release", "--lib"]).args(threads_target_args()?))?;
+    bindgen(&threads_dir()?.join(WASM_TARGET).join("release").join("wgpt.wasm"), "pkg-threads")
+}
+
+fn bindgen(wasm: &Path, package: &str) -> Result<()> {
     run(Command::new("wasm-bindgen")
         .args(["--target", "web", "--no-typescript", "--out-dir"])
-        .arg(root().join("www").join("pkg"))
+        .arg(root().join("www").join(package))
         .arg(wasm))
+}
+
+#[derive(Clone, Copy)]
+enum Need {
+    Always,
+    IfPossible,
+}
+
+/// The build with threads: wasm threads share one memory, and Rust's std for
+/// wasm32-unknown-unknown is built without atomics, so std is rebuilt (nightly `-Z build-std`,
+/// from the rust-src component) with `+atomics,+bulk-memory,+mutable-globals`. Since
+/// rust-lang/rust#147225 `+atomics` alone no longer makes the memory shared: the linker is told
+/// (`--shared-memory --import-memory`, a 4 GiB maximum: a shared memory must declare one), and
+/// exports the TLS symbols wasm-bindgen's start-up of each thread calls.
+const THREADS_RUSTFLAGS: &str = "-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals \
+    -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
+    -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+    -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base";
+
+/// `cargo +nightly` with the build with threads' flags (the caller adds the subcommand, then
+/// `threads_target_args`); installs rust-src when missing.
+fn threads_cargo() -> Result<Command> {
+    if output("cargo", &["+nightly", "--version"]).is_none() {
+        bail!("the build with threads needs the nightly toolchain (rustup toolchain install nightly)");
+    }
+    let components = output("rustup", &["component", "list", "--toolchain", "nightly", "--installed"]);
+    if !components.unwrap_or_default().lines().any(|c| c.starts_with("rust-src")) {
+        step("installing rust-src for the nightly toolchain (the build with threads rebuilds std; first run only)");
+        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    }
+    // The rustup proxy, not `$CARGO` (this toolchain's own cargo, which takes no `+nightly`).
+    let mut cargo = Command::new("cargo");
+    cargo.arg("+nightly").env("RUSTFLAGS", THREADS_RUSTFLAGS.split_whitespace().collect::<Vec<_>>().join(" "));
+    Ok(cargo)
+}
+
+/// After the subcommand: std rebuilt, the wasm target, and a target directory of its own (its
+/// std and flags differ from the single-threaded build's, which would otherwise be rebuilt).
+fn threads_target_args() -> Result<Vec<std::ffi::OsString>> {
+    let mut args: Vec<std::ffi::OsString> =
+        ["-Z", "build-std=panic_abort,std", "--target", WASM_TARGET, "--target-dir"].map(Into::into).into();
+    args.push(threads_dir()?.into());
+    Ok(args)
+}
+
+fn threads_dir() -> Result<PathBuf> {
+    Ok(target_dir()?.join("wasm-threads"))
 }
 
 /// The fuzz targets of `fuzz/Cargo.toml` (bodies in `fuzz/src/targets.rs`).
@@ -269,7 +347,7 @@ fn serve(args: &[String]) -> Result<()> {
         [flag, p] if flag == "--port" => p.parse().with_context(|| format!("--port: {p:?} is not a port"))?,
         _ => bail!("usage: cargo xtask serve [--port N]"),
     };
-    build_web()?;
+    build_web(Need::IfPossible)?;
     let listener = std::net::TcpListener::bind(("127.0.0.1", port))
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     eprintln!("\nserving www/ at http://127.0.0.1:{port}/  (chat, next token, attention; benchmarks at /bench.html)");
@@ -391,9 +469,13 @@ fn try_respond(mut stream: std::net::TcpStream, www: &Path) -> Result<()> {
         Ok(body) if safe => ("200 OK", body, mime(&file)),
         _ => ("404 Not Found", b"not found".to_vec(), "text/plain"),
     };
+    // Cross-origin isolation (COOP + COEP): a page must have it for a shared wasm memory, so
+    // the engine runs its build with threads. Hosts that cannot send headers get them from
+    // www/sw.js instead.
     write!(
         stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\n\
+         Cross-Origin-Opener-Policy: same-origin\r\nCross-Origin-Embedder-Policy: require-corp\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
     stream.write_all(&body)?;
