@@ -1,5 +1,6 @@
-# Sourced by the browser benches: `bench_page URL` loads www/bench.html?run&… once in headless
-# Chromium and prints the report line the page logs (`wgpt-bench-done {…}` or `wgpt-bench-error …`).
+# Sourced by the browser benches: `bench_page URL [MARK]` loads a bench page once in headless
+# Chromium and prints the report line it logs: `MARK-done {…}` or `MARK-error …` (MARK: wgpt-bench,
+# www/bench.html's; tjs-bench, benches/transformers_js/'s).
 bench_page() {
   PROFILE=$(mktemp -d)
   LOG=$(mktemp)
@@ -7,9 +8,10 @@ bench_page() {
     --user-data-dir=$PROFILE --enable-logging=stderr --v=0 "$1" >$LOG 2>&1 &
   CHROME=$!
   # The page logs one line when done; chromium itself does not exit.
-  for _ in $(seq 600); do grep -q 'wgpt-bench-' $LOG && break; sleep 1; done
+  MARK=${2:-wgpt-bench}
+  for _ in $(seq 600); do grep -q "$MARK-" $LOG && break; sleep 1; done
   kill $CHROME 2>/dev/null || true
   wait $CHROME 2>/dev/null || true
-  grep -o 'wgpt-bench-[a-z]* .*' $LOG | head -1 | sed 's/", source.*//'
+  grep -o "$MARK-[a-z]* .*" $LOG | head -1 | sed 's/", source.*//'
   rm -rf $PROFILE $LOG
 }
