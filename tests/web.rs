@@ -526,6 +526,47 @@ async fn prefill_products_run_in_the_browser_as_the_plain_loop() {
     }
 }
 
+/// Every finite F16 and every finite BF16, through the SIMD128 widening the CPU engine's
+/// products run (a row times a one-hot input: decode's dot product, and prefill's decoded rows),
+/// is the value `half` converts it to — subnormals, both zeros and the largest included.
+#[wasm_bindgen_test]
+async fn every_16_bit_float_widens_in_the_browser_as_half_converts_it() {
+    threads().await;
+    use wgpt::quant::{Blocks, GgmlType, Matrix};
+    for (ty, finite, convert) in [
+        (
+            GgmlType::F16,
+            (|b| b & 0x7C00 != 0x7C00) as fn(u16) -> bool,
+            (|b| half::f16::from_bits(b).to_f32()) as fn(u16) -> f32,
+        ),
+        (GgmlType::BF16, |b| b & 0x7F80 != 0x7F80, |b| half::bf16::from_bits(b).to_f32()),
+    ] {
+        let mut bits: Vec<u16> = (0..=u16::MAX).filter(|&b| finite(b)).collect();
+        bits.truncate(bits.len() / 8 * 8);
+        let rows = bits.len() / 8;
+        let bytes: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
+        let m = Matrix::Blocks(Blocks::new(ty, rows, 8, bytes).unwrap());
+        let eye: Vec<f32> = (0..64).map(|i| if i % 9 == 0 { 1.0 } else { 0.0 }).collect();
+        // Eight rows of input at once (prefill), then each alone (decode).
+        let mut all = vec![0f32; 8 * rows];
+        m.linear(&mut all, &eye, None);
+        for k in 0..8 {
+            let mut one = vec![0f32; rows];
+            m.linear(&mut one, &eye[8 * k..8 * k + 8], None);
+            for r in 0..rows {
+                let want = convert(bits[8 * r + k]);
+                assert!(
+                    one[r] == want && all[k * rows + r] == want,
+                    "{ty:?} {:#06x}: {} / {} vs {want}",
+                    bits[8 * r + k],
+                    one[r],
+                    all[k * rows + r]
+                );
+            }
+        }
+    }
+}
+
 /// The integer products over 8-bit activations (what the page's CPU engine runs: SIMD128's
 /// `i32x4.dot_i16x8`) equal the f32 products within the activations' rounding, for every block
 /// type they serve.
