@@ -44,7 +44,7 @@ if [ ! -f $M/onnx/model_quantized.onnx ]; then
 from onnxruntime.quantization import QuantType, quantize_dynamic
 quantize_dynamic('$M/onnx/model.onnx', '$M/onnx/model_quantized.onnx', weight_type=QuantType.QUInt8)" >&2
 fi
-cp benches/transformers_js/index.html benches/transformers_js/bench.mjs $SITE/
+cp benches/transformers_js/index.html benches/transformers_js/main.mjs benches/transformers_js/bench.mjs $SITE/
 ln -sfn $(pwd)/$OUT/node_modules/@huggingface/transformers/dist $SITE/transformers
 ln -sfn $(pwd)/$OUT/node_modules/onnxruntime-web/dist $SITE/ort
 cargo xtask web >&2

@@ -1,17 +1,18 @@
-// transformers.js's wasm backend measured as www/bench.html measures the page's engine: a prompt of
-// PROMPT tokens (prefill), then DECODE greedy tokens at that context. Query: ?threads=N&dtype=fp32|q8.
+// transformers.js's wasm backend measured as www/bench.html measures the page's engine, in a
+// worker: a prompt of PROMPT tokens (prefill), then DECODE greedy tokens at that context.
+// Query (the page's, passed on by main.mjs): ?threads=N&dtype=fp32|q8. Posts one report line.
 import { AutoModelForCausalLM, Tensor, env } from './transformers/transformers.js';
 
 const PROMPT = 16;
 const DECODE = 16;
-const params = new URLSearchParams(location.search);
+const params = new URLSearchParams(self.location.search);
 const threads = Number(params.get('threads')) || 1;
 const dtype = params.get('dtype') || 'fp32';
 
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
-env.localModelPath = new URL('models/', location.href).href;
-env.backends.onnx.wasm.wasmPaths = new URL('ort/', location.href).href;
+env.localModelPath = new URL('models/', import.meta.url).href;
+env.backends.onnx.wasm.wasmPaths = new URL('ort/', import.meta.url).href;
 env.backends.onnx.wasm.numThreads = threads;
 
 // Token ids as the page's bench makes them: fixed, spread over the vocabulary.
@@ -43,7 +44,7 @@ try {
     prefill_tokens_per_s: PROMPT / first,
     decode_tokens_per_s: DECODE / (all - first),
   };
-  console.log(`tjs-bench-done ${JSON.stringify(report)}`);
+  postMessage(`tjs-bench-done ${JSON.stringify(report)}`);
 } catch (e) {
-  console.log(`tjs-bench-error ${e?.message ?? e}`);
+  postMessage(`tjs-bench-error ${e?.message ?? e}`);
 }
