@@ -211,7 +211,7 @@ fn threads_cargo() -> Result<Command> {
     }
     // The rustup proxy, not `$CARGO` (this toolchain's own cargo, which takes no `+nightly`).
     let mut cargo = Command::new("cargo");
-    cargo.arg("+nightly").env("RUSTFLAGS", THREADS_RUSTFLAGS.split_whitespace().collect::<Vec<_>>().join(" "));
+    cargo.arg("+nightly").env("RUSTFLAGS", THREADS_RUSTFLAGS);
     Ok(cargo)
 }
 
