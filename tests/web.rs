@@ -453,8 +453,11 @@ async fn q4_k_blocks_run_in_the_browser_on_both_engines() {
 /// Q6_K rows (the head and some `ffn_down`s of llama.cpp's Q4_K_M and Q4_0 files) through the
 /// CPU engine's SIMD128 product equal the decoded matrix's product: random codes and scales, so
 /// every bit of a code is read.
+/// Decode's products in the browser (SIMD128, each block decoded in registers as it is read) equal
+/// the decoded matrix's, for every type the CPU engine holds as stored: the K-quants' super-blocks,
+/// Q8_0/Q4_0 blocks, and 16-bit rows both a whole number of steps wide and not.
 #[wasm_bindgen_test]
-async fn q6_k_rows_are_read_by_the_simd128_product_as_they_decode() {
+async fn block_products_are_read_by_simd128_as_they_decode() {
     threads().await;
     use wgpt::quant::{Blocks, GgmlType, Matrix};
     let (rows, cols) = (9, 512);
@@ -463,18 +466,33 @@ async fn q6_k_rows_are_read_by_the_simd128_product_as_they_decode() {
         state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         (state >> 33) as u32
     };
-    let mut data = Vec::new();
+    let mut q6 = Vec::new();
     for _ in 0..rows * cols / 256 {
-        data.extend((0..208).map(|_| next() as u8));
-        data.extend(half::f16::from_f32(0.002).to_le_bytes());
+        q6.extend((0..208).map(|_| next() as u8));
+        q6.extend(half::f16::from_f32(0.002).to_le_bytes());
     }
-    let m = Matrix::Blocks(Blocks::new(GgmlType::Q6K, rows, cols, data).unwrap());
+    let w: Vec<f32> = (0..rows * cols).map(|_| (next() % 2000) as f32 / 1000.0 - 1.0).collect();
     let x: Vec<f32> = (0..cols).map(|_| (next() % 2000) as f32 / 1000.0 - 1.0).collect();
-    let (mut got, mut want) = (vec![0f32; rows], vec![0f32; rows]);
-    m.linear(&mut got, &x, None);
-    wgpt::cpu::ops::linear_out_in(&mut want, &x, &m.to_f32(), None);
-    let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    assert!(d < 1e-4, "Q6_K: the block product differs from the decoded matrix's by {d}");
+    let sixteen = |ty, c: usize| {
+        let w: Vec<f32> = w[..rows * c].to_vec();
+        (ty, c, wgpt::quant::to_16_bits(ty, &w).unwrap())
+    };
+    for (ty, c, bytes) in [
+        (GgmlType::Q6K, cols, q6),
+        (GgmlType::Q4K, cols, wgpt::quant::quantize_q4k(&w).unwrap()),
+        (GgmlType::Q8_0, cols, wgpt::quant::quantize_q8_0(&w).unwrap()),
+        (GgmlType::Q4_0, cols, wgpt::quant::quantize_q4_0(&w).unwrap()),
+        sixteen(GgmlType::F16, cols),
+        sixteen(GgmlType::F16, 45),
+        sixteen(GgmlType::BF16, 45),
+    ] {
+        let m = Matrix::Blocks(Blocks::new(ty, rows, c, bytes).unwrap());
+        let (mut got, mut want) = (vec![0f32; rows], vec![0f32; rows]);
+        m.linear(&mut got, &x[..c], None);
+        wgpt::cpu::ops::linear_out_in(&mut want, &x[..c], &m.to_f32(), None);
+        let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(d < 1e-4, "{ty:?} × {c}: the block product differs from the decoded matrix's by {d}");
+    }
 }
 
 /// Prefill's products in the browser (each row decoded once — F16/BF16 widened, Q8_0/Q4_0 scaled
@@ -542,23 +560,24 @@ async fn every_16_bit_float_widens_in_the_browser_as_half_converts_it() {
         (GgmlType::BF16, |b| b & 0x7F80 != 0x7F80, |b| half::bf16::from_bits(b).to_f32()),
     ] {
         let mut bits: Vec<u16> = (0..=u16::MAX).filter(|&b| finite(b)).collect();
-        bits.truncate(bits.len() / 8 * 8);
-        let rows = bits.len() / 8;
+        // Rows of 16: one whole step of the SIMD128 product, no plain tail.
+        bits.truncate(bits.len() / 16 * 16);
+        let rows = bits.len() / 16;
         let bytes: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
-        let m = Matrix::Blocks(Blocks::new(ty, rows, 8, bytes).unwrap());
-        let eye: Vec<f32> = (0..64).map(|i| if i % 9 == 0 { 1.0 } else { 0.0 }).collect();
-        // Eight rows of input at once (prefill), then each alone (decode).
-        let mut all = vec![0f32; 8 * rows];
+        let m = Matrix::Blocks(Blocks::new(ty, rows, 16, bytes).unwrap());
+        let eye: Vec<f32> = (0..256).map(|i| if i % 17 == 0 { 1.0 } else { 0.0 }).collect();
+        // Sixteen rows of input at once (prefill), then each alone (decode).
+        let mut all = vec![0f32; 16 * rows];
         m.linear(&mut all, &eye, None);
-        for k in 0..8 {
+        for k in 0..16 {
             let mut one = vec![0f32; rows];
-            m.linear(&mut one, &eye[8 * k..8 * k + 8], None);
+            m.linear(&mut one, &eye[16 * k..16 * k + 16], None);
             for r in 0..rows {
-                let want = convert(bits[8 * r + k]);
+                let want = convert(bits[16 * r + k]);
                 assert!(
                     one[r] == want && all[k * rows + r] == want,
                     "{ty:?} {:#06x}: {} / {} vs {want}",
-                    bits[8 * r + k],
+                    bits[16 * r + k],
                     one[r],
                     all[k * rows + r]
                 );
