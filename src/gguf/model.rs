@@ -160,6 +160,9 @@ pub fn load_owned(mut bytes: Vec<u8>) -> Result<LoadedModel, BundleError> {
         let config = GptConfig::from_json(&config)?;
         let (take, stored) = tensors(&g, &file, &arch, None)?;
         let weights = ModelWeights::take(take, stored, &config)?;
+        // The header's parsed metadata (the vocabulary and merges as strings, 10 MB for a 150 k
+        // vocabulary) is in the tokenizer's text now: let go before the tokenizer is built.
+        drop(g);
         let tokenizer = crate::tokenizer::Tokenizer::from_json(&tokenizer_json)?;
         tokenizer.check_fits(config.vocab_size)?;
         let bundle = crate::bundle::Bundle { config, weights: Arc::new(weights), tokenizer };
@@ -174,6 +177,7 @@ pub fn load_owned(mut bytes: Vec<u8>) -> Result<LoadedModel, BundleError> {
     let heads = (arch == "llama").then_some((config.num_attention_heads, config.num_key_value_heads));
     let (take, stored) = tensors(&g, &file, &arch, heads)?;
     let weights = LlamaWeights::take(take, stored, &config)?;
+    drop(g); // as for GPT-2 above
     let text = TextFormat::llama(&config, &get)?;
     Ok(LoadedModel { arch: Architecture::Llama { config, weights: Arc::new(weights) }, text })
 }

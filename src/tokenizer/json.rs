@@ -72,8 +72,14 @@ struct ModelType {
     merges: Option<serde::de::IgnoredAny>,
 }
 
-/// The tokenizer a `tokenizer.json` describes; the message says what is wrong with it.
-pub fn read(bytes: &[u8]) -> Result<Tokenizer, String> {
+/// One past the largest of `ids` (0 for none).
+pub fn vocab_bound<'a>(ids: impl Iterator<Item = &'a u32>) -> u32 {
+    ids.map(|&id| id.saturating_add(1)).max().unwrap_or(0)
+}
+
+/// The tokenizer a `tokenizer.json` describes, with its model's id bound where the model is a
+/// BPE read here (else None); the message says what is wrong with it.
+pub fn read(bytes: &[u8]) -> Result<(Tokenizer, Option<u32>), String> {
     // Valid JSON first, every string decoded: `tokenizers` 0.23 panics (`expect("Helper")`) on a
     // component that is not valid JSON — a cut object, bytes that are not UTF-8, a lone surrogate
     // escape — rather than returning an error (found by `cargo xtask fuzz`).
@@ -83,12 +89,15 @@ pub fn read(bytes: &[u8]) -> Result<Tokenizer, String> {
         return Err(format!("unknown tokenizer version {v:?}"));
     }
     let model_type = serde_json::from_str::<ModelType>(file.model.get()).map_err(|e| format!("model: {e}"))?;
+    let mut model_bound = None;
     let model: ModelWrapper = match (model_type.kind.as_deref(), model_type.merges.is_some()) {
         // A BPE, typed or (as `tokenizers` reads an untyped model with merges first) not: read
         // here, never by `tokenizers`, whose BPE builder panics on merges `check_merges` refuses
         // (an untyped model with a duplicate key once slipped past this reader to it).
         (Some("BPE"), _) | (None, true) => {
-            bpe(serde_json::from_str(file.model.get()).map_err(|e| format!("model: {e}"))?)?.into()
+            let f: BpeFile = serde_json::from_str(file.model.get()).map_err(|e| format!("model: {e}"))?;
+            model_bound = Some(vocab_bound(f.vocab.values()));
+            bpe(f)?.into()
         }
         // Unigram, WordPiece, WordLevel (or an untyped model without merges: one of those).
         _ => serde_json::from_str(file.model.get()).map_err(|e| format!("model: {e}"))?,
@@ -105,7 +114,7 @@ pub fn read(bytes: &[u8]) -> Result<Tokenizer, String> {
         .map_err(|e| e.to_string())?
         .into();
     tokenizer.add_tokens(file.added_tokens).map_err(|e| e.to_string())?;
-    Ok(tokenizer)
+    Ok((tokenizer, model_bound))
 }
 
 /// The BPE model of `f`, with no word cache.

@@ -28,13 +28,16 @@ pub const GPT2_END_OF_TEXT: &str = "<|endoftext|>";
 
 pub struct Tokenizer {
     inner: HfTokenizer,
+    /// One past the largest id it can produce, found once when it is built ([`Tokenizer::id_bound`]).
+    id_bound: u32,
 }
 
 impl Tokenizer {
     /// A `tokenizer.json` in HF `tokenizers` format.
     pub fn from_json(bytes: &[u8]) -> Result<Self, TokenizerError> {
-        let inner = json::read(bytes).map_err(|message| TokenizerError::Parse { file: "tokenizer.json", message })?;
-        Ok(Tokenizer { inner })
+        let (inner, model_bound) =
+            json::read(bytes).map_err(|message| TokenizerError::Parse { file: "tokenizer.json", message })?;
+        Ok(Tokenizer::new(inner, model_bound))
     }
 
     /// The tokenizer as `tokenizer.json` text (whatever files it was loaded from).
@@ -68,6 +71,7 @@ impl Tokenizer {
         json::check_merges(vocab.keys().map(String::as_str), 0, merges.iter().map(|(a, b)| (a.as_str(), b.as_str())))
             .map_err(|message| TokenizerError::Parse { file: "vocab.bpe", message })?;
         let has_eot = vocab.contains_key(GPT2_END_OF_TEXT);
+        let model_bound = json::vocab_bound(vocab.values());
         let bpe = BPE::builder()
             .vocab_and_merges(vocab.into_iter().collect::<tokenizers::models::bpe::Vocab>(), merges)
             .cache_capacity(0)
@@ -83,12 +87,22 @@ impl Tokenizer {
                 .add_special_tokens([AddedToken::from(GPT2_END_OF_TEXT, true)])
                 .map_err(|e| TokenizerError::Parse { file: "encoder.json", message: e.to_string() })?;
         }
-        Ok(Tokenizer { inner })
+        Ok(Tokenizer::new(inner, Some(model_bound)))
+    }
+
+    /// `inner`, with its model's id bound where the reader found it (a BPE's, from the vocabulary
+    /// it read) — else taken from a copy of the model's vocabulary (`tokenizers` lends none
+    /// without copying it: for a 150 k vocabulary 9 MB more at the load's peak).
+    fn new(inner: HfTokenizer, model_bound: Option<u32>) -> Self {
+        let model =
+            model_bound.unwrap_or_else(|| json::vocab_bound(tokenizers::Model::get_vocab(inner.get_model()).values()));
+        let added = json::vocab_bound(inner.get_added_tokens_decoder().keys());
+        Tokenizer { inner, id_bound: model.max(added) }
     }
 
     /// One past the largest id the tokenizer can produce (its added tokens included).
     pub fn id_bound(&self) -> u32 {
-        self.inner.get_vocab(true).values().map(|&id| id + 1).max().unwrap_or(0)
+        self.id_bound
     }
 
     /// Fails when the tokenizer can emit ids the model has no embedding for.
@@ -226,6 +240,24 @@ impl StreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_id_bound_counts_the_largest_id_of_the_vocabulary_and_of_the_added_tokens() {
+        // A sparse BPE vocabulary: the bound is past its largest id, not its count.
+        let bpe = br#"{"version": "1.0", "model": {"type": "BPE", "vocab": {"a": 0, "b": 9}, "merges": []}}"#;
+        assert_eq!(Tokenizer::from_json(bpe).unwrap().id_bound(), 10);
+        // An added token the vocabulary lacks takes the next free id (as in `tokenizers`).
+        let added = br#"{"version": "1.0", "added_tokens": [{"id": 2, "content": "<|end|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+            "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}}"#;
+        assert_eq!(Tokenizer::from_json(added).unwrap().id_bound(), 3);
+        // A model this reader does not build (WordLevel): its vocabulary asked of `tokenizers`.
+        let word_level = br#"{"version": "1.0", "model": {"type": "WordLevel", "vocab": {"a": 0, "[UNK]": 6},
+            "unk_token": "[UNK]"}}"#;
+        assert_eq!(Tokenizer::from_json(word_level).unwrap().id_bound(), 7);
+        // GPT-2's files: 50256 ids, then <|endoftext|> as its own.
+        let gpt2 = Tokenizer::from_gpt2_files(br#"{"a": 0, "b": 1, "<|endoftext|>": 2}"#, "#version: 0.2\n").unwrap();
+        assert_eq!(gpt2.id_bound(), 3);
+    }
 
     #[test]
     fn a_merge_longer_than_every_token_is_an_error_not_a_panic() {
