@@ -8,6 +8,7 @@
 //! forward pass; `block()` is one transformer block, both LayerNorm placements side by side as in
 //! the trainer's model (`native-trainer/src/model.rs`).
 
+pub mod math;
 pub mod ops;
 
 use std::sync::Arc;

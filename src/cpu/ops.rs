@@ -139,12 +139,13 @@ fn add_rows4(o: &mut [f32], a: [f32; 4], w: [&[f32]; 4]) {
     }
 }
 
-/// GPT-2's GELU, tanh form: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+/// GPT-2's GELU, tanh form: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (the branch-free
+/// tanh of [`super::math`], so the loop is vectorized).
 pub fn gelu(x: &mut [f32]) {
     const S: f32 = 0.797_884_6; // sqrt(2 / pi)
     for v in x {
         let u = *v;
-        *v = 0.5 * u * (1.0 + (S * (u + 0.044715 * u * u * u)).tanh());
+        *v = 0.5 * u * (1.0 + super::math::tanh(S * (u + 0.044715 * u * u * u)));
     }
 }
 

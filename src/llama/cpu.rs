@@ -213,7 +213,7 @@ fn rotate(x: &mut [f32], hd: usize, pos: f32, inv_freq: &[f32]) {
 fn mlp(x: &[f32], layer: &LlamaLayer, a: Activations) -> Vec<f32> {
     let gate = linear(x, &layer.gate_proj, a);
     let up = linear(x, &layer.up_proj, a);
-    let act: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
+    let act: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| g / (1.0 + crate::cpu::math::exp(-g)) * u).collect();
     linear(&act, &layer.down_proj, a)
 }
 
