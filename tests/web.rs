@@ -495,8 +495,8 @@ async fn block_products_are_read_by_simd128_as_they_decode() {
     }
 }
 
-/// Prefill's products in the browser (each row decoded once — F16/BF16 widened, Q8_0/Q4_0 scaled
-/// by SIMD128 — then four rows of activations per weight load, SIMD128's `dot4_f32`) equal the
+/// Prefill's products in the browser (each row decoded once — F16/BF16 widened, Q8_0/Q4_0/Q4_K
+/// scaled by SIMD128 — then four rows of activations per weight load, SIMD128's `dot4_f32`) equal the
 /// plain triple loop on the decoded matrix, for 1 to 6 rows and a width off the lanes.
 #[wasm_bindgen_test]
 async fn prefill_products_run_in_the_browser_as_the_plain_loop() {
@@ -511,7 +511,9 @@ async fn prefill_products_run_in_the_browser_as_the_plain_loop() {
     let mut value = || next() as f32 / 1000.0 - 1.0;
     let w16: Vec<f32> = (0..rows * cols_16).map(|_| value()).collect();
     let w: Vec<f32> = (0..rows * cols).map(|_| value()).collect();
-    let x: Vec<f32> = (0..6 * cols).map(|_| value()).collect();
+    // Q4_K's rows are whole super-blocks of 256.
+    let w_k: Vec<f32> = (0..rows * 512).map(|_| value()).collect();
+    let x: Vec<f32> = (0..6 * 512).map(|_| value()).collect();
     for m in [
         Matrix::F32(wgpt::weights::Tensor { shape: vec![rows, cols_16], data: w16.clone() }),
         Matrix::Blocks(
@@ -522,6 +524,7 @@ async fn prefill_products_run_in_the_browser_as_the_plain_loop() {
         ),
         Matrix::Blocks(Blocks::new(GgmlType::Q8_0, rows, cols, wgpt::quant::quantize_q8_0(&w).unwrap()).unwrap()),
         Matrix::Blocks(Blocks::new(GgmlType::Q4_0, rows, cols, wgpt::quant::quantize_q4_0(&w).unwrap()).unwrap()),
+        Matrix::Blocks(Blocks::new(GgmlType::Q4K, rows, 512, wgpt::quant::quantize_q4k(&w_k).unwrap()).unwrap()),
     ] {
         let d = m.to_f32();
         let c = d.shape[1];

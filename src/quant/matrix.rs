@@ -460,6 +460,7 @@ pub(crate) mod tests {
             (GgmlType::BF16, super::super::to_16_bits(GgmlType::BF16, &v).unwrap(), v.len()),
             (GgmlType::Q8_0, super::super::quantize_q8_0(&w).unwrap(), w.len()),
             (GgmlType::Q4_0, super::super::quantize_q4_0(&w).unwrap(), w.len()),
+            (GgmlType::Q4K, super::super::quantize_q4k(&values(512, 36)).unwrap(), 512),
         ] {
             let want = super::super::dequantize(ty, &row, n).unwrap();
             let mut got = vec![0f32; n];

@@ -145,13 +145,14 @@ pub fn axpy4(o: &mut [f32], a: [f32; 4], w: [&[f32]; 4]) -> bool {
     false
 }
 
-/// A row decoded into f32 in `out` (as many values as it holds) — F16 and BF16 widened, Q8_0
-/// and Q4_0 blocks scaled — if this CPU (or wasm build) has a SIMD path for its type: prefill
-/// decodes each weight row once, and the plain decode is a call per f16 value. False (nothing
-/// written) without one.
+/// A row decoded into f32 in `out` (as many values as it holds) — F16 and BF16 widened, Q8_0,
+/// Q4_0 and Q4_K blocks scaled — if this CPU (or wasm build) has a SIMD path for its type:
+/// prefill decodes each weight row once, and the plain decode is a call per f16 value (and
+/// Q4_K's a scalar loop: GPT-2's all-Q4_K prefill spent a third of its time there). False
+/// (nothing written) without one.
 pub fn decode_row(ty: super::GgmlType, row: &[u8], out: &mut [f32]) -> bool {
-    use super::GgmlType::{BF16, F16, Q4_0, Q8_0};
-    if !matches!(ty, F16 | BF16 | Q8_0 | Q4_0) {
+    use super::GgmlType::{BF16, F16, Q4_0, Q4K, Q8_0};
+    if !matches!(ty, F16 | BF16 | Q8_0 | Q4_0 | Q4K) {
         return false;
     }
     assert_eq!(row.len() as u64, out.len() as u64 / ty.block_len() * ty.block_bytes());
@@ -165,6 +166,7 @@ pub fn decode_row(ty: super::GgmlType, row: &[u8], out: &mut [f32]) -> bool {
                 F16 => x86::widen_f16(row, out),
                 BF16 => x86::widen_bf16(row, out),
                 Q8_0 => x86::decode_q8_0(row, out),
+                Q4K => x86::decode_q4k(row, out),
                 _ => x86::decode_q4_0(row, out),
             }
         }
@@ -176,6 +178,7 @@ pub fn decode_row(ty: super::GgmlType, row: &[u8], out: &mut [f32]) -> bool {
             F16 => wasm::widen_f16(row, out),
             BF16 => wasm::widen_bf16(row, out),
             Q8_0 => wasm::decode_q8_0(row, out),
+            Q4K => wasm::decode_q4k(row, out),
             _ => wasm::decode_q4_0(row, out),
         }
         return true;
@@ -486,6 +489,38 @@ mod x86 {
             for (k, q) in [f(lo), f(_mm_srli_si128(lo, 8)), f(hi), f(_mm_srli_si128(hi, 8))].into_iter().enumerate() {
                 // SAFETY: values 8k .. 8k + 8 ≤ 32.
                 unsafe { _mm256_storeu_ps(y.as_mut_ptr().add(8 * k), q) };
+            }
+        }
+    }
+
+    /// Each value `d·sc · q − dmin·m` as [`super::super::k_quants::dequantize_q4k`] computes it
+    /// (a product, then a difference: the same bits).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn decode_q4k(row: &[u8], out: &mut [f32]) {
+        let low = _mm_set1_epi8(0x0F);
+        let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+        for (b, y) in row.chunks_exact(144).zip(out.chunks_exact_mut(256)) {
+            let (scales, mins) = q4k_multipliers(b);
+            for pair in 0..4 {
+                // SAFETY: code bytes 16 + 32·pair .. + 32 ≤ 144.
+                let (q0, q1) = unsafe {
+                    let q = b.as_ptr().add(16 + 32 * pair);
+                    (_mm_loadu_si128(q as *const __m128i), _mm_loadu_si128(q.add(16) as *const __m128i))
+                };
+                let (lo0, lo1) = (_mm_and_si128(q0, low), _mm_and_si128(q1, low));
+                let (hi0, hi1) = (_mm_and_si128(_mm_srli_epi16(q0, 4), low), _mm_and_si128(_mm_srli_epi16(q1, 4), low));
+                let lo = [f(lo0), f(_mm_srli_si128(lo0, 8)), f(lo1), f(_mm_srli_si128(lo1, 8))];
+                let hi = [f(hi0), f(_mm_srli_si128(hi0, 8)), f(hi1), f(_mm_srli_si128(hi1, 8))];
+                let (j1, j2) = (2 * pair, 2 * pair + 1);
+                let (a1, a2, m1, m2) = (lane(scales, j1), lane(scales, j2), lane(mins, j1), lane(mins, j2));
+                for k in 0..4 {
+                    // SAFETY: values 64·pair + 8k .. + 8 and 64·pair + 32 + 8k .. + 8 ≤ 256.
+                    unsafe {
+                        let p = y.as_mut_ptr().add(64 * pair + 8 * k);
+                        _mm256_storeu_ps(p, _mm256_sub_ps(_mm256_mul_ps(a1, lo[k]), m1));
+                        _mm256_storeu_ps(p.add(32), _mm256_sub_ps(_mm256_mul_ps(a2, hi[k]), m2));
+                    }
+                }
             }
         }
     }
@@ -975,6 +1010,37 @@ mod wasm {
             for (k, nibbles) in [v128_and(bytes, u8x16_splat(0x0F)), u8x16_shr(bytes, 4)].into_iter().enumerate() {
                 let (a, c) = (u16x8_extend_low_u8x16(nibbles), u16x8_extend_high_u8x16(nibbles));
                 store16(i16x8_sub(a, eight), i16x8_sub(c, eight), d, half16_mut(y, k));
+            }
+        }
+    }
+
+    /// Each value `d·sc · q − dmin·m` as [`super::super::k_quants::dequantize_q4k`] computes it
+    /// (`multipliers` holds `−dmin·m`: a product, then a sum — the same bits).
+    pub fn decode_q4k(row: &[u8], out: &mut [f32]) {
+        for (b, y) in row.as_chunks::<144>().0.iter().zip(out.as_chunks_mut::<256>().0) {
+            let multipliers = super::super::k_quants::multipliers(b);
+            for (pair, &[a1, a2, o1, o2]) in multipliers.iter().enumerate() {
+                for h in 0..2 {
+                    let q = bytes_at(b, 16 + 32 * pair + 16 * h);
+                    let (lo, hi) = (v128_and(q, u8x16_splat(0x0F)), u8x16_shr(q, 4));
+                    for (codes, a, o, at) in [(lo, a1, o1, 64 * pair + 16 * h), (hi, a2, o2, 64 * pair + 32 + 16 * h)] {
+                        let y: &mut [f32; 16] = (&mut y[at..at + 16]).try_into().expect("16 values");
+                        let (y, _) = y.as_chunks_mut::<4>();
+                        let (a, o) = (f32x4_splat(a), f32x4_splat(o));
+                        let (c0, c1) = (u16x8_extend_low_u8x16(codes), u16x8_extend_high_u8x16(codes));
+                        for (k, v) in [
+                            u32x4_extend_low_u16x8(c0),
+                            u32x4_extend_high_u16x8(c0),
+                            u32x4_extend_low_u16x8(c1),
+                            u32x4_extend_high_u16x8(c1),
+                        ]
+                        .into_iter()
+                        .enumerate()
+                        {
+                            store(&mut y[k], f32x4_add(f32x4_mul(a, f32x4_convert_i32x4(v)), o));
+                        }
+                    }
+                }
             }
         }
     }
