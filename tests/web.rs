@@ -495,8 +495,8 @@ async fn block_products_are_read_by_simd128_as_they_decode() {
     }
 }
 
-/// Prefill's products in the browser (each row decoded once — F16/BF16 widened, Q8_0/Q4_0/Q4_K
-/// scaled by SIMD128 — then four rows of activations per weight load, SIMD128's `dot4_f32`) equal the
+/// Prefill's products in the browser (each row decoded once — F16/BF16 widened, Q8_0/Q4_0/Q4_K/
+/// Q6_K scaled by SIMD128 — then four rows of activations per weight load, SIMD128's `dot4_f32`) equal the
 /// plain triple loop on the decoded matrix, for 1 to 6 rows and a width off the lanes.
 #[wasm_bindgen_test]
 async fn prefill_products_run_in_the_browser_as_the_plain_loop() {
@@ -514,6 +514,11 @@ async fn prefill_products_run_in_the_browser_as_the_plain_loop() {
     // Q4_K's rows are whole super-blocks of 256.
     let w_k: Vec<f32> = (0..rows * 512).map(|_| value()).collect();
     let x: Vec<f32> = (0..6 * 512).map(|_| value()).collect();
+    let mut q6 = Vec::new();
+    for _ in 0..rows * 2 {
+        q6.extend((0..208).map(|_| (value() * 127.0 + 128.0) as u8));
+        q6.extend(half::f16::from_f32(0.002).to_le_bytes());
+    }
     for m in [
         Matrix::F32(wgpt::weights::Tensor { shape: vec![rows, cols_16], data: w16.clone() }),
         Matrix::Blocks(
@@ -525,6 +530,7 @@ async fn prefill_products_run_in_the_browser_as_the_plain_loop() {
         Matrix::Blocks(Blocks::new(GgmlType::Q8_0, rows, cols, wgpt::quant::quantize_q8_0(&w).unwrap()).unwrap()),
         Matrix::Blocks(Blocks::new(GgmlType::Q4_0, rows, cols, wgpt::quant::quantize_q4_0(&w).unwrap()).unwrap()),
         Matrix::Blocks(Blocks::new(GgmlType::Q4K, rows, 512, wgpt::quant::quantize_q4k(&w_k).unwrap()).unwrap()),
+        Matrix::Blocks(Blocks::new(GgmlType::Q6K, rows, 512, q6).unwrap()),
     ] {
         let d = m.to_f32();
         let c = d.shape[1];

@@ -146,13 +146,13 @@ pub fn axpy4(o: &mut [f32], a: [f32; 4], w: [&[f32]; 4]) -> bool {
 }
 
 /// A row decoded into f32 in `out` (as many values as it holds) — F16 and BF16 widened, Q8_0,
-/// Q4_0 and Q4_K blocks scaled — if this CPU (or wasm build) has a SIMD path for its type:
+/// Q4_0, Q4_K and Q6_K blocks scaled — if this CPU (or wasm build) has a SIMD path for its type:
 /// prefill decodes each weight row once, and the plain decode is a call per f16 value (and
 /// Q4_K's a scalar loop: GPT-2's all-Q4_K prefill spent a third of its time there). False
 /// (nothing written) without one.
 pub fn decode_row(ty: super::GgmlType, row: &[u8], out: &mut [f32]) -> bool {
-    use super::GgmlType::{BF16, F16, Q4_0, Q4K, Q8_0};
-    if !matches!(ty, F16 | BF16 | Q8_0 | Q4_0 | Q4K) {
+    use super::GgmlType::{BF16, F16, Q4_0, Q4K, Q6K, Q8_0};
+    if !matches!(ty, F16 | BF16 | Q8_0 | Q4_0 | Q4K | Q6K) {
         return false;
     }
     assert_eq!(row.len() as u64, out.len() as u64 / ty.block_len() * ty.block_bytes());
@@ -167,6 +167,7 @@ pub fn decode_row(ty: super::GgmlType, row: &[u8], out: &mut [f32]) -> bool {
                 BF16 => x86::widen_bf16(row, out),
                 Q8_0 => x86::decode_q8_0(row, out),
                 Q4K => x86::decode_q4k(row, out),
+                Q6K => x86::decode_q6k(row, out),
                 _ => x86::decode_q4_0(row, out),
             }
         }
@@ -179,6 +180,7 @@ pub fn decode_row(ty: super::GgmlType, row: &[u8], out: &mut [f32]) -> bool {
             BF16 => wasm::widen_bf16(row, out),
             Q8_0 => wasm::decode_q8_0(row, out),
             Q4K => wasm::decode_q4k(row, out),
+            Q6K => wasm::decode_q6k(row, out),
             _ => wasm::decode_q4_0(row, out),
         }
         return true;
@@ -707,6 +709,53 @@ mod x86 {
         }
         hsum(acc)
     }
+
+    /// Each value `(d·sc) · q` as [`super::super::k_quants::dequantize_q6k`] computes it, the
+    /// codes put together as [`dot_q6k`] does.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn decode_q6k(row: &[u8], out: &mut [f32]) {
+        let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
+        let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+        for (b, y) in row.chunks_exact(210).zip(out.chunks_exact_mut(256)) {
+            let d = scale8(&b[208..210]);
+            for half in 0..2 {
+                // SAFETY: ql bytes 64·half .. + 64 ≤ 128, qh bytes 128 + 32·half .. + 32 ≤ 192.
+                let (ql0, ql1, qh) = unsafe {
+                    let p = b.as_ptr();
+                    (
+                        _mm256_loadu_si256(p.add(64 * half) as *const __m256i),
+                        _mm256_loadu_si256(p.add(64 * half + 32) as *const __m256i),
+                        _mm256_loadu_si256(p.add(128 + 32 * half) as *const __m256i),
+                    )
+                };
+                let nibbles = [
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                ];
+                let pairs = [
+                    _mm256_and_si256(qh, m2),
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
+                ];
+                for (j, (nibbles, pair)) in nibbles.into_iter().zip(pairs).enumerate() {
+                    let q = _mm256_sub_epi8(_mm256_or_si256(nibbles, _mm256_slli_epi16(pair, 4)), k32);
+                    for (h, q) in [_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)].into_iter().enumerate() {
+                        let sub = 2 * j + h;
+                        let sc = _mm256_mul_ps(d, _mm256_set1_ps(b[192 + 8 * half + sub] as i8 as f32));
+                        // SAFETY: values 128·half + 16·sub .. + 16 ≤ 256.
+                        unsafe {
+                            let p = y.as_mut_ptr().add(128 * half + 16 * sub);
+                            _mm256_storeu_ps(p, _mm256_mul_ps(sc, f(q)));
+                            _mm256_storeu_ps(p.add(8), _mm256_mul_ps(sc, f(_mm_srli_si128(q, 8))));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -1039,6 +1088,23 @@ mod wasm {
                         {
                             store(&mut y[k], f32x4_add(f32x4_mul(a, f32x4_convert_i32x4(v)), o));
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Each value `(d·sc) · q` as [`super::super::k_quants::dequantize_q6k`] computes it.
+    pub fn decode_q6k(row: &[u8], out: &mut [f32]) {
+        for (b, y) in row.as_chunks::<210>().0.iter().zip(out.as_chunks_mut::<256>().0) {
+            let d = scale(&b[208..210]);
+            for half in 0..2 {
+                for h in 0..2 {
+                    for (q, sub) in q6k_codes(b, half, h) {
+                        let sc = f32x4_splat(d * b[192 + 8 * half + sub] as i8 as f32);
+                        let at = 128 * half + 16 * sub;
+                        let y: &mut [f32; 16] = (&mut y[at..at + 16]).try_into().expect("16 values");
+                        store16(i16x8_extend_low_i8x16(q), i16x8_extend_high_i8x16(q), sc, y);
                     }
                 }
             }
