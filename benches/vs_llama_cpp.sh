@@ -19,6 +19,7 @@
 # llama.cpp's default), and Q4_K with every matrix in Q4_K (768 and 3,072 are whole super-blocks).
 #
 #   sh benches/vs_llama_cpp.sh
+#   WGSL=0 sh benches/vs_llama_cpp.sh     # without the WGSL engine's rows (slow on lavapipe)
 #
 # Then f32: llama.cpp on F32 files, HF transformers on PyTorch (f32 and bf16) and wgpt on the
 # HF folders they came from.
@@ -84,7 +85,7 @@ for f in $OUT/smollm2-135m.f16.gguf $OUT/smollm2-135m.q8_0.gguf $OUT/smollm2-135
   llama_row $t $f
   wgpt_row $t "wgpt CPU engine (2 threads)" --model $f --backend cpu
   case $t in *.f16) ;; *) wgpt_row $t "wgpt CPU, 8-bit activations" --model $f --backend cpu --activations q8 ;; esac
-  wgpt_row $t "wgpt WGSL engine" --model $f --backend gpu
+  [ "${WGSL:-1}" = 0 ] || wgpt_row $t "wgpt WGSL engine" --model $f --backend gpu
 done
 # f32 weights: llama.cpp on the F32 file; HF transformers on PyTorch (f32, and bf16 as its fast
 # CPU path) on the HF folder the files came from (benches/hf_transformers.py: the same prompt and

@@ -7,10 +7,10 @@
 //! Not exact: an activation is rounded to 1/254 of its block's largest magnitude, so a product
 //! differs from the f32 one by at most `Σ_blocks d_x/2 · Σ|w|` (`tests` checks that bound). The
 //! CPU reference multiplies in f32 ([`super::matrix::dot`]); the engines take this path with
-//! [`Activations::Q8`] (`--activations q8`). Natively (AVX2) it decodes Q4_0 15–50 % and Q4_K
-//! 35–75 % faster than the f32 products and Q8_0 about as fast (BENCHMARKS.md); in the browser (SIMD128) it was no
-//! faster when last measured. It is not the default: the default is the exact product the tests
-//! compare with HF and llama.cpp.
+//! [`Activations::Q8`] (`--activations q8`). Natively (AVX2) it decodes Q4_0 10–50 % and Q4_K
+//! 60–105 % faster than the f32 products and Q8_0 about as fast; in the browser (SIMD128) Q4_0
+//! 15–40 % and Q8_0 about as fast (BENCHMARKS.md). It is not the default: the default is the
+//! exact product the tests compare with HF and llama.cpp.
 //!
 //! Math per weight type (w: the weight block's codes, q: the activation codes, d_x: their scale):
 //! - Q8_0: `d · d_x · Σ w·q`;
