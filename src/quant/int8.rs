@@ -9,8 +9,8 @@
 //! CPU reference multiplies in f32 ([`super::matrix::dot`]); the engines take this path with
 //! [`Activations::Q8`] (`--activations q8`). Natively (AVX2) it decodes Q4_0 10–50 % and Q4_K
 //! 60–105 % faster than the f32 products and Q8_0 about as fast; in the browser (SIMD128) Q4_0
-//! 15–40 % and Q8_0 about as fast (BENCHMARKS.md). It is not the default: the default is the
-//! exact product the tests compare with HF and llama.cpp.
+//! up to 40 % faster and Q8_0 about as fast (BENCHMARKS.md). It is not the default: the default
+//! is the exact product the tests compare with HF and llama.cpp.
 //!
 //! Math per weight type (w: the weight block's codes, q: the activation codes, d_x: their scale):
 //! - Q8_0: `d · d_x · Σ w·q`;
