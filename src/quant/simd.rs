@@ -623,29 +623,10 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn int8_q6k(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
         let mut acc = _mm256_setzero_ps();
-        let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
         for (sb, b) in row.chunks_exact(210).enumerate() {
             let d = scale8(&b[208..210]);
             for half in 0..2 {
-                // SAFETY: ql bytes 64·half .. + 64 ≤ 128, qh bytes 128 + 32·half .. + 32 ≤ 192.
-                let (ql0, ql1, qh) = unsafe {
-                    let p = b.as_ptr();
-                    (load32(p.add(64 * half)), load32(p.add(64 * half + 32)), load32(p.add(128 + 32 * half)))
-                };
-                let nibbles = [
-                    _mm256_and_si256(ql0, m4),
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                ];
-                let pairs = [
-                    _mm256_and_si256(qh, m2),
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
-                ];
-                for (j, (n, pair)) in nibbles.into_iter().zip(pairs).enumerate() {
-                    let w = _mm256_sub_epi8(_mm256_or_si256(n, _mm256_slli_epi16(pair, 4)), k32);
+                for (j, w) in q6k_codes(b, half).into_iter().enumerate() {
                     // Group j of this half is activation block k: values 32j .. 32j + 32.
                     let k = 8 * sb + 4 * half + j;
                     // SAFETY: activation codes 32k .. 32k + 32 lie in the row.
@@ -659,40 +640,49 @@ mod x86 {
         hsum(acc)
     }
 
+    /// Q6_K super-block `b`'s codes (−32 ..= 31) in half `half` (values 128·half ..+ 128), as
+    /// four registers of 32 signed bytes: register `j` holds values `32j .. 32j + 32` of the half,
+    /// the low nibbles of `ql` or their high ones, each with its two bits of `qh`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn q6k_codes(b: &[u8], half: usize) -> [__m256i; 4] {
+        assert!(b.len() >= 192 && half < 2);
+        let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
+        // SAFETY: ql bytes 64·half .. + 64 ≤ 128, qh bytes 128 + 32·half .. + 32 ≤ 192 (checked above).
+        let (ql0, ql1, qh) = unsafe {
+            let p = b.as_ptr();
+            (
+                _mm256_loadu_si256(p.add(64 * half) as *const __m256i),
+                _mm256_loadu_si256(p.add(64 * half + 32) as *const __m256i),
+                _mm256_loadu_si256(p.add(128 + 32 * half) as *const __m256i),
+            )
+        };
+        let nibbles = [
+            _mm256_and_si256(ql0, m4),
+            _mm256_and_si256(ql1, m4),
+            _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+            _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+        ];
+        let pairs = [
+            _mm256_and_si256(qh, m2),
+            _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
+            _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
+            _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
+        ];
+        std::array::from_fn(|j| _mm256_sub_epi8(_mm256_or_si256(nibbles[j], _mm256_slli_epi16(pairs[j], 4)), k32))
+    }
+
     /// Q6_K: each group of 32 codes is put together in one register — a nibble of `ql` and two
     /// bits of `qh` — less 32, then eight at a time widened to f32; a sub-block of 16 is one half
     /// of a group, scaled once.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q6k(row: &[u8], x: &[f32]) -> f32 {
         let mut acc = _mm256_setzero_ps();
-        let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
         let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
         for (b, xs) in row.chunks_exact(210).zip(x.chunks_exact(256)) {
             let d = scale8(&b[208..210]);
             for half in 0..2 {
-                // SAFETY: ql bytes 64·half .. + 64 ≤ 128, qh bytes 128 + 32·half .. + 32 ≤ 192.
-                let (ql0, ql1, qh) = unsafe {
-                    let p = b.as_ptr();
-                    (
-                        _mm256_loadu_si256(p.add(64 * half) as *const __m256i),
-                        _mm256_loadu_si256(p.add(64 * half + 32) as *const __m256i),
-                        _mm256_loadu_si256(p.add(128 + 32 * half) as *const __m256i),
-                    )
-                };
-                let nibbles = [
-                    _mm256_and_si256(ql0, m4),
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                ];
-                let pairs = [
-                    _mm256_and_si256(qh, m2),
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
-                ];
-                for j in 0..4 {
-                    let q = _mm256_sub_epi8(_mm256_or_si256(nibbles[j], _mm256_slli_epi16(pairs[j], 4)), k32);
+                for (j, q) in q6k_codes(b, half).into_iter().enumerate() {
                     for (h, q) in [_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)].into_iter().enumerate() {
                         let sub = 2 * j + h; // sub-block of this half: values 16·sub .. + 16
                         // SAFETY: values 128·half + 16·sub .. + 16 ≤ 256.
@@ -714,34 +704,11 @@ mod x86 {
     /// codes put together as [`dot_q6k`] does.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn decode_q6k(row: &[u8], out: &mut [f32]) {
-        let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
         let f = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
         for (b, y) in row.chunks_exact(210).zip(out.chunks_exact_mut(256)) {
             let d = scale8(&b[208..210]);
             for half in 0..2 {
-                // SAFETY: ql bytes 64·half .. + 64 ≤ 128, qh bytes 128 + 32·half .. + 32 ≤ 192.
-                let (ql0, ql1, qh) = unsafe {
-                    let p = b.as_ptr();
-                    (
-                        _mm256_loadu_si256(p.add(64 * half) as *const __m256i),
-                        _mm256_loadu_si256(p.add(64 * half + 32) as *const __m256i),
-                        _mm256_loadu_si256(p.add(128 + 32 * half) as *const __m256i),
-                    )
-                };
-                let nibbles = [
-                    _mm256_and_si256(ql0, m4),
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                ];
-                let pairs = [
-                    _mm256_and_si256(qh, m2),
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2),
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2),
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2),
-                ];
-                for (j, (nibbles, pair)) in nibbles.into_iter().zip(pairs).enumerate() {
-                    let q = _mm256_sub_epi8(_mm256_or_si256(nibbles, _mm256_slli_epi16(pair, 4)), k32);
+                for (j, q) in q6k_codes(b, half).into_iter().enumerate() {
                     for (h, q) in [_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)].into_iter().enumerate() {
                         let sub = 2 * j + h;
                         let sc = _mm256_mul_ps(d, _mm256_set1_ps(b[192 + 8 * half + sub] as i8 as f32));
