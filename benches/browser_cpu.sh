@@ -10,9 +10,9 @@ PORT=${PORT:-8931}
 python3 -m http.server $PORT --bind 127.0.0.1 --directory www >/dev/null 2>&1 &
 SERVER=$!
 sleep 1
-# ACTIVATIONS=q8 runs the 8-bit integer products (src/quant/int8.rs) instead of the f32 ones.
+# ACTIVATIONS=f32 runs the reference's f32 products instead of the 8-bit integer ones (src/quant/int8.rs, the default).
 . benches/bench_page.sh
 for dtype in f32 f16 q8_0 q4_0; do
-  echo "$dtype: $(bench_page "http://127.0.0.1:$PORT/bench.html?run&shape=$SHAPE&backend=cpu&dtype=$dtype&activations=${ACTIVATIONS:-f32}&prompt=16&decode=16&contexts=16")"
+  echo "$dtype: $(bench_page "http://127.0.0.1:$PORT/bench.html?run&shape=$SHAPE&backend=cpu&dtype=$dtype&activations=${ACTIVATIONS:-q8}&prompt=16&decode=16&contexts=16")"
 done
 kill $SERVER

@@ -9,7 +9,7 @@
 # same-origin, COEP: require-corp): `cargo xtask serve` sends both.
 #
 #   sh benches/browser_threads.sh [SHAPE] [THREADS]      (default smollm2-135m, 2)
-#   DTYPES="q8_0 q4_0" ACTIVATIONS=q8 sh benches/browser_threads.sh
+#   DTYPES="q8_0 q4_0" ACTIVATIONS=f32 sh benches/browser_threads.sh
 #
 # Where llama.cpp's tools and the same shape's GGUF files are there (`sh benches/vs_llama_cpp.sh`
 # makes both: target/bench-models/SHAPE.DTYPE.gguf, random weights), each dtype also gets
@@ -27,7 +27,7 @@ L=${LLAMA_CPP:-/tmp/llcpp/llama_cpp_python-0.3.36/vendor/llama.cpp}/build/bin
 # One page load per row, one thread and THREADS interleaved, so the machine's drift hits both.
 for dtype in ${DTYPES:-f16 q8_0 q4_0}; do
   for threads in 1 $THREADS; do
-    echo "$dtype, $threads thread(s): $(bench_page "http://127.0.0.1:$PORT/bench.html?run&shape=$SHAPE&backend=cpu&dtype=$dtype&activations=${ACTIVATIONS:-f32}&prompt=16&decode=16&contexts=16&threads=$threads")"
+    echo "$dtype, $threads thread(s): $(bench_page "http://127.0.0.1:$PORT/bench.html?run&shape=$SHAPE&backend=cpu&dtype=$dtype&activations=${ACTIVATIONS:-q8}&prompt=16&decode=16&contexts=16&threads=$threads")"
   done
   GGUF=target/bench-models/$SHAPE.$dtype.gguf
   if [ -x $L/llama-bench ] && [ -f $GGUF ]; then

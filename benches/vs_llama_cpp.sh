@@ -6,8 +6,9 @@
 # lavapipe here), a 16-token prompt, 32 decoded tokens, in one run (this machine is noisy:
 # compare within a run). Bytes per token: what each engine reads per decoded token (llama.cpp:
 # its model size); GB/s = bytes/token × tokens/s. Both engines hold F16 as F16 and read Q8_0,
-# Q4_0, Q4_K and Q6_K as blocks. For quantized files the CPU engine
-# also runs with `--activations q8` (integer products over 8-bit activations, llama.cpp's way).
+# Q4_0, Q4_K and Q6_K as blocks. The CPU engine decodes quantized files with integer products
+# over 8-bit activations (its default, llama.cpp's way); it also runs them with `--activations
+# f32`, the reference's exact products.
 #
 # Q4_K needs rows of whole 256-value super-blocks, and SmolLM2's 576 are not (llama.cpp would
 # fall back to Q5_0 for them): its row is a Llama shape whose rows are, Qwen3-0.6B's sizes (28
@@ -84,7 +85,7 @@ for f in $OUT/smollm2-135m.f16.gguf $OUT/smollm2-135m.q8_0.gguf $OUT/smollm2-135
   t=$(basename $f .gguf)
   llama_row $t $f
   wgpt_row $t "wgpt CPU engine (2 threads)" --model $f --backend cpu
-  case $t in *.f16) ;; *) wgpt_row $t "wgpt CPU, 8-bit activations" --model $f --backend cpu --activations q8 ;; esac
+  case $t in *.f16) ;; *) wgpt_row $t "wgpt CPU, f32 products" --model $f --backend cpu --activations f32 ;; esac
   [ "${WGSL:-1}" = 0 ] || wgpt_row $t "wgpt WGSL engine" --model $f --backend gpu
 done
 # f32 weights: llama.cpp on the F32 file; HF transformers on PyTorch (f32, and bf16 as its fast

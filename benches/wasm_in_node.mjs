@@ -5,7 +5,7 @@
 //
 //   cargo xtask web                      # or anything else that builds www/pkg
 //   node benches/wasm_in_node.mjs [DTYPE] [ACTIVATIONS] [SHAPE] [PKG…]
-//   (defaults: f16, f32, smollm2-135m, www/pkg; DTYPE f32, f16, q8_0, q4_0 or q4_k)
+//   (defaults: f16, q8, smollm2-135m, www/pkg; DTYPE f32, f16, q8_0, q4_0 or q4_k; ACTIVATIONS q8 or f32)
 //
 // To compare with an older commit: build its package into another folder (`cargo build --release
 // --lib --target wasm32-unknown-unknown`, then `wasm-bindgen --target web --no-typescript
@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [dtype = 'f16', activations = 'f32', shape = 'smollm2-135m', ...pkgs] = process.argv.slice(2);
+const [dtype = 'f16', activations = 'q8', shape = 'smollm2-135m', ...pkgs] = process.argv.slice(2);
 for (const dir of pkgs.length ? pkgs : ['www/pkg']) {
   const pkg = resolve(dir);
   const wgpt = await import(pathToFileURL(`${pkg}/wgpt.js`).href);

@@ -56,11 +56,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The CPU reference, holding at most [`DEFAULT_MAX_CONTEXT`] positions of a Llama-family
-    /// model (GPT-2 holds its whole table). The model must have a tokenizer.
+    /// The CPU engine (quantized matrices times 8-bit activations in decode:
+    /// [`crate::quant::Activations::Q8`]), holding at most [`DEFAULT_MAX_CONTEXT`] positions of a
+    /// Llama-family model (GPT-2 holds its whole table). The model must have a tokenizer.
     pub fn cpu(loaded: LoadedModel) -> Result<Self, BundleError> {
         loaded.text.tokenizer()?;
-        let session = loaded.cpu(DEFAULT_MAX_CONTEXT);
+        let session = loaded.cpu_with(DEFAULT_MAX_CONTEXT, crate::quant::Activations::default());
         Self::new(loaded, session)
     }
 

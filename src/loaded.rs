@@ -216,8 +216,8 @@ impl LoadedModel {
         })
     }
 
-    /// A session on the CPU reference engine holding at most `max_context` positions (the
-    /// Llama family; GPT-2 always holds its whole learned table).
+    /// A session on the CPU reference engine (f32 products: [`Activations::F32`]) holding at most
+    /// `max_context` positions (the Llama family; GPT-2 always holds its whole learned table).
     pub fn cpu(&self, max_context: usize) -> Box<dyn LanguageModel> {
         self.cpu_with(max_context, Activations::F32)
     }

@@ -64,8 +64,9 @@ pub async fn bench(
         other => return Err(JsError::new(&format!("unknown backend {other:?} (cpu or gpu)"))),
     };
     let max_context = crate::llama::DEFAULT_MAX_CONTEXT;
-    // How the CPU engine multiplies quantized matrices: `f32` (the reference, the page's) or `q8`.
-    let activations = activations.as_deref().unwrap_or("f32").parse().map_err(|e: String| JsError::new(&e))?;
+    // How the CPU engine multiplies quantized matrices by a decoded token: `q8` (the page's) or
+    // `f32` (the reference).
+    let activations = activations.as_deref().unwrap_or("q8").parse().map_err(|e: String| JsError::new(&e))?;
     let opts = BenchOptions { prompt_tokens, decode_tokens, contexts, max_context, activations };
     let report = run(arch, gpu, &opts, || performance_now() / 1e3).await.map_err(|e| JsError::new(&e.to_string()))?;
     serde_json::to_string(&report).map_err(|e| JsError::new(&e.to_string()))

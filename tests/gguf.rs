@@ -137,11 +137,12 @@ fn logits_do_not_depend_on_the_thread_count() {
     }
 }
 
-/// The CPU engine's fast path — quantized matrices times activations quantized to 8 bits per
-/// block of 32, integer products, as llama.cpp multiplies — against the reference (f32
-/// activations) on every quantized fixture: the logits move by about what Q8_0's rounding of the
-/// weights moves them, and the top token is the same almost everywhere; the engine says which it
-/// is.
+/// The CPU engine's decode — quantized matrices times activations quantized to 8 bits per
+/// block of 32, integer products, as llama.cpp multiplies; the engine the CLI and the page run —
+/// against the reference (f32 activations) on every quantized fixture, one token at a time (a
+/// prompt's rows take the f32 products either way): the logits move by about what Q8_0's
+/// rounding of the weights moves them, and the top token is the same almost everywhere; the
+/// engine says which it is.
 #[test]
 fn eight_bit_activations_stay_close_to_the_reference() {
     use wgpt::quant::Activations;
@@ -154,7 +155,10 @@ fn eight_bit_activations_stay_close_to_the_reference() {
             reference.truncate(0);
             fast.truncate(0);
             let want = pollster::block_on(reference.forward(ids, ALL)).unwrap().logits.clone();
-            let got = pollster::block_on(fast.forward(ids, ALL)).unwrap().logits.clone();
+            let got: Vec<f32> = ids
+                .iter()
+                .flat_map(|&id| pollster::block_on(fast.forward(&[id], ALL)).unwrap().logits.clone())
+                .collect();
             worst = worst.max(common::max_abs_diff(&got, &want));
             spread = spread.max(want.iter().fold(0f32, |m, v| m.max(v.abs())));
             let v = want.len() / ids.len();
@@ -212,11 +216,13 @@ fn the_tokenizer_and_chat_template_in_a_gguf_are_the_hf_files() {
     assert_eq!(gguf.text.stop_tokens, vec![2]);
 }
 
-/// A greedy chat reply from a Q8_0 file: the prompt HF's template gives, and HF's 8 greedy
-/// tokens on the dequantized weights.
+/// A greedy chat reply from a Q8_0 and a Q4_0 file: the prompt HF's template gives, and HF's 8
+/// greedy tokens on the dequantized weights, from the reference and from the engine the CLI and
+/// the page run.
 #[test]
 fn a_quantized_gguf_chats_greedily_as_hf_does() {
     use wgpt::chat::Message;
+    use wgpt::quant::Activations;
     #[derive(serde::Deserialize)]
     struct Chat {
         messages: Vec<Message>,
@@ -233,16 +239,18 @@ fn a_quantized_gguf_chats_greedily_as_hf_does() {
         let loaded = LoadedModel::load(&dir().join(format!("{name}.gguf"))).unwrap();
         let prompt = loaded.text.chat_prompt(&want.chat.messages, 2048, 16).unwrap();
         assert_eq!(prompt.ids, want.chat.prompt_ids, "{name}");
-        let mut m = loaded.cpu(2048);
-        let argmax = |l: &[f32]| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
-        let mut next =
-            argmax(pollster::block_on(m.forward(&prompt.ids, ForwardOptions::default())).unwrap().last_logits());
-        let mut got = vec![next];
-        while got.len() < want.chat.reply_ids.len() {
-            next = argmax(pollster::block_on(m.forward(&[next], ForwardOptions::default())).unwrap().last_logits());
-            got.push(next);
+        // The reference, and the engine the CLI and the page run (8-bit activations in decode).
+        for mut m in [loaded.cpu(2048), loaded.cpu_with(2048, Activations::default())] {
+            let argmax = |l: &[f32]| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
+            let mut next =
+                argmax(pollster::block_on(m.forward(&prompt.ids, ForwardOptions::default())).unwrap().last_logits());
+            let mut got = vec![next];
+            while got.len() < want.chat.reply_ids.len() {
+                next = argmax(pollster::block_on(m.forward(&[next], ForwardOptions::default())).unwrap().last_logits());
+                got.push(next);
+            }
+            assert_eq!(got, want.chat.reply_ids, "{name}, {}", m.describe());
         }
-        assert_eq!(got, want.chat.reply_ids, "{name}");
     }
 }
 

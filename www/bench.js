@@ -66,7 +66,7 @@ $('form').addEventListener('submit', (e) => {
     prompt: Number($('prompt').value) || 1,
     decode: Number($('decode').value) || 1,
     contexts: params.get('contexts'), // e.g. 16,256 (default: 16, ¼, ½ and the end of the context)
-    activations: params.get('activations'), // f32 (default) or q8: how the CPU engine multiplies blocks
+    activations: params.get('activations'), // q8 (default) or f32 (the reference): how the CPU engine decodes blocks
     // >1: the wasm build with threads (www/pkg-threads, `cargo xtask web`), which
     // needs a cross-origin-isolated page.
     threads: Number(params.get('threads')) || 1,

@@ -6,11 +6,13 @@
 //!
 //! Not exact: an activation is rounded to 1/254 of its block's largest magnitude, so a product
 //! differs from the f32 one by at most `Σ_blocks d_x/2 · Σ|w|` (`tests` checks that bound). The
-//! CPU reference multiplies in f32 ([`super::matrix::dot`]); the engines take this path with
-//! [`Activations::Q8`] (`--activations q8`). Natively (AVX2) it decodes Q4_0 10–50 % and Q4_K
-//! 60–105 % faster than the f32 products and Q8_0 about as fast; in the browser (SIMD128) Q4_0
-//! up to 40 % faster and Q8_0 about as fast (BENCHMARKS.md). It is not the default: the default
-//! is the exact product the tests compare with HF and llama.cpp.
+//! CPU reference multiplies in f32 ([`super::matrix::dot`], [`Activations::F32`], `--activations
+//! f32`); the engines the CLI and the page run decode with [`Activations::Q8`], the default, as
+//! llama.cpp does. Natively (AVX2) it decodes Q4_0 10–50 % and Q4_K 60–105 % faster than the f32
+//! products and Q8_0 about as fast; in the browser (SIMD128) Q4_0 up to 40 % faster and Q8_0
+//! about as fast (BENCHMARKS.md). Only decode takes it: a prompt's rows go through
+//! [`crate::cpu::ops::linear_rows`], each weight row decoded once for all of them, which is faster
+//! than an integer product per row (BENCHMARKS.md: 8-bit prefill at 0.5–0.8× of that).
 //!
 //! Math per weight type (w: the weight block's codes, q: the activation codes, d_x: their scale):
 //! - Q8_0: `d · d_x · Σ w·q`;
@@ -20,14 +22,14 @@
 
 use super::GgmlType;
 
-/// How the CPU engines multiply a quantized matrix by activations.
+/// How the CPU engines multiply a quantized matrix by one row of activations (a decoded token).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Activations {
     /// In f32, each weight block decoded in registers: the reference, exact to the decoded matrix.
-    #[default]
     F32,
     /// Quantized to 8 bits per block of 32, integer products (Q8_0, Q4_0, Q4_K, Q6_K; any other
-    /// type, and f32/16-bit matrices, multiply in f32).
+    /// type, and f32/16-bit matrices, multiply in f32): what the CLI and the page run.
+    #[default]
     Q8,
 }
 

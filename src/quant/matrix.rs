@@ -186,12 +186,13 @@ impl Blocks {
         self.linear_with(out, x, bias, Activations::F32);
     }
 
-    /// [`Blocks::linear`] with the activations in f32 (the reference) or, where `activations`
-    /// says so for this type, each row of `x` quantized to 8 bits once and every block product
-    /// taken in integers ([`super::int8`]).
+    /// [`Blocks::linear`] with the activations in f32 (the reference) or, for one row where
+    /// `activations` says so for this type, the row quantized to 8 bits and every block product
+    /// taken in integers ([`super::int8`]). Several rows (a prompt) always decode each row of
+    /// blocks once for all of them: faster than an integer product per row.
     pub fn linear_with(&self, out: &mut [f32], x: &[f32], bias: Option<&Tensor>, activations: Activations) {
         let (n_out, n_in) = (self.rows, self.cols);
-        if x.len() > n_in && !activations.integer(self.ty) {
+        if x.len() > n_in {
             // Several rows (a prompt): each row of blocks decoded once for all of them.
             let bias = bias.map(|b| b.data.as_slice());
             return crate::cpu::ops::linear_rows(out, x, n_out, n_in, bias, |r, into| {
@@ -200,29 +201,25 @@ impl Blocks {
                 }
             });
         }
+        let per_task = rows_per_task(n_out);
+        let bias = |r: usize| bias.map_or(0.0, |b| b.data[r]);
         if activations.integer(self.ty) {
             let mut q = Q8Row::default();
-            for (o_row, x_row) in out.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)) {
-                q.quantize(x_row);
-                let per_task = rows_per_task(n_out);
-                crate::cpu::ops::for_each_chunk(o_row, per_task, |chunk, o| {
-                    let r0 = chunk * per_task;
-                    for (j, o) in o.iter_mut().enumerate() {
-                        *o = super::int8::dot(self.ty, self.row(r0 + j), &q) + bias.map_or(0.0, |b| b.data[r0 + j]);
-                    }
-                });
-            }
-            return;
-        }
-        for (o_row, x_row) in out.chunks_exact_mut(n_out).zip(x.chunks_exact(n_in)) {
-            let per_task = rows_per_task(n_out);
-            crate::cpu::ops::for_each_chunk(o_row, per_task, |chunk, o| {
+            q.quantize(x);
+            crate::cpu::ops::for_each_chunk(out, per_task, |chunk, o| {
                 let r0 = chunk * per_task;
                 for (j, o) in o.iter_mut().enumerate() {
-                    *o = dot(self.ty, self.row(r0 + j), x_row) + bias.map_or(0.0, |b| b.data[r0 + j]);
+                    *o = super::int8::dot(self.ty, self.row(r0 + j), &q) + bias(r0 + j);
                 }
             });
+            return;
         }
+        crate::cpu::ops::for_each_chunk(out, per_task, |chunk, o| {
+            let r0 = chunk * per_task;
+            for (j, o) in o.iter_mut().enumerate() {
+                *o = dot(self.ty, self.row(r0 + j), x) + bias(r0 + j);
+            }
+        });
     }
 }
 
