@@ -172,7 +172,8 @@ pub fn linear_out_in(out: &mut [f32], x: &[f32], w: &Tensor, bias: Option<&Tenso
 /// parallel region costs a wake-up and a join, so tiny tasks lose more than they balance), never
 /// fewer than 16 rows.
 pub fn rows_per_task(n_out: usize) -> usize {
-    n_out.div_ceil(4 * threads()).max(16)
+    // A multiple of 4: the integer products take rows four at a time.
+    n_out.div_ceil(4 * threads()).max(16).next_multiple_of(4)
 }
 
 /// Prefill's product, `out[i, r] = row r · x[i] (+ bias[r])` for every row `i` of `x`

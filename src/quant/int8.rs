@@ -2,7 +2,9 @@
 //! scale per block, as llama.cpp's `Q8_0`/`Q8_K` activations), then each weight block's codes
 //! times the activation codes summed in integers, scaled once per block (once per sub-block for
 //! the K-quants). What llama.cpp's CPU matrix products do: a block's 32 products are one SIMD
-//! multiply-add of bytes instead of 32 conversions to f32.
+//! multiply-add of bytes instead of 32 conversions to f32. Natively Q8_0 and Q4_0 rows go four at
+//! a time ([`dot4`]): one activation block loaded for four rows, whose integer sums are scaled as
+//! one vector (llama.cpp goes further, eight rows interleaved in a repacked copy of the matrix).
 //!
 //! Not exact: an activation is rounded to 1/254 of its block's largest magnitude, so a product
 //! differs from the f32 one by at most `Σ_blocks d_x/2 · Σ|w|` (`tests` checks that bound). The
@@ -120,6 +122,12 @@ pub fn dot(ty: GgmlType, row: &[u8], x: &Q8Row) -> f32 {
     }
 }
 
+/// Four rows of blocks of type `ty` times `x`: the four-row SIMD kernel where this CPU has one
+/// for `ty` ([`super::simd::int8x4`]), else [`dot`] on each. Each result depends on its row alone.
+pub fn dot4(ty: GgmlType, rows: [&[u8]; 4], x: &Q8Row) -> [f32; 4] {
+    super::simd::int8x4(ty, rows, x).unwrap_or_else(|| rows.map(|r| dot(ty, r, x)))
+}
+
 fn dot_q8_0(row: &[u8], x: &Q8Row) -> f32 {
     let mut sum = 0f32;
     for ((b, q), dx) in row.chunks_exact(34).zip(x.q.chunks_exact(32)).zip(&x.d) {
@@ -228,6 +236,44 @@ mod tests {
             assert!((plain - exact).abs() <= bound * 1.001 + 1e-5, "{ty:?}: {plain} vs {exact} (bound {bound})");
             let fast = dot(ty, &bytes, &row);
             assert!((fast - plain).abs() <= 1e-4 * plain.abs().max(1.0), "{ty:?}: SIMD {fast} vs plain {plain}");
+        }
+    }
+
+    /// Four rows at once ([`dot4`]: the four-row SIMD kernels for Q8_0 and Q4_0) against the
+    /// plain product of each row, on rows of an odd number of blocks; and each row's result is
+    /// the same bits whichever rows are beside it and in which place (the engine's groups of four
+    /// depend on the thread count).
+    #[test]
+    fn four_rows_at_once_are_each_row_s_product() {
+        let mut row = Q8Row::default();
+        for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
+            // Three blocks; one super-block for the K-quants (the plain products on each row).
+            let n = if matches!(ty, GgmlType::Q4K | GgmlType::Q6K) { 256 } else { 96 };
+            let x = values(n, 7);
+            row.quantize(&x);
+            let rows: Vec<Vec<u8>> = (0..5u64)
+                .map(|seed| match ty {
+                    GgmlType::Q8_0 => super::super::quantize_q8_0(&values(n, 10 + seed)).unwrap(),
+                    GgmlType::Q4_0 => super::super::quantize_q4_0(&values(n, 10 + seed)).unwrap(),
+                    GgmlType::Q4K => super::super::quantize_q4k(&values(n, 10 + seed)).unwrap(),
+                    _ => q6k(1, 10 + seed),
+                })
+                .collect();
+            let r = |k: usize| rows[k].as_slice();
+            let got = dot4(ty, [r(0), r(1), r(2), r(3)], &row);
+            for (k, g) in got.iter().enumerate() {
+                let plain = match ty {
+                    GgmlType::Q8_0 => dot_q8_0(r(k), &row),
+                    GgmlType::Q4_0 => dot_q4_0(r(k), &row),
+                    GgmlType::Q4K => dot_q4k(r(k), &row),
+                    _ => dot_q6k(r(k), &row),
+                };
+                assert!((g - plain).abs() <= 1e-4 * plain.abs().max(1.0), "{ty:?} row {k}: {g} vs {plain}");
+            }
+            let moved = dot4(ty, [r(4), r(2), r(2), r(0)], &row);
+            assert_eq!(moved[1].to_bits(), got[2].to_bits(), "{ty:?}");
+            assert_eq!(moved[3].to_bits(), got[0].to_bits(), "{ty:?}");
+            assert_eq!(dot4(ty, [r(3); 4], &row)[0].to_bits(), got[3].to_bits(), "{ty:?}");
         }
     }
 

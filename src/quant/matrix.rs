@@ -207,9 +207,15 @@ impl Blocks {
             let mut q = Q8Row::default();
             q.quantize(x);
             crate::cpu::ops::for_each_chunk(out, per_task, |chunk, o| {
-                let r0 = chunk * per_task;
-                for (j, o) in o.iter_mut().enumerate() {
-                    *o = super::int8::dot(self.ty, self.row(r0 + j), &q) + bias(r0 + j);
+                // Four rows at a time; a last group of fewer repeats its last row (each result
+                // depends on its own row alone, so a row's output is the same in any group).
+                for (j, o) in o.chunks_mut(4).enumerate() {
+                    let r = chunk * per_task + 4 * j;
+                    let rows = [0, 1, 2, 3].map(|k| self.row(r + k.min(o.len() - 1)));
+                    let dots = super::int8::dot4(self.ty, rows, &q);
+                    for (k, o) in o.iter_mut().enumerate() {
+                        *o = dots[k] + bias(r + k);
+                    }
                 }
             });
             return;

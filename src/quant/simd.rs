@@ -52,20 +52,35 @@ simd_dot!(
     /// BF16's (a weight's 16 bits are the top half of an f32), as [`dot_f16`].
     dot_bf16(&[f32])
 );
+/// Q8_0 weights times 8-bit activations (`super::int8`), one row, in a wasm built with SIMD128
+/// (natively the engines take four rows at once: [`int8x4`]), else None.
+pub fn int8_q8_0(row: &[u8], x: &super::int8::Q8Row) -> Option<f32> {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return Some(wasm::int8_q8_0(row, x));
+    #[allow(unreachable_code)]
+    {
+        let _ = (row, x);
+        None
+    }
+}
+
+/// Q4_0's, as [`int8_q8_0`].
+pub fn int8_q4_0(row: &[u8], x: &super::int8::Q8Row) -> Option<f32> {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return Some(wasm::int8_q4_0(row, x));
+    #[allow(unreachable_code)]
+    {
+        let _ = (row, x);
+        None
+    }
+}
+
 simd_dot!(
-    /// Q8_0 weights times 8-bit activations (`super::int8`), if this CPU has a SIMD path.
-    int8_q8_0(&super::int8::Q8Row)
-);
-simd_dot!(
-    /// Q4_0's, as [`int8_q8_0`].
-    int8_q4_0(&super::int8::Q8Row)
-);
-simd_dot!(
-    /// Q4_K's, as [`int8_q8_0`].
+    /// Q4_K weights times 8-bit activations (`super::int8`), if this CPU has a SIMD path.
     int8_q4k(&super::int8::Q8Row)
 );
 simd_dot!(
-    /// Q6_K's, as [`int8_q8_0`].
+    /// Q6_K's, as [`int8_q4k`].
     int8_q6k(&super::int8::Q8Row)
 );
 
@@ -190,6 +205,28 @@ pub fn decode_row(ty: super::GgmlType, row: &[u8], out: &mut [f32]) -> bool {
         let _ = (row, out);
         false
     }
+}
+
+/// Four rows of blocks of type `ty` times one row of 8-bit activations (`super::int8`), if this
+/// CPU has a four-row kernel for `ty` (AVX2: Q8_0 and Q4_0): each activation block loaded once
+/// for the four rows, their four integer sums reduced together and scaled as one vector — a
+/// single row's kernel spends as much on its block's scaling as on its products. Each row's
+/// result is computed from that row alone, in the same order whichever rows are beside it.
+pub fn int8x4(ty: super::GgmlType, rows: [&[u8]; 4], x: &super::int8::Q8Row) -> Option<[f32; 4]> {
+    let bytes = 32 * x.d.len() as u64 / ty.block_len() * ty.block_bytes();
+    assert!(rows.iter().all(|r| r.len() as u64 == bytes) && x.q.len() == 32 * x.d.len() && x.sum.len() == x.d.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma_f16c() {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); every row holds as many blocks
+        // as `x` has (checked above), which the kernels read within.
+        match ty {
+            super::GgmlType::Q8_0 => return Some(unsafe { x86::int8x4_q8_0(rows, x) }),
+            super::GgmlType::Q4_0 => return Some(unsafe { x86::int8x4_q4_0(rows, x) }),
+            _ => {}
+        }
+    }
+    let _ = (rows, x);
+    None
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -559,30 +596,115 @@ mod x86 {
         unsafe { _mm256_loadu_si256(p as *const __m256i) }
     }
 
+    /// The block sums of four rows, `[S0, S1, S2, S3]`, from each row's eight i32 lane sums: row
+    /// k's lanes added in one fixed order, whatever the other rows hold.
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn int8_q8_0(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        for ((b, q), dx) in row.chunks_exact(34).zip(x.q.chunks_exact(32)).zip(&x.d) {
-            // SAFETY: block bytes 2 .. 34; 32 activation codes.
-            let (w, q) = unsafe { (load32(b.as_ptr().add(2)), load32(q.as_ptr() as *const u8)) };
-            acc = _mm256_fmadd_ps(_mm256_mul_ps(scale8(b), _mm256_set1_ps(*dx)), isum(w, q), acc);
-        }
-        hsum(acc)
+    fn sum4(s: [__m256i; 4]) -> __m128i {
+        let h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1))
     }
 
+    /// The f16 scales at byte `at` of four rows, in f32. Built in a general register and moved in
+    /// whole (`movq` depends on no vector register: see [`scale8`]).
+    ///
+    /// # Safety
+    /// Each row has two bytes at `at`.
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn int8_q4_0(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        let low = _mm_set1_epi8(0x0F);
-        for ((b, q), dx) in row.chunks_exact(18).zip(x.q.chunks_exact(32)).zip(&x.d) {
-            // SAFETY: block bytes 2 .. 18; 32 activation codes.
-            let (bytes, q) =
-                unsafe { (_mm_loadu_si128(b.as_ptr().add(2) as *const __m128i), load32(q.as_ptr() as *const u8)) };
-            let (lo, hi) = (_mm_and_si128(bytes, low), _mm_and_si128(_mm_srli_epi16(bytes, 4), low));
-            let w = _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
-            acc = _mm256_fmadd_ps(_mm256_mul_ps(scale8(b), _mm256_set1_ps(*dx)), isum(w, q), acc);
+    unsafe fn scales4(rows: &[&[u8]; 4], at: usize) -> __m128 {
+        // SAFETY: the caller's.
+        let h = |r: &[u8]| unsafe { (r.as_ptr().add(at) as *const u16).read_unaligned() } as u64;
+        let packed = h(rows[0]) | h(rows[1]) << 16 | h(rows[2]) << 32 | h(rows[3]) << 48;
+        _mm_cvtph_ps(_mm_cvtsi64_si128(packed as i64))
+    }
+
+    /// Asks for the next four rows' bytes `at .. at + n` (n ≤ 192) into the cache. The four
+    /// rows of a group lie one after another, and so do the groups; read four at once, each row
+    /// is a short stream of its own that the hardware prefetcher learns too late (the one-row
+    /// kernel, reading rows in order, is one long stream): the group after `row0`'s is
+    /// fetched while this one is multiplied, as the one-row kernel's reads are.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn prefetch_next_group(row0: &[u8], at: usize, n: usize) {
+        // Past the matrix for its last group: a prefetch of any address is only a hint.
+        let next = row0.as_ptr().wrapping_add(4 * row0.len() + at);
+        for line in (0..n).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(line) as *const i8);
         }
-        hsum(acc)
+    }
+
+    /// `[f32; 4]` of an accumulator.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn lanes4(v: __m128) -> [f32; 4] {
+        let mut out = [0f32; 4];
+        // SAFETY: four f32s.
+        unsafe { _mm_storeu_ps(out.as_mut_ptr(), v) };
+        out
+    }
+
+    /// A Q8_0 block's 32 codes at byte `at` of `row` times `q`, as eight i32 lane sums.
+    ///
+    /// # Safety
+    /// `row` has 32 bytes at `at`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn isum_q8_0(row: &[u8], at: usize, q: __m256i, ones: __m256i) -> __m256i {
+        // SAFETY: the caller's.
+        let w = unsafe { load32(row.as_ptr().add(at)) };
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w)), ones)
+    }
+
+    /// A Q4_0 block's 16 code bytes at byte `at` of `row`, unsigned, times `q`, as eight i32 lane
+    /// sums.
+    ///
+    /// # Safety
+    /// `row` has 16 bytes at `at`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn isum_q4_0(row: &[u8], at: usize, q: __m256i, ones: __m256i, low: __m256i) -> __m256i {
+        // SAFETY: the caller's.
+        let bytes = unsafe { _mm_loadu_si128(row.as_ptr().add(at) as *const __m128i) };
+        // Values 0..16 are the low nibbles, 16..32 the high ones.
+        let w = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(bytes, 4), bytes), low);
+        _mm256_madd_epi16(_mm256_maddubs_epi16(w, q), ones)
+    }
+
+    /// Four Q8_0 rows times `x` ([`super::int8x4`]): per block, `d_k · d_x · Σ w·q` for the four.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn int8x4_q8_0(rows: [&[u8]; 4], x: &super::super::int8::Q8Row) -> [f32; 4] {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm_setzero_ps();
+        for (b, &dx) in x.d.iter().enumerate() {
+            // SAFETY: activation block b and block b (34 bytes at 34·b) of each row lie within
+            // them (the caller checked the rows hold as many blocks as `x`).
+            let q = unsafe { load32(x.q.as_ptr().add(32 * b) as *const u8) };
+            prefetch_next_group(rows[0], 4 * 34 * b, 4 * 34);
+            let s = [0, 1, 2, 3].map(|k| unsafe { isum_q8_0(rows[k], 34 * b + 2, q, ones) });
+            let d = _mm_mul_ps(unsafe { scales4(&rows, 34 * b) }, _mm_set1_ps(dx));
+            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sum4(s)), d, acc);
+        }
+        lanes4(acc)
+    }
+
+    /// Four Q4_0 rows times `x` ([`super::int8x4`]): the codes unsigned (0 ..= 15, so `maddubs`
+    /// takes them as they are), `Σ (w − 8)·q = Σ w·q − 8·Σ q` with `Σ q` the row's block sum.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn int8x4_q4_0(rows: [&[u8]; 4], x: &super::super::int8::Q8Row) -> [f32; 4] {
+        let (ones, low) = (_mm256_set1_epi16(1), _mm256_set1_epi8(0x0F));
+        let mut acc = _mm_setzero_ps();
+        for (b, (&dx, &sum)) in x.d.iter().zip(&x.sum).enumerate() {
+            // SAFETY: activation block b and block b (18 bytes at 18·b) of each row lie within
+            // them (the caller checked the rows hold as many blocks as `x`).
+            let q = unsafe { load32(x.q.as_ptr().add(32 * b) as *const u8) };
+            prefetch_next_group(rows[0], 4 * 18 * b, 4 * 18);
+            let s = [0, 1, 2, 3].map(|k| unsafe { isum_q4_0(rows[k], 18 * b + 2, q, ones, low) });
+            let sums = _mm_sub_epi32(sum4(s), _mm_set1_epi32(8 * sum));
+            let d = _mm_mul_ps(unsafe { scales4(&rows, 18 * b) }, _mm_set1_ps(dx));
+            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), d, acc);
+        }
+        lanes4(acc)
     }
 
     /// Per super-block: the sub-blocks' multipliers times their activation blocks' scales, eight
