@@ -295,7 +295,7 @@ impl LanguageModel for CpuSession {
             "{} ({} weights{})",
             self.activations.engine(),
             self.weights.matrix_types().join("+"),
-            self.activations.note()
+            self.activations.note(&self.weights.matrix_types())
         )
     }
     fn footprint(&self) -> Footprint {

@@ -257,7 +257,7 @@ impl LanguageModel for LlamaSession {
             "{} ({} weights{}), {}",
             self.activations.engine(),
             self.weights.matrix_types().join("+"),
-            self.activations.note(),
+            self.activations.note(&self.weights.matrix_types()),
             self.config.model_type
         )
     }

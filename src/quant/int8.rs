@@ -44,12 +44,13 @@ impl Activations {
         }
     }
 
-    /// What `describe` adds after the weights' types.
-    pub fn note(self) -> &'static str {
-        match self {
-            Activations::F32 => "",
-            Activations::Q8 => ", 8-bit activations",
-        }
+    /// What `describe` adds after the weights' types (`GgmlType::name`s): whether any of them is
+    /// multiplied in integers.
+    pub fn note(self, types: &[&str]) -> &'static str {
+        let integer = [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K]
+            .into_iter()
+            .any(|ty| self.integer(ty) && types.contains(&ty.name()));
+        if integer { ", 8-bit activations" } else { "" }
     }
 
     /// Whether a matrix of type `ty` is multiplied in integers.
@@ -275,6 +276,14 @@ mod tests {
             assert_eq!(moved[3].to_bits(), got[0].to_bits(), "{ty:?}");
             assert_eq!(dot4(ty, [r(3); 4], &row)[0].to_bits(), got[3].to_bits(), "{ty:?}");
         }
+    }
+
+    /// The engine names 8-bit activations only where a matrix is multiplied in integers.
+    #[test]
+    fn the_note_names_8_bit_activations_where_they_are_used() {
+        assert_eq!(Activations::Q8.note(&["F16", "F32"]), "");
+        assert_eq!(Activations::Q8.note(&["F32", "Q6_K"]), ", 8-bit activations");
+        assert_eq!(Activations::F32.note(&["Q4_0"]), "");
     }
 
     #[test]
