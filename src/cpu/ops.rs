@@ -72,6 +72,9 @@ pub fn layer_norm(out: &mut [f32], x: &[f32], ln: &LayerNorm, eps: f32) {
 const ROW_BLOCK: usize = 4;
 /// Output columns per task when there is a single row (decode).
 const COL_BLOCK: usize = 256;
+/// Inputs per task of a Conv1D matrix's decode product ([`linear`]): 64 rows of the matrix, read
+/// whole.
+const K_CHUNK: usize = 64;
 
 /// `out[rows, n_out] = x[rows, n_in] @ weight + bias`: an `[n_in, n_out]` f32 weight (HF's
 /// Conv1D layout) here, rows of blocks by their block products.
@@ -83,19 +86,33 @@ pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear, activations: Activations
     let (n_in, n_out, b) = (lin.n_in(), lin.n_out(), &lin.bias.data);
     let rows = x.len() / n_in;
     if rows == 1 {
-        // Each input scales a row of the matrix: four rows at a time, so the outputs are loaded
-        // and stored once per four (`simd::axpy4`), in order of the inputs as the plain loop.
-        for_each_chunk(out, COL_BLOCK, |block, o| {
-            let (c0, len) = (block * COL_BLOCK, o.len());
-            o.copy_from_slice(&b[c0..c0 + len]);
-            let w_row = |k: usize| &w[k * n_out + c0..k * n_out + c0 + len];
-            let whole = n_in / 4 * 4;
-            for k in (0..whole).step_by(4) {
-                add_rows4(o, [x[k], x[k + 1], x[k + 2], x[k + 3]], std::array::from_fn(|j| w_row(k + j)));
+        // Each input scales a row of the matrix, four rows at a time (`simd::axpy4`). The inputs
+        // go in fixed chunks of K_CHUNK: a task reads its chunk's rows whole and in order — one
+        // stream, as a dot product over `[out, in]` rows reads; split by columns instead, each
+        // task read a piece of every row, and decoded at two thirds of that rate — into partial
+        // outputs, which are then added in order of the chunks. The chunks do not depend on the
+        // thread count, so neither do the sums.
+        let chunks = n_in.div_ceil(K_CHUNK);
+        let mut partial = vec![0f32; chunks * n_out];
+        for_each_chunk(&mut partial, n_out, |c, p| {
+            let ks = c * K_CHUNK..((c + 1) * K_CHUNK).min(n_in);
+            let w_row = |k: usize| &w[k * n_out..(k + 1) * n_out];
+            let whole = ks.start + ks.len() / 4 * 4;
+            for k in (ks.start..whole).step_by(4) {
+                add_rows4(p, [x[k], x[k + 1], x[k + 2], x[k + 3]], std::array::from_fn(|j| w_row(k + j)));
             }
-            for (k, &a) in x.iter().enumerate().skip(whole) {
-                for (o, &wv) in o.iter_mut().zip(w_row(k)) {
-                    *o += a * wv;
+            for k in whole..ks.end {
+                for (p, &wv) in p.iter_mut().zip(w_row(k)) {
+                    *p += x[k] * wv;
+                }
+            }
+        });
+        for_each_chunk(out, COL_BLOCK, |block, o| {
+            let c0 = block * COL_BLOCK;
+            o.copy_from_slice(&b[c0..c0 + o.len()]);
+            for p in partial.chunks_exact(n_out) {
+                for (o, &p) in o.iter_mut().zip(&p[c0..]) {
+                    *o += p;
                 }
             }
         });
