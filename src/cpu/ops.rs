@@ -101,9 +101,9 @@ pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear, activations: Activations
             for k in (ks.start..whole).step_by(4) {
                 add_rows4(p, [x[k], x[k + 1], x[k + 2], x[k + 3]], std::array::from_fn(|j| w_row(k + j)));
             }
-            for k in whole..ks.end {
+            for (k, &a) in x.iter().enumerate().take(ks.end).skip(whole) {
                 for (p, &wv) in p.iter_mut().zip(w_row(k)) {
-                    *p += x[k] * wv;
+                    *p += a * wv;
                 }
             }
         });
@@ -350,4 +350,41 @@ pub fn attention(
             }
         }
     });
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::quant::matrix::tests::values;
+
+    /// A Conv1D's decode product ([`linear`], one row: inputs in chunks of [`K_CHUNK`], partial
+    /// outputs added in chunk order) against the plain sum, on an input width of two whole
+    /// chunks and a part of one not a multiple of 4, and an output width not a multiple of the
+    /// column block; the same bits on 1, 2 and 3 threads.
+    #[test]
+    fn a_conv1d_decode_product_is_the_plain_one_on_any_thread_count() {
+        let (n_in, n_out) = (2 * K_CHUNK + 7, COL_BLOCK + 5);
+        let w = Tensor { shape: vec![n_in, n_out], data: values(n_in * n_out, 1) };
+        let lin = Linear {
+            weight: LinearWeight::Conv1D(w.clone()),
+            bias: Tensor { shape: vec![n_out], data: values(n_out, 2) },
+        };
+        let x = values(n_in, 3);
+        let want: Vec<f32> = (0..n_out)
+            .map(|o| lin.bias.data[o] + (0..n_in).map(|k| x[k] * w.data[k * n_out + o]).sum::<f32>())
+            .collect();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut out = vec![0f32; n_out];
+            pool.install(|| linear(&mut out, &x, &lin, Activations::F32));
+            out
+        };
+        let one = run(1);
+        for (o, (a, b)) in one.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "output {o}: {a} vs {b}");
+        }
+        for threads in [2, 3] {
+            assert!(run(threads).iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()), "{threads} threads");
+        }
+    }
 }
