@@ -856,7 +856,7 @@ mod wasm {
 
     /// A block's f16 scale at the start of `b`.
     fn scale(b: &[u8]) -> f32 {
-        half::f16::from_le_bytes([b[0], b[1]]).to_f32()
+        super::super::f16(b)
     }
 
     fn hsum(v: v128) -> f32 {
@@ -1083,7 +1083,7 @@ mod wasm {
     }
 
     pub fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
-        dot_16(row, x, widen_f16_lanes, |b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+        dot_16(row, x, widen_f16_lanes, super::super::f16)
     }
 
     pub fn dot_bf16(row: &[u8], x: &[f32]) -> f32 {
