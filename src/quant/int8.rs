@@ -2,9 +2,10 @@
 //! scale per block, as llama.cpp's `Q8_0`/`Q8_K` activations), then each weight block's codes
 //! times the activation codes summed in integers, scaled once per block (once per sub-block for
 //! the K-quants). What llama.cpp's CPU matrix products do: a block's 32 products are one SIMD
-//! multiply-add of bytes instead of 32 conversions to f32. Natively Q8_0 and Q4_0 rows go four at
-//! a time ([`dot4`]): one activation block loaded for four rows, whose integer sums are scaled as
-//! one vector (llama.cpp goes further, eight rows interleaved in a repacked copy of the matrix).
+//! multiply-add of bytes instead of 32 conversions to f32. Natively Q8_0, Q4_0 and Q4_K rows go
+//! four at a time ([`dot4`]): one activation block loaded for four rows, whose integer sums are
+//! scaled as one vector (llama.cpp goes further on Q4_0, eight rows interleaved in a repacked
+//! copy of the matrix).
 //!
 //! Not exact: an activation is rounded to 1/254 of its block's largest magnitude, so a product
 //! differs from the f32 one by at most `Σ_blocks d_x/2 · Σ|w|` (`tests` checks that bound). The
@@ -248,8 +249,12 @@ mod tests {
     fn four_rows_at_once_are_each_row_s_product() {
         let mut row = Q8Row::default();
         for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
-            // Three blocks; one super-block for the K-quants (the plain products on each row).
-            let n = if matches!(ty, GgmlType::Q4K | GgmlType::Q6K) { 256 } else { 96 };
+            // Three blocks; two super-blocks of Q4_K, one of Q6_K.
+            let n = match ty {
+                GgmlType::Q4K => 512,
+                GgmlType::Q6K => 256,
+                _ => 96,
+            };
             let x = values(n, 7);
             row.quantize(&x);
             let rows: Vec<Vec<u8>> = (0..5u64)

@@ -208,7 +208,7 @@ pub fn decode_row(ty: super::GgmlType, row: &[u8], out: &mut [f32]) -> bool {
 }
 
 /// Four rows of blocks of type `ty` times one row of 8-bit activations (`super::int8`), if this
-/// CPU has a four-row kernel for `ty` (AVX2: Q8_0 and Q4_0): each activation block loaded once
+/// CPU has a four-row kernel for `ty` (AVX2: Q8_0, Q4_0 and Q4_K): each activation block loaded once
 /// for the four rows, their four integer sums reduced together and scaled as one vector — a
 /// single row's kernel spends as much on its block's scaling as on its products. Each row's
 /// result is computed from that row alone, in the same order whichever rows are beside it.
@@ -222,6 +222,7 @@ pub fn int8x4(ty: super::GgmlType, rows: [&[u8]; 4], x: &super::int8::Q8Row) -> 
         match ty {
             super::GgmlType::Q8_0 => return Some(unsafe { x86::int8x4_q8_0(rows, x) }),
             super::GgmlType::Q4_0 => return Some(unsafe { x86::int8x4_q4_0(rows, x) }),
+            super::GgmlType::Q4K => return Some(unsafe { x86::int8x4_q4k(rows, x) }),
             _ => {}
         }
     }
@@ -705,6 +706,83 @@ mod x86 {
             acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), d, acc);
         }
         lanes4(acc)
+    }
+
+    /// A Q4_K row's code pair `pair` of super-block byte offset `at` (32 bytes: the low nibbles
+    /// are sub-block 2·pair, the high ones 2·pair + 1) times activation codes `q1`, `q2`, as two
+    /// vectors of eight i32 lane sums. The codes are unsigned: no sign moved.
+    ///
+    /// # Safety
+    /// `row` has 32 bytes at `at + 16 + 32·pair`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn isum_q4k_pair(row: &[u8], at: usize, pair: usize, q: [__m256i; 2]) -> [__m256i; 2] {
+        let (ones, low) = (_mm256_set1_epi16(1), _mm256_set1_epi8(0x0F));
+        // SAFETY: the caller's.
+        let codes = unsafe { load32(row.as_ptr().add(at + 16 + 32 * pair)) };
+        let (lo, hi) = (_mm256_and_si256(codes, low), _mm256_and_si256(_mm256_srli_epi16(codes, 4), low));
+        [
+            _mm256_madd_epi16(_mm256_maddubs_epi16(lo, q[0]), ones),
+            _mm256_madd_epi16(_mm256_maddubs_epi16(hi, q[1]), ones),
+        ]
+    }
+
+    /// Four rows' eight lanes each, `s[r][j]`, as eight vectors of four: `[s[0][j], …, s[3][j]]`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn transpose4x8(s: [__m256; 4]) -> [__m128; 8] {
+        let (t0, t1) = (_mm256_unpacklo_ps(s[0], s[1]), _mm256_unpackhi_ps(s[0], s[1]));
+        let (t2, t3) = (_mm256_unpacklo_ps(s[2], s[3]), _mm256_unpackhi_ps(s[2], s[3]));
+        // u[j] holds lane j of the four rows in its low half, lane j + 4 in its high half.
+        let u = [
+            _mm256_shuffle_ps::<0x44>(t0, t2),
+            _mm256_shuffle_ps::<0xEE>(t0, t2),
+            _mm256_shuffle_ps::<0x44>(t1, t3),
+            _mm256_shuffle_ps::<0xEE>(t1, t3),
+        ];
+        std::array::from_fn(|j| if j < 4 { _mm256_castps256_ps128(u[j]) } else { _mm256_extractf128_ps::<1>(u[j - 4]) })
+    }
+
+    /// Four Q4_K rows times `x` ([`super::int8x4`]): per super-block, each row's sub-block
+    /// multipliers times their activation blocks' scales, transposed so sub-block j's four
+    /// multipliers are one vector; per sub-block the four rows' integer sums reduced together
+    /// and scaled as one vector. The minimum term stays per row, eight lanes at once.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn int8x4_q4k(rows: [&[u8]; 4], x: &super::super::int8::Q8Row) -> [f32; 4] {
+        let mut acc = _mm_setzero_ps();
+        let mut minimums = [_mm256_setzero_ps(); 4];
+        for sb in 0..x.d.len() / 8 {
+            prefetch_next_group(rows[0], 4 * 144 * sb, 4 * 144);
+            // SAFETY: activation blocks 8·sb .. + 8 lie in `x` (a super-block is 8 of them).
+            let (dx, sums) = unsafe {
+                (
+                    _mm256_loadu_ps(x.d.as_ptr().add(8 * sb)),
+                    _mm256_cvtepi32_ps(_mm256_loadu_si256(x.sum.as_ptr().add(8 * sb) as *const __m256i)),
+                )
+            };
+            let at = 144 * sb;
+            let mut scales = [_mm256_setzero_ps(); 4];
+            for r in 0..4 {
+                let (sc, mins) = q4k_multipliers(&rows[r][at..at + 144]);
+                scales[r] = _mm256_mul_ps(sc, dx);
+                minimums[r] = _mm256_fmadd_ps(_mm256_mul_ps(mins, dx), sums, minimums[r]);
+            }
+            let scales = transpose4x8(scales);
+            for pair in 0..4 {
+                let k = 8 * sb + 2 * pair;
+                // SAFETY: activation blocks k, k + 1 lie in `x`; each row holds super-block sb
+                // (the caller checked the rows hold as many blocks as `x`).
+                let q = unsafe {
+                    [load32(x.q.as_ptr().add(32 * k) as *const u8), load32(x.q.as_ptr().add(32 * k + 32) as *const u8)]
+                };
+                let s = [0, 1, 2, 3].map(|r| unsafe { isum_q4k_pair(rows[r], at, pair, q) });
+                let (lo, hi) = (sum4(s.map(|s| s[0])), sum4(s.map(|s| s[1])));
+                acc = _mm_fmadd_ps(_mm_cvtepi32_ps(lo), scales[2 * pair], acc);
+                acc = _mm_fmadd_ps(_mm_cvtepi32_ps(hi), scales[2 * pair + 1], acc);
+            }
+        }
+        let mins = _mm_set_ps(hsum(minimums[3]), hsum(minimums[2]), hsum(minimums[1]), hsum(minimums[0]));
+        lanes4(_mm_sub_ps(acc, mins))
     }
 
     /// Per super-block: the sub-blocks' multipliers times their activation blocks' scales, eight
