@@ -11,9 +11,8 @@
 //! differs from the f32 one by at most `Σ_blocks d_x/2 · Σ|w|` (`tests` checks that bound). The
 //! CPU reference multiplies in f32 ([`super::matrix::dot`], [`Activations::F32`], `--activations
 //! f32`); the engines the CLI and the page run decode with [`Activations::Q8`], the default, as
-//! llama.cpp does. Natively (AVX2) it decodes Q4_0 10–50 % and Q4_K 60–105 % faster than the f32
-//! products and Q8_0 about as fast; in the browser (SIMD128) Q4_0 up to 40 % faster and Q8_0
-//! about as fast (BENCHMARKS.md). Only decode takes it: a prompt's rows go through
+//! llama.cpp does: natively it decodes Q4_0 1.5–1.7×, Q4_K 1.6–2.2× and Q8_0 1.1–1.4× as fast as
+//! the f32 products (BENCHMARKS.md, `WGSL=0 sh benches/vs_llama_cpp.sh`). Only decode takes it: a prompt's rows go through
 //! [`crate::cpu::ops::linear_rows`], each weight row decoded once for all of them, which is faster
 //! than an integer product per row (BENCHMARKS.md: 8-bit prefill at 0.5–0.8× of that).
 //!
@@ -116,8 +115,8 @@ impl Q8Row {
 /// One row of weight blocks of type `ty` (one of [`Activations::integer`]'s) times `x`.
 pub fn dot(ty: GgmlType, row: &[u8], x: &Q8Row) -> f32 {
     match ty {
-        GgmlType::Q8_0 => super::simd::int8_q8_0(row, x).unwrap_or_else(|| dot_q8_0(row, x)),
-        GgmlType::Q4_0 => super::simd::int8_q4_0(row, x).unwrap_or_else(|| dot_q4_0(row, x)),
+        GgmlType::Q8_0 => super::simd::int8_row(ty, row, x).unwrap_or_else(|| dot_q8_0(row, x)),
+        GgmlType::Q4_0 => super::simd::int8_row(ty, row, x).unwrap_or_else(|| dot_q4_0(row, x)),
         GgmlType::Q4K => super::simd::int8_q4k(row, x).unwrap_or_else(|| dot_q4k(row, x)),
         GgmlType::Q6K => super::simd::int8_q6k(row, x).unwrap_or_else(|| dot_q6k(row, x)),
         other => unreachable!("{other:?} is not multiplied in integers"),
@@ -241,7 +240,7 @@ mod tests {
         }
     }
 
-    /// Four rows at once ([`dot4`]: the four-row SIMD kernels for Q8_0 and Q4_0) against the
+    /// Four rows at once ([`dot4`]: the four-row SIMD kernels for Q8_0, Q4_0 and Q4_K) against the
     /// plain product of each row, on rows of an odd number of blocks; and each row's result is
     /// the same bits whichever rows are beside it and in which place (the engine's groups of four
     /// depend on the thread count).

@@ -52,27 +52,17 @@ simd_dot!(
     /// BF16's (a weight's 16 bits are the top half of an f32), as [`dot_f16`].
     dot_bf16(&[f32])
 );
-/// Q8_0 weights times 8-bit activations (`super::int8`), one row, in a wasm built with SIMD128
-/// (natively the engines take four rows at once: [`int8x4`]), else None.
-pub fn int8_q8_0(row: &[u8], x: &super::int8::Q8Row) -> Option<f32> {
+/// Q8_0 or Q4_0 weights times 8-bit activations (`super::int8`), one row, in a wasm built with
+/// SIMD128 (natively the engines take four rows at once: [`int8x4`]), else None.
+pub fn int8_row(ty: super::GgmlType, row: &[u8], x: &super::int8::Q8Row) -> Option<f32> {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return Some(wasm::int8_q8_0(row, x));
-    #[allow(unreachable_code)]
-    {
-        let _ = (row, x);
-        None
+    match ty {
+        super::GgmlType::Q8_0 => return Some(wasm::int8_q8_0(row, x)),
+        super::GgmlType::Q4_0 => return Some(wasm::int8_q4_0(row, x)),
+        _ => {}
     }
-}
-
-/// Q4_0's, as [`int8_q8_0`].
-pub fn int8_q4_0(row: &[u8], x: &super::int8::Q8Row) -> Option<f32> {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return Some(wasm::int8_q4_0(row, x));
-    #[allow(unreachable_code)]
-    {
-        let _ = (row, x);
-        None
-    }
+    let _ = (ty, row, x);
+    None
 }
 
 simd_dot!(
