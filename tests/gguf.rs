@@ -139,10 +139,10 @@ fn logits_do_not_depend_on_the_thread_count() {
 
 /// The CPU engine's decode — quantized matrices times activations quantized to 8 bits per
 /// block of 32, integer products, as llama.cpp multiplies; the engine the CLI and the page run —
-/// against the reference (f32 activations) on every quantized fixture, one token at a time (a
-/// prompt's rows take the f32 products either way): the logits move by about what Q8_0's
-/// rounding of the weights moves them, and the top token is the same almost everywhere; the
-/// engine says which it is.
+/// against the reference (f32 activations) on every quantized fixture, one token at a time and
+/// as one prompt (whose Q4_0 and Q4_K rows are multiplied in integers too,
+/// `quant/int8_prefill.rs`): the logits move by about what Q8_0's rounding of the weights moves
+/// them, and the top token is the same almost everywhere; the engine says which it is.
 #[test]
 fn eight_bit_activations_stay_close_to_the_reference() {
     use wgpt::quant::Activations;
@@ -155,17 +155,21 @@ fn eight_bit_activations_stay_close_to_the_reference() {
             reference.truncate(0);
             fast.truncate(0);
             let want = pollster::block_on(reference.forward(ids, ALL)).unwrap().logits.clone();
-            let got: Vec<f32> = ids
+            let decoded: Vec<f32> = ids
                 .iter()
                 .flat_map(|&id| pollster::block_on(fast.forward(&[id], ALL)).unwrap().logits.clone())
                 .collect();
-            worst = worst.max(common::max_abs_diff(&got, &want));
-            spread = spread.max(want.iter().fold(0f32, |m, v| m.max(v.abs())));
-            let v = want.len() / ids.len();
-            let top = |l: &[f32]| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-            for (a, b) in got.chunks_exact(v).zip(want.chunks_exact(v)) {
-                same += usize::from(top(a) == top(b));
-                total += 1;
+            fast.truncate(0);
+            let prompt = pollster::block_on(fast.forward(ids, ALL)).unwrap().logits.clone();
+            for got in [decoded, prompt] {
+                worst = worst.max(common::max_abs_diff(&got, &want));
+                spread = spread.max(want.iter().fold(0f32, |m, v| m.max(v.abs())));
+                let v = want.len() / ids.len();
+                let top = |l: &[f32]| l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+                for (a, b) in got.chunks_exact(v).zip(want.chunks_exact(v)) {
+                    same += usize::from(top(a) == top(b));
+                    total += 1;
+                }
             }
         }
     }

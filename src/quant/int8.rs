@@ -12,9 +12,11 @@
 //! CPU reference multiplies in f32 ([`super::matrix::dot`], [`Activations::F32`], `--activations
 //! f32`); the engines the CLI and the page run decode with [`Activations::Q8`], the default, as
 //! llama.cpp does: natively it decodes Q4_0 1.5–1.7×, Q4_K 1.6–2.2× and Q8_0 1.1–1.4× as fast as
-//! the f32 products (BENCHMARKS.md, `WGSL=0 sh benches/vs_llama_cpp.sh`). Only decode takes it: a prompt's rows go through
-//! [`crate::cpu::ops::linear_rows`], each weight row decoded once for all of them, which is faster
-//! than an integer product per row (BENCHMARKS.md: 8-bit prefill at 0.5–0.8× of that).
+//! the f32 products (BENCHMARKS.md, `WGSL=0 sh benches/vs_llama_cpp.sh`). A prompt's rows take
+//! another product: Q4_0 and Q4_K rows eight at a time against four prompt rows
+//! ([`super::int8_prefill`], x86-64), every other type each weight row decoded once for all of
+//! them ([`crate::cpu::ops::linear_rows`]; an integer product per prompt row ran prefill at
+//! 0.5–0.8× of that).
 //!
 //! Math per weight type (w: the weight block's codes, q: the activation codes, d_x: their scale):
 //! - Q8_0: `d · d_x · Σ w·q`;

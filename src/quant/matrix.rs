@@ -186,15 +186,20 @@ impl Blocks {
         self.linear_with(out, x, bias, Activations::F32);
     }
 
-    /// [`Blocks::linear`] with the activations in f32 (the reference) or, for one row where
-    /// `activations` says so for this type, the row quantized to 8 bits and every block product
-    /// taken in integers ([`super::int8`]). Several rows (a prompt) always decode each row of
-    /// blocks once for all of them: faster than an integer product per row.
+    /// [`Blocks::linear`] with the activations in f32 (the reference) or, where `activations`
+    /// says so for this type, quantized to 8 bits and every block product taken in integers:
+    /// one row by [`super::int8`]; several (a prompt) of Q4_0 or Q4_K by
+    /// [`super::int8_prefill`] where this CPU has its kernel. Any other prompt decodes each row
+    /// of blocks once for all of its rows.
     pub fn linear_with(&self, out: &mut [f32], x: &[f32], bias: Option<&Tensor>, activations: Activations) {
         let (n_out, n_in) = (self.rows, self.cols);
         if x.len() > n_in {
-            // Several rows (a prompt): each row of blocks decoded once for all of them.
             let bias = bias.map(|b| b.data.as_slice());
+            // Several rows (a prompt): 4-bit rows in integers where this CPU has the kernel,
+            // else each row of blocks decoded once for all of them.
+            if activations.integer(self.ty) && super::int8_prefill::linear(self, out, x, bias) {
+                return;
+            }
             return crate::cpu::ops::linear_rows(out, x, n_out, n_in, bias, |r, into| {
                 if !super::simd::decode_row(self.ty, self.row(r), into) {
                     super::dequantize_into(self.ty, self.row(r), into).expect("checked when built")

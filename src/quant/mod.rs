@@ -14,6 +14,7 @@
 //! (Q4_K_M files mix Q4_K and Q6_K, and fall back to Q5_0 / Q8_0 for rows not a multiple of 256.)
 
 pub mod int8;
+mod int8_prefill;
 mod k_quants;
 pub mod matrix;
 mod q4_0;

@@ -62,10 +62,10 @@ mod cli {
         /// Default: as stored where the engine can (blocks; F16/BF16 on the CPU, f16 on the GPU), else f32.
         #[arg(long)]
         pub dtype: Option<WeightFormat>,
-        /// How the CPU engine multiplies quantized matrices by a decoded token: q8 (its
-        /// activations quantized to 8 bits per block of 32, integer products, as llama.cpp does:
-        /// faster for Q4_0 and Q4_K, not exact) or f32 (the reference: exact to the decoded
-        /// weights). A prompt's rows are multiplied in f32 either way.
+        /// How the CPU engine multiplies quantized matrices: q8 (the activations quantized to 8
+        /// bits per block of 32, integer products, as llama.cpp does: faster for Q4_0 and Q4_K,
+        /// not exact; a prompt's rows so only for Q4_0 and Q4_K on x86-64, other prompts in f32)
+        /// or f32 (the reference: exact to the decoded weights).
         #[arg(long, default_value = "q8")]
         pub activations: wgpt::quant::Activations,
         /// Positions the engine holds for a Llama-family model (default 4096, or the model's own

@@ -1,0 +1,318 @@
+//! Prefill's integer product for 4-bit weights (Q4_0, Q4_K): a prompt's rows quantized to 8 bits
+//! once ([`Q8Row`], as decode's), then eight weight rows at a time against four prompt rows at a
+//! time, every block product summed in integers — llama.cpp's `gemm_q4_0_8x8_q8_0` idea, with the
+//! eight rows interleaved per call instead of in a repacked copy of the matrix kept in memory.
+//!
+//! **Math.** Both types are, per block of 32 inputs, `w = scale·c + offset` with codes `c` in
+//! 0 ..= 15: Q4_0 `scale = d`, `offset = −8d`; Q4_K per sub-block `scale = d·sc`, `offset =
+//! −dmin·m`. With the activations `x ≈ d_x·q`, a block's product is
+//! `d_x · (scale · Σ c·q + offset · Σ q)`; `Σ c·q` is the integer part, `Σ q` is kept per block.
+//!
+//! **Layout** (a [`Panel`]): per block of 32 inputs, eight groups of four inputs; a group is the
+//! eight rows' four codes one after another (`[group][row][4]`, 32 bytes). So one `maddubs`
+//! of a group with an activation row's four codes broadcast gives, in each 32-bit lane, one
+//! row's four products: a block's eight groups summed lane by lane are the eight rows' block
+//! sums, with no horizontal reduction. The 16-bit partial sums cannot overflow: each of a
+//! lane's two halves adds 16 products of at most 15·127 (30,480 < 32,767).
+//!
+//! **Dispatch.** x86-64 with AVX2 and FMA: [`linear`]; elsewhere it returns false and the caller
+//! decodes each row to f32 once ([`crate::cpu::ops::linear_rows`]). Tasks own panels of weight
+//! rows; each output is its own sum in a fixed order of blocks, whatever the thread count or the
+//! rows beside it.
+
+use super::GgmlType;
+use super::int8::Q8Row;
+use super::matrix::Blocks;
+use crate::cpu::ops::{for_each_chunk, rows_per_task};
+
+/// Weight rows per panel.
+const ROWS: usize = 8;
+/// Prompt rows per kernel call.
+const XROWS: usize = 4;
+
+/// Eight weight rows as the kernel reads them (see the module's layout).
+#[derive(Default)]
+struct Panel {
+    /// 256 codes per block: `[group][row][4]`.
+    codes: Vec<u8>,
+    /// Per block, the eight rows' scales, then their offsets: `[block][row]`.
+    scale: Vec<f32>,
+    offset: Vec<f32>,
+}
+
+impl Panel {
+    /// `rows` (whole rows of `ty` blocks, `blocks` blocks of 32 each) laid out for the kernel.
+    fn pack(&mut self, ty: GgmlType, rows: [&[u8]; ROWS], blocks: usize) {
+        self.codes.resize(256 * blocks, 0);
+        self.scale.resize(ROWS * blocks, 0.0);
+        self.offset.resize(ROWS * blocks, 0.0);
+        for (r, row) in rows.iter().enumerate() {
+            match ty {
+                GgmlType::Q4_0 => {
+                    for (b, block) in row.chunks_exact(18).enumerate() {
+                        let d = super::f16(block);
+                        self.scale[ROWS * b + r] = d;
+                        self.offset[ROWS * b + r] = -8.0 * d;
+                    }
+                }
+                GgmlType::Q4K => {
+                    for (sb, block) in row.chunks_exact(144).enumerate() {
+                        for (pair, [a1, a2, o1, o2]) in super::k_quants::multipliers(block).into_iter().enumerate() {
+                            let b = 8 * sb + 2 * pair;
+                            (self.scale[ROWS * b + r], self.offset[ROWS * b + r]) = (a1, o1);
+                            (self.scale[ROWS * (b + 1) + r], self.offset[ROWS * (b + 1) + r]) = (a2, o2);
+                        }
+                    }
+                }
+                other => unreachable!("{other:?} has no 4-bit panel"),
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `linear` runs only where the CPU has AVX2; each row holds `blocks` blocks of `ty`.
+        unsafe {
+            x86::pack_codes(ty, rows, blocks, &mut self.codes)
+        };
+    }
+}
+
+/// `out[i, o] = x[i, :] · row o (+ bias[o])` for a matrix of Q4_0 or Q4_K blocks and several
+/// rows of `x`, in integers (see the module). False, with `out` untouched, where this CPU has no
+/// kernel or `ty` is another type.
+pub fn linear(m: &Blocks, out: &mut [f32], x: &[f32], bias: Option<&[f32]>) -> bool {
+    if !matches!(m.ty, GgmlType::Q4_0 | GgmlType::Q4K) || !available() {
+        return false;
+    }
+    let (n_out, n_in) = (m.rows, m.cols);
+    let (n, blocks) = (x.len() / n_in, n_in / 32);
+    let mut q = Q8Row::default();
+    q.quantize(x);
+    // `d_x · Σ q` per activation block: the offsets' multiplier.
+    let d_sum: Vec<f32> = q.d.iter().zip(&q.sum).map(|(d, &s)| d * s as f32).collect();
+    let per_task = rows_per_task(n_out).next_multiple_of(ROWS);
+    // Task t's products, `[n, its rows]`, then laid out by row of `x`.
+    let mut by_task = vec![0f32; n * n_out];
+    for_each_chunk(&mut by_task, per_task * n, |t, o| {
+        let (r0, rows) = (t * per_task, o.len() / n);
+        let mut panel = Panel::default();
+        for p in (0..rows).step_by(ROWS) {
+            // A last panel of fewer rows repeats its last one (each result is its own row's).
+            let width = (rows - p).min(ROWS);
+            panel.pack(m.ty, std::array::from_fn(|k| m.row(r0 + p + k.min(width - 1))), blocks);
+            for i0 in (0..n).step_by(XROWS) {
+                let height = (n - i0).min(XROWS);
+                let xrows = std::array::from_fn(|k| i0 + k.min(height - 1));
+                let sums = kernel(&panel, &q, &d_sum, xrows, blocks);
+                for (i, s) in sums.iter().enumerate().take(height) {
+                    o[(i0 + i) * rows + p..][..width].copy_from_slice(&s[..width]);
+                }
+            }
+        }
+    });
+    for (t, chunk) in by_task.chunks(per_task * n).enumerate() {
+        let (r0, rows) = (t * per_task, chunk.len() / n);
+        for (i, src) in chunk.chunks_exact(rows).enumerate() {
+            let dst = &mut out[i * n_out + r0..][..rows];
+            dst.copy_from_slice(src);
+            if let Some(b) = bias {
+                dst.iter_mut().zip(&b[r0..]).for_each(|(v, b)| *v += b);
+            }
+        }
+    }
+    true
+}
+
+/// [`x86::panel_x4`], where [`available`].
+fn kernel(panel: &Panel, q: &Q8Row, d_sum: &[f32], xrows: [usize; XROWS], blocks: usize) -> [[f32; ROWS]; XROWS] {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `linear` calls this only where `available()`; the lengths are the kernel's asserts.
+    return unsafe { x86::panel_x4(panel, q, d_sum, xrows, blocks) };
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("no integer prefill kernel here ({panel:p}, {q:p}, {d_sum:?}, {xrows:?}, {blocks})")
+}
+
+fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{Panel, Q8Row, ROWS, XROWS};
+    use crate::quant::GgmlType;
+
+    /// Each row's codes of block `b` (32 values, 0 ..= 15, in input order) as eight 32-bit
+    /// groups of four, transposed so group g holds the eight rows' g-th four: the panel's layout.
+    ///
+    /// # Safety
+    /// AVX2; each row holds `blocks` blocks of `ty` (Q4_0 or Q4_K), `codes` 256 bytes per block.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn pack_codes(ty: GgmlType, rows: [&[u8]; ROWS], blocks: usize, codes: &mut [u8]) {
+        assert!(codes.len() >= 256 * blocks);
+        let low = _mm256_set1_epi8(0x0F);
+        for b in 0..blocks {
+            let c: [__m256i; ROWS] = std::array::from_fn(|r| {
+                let row = rows[r];
+                match ty {
+                    // 16 bytes after the scale: values 0..16 in the low nibbles, 16..32 high.
+                    GgmlType::Q4_0 => {
+                        assert!(row.len() >= 18 * b + 18);
+                        // SAFETY: 16 bytes at 18·b + 2, checked.
+                        let v = unsafe { _mm_loadu_si128(row.as_ptr().add(18 * b + 2) as *const __m128i) };
+                        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), low)
+                    }
+                    // Sub-block b % 8 of super-block b / 8: the low (even) or high (odd) nibbles
+                    // of the 32 bytes of its pair.
+                    _ => {
+                        let at = 144 * (b / 8) + 16 + 32 * (b % 8 / 2);
+                        assert!(row.len() >= at + 32);
+                        // SAFETY: 32 bytes at `at`, checked.
+                        let v = unsafe { _mm256_loadu_si256(row.as_ptr().add(at) as *const __m256i) };
+                        let v = if b % 2 == 0 { v } else { _mm256_srli_epi16(v, 4) };
+                        _mm256_and_si256(v, low)
+                    }
+                }
+            });
+            // An 8×8 transpose of 32-bit words.
+            let t =
+                [0, 2, 4, 6].map(|k| (_mm256_unpacklo_epi32(c[k], c[k + 1]), _mm256_unpackhi_epi32(c[k], c[k + 1])));
+            let u = |a: (__m256i, __m256i), b: (__m256i, __m256i)| {
+                [
+                    _mm256_unpacklo_epi64(a.0, b.0),
+                    _mm256_unpackhi_epi64(a.0, b.0),
+                    _mm256_unpacklo_epi64(a.1, b.1),
+                    _mm256_unpackhi_epi64(a.1, b.1),
+                ]
+            };
+            // Rows 0–3's words g and g + 4, and rows 4–7's.
+            let (lo, hi) = (u(t[0], t[1]), u(t[2], t[3]));
+            let out = codes[256 * b..256 * b + 256].as_mut_ptr() as *mut __m256i;
+            for g in 0..4 {
+                // SAFETY: eight 32-byte stores inside this block's 256 bytes.
+                unsafe {
+                    _mm256_storeu_si256(out.add(g), _mm256_permute2x128_si256(lo[g], hi[g], 0x20));
+                    _mm256_storeu_si256(out.add(g + 4), _mm256_permute2x128_si256(lo[g], hi[g], 0x31));
+                }
+            }
+        }
+    }
+
+    /// The panel's eight rows times prompt rows `xrows` of `q`: `[prompt row][weight row]`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; the panel packed for `blocks` blocks; `q` holds `blocks` blocks for each of
+    /// `xrows`, `d_sum` one value per block of `q`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn panel_x4(
+        panel: &Panel,
+        q: &Q8Row,
+        d_sum: &[f32],
+        xrows: [usize; XROWS],
+        blocks: usize,
+    ) -> [[f32; ROWS]; XROWS] {
+        let max_row = xrows.iter().copied().max().unwrap_or(0);
+        assert!(panel.codes.len() >= 256 * blocks && panel.scale.len() >= ROWS * blocks);
+        assert!(q.q.len() >= 32 * blocks * (max_row + 1) && q.d.len() >= blocks * (max_row + 1));
+        assert!(d_sum.len() >= blocks * (max_row + 1) && panel.offset.len() >= ROWS * blocks);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); XROWS];
+        let (codes, qs) = (panel.codes.as_ptr(), q.q.as_ptr() as *const u8);
+        for b in 0..blocks {
+            let mut s16 = [_mm256_setzero_si256(); XROWS];
+            for g in 0..8 {
+                // SAFETY: within the lengths asserted above.
+                let w = unsafe { _mm256_loadu_si256(codes.add(256 * b + 32 * g) as *const __m256i) };
+                for (i, s) in s16.iter_mut().enumerate() {
+                    let at = 32 * (xrows[i] * blocks + b) + 4 * g;
+                    // SAFETY: as above.
+                    let four = unsafe { (qs.add(at) as *const i32).read_unaligned() };
+                    *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(w, _mm256_set1_epi32(four)));
+                }
+            }
+            // SAFETY: as above.
+            let (scale, offset) = unsafe {
+                (
+                    _mm256_loadu_ps(panel.scale.as_ptr().add(ROWS * b)),
+                    _mm256_loadu_ps(panel.offset.as_ptr().add(ROWS * b)),
+                )
+            };
+            for i in 0..XROWS {
+                let k = xrows[i] * blocks + b;
+                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[i], ones));
+                acc[i] = _mm256_fmadd_ps(sums, _mm256_mul_ps(scale, _mm256_set1_ps(q.d[k])), acc[i]);
+                acc[i] = _mm256_fmadd_ps(offset, _mm256_set1_ps(d_sum[k]), acc[i]);
+            }
+        }
+        acc.map(|a| {
+            let mut out = [0f32; ROWS];
+            // SAFETY: eight f32s.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), a) };
+            out
+        })
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::quant::matrix::tests::values;
+
+    /// Each output against decode's integer product of its row and its prompt row alone
+    /// ([`super::super::int8::dot`]: the same integer sums, scaled in another order), for 2 to 9
+    /// prompt rows (the kernel's four and its remainders) and 21 weight rows (two panels and a
+    /// part), with a block of codes at 15 against activations at 127 (the 16-bit sums' largest);
+    /// and the same bits on 1, 2 and 3 threads.
+    #[test]
+    fn prefill_integer_products_are_each_row_s_integer_product() {
+        let rows = 21;
+        for (ty, cols) in [(GgmlType::Q4_0, 96), (GgmlType::Q4K, 512)] {
+            let mut w = values(rows * cols, 40);
+            // Row 0's first 32 values: one 1.0, the rest −0.875 — Q4_0 codes 0 and fifteen 15s.
+            w[0] = 1.0;
+            w[1..32].fill(-0.875);
+            let data = match ty {
+                GgmlType::Q4_0 => super::super::quantize_q4_0(&w).unwrap(),
+                _ => super::super::quantize_q4k(&w).unwrap(),
+            };
+            let m = Blocks::new(ty, rows, cols, data).unwrap();
+            if ty == GgmlType::Q4_0 {
+                assert!(m.row(0)[2..18].iter().filter(|&&b| b == 0xFF).count() >= 15, "codes at 15");
+            }
+            let bias: Vec<f32> = values(rows, 3);
+            for n in [2, 3, 4, 5, 9] {
+                let mut x = values(n * cols, 41 + n as u64);
+                x[..cols].fill(1.0); // codes 127
+                let mut got = vec![f32::NAN; n * rows];
+                assert_eq!(linear(&m, &mut got, &x, Some(&bias)), available());
+                if !available() {
+                    continue;
+                }
+                let mut q = Q8Row::default();
+                for i in 0..n {
+                    q.quantize(&x[i * cols..(i + 1) * cols]);
+                    for r in 0..rows {
+                        let want = super::super::int8::dot(ty, m.row(r), &q) + bias[r];
+                        let g = got[i * rows + r];
+                        assert!(
+                            (g - want).abs() <= 1e-4 * want.abs().max(1.0),
+                            "{ty:?} {n} rows [{i}, {r}]: {g} vs {want}"
+                        );
+                    }
+                }
+                for threads in 1..=3 {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let mut again = vec![0f32; n * rows];
+                    pool.install(|| linear(&m, &mut again, &x, Some(&bias)));
+                    assert_eq!(
+                        again.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "{ty:?}, {threads} threads"
+                    );
+                }
+            }
+        }
+    }
+}
