@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use super::config::LlamaConfig;
+use super::kv_cache::KvCache;
 use super::weights::{LlamaLayer, LlamaWeights, Proj};
 use crate::cpu::ops::{add, dot_f32, for_each_chunk2, softmax};
 use crate::model::{
@@ -25,8 +26,8 @@ pub struct LlamaSession {
     /// Rotary inverse frequencies, `[head_dim / 2]`.
     inv_freq: Vec<f32>,
     /// Per layer `[pos, n_kv_heads · head_dim]`, grown as the context grows.
-    k_cache: Vec<Vec<f32>>,
-    v_cache: Vec<Vec<f32>>,
+    k_cache: Vec<KvCache>,
+    v_cache: Vec<KvCache>,
     pos: usize,
     out: Outputs,
     /// How quantized matrices are multiplied ([`Activations::F32`]: the reference).
@@ -35,14 +36,14 @@ pub struct LlamaSession {
 
 impl LlamaSession {
     pub fn new(config: LlamaConfig, weights: Arc<LlamaWeights>) -> Self {
-        let layers = config.num_hidden_layers;
+        let (layers, kv_row) = (config.num_hidden_layers, config.num_key_value_heads * config.head_dim);
         LlamaSession {
             inv_freq: config.inv_freq(),
             n_ctx: config.max_position_embeddings,
             config,
             weights,
-            k_cache: vec![Vec::new(); layers],
-            v_cache: vec![Vec::new(); layers],
+            k_cache: vec![KvCache::new(kv_row); layers],
+            v_cache: vec![KvCache::new(kv_row); layers],
             pos: 0,
             out: Outputs::default(),
             activations: Activations::F32,
@@ -136,8 +137,8 @@ impl LlamaSession {
             rotate(&mut q[i * heads * hd..][..heads * hd], hd, angle_pos, &self.inv_freq);
             rotate(&mut k[i * kv_heads * hd..][..kv_heads * hd], hd, angle_pos, &self.inv_freq);
         }
-        self.k_cache[l].extend_from_slice(&k);
-        self.v_cache[l].extend_from_slice(&v);
+        self.k_cache[l].extend(&k);
+        self.v_cache[l].extend(&v);
         let (kc, vc) = (&self.k_cache[l], &self.v_cache[l]);
         let (pos, total) = (self.pos, self.pos + n);
         let group = heads / kv_heads;
@@ -153,12 +154,12 @@ impl LlamaSession {
                 let qi = &q[(i * heads + head) * hd..][..hd];
                 let p = &mut probs[i * total..][..total];
                 for (t, pt) in p[..visible].iter_mut().enumerate() {
-                    *pt = dot_f32(qi, &kc[(t * kv_heads + kvh) * hd..][..hd]) * scale;
+                    *pt = dot_f32(qi, &kc.row(t)[kvh * hd..][..hd]) * scale;
                 }
                 softmax(&mut p[..visible]);
                 let o = &mut out[i * hd..][..hd];
                 for (t, &pt) in p[..visible].iter().enumerate() {
-                    let vt = &vc[(t * kv_heads + kvh) * hd..][..hd];
+                    let vt = &vc.row(t)[kvh * hd..][..hd];
                     for (a, b) in o.iter_mut().zip(vt) {
                         *a += pt * b;
                     }
@@ -237,9 +238,8 @@ impl LanguageModel for LlamaSession {
     }
     fn truncate(&mut self, pos: usize) {
         self.pos = self.pos.min(pos);
-        let row = self.config.num_key_value_heads * self.config.head_dim;
         for cache in self.k_cache.iter_mut().chain(self.v_cache.iter_mut()) {
-            cache.truncate(self.pos * row);
+            cache.truncate(self.pos);
         }
     }
     fn forward<'a>(
@@ -262,7 +262,7 @@ impl LanguageModel for LlamaSession {
         )
     }
     fn footprint(&self) -> Footprint {
-        let cache: usize = self.k_cache.iter().chain(&self.v_cache).map(Vec::capacity).sum();
-        Footprint { weights: self.weights.bytes() as u64, scratch: cache as u64 * 4 }
+        let cache: usize = self.k_cache.iter().chain(&self.v_cache).map(KvCache::bytes).sum();
+        Footprint { weights: self.weights.bytes() as u64, scratch: cache as u64 }
     }
 }

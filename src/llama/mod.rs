@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod cpu;
+mod kv_cache;
 pub mod weights;
 
 pub use config::{LlamaConfig, RopeScaling};
