@@ -196,8 +196,8 @@ pub fn rows_per_task(n_out: usize) -> usize {
 /// Prefill's product, `out[i, r] = row r · x[i] (+ bias[r])` for every row `i` of `x`
 /// (`[n, n_in]`), a matrix of `n_out` rows given by `row(r, into)`, which writes row `r` in f32.
 /// Each row is made once — a quantized row decoded once, not once per row of `x` — and then
-/// multiplied with the rows of `x` four at a time, two weight rows at once ([`dots2`]: each
-/// weight loaded once for four products, each activation once for two). Tasks own weight rows,
+/// multiplied with the rows of `x` four at a time, three weight rows at once ([`dots_rows`]:
+/// each weight loaded once for four products, each activation once for three). Tasks own weight rows,
 /// so the whole matrix is one parallel region, and each output
 /// is one dot product whatever the thread count.
 pub fn linear_rows(
@@ -214,17 +214,25 @@ pub fn linear_rows(
     // then laid out by row of `x`.
     let mut by_row = vec![0f32; n_out * n];
     for_each_chunk(&mut by_row, per_task * n, |chunk, o| {
-        let (mut w0, mut w1) = (vec![0f32; n_in], vec![0f32; n_in]);
-        // Two weight rows at a time ([`dots2`]), the last one alone if the task has an odd count.
-        for (j, o) in o.chunks_mut(2 * n).enumerate() {
-            let r = chunk * per_task + 2 * j;
-            row(r, &mut w0);
-            if o.len() == 2 * n {
-                row(r + 1, &mut w1);
-                let (o0, o1) = o.split_at_mut(n);
-                dots2([&w0, &w1], x, [o0, o1]);
-            } else {
-                dots(&w0, x, o);
+        let mut w = [(); 3].map(|_| vec![0f32; n_in]);
+        // Three weight rows at a time ([`dots_rows`]), the last one or two if the task has fewer.
+        for (j, o) in o.chunks_mut(3 * n).enumerate() {
+            let r = chunk * per_task + 3 * j;
+            let rows = o.len() / n;
+            for (k, w) in w.iter_mut().take(rows).enumerate() {
+                row(r + k, w);
+            }
+            match rows {
+                3 => {
+                    let (o0, o12) = o.split_at_mut(n);
+                    let (o1, o2) = o12.split_at_mut(n);
+                    dots_rows([&w[0], &w[1], &w[2]], x, [o0, o1, o2]);
+                }
+                2 => {
+                    let (o0, o1) = o.split_at_mut(n);
+                    dots_rows([&w[0], &w[1]], x, [o0, o1]);
+                }
+                _ => dots(&w[0], x, o),
             }
             if let Some(b) = bias {
                 for (k, o) in o.chunks_exact_mut(n).enumerate() {
@@ -240,28 +248,30 @@ pub fn linear_rows(
     }
 }
 
-/// [`dots`] for two weight rows: four rows of `x` at a time against both
-/// ([`crate::quant::simd::dot2x4_f32`]), each output the same bits as [`dots`] gives it.
-pub fn dots2(w: [&[f32]; 2], x: &[f32], out: [&mut [f32]; 2]) {
-    let [out0, out1] = out;
+/// [`dots`] for `R` weight rows: four rows of `x` at a time against all of them
+/// ([`crate::quant::simd::dot_rows_x4_f32`]), each output the same bits as [`dots`] gives it.
+pub fn dots_rows<const R: usize>(w: [&[f32]; R], x: &[f32], mut out: [&mut [f32]; R]) {
     let n_in = w[0].len();
-    let whole = out0.len() / 4 * 4;
-    for (i, (o0, o1)) in out0[..whole].chunks_exact_mut(4).zip(out1[..whole].chunks_exact_mut(4)).enumerate() {
+    let whole = out[0].len() / 4 * 4;
+    for i in 0..whole / 4 {
         let x4 = &x[4 * i * n_in..(4 * i + 4) * n_in];
-        match crate::quant::simd::dot2x4_f32(w, std::array::from_fn(|k| &x4[k * n_in..][..n_in])) {
-            Some([a, b]) => {
-                o0.copy_from_slice(&a);
-                o1.copy_from_slice(&b);
+        match crate::quant::simd::dot_rows_x4_f32(w, std::array::from_fn(|k| &x4[k * n_in..][..n_in])) {
+            Some(sums) => {
+                for (o, s) in out.iter_mut().zip(sums) {
+                    o[4 * i..4 * i + 4].copy_from_slice(&s);
+                }
             }
             None => {
-                dots(w[0], x4, o0);
-                dots(w[1], x4, o1);
+                for (o, w) in out.iter_mut().zip(w) {
+                    dots(w, x4, &mut o[4 * i..4 * i + 4]);
+                }
             }
         }
     }
     let rest = &x[whole * n_in..];
-    dots(w[0], rest, &mut out0[whole..]);
-    dots(w[1], rest, &mut out1[whole..]);
+    for (o, w) in out.iter_mut().zip(w) {
+        dots(w, rest, &mut o[whole..]);
+    }
 }
 
 /// `out[i] = w · x[i]` for each row `i` of `x` (`[out.len(), w.len()]`), four rows at a time.

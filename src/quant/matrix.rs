@@ -510,10 +510,12 @@ pub(crate) mod tests {
                 // not depend on how its rows are paired).
                 let w1 = values(n, 33);
                 let four = [rows[0], rows[1], rows[2], rows[3]];
-                if let Some([a, b]) = super::super::simd::dot2x4_f32([&w, &w1], four) {
+                if let Some([a, b]) = super::super::simd::dot_rows_x4_f32([&w, &w1], four) {
                     let b1 = super::super::simd::dot4_f32(&w1, four).unwrap();
                     let bits = |v: [f32; 4]| v.map(f32::to_bits);
                     assert_eq!((bits(a), bits(b)), (bits(s), bits(b1)), "{n}: two rows at once");
+                    let [c, d, e] = super::super::simd::dot_rows_x4_f32([&w1, &w, &w1], four).unwrap();
+                    assert_eq!((bits(c), bits(d), bits(e)), (bits(b1), bits(s), bits(b1)), "{n}: three rows at once");
                 }
             }
         }

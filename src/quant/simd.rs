@@ -112,18 +112,19 @@ pub fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> Option<[f32; 4]> {
     None
 }
 
-/// [`dot4_f32`] for two rows of weights at once: eight sums in eight registers, so the FMAs do
-/// not wait on each other (four chains of four-cycle FMAs held prefill to half the FMA rate),
-/// and each activation loaded once for two products. Each sum is accumulated exactly as
+/// [`dot4_f32`] for `R` rows of weights at once (prefill takes three): `4·R` sums in as many
+/// registers, so the FMAs do not wait on each other (an FMA's result is ready 4–5 cycles later
+/// and two start each cycle: four chains held prefill to half the FMA rate, eight to at most
+/// 80 %), and each activation loaded once for `R` products. Each sum is accumulated exactly as
 /// [`dot4_f32`] accumulates it: the same bits. AVX2 only (None elsewhere: the caller runs
-/// [`dot4_f32`] twice).
-pub fn dot2x4_f32(w: [&[f32]; 2], x: [&[f32]; 4]) -> Option<[[f32; 4]; 2]> {
-    assert!(x.iter().all(|x| x.len() == w[0].len()) && w[1].len() == w[0].len());
+/// [`dot4_f32`] on each row).
+pub fn dot_rows_x4_f32<const R: usize>(w: [&[f32]; R], x: [&[f32]; 4]) -> Option<[[f32; 4]; R]> {
+    assert!(x.iter().chain(&w).all(|v| v.len() == w[0].len()));
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma_f16c() {
         // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads within `w` and `x`,
         // which are the same length (checked above).
-        return Some(unsafe { x86::dot2x4_f32(w, x) });
+        return Some(unsafe { x86::dot_rows_x4_f32(w, x) });
     }
     #[allow(unreachable_code)]
     None
@@ -278,26 +279,26 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot2x4_f32(w: [&[f32]; 2], x: [&[f32]; 4]) -> [[f32; 4]; 2] {
+    pub unsafe fn dot_rows_x4_f32<const R: usize>(w: [&[f32]; R], x: [&[f32]; 4]) -> [[f32; 4]; R] {
         let n = w[0].len() / 8 * 8;
-        let (p0, p1) = (w[0].as_ptr(), w[1].as_ptr());
+        let pw = w.map(|w| w.as_ptr());
         let px = x.map(|x| x.as_ptr());
-        let (mut s0, mut s1) = ([_mm256_setzero_ps(); 4], [_mm256_setzero_ps(); 4]);
+        let mut s = [[_mm256_setzero_ps(); 4]; R];
         for i in (0..n).step_by(8) {
             // SAFETY: i + 8 <= n <= w[r].len() == x[k].len().
             unsafe {
-                let (w0, w1) = (_mm256_loadu_ps(p0.add(i)), _mm256_loadu_ps(p1.add(i)));
+                let wv = pw.map(|p| _mm256_loadu_ps(p.add(i)));
                 for k in 0..4 {
                     let xv = _mm256_loadu_ps(px[k].add(i));
-                    s0[k] = _mm256_fmadd_ps(w0, xv, s0[k]);
-                    s1[k] = _mm256_fmadd_ps(w1, xv, s1[k]);
+                    for r in 0..R {
+                        s[r][k] = _mm256_fmadd_ps(wv[r], xv, s[r][k]);
+                    }
                 }
             }
         }
-        let sum = |s: [__m256; 4], w: &[f32]| -> [f32; 4] {
-            std::array::from_fn(|k| hsum(s[k]) + w[n..].iter().zip(&x[k][n..]).map(|(a, b)| a * b).sum::<f32>())
-        };
-        [sum(s0, w[0]), sum(s1, w[1])]
+        std::array::from_fn(|r| {
+            std::array::from_fn(|k| hsum(s[r][k]) + w[r][n..].iter().zip(&x[k][n..]).map(|(a, b)| a * b).sum::<f32>())
+        })
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
