@@ -88,6 +88,11 @@ pub struct Q8Row {
     pub q: Vec<i8>,
     pub d: Vec<f32>,
     pub sum: Vec<i32>,
+    /// The codes widened to 16 bits once per row, for SIMD128, which has no 8-bit multiply-add:
+    /// each weight block is widened and multiplied by these with `i32x4.dot_i16x8` (widening
+    /// the activations too for every weight row cost as much again).
+    #[cfg(target_arch = "wasm32")]
+    pub q16: Vec<i16>,
 }
 
 impl Q8Row {
@@ -110,6 +115,11 @@ impl Q8Row {
             }
             self.d[b] = d;
             self.sum[b] = sum;
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            self.q16.clear();
+            self.q16.extend(self.q.iter().map(|&q| q as i16));
         }
     }
 }

@@ -1277,40 +1277,38 @@ mod wasm {
         }
     }
 
-    /// `Σ w·q` of 16 bytes each (signed, or `w` unsigned below 128), as four i32 lane sums: the
-    /// products widened to 16 bits (`extmul`), two summed there, then one pairwise widening
-    /// to 32. Exact while each product is at most 16,383 in magnitude, which every weight code
-    /// times an activation code (at most 127) is: Q8_0's 128 · 127 the largest. (Widening both
-    /// sides to 16 bits and `i32x4.dot_i16x8`, as before, was 4–6 against 3–5 Gvalues/s of Q4_0 in
-    /// Chromium.)
-    fn isum16(w: v128, q: v128) -> v128 {
-        i32x4_extadd_pairwise_i16x8(i16x8_add(i16x8_extmul_low_i8x16(w, q), i16x8_extmul_high_i8x16(w, q)))
-    }
-
-    /// [`isum16`] of two pairs of 16 bytes, four products summed in 16 bits before the widening:
-    /// exact while each product is at most 8,191 in magnitude — 4-bit codes (at most 15) and
-    /// Q6_K's (−32 ..= 31) times activation codes.
-    fn isum32_narrow(w: [v128; 2], q: [v128; 2]) -> v128 {
-        let p = |w, q| i16x8_add(i16x8_extmul_low_i8x16(w, q), i16x8_extmul_high_i8x16(w, q));
-        i32x4_extadd_pairwise_i16x8(i16x8_add(p(w[0], q[0]), p(w[1], q[1])))
-    }
-
-    /// The 16 activation codes of `q` from `at`.
-    fn codes16(q: &[i8; 32], at: usize) -> v128 {
-        let q: &[i8; 16] = q[at..at + 16].try_into().expect("16 codes");
-        // SAFETY: 16 readable bytes; v128_load has no alignment requirement.
-        unsafe { v128_load(q.as_ptr() as *const v128) }
-    }
-
     /// `acc + scale · (four i32 lanes as f32)`.
     fn scaled(acc: v128, scale: f32, lanes: v128) -> v128 {
         f32x4_add(acc, f32x4_mul(f32x4_splat(scale), f32x4_convert_i32x4(lanes)))
     }
 
+    /// The eight 16-bit codes of `q` from `at`.
+    fn codes8(q: &[i16; 32], at: usize) -> v128 {
+        let q: &[i16; 8] = q[at..at + 8].try_into().expect("8 codes");
+        // SAFETY: 16 readable bytes; v128_load has no alignment requirement.
+        unsafe { v128_load(q.as_ptr() as *const v128) }
+    }
+
+    /// `Σ w·q` of 16 weight codes (widened to 16 bits: `signed` or not) and the activation codes
+    /// `q[at .. at + 16]` (widened once per row: `Q8Row::q16`), as four i32 lane sums: two
+    /// `i32x4.dot_i16x8` (x86's `pmaddwd`). Exact: a pair of products is at most 2 · 128 · 127.
+    /// SIMD128 has no 8-bit multiply-add; `i16x8.extmul` of the 8-bit codes, which V8 lowers to
+    /// a sign extension of both operands and a multiply, decoded Q4_0 and Q8_0 6–8 % slower in
+    /// Chromium (`benches/browser_cpu.sh`), and widening the activations for every weight row
+    /// slower still.
+    fn isum16_wide(w: v128, signed: bool, q: &[i16; 32], at: usize) -> v128 {
+        let (lo, hi) = if signed {
+            (i16x8_extend_low_i8x16(w), i16x8_extend_high_i8x16(w))
+        } else {
+            (u16x8_extend_low_u8x16(w), u16x8_extend_high_u8x16(w))
+        };
+        i32x4_add(i32x4_dot_i16x8(lo, codes8(q, at)), i32x4_dot_i16x8(hi, codes8(q, at + 8)))
+    }
+
     pub fn int8_q8_0(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
         let mut acc = f32x4_splat(0.0);
-        for ((b, q), dx) in blocks::<34, i8, 32>(row, &x.q).zip(&x.d) {
-            let s = i32x4_add(isum16(bytes_at(b, 2), codes16(q, 0)), isum16(bytes_at(b, 18), codes16(q, 16)));
+        for ((b, q), dx) in blocks::<34, i16, 32>(row, &x.q16).zip(&x.d) {
+            let s = i32x4_add(isum16_wide(bytes_at(b, 2), true, q, 0), isum16_wide(bytes_at(b, 18), true, q, 16));
             acc = scaled(acc, scale(b) * dx, s);
         }
         hsum(acc)
@@ -1320,11 +1318,12 @@ mod wasm {
     /// `8 · Σq` (the activation block's code sum).
     pub fn int8_q4_0(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
         let mut acc = f32x4_splat(0.0);
-        for (((b, q), dx), sum) in blocks::<18, i8, 32>(row, &x.q).zip(&x.d).zip(&x.sum) {
+        for (((b, q), dx), sum) in blocks::<18, i16, 32>(row, &x.q16).zip(&x.d).zip(&x.sum) {
             let bytes = bytes_at(b, 2);
             let codes = [v128_and(bytes, u8x16_splat(0x0F)), u8x16_shr(bytes, 4)];
             // Four lanes: 8·Σq is 2·Σq off each.
-            let s = i32x4_sub(isum32_narrow(codes, [codes16(q, 0), codes16(q, 16)]), i32x4_splat(2 * sum));
+            let s = i32x4_add(isum16_wide(codes[0], false, q, 0), isum16_wide(codes[1], false, q, 16));
+            let s = i32x4_sub(s, i32x4_splat(2 * sum));
             acc = scaled(acc, scale(b) * dx, s);
         }
         hsum(acc)
@@ -1333,7 +1332,7 @@ mod wasm {
     pub fn int8_q4k(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
         let mut acc = f32x4_splat(0.0);
         let mut minimums = 0f32;
-        let blocks = blocks::<144, i8, 256>(row, &x.q).zip(x.d.as_chunks::<8>().0).zip(x.sum.as_chunks::<8>().0);
+        let blocks = blocks::<144, i16, 256>(row, &x.q16).zip(x.d.as_chunks::<8>().0).zip(x.sum.as_chunks::<8>().0);
         for (((b, q), d), sum) in blocks {
             let multipliers = super::super::k_quants::multipliers(b);
             for (pair, &[a1, a2, o1, o2]) in multipliers.iter().enumerate() {
@@ -1341,8 +1340,11 @@ mod wasm {
                 let (c0, c1) = (bytes_at(b, 16 + 32 * pair), bytes_at(b, 32 + 32 * pair));
                 let lo = |v: v128| v128_and(v, u8x16_splat(0x0F));
                 let (q1, q2) = (thirty_two(q, k1), thirty_two(q, k2));
-                let s1 = isum32_narrow([lo(c0), lo(c1)], [codes16(q1, 0), codes16(q1, 16)]);
-                let s2 = isum32_narrow([u8x16_shr(c0, 4), u8x16_shr(c1, 4)], [codes16(q2, 0), codes16(q2, 16)]);
+                let s1 = i32x4_add(isum16_wide(lo(c0), false, q1, 0), isum16_wide(lo(c1), false, q1, 16));
+                let s2 = i32x4_add(
+                    isum16_wide(u8x16_shr(c0, 4), false, q2, 0),
+                    isum16_wide(u8x16_shr(c1, 4), false, q2, 16),
+                );
                 acc = scaled(acc, a1 * d[k1], s1);
                 acc = scaled(acc, a2 * d[k2], s2);
                 minimums += o1 * d[k1] * sum[k1] as f32 + o2 * d[k2] * sum[k2] as f32;
@@ -1353,13 +1355,13 @@ mod wasm {
 
     pub fn int8_q6k(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
         let mut acc = f32x4_splat(0.0);
-        for ((b, q), d8) in blocks::<210, i8, 256>(row, &x.q).zip(x.d.as_chunks::<8>().0) {
+        for ((b, q), d8) in blocks::<210, i16, 256>(row, &x.q16).zip(x.d.as_chunks::<8>().0) {
             let d = scale(&b[208..210]);
             for half in 0..2 {
                 for h in 0..2 {
                     for (w, sub) in q6k_codes(b, half, h) {
                         let k = 4 * half + sub / 2;
-                        let s = isum16(w, codes16(thirty_two(q, k), 16 * h));
+                        let s = isum16_wide(w, true, thirty_two(q, k), 16 * h);
                         acc = scaled(acc, d * b[192 + 8 * half + sub] as i8 as f32 * d8[k], s);
                     }
                 }
