@@ -11,7 +11,7 @@
 //! differs from the f32 one by at most `Σ_blocks d_x/2 · Σ|w|` (`tests` checks that bound). The
 //! CPU reference multiplies in f32 ([`super::matrix::dot`], [`Activations::F32`], `--activations
 //! f32`); the engines the CLI and the page run decode with [`Activations::Q8`], the default, as
-//! llama.cpp does: natively it decodes Q4_0 1.5–1.7×, Q4_K 1.6–2.2× and Q8_0 1.1–1.4× as fast as
+//! llama.cpp does: natively it decodes Q4_0 1.5–1.9×, Q4_K 2.2–2.4× and Q8_0 1.1–1.3× as fast as
 //! the f32 products (BENCHMARKS.md, `WGSL=0 sh benches/vs_llama_cpp.sh`). A prompt's rows take
 //! another product: Q4_0 and Q4_K rows eight at a time against four prompt rows
 //! ([`super::int8_prefill`], x86-64), every other type each weight row decoded once for all of
