@@ -1138,7 +1138,7 @@ mod wasm {
         for (w, xs) in blocks::<32, f32, 16>(row, x) {
             for k in 0..2 {
                 let h = bytes_at(w, 16 * k);
-                let (lo, hi) = (u32x4_extend_low_u16x8(h), u32x4_extend_high_u16x8(h));
+                let (lo, hi) = (i32x4_extend_low_i16x8(h), i32x4_extend_high_i16x8(h));
                 a[2 * k] = f32x4_add(a[2 * k], f32x4_mul(widen(lo), four(xs, 2 * k)));
                 a[2 * k + 1] = f32x4_add(a[2 * k + 1], f32x4_mul(widen(hi), four(xs, 2 * k + 1)));
             }
@@ -1149,14 +1149,14 @@ mod wasm {
             + (i..n).map(|j| one(&row[2 * j..2 * j + 2]) * x[j]).sum::<f32>()
     }
 
-    /// Four f16s (one in the low half of each 32-bit lane) as f32s: the exponent and mantissa
-    /// moved into f32's places, times 2¹¹² (the exponents' bias difference, which also gets
-    /// subnormals right), the sign put back; wasm has no f16 conversion. (Infinities and NaN are
+    /// Four f16s (sign-extended into 32-bit lanes) as f32s: shifted by 13, the sign lands on
+    /// f32's and the exponent and mantissa in their places (the sign's copies in bits 28–30 are
+    /// masked off), then times 2¹¹² (the exponents' bias difference, which also gets subnormals
+    /// right; the sign multiplies through). wasm has no f16 conversion. (Infinities and NaN are
     /// refused at load.)
     fn widen_f16_lanes(h: v128) -> v128 {
-        let magnitude =
-            f32x4_mul(i32x4_shl(v128_and(h, u32x4_splat(0x7FFF)), 13), f32x4_splat(f32::from_bits(0x7780_0000)));
-        v128_or(magnitude, i32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16))
+        let bits = v128_and(i32x4_shl(h, 13), u32x4_splat(0x8FFF_E000));
+        f32x4_mul(bits, f32x4_splat(f32::from_bits(0x7780_0000)))
     }
 
     pub fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
@@ -1172,7 +1172,7 @@ mod wasm {
         let whole = oc.len() * 8;
         for (w, o) in row.as_chunks::<16>().0.iter().zip(oc) {
             let w = bytes16(w);
-            let (lo, hi) = (widen(u32x4_extend_low_u16x8(w)), widen(u32x4_extend_high_u16x8(w)));
+            let (lo, hi) = (widen(i32x4_extend_low_i16x8(w)), widen(i32x4_extend_high_i16x8(w)));
             let (a, b) = o.split_at_mut(4);
             store(a.try_into().expect("four"), lo);
             store(b.try_into().expect("four"), hi);
