@@ -15,7 +15,8 @@
 //! sums, with no horizontal reduction. The 16-bit partial sums cannot overflow: each of a
 //! lane's two halves adds 16 products of at most 15·127 (30,480 < 32,767).
 //!
-//! **Dispatch.** x86-64 with AVX2 and FMA: [`linear`]; elsewhere it returns false and the caller
+//! **Dispatch.** x86-64 with AVX2 and FMA (the check every x86 kernel here shares,
+//! `simd::has_avx2_fma_f16c`): [`linear`]; elsewhere it returns false and the caller
 //! decodes each row to f32 once ([`crate::cpu::ops::linear_rows`]). Tasks own panels of weight
 //! rows; each output is its own sum in a fixed order of blocks, whatever the thread count or the
 //! rows beside it.
@@ -127,12 +128,15 @@ fn kernel(panel: &Panel, q: &Q8Row, d_sum: &[f32], xrows: [usize; XROWS], blocks
     // SAFETY: `linear` calls this only where `available()`; the lengths are the kernel's asserts.
     return unsafe { x86::panel_x4(panel, q, d_sum, xrows, blocks) };
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("no integer prefill kernel here ({panel:p}, {q:p}, {d_sum:?}, {xrows:?}, {blocks})")
+    {
+        let _ = (panel, q, d_sum, xrows, blocks);
+        unreachable!("`linear` returns before any kernel where there is none")
+    }
 }
 
 fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    return super::simd::has_avx2_fma_f16c();
     #[cfg(not(target_arch = "x86_64"))]
     false
 }

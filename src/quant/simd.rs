@@ -75,7 +75,7 @@ simd_dot!(
 );
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_fma_f16c() -> bool {
+pub(crate) fn has_avx2_fma_f16c() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("fma")
         && std::arch::is_x86_feature_detected!("f16c")
