@@ -1,8 +1,8 @@
 //! `model.safetensors`: HF GPT-2 tensor names and layouts, validated and converted to f32.
 //!
 //! Names are the checkpoint's own (`h.{i}.attn.c_attn.weight`, ...), with or without the
-//! `transformer.` prefix that `GPT2LMHeadModel` checkpoints carry. Conv1D weights are `[in, out]`;
-//! `c_attn`'s output columns are q | k | v. The LM head is `wte` unless `tie_word_embeddings` is
+//! `transformer.` prefix that `GPT2LMHeadModel` checkpoints carry. Conv1D weights are `[in, out]`
+//! in the file and held `[out, in]` ([`Linear`]); `c_attn`'s output columns are q | k | v. The LM head is `wte` unless `tie_word_embeddings` is
 //! false, then `lm_head.weight` (`[vocab, n_embd]`, the same layout as `wte`). The causal-mask
 //! buffers `attn.bias` / `attn.masked_bias` of older checkpoints are ignored.
 //!
@@ -70,86 +70,34 @@ pub struct LayerNorm {
     pub bias: Tensor,
 }
 
-/// A Conv1D/Linear: `y = x @ weight + bias`, `bias` `[out]`.
+/// A Conv1D/Linear: `y = x @ weight^T + bias`, `bias` `[out]`. The weight is held `[out, in]`
+/// — row `o` is output `o`, as `nn.Linear`, GGUF and the Llama projections hold theirs — in f32,
+/// F16/BF16 or GGML blocks as the file stored them, so every product is a dot product over a row.
+/// HF GPT-2's Conv1D `[in, out]` f32 matrices are transposed once, at load ([`Linear::from_conv1d`]).
 #[derive(Debug, Clone)]
 pub struct Linear {
-    pub weight: LinearWeight,
+    pub weight: Matrix,
     pub bias: Tensor,
 }
 
-/// A Conv1D's weight as an engine holds it: `[in, out]` f32, HF's and the trainer's layout; or
-/// GGML blocks as a GGUF file stores them, transposed — row `o` is output `o`, `in` values in
-/// blocks — read by the block products without ever being decoded whole.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LinearWeight {
-    Conv1D(Tensor),
-    Rows(Blocks),
-}
-
-impl From<Tensor> for LinearWeight {
-    fn from(t: Tensor) -> Self {
-        LinearWeight::Conv1D(t)
-    }
-}
-
-impl LinearWeight {
-    /// `[in, out]` in f32: borrowed, or decoded and transposed (the trainer, the exporter, the
-    /// f32 upload).
-    pub fn conv1d(&self) -> Cow<'_, Tensor> {
-        match self {
-            LinearWeight::Conv1D(t) => Cow::Borrowed(t),
-            LinearWeight::Rows(b) => {
-                let rows = Matrix::Blocks(b.clone()).to_f32().into_owned();
-                Cow::Owned(crate::gguf::model::transpose(&rows))
-            }
-        }
-    }
-
-    /// `[out, in]` in f32: an f32 Conv1D transposed, rows decoded (what a quantizer takes).
-    pub fn rows_f32(&self) -> Tensor {
-        match self {
-            LinearWeight::Conv1D(t) => crate::gguf::model::transpose(t),
-            LinearWeight::Rows(b) => Matrix::Blocks(b.clone()).to_f32().into_owned(),
-        }
-    }
-
-    /// Bytes held in memory.
-    pub fn bytes(&self) -> usize {
-        match self {
-            LinearWeight::Conv1D(t) => t.data.len() * 4,
-            LinearWeight::Rows(b) => b.data.len(),
-        }
-    }
-
-    /// The block type, for rows in blocks.
-    pub fn block_type(&self) -> Option<GgmlType> {
-        match self {
-            LinearWeight::Conv1D(_) => None,
-            LinearWeight::Rows(b) => Some(b.ty),
-        }
-    }
-
-    /// GGML's name of the stored type (`F32` for f32).
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            LinearWeight::Conv1D(_) => "F32",
-            LinearWeight::Rows(b) => b.ty.name(),
-        }
-    }
-}
-
 impl Linear {
-    pub fn n_in(&self) -> usize {
-        match &self.weight {
-            LinearWeight::Conv1D(t) => t.shape[0],
-            LinearWeight::Rows(b) => b.cols,
-        }
+    /// From a Conv1D's `[in, out]` f32 weight (HF's and the trainer's layout).
+    pub fn from_conv1d(weight: &Tensor, bias: Tensor) -> Self {
+        Linear { weight: Matrix::F32(crate::gguf::model::transpose(weight)), bias }
     }
+
+    /// The weight as a Conv1D's `[in, out]` in f32, decoded and transposed (the trainer, the
+    /// exporter, the f32 GPU upload).
+    pub fn conv1d(&self) -> Tensor {
+        crate::gguf::model::transpose(&self.weight.to_f32())
+    }
+
+    pub fn n_in(&self) -> usize {
+        self.weight.shape()[1]
+    }
+
     pub fn n_out(&self) -> usize {
-        match &self.weight {
-            LinearWeight::Conv1D(t) => t.shape[1],
-            LinearWeight::Rows(b) => b.rows,
-        }
+        self.weight.shape()[0]
     }
 }
 
@@ -193,7 +141,7 @@ impl Block {
             [(format!("{name}.weight"), Cow::Borrowed(&ln.weight)), (format!("{name}.bias"), Cow::Borrowed(&ln.bias))]
         }
         fn linear<'a>(name: &str, l: &'a Linear) -> [(String, Cow<'a, Tensor>); 2] {
-            [(format!("{name}.weight"), l.weight.conv1d()), (format!("{name}.bias"), Cow::Borrowed(&l.bias))]
+            [(format!("{name}.weight"), Cow::Owned(l.conv1d())), (format!("{name}.bias"), Cow::Borrowed(&l.bias))]
         }
         let [a, b] = norm(part::LN_1, &self.ln_1);
         let [c, d] = linear(part::C_ATTN, &self.c_attn);
@@ -355,13 +303,11 @@ impl ModelWeights {
         types
     }
 
-    /// Every matrix held in `ty`, as `--dtype` asks. F32: every matrix in f32 (Conv1D layout,
-    /// blocks decoded); F16, BF16: every matrix in it (rows of `[out, in]`). Q8_0, Q4_0, Q4_K:
-    /// every float matrix in GGML blocks of `ty`, as `wgpt quantize` writes them — rows of
-    /// `[out, in]` — with the token embedding (and an untied head) in Q8_0, as llama.cpp keeps
-    /// them at 4 bits; matrices already quantized stay as they are. The position table stays f32
-    /// (one row is read per token). Rows that are not whole blocks are refused: the engines hold
-    /// GPT-2's matrices in one layout or the other.
+    /// Every matrix held in `ty`, as `--dtype` asks: F32 (blocks decoded), F16 or BF16; or Q8_0,
+    /// Q4_0, Q4_K — every float matrix in GGML blocks of `ty`, as `wgpt quantize` writes them,
+    /// with the token embedding (and an untied head) in Q8_0, as llama.cpp keeps them at 4 bits;
+    /// matrices already quantized stay as they are. Always rows of `[out, in]`. The position
+    /// table stays f32 (one row is read per token). Rows that are not whole blocks are refused.
     pub fn quantize(&mut self, ty: GgmlType) -> Result<(), crate::quant::QuantError> {
         // Whether a matrix held as `held` (None: f32) becomes `ty`.
         let converts = |held: Option<GgmlType>| match held {
@@ -373,12 +319,12 @@ impl ModelWeights {
                 if !converts(l.weight.block_type()) {
                     continue;
                 }
+                let rows = l.weight.to_f32().into_owned();
+                let [n_out, n_in] = [rows.shape[0], rows.shape[1]];
                 l.weight = if ty == GgmlType::F32 {
-                    LinearWeight::Conv1D(l.weight.conv1d().into_owned())
+                    Matrix::F32(rows)
                 } else {
-                    let rows = l.weight.rows_f32();
-                    let [n_out, n_in] = [rows.shape[0], rows.shape[1]];
-                    LinearWeight::Rows(Matrix::quantize(ty, n_out, n_in, &rows.data)?)
+                    Matrix::Blocks(Matrix::quantize(ty, n_out, n_in, &rows.data)?)
                 };
             }
         }
@@ -448,11 +394,11 @@ impl ModelWeights {
         for _ in 0..config.n_layer {
             blocks.push(Block {
                 ln_1: LayerNorm { weight: t(&[c], 1.0, 0.3), bias: t(&[c], 0.0, 0.2) },
-                c_attn: Linear { weight: t(&[c, 3 * c], 0.0, 2.0 * w).into(), bias: t(&[3 * c], 0.0, 0.2) },
-                attn_proj: Linear { weight: t(&[c, c], 0.0, w).into(), bias: t(&[c], 0.0, 0.2) },
+                c_attn: Linear::from_conv1d(&t(&[c, 3 * c], 0.0, 2.0 * w), t(&[3 * c], 0.0, 0.2)),
+                attn_proj: Linear::from_conv1d(&t(&[c, c], 0.0, w), t(&[c], 0.0, 0.2)),
                 ln_2: LayerNorm { weight: t(&[c], 1.0, 0.3), bias: t(&[c], 0.0, 0.2) },
-                c_fc: Linear { weight: t(&[c, f], 0.0, w).into(), bias: t(&[f], 0.0, 0.2) },
-                mlp_proj: Linear { weight: t(&[f, c], 0.0, 1.0 / (f as f32).sqrt()).into(), bias: t(&[c], 0.0, 0.2) },
+                c_fc: Linear::from_conv1d(&t(&[c, f], 0.0, w), t(&[f], 0.0, 0.2)),
+                mlp_proj: Linear::from_conv1d(&t(&[f, c], 0.0, 1.0 / (f as f32).sqrt()), t(&[c], 0.0, 0.2)),
             });
         }
         let ln_f = match config.layer_norm_position {
@@ -623,15 +569,15 @@ impl<'a> Taker<'a> {
         })
     }
 
-    /// A Conv1D `[n_in, n_out]`, or its `[n_out, n_in]` rows where the file stored blocks, or
-    /// F16 or BF16 (transposed into rows, held as stored).
+    /// A Conv1D `[n_in, n_out]` as its `[n_out, n_in]` rows: blocks as the file stored them
+    /// (GGUF's are rows already), F16 or BF16 transposed and held as stored, f32 transposed.
     fn linear(&mut self, prefix: &str, n_in: usize, n_out: usize) -> Result<Linear, WeightsError> {
         let name = format!("{prefix}.weight");
         let weight = match self.views.get(&name) {
             Some(Source::Blocks(b)) if [b.rows, b.cols] == [n_out, n_in] => {
                 let Some(Source::Blocks(b)) = self.views.remove(&name) else { unreachable!() };
                 finite_16(&name, b.ty, &b.data)?;
-                LinearWeight::Rows(b)
+                Matrix::Blocks(b)
             }
             Some(Source::View(v)) if v.shape() == [n_in, n_out] && sixteen_bits(v.dtype()).is_some() => {
                 let Some(Source::View(v)) = self.views.remove(&name) else { unreachable!() };
@@ -646,9 +592,9 @@ impl<'a> Taker<'a> {
                 }
                 let b = Blocks::new(ty, n_out, n_in, rows)
                     .map_err(|e| WeightsError::Malformed(format!("`{name}`: {e}")))?;
-                LinearWeight::Rows(b)
+                Matrix::Blocks(b)
             }
-            _ => LinearWeight::Conv1D(self.tensor(&name, &[n_in, n_out])?),
+            _ => Matrix::F32(crate::gguf::model::transpose(&self.tensor(&name, &[n_in, n_out])?)),
         };
         Ok(Linear { weight, bias: self.tensor(&format!("{prefix}.bias"), &[n_out])? })
     }

@@ -4,7 +4,7 @@
 //! do not depend on the thread count.
 
 use crate::quant::Activations;
-use crate::weights::{LayerNorm, Linear, LinearWeight, Tensor};
+use crate::weights::{LayerNorm, Linear, Tensor};
 
 /// Runs `f` on one of the pool's threads (where there is a pool; in a single-threaded wasm build,
 /// here). A forward pass runs
@@ -68,92 +68,10 @@ pub fn layer_norm(out: &mut [f32], x: &[f32], ln: &LayerNorm, eps: f32) {
     }
 }
 
-/// Rows handled together by one task, so each weight row loaded is used this many times.
-const ROW_BLOCK: usize = 4;
-/// Output columns per task when there is a single row (decode).
-const COL_BLOCK: usize = 256;
-/// Inputs per task of a Conv1D matrix's decode product ([`linear`]): 64 rows of the matrix, read
-/// whole.
-const K_CHUNK: usize = 64;
-
-/// `out[rows, n_out] = x[rows, n_in] @ weight + bias`: an `[n_in, n_out]` f32 weight (HF's
-/// Conv1D layout) here, rows of blocks by their block products.
+/// `out[rows, n_out] = x[rows, n_in] @ weight^T + bias`: a [`Linear`]'s product, by the
+/// products of its matrix's storage ([`crate::quant::Matrix::linear_with`]).
 pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear, activations: Activations) {
-    let w = match &lin.weight {
-        LinearWeight::Conv1D(w) => &w.data,
-        LinearWeight::Rows(blocks) => return blocks.linear_with(out, x, Some(&lin.bias), activations),
-    };
-    let (n_in, n_out, b) = (lin.n_in(), lin.n_out(), &lin.bias.data);
-    let rows = x.len() / n_in;
-    if rows == 1 {
-        // Each input scales a row of the matrix, four rows at a time (`simd::axpy4`). The inputs
-        // go in fixed chunks of K_CHUNK: a task reads its chunk's rows whole and in order — one
-        // stream, as a dot product over `[out, in]` rows reads; split by columns instead, each
-        // task read a piece of every row, and decoded at two thirds of that rate — into partial
-        // outputs, which are then added in order of the chunks. The chunks do not depend on the
-        // thread count, so neither do the sums.
-        let chunks = n_in.div_ceil(K_CHUNK);
-        let mut partial = vec![0f32; chunks * n_out];
-        for_each_chunk(&mut partial, n_out, |c, p| {
-            let ks = c * K_CHUNK..((c + 1) * K_CHUNK).min(n_in);
-            let w_row = |k: usize| &w[k * n_out..(k + 1) * n_out];
-            let whole = ks.start + ks.len() / 4 * 4;
-            for k in (ks.start..whole).step_by(4) {
-                add_rows4(p, [x[k], x[k + 1], x[k + 2], x[k + 3]], std::array::from_fn(|j| w_row(k + j)));
-            }
-            for (k, &a) in x.iter().enumerate().take(ks.end).skip(whole) {
-                for (p, &wv) in p.iter_mut().zip(w_row(k)) {
-                    *p += a * wv;
-                }
-            }
-        });
-        for_each_chunk(out, COL_BLOCK, |block, o| {
-            let c0 = block * COL_BLOCK;
-            o.copy_from_slice(&b[c0..c0 + o.len()]);
-            for p in partial.chunks_exact(n_out) {
-                for (o, &p) in o.iter_mut().zip(&p[c0..]) {
-                    *o += p;
-                }
-            }
-        });
-        return;
-    }
-    for_each_chunk(out, ROW_BLOCK * n_out, |block, o| {
-        let r0 = block * ROW_BLOCK;
-        let n_rows = o.len() / n_out;
-        for o_row in o.chunks_exact_mut(n_out) {
-            o_row.copy_from_slice(b);
-        }
-        let w_row = |k: usize| &w[k * n_out..(k + 1) * n_out];
-        let whole = n_in / 4 * 4;
-        // Four inputs at a time, as decode does; each output row in order of the inputs.
-        for k in (0..whole).step_by(4) {
-            let rows4: [&[f32]; 4] = std::array::from_fn(|j| w_row(k + j));
-            for (r, o) in o.chunks_exact_mut(n_out).enumerate() {
-                add_rows4(o, std::array::from_fn(|j| x[(r0 + r) * n_in + k + j]), rows4);
-            }
-        }
-        for k in whole..n_in {
-            for r in 0..n_rows {
-                let a = x[(r0 + r) * n_in + k];
-                for (o, &wv) in o[r * n_out..(r + 1) * n_out].iter_mut().zip(w_row(k)) {
-                    *o += a * wv;
-                }
-            }
-        }
-    });
-}
-
-/// `o += Σ_j a[j] · w[j]`: four scaled weight rows added in, with SIMD where there is a path
-/// (`simd::axpy4`), else one row after another.
-fn add_rows4(o: &mut [f32], a: [f32; 4], w: [&[f32]; 4]) {
-    if !crate::quant::simd::axpy4(o, a, w) {
-        for (a, row) in a.iter().zip(w) {
-            for (o, &wv) in o.iter_mut().zip(row) {
-                *o += a * wv;
-            }
-        }
-    }
+    lin.weight.linear_with(out, x, Some(&lin.bias), activations);
 }
 
 /// GPT-2's GELU, tanh form: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (the branch-free
@@ -176,8 +94,11 @@ pub fn linear_out_in(out: &mut [f32], x: &[f32], w: &Tensor, bias: Option<&Tenso
             into.copy_from_slice(&w.data[r * n_in..(r + 1) * n_in])
         });
     }
-    for_each_chunk(out, COL_BLOCK, |block, o| {
-        let r0 = block * COL_BLOCK;
+    // A few tasks per thread ([`rows_per_task`]): in fixed blocks of 256 rows, a 768-row matrix
+    // was three tasks on two threads, one thread idle for a third of it.
+    let per_task = rows_per_task(n_out);
+    for_each_chunk(out, per_task, |block, o| {
+        let r0 = block * per_task;
         for (j, o) in o.iter_mut().enumerate() {
             let row = &w.data[(r0 + j) * n_in..(r0 + j + 1) * n_in];
             *o = dot_f32(row, x) + bias.map_or(0.0, |b| b[r0 + j]);
@@ -360,41 +281,4 @@ pub fn attention(
             }
         }
     });
-}
-
-#[cfg(all(test, not(target_arch = "wasm32")))]
-mod tests {
-    use super::*;
-    use crate::quant::matrix::tests::values;
-
-    /// A Conv1D's decode product ([`linear`], one row: inputs in chunks of [`K_CHUNK`], partial
-    /// outputs added in chunk order) against the plain sum, on an input width of two whole
-    /// chunks and a part of one not a multiple of 4, and an output width not a multiple of the
-    /// column block; the same bits on 1, 2 and 3 threads.
-    #[test]
-    fn a_conv1d_decode_product_is_the_plain_one_on_any_thread_count() {
-        let (n_in, n_out) = (2 * K_CHUNK + 7, COL_BLOCK + 5);
-        let w = Tensor { shape: vec![n_in, n_out], data: values(n_in * n_out, 1) };
-        let lin = Linear {
-            weight: LinearWeight::Conv1D(w.clone()),
-            bias: Tensor { shape: vec![n_out], data: values(n_out, 2) },
-        };
-        let x = values(n_in, 3);
-        let want: Vec<f32> = (0..n_out)
-            .map(|o| lin.bias.data[o] + (0..n_in).map(|k| x[k] * w.data[k * n_out + o]).sum::<f32>())
-            .collect();
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut out = vec![0f32; n_out];
-            pool.install(|| linear(&mut out, &x, &lin, Activations::F32));
-            out
-        };
-        let one = run(1);
-        for (o, (a, b)) in one.iter().zip(&want).enumerate() {
-            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "output {o}: {a} vs {b}");
-        }
-        for threads in [2, 3] {
-            assert!(run(threads).iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()), "{threads} threads");
-        }
-    }
 }

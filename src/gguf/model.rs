@@ -279,8 +279,8 @@ fn block_parts(name: &str) -> Option<(usize, &str, &str)> {
 }
 
 /// Every tensor under HF's name and in HF's layout, and what was stored: a matrix stored in
-/// GGML blocks stays in its blocks (rows moved, never decoded; GPT-2's stay `[out, in]`, which
-/// its loader takes as a Conv1D's rows); everything else is decoded to f32. `llama_heads`: `(heads, kv_heads)` of a `llama` model whose q/k rows
+/// GGML blocks stays in its blocks (rows moved, never decoded; GPT-2's stay `[out, in]`, the
+/// rows its loader holds); everything else is decoded to f32. `llama_heads`: `(heads, kv_heads)` of a `llama` model whose q/k rows
 /// llama.cpp reordered.
 fn tensors<'a>(
     g: &Gguf,

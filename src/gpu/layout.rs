@@ -1,8 +1,8 @@
 //! How each architecture's tensors are laid out for the kernels. Every matrix is `[K, N]` (input
 //! rows, output columns: GPT-2's Conv1D layout, which matvec.wgsl reads four columns at a time),
-//! a block's q | k | v is one matrix, and so is the MLP's first layer. GPT-2's tensors are
-//! already so and are borrowed; the Llama family's `[out, in]` matrices are transposed here,
-//! one layer at a time while uploading, in the column order their epilogues expect
+//! a block's q | k | v is one matrix, and so is the MLP's first layer. The engines hold every
+//! matrix `[out, in]`; here they are transposed, one layer at a time while uploading — GPT-2's
+//! back to its Conv1D layout, the Llama family's in the column order their epilogues expect
 //! (`shaders/linear_epilogue.wgsl`):
 //! - q and k, when the rotation is fused (no q/k norm): within each head, column `2j` is HF's
 //!   dimension `j` and column `2j + 1` is `j + head_dim/2`, the pair one rotation turns;
@@ -20,7 +20,7 @@ use super::{GpuError, WeightFormat};
 use crate::llama::weights::{LlamaLayer, Proj};
 use crate::llama::{LlamaConfig, LlamaWeights};
 use crate::quant::{Blocks, GgmlType, Matrix};
-use crate::weights::{LayerNorm, Linear, LinearWeight, ModelWeights, Tensor, part};
+use crate::weights::{LayerNorm, Linear, ModelWeights, Tensor, part};
 
 /// A norm's gain, and LayerNorm's shift.
 pub struct HostNorm<'a> {
@@ -189,25 +189,22 @@ fn layer_norm(ln: &LayerNorm) -> HostNorm<'_> {
     HostNorm { g: &ln.weight.data, b: Some(&ln.bias.data) }
 }
 
-/// A GPT-2 matrix in `choice`'s format: f32 `[K, N]` borrowed (or decoded from rows of blocks),
-/// rows of blocks as stored, or quantized here. GPT-2's columns need no reordering (its q | k | v
-/// are already whole heads in order, and GELU takes one column).
+/// A GPT-2 matrix in `choice`'s format: f32 `[K, N]` (transposed from the rows it is held in,
+/// decoded where they are blocks), rows of blocks as stored, or quantized here. GPT-2's columns
+/// need no reordering (its q | k | v are already whole heads in order, and GELU takes one column).
 fn conv1d(l: &Linear, choice: Choice) -> Result<HostLinear<'_>, GpuError> {
     let readable = |b: &Blocks| WeightFormat::of_blocks(b.ty).is_some();
     let w = match (choice, &l.weight) {
-        (Choice::AsStored, LinearWeight::Rows(b)) if readable(b) => HostMatrix::Rows(b.clone()),
-        (Choice::Blocks(ty), LinearWeight::Rows(b)) if b.ty == ty => HostMatrix::Rows(b.clone()),
+        (Choice::AsStored, Matrix::Blocks(b)) if readable(b) => HostMatrix::Rows(b.clone()),
+        (Choice::Blocks(ty), Matrix::Blocks(b)) if b.ty == ty => HostMatrix::Rows(b.clone()),
         (Choice::Blocks(ty), w) => {
-            let rows = w.rows_f32();
+            let rows = w.to_f32();
             let [n, k] = [rows.shape[0], rows.shape[1]];
             let blocks = Matrix::quantize(ty, n, k, &rows.data)
                 .map_err(|e| GpuError::Unsupported(format!("{} weights: {e}", ty.name())))?;
             HostMatrix::Rows(blocks)
         }
-        (Choice::Floats | Choice::AsStored, w) => HostMatrix::Kn(match w.conv1d() {
-            Cow::Borrowed(t) => Cow::Borrowed(&t.data[..]),
-            Cow::Owned(t) => Cow::Owned(t.data),
-        }),
+        (Choice::Floats | Choice::AsStored, _) => HostMatrix::Kn(Cow::Owned(l.conv1d().data)),
     };
     Ok(HostLinear { w, b: Cow::Borrowed(&l.bias.data) })
 }

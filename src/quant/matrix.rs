@@ -494,18 +494,6 @@ pub(crate) mod tests {
                 for k in 0..4 {
                     assert!(close(s[k], plain(rows[k])), "{n}, row {k}: {} vs {}", s[k], plain(rows[k]));
                 }
-                // Four rows of weights added in, scaled (GPT-2's f32 decode in Conv1D layout).
-                let mut o = values(n, 34);
-                let want: Vec<f32> =
-                    (0..n).map(|i| (0..4).fold(o[i], |acc, k| acc + [0.5, -1.5, 2.0, 0.25][k] * rows[k][i])).collect();
-                assert!(super::super::simd::axpy4(
-                    &mut o,
-                    [0.5, -1.5, 2.0, 0.25],
-                    [rows[0], rows[1], rows[2], rows[3]]
-                ));
-                for (g, w) in o.iter().zip(&want) {
-                    assert!(close(*g, *w), "{n}: axpy4 {g} vs {w}");
-                }
                 // Two weight rows at once: the bits of one row at a time (prefill's products do
                 // not depend on how its rows are paired).
                 let w1 = values(n, 33);

@@ -23,11 +23,11 @@ pub fn gpt2_init(config: &GptConfig, seed: u64) -> ModelWeights {
     let blocks = (0..config.n_layer)
         .map(|_| Block {
             ln_1: ln(c),
-            c_attn: Linear { weight: normal(&[c, 3 * c], 0.02).into(), bias: fill(&[3 * c], 0.0) },
-            attn_proj: Linear { weight: normal(&[c, c], residual_std).into(), bias: fill(&[c], 0.0) },
+            c_attn: Linear::from_conv1d(&normal(&[c, 3 * c], 0.02), fill(&[3 * c], 0.0)),
+            attn_proj: Linear::from_conv1d(&normal(&[c, c], residual_std), fill(&[c], 0.0)),
             ln_2: ln(c),
-            c_fc: Linear { weight: normal(&[c, f], 0.02).into(), bias: fill(&[f], 0.0) },
-            mlp_proj: Linear { weight: normal(&[f, c], residual_std).into(), bias: fill(&[c], 0.0) },
+            c_fc: Linear::from_conv1d(&normal(&[c, f], 0.02), fill(&[f], 0.0)),
+            mlp_proj: Linear::from_conv1d(&normal(&[f, c], residual_std), fill(&[c], 0.0)),
         })
         .collect();
     let lm_head = (!config.tie_word_embeddings).then(|| Matrix::F32(normal(&[v, c], 0.02)));

@@ -243,7 +243,7 @@ impl<B: Backend> Gpt<B> {
         };
         let ln = |l: &weights::LayerNorm| LayerNorm { weight: t1(&l.weight), bias: t1(&l.bias) };
         // Blocks (a GGUF file's) are decoded: the trainer holds f32.
-        let lin = |l: &weights::Linear| Linear { weight: t2(&l.weight.conv1d()), bias: t1(&l.bias) };
+        let lin = |l: &weights::Linear| Linear { weight: t2(&l.conv1d()), bias: t1(&l.bias) };
         Gpt {
             wte: Embedding { weight: t2(&w.wte.to_f32()) },
             wpe: Embedding { weight: t2(&w.wpe) },
@@ -271,7 +271,7 @@ impl<B: Backend> Gpt<B> {
             weights::Tensor { shape, data: t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data") }
         }
         let ln = |l: &LayerNorm<B>| weights::LayerNorm { weight: read(&l.weight), bias: read(&l.bias) };
-        let lin = |l: &Linear<B>| weights::Linear { weight: read(&l.weight).into(), bias: read(&l.bias) };
+        let lin = |l: &Linear<B>| weights::Linear::from_conv1d(&read(&l.weight), read(&l.bias));
         ModelWeights {
             wte: Matrix::F32(read(&self.wte.weight)),
             wpe: read(&self.wpe.weight),
