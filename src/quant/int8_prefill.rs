@@ -16,7 +16,8 @@
 //! lane's two halves adds 16 products of at most 15·127 (30,480 < 32,767).
 //!
 //! **Dispatch.** x86-64 with AVX2 and FMA (the check every x86 kernel here shares,
-//! `simd::has_avx2_fma_f16c`): [`linear`]; elsewhere it returns false and the caller
+//! `simd::has_avx2_fma_f16c`): [`linear`], two panels at a time in 512-bit registers with
+//! `vpdpbusd` where the CPU also has AVX-512 VNNI (the same bits); elsewhere it returns false and the caller
 //! decodes each row to f32 once ([`crate::cpu::ops::linear_rows`]). Tasks own panels of weight
 //! rows; each output is its own sum in a fixed order of blocks, whatever the thread count or the
 //! rows beside it.
@@ -89,20 +90,27 @@ pub fn linear(m: &Blocks, out: &mut [f32], x: &[f32], bias: Option<&[f32]>) -> b
     q.quantize(x);
     // `d_x · Σ q` per activation block: the offsets' multiplier.
     let d_sum: Vec<f32> = q.d.iter().zip(&q.sum).map(|(d, &s)| d * s as f32).collect();
-    let per_task = rows_per_task(n_out).next_multiple_of(ROWS);
+    // Two panels (sixteen rows) at a time where the kernel takes them in 512-bit registers.
+    let wide = wide_available();
+    let step = if wide { 2 * ROWS } else { ROWS };
+    let per_task = rows_per_task(n_out).next_multiple_of(step);
     // Task t's products, `[n, its rows]`, then laid out by row of `x`.
     let mut by_task = vec![0f32; n * n_out];
     for_each_chunk(&mut by_task, per_task * n, |t, o| {
         let (r0, rows) = (t * per_task, o.len() / n);
-        let mut panel = Panel::default();
-        for p in (0..rows).step_by(ROWS) {
+        let mut panels = [Panel::default(), Panel::default()];
+        for p in (0..rows).step_by(step) {
             // A last panel of fewer rows repeats its last one (each result is its own row's).
-            let width = (rows - p).min(ROWS);
-            panel.pack(m.ty, std::array::from_fn(|k| m.row(r0 + p + k.min(width - 1))), blocks);
+            let width = (rows - p).min(step);
+            let row = |k: usize| m.row(r0 + p + k.min(width - 1));
+            panels[0].pack(m.ty, std::array::from_fn(row), blocks);
+            if wide {
+                panels[1].pack(m.ty, std::array::from_fn(|k| row(ROWS + k)), blocks);
+            }
             for i0 in (0..n).step_by(XROWS) {
                 let height = (n - i0).min(XROWS);
                 let xrows = std::array::from_fn(|k| i0 + k.min(height - 1));
-                let sums = kernel(&panel, &q, &d_sum, xrows, blocks);
+                let sums = kernel(&panels, wide, &q, &d_sum, xrows, blocks);
                 for (i, s) in sums.iter().enumerate().take(height) {
                     o[(i0 + i) * rows + p..][..width].copy_from_slice(&s[..width]);
                 }
@@ -122,14 +130,29 @@ pub fn linear(m: &Blocks, out: &mut [f32], x: &[f32], bias: Option<&[f32]>) -> b
     true
 }
 
-/// [`x86::panel_x4`], where [`available`].
-fn kernel(panel: &Panel, q: &Q8Row, d_sum: &[f32], xrows: [usize; XROWS], blocks: usize) -> [[f32; ROWS]; XROWS] {
+/// The products of prompt rows `xrows` with the first panel ([`x86::panel_x4`], eight rows),
+/// or with both where `wide` ([`x86::panels_x4_wide`], sixteen): `[prompt row][weight row]`.
+fn kernel(
+    panels: &[Panel; 2],
+    wide: bool,
+    q: &Q8Row,
+    d_sum: &[f32],
+    xrows: [usize; XROWS],
+    blocks: usize,
+) -> [[f32; 2 * ROWS]; XROWS] {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `linear` calls this only where `available()`; the lengths are the kernel's asserts.
-    return unsafe { x86::panel_x4(panel, q, d_sum, xrows, blocks) };
+    {
+        if wide {
+            // SAFETY: `wide` only where `wide_available()`; the lengths are the kernel's asserts.
+            return unsafe { x86::panels_x4_wide(panels, q, d_sum, xrows, blocks) };
+        }
+        // SAFETY: `linear` calls this only where `available()`; the lengths are the kernel's asserts.
+        let eight = unsafe { x86::panel_x4(&panels[0], q, d_sum, xrows, blocks) };
+        eight.map(|e| std::array::from_fn(|r| if r < ROWS { e[r] } else { 0.0 }))
+    }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (panel, q, d_sum, xrows, blocks);
+        let _ = (panels, wide, q, d_sum, xrows, blocks);
         unreachable!("`linear` returns before any kernel where there is none")
     }
 }
@@ -137,6 +160,17 @@ fn kernel(panel: &Panel, q: &Q8Row, d_sum: &[f32], xrows: [usize; XROWS], blocks
 fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     return super::simd::has_avx2_fma_f16c();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// AVX-512 with VNNI: sixteen weight rows per instruction, each lane's four products summed by
+/// one `vpdpbusd`.
+fn wide_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return available()
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512vnni");
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
@@ -254,6 +288,75 @@ mod x86 {
             let mut out = [0f32; ROWS];
             // SAFETY: eight f32s.
             unsafe { _mm256_storeu_ps(out.as_mut_ptr(), a) };
+            out
+        })
+    }
+
+    /// [`panel_x4`] over two panels at once in 512-bit registers: a group is panel 0's eight
+    /// rows then panel 1's, and `vpdpbusd` adds its four products per lane in one instruction
+    /// (where `maddubs`, a 16-bit add and, per block, `madd` were three). The integer sums are
+    /// exact either way and are scaled lane by lane in the same order, so each output is the
+    /// same bits as [`panel_x4`] gives it. Two accumulators per prompt row (even and odd groups):
+    /// each `vpdpbusd` waits for the last one into its register.
+    ///
+    /// # Safety
+    /// AVX2, FMA, AVX-512F and AVX-512 VNNI; both panels packed for `blocks` blocks; `q` and
+    /// `d_sum` as [`panel_x4`] takes them.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vnni")]
+    pub unsafe fn panels_x4_wide(
+        panels: &[Panel; 2],
+        q: &Q8Row,
+        d_sum: &[f32],
+        xrows: [usize; XROWS],
+        blocks: usize,
+    ) -> [[f32; 2 * ROWS]; XROWS] {
+        let max_row = xrows.iter().copied().max().unwrap_or(0);
+        for p in panels {
+            assert!(p.codes.len() >= 256 * blocks && p.scale.len() >= ROWS * blocks);
+            assert!(p.offset.len() >= ROWS * blocks);
+        }
+        assert!(q.q.len() >= 32 * blocks * (max_row + 1) && q.d.len() >= blocks * (max_row + 1));
+        assert!(d_sum.len() >= blocks * (max_row + 1));
+        // Panel 0's eight lanes, then panel 1's.
+        let both = |f: &dyn Fn(&Panel) -> __m256| {
+            _mm512_castpd_ps(_mm512_insertf64x4(
+                _mm512_castps_pd(_mm512_castps256_ps512(f(&panels[0]))),
+                _mm256_castps_pd(f(&panels[1])),
+                1,
+            ))
+        };
+        let mut acc = [_mm512_setzero_ps(); XROWS];
+        let qs = q.q.as_ptr() as *const u8;
+        let codes = panels.each_ref().map(|p| p.codes.as_ptr());
+        for b in 0..blocks {
+            let mut s32 = [[_mm512_setzero_si512(); 2]; XROWS];
+            for g in 0..8 {
+                // SAFETY: within the lengths asserted above.
+                let w = unsafe {
+                    let [c0, c1] = codes.map(|c| _mm256_loadu_si256(c.add(256 * b + 32 * g) as *const __m256i));
+                    _mm512_inserti64x4(_mm512_castsi256_si512(c0), c1, 1)
+                };
+                for (i, s) in s32.iter_mut().enumerate() {
+                    let at = 32 * (xrows[i] * blocks + b) + 4 * g;
+                    // SAFETY: as above.
+                    let four = unsafe { (qs.add(at) as *const i32).read_unaligned() };
+                    s[g % 2] = _mm512_dpbusd_epi32(s[g % 2], w, _mm512_set1_epi32(four));
+                }
+            }
+            // SAFETY (both): as above.
+            let scale = both(&|p| unsafe { _mm256_loadu_ps(p.scale.as_ptr().add(ROWS * b)) });
+            let offset = both(&|p| unsafe { _mm256_loadu_ps(p.offset.as_ptr().add(ROWS * b)) });
+            for i in 0..XROWS {
+                let k = xrows[i] * blocks + b;
+                let sums = _mm512_cvtepi32_ps(_mm512_add_epi32(s32[i][0], s32[i][1]));
+                acc[i] = _mm512_fmadd_ps(sums, _mm512_mul_ps(scale, _mm512_set1_ps(q.d[k])), acc[i]);
+                acc[i] = _mm512_fmadd_ps(offset, _mm512_set1_ps(d_sum[k]), acc[i]);
+            }
+        }
+        acc.map(|a| {
+            let mut out = [0f32; 2 * ROWS];
+            // SAFETY: sixteen f32s.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr(), a) };
             out
         })
     }
