@@ -594,6 +594,21 @@ impl<'a> Taker<'a> {
                     .map_err(|e| WeightsError::Malformed(format!("`{name}`: {e}")))?;
                 Matrix::Blocks(b)
             }
+            Some(Source::View(v)) if v.shape() == [n_in, n_out] && v.dtype() == Dtype::F32 => {
+                // Read straight into rows: no `[in, out]` copy beside them while loading.
+                let Some(Source::View(v)) = self.views.remove(&name) else { unreachable!() };
+                let value = |k: usize| f32::from_le_bytes(v.data()[4 * k..4 * k + 4].try_into().expect("4 bytes"));
+                if let Some(index) = (0..n_in * n_out).find(|&k| !value(k).is_finite()) {
+                    return Err(WeightsError::NonFinite { name, index, value: value(index) });
+                }
+                let mut rows = vec![0f32; n_in * n_out];
+                for i in 0..n_in {
+                    for o in 0..n_out {
+                        rows[o * n_in + i] = value(i * n_out + o);
+                    }
+                }
+                Matrix::F32(Tensor { shape: vec![n_out, n_in], data: rows })
+            }
             _ => Matrix::F32(crate::gguf::model::transpose(&self.tensor(&name, &[n_in, n_out])?)),
         };
         Ok(Linear { weight, bias: self.tensor(&format!("{prefix}.bias"), &[n_out])? })

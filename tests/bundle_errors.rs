@@ -108,6 +108,16 @@ fn unsupported_dtype_and_non_finite_values() {
         "{e}"
     );
 
+    // An f32 Conv1D is read straight into rows: the index is still the file's.
+    let mut t = tensors();
+    let bytes = &mut t.get_mut("transformer.h.0.mlp.c_fc.weight").unwrap().2;
+    bytes[28..32].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    let e = load_err(&serialize(&t), None);
+    assert!(
+        matches!(&e, BundleError::Weights(WeightsError::NonFinite { name, index: 7, .. }) if name == "h.0.mlp.c_fc.weight"),
+        "{e}"
+    );
+
     // A 16-bit matrix is held as stored, not widened: its values are checked all the same, and
     // the index is the file's (a Conv1D is transposed into rows after the check).
     for (dtype, nan) in [(Dtype::F16, half::f16::NAN.to_le_bytes()), (Dtype::BF16, half::bf16::NAN.to_le_bytes())] {
