@@ -74,6 +74,14 @@ pub struct LayerNorm {
 /// — row `o` is output `o`, as `nn.Linear`, GGUF and the Llama projections hold theirs — in f32,
 /// F16/BF16 or GGML blocks as the file stored them, so every product is a dot product over a row.
 /// HF GPT-2's Conv1D `[in, out]` f32 matrices are transposed once, at load ([`Linear::from_conv1d`]).
+/// How a block's matrices are written out: HF's Conv1D `[in, out]` (a bundle), or the rows the
+/// engines hold, `[out, in]` (a GGUF file, as llama.cpp's converter writes GPT-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatrixLayout {
+    Conv1D,
+    Rows,
+}
+
 #[derive(Debug, Clone)]
 pub struct Linear {
     pub weight: Matrix,
@@ -134,21 +142,25 @@ pub struct Block {
 }
 
 impl Block {
-    /// Every tensor of the block with its name under `h.{i}.` (`ln_1.weight`, …), in HF's order
-    /// and layout (blocks decoded).
-    pub fn tensors(&self) -> [(String, Cow<'_, Tensor>); 12] {
+    /// Every tensor of the block with its name under `h.{i}.` (`ln_1.weight`, …), in HF's order,
+    /// the matrices in `layout` (blocks decoded).
+    pub fn tensors(&self, layout: MatrixLayout) -> [(String, Cow<'_, Tensor>); 12] {
         fn norm<'a>(name: &str, ln: &'a LayerNorm) -> [(String, Cow<'a, Tensor>); 2] {
             [(format!("{name}.weight"), Cow::Borrowed(&ln.weight)), (format!("{name}.bias"), Cow::Borrowed(&ln.bias))]
         }
-        fn linear<'a>(name: &str, l: &'a Linear) -> [(String, Cow<'a, Tensor>); 2] {
-            [(format!("{name}.weight"), Cow::Owned(l.conv1d())), (format!("{name}.bias"), Cow::Borrowed(&l.bias))]
+        fn linear<'a>(name: &str, l: &'a Linear, layout: MatrixLayout) -> [(String, Cow<'a, Tensor>); 2] {
+            let weight = match layout {
+                MatrixLayout::Conv1D => Cow::Owned(l.conv1d()),
+                MatrixLayout::Rows => l.weight.to_f32(),
+            };
+            [(format!("{name}.weight"), weight), (format!("{name}.bias"), Cow::Borrowed(&l.bias))]
         }
         let [a, b] = norm(part::LN_1, &self.ln_1);
-        let [c, d] = linear(part::C_ATTN, &self.c_attn);
-        let [e, f] = linear(part::ATTN_PROJ, &self.attn_proj);
+        let [c, d] = linear(part::C_ATTN, &self.c_attn, layout);
+        let [e, f] = linear(part::ATTN_PROJ, &self.attn_proj, layout);
         let [g, h] = norm(part::LN_2, &self.ln_2);
-        let [i, j] = linear(part::C_FC, &self.c_fc);
-        let [k, l] = linear(part::MLP_PROJ, &self.mlp_proj);
+        let [i, j] = linear(part::C_FC, &self.c_fc, layout);
+        let [k, l] = linear(part::MLP_PROJ, &self.mlp_proj, layout);
         [a, b, c, d, e, f, g, h, i, j, k, l]
     }
 
@@ -258,10 +270,16 @@ impl ModelWeights {
     /// Every tensor under its HF GPT-2 name (no `transformer.` prefix) and in HF's layout, in
     /// f32 (blocks decoded): what a bundle stores.
     pub fn named(&self) -> Vec<(String, Cow<'_, Tensor>)> {
+        self.named_in(MatrixLayout::Conv1D)
+    }
+
+    /// [`ModelWeights::named`] with the blocks' matrices in `layout` (GGUF's export takes them
+    /// as held, `[out, in]`).
+    pub fn named_in(&self, layout: MatrixLayout) -> Vec<(String, Cow<'_, Tensor>)> {
         let mut out =
             vec![("wte.weight".to_string(), self.wte.to_f32()), ("wpe.weight".to_string(), Cow::Borrowed(&self.wpe))];
         for (i, b) in self.blocks.iter().enumerate() {
-            out.extend(b.tensors().map(|(name, t)| (format!("h.{i}.{name}"), t)));
+            out.extend(b.tensors(layout).map(|(name, t)| (format!("h.{i}.{name}"), t)));
         }
         if let Some(ln) = &self.ln_f {
             out.push(("ln_f.weight".into(), Cow::Borrowed(&ln.weight)));
@@ -583,13 +601,8 @@ impl<'a> Taker<'a> {
                 let Some(Source::View(v)) = self.views.remove(&name) else { unreachable!() };
                 let ty = sixteen_bits(v.dtype()).expect("checked above");
                 finite_16(&name, ty, v.data())?;
-                let (from, mut rows) = (v.data(), vec![0u8; 2 * n_in * n_out]);
-                for i in 0..n_in {
-                    for o in 0..n_out {
-                        let (f, t) = (2 * (i * n_out + o), 2 * (o * n_in + i));
-                        rows[t..t + 2].copy_from_slice(&from[f..f + 2]);
-                    }
-                }
+                let (halves, _) = v.data().as_chunks::<2>();
+                let rows = conv1d_rows(n_in, n_out, |k| halves[k]).into_flattened();
                 let b = Blocks::new(ty, n_out, n_in, rows)
                     .map_err(|e| WeightsError::Malformed(format!("`{name}`: {e}")))?;
                 Matrix::Blocks(b)
@@ -601,18 +614,23 @@ impl<'a> Taker<'a> {
                 if let Some(index) = (0..n_in * n_out).find(|&k| !value(k).is_finite()) {
                     return Err(WeightsError::NonFinite { name, index, value: value(index) });
                 }
-                let mut rows = vec![0f32; n_in * n_out];
-                for i in 0..n_in {
-                    for o in 0..n_out {
-                        rows[o * n_in + i] = value(i * n_out + o);
-                    }
-                }
-                Matrix::F32(Tensor { shape: vec![n_out, n_in], data: rows })
+                Matrix::F32(Tensor { shape: vec![n_out, n_in], data: conv1d_rows(n_in, n_out, value) })
             }
             _ => Matrix::F32(crate::gguf::model::transpose(&self.tensor(&name, &[n_in, n_out])?)),
         };
         Ok(Linear { weight, bias: self.tensor(&format!("{prefix}.bias"), &[n_out])? })
     }
+}
+
+/// A Conv1D's `[n_in, n_out]` values (`value(k)`, `k` in the file's order) as `[n_out, n_in]` rows.
+fn conv1d_rows<T: Copy + Default>(n_in: usize, n_out: usize, value: impl Fn(usize) -> T) -> Vec<T> {
+    let mut rows = vec![T::default(); n_in * n_out];
+    for i in 0..n_in {
+        for o in 0..n_out {
+            rows[o * n_in + i] = value(i * n_out + o);
+        }
+    }
+    rows
 }
 
 /// The GGML type of a 16-bit safetensors dtype, held as stored.

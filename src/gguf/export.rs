@@ -132,18 +132,11 @@ pub fn export(model: &LoadedModel, target: Target) -> Result<(Vec<u8>, TypeCount
                 ("gpt2.attention.head_count".into(), u(c.n_head)),
                 ("gpt2.attention.layer_norm_epsilon".into(), Meta::F32(c.layer_norm_epsilon)),
             ];
-            // Conv1D `[in, out]` → `[out, in]`, as llama.cpp's converter writes them.
+            // The matrices `[out, in]`, as held and as llama.cpp's converter writes them.
             let named = weights
-                .named()
+                .named_in(crate::weights::MatrixLayout::Rows)
                 .into_iter()
-                .map(|(name, t)| {
-                    let t = if name.starts_with("h.") && t.shape.len() == 2 {
-                        super::model::transpose(&t)
-                    } else {
-                        t.into_owned()
-                    };
-                    (name, t)
-                })
+                .map(|(name, t)| (name, t.into_owned()))
                 .collect();
             ("gpt2", meta, named)
         }
