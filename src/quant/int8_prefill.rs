@@ -43,36 +43,29 @@ struct Panel {
 }
 
 impl Panel {
-    /// `rows` (whole rows of `ty` blocks, `blocks` blocks of 32 each) laid out for the kernel.
-    fn pack(&mut self, ty: GgmlType, rows: [&[u8]; ROWS], blocks: usize) {
+    /// `rows` (whole rows of `ty` blocks, `blocks` blocks of 32 each) laid out for the kernel,
+    /// asking for the bytes `next` (the rows packed next) into the cache on the way.
+    fn pack(&mut self, ty: GgmlType, rows: [&[u8]; ROWS], blocks: usize, next: &[u8]) {
         self.codes.resize(256 * blocks, 0);
         self.scale.resize(ROWS * blocks, 0.0);
         self.offset.resize(ROWS * blocks, 0.0);
-        for (r, row) in rows.iter().enumerate() {
-            match ty {
-                GgmlType::Q4_0 => {
-                    for (b, block) in row.chunks_exact(18).enumerate() {
-                        let d = super::f16(block);
-                        self.scale[ROWS * b + r] = d;
-                        self.offset[ROWS * b + r] = -8.0 * d;
+        // Q4_0's scales are converted eight at a time where its codes are laid out.
+        if ty == GgmlType::Q4K {
+            for (r, row) in rows.iter().enumerate() {
+                for (sb, block) in row.chunks_exact(144).enumerate() {
+                    for (pair, [a1, a2, o1, o2]) in super::k_quants::multipliers(block).into_iter().enumerate() {
+                        let b = 8 * sb + 2 * pair;
+                        (self.scale[ROWS * b + r], self.offset[ROWS * b + r]) = (a1, o1);
+                        (self.scale[ROWS * (b + 1) + r], self.offset[ROWS * (b + 1) + r]) = (a2, o2);
                     }
                 }
-                GgmlType::Q4K => {
-                    for (sb, block) in row.chunks_exact(144).enumerate() {
-                        for (pair, [a1, a2, o1, o2]) in super::k_quants::multipliers(block).into_iter().enumerate() {
-                            let b = 8 * sb + 2 * pair;
-                            (self.scale[ROWS * b + r], self.offset[ROWS * b + r]) = (a1, o1);
-                            (self.scale[ROWS * (b + 1) + r], self.offset[ROWS * (b + 1) + r]) = (a2, o2);
-                        }
-                    }
-                }
-                other => unreachable!("{other:?} has no 4-bit panel"),
             }
         }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `linear` runs only where the CPU has AVX2; each row holds `blocks` blocks of `ty`.
+        // SAFETY: `linear` runs only where the CPU has AVX2, FMA and F16C; each row holds `blocks`
+        // blocks of `ty`.
         unsafe {
-            x86::pack_codes(ty, rows, blocks, &mut self.codes)
+            x86::pack_codes(ty, rows, blocks, self, next)
         };
     }
 }
@@ -103,9 +96,13 @@ pub fn linear(m: &Blocks, out: &mut [f32], x: &[f32], bias: Option<&[f32]>) -> b
             // A last panel of fewer rows repeats its last one (each result is its own row's).
             let width = (rows - p).min(step);
             let row = |k: usize| m.row(r0 + p + k.min(width - 1));
-            panels[0].pack(m.ty, std::array::from_fn(row), blocks);
+            // The next panels' rows, each panel asking for half of them as it is packed.
+            let next = r0 + p + width..r0 + p + width + (rows - p - width).min(step);
+            let next = &m.data[next.start * m.row_bytes()..next.end * m.row_bytes()];
+            let (next0, next1) = if wide { next.split_at(next.len() / 2) } else { (next, &[][..]) };
+            panels[0].pack(m.ty, std::array::from_fn(row), blocks, next0);
             if wide {
-                panels[1].pack(m.ty, std::array::from_fn(|k| row(ROWS + k)), blocks);
+                panels[1].pack(m.ty, std::array::from_fn(|k| row(ROWS + k)), blocks, next1);
             }
             for i0 in (0..n).step_by(XROWS) {
                 let height = (n - i0).min(XROWS);
@@ -184,14 +181,36 @@ mod x86 {
 
     /// Each row's codes of block `b` (32 values, 0 ..= 15, in input order) as eight 32-bit
     /// groups of four, transposed so group g holds the eight rows' g-th four: the panel's layout.
+    /// For Q4_0 also the block's eight scales `d` (one F16C conversion) and offsets `−8d`.
+    ///
+    /// Each block also asks for its share of `next` into the cache: the next panel's rows,
+    /// fetched while this one is packed and multiplied. The eight rows here are short streams
+    /// the hardware prefetcher learns late, and the Q4_0 scales, the first bytes read of each
+    /// block, waited on memory for half the packing's time without it. Spread over the blocks,
+    /// not asked for at once: a burst of prefetches waits for the core's free line buffers.
     ///
     /// # Safety
-    /// AVX2; each row holds `blocks` blocks of `ty` (Q4_0 or Q4_K), `codes` 256 bytes per block.
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn pack_codes(ty: GgmlType, rows: [&[u8]; ROWS], blocks: usize, codes: &mut [u8]) {
+    /// AVX2 and F16C; each row holds `blocks` blocks of `ty` (Q4_0 or Q4_K), the panel's `codes`
+    /// 256 bytes per block, its `scale` and `offset` eight values per block.
+    #[target_feature(enable = "avx2,f16c")]
+    pub unsafe fn pack_codes(ty: GgmlType, rows: [&[u8]; ROWS], blocks: usize, panel: &mut Panel, next: &[u8]) {
+        let codes = &mut panel.codes;
         assert!(codes.len() >= 256 * blocks);
+        assert!(panel.scale.len() >= ROWS * blocks && panel.offset.len() >= ROWS * blocks);
         let low = _mm256_set1_epi8(0x0F);
+        let share = next.len().div_ceil(blocks.max(1));
         for b in 0..blocks {
+            crate::quant::simd::prefetch(&next[(share * b).min(next.len())..(share * (b + 1)).min(next.len())]);
+            if ty == GgmlType::Q4_0 {
+                let d: [u16; ROWS] =
+                    std::array::from_fn(|r| u16::from_le_bytes([rows[r][18 * b], rows[r][18 * b + 1]]));
+                // SAFETY: sixteen bytes read, eight f32s stored at ROWS·b, inside the lengths checked.
+                unsafe {
+                    let d = _mm256_cvtph_ps(_mm_loadu_si128(d.as_ptr() as *const __m128i));
+                    _mm256_storeu_ps(panel.scale.as_mut_ptr().add(ROWS * b), d);
+                    _mm256_storeu_ps(panel.offset.as_mut_ptr().add(ROWS * b), _mm256_mul_ps(d, _mm256_set1_ps(-8.0)));
+                }
+            }
             let c: [__m256i; ROWS] = std::array::from_fn(|r| {
                 let row = rows[r];
                 match ty {

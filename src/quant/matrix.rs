@@ -201,6 +201,10 @@ impl Blocks {
                 return;
             }
             return crate::cpu::ops::linear_rows(out, x, n_out, n_in, bias, |r, into| {
+                // Three rows ahead: the next group `linear_rows` decodes.
+                if r + 3 < n_out {
+                    super::simd::prefetch(self.row(r + 3));
+                }
                 if !super::simd::decode_row(self.ty, self.row(r), into) {
                     super::dequantize_into(self.ty, self.row(r), into).expect("checked when built")
                 }

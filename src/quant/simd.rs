@@ -81,6 +81,24 @@ pub(crate) fn has_avx2_fma_f16c() -> bool {
         && std::arch::is_x86_feature_detected!("f16c")
 }
 
+/// Asks for `values` into the cache, a line at a time (x86-64; nothing elsewhere): weight rows
+/// a prompt's product reads next, fetched while the rows before them are multiplied. Read as
+/// they come (widened or packed, then multiplied from the cache), the rows' reads stall on
+/// memory and the products wait on the reads.
+#[inline]
+pub fn prefetch<T>(values: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let start = values.as_ptr() as *const i8;
+        for at in (0..std::mem::size_of_val(values)).step_by(64) {
+            // SAFETY: SSE is part of x86-64; `at` is inside `values`, and a prefetch is only a hint.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(start.add(at)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = values;
+}
+
 /// AVX-512F, for the prompt's f32 products ([`dot_rows_x4_f32`], [`dot4_f32`]).
 #[cfg(target_arch = "x86_64")]
 fn has_avx512f() -> bool {
