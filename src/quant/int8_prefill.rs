@@ -67,6 +67,8 @@ impl Panel {
         unsafe {
             x86::pack_codes(ty, rows, blocks, self, next)
         };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = next;
     }
 }
 
