@@ -124,32 +124,28 @@ pub fn load(bytes: &[u8]) -> Result<LoadedModel, BundleError> {
 
 /// Loads a model from a GGUF file read into memory, which it keeps: the matrices that stay in
 /// their blocks are ranges of these bytes (their rows put in HF's order in place first), not
-/// copies, so a quantized model takes its file's size in memory, not twice that.
+/// copies, so a quantized model takes its file's size in memory, not twice that. Only the
+/// tensors' bytes are kept: the header before them (the metadata, with the vocabulary and merges
+/// as strings: 1 MB for a 49 k vocabulary, 4 MB for a 151 k one) is parsed, then let go.
 pub fn load_owned(mut bytes: Vec<u8>) -> Result<LoadedModel, BundleError> {
-    {
-        let g = Gguf::parse(&bytes)?;
-        let (arch, config) = hf_config(&g)?;
-        let heads = (arch == "llama").then(|| LlamaConfig::from_json(&config)).transpose()?;
-        let heads = heads.map(|c| (c.num_attention_heads, c.num_key_value_heads));
-        // q and k rows llama.cpp reordered, in blocks: put back in HF's order where they lie.
-        let moves: Vec<(usize, usize, usize, usize, String)> = g
-            .tensors
-            .iter()
-            .filter(|t| keeps_blocks(&arch, t))
-            .filter_map(|t| {
-                let name = hf_name(&arch, &t.name)?;
-                Some((t.start, t.len, t.shape()[0], heads_of(&name, heads)?, name))
-            })
-            .collect();
-        drop(g);
-        for (start, len, rows, h, name) in moves {
-            unpermute(&mut bytes[start..start + len], rows, h, &name)?;
+    let mut g = Gguf::parse(&bytes)?;
+    let (arch, config) = hf_config(&g)?;
+    let heads = (arch == "llama").then(|| LlamaConfig::from_json(&config)).transpose()?;
+    let heads = heads.map(|c| (c.num_attention_heads, c.num_key_value_heads));
+    // q and k rows llama.cpp reordered, in blocks: put back in HF's order where they lie.
+    for t in g.tensors.iter().filter(|t| keeps_blocks(&arch, t)) {
+        let Some(name) = hf_name(&arch, &t.name) else { continue };
+        if let Some(h) = heads_of(&name, heads) {
+            unpermute(&mut bytes[t.start..t.start + t.len], t.shape()[0], h, &name)?;
         }
     }
+    // The tensors' bytes moved to the front and the rest given back.
+    let data_start = g.tensors.iter().map(|t| t.start).min().unwrap_or(bytes.len());
+    bytes.drain(..data_start);
+    bytes.shrink_to_fit();
+    g.tensors.iter_mut().for_each(|t| t.start -= data_start);
     let file = Arc::new(bytes);
     let bytes = file.as_slice();
-    let g = Gguf::parse(bytes)?;
-    let (arch, config) = hf_config(&g)?;
     let (tokenizer_json, tokenizer_config) = super::tokenizer::hf_files(&g)?;
     let files: BTreeMap<&str, &[u8]> =
         [("tokenizer.json", tokenizer_json.as_slice()), ("tokenizer_config.json", tokenizer_config.as_slice())]

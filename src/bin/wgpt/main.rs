@@ -7,6 +7,7 @@ fn main() {}
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
+    one_malloc_arena();
     match cli::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -15,6 +16,23 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// One glibc malloc arena for the whole process, unless `MALLOC_ARENA_MAX` says otherwise. The
+/// CPU engine's passes run on the thread pool's workers, and glibc gives each thread that
+/// allocates an arena of its own: the KV cache's pages and each pass's buffers spread over
+/// several heaps, each with a high-water mark of its own (SmolLM2-135M Q4_0 decoding 256 tokens
+/// peaked 1–3 MB higher: `benches/load_memory.sh`). The engine allocates a few buffers per
+/// product, not per value: on 2 threads `wgpt bench` decodes as fast with one arena.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn one_malloc_arena() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: first thing in `main`, before any other thread; it sets one malloc parameter.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    }
+}
+
+#[cfg(all(not(target_arch = "wasm32"), not(all(target_os = "linux", target_env = "gnu"))))]
+fn one_malloc_arena() {}
 
 #[cfg(not(target_arch = "wasm32"))]
 mod bench;
