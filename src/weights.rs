@@ -456,8 +456,8 @@ pub(crate) struct Taker<'a> {
     views: BTreeMap<String, Source<'a>>,
 }
 
-/// A tensor still in a safetensors file, or already decoded (a GGUF file's, dequantized and
-/// laid out under HF's name by `crate::gguf::model`).
+/// A tensor still in a safetensors file, or already decoded (a GGUF file's, dequantized under
+/// HF's name by `crate::gguf::model`; a matrix in GGUF's `[out, in]` rows, as the engines hold it).
 pub(crate) enum Source<'a> {
     View(safetensors::tensor::TensorView<'a>),
     Ready(Tensor),
@@ -588,7 +588,8 @@ impl<'a> Taker<'a> {
     }
 
     /// A Conv1D `[n_in, n_out]` as its `[n_out, n_in]` rows: blocks as the file stored them
-    /// (GGUF's are rows already), F16 or BF16 transposed and held as stored, f32 transposed.
+    /// (GGUF's are rows already, f32 ones too), F16 or BF16 transposed and held as stored, f32
+    /// transposed.
     fn linear(&mut self, prefix: &str, n_in: usize, n_out: usize) -> Result<Linear, WeightsError> {
         let name = format!("{prefix}.weight");
         let weight = match self.views.get(&name) {
@@ -616,6 +617,8 @@ impl<'a> Taker<'a> {
                 }
                 Matrix::F32(Tensor { shape: vec![n_out, n_in], data: conv1d_rows(n_in, n_out, value) })
             }
+            // A GGUF file's f32 matrix: rows already.
+            Some(Source::Ready(_)) => Matrix::F32(self.tensor(&name, &[n_out, n_in])?),
             _ => Matrix::F32(crate::gguf::model::transpose(&self.tensor(&name, &[n_in, n_out])?)),
         };
         Ok(Linear { weight, bias: self.tensor(&format!("{prefix}.bias"), &[n_out])? })

@@ -330,7 +330,8 @@ fn heads_of(name: &str, llama_heads: Option<(usize, usize)>) -> Option<usize> {
 }
 
 /// A tensor as the loaders take it: blocks as a range of the file (their rows already in HF's
-/// order: [`load_owned`]), anything else decoded to f32 in HF's layout.
+/// order: [`load_owned`]), anything else decoded to f32 as the file lays it out (a matrix as its
+/// `[out, in]` rows: HF's layout for the Llama family, GPT-2's engine rows; `Taker::linear`).
 fn decode<'a>(
     t: &TensorInfo,
     file: &Arc<Vec<u8>>,
@@ -353,9 +354,6 @@ fn decode<'a>(
     let mut tensor = Tensor { shape, data };
     if let Some(h) = heads {
         unpermute(&mut tensor.data, tensor.shape[0], h, name)?;
-    }
-    if arch == "gpt2" && tensor.shape.len() == 2 && name.starts_with("h.") && name.ends_with(".weight") {
-        tensor = transpose(&tensor);
     }
     Ok(Source::Ready(tensor))
 }
