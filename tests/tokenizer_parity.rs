@@ -206,11 +206,15 @@ fn tokenizer_json_is_read_as_tokenizers_reads_it() {
         "<|im_start|>user\nhi<|im_end|>\n<|begin_of_text|><s>hello</s><|endoftext|>",
         "",
     ];
+    // And a long text of every kind: prose, code, tables, figures, arrows and CJK.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let long = format!("{readme}\n{}", texts.concat());
+    let texts: Vec<&str> = texts.into_iter().chain([long.as_str()]).collect();
     for (name, bytes) in &files {
         let ours = Tokenizer::from_json(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let theirs = tokenizers::Tokenizer::from_bytes(bytes).unwrap_or_else(|e| panic!("{name}: tokenizers: {e}"));
         assert_eq!(ours.id_bound(), theirs.get_vocab(true).values().max().map_or(0, |m| m + 1), "{name}");
-        for text in texts {
+        for &text in &texts {
             let ids = ours.encode(text).unwrap();
             assert_eq!(ids, theirs.encode(text, false).unwrap().get_ids(), "{name}: {text:?}");
             assert_eq!(ours.decode(&ids).unwrap(), theirs.decode(&ids, false).unwrap(), "{name}: {text:?}");

@@ -1,26 +1,31 @@
 //! Reading a `tokenizer.json`: what `tokenizers`' own `Tokenizer::from_bytes` does, with a BPE
-//! model built here, in one pass, with no word cache.
+//! model that is ours ([`Bpe`], compact, no word cache), read in one pass.
 //!
 //! Why not `from_bytes`: `tokenizers` 0.23 keeps BPE's word cache in a per-thread map keyed by
 //! tokenizer that nothing empties when a tokenizer is dropped, so every model a process (or the
 //! page's worker) loaded kept up to 10,000 words per thread for good (found by `cargo xtask
-//! fuzz`: ~57,000 tokenizers into a run, that map doubled to one allocation of 9.6 MB). A file's
-//! BPE cannot be told to go without it. A chat prompt is a few thousand words, merged in
-//! microseconds each: the cache is not worth that. Reading the model here also skips the copy of
-//! it `tokenizers` makes (the whole model as a `serde_json::Value`), the load's largest transient.
+//! fuzz`: ~57,000 tokenizers into a run, that map doubled to one allocation of 9.6 MB). A chat
+//! prompt is a few thousand words, merged in microseconds each: the cache is not worth that.
+//! Its BPE also holds each token as two `String`s in hash maps (see `bpe.rs`). Reading the model
+//! here skips, besides, the copy of it `tokenizers` makes (the whole model as a
+//! `serde_json::Value`): the vocabulary and merges go straight into [`Bpe`]'s buffers.
 //!
 //! The other parts (normalizer, pre-tokenizer, post-processor, decoder, added tokens, truncation,
 //! padding) are `tokenizers`' own types, put together as its reader does; a model other than BPE
 //! (Unigram, WordPiece, WordLevel) is `tokenizers`' own reader's.
 
-use serde::Deserialize;
+use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
-use tokenizers::models::ModelWrapper;
 use tokenizers::models::bpe::{BPE, Vocab};
 use tokenizers::{
-    AddedToken, DecoderWrapper, NormalizerWrapper, PaddingParams, PostProcessorWrapper, PreTokenizerWrapper, Tokenizer,
+    AddedToken, DecoderWrapper, NormalizerWrapper, PaddingParams, PostProcessorWrapper, PreTokenizerWrapper,
     TokenizerBuilder, TruncationParams,
 };
+
+use super::Inner;
+use super::bpe::{Bpe, Options, VocabBuilder};
+use super::model::Model;
 
 /// The parts of a `tokenizer.json`, as `tokenizers`' reader takes them (unknown keys ignored).
 #[derive(Deserialize)]
@@ -45,8 +50,8 @@ struct TokenizerFile<'a> {
 struct BpeFile {
     #[serde(rename = "type")]
     kind: Option<String>,
-    vocab: Vocab,
-    merges: Vec<Merge>,
+    vocab: VocabFile,
+    merges: MergesFile,
     dropout: Option<f32>,
     unk_token: Option<String>,
     continuing_subword_prefix: Option<String>,
@@ -56,20 +61,12 @@ struct BpeFile {
     ignore_merges: Option<bool>,
 }
 
-/// A merge as `"a b"` (older files) or `["a", "b"]`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Merge {
-    Joined(String),
-    Pair(String, String),
-}
-
 /// Just the model's `type`, and whether it has merges, to tell BPE from the others.
 #[derive(Deserialize)]
 struct ModelType {
     #[serde(rename = "type")]
     kind: Option<String>,
-    merges: Option<serde::de::IgnoredAny>,
+    merges: Option<IgnoredAny>,
 }
 
 /// One past the largest of `ids` (0 for none).
@@ -79,7 +76,7 @@ pub fn vocab_bound<'a>(ids: impl Iterator<Item = &'a u32>) -> u32 {
 
 /// The tokenizer a `tokenizer.json` describes, with its model's id bound where the model is a
 /// BPE read here (else None); the message says what is wrong with it.
-pub fn read(bytes: &[u8]) -> Result<(Tokenizer, Option<u32>), String> {
+pub fn read(bytes: &[u8]) -> Result<(Inner, Option<u32>), String> {
     // Valid JSON first, every string decoded: `tokenizers` 0.23 panics (`expect("Helper")`) on a
     // component that is not valid JSON — a cut object, bytes that are not UTF-8, a lone surrogate
     // escape — rather than returning an error (found by `cargo xtask fuzz`).
@@ -90,19 +87,19 @@ pub fn read(bytes: &[u8]) -> Result<(Tokenizer, Option<u32>), String> {
     }
     let model_type = serde_json::from_str::<ModelType>(file.model.get()).map_err(|e| format!("model: {e}"))?;
     let mut model_bound = None;
-    let model: ModelWrapper = match (model_type.kind.as_deref(), model_type.merges.is_some()) {
+    let model = match (model_type.kind.as_deref(), model_type.merges.is_some()) {
         // A BPE, typed or (as `tokenizers` reads an untyped model with merges first) not: read
-        // here, never by `tokenizers`, whose BPE builder panics on merges `check_merges` refuses
-        // (an untyped model with a duplicate key once slipped past this reader to it).
+        // here, never by `tokenizers`' reader, whose BPE builder panics on merges `check_merges`
+        // refuses (an untyped model with a duplicate key once slipped past this reader to it).
         (Some("BPE"), _) | (None, true) => {
             let f: BpeFile = serde_json::from_str(file.model.get()).map_err(|e| format!("model: {e}"))?;
-            model_bound = Some(vocab_bound(f.vocab.values()));
-            bpe(f)?.into()
+            model_bound = Some(f.vocab.0.id_bound());
+            bpe(f)?
         }
         // Unigram, WordPiece, WordLevel (or an untyped model without merges: one of those).
-        _ => serde_json::from_str(file.model.get()).map_err(|e| format!("model: {e}"))?,
+        _ => Model::Other(serde_json::from_str(file.model.get()).map_err(|e| format!("model: {e}"))?),
     };
-    let mut tokenizer: Tokenizer = TokenizerBuilder::new()
+    let mut tokenizer: Inner = TokenizerBuilder::new()
         .with_model(model)
         .with_normalizer(file.normalizer)
         .with_pre_tokenizer(file.pre_tokenizer)
@@ -111,50 +108,187 @@ pub fn read(bytes: &[u8]) -> Result<(Tokenizer, Option<u32>), String> {
         .with_truncation(file.truncation)
         .with_padding(file.padding)
         .build()
-        .map_err(|e| e.to_string())?
-        .into();
+        .map_err(|e| e.to_string())?;
     tokenizer.add_tokens(file.added_tokens).map_err(|e| e.to_string())?;
     Ok((tokenizer, model_bound))
 }
 
-/// The BPE model of `f`, with no word cache.
-fn bpe(f: BpeFile) -> Result<BPE, String> {
+/// The BPE model of `f`: ours, or with dropout `tokenizers`' own.
+fn bpe(f: BpeFile) -> Result<Model, String> {
     if f.kind.as_deref().is_some_and(|k| k != "BPE") {
         return Err(format!("model: type {:?} is not BPE", f.kind));
     }
-    let mut merges = Vec::with_capacity(f.merges.len());
-    // Older files write a merge as one string; `tokenizers` skips a `#version` line among them.
-    let joined = f.merges.into_iter().filter(|m| !matches!(m, Merge::Joined(s) if s.starts_with("#version")));
-    for (rank, merge) in joined.enumerate() {
-        merges.push(match merge {
-            Merge::Pair(a, b) => (a, b),
-            Merge::Joined(ab) => match ab.split(' ').collect::<Vec<_>>()[..] {
-                [a, b] => (a.to_string(), b.to_string()),
-                _ => return Err(format!("merge {}: {ab:?} is not two tokens separated by one space", rank + 1)),
-            },
-        });
-    }
     let prefix = f.continuing_subword_prefix.as_deref().map_or(0, str::len);
-    check_merges(f.vocab.keys().map(String::as_str), prefix, merges.iter().map(|(a, b)| (a.as_str(), b.as_str())))?;
-    let mut b = BPE::builder()
-        .vocab_and_merges(f.vocab, merges)
-        .cache_capacity(0)
-        .fuse_unk(f.fuse_unk.unwrap_or(false))
-        .byte_fallback(f.byte_fallback.unwrap_or(false))
-        .ignore_merges(f.ignore_merges.unwrap_or(false));
-    if let Some(p) = f.dropout {
-        b = b.dropout(p);
+    check_merges(f.vocab.0.iter().map(|(t, _)| t), prefix, f.merges.pairs())?;
+    let options = Options {
+        unk_token: f.unk_token,
+        continuing_subword_prefix: f.continuing_subword_prefix,
+        end_of_word_suffix: f.end_of_word_suffix,
+        fuse_unk: f.fuse_unk.unwrap_or(false),
+        byte_fallback: f.byte_fallback.unwrap_or(false),
+        ignore_merges: f.ignore_merges.unwrap_or(false),
+    };
+    match f.dropout {
+        Some(p) if p != 0.0 => dropout_bpe(&f.vocab.0, &f.merges, options, p).map(|b| Model::Other(b.into())),
+        _ => Ok(Model::Bpe(Bpe::new(f.vocab.0, f.merges.pairs(), options)?)),
     }
-    if let Some(t) = f.unk_token {
+}
+
+/// `tokenizers`' BPE, for a file that asks for dropout (random merges while encoding).
+fn dropout_bpe(vocab: &VocabBuilder, merges: &MergesFile, o: Options, p: f32) -> Result<BPE, String> {
+    let vocab: Vocab = vocab.iter().map(|(t, id)| (t.to_string(), id)).collect();
+    let merges = merges.pairs().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let mut b = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .cache_capacity(0)
+        .dropout(p)
+        .fuse_unk(o.fuse_unk)
+        .byte_fallback(o.byte_fallback)
+        .ignore_merges(o.ignore_merges);
+    if let Some(t) = o.unk_token {
         b = b.unk_token(t);
     }
-    if let Some(p) = f.continuing_subword_prefix {
+    if let Some(p) = o.continuing_subword_prefix {
         b = b.continuing_subword_prefix(p);
     }
-    if let Some(s) = f.end_of_word_suffix {
+    if let Some(s) = o.end_of_word_suffix {
         b = b.end_of_word_suffix(s);
     }
     b.build().map_err(|e| e.to_string())
+}
+
+/// A BPE vocabulary (`{token: id}`) read straight into a [`VocabBuilder`], each key decoded
+/// into one reused buffer: no `String` a token, even for a moment.
+pub(super) struct VocabFile(pub VocabBuilder);
+
+impl<'de> Deserialize<'de> for VocabFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(VocabVisitor)
+    }
+}
+
+struct VocabVisitor;
+
+impl<'de> Visitor<'de> for VocabVisitor {
+    type Value = VocabFile;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map of tokens to ids")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VocabFile, A::Error> {
+        let mut vocab = VocabBuilder::default();
+        let mut key = String::new();
+        while map.next_key_seed(Text(&mut key))?.is_some() {
+            let id: u32 = map.next_value()?;
+            vocab.push(&key, id).map_err(A::Error::custom)?;
+        }
+        Ok(VocabFile(vocab))
+    }
+}
+
+/// The merges, in rank order, their halves' text back to back in one buffer. A merge is
+/// `["a", "b"]`, or `"a b"` in older files, where a `#version` line is skipped as
+/// `tokenizers` skips it.
+#[derive(Default)]
+struct MergesFile {
+    text: String,
+    /// Each merge's (start, middle, end) in `text`.
+    spans: Vec<(u32, u32, u32)>,
+}
+
+impl MergesFile {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.spans.iter().map(|&(s, m, e)| (&self.text[s as usize..m as usize], &self.text[m as usize..e as usize]))
+    }
+
+    fn push(&mut self, a: &str, b: &str) -> Result<(), String> {
+        let offset = |n: usize| u32::try_from(n).map_err(|_| "the merges' text passes 4 GB".to_string());
+        let start = offset(self.text.len())?;
+        self.text.push_str(a);
+        let middle = offset(self.text.len())?;
+        self.text.push_str(b);
+        self.spans.push((start, middle, offset(self.text.len())?));
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MergesFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(MergesVisitor)
+    }
+}
+
+struct MergesVisitor;
+
+impl<'de> Visitor<'de> for MergesVisitor {
+    type Value = MergesFile;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of merges")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MergesFile, A::Error> {
+        let mut merges = MergesFile::default();
+        while seq.next_element_seed(MergeSeed(&mut merges))?.is_some() {}
+        merges.text.shrink_to_fit();
+        Ok(merges)
+    }
+}
+
+/// One merge, appended to the list.
+struct MergeSeed<'a>(&'a mut MergesFile);
+
+impl<'de> DeserializeSeed<'de> for MergeSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MergeSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(r#"a merge: ["a", "b"] or "a b""#)
+    }
+    fn visit_str<E: serde::de::Error>(self, ab: &str) -> Result<(), E> {
+        if ab.starts_with("#version") {
+            return Ok(());
+        }
+        match ab.split(' ').collect::<Vec<_>>()[..] {
+            [a, b] => self.0.push(a, b).map_err(E::custom),
+            _ => Err(E::custom(format!(
+                "merge {}: {ab:?} is not two tokens separated by one space",
+                self.0.spans.len() + 1
+            ))),
+        }
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let (mut a, mut b) = (String::new(), String::new());
+        let two = seq.next_element_seed(Text(&mut a))?.is_some() && seq.next_element_seed(Text(&mut b))?.is_some();
+        if !two || seq.next_element::<IgnoredAny>()?.is_some() {
+            return Err(A::Error::custom(format!("merge {}: not a pair of tokens", self.0.spans.len() + 1)));
+        }
+        self.0.push(&a, &b).map_err(A::Error::custom)
+    }
+}
+
+/// A string decoded into a buffer that is reused.
+struct Text<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for Text<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        self.0.clear();
+        self.0.push_str(s);
+        Ok(())
+    }
 }
 
 /// `tokenizers` 0.23's BPE builder puts each merge's two halves together in a buffer as long as

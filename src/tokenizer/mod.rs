@@ -2,14 +2,21 @@
 //! (the same pair is also spelled `vocab.json` + `merges.txt`), built into the same byte-level BPE
 //! that HF's `GPT2TokenizerFast` is.
 
+mod bpe;
 mod json;
-
-use std::collections::HashMap;
+mod model;
 
 use thiserror::Error;
 use tokenizers::decoders::byte_level::ByteLevel;
-use tokenizers::models::bpe::BPE;
-use tokenizers::{AddedToken, Tokenizer as HfTokenizer};
+use tokenizers::{
+    AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerImpl,
+};
+
+use bpe::{Bpe, Options};
+use model::Model;
+
+/// `tokenizers`' pipeline (normalizer, pre-tokenizer, added tokens, decoder…) around our model.
+type Inner = TokenizerImpl<Model, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>;
 
 #[derive(Debug, Error)]
 pub enum TokenizerError {
@@ -27,7 +34,7 @@ pub enum TokenizerError {
 pub const GPT2_END_OF_TEXT: &str = "<|endoftext|>";
 
 pub struct Tokenizer {
-    inner: HfTokenizer,
+    inner: Inner,
     /// One past the largest id it can produce, found once when it is built ([`Tokenizer::id_bound`]).
     id_bound: u32,
 }
@@ -50,8 +57,9 @@ impl Tokenizer {
     /// GPT-2's original pair: `encoder.json` (token → id) and `vocab.bpe` (one merge per line,
     /// after a `#version` line).
     pub fn from_gpt2_files(encoder_json: &[u8], vocab_bpe: &str) -> Result<Self, TokenizerError> {
-        let vocab: HashMap<String, u32> = serde_json::from_slice(encoder_json)
-            .map_err(|e| TokenizerError::Parse { file: "encoder.json", message: e.to_string() })?;
+        let vocab = serde_json::from_slice::<json::VocabFile>(encoder_json)
+            .map_err(|e| TokenizerError::Parse { file: "encoder.json", message: e.to_string() })?
+            .0;
         let mut merges = Vec::new();
         for (n, line) in vocab_bpe.lines().enumerate() {
             if line.starts_with("#version") || line.trim().is_empty() {
@@ -59,7 +67,7 @@ impl Tokenizer {
             }
             let mut parts = line.split(' ');
             match (parts.next(), parts.next(), parts.next()) {
-                (Some(a), Some(b), None) => merges.push((a.to_string(), b.to_string())),
+                (Some(a), Some(b), None) => merges.push((a, b)),
                 _ => {
                     return Err(TokenizerError::Parse {
                         file: "vocab.bpe",
@@ -68,16 +76,12 @@ impl Tokenizer {
                 }
             }
         }
-        json::check_merges(vocab.keys().map(String::as_str), 0, merges.iter().map(|(a, b)| (a.as_str(), b.as_str())))
-            .map_err(|message| TokenizerError::Parse { file: "vocab.bpe", message })?;
-        let has_eot = vocab.contains_key(GPT2_END_OF_TEXT);
-        let model_bound = json::vocab_bound(vocab.values());
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab.into_iter().collect::<tokenizers::models::bpe::Vocab>(), merges)
-            .cache_capacity(0)
-            .build()
-            .map_err(|e| TokenizerError::Parse { file: "vocab.bpe", message: e.to_string() })?;
-        let mut inner = HfTokenizer::new(bpe);
+        let bad_merges = |message| TokenizerError::Parse { file: "vocab.bpe", message };
+        json::check_merges(vocab.iter().map(|(t, _)| t), 0, merges.iter().copied()).map_err(bad_merges)?;
+        let has_eot = vocab.iter().any(|(t, _)| t == GPT2_END_OF_TEXT);
+        let model_bound = vocab.id_bound();
+        let bpe = Bpe::new(vocab, merges, Options::default()).map_err(bad_merges)?;
+        let mut inner = Inner::new(Model::Bpe(bpe));
         // The same pipeline as HF's GPT2TokenizerFast: byte-level pre-tokenizer with GPT-2's
         // regex and no prefix space, byte-level decoder.
         inner.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
@@ -93,7 +97,7 @@ impl Tokenizer {
     /// `inner`, with its model's id bound where the reader found it (a BPE's, from the vocabulary
     /// it read) — else taken from a copy of the model's vocabulary (`tokenizers` lends none
     /// without copying it: for a 150 k vocabulary 9 MB more at the load's peak).
-    fn new(inner: HfTokenizer, model_bound: Option<u32>) -> Self {
+    fn new(inner: Inner, model_bound: Option<u32>) -> Self {
         let model =
             model_bound.unwrap_or_else(|| json::vocab_bound(tokenizers::Model::get_vocab(inner.get_model()).values()));
         let added = json::vocab_bound(inner.get_added_tokens_decoder().keys());
