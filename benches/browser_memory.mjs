@@ -2,7 +2,9 @@
 // CPU engine in wasm holds the weights), the page served from www/, each GGUF file picked in the
 // Models tab and loaded, then the renderer's peak resident set (VmHWM, which the tab's worker
 // shares) read from /proc — against the file's size and the renderer's size with the default
-// model loaded, the baseline. One fresh browser per file, in one run.
+// model loaded, the baseline; and the engine worker's wasm memory once loaded (what the Rust
+// side holds: the file's tensors, the tokenizer, the engine), against the file. One fresh
+// browser per file, in one run.
 //
 //   cargo xtask e2e                     # or anything else that builds www/pkg
 //   node benches/browser_memory.mjs target/bench-models/qwen2.5-0.5b.q4_0.gguf ...
@@ -12,6 +14,7 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(new URL('../tests/e2e/package.json', import.meta.url));
 const { chromium } = require('playwright-core');
+const { engineWorker } = await import('../tests/e2e/lib.mjs');
 const PORT = 8932;
 const server = spawn('python3', ['-m', 'http.server', String(PORT), '--bind', '127.0.0.1', '--directory', 'www'], {
   stdio: 'ignore',
@@ -36,9 +39,9 @@ function renderers(field) {
 const mb = (b) => `${(b / 1e6).toFixed(0)} MB`;
 
 console.log(
-  '| file | file size | renderer, default model | renderer peak while loading it | peak − baseline | (peak − baseline) / file |',
+  '| file | file size | renderer, default model | renderer peak while loading it | peak − baseline | (peak − baseline) / file | engine wasm memory | ÷ file |',
 );
-console.log('|---|---:|---:|---:|---:|---:|');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
 try {
   for (const file of process.argv.slice(2)) {
     const browser = await chromium.launch({
@@ -73,10 +76,11 @@ try {
     if (!/^ready/.test(status.trim())) throw new Error(`${file}: ${status}`);
     const model = await page.textContent('#model-info');
     const peak = Math.max(...renderers('VmHWM'));
+    const wasm = await (await engineWorker(page)).evaluate(() => self.wasmMemory.buffer.byteLength);
     const size = statSync(file).size;
     const name = file.split('/').pop();
     console.log(
-      `| ${name} | ${mb(size)} | ${mb(baseline)} | ${mb(peak)} | ${mb(peak - baseline)} | ${((peak - baseline) / size).toFixed(2)}× |`,
+      `| ${name} | ${mb(size)} | ${mb(baseline)} | ${mb(peak)} | ${mb(peak - baseline)} | ${((peak - baseline) / size).toFixed(2)}× | ${mb(wasm)} | ${(wasm / size).toFixed(2)}× |`,
     );
     console.error(`${name}: ${model.trim().slice(0, 160)}`);
     await browser.close();
