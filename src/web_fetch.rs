@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    Blob, Cache, CacheStorage, Headers, ReadableStream, ReadableStreamDefaultReader, Request, RequestInit, Response,
-    ResponseInit,
+    Blob, Cache, CacheStorage, Headers, ReadableStream, ReadableStreamByobReader, ReadableStreamDefaultReader, Request,
+    RequestInit, Response, ResponseInit,
 };
 
 /// The Cache API store the page keeps models in (listed and deleted on the Models tab).
@@ -125,13 +125,50 @@ pub async fn range(url: &str, from: u64, to: u64) -> Result<Vec<u8>, FetchError>
 
 /// Appends a stream (a response's body, a picked file's) to `out`, chunk by chunk, calling
 /// `on_chunk(the new bytes)` after each. On a broken stream: how many bytes arrived, and why.
+///
+/// A byte stream (a `Blob`'s; a response body's where the browser makes it one) is read with a
+/// reader that brings its own buffer: one buffer of [`BYOB_CHUNK`] bytes, lent to the stream and
+/// handed back filled, read after read. A default reader hands out a new buffer per chunk
+/// instead, garbage until the collector runs: loading a 529 MB file, the tab peaked 170 MB
+/// higher so (BENCHMARKS.md, the page's memory). Another kind of stream takes the default reader.
 async fn read_into(
     body: Option<ReadableStream>,
     out: &mut Vec<u8>,
     on_chunk: &mut dyn FnMut(&[u8]),
 ) -> Result<(), (u64, String)> {
     let Some(body) = body else { return Ok(()) };
-    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let Ok(reader) = ReadableStreamByobReader::new(&body) else {
+        return read_chunks(body.get_reader().unchecked_into(), out, on_chunk).await;
+    };
+    let mut buffer = js_sys::ArrayBuffer::new(BYOB_CHUNK);
+    loop {
+        let view = Uint8Array::new_with_byte_offset_and_length(&buffer, 0, BYOB_CHUNK);
+        let result = JsFuture::from(reader.read_with_array_buffer_view(&view))
+            .await
+            .map_err(|e| (out.len() as u64, message(e)))?;
+        let done = js_sys::Reflect::get(&result, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true);
+        // The filled view of the same memory (the buffer was transferred to the stream and back),
+        // empty when the stream has ended.
+        let value = js_sys::Reflect::get(&result, &"value".into()).map_err(|e| (out.len() as u64, message(e)))?;
+        if let Some(value) = value.dyn_ref::<Uint8Array>() {
+            append(out, value, on_chunk);
+            buffer = value.buffer();
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// Bytes a read with our own buffer asks for at once.
+const BYOB_CHUNK: u32 = 1 << 20;
+
+/// [`read_into`] with a stream's default reader.
+async fn read_chunks(
+    reader: ReadableStreamDefaultReader,
+    out: &mut Vec<u8>,
+    on_chunk: &mut dyn FnMut(&[u8]),
+) -> Result<(), (u64, String)> {
     loop {
         let chunk = JsFuture::from(reader.read()).await.map_err(|e| (out.len() as u64, message(e)))?;
         let done = js_sys::Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true);
@@ -140,11 +177,19 @@ async fn read_into(
         }
         let value: Uint8Array =
             js_sys::Reflect::get(&chunk, &"value".into()).map_err(|e| (out.len() as u64, message(e)))?.unchecked_into();
-        let at = out.len();
-        out.resize(at + value.length() as usize, 0);
-        value.copy_to(&mut out[at..]);
-        on_chunk(&out[at..]);
+        append(out, &value, on_chunk);
     }
+}
+
+/// Copies `value` onto the end of `out`, then tells `on_chunk`.
+fn append(out: &mut Vec<u8>, value: &Uint8Array, on_chunk: &mut dyn FnMut(&[u8])) {
+    if value.length() == 0 {
+        return;
+    }
+    let at = out.len();
+    out.resize(at + value.length() as usize, 0);
+    value.copy_to(&mut out[at..]);
+    on_chunk(&out[at..]);
 }
 
 /// Where a file came from.
