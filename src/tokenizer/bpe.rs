@@ -86,7 +86,7 @@ impl VocabBuilder {
 
     /// One past the largest id (0 for none).
     pub fn id_bound(&self) -> u32 {
-        self.tokens.iter().map(|e| e.id.saturating_add(1)).max().unwrap_or(0)
+        super::json::vocab_bound(self.tokens.iter().map(|e| &e.id))
     }
 }
 
