@@ -8,6 +8,7 @@ use std::ops::{Deref, Range};
 use std::sync::Arc;
 
 use super::int8::{Activations, Q8Row};
+use super::simd::RowGroup;
 use super::{GgmlType, QuantError};
 use crate::cpu::ops::rows_per_task;
 use crate::weights::Tensor;
@@ -179,6 +180,31 @@ impl Matrix {
     }
 }
 
+/// Rows of blocks for a prompt's product: f16 as stored where the kernel widens it, else each
+/// row decoded into f32 once for all of the prompt's rows.
+impl crate::cpu::ops::WeightRows for Blocks {
+    fn group<'a, const G: usize>(&'a self, r: usize, scratch: &'a mut [Vec<f32>; G]) -> RowGroup<'a, G> {
+        if self.ty == GgmlType::F16 && super::simd::widens_f16() {
+            return RowGroup::F16(std::array::from_fn(|k| self.row(r + k)));
+        }
+        let mut k = 0;
+        RowGroup::F32(scratch.each_mut().map(|out| {
+            let row = self.row(r + k);
+            k += 1;
+            out.resize(self.cols, 0.0);
+            if !super::simd::decode_row(self.ty, row, out) {
+                super::dequantize_into(self.ty, row, out).expect("checked when built")
+            }
+            &**out
+        }))
+    }
+
+    fn stored(&self, rows: std::ops::Range<usize>) -> &[u8] {
+        let rows = rows.start.min(self.rows)..rows.end.min(self.rows);
+        &self.data[rows.start * self.row_bytes()..rows.end * self.row_bytes()]
+    }
+}
+
 impl Blocks {
     /// `out[i, o] = x[i, :] · row o (+ bias[o])` for each row of `x` (`[n, cols]`), each row of
     /// blocks decoded in registers by [`dot`].
@@ -200,15 +226,7 @@ impl Blocks {
             if activations.integer(self.ty) && super::int8_prefill::linear(self, out, x, bias) {
                 return;
             }
-            return crate::cpu::ops::linear_rows(out, x, n_out, n_in, bias, |r, into| {
-                // Three rows ahead: the next group `linear_rows` decodes.
-                if r + 3 < n_out {
-                    super::simd::prefetch(self.row(r + 3));
-                }
-                if !super::simd::decode_row(self.ty, self.row(r), into) {
-                    super::dequantize_into(self.ty, self.row(r), into).expect("checked when built")
-                }
-            });
+            return crate::cpu::ops::linear_rows(out, x, n_out, n_in, bias, self);
         }
         let per_task = rows_per_task(n_out);
         let bias = |r: usize| bias.map_or(0.0, |b| b.data[r]);
@@ -483,32 +501,43 @@ pub(crate) mod tests {
         }
     }
 
-    /// The f32 SIMD dots (one row; one row against four) against the plain loop, with a tail.
+    /// The f32 SIMD dots (one row; rows against four) against the plain loop, with a tail; a
+    /// prompt's kernel gives each row the same bits in any group, with or without rows to ask
+    /// into the cache, and on f16 rows as stored the bits of the rows widened first.
     #[test]
     fn simd_and_plain_f32_dots_agree() {
-        for n in [1, 7, 8, 37, 576] {
+        use super::super::simd::{RowGroup, dot_rows_x4};
+        for n in [1, 7, 8, 16, 37, 576] {
             let (w, x) = (values(n, 31), values(4 * n, 32));
             let rows: Vec<&[f32]> = x.chunks_exact(n).collect();
+            let four = [rows[0], rows[1], rows[2], rows[3]];
             let plain = |a: &[f32]| w.iter().zip(a).map(|(p, q)| p * q).sum::<f32>();
             let close = |a: f32, b: f32| (a - b).abs() <= 1e-5 * b.abs().max(1.0);
             if let Some(s) = super::super::simd::dot_f32(&w, rows[0]) {
                 assert!(close(s, plain(rows[0])), "{n}: {s} vs {}", plain(rows[0]));
             }
-            if let Some(s) = super::super::simd::dot4_f32(&w, [rows[0], rows[1], rows[2], rows[3]]) {
-                for k in 0..4 {
-                    assert!(close(s[k], plain(rows[k])), "{n}, row {k}: {} vs {}", s[k], plain(rows[k]));
-                }
-                // Two weight rows at once: the bits of one row at a time (prefill's products do
-                // not depend on how its rows are paired).
-                let w1 = values(n, 33);
-                let four = [rows[0], rows[1], rows[2], rows[3]];
-                if let Some([a, b]) = super::super::simd::dot_rows_x4_f32([&w, &w1], four) {
-                    let b1 = super::super::simd::dot4_f32(&w1, four).unwrap();
-                    let bits = |v: [f32; 4]| v.map(f32::to_bits);
-                    assert_eq!((bits(a), bits(b)), (bits(s), bits(b1)), "{n}: two rows at once");
-                    let [c, d, e] = super::super::simd::dot_rows_x4_f32([&w1, &w, &w1], four).unwrap();
-                    assert_eq!((bits(c), bits(d), bits(e)), (bits(b1), bits(s), bits(b1)), "{n}: three rows at once");
-                }
+            let Some([s]) = dot_rows_x4(RowGroup::F32([&w]), four, &[]) else { continue };
+            for k in 0..4 {
+                assert!(close(s[k], plain(rows[k])), "{n}, row {k}: {} vs {}", s[k], plain(rows[k]));
+            }
+            let w1 = values(n, 33);
+            let [b1] = dot_rows_x4(RowGroup::F32([&w1]), four, &[]).unwrap();
+            let bits = |v: [[f32; 4]; 2]| v.map(|v| v.map(f32::to_bits));
+            let ahead: &[u8] = bytemuck::cast_slice(&w);
+            let [a, b] = dot_rows_x4(RowGroup::F32([&w, &w1]), four, &[]).unwrap();
+            assert_eq!(bits([a, b]), bits([s, b1]), "{n}: two rows at once");
+            let [c, d, e] = dot_rows_x4(RowGroup::F32([&w1, &w, &w1]), four, ahead).unwrap();
+            assert_eq!((bits([c, d]), bits([e, e])), (bits([b1, s]), bits([b1, b1])), "{n}: three rows at once");
+            let six = dot_rows_x4(RowGroup::F32([&w, &w1, &w, &w1, &w, &w1]), four, ahead).unwrap();
+            for pair in six.chunks_exact(2) {
+                assert_eq!(bits([pair[0], pair[1]]), bits([s, b1]), "{n}: six rows at once");
+            }
+            if super::super::simd::widens_f16() {
+                let h: Vec<u8> = w.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
+                let widened: Vec<f32> = w.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+                let [want] = dot_rows_x4(RowGroup::F32([&widened]), four, &[]).unwrap();
+                let got = dot_rows_x4(RowGroup::F16([&h, &h, &h, &h, &h, &h]), four, &h).unwrap();
+                assert!(got.iter().all(|g| bits([*g, *g]) == bits([want, want])), "{n}: f16 rows as stored");
             }
         }
     }

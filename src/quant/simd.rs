@@ -81,25 +81,21 @@ pub(crate) fn has_avx2_fma_f16c() -> bool {
         && std::arch::is_x86_feature_detected!("f16c")
 }
 
-/// Asks for `values` into the cache, a line at a time (x86-64; nothing elsewhere): weight rows
-/// a prompt's product reads next, fetched while the rows before them are multiplied. Read as
-/// they come (widened or packed, then multiplied from the cache), the rows' reads stall on
-/// memory and the products wait on the reads.
+/// Asks for `values` into the cache, a line at a time (x86-64): the weight rows a prompt's
+/// 4-bit product packs next ([`super::int8_prefill`]), fetched while the rows before them are
+/// packed and multiplied. Read as they come, the rows' reads stall on memory and the products
+/// wait on the reads.
+#[cfg(target_arch = "x86_64")]
 #[inline]
 pub fn prefetch<T>(values: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let start = values.as_ptr() as *const i8;
-        for at in (0..std::mem::size_of_val(values)).step_by(64) {
-            // SAFETY: SSE is part of x86-64; `at` is inside `values`, and a prefetch is only a hint.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(start.add(at)) };
-        }
+    let start = values.as_ptr() as *const i8;
+    for at in (0..std::mem::size_of_val(values)).step_by(64) {
+        // SAFETY: SSE is part of x86-64; `at` is inside `values`, and a prefetch is only a hint.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(start.add(at)) };
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = values;
 }
 
-/// AVX-512F, for the prompt's f32 products ([`dot_rows_x4_f32`], [`dot4_f32`]).
+/// AVX-512F, for the prompt's products ([`dot_rows_x4`]).
 #[cfg(target_arch = "x86_64")]
 fn has_avx512f() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
@@ -120,51 +116,127 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> Option<f32> {
     None
 }
 
-/// `[w · x[0], …, w · x[3]]`: one row of weights against four rows of activations, each weight
-/// loaded once for four products (prefill's inner kernel), if there is a SIMD path.
-pub fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> Option<[f32; 4]> {
-    assert!(x.iter().all(|x| x.len() == w.len()));
+/// Weight rows as a prompt's kernel reads them ([`dot_rows_x4`]).
+#[derive(Clone, Copy)]
+pub enum RowGroup<'a, const R: usize> {
+    /// f32 rows, all as long.
+    F32([&'a [f32]; R]),
+    /// f16 rows as stored (two bytes a value), widened in registers: only where
+    /// [`widens_f16`] (elsewhere they are widened into f32 rows first).
+    F16([&'a [u8]; R]),
+}
+
+impl<const R: usize> RowGroup<'_, R> {
+    /// Values in a row.
+    pub fn cols(&self) -> usize {
+        match self {
+            RowGroup::F32(w) => w[0].len(),
+            RowGroup::F16(w) => w[0].len() / 2,
+        }
+    }
+}
+
+/// How many weight rows a prompt's kernel takes at once on this CPU: their `4·R` sums in
+/// registers beside the operands — 6 with AVX-512's 32 registers, 3 with AVX2's 16.
+pub fn prompt_rows() -> usize {
     #[cfg(target_arch = "x86_64")]
     if has_avx512f() {
-        // SAFETY: the CPU has AVX-512F (checked above); the kernel reads within `w` and `x`, which
-        // are the same length (checked above). The same sums as [`dot_rows_x4_f32`] makes.
-        return Some(unsafe { x512::dot_rows_x4_f32([w], x) }[0]);
+        return 6;
     }
+    3
+}
+
+/// Whether [`dot_rows_x4`] takes f16 rows as stored ([`RowGroup::F16`]): with AVX-512 (whose
+/// 32 registers hold six rows' sums), each 16 values widened by one instruction as they are
+/// loaded, instead of a pass writing each row widened to f32 and the product reading it back.
+pub fn widens_f16() -> bool {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma_f16c() {
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads within `w` and `x`,
-        // which are the same length (checked above).
-        return Some(unsafe { x86::dot4_f32(w, x) });
-    }
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return Some(wasm::dot4_f32(w, x));
+    return has_avx512f();
     #[allow(unreachable_code)]
+    false
+}
+
+/// `[[w[r] · x[k] for k in 0..4] for r in 0..R]`: `R` rows of weights against four rows of
+/// activations, prefill's inner kernel, if this CPU (or wasm build) has one for the rows' type.
+/// `4·R` sums in as many registers, so the FMAs do not wait on each other (an FMA's result is
+/// ready 4–5 cycles later and two start each cycle: four chains held prefill to half the FMA
+/// rate, eight to at most 80 %), each weight loaded once for four products and each activation
+/// once for `R`. With AVX-512F, sixteen lanes a step (llama.cpp's build for such a CPU uses them
+/// too: about twice the prompt's f32 products per cycle); AVX2, eight; SIMD128, four, a row at a
+/// time. Each sum is accumulated lane by lane in the same order whatever `R` and whichever rows
+/// are beside it: the same bits.
+///
+/// `ahead`: the bytes the caller multiplies next (the next group's weight rows, as stored),
+/// asked into the cache a few lines per step ([`Ahead`]), or empty. From memory, rows read as
+/// they come stall every load, and one burst of prefetches before the product (all of a group's
+/// lines at once) waits on the cache's few outstanding misses: spread over the product's steps,
+/// the reads stream while it multiplies (one thread, 60 → 90 GFLOPS on 3 × 576 f32 rows).
+pub fn dot_rows_x4<const R: usize>(w: RowGroup<'_, R>, x: [&[f32]; 4], ahead: &[u8]) -> Option<[[f32; 4]; R]> {
+    let cols = w.cols();
+    assert!(x.iter().all(|x| x.len() == cols));
+    match w {
+        RowGroup::F32(w) => {
+            assert!(w.iter().all(|w| w.len() == cols));
+            #[cfg(target_arch = "x86_64")]
+            if has_avx512f() {
+                // SAFETY: the CPU has AVX-512F (checked above); the kernel reads within `w` and
+                // `x`, which are the same length (checked above).
+                return Some(unsafe { x512::dot_rows_x4_f32(w, x, Ahead::new(ahead, cols / 16)) });
+            }
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2_fma_f16c() {
+                // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads within
+                // `w` and `x`, which are the same length (checked above).
+                return Some(unsafe { x86::dot_rows_x4_f32(w, x, Ahead::new(ahead, cols / 8)) });
+            }
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            return Some(w.map(|w| wasm::dot4_f32(w, x)));
+        }
+        RowGroup::F16(w) => {
+            assert!(w.iter().all(|w| w.len() == 2 * cols));
+            #[cfg(target_arch = "x86_64")]
+            if has_avx512f() {
+                // SAFETY: the CPU has AVX-512F (checked above); each row holds `2 · cols` bytes
+                // and each `x[k]` `cols` values (checked above), which the kernel reads within.
+                return Some(unsafe { x512::dot_rows_x4_f16(w, x, Ahead::new(ahead, cols / 16)) });
+            }
+        }
+    }
+    let _ = ahead;
     None
 }
 
-/// [`dot4_f32`] for `R` rows of weights at once (prefill takes three): `4·R` sums in as many
-/// registers, so the FMAs do not wait on each other (an FMA's result is ready 4–5 cycles later
-/// and two start each cycle: four chains held prefill to half the FMA rate, eight to at most
-/// 80 %), and each activation loaded once for `R` products. Each sum is accumulated exactly as
-/// [`dot4_f32`] accumulates it: the same bits. AVX2 only (None elsewhere: the caller runs
-/// [`dot4_f32`] on each row). With AVX-512F, sixteen lanes a step instead of eight (llama.cpp's
-/// build for such a CPU uses them too: about twice the prompt's f32 products per cycle).
-pub fn dot_rows_x4_f32<const R: usize>(w: [&[f32]; R], x: [&[f32]; 4]) -> Option<[[f32; 4]; R]> {
-    assert!(x.iter().chain(&w).all(|v| v.len() == w[0].len()));
-    #[cfg(target_arch = "x86_64")]
-    if has_avx512f() {
-        // SAFETY: the CPU has AVX-512F (checked above); the kernel reads within `w` and `x`, which
-        // are the same length (checked above).
-        return Some(unsafe { x512::dot_rows_x4_f32(w, x) });
+/// Bytes to ask into the cache over a kernel's `steps` steps: `per_step` lines a step, from
+/// `next` until `end` (x86-64; a prefetch is only a hint, so nothing here reads memory).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Ahead {
+    next: *const u8,
+    end: *const u8,
+    per_step: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Ahead {
+    fn new(bytes: &[u8], steps: usize) -> Self {
+        let lines = bytes.len().div_ceil(64);
+        let per_step = if lines == 0 { 0 } else { lines.div_ceil(steps.max(1)) };
+        Ahead { next: bytes.as_ptr(), end: bytes.as_ptr().wrapping_add(bytes.len()), per_step }
     }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma_f16c() {
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked above); the kernel reads within `w` and `x`,
-        // which are the same length (checked above).
-        return Some(unsafe { x86::dot_rows_x4_f32(w, x) });
+
+    /// This step's lines.
+    #[inline(always)]
+    fn step(&mut self) {
+        for _ in 0..self.per_step {
+            if self.next < self.end {
+                // SAFETY: SSE is part of x86-64, and a prefetch is only a hint.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(self.next as *const i8)
+                };
+            }
+            self.next = self.next.wrapping_add(64);
+        }
     }
-    #[allow(unreachable_code)]
-    None
 }
 
 /// A row decoded into f32 in `out` (as many values as it holds) — F16 and BF16 widened, Q8_0,
@@ -237,7 +309,7 @@ pub fn int8x4(ty: super::GgmlType, rows: [&[u8]; 4], x: &super::int8::Q8Row) -> 
     None
 }
 
-/// The prompt's f32 products in 512-bit registers.
+/// The prompt's products in 512-bit registers.
 #[cfg(target_arch = "x86_64")]
 mod x512 {
     use std::arch::x86_64::*;
@@ -245,12 +317,17 @@ mod x512 {
     /// `4·R` sums of sixteen lanes, each weight vector loaded once for four products and each
     /// activation vector once for `R`; then the tail past the last whole sixteen.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn dot_rows_x4_f32<const R: usize>(w: [&[f32]; R], x: [&[f32]; 4]) -> [[f32; 4]; R] {
+    pub unsafe fn dot_rows_x4_f32<const R: usize>(
+        w: [&[f32]; R],
+        x: [&[f32]; 4],
+        mut ahead: super::Ahead,
+    ) -> [[f32; 4]; R] {
         let n = w[0].len() / 16 * 16;
         let pw = w.map(|w| w.as_ptr());
         let px = x.map(|x| x.as_ptr());
         let mut s = [[_mm512_setzero_ps(); 4]; R];
         for i in (0..n).step_by(16) {
+            ahead.step();
             // SAFETY: i + 16 <= n <= w[r].len() == x[k].len().
             unsafe {
                 let wv = pw.map(|p| _mm512_loadu_ps(p.add(i)));
@@ -265,6 +342,40 @@ mod x512 {
         std::array::from_fn(|r| {
             std::array::from_fn(|k| {
                 _mm512_reduce_add_ps(s[r][k]) + w[r][n..].iter().zip(&x[k][n..]).map(|(a, b)| a * b).sum::<f32>()
+            })
+        })
+    }
+
+    /// [`dot_rows_x4_f32`] on f16 rows, each 16 values widened as loaded (`vcvtph2ps`: exact,
+    /// so the same sums as the rows widened first).
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot_rows_x4_f16<const R: usize>(
+        w: [&[u8]; R],
+        x: [&[f32]; 4],
+        mut ahead: super::Ahead,
+    ) -> [[f32; 4]; R] {
+        let n = x[0].len() / 16 * 16;
+        let pw = w.map(|w| w.as_ptr());
+        let px = x.map(|x| x.as_ptr());
+        let mut s = [[_mm512_setzero_ps(); 4]; R];
+        for i in (0..n).step_by(16) {
+            ahead.step();
+            // SAFETY: i + 16 <= n <= x[k].len(), and w[r] holds 2 · x[k].len() bytes.
+            unsafe {
+                let wv = pw.map(|p| _mm512_cvtph_ps(_mm256_loadu_si256(p.add(2 * i) as *const __m256i)));
+                for k in 0..4 {
+                    let xv = _mm512_loadu_ps(px[k].add(i));
+                    for r in 0..R {
+                        s[r][k] = _mm512_fmadd_ps(wv[r], xv, s[r][k]);
+                    }
+                }
+            }
+        }
+        std::array::from_fn(|r| {
+            std::array::from_fn(|k| {
+                let tail = w[r][2 * n..].chunks_exact(2).zip(&x[k][n..]);
+                _mm512_reduce_add_ps(s[r][k])
+                    + tail.map(|(a, b)| half::f16::from_le_bytes([a[0], a[1]]).to_f32() * b).sum::<f32>()
             })
         })
     }
@@ -310,30 +421,17 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
-        let n = w.len() / 8 * 8;
-        let pw = w.as_ptr();
-        let px = x.map(|x| x.as_ptr());
-        let mut s = [_mm256_setzero_ps(); 4];
-        for i in (0..n).step_by(8) {
-            // SAFETY: i + 8 <= n <= w.len() == x[k].len().
-            unsafe {
-                let wv = _mm256_loadu_ps(pw.add(i));
-                for k in 0..4 {
-                    s[k] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(px[k].add(i)), s[k]);
-                }
-            }
-        }
-        std::array::from_fn(|k| hsum(s[k]) + w[n..].iter().zip(&x[k][n..]).map(|(a, b)| a * b).sum::<f32>())
-    }
-
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_rows_x4_f32<const R: usize>(w: [&[f32]; R], x: [&[f32]; 4]) -> [[f32; 4]; R] {
+    pub unsafe fn dot_rows_x4_f32<const R: usize>(
+        w: [&[f32]; R],
+        x: [&[f32]; 4],
+        mut ahead: super::Ahead,
+    ) -> [[f32; 4]; R] {
         let n = w[0].len() / 8 * 8;
         let pw = w.map(|w| w.as_ptr());
         let px = x.map(|x| x.as_ptr());
         let mut s = [[_mm256_setzero_ps(); 4]; R];
         for i in (0..n).step_by(8) {
+            ahead.step();
             // SAFETY: i + 8 <= n <= w[r].len() == x[k].len().
             unsafe {
                 let wv = pw.map(|p| _mm256_loadu_ps(p.add(i)));
