@@ -42,6 +42,22 @@ where
     data.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
 }
 
+/// Runs `f(item)` for each of `items`, in parallel where threads exist (tasks of different
+/// sizes or sources: several matrices' rows in one parallel region).
+pub fn for_each_item<T, F>(items: Vec<T>, f: F)
+where
+    T: Send,
+    F: Fn(T) + Sync + Send,
+{
+    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+    {
+        use rayon::prelude::*;
+        items.into_par_iter().for_each(f);
+    }
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+    items.into_iter().for_each(f);
+}
+
 /// Like [`for_each_chunk`] over two buffers chunked in step.
 pub fn for_each_chunk2<F>(a: &mut [f32], ca: usize, b: &mut [f32], cb: usize, f: F)
 where

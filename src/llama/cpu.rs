@@ -125,9 +125,7 @@ impl LlamaSession {
         let c = &self.config;
         let (hd, heads, kv_heads) = (c.head_dim, c.num_attention_heads, c.num_key_value_heads);
         let a = self.activations;
-        let mut q = linear(h, &layer.q_proj, a);
-        let mut k = linear(h, &layer.k_proj, a);
-        let v = linear(h, &layer.v_proj, a);
+        let [mut q, mut k, v] = linear_many(h, [&layer.q_proj, &layer.k_proj, &layer.v_proj], a);
         if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
             q = rms_norm(&q, qn, c.rms_norm_eps);
             k = rms_norm(&k, kn, c.rms_norm_eps);
@@ -184,6 +182,14 @@ fn linear(x: &[f32], p: &Proj, a: Activations) -> Vec<f32> {
     y
 }
 
+/// [`linear`] for projections of the same input, in one pass where they can share it
+/// ([`crate::quant::matrix::linear_many`]).
+fn linear_many<const N: usize>(x: &[f32], ps: [&Proj; N], a: Activations) -> [Vec<f32>; N] {
+    let ms = ps.map(|p| (&p.weight, p.bias.as_ref()));
+    let mut outs = crate::quant::matrix::linear_many(x, &ms, a).into_iter();
+    std::array::from_fn(|_| outs.next().expect("one output per projection"))
+}
+
 /// RMSNorm of each row of `x` (rows as long as `g`): `x / sqrt(mean(x²) + eps) · g`.
 fn rms_norm(x: &[f32], g: &Tensor, eps: f32) -> Vec<f32> {
     let n = g.data.len();
@@ -212,8 +218,7 @@ fn rotate(x: &mut [f32], hd: usize, pos: f32, inv_freq: &[f32]) {
 
 /// SwiGLU: `down(silu(gate(x)) · up(x))`.
 fn mlp(x: &[f32], layer: &LlamaLayer, a: Activations) -> Vec<f32> {
-    let gate = linear(x, &layer.gate_proj, a);
-    let up = linear(x, &layer.up_proj, a);
+    let [gate, up] = linear_many(x, [&layer.gate_proj, &layer.up_proj], a);
     let act: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| g / (1.0 + crate::cpu::math::exp(-g)) * u).collect();
     linear(&act, &layer.down_proj, a)
 }

@@ -1,7 +1,8 @@
 //! Prefill's integer product for 4-bit weights (Q4_0, Q4_K): a prompt's rows quantized to 8 bits
 //! once ([`Q8Row`], as decode's), then eight weight rows at a time against four prompt rows at a
-//! time, every block product summed in integers — llama.cpp's `gemm_q4_0_8x8_q8_0` idea, with the
-//! eight rows interleaved per call instead of in a repacked copy of the matrix kept in memory.
+//! time (sixteen against eight with AVX-512), every block product summed in integers —
+//! llama.cpp's `gemm_q4_0_8x8_q8_0` idea, with the rows interleaved per call instead of in a
+//! repacked copy of the matrix kept in memory.
 //!
 //! **Math.** Both types are, per block of 32 inputs, `w = scale·c + offset` with codes `c` in
 //! 0 ..= 15: Q4_0 `scale = d`, `offset = −8d`; Q4_K per sub-block `scale = d·sc`, `offset =
@@ -25,12 +26,16 @@
 use super::GgmlType;
 use super::int8::Q8Row;
 use super::matrix::Blocks;
-use crate::cpu::ops::{for_each_chunk, rows_per_task};
+use crate::cpu::ops::{for_each_item, rows_per_task};
 
 /// Weight rows per panel.
 const ROWS: usize = 8;
-/// Prompt rows per kernel call.
+/// Prompt rows per call of the AVX2 kernel ([`x86::panel_x4`]).
+#[cfg(target_arch = "x86_64")]
 const XROWS: usize = 4;
+/// Prompt rows per call of the AVX-512 kernel ([`x86::panels_wide`]): eight rows' sums in
+/// registers, so each group of codes loaded (and its two halves joined) serves eight products.
+const WIDE_XROWS: usize = 8;
 
 /// Eight weight rows as the kernel reads them (see the module's layout).
 #[derive(Default)]
@@ -76,10 +81,17 @@ impl Panel {
 /// rows of `x`, in integers (see the module). False, with `out` untouched, where this CPU has no
 /// kernel or `ty` is another type.
 pub fn linear(m: &Blocks, out: &mut [f32], x: &[f32], bias: Option<&[f32]>) -> bool {
-    if !matches!(m.ty, GgmlType::Q4_0 | GgmlType::Q4K) || !available() {
+    linear_many(&[m], &mut [out], x, &[bias])
+}
+
+/// [`linear`] for several matrices of as many columns that read the same `x` (a layer's q, k
+/// and v): `x` quantized once, and all their tasks one parallel region. False, with `outs`
+/// untouched, unless every matrix is Q4_0 or Q4_K and this CPU has the kernel.
+pub fn linear_many(ms: &[&Blocks], outs: &mut [&mut [f32]], x: &[f32], biases: &[Option<&[f32]>]) -> bool {
+    if ms.iter().any(|m| !matches!(m.ty, GgmlType::Q4_0 | GgmlType::Q4K) || m.cols != ms[0].cols) || !available() {
         return false;
     }
-    let (n_out, n_in) = (m.rows, m.cols);
+    let n_in = ms[0].cols;
     let (n, blocks) = (x.len() / n_in, n_in / 32);
     let mut q = Q8Row::default();
     q.quantize(x);
@@ -88,11 +100,15 @@ pub fn linear(m: &Blocks, out: &mut [f32], x: &[f32], bias: Option<&[f32]>) -> b
     // Two panels (sixteen rows) at a time where the kernel takes them in 512-bit registers.
     let wide = wide_available();
     let step = if wide { 2 * ROWS } else { ROWS };
-    let per_task = rows_per_task(n_out).next_multiple_of(step);
-    // Task t's products, `[n, its rows]`, then laid out by row of `x`.
-    let mut by_task = vec![0f32; n * n_out];
-    for_each_chunk(&mut by_task, per_task * n, |t, o| {
-        let (r0, rows) = (t * per_task, o.len() / n);
+    let per_task: Vec<usize> = ms.iter().map(|m| rows_per_task(m.rows).next_multiple_of(step)).collect();
+    // Each task's products, `[n, its rows]`, then laid out by row of `x`.
+    let mut by_task: Vec<Vec<f32>> = ms.iter().map(|m| vec![0f32; n * m.rows]).collect();
+    let mut tasks = Vec::new();
+    for ((m, per_task), buf) in ms.iter().zip(&per_task).zip(&mut by_task) {
+        tasks.extend(buf.chunks_mut(per_task * n).enumerate().map(|(t, o)| (*m, t * per_task, o)));
+    }
+    for_each_item(tasks, |(m, r0, o)| {
+        let rows = o.len() / n;
         let mut panels = [Panel::default(), Panel::default()];
         for p in (0..rows).step_by(step) {
             // A last panel of fewer rows repeats its last one (each result is its own row's).
@@ -106,8 +122,8 @@ pub fn linear(m: &Blocks, out: &mut [f32], x: &[f32], bias: Option<&[f32]>) -> b
             if wide {
                 panels[1].pack(m.ty, std::array::from_fn(|k| row(ROWS + k)), blocks, next1);
             }
-            for i0 in (0..n).step_by(XROWS) {
-                let height = (n - i0).min(XROWS);
+            for i0 in (0..n).step_by(WIDE_XROWS) {
+                let height = (n - i0).min(WIDE_XROWS);
                 let xrows = std::array::from_fn(|k| i0 + k.min(height - 1));
                 let sums = kernel(&panels, wide, &q, &d_sum, xrows, blocks);
                 for (i, s) in sums.iter().enumerate().take(height) {
@@ -116,38 +132,52 @@ pub fn linear(m: &Blocks, out: &mut [f32], x: &[f32], bias: Option<&[f32]>) -> b
             }
         }
     });
-    for (t, chunk) in by_task.chunks(per_task * n).enumerate() {
-        let (r0, rows) = (t * per_task, chunk.len() / n);
-        for (i, src) in chunk.chunks_exact(rows).enumerate() {
-            let dst = &mut out[i * n_out + r0..][..rows];
-            dst.copy_from_slice(src);
-            if let Some(b) = bias {
-                dst.iter_mut().zip(&b[r0..]).for_each(|(v, b)| *v += b);
+    for (((m, out), (buf, per_task)), bias) in
+        ms.iter().zip(outs.iter_mut()).zip(by_task.iter().zip(&per_task)).zip(biases)
+    {
+        for (t, chunk) in buf.chunks(per_task * n).enumerate() {
+            let (r0, rows) = (t * per_task, chunk.len() / n);
+            for (i, src) in chunk.chunks_exact(rows).enumerate() {
+                let dst = &mut out[i * m.rows + r0..][..rows];
+                dst.copy_from_slice(src);
+                if let Some(b) = bias {
+                    dst.iter_mut().zip(&b[r0..]).for_each(|(v, b)| *v += b);
+                }
             }
         }
     }
     true
 }
 
-/// The products of prompt rows `xrows` with the first panel ([`x86::panel_x4`], eight rows),
-/// or with both where `wide` ([`x86::panels_x4_wide`], sixteen): `[prompt row][weight row]`.
+/// The products of prompt rows `xrows` with the first panel ([`x86::panel_x4`], eight rows, four
+/// prompt rows a call), or with both where `wide` ([`x86::panels_wide`], sixteen rows, eight
+/// prompt rows a call): `[prompt row][weight row]`.
 fn kernel(
     panels: &[Panel; 2],
     wide: bool,
     q: &Q8Row,
     d_sum: &[f32],
-    xrows: [usize; XROWS],
+    xrows: [usize; WIDE_XROWS],
     blocks: usize,
-) -> [[f32; 2 * ROWS]; XROWS] {
+) -> [[f32; 2 * ROWS]; WIDE_XROWS] {
     #[cfg(target_arch = "x86_64")]
     {
         if wide {
             // SAFETY: `wide` only where `wide_available()`; the lengths are the kernel's asserts.
-            return unsafe { x86::panels_x4_wide(panels, q, d_sum, xrows, blocks) };
+            return unsafe { x86::panels_wide(panels, q, d_sum, xrows, blocks) };
         }
-        // SAFETY: `linear` calls this only where `available()`; the lengths are the kernel's asserts.
-        let eight = unsafe { x86::panel_x4(&panels[0], q, d_sum, xrows, blocks) };
-        eight.map(|e| std::array::from_fn(|r| if r < ROWS { e[r] } else { 0.0 }))
+        let mut out = [[0f32; 2 * ROWS]; WIDE_XROWS];
+        // Four prompt rows a call, as many calls as there are rows (the rest repeat the last).
+        let calls = (xrows.windows(2).take_while(|w| w[0] != w[1]).count() + 1).div_ceil(XROWS);
+        for (half, out) in out.chunks_exact_mut(XROWS).enumerate().take(calls) {
+            let four = std::array::from_fn(|k| xrows[XROWS * half + k]);
+            // SAFETY: `linear` calls this only where `available()`; the lengths are the kernel's asserts.
+            let eight = unsafe { x86::panel_x4(&panels[0], q, d_sum, four, blocks) };
+            for (o, e) in out.iter_mut().zip(eight) {
+                o[..ROWS].copy_from_slice(&e);
+            }
+        }
+        out
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -178,7 +208,7 @@ fn wide_available() -> bool {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Panel, Q8Row, ROWS, XROWS};
+    use super::{Panel, Q8Row, ROWS, WIDE_XROWS, XROWS};
     use crate::quant::GgmlType;
 
     /// Each row's codes of block `b` (32 values, 0 ..= 15, in input order) as eight 32-bit
@@ -317,20 +347,20 @@ mod x86 {
     /// rows then panel 1's, and `vpdpbusd` adds its four products per lane in one instruction
     /// (where `maddubs`, a 16-bit add and, per block, `madd` were three). The integer sums are
     /// exact either way and are scaled lane by lane in the same order, so each output is the
-    /// same bits as [`panel_x4`] gives it. Two accumulators per prompt row (even and odd groups):
-    /// each `vpdpbusd` waits for the last one into its register.
+    /// same bits as [`panel_x4`] gives it. Eight prompt rows a call: eight sums in flight, so no
+    /// `vpdpbusd` waits on the one before it into its register.
     ///
     /// # Safety
     /// AVX2, FMA, AVX-512F and AVX-512 VNNI; both panels packed for `blocks` blocks; `q` and
     /// `d_sum` as [`panel_x4`] takes them.
     #[target_feature(enable = "avx2,fma,avx512f,avx512vnni")]
-    pub unsafe fn panels_x4_wide(
+    pub unsafe fn panels_wide(
         panels: &[Panel; 2],
         q: &Q8Row,
         d_sum: &[f32],
-        xrows: [usize; XROWS],
+        xrows: [usize; WIDE_XROWS],
         blocks: usize,
-    ) -> [[f32; 2 * ROWS]; XROWS] {
+    ) -> [[f32; 2 * ROWS]; WIDE_XROWS] {
         let max_row = xrows.iter().copied().max().unwrap_or(0);
         for p in panels {
             assert!(p.codes.len() >= 256 * blocks && p.scale.len() >= ROWS * blocks);
@@ -346,11 +376,11 @@ mod x86 {
                 1,
             ))
         };
-        let mut acc = [_mm512_setzero_ps(); XROWS];
+        let mut acc = [_mm512_setzero_ps(); WIDE_XROWS];
         let qs = q.q.as_ptr() as *const u8;
         let codes = panels.each_ref().map(|p| p.codes.as_ptr());
         for b in 0..blocks {
-            let mut s32 = [[_mm512_setzero_si512(); 2]; XROWS];
+            let mut s32 = [_mm512_setzero_si512(); WIDE_XROWS];
             for g in 0..8 {
                 // SAFETY: within the lengths asserted above.
                 let w = unsafe {
@@ -361,15 +391,15 @@ mod x86 {
                     let at = 32 * (xrows[i] * blocks + b) + 4 * g;
                     // SAFETY: as above.
                     let four = unsafe { (qs.add(at) as *const i32).read_unaligned() };
-                    s[g % 2] = _mm512_dpbusd_epi32(s[g % 2], w, _mm512_set1_epi32(four));
+                    *s = _mm512_dpbusd_epi32(*s, w, _mm512_set1_epi32(four));
                 }
             }
             // SAFETY (both): as above.
             let scale = both(&|p| unsafe { _mm256_loadu_ps(p.scale.as_ptr().add(ROWS * b)) });
             let offset = both(&|p| unsafe { _mm256_loadu_ps(p.offset.as_ptr().add(ROWS * b)) });
-            for i in 0..XROWS {
+            for i in 0..WIDE_XROWS {
                 let k = xrows[i] * blocks + b;
-                let sums = _mm512_cvtepi32_ps(_mm512_add_epi32(s32[i][0], s32[i][1]));
+                let sums = _mm512_cvtepi32_ps(s32[i]);
                 acc[i] = _mm512_fmadd_ps(sums, _mm512_mul_ps(scale, _mm512_set1_ps(q.d[k])), acc[i]);
                 acc[i] = _mm512_fmadd_ps(offset, _mm512_set1_ps(d_sum[k]), acc[i]);
             }
@@ -439,6 +469,25 @@ mod tests {
                         got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                         "{ty:?}, {threads} threads"
                     );
+                }
+                // The AVX-512 kernel (sixteen rows, eight prompt rows a call) gives the AVX2
+                // kernel's bits (eight rows, four a call) where this CPU has both.
+                if wide_available() {
+                    let mut q = Q8Row::default();
+                    q.quantize(&x);
+                    let d_sum: Vec<f32> = q.d.iter().zip(&q.sum).map(|(d, &s)| d * s as f32).collect();
+                    let blocks = cols / 32;
+                    let mut panels = [Panel::default(), Panel::default()];
+                    for (p, panel) in panels.iter_mut().enumerate() {
+                        panel.pack(ty, std::array::from_fn(|k| m.row(ROWS * p + k)), blocks, &[]);
+                    }
+                    let xrows = std::array::from_fn(|k| k.min(n - 1));
+                    let wide = kernel(&panels, true, &q, &d_sum, xrows, blocks);
+                    let narrow = kernel(&panels, false, &q, &d_sum, xrows, blocks);
+                    for i in 0..n.min(WIDE_XROWS) {
+                        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&wide[i][..ROWS]), bits(&narrow[i][..ROWS]), "{ty:?} {n} rows, row {i}");
+                    }
                 }
             }
         }

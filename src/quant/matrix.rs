@@ -229,24 +229,14 @@ impl Blocks {
             return crate::cpu::ops::linear_rows(out, x, n_out, n_in, bias, self);
         }
         let per_task = rows_per_task(n_out);
-        let bias = |r: usize| bias.map_or(0.0, |b| b.data[r]);
         if activations.integer(self.ty) {
             let mut q = Q8Row::default();
             q.quantize(x);
-            crate::cpu::ops::for_each_chunk(out, per_task, |chunk, o| {
-                // Four rows at a time; a last group of fewer repeats its last row (each result
-                // depends on its own row alone, so a row's output is the same in any group).
-                for (j, o) in o.chunks_mut(4).enumerate() {
-                    let r = chunk * per_task + 4 * j;
-                    let rows = [0, 1, 2, 3].map(|k| self.row(r + k.min(o.len() - 1)));
-                    let dots = super::int8::dot4(self.ty, rows, &q);
-                    for (k, o) in o.iter_mut().enumerate() {
-                        *o = dots[k] + bias(r + k);
-                    }
-                }
-            });
+            let bias = bias.map(|b| b.data.as_slice());
+            crate::cpu::ops::for_each_chunk(out, per_task, |chunk, o| self.int8_rows(&q, chunk * per_task, o, bias));
             return;
         }
+        let bias = |r: usize| bias.map_or(0.0, |b| b.data[r]);
         crate::cpu::ops::for_each_chunk(out, per_task, |chunk, o| {
             let r0 = chunk * per_task;
             for (j, o) in o.iter_mut().enumerate() {
@@ -254,6 +244,68 @@ impl Blocks {
             }
         });
     }
+}
+
+impl Blocks {
+    /// Rows `r0 ..` (as many as `out` holds) times the 8-bit activations `q`, plus `bias`: four
+    /// rows at a time; a last group of fewer repeats its last row (each result depends on its
+    /// own row alone, so a row's output is the same in any group).
+    fn int8_rows(&self, q: &Q8Row, r0: usize, out: &mut [f32], bias: Option<&[f32]>) {
+        for (j, o) in out.chunks_mut(4).enumerate() {
+            let r = r0 + 4 * j;
+            let rows = [0, 1, 2, 3].map(|k| self.row(r + k.min(o.len() - 1)));
+            let dots = super::int8::dot4(self.ty, rows, q);
+            for (k, o) in o.iter_mut().enumerate() {
+                *o = dots[k] + bias.map_or(0.0, |b| b[r + k]);
+            }
+        }
+    }
+}
+
+/// `x · m + bias` for each `(m, bias)` of `ms`: matrices that read the same input (a layer's q,
+/// k and v; its gate and up), `x` `[n, cols]` as [`Matrix::linear_with`] takes it. Where all of
+/// them take integer products (`activations`, and their types), the input is quantized once
+/// and all their rows are one parallel region, not one per matrix: each region costs the
+/// pool's threads a wake-up and a join, and a prompt's 4-bit products are short. Else one
+/// product after another. Each output is the same bits as [`Matrix::linear_with`] gives it.
+pub fn linear_many(x: &[f32], ms: &[(&Matrix, Option<&Tensor>)], activations: Activations) -> Vec<Vec<f32>> {
+    let mut outs: Vec<Vec<f32>> = ms
+        .iter()
+        .map(|(m, _)| {
+            let [rows, cols] = m.shape();
+            vec![0.0; x.len() / cols * rows]
+        })
+        .collect();
+    let integer: Option<Vec<&Blocks>> = ms
+        .iter()
+        .map(|(m, _)| match m {
+            Matrix::Blocks(b) if activations.integer(b.ty) && b.cols == ms[0].0.shape()[1] => Some(b),
+            _ => None,
+        })
+        .collect();
+    if let Some(blocks) = integer {
+        let biases: Vec<Option<&[f32]>> = ms.iter().map(|(_, b)| b.map(|b| b.data.as_slice())).collect();
+        let mut slices: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+        if x.len() > blocks[0].cols {
+            if super::int8_prefill::linear_many(&blocks, &mut slices, x, &biases) {
+                return outs;
+            }
+        } else {
+            let mut q = Q8Row::default();
+            q.quantize(x);
+            let mut tasks = Vec::new();
+            for ((b, out), bias) in blocks.iter().zip(slices).zip(&biases) {
+                let per_task = rows_per_task(b.rows);
+                tasks.extend(out.chunks_mut(per_task).enumerate().map(|(t, o)| (*b, t * per_task, o, *bias)));
+            }
+            crate::cpu::ops::for_each_item(tasks, |(b, r0, o, bias)| b.int8_rows(&q, r0, o, bias));
+            return outs;
+        }
+    }
+    for ((m, bias), out) in ms.iter().zip(&mut outs) {
+        m.linear_with(out, x, *bias, activations);
+    }
+    outs
 }
 
 /// One row of blocks · `x`, decoding each block as it is read.
@@ -497,6 +549,36 @@ pub(crate) mod tests {
             let mut got = vec![0f32; n];
             if super::super::simd::decode_row(ty, &row, &mut got) {
                 assert_eq!(got, want, "{ty:?}");
+            }
+        }
+    }
+
+    /// Matrices that read the same input, in one pass ([`linear_many`]): each output the bits of
+    /// its own product, for a prompt and for one row, in integers (Q4_0 and Q4_K beside each
+    /// other, with and without a bias) and where one matrix is f32 (one product after another).
+    #[test]
+    fn products_of_one_input_in_one_pass_are_each_product_s_bits() {
+        let cols = 256;
+        let q4_0 = |rows, seed| {
+            let data = super::super::quantize_q4_0(&values(rows * cols, seed)).unwrap();
+            Matrix::Blocks(Blocks::new(GgmlType::Q4_0, rows, cols, data).unwrap())
+        };
+        let q4k = Matrix::Blocks(
+            Blocks::new(GgmlType::Q4K, 40, cols, super::super::quantize_q4k(&values(40 * cols, 52)).unwrap()).unwrap(),
+        );
+        let dense = Matrix::F32(Tensor { shape: vec![24, cols], data: values(24 * cols, 53) });
+        let bias = Tensor { shape: vec![70], data: values(70, 54) };
+        let (a, b) = (q4_0(70, 50), q4_0(24, 51));
+        for ms in [vec![(&a, Some(&bias)), (&b, None), (&q4k, None)], vec![(&a, None), (&dense, None)]] {
+            for n in [1, 5, 16] {
+                let x = values(n * cols, 55 + n as u64);
+                let got = linear_many(&x, &ms, Activations::Q8);
+                for ((m, bias), got) in ms.iter().zip(&got) {
+                    let mut want = vec![0f32; n * m.shape()[0]];
+                    m.linear_with(&mut want, &x, *bias, Activations::Q8);
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(got), bits(&want), "{} rows of x, {}", n, m.type_name());
+                }
             }
         }
     }
