@@ -35,6 +35,12 @@ fn one_malloc_arena() {
 fn one_malloc_arena() {}
 
 #[cfg(not(target_arch = "wasm32"))]
+mod alloc;
+#[cfg(not(target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: alloc::LineAligned = alloc::LineAligned;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 mod chat;
