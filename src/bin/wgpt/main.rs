@@ -34,12 +34,6 @@ fn one_malloc_arena() {
 #[cfg(all(not(target_arch = "wasm32"), not(all(target_os = "linux", target_env = "gnu"))))]
 fn one_malloc_arena() {}
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod alloc;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[global_allocator]
-static ALLOCATOR: alloc::LineAligned = alloc::LineAligned;
-
 #[cfg(not(target_arch = "wasm32"))]
 mod bench;
 #[cfg(not(target_arch = "wasm32"))]
