@@ -203,8 +203,7 @@ fn linear_groups<const G: usize>(
                 // rows at its end: the next task's, which a thread takes next).
                 dots_rows(rows.group(r, &mut scratch), x, split(o, n), rows.stored(r + G..r + 2 * G));
             } else {
-                // The task's last rows, fewer than a group (a task is a multiple of four rows):
-                // by three, then one at a time.
+                // The task's last rows, fewer than a group: by three, then one at a time.
                 for (k, o) in o.chunks_mut(3 * n).enumerate() {
                     if o.len() == 3 * n {
                         dots_rows::<3>(rows.group(r + 3 * k, &mut three), x, split(o, n), &[]);
