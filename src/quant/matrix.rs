@@ -244,9 +244,7 @@ impl Blocks {
             }
         });
     }
-}
 
-impl Blocks {
     /// Rows `r0 ..` (as many as `out` holds) times the 8-bit activations `q`, plus `bias`: four
     /// rows at a time; a last group of fewer repeats its last row (each result depends on its
     /// own row alone, so a row's output is the same in any group).
@@ -283,7 +281,7 @@ pub fn linear_many(x: &[f32], ms: &[(&Matrix, Option<&Tensor>)], activations: Ac
             _ => None,
         })
         .collect();
-    if let Some(blocks) = integer {
+    if let Some(blocks) = integer.filter(|b| !b.is_empty()) {
         let biases: Vec<Option<&[f32]>> = ms.iter().map(|(_, b)| b.map(|b| b.data.as_slice())).collect();
         let mut slices: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
         if x.len() > blocks[0].cols {
