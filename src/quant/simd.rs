@@ -320,62 +320,59 @@ mod x512 {
     pub unsafe fn dot_rows_x4_f32<const R: usize>(
         w: [&[f32]; R],
         x: [&[f32]; 4],
-        mut ahead: super::Ahead,
+        ahead: super::Ahead,
     ) -> [[f32; 4]; R] {
-        let n = w[0].len() / 16 * 16;
         let pw = w.map(|w| w.as_ptr());
-        let px = x.map(|x| x.as_ptr());
-        let mut s = [[_mm512_setzero_ps(); 4]; R];
-        for i in (0..n).step_by(16) {
-            ahead.step();
-            // SAFETY: i + 16 <= n <= w[r].len() == x[k].len().
-            unsafe {
-                let wv = pw.map(|p| _mm512_loadu_ps(p.add(i)));
-                for k in 0..4 {
-                    let xv = _mm512_loadu_ps(px[k].add(i));
-                    for r in 0..R {
-                        s[r][k] = _mm512_fmadd_ps(wv[r], xv, s[r][k]);
-                    }
-                }
-            }
-        }
-        std::array::from_fn(|r| {
-            std::array::from_fn(|k| {
-                _mm512_reduce_add_ps(s[r][k]) + w[r][n..].iter().zip(&x[k][n..]).map(|(a, b)| a * b).sum::<f32>()
-            })
-        })
+        // SAFETY: `sums` loads sixteen values at i + 16 <= x[k].len() == w[r].len().
+        let load = |r: usize, i: usize| unsafe { _mm512_loadu_ps(pw[r].add(i)) };
+        // SAFETY: the caller's: every row as long as the activations.
+        unsafe { sums(x, ahead, load, |r, i| w[r][i]) }
     }
 
     /// [`dot_rows_x4_f32`] on f16 rows, each 16 values widened as loaded (`vcvtph2ps`: exact,
     /// so the same sums as the rows widened first).
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn dot_rows_x4_f16<const R: usize>(
-        w: [&[u8]; R],
+    pub unsafe fn dot_rows_x4_f16<const R: usize>(w: [&[u8]; R], x: [&[f32]; 4], ahead: super::Ahead) -> [[f32; 4]; R] {
+        let pw = w.map(|w| w.as_ptr());
+        // SAFETY: `sums` loads values i .. i + 16 <= x[k].len(): 32 bytes of a row of 2 · that.
+        let load =
+            |r: usize, i: usize| unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(pw[r].add(2 * i) as *const __m256i)) };
+        let value = |r: usize, i: usize| half::f16::from_le_bytes([w[r][2 * i], w[r][2 * i + 1]]).to_f32();
+        // SAFETY: the caller's: every row holds two bytes per activation.
+        unsafe { sums(x, ahead, load, value) }
+    }
+
+    /// The kernel both take: `load(r, i)`, weight row `r`'s values `i .. i + 16` in f32;
+    /// `value(r, i)` one value, for the tail.
+    ///
+    /// # Safety
+    /// AVX-512F; `load(r, i)` reads within row `r` for every `i + 16 <= x[k].len()`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn sums<const R: usize>(
         x: [&[f32]; 4],
         mut ahead: super::Ahead,
+        load: impl Fn(usize, usize) -> __m512,
+        value: impl Fn(usize, usize) -> f32,
     ) -> [[f32; 4]; R] {
-        let n = x[0].len() / 16 * 16;
-        let pw = w.map(|w| w.as_ptr());
+        let cols = x[0].len();
+        let n = cols / 16 * 16;
         let px = x.map(|x| x.as_ptr());
         let mut s = [[_mm512_setzero_ps(); 4]; R];
         for i in (0..n).step_by(16) {
             ahead.step();
-            // SAFETY: i + 16 <= n <= x[k].len(), and w[r] holds 2 · x[k].len() bytes.
-            unsafe {
-                let wv = pw.map(|p| _mm512_cvtph_ps(_mm256_loadu_si256(p.add(2 * i) as *const __m256i)));
-                for k in 0..4 {
-                    let xv = _mm512_loadu_ps(px[k].add(i));
-                    for r in 0..R {
-                        s[r][k] = _mm512_fmadd_ps(wv[r], xv, s[r][k]);
-                    }
+            let wv: [__m512; R] = std::array::from_fn(|r| load(r, i));
+            for k in 0..4 {
+                // SAFETY: i + 16 <= n <= x[k].len().
+                let xv = unsafe { _mm512_loadu_ps(px[k].add(i)) };
+                for r in 0..R {
+                    s[r][k] = _mm512_fmadd_ps(wv[r], xv, s[r][k]);
                 }
             }
         }
         std::array::from_fn(|r| {
             std::array::from_fn(|k| {
-                let tail = w[r][2 * n..].chunks_exact(2).zip(&x[k][n..]);
-                _mm512_reduce_add_ps(s[r][k])
-                    + tail.map(|(a, b)| half::f16::from_le_bytes([a[0], a[1]]).to_f32() * b).sum::<f32>()
+                _mm512_reduce_add_ps(s[r][k]) + (n..cols).map(|i| value(r, i) * x[k][i]).sum::<f32>()
             })
         })
     }
