@@ -10,6 +10,8 @@
 
 pub mod math;
 pub mod ops;
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+mod team;
 
 use std::sync::Arc;
 

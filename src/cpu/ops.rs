@@ -8,14 +8,14 @@ use crate::quant::simd::RowGroup;
 use crate::weights::{LayerNorm, Linear, Tensor};
 
 /// Runs `f` on one of the pool's threads (where there is a pool; in a single-threaded wasm build,
-/// here). A forward pass runs
-/// so: its serial parts (norms, attention, the activations' quantization) then run on a worker
-/// while the other workers wait for the next parallel product, instead of on a thread outside the
+/// here), with the pool's other threads held for its parallel regions ([`super::team`]). A
+/// forward pass runs so: its serial parts (norms, attention, the activations' quantization) then
+/// run on a worker while the others wait for the next region, instead of on a thread outside the
 /// pool while every worker spins for work — on two cores, a spinning worker took a third of the
 /// time of a decode step from the thread doing the work.
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
-    return rayon::scope(|_| f());
+    return rayon::scope(|_| super::team::lead(f));
     #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
     f()
 }
@@ -28,18 +28,49 @@ pub fn threads() -> usize {
     1
 }
 
+/// Runs `task(i)` for `i` in `0..n`, in parallel where threads exist.
+fn for_each_index(n: usize, task: &(dyn Fn(usize) + Sync)) {
+    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+    super::team::for_each_index(n, task);
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+    (0..n).for_each(task);
+}
+
+/// A buffer's start, shared by the tasks that each take one disjoint chunk of it.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+// SAFETY: the tasks given a `Shared` write disjoint chunks, each index run once.
+unsafe impl<T: Send> Sync for Shared<T> {}
+unsafe impl<T: Send> Send for Shared<T> {}
+
+impl<T> Shared<T> {
+    /// Chunk `i` of `chunk` elements of a buffer of `len` (the last one shorter).
+    ///
+    /// # Safety
+    /// Each `i` is asked for once while the buffer is borrowed mutably by the caller.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn chunk(&self, i: usize, chunk: usize, len: usize) -> &mut [T] {
+        let start = i * chunk;
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), chunk.min(len - start)) }
+    }
+
+    /// Moves element `i` out.
+    ///
+    /// # Safety
+    /// Each `i` is taken once, and the buffer then forgets its elements.
+    unsafe fn take(&self, i: usize) -> T {
+        unsafe { self.0.add(i).read() }
+    }
+}
+
 /// Runs `f(index, chunk)` over `data.chunks_mut(chunk)`, in parallel where threads exist.
 pub fn for_each_chunk<F>(data: &mut [f32], chunk: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync + Send,
 {
-    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
-    {
-        use rayon::prelude::*;
-        data.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
-    }
-    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
-    data.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+    let (len, base) = (data.len(), Shared(data.as_mut_ptr()));
+    // SAFETY: index `i` is run once and takes chunk `i` of `data`, borrowed until the end.
+    for_each_index(len.div_ceil(chunk), &|i| f(i, unsafe { base.chunk(i, chunk, len) }));
 }
 
 /// Runs `f(item)` for each of `items`, in parallel where threads exist (tasks of different
@@ -49,13 +80,13 @@ where
     T: Send,
     F: Fn(T) + Sync + Send,
 {
-    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
-    {
-        use rayon::prelude::*;
-        items.into_par_iter().for_each(f);
-    }
-    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
-    items.into_iter().for_each(f);
+    let mut items = std::mem::ManuallyDrop::new(items);
+    let (n, base) = (items.len(), Shared(items.as_mut_ptr()));
+    // SAFETY: index `i` is run once, so item `i` is moved out once; the buffer is then freed
+    // with no items left in it (those of a panicking region leak).
+    for_each_index(n, &|i| f(unsafe { base.take(i) }));
+    unsafe { items.set_len(0) };
+    std::mem::ManuallyDrop::into_inner(items);
 }
 
 /// Like [`for_each_chunk`] over two buffers chunked in step.
@@ -63,13 +94,10 @@ pub fn for_each_chunk2<F>(a: &mut [f32], ca: usize, b: &mut [f32], cb: usize, f:
 where
     F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
 {
-    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
-    {
-        use rayon::prelude::*;
-        a.par_chunks_mut(ca).zip(b.par_chunks_mut(cb)).enumerate().for_each(|(i, (x, y))| f(i, x, y));
-    }
-    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
-    a.chunks_mut(ca).zip(b.chunks_mut(cb)).enumerate().for_each(|(i, (x, y))| f(i, x, y));
+    let n = a.len().div_ceil(ca).min(b.len().div_ceil(cb));
+    let (la, pa, lb, pb) = (a.len(), Shared(a.as_mut_ptr()), b.len(), Shared(b.as_mut_ptr()));
+    // SAFETY: as in `for_each_chunk`, for each buffer.
+    for_each_index(n, &|i| f(i, unsafe { pa.chunk(i, ca, la) }, unsafe { pb.chunk(i, cb, lb) }));
 }
 
 /// `out[r] = (x[r] - mean) / sqrt(var + eps) * weight + bias` for each row of `x` `[rows, n]`.
