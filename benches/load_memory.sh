@@ -1,8 +1,8 @@
 #!/bin/sh
 # The memory a model takes once loaded: the peak resident set of `wgpt inspect --model FILE`
 # (which reads the file and loads every tensor as the page's engine does: the same Rust,
-# src/gguf/model.rs `load_owned`), against the file's size. A GGUF's matrices — blocks, F16 or
-# BF16 — stay in the file's buffer; F32 ones are read into tensors beside it.
+# src/gguf/model.rs `load_owned`), against the file's size. A GGUF's matrices — blocks, F16,
+# BF16 or F32 — stay in the file's buffer.
 # Then while decoding: the peak resident set of `wgpt generate` (a short prompt, 256 tokens
 # on the CPU engine) against what the engine says it holds at the end — the weights and the KV
 # cache (#22's goal: ≤ 1.15 ×).

@@ -517,13 +517,13 @@ impl<'a> Taker<'a> {
         match self.views.get(name) {
             Some(Source::Blocks(b)) if [b.rows, b.cols] == shape => {
                 let Some(Source::Blocks(b)) = self.views.remove(name) else { unreachable!() };
-                finite_16(name, b.ty, &b.data)?;
+                finite_as_stored(name, b.ty, &b.data)?;
                 Ok(Matrix::Blocks(b))
             }
             Some(Source::View(v)) if v.shape() == shape && sixteen_bits(v.dtype()).is_some() => {
                 let Some(Source::View(v)) = self.views.remove(name) else { unreachable!() };
                 let ty = sixteen_bits(v.dtype()).expect("checked above");
-                finite_16(name, ty, v.data())?;
+                finite_as_stored(name, ty, v.data())?;
                 let b = Blocks::new(ty, shape[0], shape[1], v.data().to_vec())
                     .map_err(|e| WeightsError::Malformed(format!("`{name}`: {e}")))?;
                 Ok(Matrix::Blocks(b))
@@ -595,13 +595,13 @@ impl<'a> Taker<'a> {
         let weight = match self.views.get(&name) {
             Some(Source::Blocks(b)) if [b.rows, b.cols] == [n_out, n_in] => {
                 let Some(Source::Blocks(b)) = self.views.remove(&name) else { unreachable!() };
-                finite_16(&name, b.ty, &b.data)?;
+                finite_as_stored(&name, b.ty, &b.data)?;
                 Matrix::Blocks(b)
             }
             Some(Source::View(v)) if v.shape() == [n_in, n_out] && sixteen_bits(v.dtype()).is_some() => {
                 let Some(Source::View(v)) = self.views.remove(&name) else { unreachable!() };
                 let ty = sixteen_bits(v.dtype()).expect("checked above");
-                finite_16(&name, ty, v.data())?;
+                finite_as_stored(&name, ty, v.data())?;
                 let (halves, _) = v.data().as_chunks::<2>();
                 let rows = conv1d_rows(n_in, n_out, |k| halves[k]).into_flattened();
                 let b = Blocks::new(ty, n_out, n_in, rows)
@@ -645,13 +645,13 @@ fn sixteen_bits(dtype: Dtype) -> Option<GgmlType> {
     }
 }
 
-/// A matrix held in F16 or BF16 must be finite, as one widened to f32 is checked to be
-/// ([`Taker::tensor`]); the index is in the file's layout.
-fn finite_16(name: &str, ty: GgmlType, bytes: &[u8]) -> Result<(), WeightsError> {
-    if !matches!(ty, GgmlType::F16 | GgmlType::BF16) {
+/// A matrix held as stored in F32, F16 or BF16 must be finite, as one decoded to f32 is checked
+/// to be ([`Taker::tensor`]); the index is in the file's layout.
+fn finite_as_stored(name: &str, ty: GgmlType, bytes: &[u8]) -> Result<(), WeightsError> {
+    if !ty.is_float() {
         return Ok(());
     }
-    match crate::quant::first_non_finite_16(ty, bytes) {
+    match crate::quant::first_non_finite_float(ty, bytes) {
         Some((index, value)) => Err(WeightsError::NonFinite { name: name.into(), index, value }),
         None => Ok(()),
     }

@@ -405,30 +405,32 @@ fn a_q4_k_export_reads_back_as_the_engines_own_q4_k() {
     assert!(err.contains("256"), "{err}");
 }
 
-/// A GGUF file read into memory is where its blocks stay: every block matrix of a loaded Q4_0
-/// file (q and k rows put back in HF's order in place) lies inside the file's own buffer, so the
-/// page and the CLI hold a quantized model once, not as the file plus a copy.
+/// A GGUF file read into memory is where its matrices stay: every matrix of a loaded Q4_0 file
+/// (q and k rows put back in HF's order in place), and of an F32 one, lies inside the file's own
+/// buffer, so the page and the CLI hold a model once, not as the file plus a copy.
 #[test]
-fn block_matrices_are_the_files_bytes_not_copies() {
+fn matrices_are_the_files_bytes_not_copies() {
     use wgpt::loaded::Architecture;
     use wgpt::quant::Matrix;
-    let bytes = std::fs::read(dir().join("chat-llama.q4_0.gguf")).unwrap();
-    let file = bytes.as_ptr_range();
-    let inside = |m: &Matrix| match m {
-        Matrix::Blocks(b) => {
-            file.contains(&b.data.as_ptr()) && b.data.len() <= file.end as usize - b.data.as_ptr() as usize
+    for name in ["chat-llama.q4_0", "llama-gqa.f32"] {
+        let bytes = std::fs::read(dir().join(format!("{name}.gguf"))).unwrap();
+        let file = bytes.as_ptr_range();
+        let inside = |m: &Matrix| match m {
+            Matrix::Blocks(b) => {
+                file.contains(&b.data.as_ptr()) && b.data.len() <= file.end as usize - b.data.as_ptr() as usize
+            }
+            Matrix::F32(_) => false,
+        };
+        let loaded = wgpt::gguf::model::load_owned(bytes).unwrap();
+        let Architecture::Llama { weights, .. } = &loaded.arch else { panic!("a llama") };
+        let mut matrices = 0;
+        for l in &weights.layers {
+            for p in l.projections() {
+                assert!(inside(&p.weight), "{name}: a {} matrix outside the file's buffer", p.weight.type_name());
+                matrices += 1;
+            }
         }
-        Matrix::F32(_) => false,
-    };
-    let loaded = wgpt::gguf::model::load_owned(bytes).unwrap();
-    let Architecture::Llama { weights, .. } = &loaded.arch else { panic!("a llama") };
-    let mut blocks = 0;
-    for l in &weights.layers {
-        for p in l.projections() {
-            assert!(inside(&p.weight), "a {} matrix outside the file's buffer", p.weight.type_name());
-            blocks += 1;
-        }
+        assert!(inside(&weights.embed_tokens), "{name}");
+        assert_eq!(matrices, 7 * weights.layers.len());
     }
-    assert!(inside(&weights.embed_tokens));
-    assert_eq!(blocks, 7 * weights.layers.len());
 }

@@ -18,7 +18,7 @@ use crate::bundle::BundleError;
 use crate::config::{ConfigError, GptConfig};
 use crate::llama::{LlamaConfig, LlamaWeights, RopeScaling};
 use crate::loaded::{Architecture, LoadedModel, TextFormat};
-use crate::quant::{Blocks, GgmlType};
+use crate::quant::Blocks;
 use crate::weights::{ModelWeights, Source, Taker, Tensor, TensorInfo as Stored, WeightsError};
 
 /// The `general.architecture`s wgpt runs.
@@ -301,10 +301,11 @@ fn tensors<'a>(
     Ok((Taker::ready(out), stored))
 }
 
-/// Whether a tensor stays as stored when loaded: a matrix in GGML blocks, F16 or BF16 (F32 ones
-/// are read into f32 tensors), but for GPT-2's position table, of which a token reads one row.
+/// Whether a tensor stays as stored when loaded: a matrix — in GGML blocks, F16, BF16 or F32 —
+/// but for GPT-2's position table, of which a token reads one row. (F32 matrices were read into
+/// f32 tensors beside the file: an F32 file peaked at twice its size.)
 fn keeps_blocks(arch: &str, t: &TensorInfo) -> bool {
-    t.dims.len() == 2 && t.ty != GgmlType::F32 && !(arch == "gpt2" && t.name == "position_embd.weight")
+    t.dims.len() == 2 && !(arch == "gpt2" && t.name == "position_embd.weight")
 }
 
 /// Bytes the engine holds for a GGUF file's weights once loaded (blocks as stored, the rest in
@@ -341,16 +342,22 @@ fn decode<'a>(
 ) -> Result<Source<'a>, BundleError> {
     let shape = t.shape();
     let raw = &file[t.start..t.start + t.len];
+    let n = shape.iter().product();
+    let error = |source| GgufError::TensorType { name: t.name.clone(), source };
     if keeps_blocks(arch, t) {
         let data = crate::quant::BlockBytes::shared(file, t.start..t.start + t.len);
-        let blocks = Blocks::new(t.ty, shape[0], shape[1], data)
-            .map_err(|source| GgufError::TensorType { name: t.name.clone(), source })?;
-        return Ok(Source::Blocks(blocks));
+        return match Blocks::new(t.ty, shape[0], shape[1], data) {
+            Ok(blocks) => Ok(Source::Blocks(blocks)),
+            // F32 values off a 4-byte boundary (a file whose alignment is under 4) are decoded
+            // instead: their rows are in HF's order already (`load_owned`).
+            Err(crate::quant::QuantError::Unaligned) => {
+                Ok(Source::Ready(Tensor { shape, data: crate::quant::dequantize(t.ty, raw, n).map_err(error)? }))
+            }
+            Err(e) => Err(error(e).into()),
+        };
     }
     let heads = heads_of(name, llama_heads);
-    let n = shape.iter().product();
-    let data = crate::quant::dequantize(t.ty, raw, n)
-        .map_err(|source| GgufError::TensorType { name: t.name.clone(), source })?;
+    let data = crate::quant::dequantize(t.ty, raw, n).map_err(error)?;
     let mut tensor = Tensor { shape, data };
     if let Some(h) = heads {
         unpermute(&mut tensor.data, tensor.shape[0], h, name)?;
@@ -390,4 +397,43 @@ pub(crate) fn transpose(t: &Tensor) -> Tensor {
         }
     }
     Tensor { shape: vec![c, r], data }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::GgmlType;
+
+    /// An F32 matrix is held where it lies in the file when its values start on a 4-byte
+    /// boundary, and decoded (the same values) when they do not: a file whose alignment is
+    /// under 4 still loads.
+    #[test]
+    fn f32_matrices_stay_in_the_file_where_aligned_else_are_decoded() {
+        let values: Vec<f32> = (0..6).map(|i| i as f32 - 2.5).collect();
+        for offset in [0usize, 4, 2, 1] {
+            let mut bytes = vec![0u8; offset];
+            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+            let file = Arc::new(bytes);
+            let t = TensorInfo {
+                name: "blk.0.ffn_up.weight".into(),
+                dims: vec![3, 2],
+                ty: GgmlType::F32,
+                start: offset,
+                len: 24,
+            };
+            let aligned = file[offset..].as_ptr().cast::<f32>().is_aligned();
+            match decode(&t, &file, "llama", "model.layers.0.mlp.up_proj.weight", None).unwrap() {
+                Source::Blocks(b) => {
+                    assert!(aligned, "offset {offset}: held in place off a 4-byte boundary");
+                    assert_eq!(b.data.as_ptr(), file[offset..].as_ptr());
+                    assert_eq!(crate::quant::Matrix::Blocks(b).to_f32().data, values);
+                }
+                Source::Ready(r) => {
+                    assert!(!aligned, "offset {offset}: copied though aligned");
+                    assert_eq!((r.shape.as_slice(), &r.data), (&[2, 3][..], &values));
+                }
+                Source::View(_) => unreachable!(),
+            }
+        }
+    }
 }

@@ -80,7 +80,15 @@ impl Blocks {
         if data.len() as u64 != want {
             return Err(QuantError::Size { ty, n: rows * cols, got: data.len(), want: want as usize });
         }
+        if ty == GgmlType::F32 && f32_values(&data).is_none() {
+            return Err(QuantError::Unaligned);
+        }
         Ok(Blocks { ty, rows, cols, data })
+    }
+
+    /// Row `r` of an F32 matrix as the f32 values it holds (aligned: checked when built).
+    fn f32_row(&self, r: usize) -> &[f32] {
+        f32_values(self.row(r)).expect("F32 rows are aligned (checked when built)")
     }
 
     pub fn row_bytes(&self) -> usize {
@@ -186,6 +194,9 @@ impl crate::cpu::ops::WeightRows for Blocks {
     fn group<'a, const G: usize>(&'a self, r: usize, scratch: &'a mut [Vec<f32>; G]) -> RowGroup<'a, G> {
         if self.ty == GgmlType::F16 && super::simd::widens_f16() {
             return RowGroup::F16(std::array::from_fn(|k| self.row(r + k)));
+        }
+        if self.ty == GgmlType::F32 {
+            return RowGroup::F32(std::array::from_fn(|k| self.f32_row(r + k)));
         }
         let mut k = 0;
         RowGroup::F32(scratch.each_mut().map(|out| {
@@ -306,9 +317,19 @@ pub fn linear_many(x: &[f32], ms: &[(&Matrix, Option<&Tensor>)], activations: Ac
     outs
 }
 
+/// F32 bytes as the values they hold, where they start on a 4-byte boundary (an F32 matrix held
+/// as stored is a range of the file's buffer: its rows are read in place, not copied).
+fn f32_values(bytes: &[u8]) -> Option<&[f32]> {
+    // SAFETY: every bit pattern is an f32; `align_to` puts only whole, aligned values in the
+    // middle part, and the bytes are whole values only if the other two parts are empty.
+    let (head, values, tail) = unsafe { bytes.align_to::<f32>() };
+    (head.is_empty() && tail.is_empty()).then_some(values)
+}
+
 /// One row of blocks · `x`, decoding each block as it is read.
 pub fn dot(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
     match ty {
+        GgmlType::F32 if let Some(row) = f32_values(row) => crate::cpu::ops::dot_f32(row, x),
         GgmlType::Q8_0 => super::simd::dot_q8_0(row, x).unwrap_or_else(|| dot_q8_0(row, x)),
         GgmlType::Q4_0 => super::simd::dot_q4_0(row, x).unwrap_or_else(|| dot_q4_0(row, x)),
         GgmlType::Q4K => super::simd::dot_q4k(row, x).unwrap_or_else(|| dot_q4k(row, x)),
@@ -428,6 +449,29 @@ pub(crate) mod tests {
                 (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
             })
             .collect()
+    }
+
+    /// An F32 matrix held as stored bytes multiplies as the same matrix held in f32 does, to the
+    /// bit (its rows are lent to the same kernels), one row and a prompt; its bytes must start on
+    /// a 4-byte boundary.
+    #[test]
+    fn f32_rows_held_as_stored_multiply_as_f32_tensors() {
+        let (rows, cols) = (37, 70);
+        let w = values(rows * cols, 5);
+        let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bias = Tensor { shape: vec![rows], data: values(rows, 6) };
+        let held = Matrix::Blocks(Blocks::new(GgmlType::F32, rows, cols, bytes.clone()).unwrap());
+        let f32 = Matrix::F32(Tensor { shape: vec![rows, cols], data: w });
+        for n in [1, 5] {
+            let x = values(n * cols, 7);
+            let (mut a, mut b) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+            held.linear(&mut a, &x, Some(&bias));
+            f32.linear(&mut b, &x, Some(&bias));
+            assert!(a.iter().zip(&b).all(|(a, b)| a.to_bits() == b.to_bits()), "{n} rows");
+        }
+        let shifted = BlockBytes::shared(&std::sync::Arc::new([vec![0u8; 2], bytes].concat()), 2..2 + 4 * rows * cols);
+        let aligned = shifted.as_ptr().cast::<f32>().is_aligned();
+        assert_eq!(matches!(Blocks::new(GgmlType::F32, rows, cols, shifted), Err(QuantError::Unaligned)), !aligned);
     }
 
     /// `n` Q6_K super-blocks of random codes and sub-block scales (wgpt writes no Q6_K; llama.cpp's

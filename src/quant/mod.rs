@@ -57,6 +57,8 @@ pub enum QuantError {
     ScaleOverflow { index: usize, scale: f32 },
     #[error("wgpt quantizes to Q8_0, Q4_0 and Q4_K, not {0:?}")]
     Unsupported(GgmlType),
+    #[error("F32 rows held as stored must start on a 4-byte boundary")]
+    Unaligned,
 }
 
 impl GgmlType {
@@ -201,9 +203,14 @@ pub fn to_16_bits(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, QuantError> {
     Ok(out)
 }
 
-/// The first value of F16 or BF16 `bytes` that is NaN or infinite (exponent all ones), with its
-/// index: a file's 16-bit matrices are held as stored, so they are checked as f32 ones are.
-pub fn first_non_finite_16(ty: GgmlType, bytes: &[u8]) -> Option<(usize, f32)> {
+/// The first value of F32, F16 or BF16 `bytes` that is NaN or infinite (exponent all ones), with
+/// its index: a file's float matrices are held as stored, so they are checked here, where the
+/// ones decoded to f32 are checked as they are decoded.
+pub fn first_non_finite_float(ty: GgmlType, bytes: &[u8]) -> Option<(usize, f32)> {
+    if ty == GgmlType::F32 {
+        let (i, b) = bytes.as_chunks::<4>().0.iter().enumerate().find(|(_, b)| !f32::from_le_bytes(**b).is_finite())?;
+        return Some((i, f32::from_le_bytes(*b)));
+    }
     let exponent: u16 = if ty == GgmlType::F16 { 0x7C00 } else { 0x7F80 };
     let i = bytes.chunks_exact(2).position(|b| u16::from_le_bytes([b[0], b[1]]) & exponent == exponent)?;
     let mut v = [0f32];
@@ -259,16 +266,19 @@ mod tests {
         assert!(matches!(to_16_bits(GgmlType::F16, &[1.0, 70_000.0]), Err(QuantError::ScaleOverflow { index: 1, .. })));
         assert!(matches!(to_16_bits(GgmlType::BF16, &[f32::NAN]), Err(QuantError::NonFinite { index: 0, .. })));
         assert_eq!(to_16_bits(GgmlType::BF16, &[70_000.0]).unwrap().len(), 2);
+        let f32_bytes = [0.5f32, f32::NAN, 3.0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+        assert_eq!(first_non_finite_float(GgmlType::F32, &f32_bytes).map(|(i, _)| i), Some(1));
+        assert_eq!(first_non_finite_float(GgmlType::F32, &f32_bytes[..4]), None);
         for ty in [GgmlType::F16, GgmlType::BF16] {
             let mut bytes = to_16_bits(ty, &[0.5, -2.0, 3.0]).unwrap();
-            assert_eq!(first_non_finite_16(ty, &bytes), None);
+            assert_eq!(first_non_finite_float(ty, &bytes), None);
             let inf = if ty == GgmlType::F16 {
                 half::f16::INFINITY.to_le_bytes()
             } else {
                 half::bf16::NEG_INFINITY.to_le_bytes()
             };
             bytes[2..4].copy_from_slice(&inf);
-            let (index, value) = first_non_finite_16(ty, &bytes).unwrap();
+            let (index, value) = first_non_finite_float(ty, &bytes).unwrap();
             assert_eq!(index, 1);
             assert!(value.is_infinite(), "{ty:?}");
         }
