@@ -141,14 +141,40 @@ impl LoadedModel {
             return Ok(Self::from_bundle(Bundle::from_parts(config, need("model.safetensors")?, tokenizer)?));
         }
         let config = LlamaConfig::from_json(config)?;
-        let weights = match get("model.safetensors.index.json") {
-            Some(index) => {
-                let shards = shard_names(index)?;
-                let bytes = shards.iter().map(|s| need(s)).collect::<Result<Vec<_>, _>>()?;
-                LlamaWeights::from_files(&bytes, &config)?
+        let shards = weight_files(get("model.safetensors.index.json"))?;
+        let bytes = shards.iter().map(|s| need(s)).collect::<Result<Vec<_>, _>>()?;
+        let weights = LlamaWeights::from_files(&bytes, &config)?;
+        let text = TextFormat::llama(&config, &get)?;
+        Ok(LoadedModel { arch: Architecture::Llama { config, weights: Arc::new(weights) }, text })
+    }
+
+    /// [`LoadedModel::from_files`] of files given up to the model (read from disk, downloaded):
+    /// a GGUF file's matrices and a Llama-family checkpoint's stay where they lie in them, so
+    /// the model is held once, not as its files plus a copy. (GPT-2's Conv1D matrices are
+    /// transposed into rows: copied.)
+    pub fn from_owned_files(mut owned: BTreeMap<String, Vec<u8>>) -> Result<Self, BundleError> {
+        if let Some(name) = owned.keys().find(|name| name.ends_with(".gguf")).cloned() {
+            return crate::gguf::model::load_owned(owned.remove(&name).expect("a key"));
+        }
+        let llama = match owned.get("config.json") {
+            Some(config) => {
+                check_model_type(config)?;
+                llama::is_llama_config(config).then(|| LlamaConfig::from_json(config)).transpose()?
             }
-            None => LlamaWeights::from_files(&[need("model.safetensors")?], &config)?,
+            None => None,
         };
+        let Some(config) = llama else {
+            return Self::from_files(&owned.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect());
+        };
+        let shards = weight_files(owned.get("model.safetensors.index.json").map(Vec::as_slice))?;
+        let mut weights = Vec::with_capacity(shards.len());
+        for name in &shards {
+            let bytes =
+                owned.remove(name).ok_or_else(|| BundleError::Io { path: name.clone(), message: "missing".into() })?;
+            weights.push(Arc::new(bytes));
+        }
+        let weights = LlamaWeights::from_owned_files(weights, &config)?;
+        let get = |name: &str| owned.get(name).map(Vec::as_slice);
         let text = TextFormat::llama(&config, &get)?;
         Ok(LoadedModel { arch: Architecture::Llama { config, weights: Arc::new(weights) }, text })
     }
@@ -207,8 +233,7 @@ impl LoadedModel {
                 owned.insert(name, read(&path)?);
             }
         }
-        let files: Files = owned.iter().map(|(k, v)| (k.clone(), v.as_slice())).collect();
-        Self::from_files(&files).map_err(|e| match e {
+        Self::from_owned_files(owned).map_err(|e| match e {
             BundleError::Io { path, message } if !path.starts_with('/') => {
                 BundleError::Io { path: dir.join(path).display().to_string(), message }
             }
@@ -368,6 +393,12 @@ impl TextFormat {
             ChatFormat::Jinja(_) => "jinja",
         }
     }
+}
+
+/// The files a Llama-family checkpoint's weights are in: the shards its index names, or
+/// `model.safetensors`.
+fn weight_files(index: Option<&[u8]>) -> Result<Vec<String>, BundleError> {
+    index.map_or_else(|| Ok(vec!["model.safetensors".into()]), shard_names)
 }
 
 /// The shard files `model.safetensors.index.json` names, each once, sorted; a name with a path

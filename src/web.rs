@@ -112,7 +112,7 @@ use std::cell::RefCell;
 use crate::SamplingParams;
 use crate::chat::Message;
 use crate::engine::Engine;
-use crate::loaded::{Files, LoadedModel};
+use crate::loaded::LoadedModel;
 
 /// `initThreadPool(n)` in a build with threads (`cargo xtask web` builds www/pkg-threads): starts
 /// `n` workers sharing this module's memory for the CPU engine's rayon splits (www/worker.js).
@@ -234,14 +234,9 @@ async fn read_model(
         };
         owned.push((name.clone(), bytes));
     }
-    // A GGUF file's bytes become the model's: its blocks stay where they were read.
-    if let Some(i) = owned.iter().position(|(n, _)| n.ends_with(".gguf")) {
-        let (_, bytes) = owned.swap_remove(i);
-        let model = crate::gguf::model::load_owned(bytes).map_err(|e| kind_err("bad-input", e))?;
-        return Ok(ReadModel { model, not_stored });
-    }
-    let map: Files = owned.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
-    let model = LoadedModel::from_files(&map).map_err(|e| kind_err("bad-input", e))?;
+    // The files' bytes become the model's: a GGUF file's blocks and a Llama-family checkpoint's
+    // matrices stay where they were read.
+    let model = LoadedModel::from_owned_files(owned.into_iter().collect()).map_err(|e| kind_err("bad-input", e))?;
     Ok(ReadModel { model, not_stored })
 }
 

@@ -454,6 +454,9 @@ pub(crate) fn random_tensors(seed: u64) -> impl FnMut(&[usize], f32, f32) -> Ten
 /// Every architecture's loader takes its tensors through one, whatever the file format.
 pub(crate) struct Taker<'a> {
     views: BTreeMap<String, Source<'a>>,
+    /// The buffers the views lie in, where the caller gave them up (an owned file): a matrix
+    /// held as stored is then a range of its file, not a copy ([`Taker::as_stored`]).
+    buffers: Vec<std::sync::Arc<Vec<u8>>>,
 }
 
 /// A tensor still in a safetensors file, or already decoded (a GGUF file's, dequantized under
@@ -503,12 +506,39 @@ impl<'a> Taker<'a> {
                 Source::Ready(_) | Source::Blocks(_) => None,
             })
             .collect();
-        Ok((Taker { views }, stored))
+        Ok((Taker { views, buffers: Vec::new() }, stored))
     }
 
     /// Tensors already decoded (or kept in blocks), by name.
     pub(crate) fn ready(tensors: BTreeMap<String, Source<'a>>) -> Self {
-        Taker { views: tensors }
+        Taker { views: tensors, buffers: Vec::new() }
+    }
+
+    /// This taker's views lie in `buffers` (the files they were parsed from, given up by the
+    /// caller): matrices held as stored become ranges of them.
+    pub(crate) fn in_buffers(self, buffers: Vec<std::sync::Arc<Vec<u8>>>) -> Self {
+        Taker { buffers, ..self }
+    }
+
+    /// A matrix's stored bytes as [`Blocks`] of `ty`: a range of the buffer they lie in where
+    /// there is one (and, for F32, where they start on a 4-byte boundary), else a copy.
+    fn as_stored(&self, name: &str, ty: GgmlType, shape: &[usize], bytes: &[u8]) -> Result<Blocks, WeightsError> {
+        let range = bytes.as_ptr_range();
+        let shared = self.buffers.iter().find_map(|b| {
+            let whole = b.as_ptr_range();
+            (whole.start <= range.start && range.end <= whole.end).then(|| {
+                let start = range.start as usize - whole.start as usize;
+                crate::quant::BlockBytes::shared(b, start..start + bytes.len())
+            })
+        });
+        let bad = |e| WeightsError::Malformed(format!("`{name}`: {e}"));
+        match shared.map(|data| Blocks::new(ty, shape[0], shape[1], data)) {
+            Some(Ok(blocks)) => Ok(blocks),
+            Some(Err(crate::quant::QuantError::Unaligned)) | None => {
+                Blocks::new(ty, shape[0], shape[1], bytes.to_vec()).map_err(bad)
+            }
+            Some(Err(e)) => Err(bad(e)),
+        }
     }
 
     /// A matrix `[out, in]`: as blocks if the file stored blocks, in F16 or BF16 if it stored
@@ -524,9 +554,13 @@ impl<'a> Taker<'a> {
                 let Some(Source::View(v)) = self.views.remove(name) else { unreachable!() };
                 let ty = sixteen_bits(v.dtype()).expect("checked above");
                 finite_as_stored(name, ty, v.data())?;
-                let b = Blocks::new(ty, shape[0], shape[1], v.data().to_vec())
-                    .map_err(|e| WeightsError::Malformed(format!("`{name}`: {e}")))?;
-                Ok(Matrix::Blocks(b))
+                Ok(Matrix::Blocks(self.as_stored(name, ty, shape, v.data())?))
+            }
+            // F32 rows held where they lie, where the file was given up; else decoded below.
+            Some(Source::View(v)) if v.shape() == shape && v.dtype() == Dtype::F32 && !self.buffers.is_empty() => {
+                let Some(Source::View(v)) = self.views.remove(name) else { unreachable!() };
+                finite_as_stored(name, GgmlType::F32, v.data())?;
+                Ok(Matrix::Blocks(self.as_stored(name, GgmlType::F32, shape, v.data())?))
             }
             _ => self.tensor(name, shape).map(Matrix::F32),
         }

@@ -19,6 +19,32 @@ fn session(name: &str) -> LlamaSession {
     LlamaSession::new(config, Arc::new(weights))
 }
 
+/// A checkpoint given up to the model (read from disk, downloaded) is where its matrices stay:
+/// each one, F32 or F16, lies in the file's own buffer, and the logits are the bits of the same
+/// checkpoint loaded from borrowed bytes (its matrices copied).
+#[test]
+fn an_owned_checkpoint_s_matrices_are_its_file_s_bytes() {
+    use wgpt::llama::{LlamaConfig, LlamaWeights};
+    use wgpt::quant::Matrix;
+    for name in ["llama-gqa", "qwen2-bias"] {
+        let config = LlamaConfig::from_json(&std::fs::read(dir().join(name).join("config.json")).unwrap()).unwrap();
+        let file = Arc::new(std::fs::read(dir().join(name).join("model.safetensors")).unwrap());
+        let copied = LlamaWeights::from_files(&[file.as_slice()], &config).unwrap();
+        let held = LlamaWeights::from_owned_files(vec![file.clone()], &config).unwrap();
+        let bytes = file.as_ptr_range();
+        let inside = |m: &Matrix| matches!(m, Matrix::Blocks(b) if bytes.contains(&b.data.as_ptr()));
+        let matrices: Vec<&Matrix> =
+            held.layers.iter().flat_map(|l| l.projections().map(|p| &p.weight)).chain([&held.embed_tokens]).collect();
+        assert!(matrices.iter().all(|m| inside(m)), "{name}: a matrix outside the file's buffer");
+        let logits = |w: LlamaWeights| {
+            let mut s = LlamaSession::new(config.clone(), Arc::new(w));
+            s.run(&[1, 5, 9, 2], ForwardOptions::default()).unwrap().logits.clone()
+        };
+        let (a, b) = (logits(copied), logits(held));
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{name}");
+    }
+}
+
 #[test]
 fn logits_match_hf() {
     for name in MODELS {

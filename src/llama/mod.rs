@@ -40,7 +40,7 @@ pub fn load(dir: &std::path::Path) -> Result<(LlamaConfig, LlamaWeights), crate:
     } else {
         vec![read("model.safetensors")?]
     };
-    let refs: Vec<&[u8]> = files.iter().map(Vec::as_slice).collect();
-    let weights = LlamaWeights::from_files(&refs, &config)?;
+    // The files become the weights': their matrices stay where they were read.
+    let weights = LlamaWeights::from_owned_files(files.into_iter().map(std::sync::Arc::new).collect(), &config)?;
     Ok((config, weights))
 }

@@ -208,9 +208,21 @@ impl LlamaWeights {
     /// `config`.
     pub fn from_files(files: &[&[u8]], config: &LlamaConfig) -> Result<Self, WeightsError> {
         let parsed = files.iter().map(|b| SafeTensors::deserialize(b)).collect::<Result<Vec<_>, _>>()?;
-        // Older files carry the rotary frequencies as a buffer; they are not parameters.
-        let (take, stored) = Taker::new(&parsed, |name| (!name.ends_with("rotary_emb.inv_freq")).then_some(name))?;
+        let (take, stored) = Self::taker(&parsed)?;
         Self::take(take, stored, config)
+    }
+
+    /// [`LlamaWeights::from_files`] of files given up to the model: its matrices (F32, F16,
+    /// BF16) stay where they lie in them, so a model is held once, not as its files plus a copy.
+    pub fn from_owned_files(files: Vec<std::sync::Arc<Vec<u8>>>, config: &LlamaConfig) -> Result<Self, WeightsError> {
+        let parsed = files.iter().map(|b| SafeTensors::deserialize(b)).collect::<Result<Vec<_>, _>>()?;
+        let (take, stored) = Self::taker(&parsed)?;
+        Self::take(take.in_buffers(files.clone()), stored, config)
+    }
+
+    fn taker<'a>(parsed: &[SafeTensors<'a>]) -> Result<(Taker<'a>, Vec<TensorInfo>), WeightsError> {
+        // Older files carry the rotary frequencies as a buffer; they are not parameters.
+        Taker::new(parsed, |name| (!name.ends_with("rotary_emb.inv_freq")).then_some(name))
     }
 
     /// The model's tensors from `take` (HF's names), checked against `config`.
