@@ -41,13 +41,31 @@ pub struct Bundle {
 impl Bundle {
     /// Validates a bundle given as bytes (the browser's path: files come from fetch or a picker).
     pub fn from_parts(config: &[u8], safetensors: &[u8], tokenizer: TokenizerFiles<'_>) -> Result<Self, BundleError> {
+        Self::from_parts_with(config, tokenizer, |c| ModelWeights::from_safetensors(safetensors, c))
+    }
+
+    /// [`Bundle::from_parts`] of a safetensors file given up to the model: its matrices stay
+    /// where they lie in it ([`ModelWeights::from_owned_safetensors`]).
+    pub fn from_owned_parts(
+        config: &[u8],
+        safetensors: Vec<u8>,
+        tokenizer: TokenizerFiles<'_>,
+    ) -> Result<Self, BundleError> {
+        Self::from_parts_with(config, tokenizer, |c| ModelWeights::from_owned_safetensors(safetensors, c))
+    }
+
+    fn from_parts_with(
+        config: &[u8],
+        tokenizer: TokenizerFiles<'_>,
+        weights: impl FnOnce(&GptConfig) -> Result<ModelWeights, crate::weights::WeightsError>,
+    ) -> Result<Self, BundleError> {
         let config = GptConfig::from_json(config)?;
         let tokenizer = match tokenizer {
             TokenizerFiles::Json(json) => Tokenizer::from_json(json)?,
             TokenizerFiles::Gpt2 { vocab, merges } => gpt2_tokenizer(vocab, merges)?,
         };
         tokenizer.check_fits(config.vocab_size)?;
-        let weights = ModelWeights::from_safetensors(safetensors, &config)?;
+        let weights = weights(&config)?;
         Ok(Bundle { config, weights: Arc::new(weights), tokenizer })
     }
 
@@ -57,7 +75,7 @@ impl Bundle {
         let config = GptConfig::from_json(&read_file(dir, "config.json")?)?;
         let tokenizer = load_tokenizer(dir)?;
         tokenizer.check_fits(config.vocab_size)?;
-        let weights = ModelWeights::from_safetensors(&read_file(dir, "model.safetensors")?, &config)?;
+        let weights = ModelWeights::from_owned_safetensors(read_file(dir, "model.safetensors")?, &config)?;
         Ok(Bundle { config, weights: Arc::new(weights), tokenizer })
     }
 

@@ -130,14 +130,7 @@ impl LoadedModel {
         let config = need("config.json")?;
         check_model_type(config)?;
         if !llama::is_llama_config(config) {
-            let tokenizer = match (get("tokenizer.json"), get("encoder.json"), get("vocab.bpe")) {
-                (Some(json), ..) => TokenizerFiles::Json(json),
-                (None, Some(vocab), Some(merges)) => TokenizerFiles::Gpt2 { vocab, merges },
-                _ => match (get("vocab.json"), get("merges.txt")) {
-                    (Some(vocab), Some(merges)) => TokenizerFiles::Gpt2 { vocab, merges },
-                    _ => return Err(BundleError::NoTokenizer("the model's files".into())),
-                },
-            };
+            let tokenizer = gpt2_tokenizer_files(&get)?;
             return Ok(Self::from_bundle(Bundle::from_parts(config, need("model.safetensors")?, tokenizer)?));
         }
         let config = LlamaConfig::from_json(config)?;
@@ -164,7 +157,11 @@ impl LoadedModel {
             None => None,
         };
         let Some(config) = llama else {
-            return Self::from_files(&owned.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect());
+            let (Some(weights), Some(config)) = (owned.remove("model.safetensors"), owned.get("config.json")) else {
+                return Self::from_files(&owned.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect());
+            };
+            let tokenizer = gpt2_tokenizer_files(&|name: &str| owned.get(name).map(Vec::as_slice))?;
+            return Ok(Self::from_bundle(Bundle::from_owned_parts(config, weights, tokenizer)?));
         };
         let shards = weight_files(owned.get("model.safetensors.index.json").map(Vec::as_slice))?;
         let mut weights = Vec::with_capacity(shards.len());
@@ -393,6 +390,19 @@ impl TextFormat {
             ChatFormat::Jinja(_) => "jinja",
         }
     }
+}
+
+/// A GPT-2 checkpoint's tokenizer among its files: `tokenizer.json`, else GPT-2's own
+/// `encoder.json` + `vocab.bpe` (or `vocab.json` + `merges.txt`).
+fn gpt2_tokenizer_files<'a>(get: &dyn Fn(&str) -> Option<&'a [u8]>) -> Result<TokenizerFiles<'a>, BundleError> {
+    Ok(match (get("tokenizer.json"), get("encoder.json"), get("vocab.bpe")) {
+        (Some(json), ..) => TokenizerFiles::Json(json),
+        (None, Some(vocab), Some(merges)) => TokenizerFiles::Gpt2 { vocab, merges },
+        _ => match (get("vocab.json"), get("merges.txt")) {
+            (Some(vocab), Some(merges)) => TokenizerFiles::Gpt2 { vocab, merges },
+            _ => return Err(BundleError::NoTokenizer("the model's files".into())),
+        },
+    })
 }
 
 /// The files a Llama-family checkpoint's weights are in: the shards its index names, or

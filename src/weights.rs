@@ -373,6 +373,29 @@ impl ModelWeights {
         Self::take(take, stored, config)
     }
 
+    /// [`ModelWeights::from_safetensors`] of a file given up to the model (read from disk,
+    /// downloaded): each Conv1D matrix (`[in, out]`, F32, F16 or BF16) is turned into its
+    /// `[out, in]` rows where it lies in the file, one matrix's copy at a time, and every matrix
+    /// is then a range of the file — held once, not as the file plus a transposed copy.
+    pub fn from_owned_safetensors(mut bytes: Vec<u8>, config: &GptConfig) -> Result<Self, WeightsError> {
+        let conv1d = conv1d_in_file(&bytes, config)?;
+        for (name, range, n_in, n_out, ty) in &conv1d {
+            let region = &mut bytes[range.clone()];
+            // Checked where they lie, so a bad value's index is the file's.
+            finite_as_stored(name, *ty, region)?;
+            let (columns, size) = (region.to_vec(), ty.block_bytes() as usize);
+            for (k, value) in columns.chunks_exact(size).enumerate() {
+                let (i, o) = (k / n_out, k % n_out);
+                region[(o * n_in + i) * size..][..size].copy_from_slice(value);
+            }
+        }
+        let file = std::sync::Arc::new(bytes);
+        let parsed = SafeTensors::deserialize(&file)?;
+        let (mut take, stored) = Taker::new(std::slice::from_ref(&parsed), canonical)?;
+        take.rows_in_place = conv1d.into_iter().map(|(name, ..)| name).collect();
+        Self::take(take.in_buffers(vec![file.clone()]), stored, config)
+    }
+
     /// The model's tensors from `take` (HF's names), checked against `config`.
     pub(crate) fn take(mut take: Taker, stored: Vec<TensorInfo>, config: &GptConfig) -> Result<Self, WeightsError> {
         let (c, v, t, f) = (config.n_embd, config.vocab_size, config.n_positions, config.n_inner);
@@ -457,6 +480,9 @@ pub(crate) struct Taker<'a> {
     /// The buffers the views lie in, where the caller gave them up (an owned file): a matrix
     /// held as stored is then a range of its file, not a copy ([`Taker::as_stored`]).
     buffers: Vec<std::sync::Arc<Vec<u8>>>,
+    /// Conv1D matrices whose bytes were turned into `[out, in]` rows where they lie
+    /// ([`ModelWeights::from_owned_safetensors`]).
+    rows_in_place: std::collections::BTreeSet<String>,
 }
 
 /// A tensor still in a safetensors file, or already decoded (a GGUF file's, dequantized under
@@ -506,12 +532,12 @@ impl<'a> Taker<'a> {
                 Source::Ready(_) | Source::Blocks(_) => None,
             })
             .collect();
-        Ok((Taker { views, buffers: Vec::new() }, stored))
+        Ok((Taker { views, buffers: Vec::new(), rows_in_place: Default::default() }, stored))
     }
 
     /// Tensors already decoded (or kept in blocks), by name.
     pub(crate) fn ready(tensors: BTreeMap<String, Source<'a>>) -> Self {
-        Taker { views: tensors, buffers: Vec::new() }
+        Taker { views: tensors, buffers: Vec::new(), rows_in_place: Default::default() }
     }
 
     /// This taker's views lie in `buffers` (the files they were parsed from, given up by the
@@ -627,6 +653,12 @@ impl<'a> Taker<'a> {
     fn linear(&mut self, prefix: &str, n_in: usize, n_out: usize) -> Result<Linear, WeightsError> {
         let name = format!("{prefix}.weight");
         let weight = match self.views.get(&name) {
+            // Rows already, checked before they were turned (`from_owned_safetensors`).
+            Some(Source::View(_)) if self.rows_in_place.contains(&name) => {
+                let Some(Source::View(v)) = self.views.remove(&name) else { unreachable!() };
+                let ty = float_type(v.dtype()).expect("a float matrix");
+                Matrix::Blocks(self.as_stored(&name, ty, &[n_out, n_in], v.data())?)
+            }
             Some(Source::Blocks(b)) if [b.rows, b.cols] == [n_out, n_in] => {
                 let Some(Source::Blocks(b)) = self.views.remove(&name) else { unreachable!() };
                 finite_as_stored(&name, b.ty, &b.data)?;
@@ -671,6 +703,35 @@ fn conv1d_rows<T: Copy + Default>(n_in: usize, n_out: usize, value: impl Fn(usiz
 }
 
 /// The GGML type of a 16-bit safetensors dtype, held as stored.
+/// The Conv1D matrices of a GPT-2 safetensors file that `config` expects `[in, out]` and that
+/// are stored so, in F32, F16 or BF16: canonical name, byte range in `bytes`, `in`, `out` and
+/// type.
+type Conv1dInFile = (String, std::ops::Range<usize>, usize, usize, GgmlType);
+fn conv1d_in_file(bytes: &[u8], config: &GptConfig) -> Result<Vec<Conv1dInFile>, WeightsError> {
+    let (c, f) = (config.n_embd, config.n_inner);
+    let shapes = [(part::C_ATTN, c, 3 * c), (part::ATTN_PROJ, c, c), (part::C_FC, c, f), (part::MLP_PROJ, f, c)];
+    let expected: BTreeMap<String, (usize, usize)> = (0..config.n_layer)
+        .flat_map(|i| shapes.map(|(p, n_in, n_out)| (format!("{}.weight", part::in_block(i, p)), (n_in, n_out))))
+        .collect();
+    let file = SafeTensors::deserialize(bytes)?;
+    let mut found = Vec::new();
+    for (name, view) in file.iter() {
+        let Some(name) = canonical(name) else { continue };
+        let Some(&(n_in, n_out)) = expected.get(name) else { continue };
+        let Some(ty) = float_type(view.dtype()) else { continue };
+        if view.shape() == [n_in, n_out] {
+            let start = view.data().as_ptr() as usize - bytes.as_ptr() as usize;
+            found.push((name.to_string(), start..start + view.data().len(), n_in, n_out, ty));
+        }
+    }
+    Ok(found)
+}
+
+/// The type a float matrix of `dtype` is held in as stored.
+fn float_type(dtype: Dtype) -> Option<GgmlType> {
+    if dtype == Dtype::F32 { Some(GgmlType::F32) } else { sixteen_bits(dtype) }
+}
+
 fn sixteen_bits(dtype: Dtype) -> Option<GgmlType> {
     match dtype {
         Dtype::F16 => Some(GgmlType::F16),

@@ -10,6 +10,37 @@ use wgpt::{Bundle, ForwardOptions, GenerateParams, SamplingParams, generate};
 
 const TOL: f32 = 1e-4;
 
+/// A checkpoint given up to the model (read from disk, downloaded) is where its matrices stay:
+/// each Conv1D matrix — F32, F16, BF16 — is turned into its rows inside the file's own buffer,
+/// and every matrix, rows and logits are the bits of the same checkpoint loaded from borrowed
+/// bytes (its matrices transposed into copies).
+#[test]
+fn an_owned_checkpoint_s_matrices_are_its_file_s_bytes() {
+    use std::sync::Arc;
+    use wgpt::config::GptConfig;
+    use wgpt::cpu::CpuSession;
+    use wgpt::quant::Matrix;
+    use wgpt::weights::ModelWeights;
+    for name in ["tiny-f32", "gpt2vocab-f16", "tiny-bf16-untied"] {
+        let dir = hf_model_dir(name);
+        let config = GptConfig::from_json(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let copied = ModelWeights::from_safetensors(&bytes, &config).unwrap();
+        let file = bytes.as_ptr_range();
+        let held = ModelWeights::from_owned_safetensors(bytes, &config).unwrap();
+        for (a, b) in held.blocks.iter().flat_map(|b| b.linears()).zip(copied.blocks.iter().flat_map(|b| b.linears())) {
+            assert!(matches!(&a.weight, Matrix::Blocks(m) if file.contains(&m.data.as_ptr())), "{name}: a copy");
+            assert_eq!(a.weight.to_f32(), b.weight.to_f32(), "{name}: other rows");
+        }
+        let logits = |w: ModelWeights| {
+            let mut s = CpuSession::new(config.clone(), Arc::new(w));
+            s.run(&[1, 5, 9, 2], ForwardOptions::default()).unwrap().logits.clone()
+        };
+        let (a, b) = (logits(held), logits(copied));
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{name}");
+    }
+}
+
 #[test]
 fn logits_hidden_states_attention_and_loss_match_hf() {
     for name in HF_MODELS {
