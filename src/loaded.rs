@@ -142,9 +142,9 @@ impl LoadedModel {
     }
 
     /// [`LoadedModel::from_files`] of files given up to the model (read from disk, downloaded):
-    /// a GGUF file's matrices and a Llama-family checkpoint's stay where they lie in them, so
-    /// the model is held once, not as its files plus a copy. (GPT-2's Conv1D matrices are
-    /// transposed into rows: copied.)
+    /// the matrices stay where they lie in them — a GGUF file's, a safetensors checkpoint's
+    /// (GPT-2's Conv1D matrices turned into rows in place) — so the model is held once, not as
+    /// its files plus a copy.
     pub fn from_owned_files(mut owned: BTreeMap<String, Vec<u8>>) -> Result<Self, BundleError> {
         if let Some(name) = owned.keys().find(|name| name.ends_with(".gguf")).cloned() {
             return crate::gguf::model::load_owned(owned.remove(&name).expect("a key"));

@@ -234,8 +234,7 @@ async fn read_model(
         };
         owned.push((name.clone(), bytes));
     }
-    // The files' bytes become the model's: a GGUF file's blocks and a Llama-family checkpoint's
-    // matrices stay where they were read.
+    // The files' bytes become the model's: its matrices stay where they were read.
     let model = LoadedModel::from_owned_files(owned.into_iter().collect()).map_err(|e| kind_err("bad-input", e))?;
     Ok(ReadModel { model, not_stored })
 }

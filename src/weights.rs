@@ -702,11 +702,11 @@ fn conv1d_rows<T: Copy + Default>(n_in: usize, n_out: usize, value: impl Fn(usiz
     rows
 }
 
-/// The GGML type of a 16-bit safetensors dtype, held as stored.
-/// The Conv1D matrices of a GPT-2 safetensors file that `config` expects `[in, out]` and that
-/// are stored so, in F32, F16 or BF16: canonical name, byte range in `bytes`, `in`, `out` and
-/// type.
+/// A Conv1D matrix in a file: canonical name, byte range, `in`, `out` and type.
 type Conv1dInFile = (String, std::ops::Range<usize>, usize, usize, GgmlType);
+
+/// The Conv1D matrices of a GPT-2 safetensors file that `config` expects `[in, out]` and that
+/// are stored so, in F32, F16 or BF16.
 fn conv1d_in_file(bytes: &[u8], config: &GptConfig) -> Result<Vec<Conv1dInFile>, WeightsError> {
     let (c, f) = (config.n_embd, config.n_inner);
     let shapes = [(part::C_ATTN, c, 3 * c), (part::ATTN_PROJ, c, c), (part::C_FC, c, f), (part::MLP_PROJ, f, c)];
@@ -732,6 +732,7 @@ fn float_type(dtype: Dtype) -> Option<GgmlType> {
     if dtype == Dtype::F32 { Some(GgmlType::F32) } else { sixteen_bits(dtype) }
 }
 
+/// The GGML type of a 16-bit safetensors dtype, held as stored.
 fn sixteen_bits(dtype: Dtype) -> Option<GgmlType> {
     match dtype {
         Dtype::F16 => Some(GgmlType::F16),
