@@ -1,6 +1,6 @@
 // The page's memory while it loads a model file from disk: headless Chromium (no WebGPU, so the
-// CPU engine in wasm holds the weights), the page served from www/, each GGUF file picked in the
-// Models tab and loaded, then the renderer's peak resident set (VmHWM, which the tab's worker
+// CPU engine in wasm holds the weights), the page served from www/, each GGUF file (or an HF
+// checkpoint's folder, its files together) picked in the Models tab and loaded, then the renderer's peak resident set (VmHWM, which the tab's worker
 // shares) read from /proc — against the file's size and the renderer's size with the default
 // model loaded, the baseline; and the engine worker's wasm memory once loaded (what the Rust
 // side holds: the file's tensors, the tokenizer, the engine), against the file. One fresh
@@ -8,6 +8,7 @@
 //
 //   cargo xtask e2e                     # or anything else that builds www/pkg
 //   node benches/browser_memory.mjs target/bench-models/qwen2.5-0.5b.q4_0.gguf ...
+//   node benches/browser_memory.mjs target/bench-models/gpt2-124m       (a folder)
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -53,7 +54,10 @@ try {
     await page.waitForSelector('body[data-ready="true"]', { timeout: 300_000 });
     const baseline = Math.max(...renderers('VmRSS'));
     await page.click('button[data-tab="models"]');
-    await page.setInputFiles('#files', [file]);
+    // A folder (an HF checkpoint) is picked whole: its config, weights and tokenizer files.
+    const folder = statSync(file).isDirectory();
+    const picked = folder ? readdirSync(file).map((f) => `${file}/${f}`) : [file];
+    await page.setInputFiles('#files', picked);
     await page.waitForFunction(
       () =>
         document.getElementById('file-info').dataset.webgpu ||
@@ -77,7 +81,7 @@ try {
     const model = await page.textContent('#model-info');
     const peak = Math.max(...renderers('VmHWM'));
     const wasm = await (await engineWorker(page)).evaluate(() => self.wasmMemory.buffer.byteLength);
-    const size = statSync(file).size;
+    const size = picked.reduce((sum, f) => sum + statSync(f).size, 0);
     const name = file.split('/').pop();
     console.log(
       `| ${name} | ${mb(size)} | ${mb(baseline)} | ${mb(peak)} | ${mb(peak - baseline)} | ${((peak - baseline) / size).toFixed(2)}× | ${mb(wasm)} | ${(wasm / size).toFixed(2)}× |`,
