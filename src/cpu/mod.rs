@@ -3,9 +3,10 @@
 //! decoded in registers as it is read (`crate::quant::matrix`).
 //!
 //! A [`CpuSession`] owns a KV cache for the whole context and grow-only scratch buffers, so after
-//! the first token of a given batch size, [`CpuSession::run`] allocates nothing (called through
-//! [`LanguageModel`], each call boxes its ready future: one small allocation, whatever the model). [`CpuSession::run`] is the
-//! forward pass; `block()` is one transformer block, both LayerNorm placements side by side as in
+//! the first token of a given batch size, [`CpuSession::run`] allocates only small blocks: the
+//! pass's team of threads ([`ops::on_pool`]: the team and its broadcast, a few per call), each
+//! 8-bit product's quantized activations, and (called through [`LanguageModel`]) its boxed ready
+//! future. [`CpuSession::run`] is the forward pass; `block()` is one transformer block, both LayerNorm placements side by side as in
 //! the trainer's model (`native-trainer/src/model.rs`).
 
 pub mod math;

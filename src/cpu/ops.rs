@@ -8,7 +8,7 @@ use crate::quant::simd::RowGroup;
 use crate::weights::{LayerNorm, Linear, Tensor};
 
 /// Runs `f` on one of the pool's threads (where there is a pool; in a single-threaded wasm build,
-/// here), with the pool's other threads held for its parallel regions ([`super::team`]). A
+/// here), with the pool's other threads held for its parallel regions (`src/cpu/team.rs`). A
 /// forward pass runs so: its serial parts (norms, attention, the activations' quantization) then
 /// run on a worker while the others wait for the next region, instead of on a thread outside the
 /// pool while every worker spins for work — on two cores, a spinning worker took a third of the
@@ -150,7 +150,7 @@ pub fn linear_out_in(out: &mut [f32], x: &[f32], w: &Tensor, bias: Option<&Tenso
 }
 
 /// Output rows per parallel task for a matrix of `n_out` rows: a few tasks per thread (each
-/// parallel region costs a wake-up and a join, so tiny tasks lose more than they balance), never
+/// task costs a claim and each region a join, so tiny tasks lose more than they balance), never
 /// fewer than 16 rows.
 pub fn rows_per_task(n_out: usize) -> usize {
     // A multiple of 4: the integer products take rows four at a time.

@@ -274,8 +274,8 @@ impl Blocks {
 /// `x · m + bias` for each `(m, bias)` of `ms`: matrices that read the same input (a layer's q,
 /// k and v; its gate and up), `x` `[n, cols]` as [`Matrix::linear_with`] takes it. Where all of
 /// them take integer products (`activations`, and their types), the input is quantized once
-/// and all their rows are one parallel region, not one per matrix: each region costs the
-/// pool's threads a wake-up and a join, and a prompt's 4-bit products are short. Else one
+/// and all their rows are one parallel region, not one per matrix: each region costs a
+/// publication and a join, and a prompt's 4-bit products are short. Else one
 /// product after another. Each output is the same bits as [`Matrix::linear_with`] gives it.
 pub fn linear_many(x: &[f32], ms: &[(&Matrix, Option<&Tensor>)], activations: Activations) -> Vec<Vec<f32>> {
     let mut outs: Vec<Vec<f32>> = ms
