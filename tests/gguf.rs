@@ -317,6 +317,14 @@ fn broken_files_are_clear_errors() {
         b[at..at + 5].copy_from_slice(b"mamba");
     });
     assert!(e.contains("\"mamba\"") && e.contains("wgpt runs"), "{e}");
+    // A block whose scale is NaN: the last block of the first Q8_0 matrix.
+    let e = broken(|b| {
+        let gguf = wgpt::gguf::Gguf::parse(b).unwrap();
+        let t = gguf.tensors.iter().find(|t| t.ty == wgpt::quant::GgmlType::Q8_0).expect("a Q8_0 matrix");
+        let at = t.start + t.len - 34;
+        b[at..at + 2].copy_from_slice(&half::f16::NAN.to_le_bytes());
+    });
+    assert!(e.contains("scale is NaN or infinite") && e.contains("GGUF tensor `"), "{e}");
 }
 
 /// `wgpt quantize`'s writer: an F32 export reads back to the same model (the same logits, for

@@ -72,7 +72,8 @@ pub enum Matrix {
 }
 
 impl Blocks {
-    /// `rows × cols` values of type `ty` in `data`, checked: whole blocks per row, the right length.
+    /// `rows × cols` values of type `ty` in `data`, checked: whole blocks per row, the right
+    /// length, finite block scales.
     pub fn new(ty: GgmlType, rows: usize, cols: usize, data: impl Into<BlockBytes>) -> Result<Self, QuantError> {
         let data = data.into();
         let row = ty.bytes_for(cols as u64, cols as u64)?.unwrap_or(u64::MAX);
@@ -82,6 +83,9 @@ impl Blocks {
         }
         if ty == GgmlType::F32 && f32_values(&data).is_none() {
             return Err(QuantError::Unaligned);
+        }
+        if let Some(block) = super::first_non_finite_scale(ty, &data) {
+            return Err(QuantError::NonFiniteScale { block });
         }
         Ok(Blocks { ty, rows, cols, data })
     }

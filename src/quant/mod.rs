@@ -59,6 +59,8 @@ pub enum QuantError {
     Unsupported(GgmlType),
     #[error("F32 rows held as stored must start on a 4-byte boundary")]
     Unaligned,
+    #[error("block {block}'s scale is NaN or infinite")]
+    NonFiniteScale { block: usize },
 }
 
 impl GgmlType {
@@ -218,6 +220,23 @@ pub fn first_non_finite_float(ty: GgmlType, bytes: &[u8]) -> Option<(usize, f32)
     Some((i, v[0]))
 }
 
+/// The first block of `bytes` (blocks of type `ty`) whose f16 scale is NaN or infinite (Q4_0,
+/// Q5_0 and Q8_0's `d`, Q4_K's `d` and `dmin`, Q6_K's `d`): blocks are multiplied as they are
+/// stored, and a file's are refused here as its F16 matrices are
+/// ([`first_non_finite_float`]), so the kernels may widen scales as finite numbers (SIMD128's
+/// `simd.rs` `scales4`).
+pub fn first_non_finite_scale(ty: GgmlType, bytes: &[u8]) -> Option<usize> {
+    let at: &[usize] = match ty {
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4K => &[0, 2],
+        GgmlType::Q6K => &[208],
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => return None,
+    };
+    bytes
+        .chunks_exact(ty.block_bytes() as usize)
+        .position(|b| at.iter().any(|&i| u16::from_le_bytes([b[i], b[i + 1]]) & 0x7C00 == 0x7C00))
+}
+
 /// Refuses NaN and infinities before quantizing (a scale of NaN would poison a whole block).
 fn check_finite(x: &[f32]) -> Result<(), QuantError> {
     match x.iter().position(|v| !v.is_finite()) {
@@ -282,6 +301,34 @@ mod tests {
             assert_eq!(index, 1);
             assert!(value.is_infinite(), "{ty:?}");
         }
+    }
+
+    /// A block whose scale is NaN or infinite is found, whichever scale of its type it is.
+    #[test]
+    fn non_finite_block_scales_are_found() {
+        let x = values(512, 5, 1.0);
+        for (ty, bytes, scales) in [
+            (GgmlType::Q8_0, quantize_q8_0(&x).unwrap(), &[0][..]),
+            (GgmlType::Q4_0, quantize_q4_0(&x).unwrap(), &[0]),
+            (GgmlType::Q4K, quantize_q4k(&x).unwrap(), &[0, 2]),
+        ] {
+            assert_eq!(first_non_finite_scale(ty, &bytes), None, "{ty:?}");
+            let last = bytes.len() / ty.block_bytes() as usize - 1;
+            for &at in scales {
+                for bad in [half::f16::INFINITY, half::f16::NEG_INFINITY, half::f16::NAN] {
+                    let mut b = bytes.clone();
+                    let i = last * ty.block_bytes() as usize + at;
+                    b[i..i + 2].copy_from_slice(&bad.to_le_bytes());
+                    assert_eq!(first_non_finite_scale(ty, &b), Some(last), "{ty:?} scale at {at}: {bad}");
+                    let err = super::matrix::Blocks::new(ty, 1, 512, b).map(|_| ()).unwrap_err();
+                    assert!(matches!(err, QuantError::NonFiniteScale { block } if block == last), "{err}");
+                }
+            }
+        }
+        let mut q6 = vec![0u8; 2 * 210];
+        assert_eq!(first_non_finite_scale(GgmlType::Q6K, &q6), None);
+        q6[210 + 208..210 + 210].copy_from_slice(&half::f16::NAN.to_le_bytes());
+        assert_eq!(first_non_finite_scale(GgmlType::Q6K, &q6), Some(1));
     }
 
     /// Each value decodes within `bound(block's largest magnitude)` of the input.

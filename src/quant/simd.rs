@@ -1429,15 +1429,16 @@ mod wasm {
         i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(ab, cd), i32x4_shuffle::<2, 3, 6, 7>(ab, cd))
     }
 
-    /// Four f16 scales as f32 lanes: [`super::super::f16_to_f32`]'s steps, so its bits.
+    /// Four f16 scales as f32 lanes: [`super::super::f16_to_f32`]'s steps for a finite f16 (a
+    /// normal or subnormal one scaled by 2¹¹² into place), so its bits. Blocks' scales are
+    /// finite (`Blocks::new` refuses others: `first_non_finite_scale`), so the lines that make
+    /// an infinity or a NaN are left out: six operations of the four blocks' thirty-odd.
     fn scales4(h: [u16; 4]) -> v128 {
         let h = u32x4(h[0] as u32, h[1] as u32, h[2] as u32, h[3] as u32);
         let sign = i32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16);
         let magnitude = v128_and(h, u32x4_splat(0x7FFF));
         let scaled = f32x4_mul(i32x4_shl(magnitude, 13), f32x4_splat(f32::from_bits(0x7780_0000)));
-        let infinity = v128_and(i32x4_eq(magnitude, u32x4_splat(0x7C00)), u32x4_splat(0x7F80_0000));
-        let nan = v128_and(i32x4_gt(magnitude, u32x4_splat(0x7C00)), u32x4_splat(0x7FC0_0000));
-        v128_or(v128_or(scaled, sign), v128_or(infinity, nan))
+        v128_or(scaled, sign)
     }
 
     /// `Σ_blocks scale · d_x · (Σ w·q − offset · Σq)` over a row of 32-code blocks of `B` bytes
@@ -1447,18 +1448,22 @@ mod wasm {
     /// conversion, multiply and add where each block took its own, and no scalar f16 conversion
     /// (SmolLM2's decode in node's V8, `benches/wasm_in_node.mjs`, interleaved: Q4_0 67–69 →
     /// 74–85 tokens/s, Q8_0 64–72 → 83–91). The last blocks (fewer than four) one by one.
-    fn int8_rows_of_blocks<const B: usize, const B4: usize>(
+    /// `codes`: the activation codes the blocks' codes multiply (`Q8Row::q16` or
+    /// `q16_low16`); each block's `Σ w·q` is shifted right by `SHIFT` (exactly: `isum` gives it
+    /// `2^SHIFT` times over).
+    fn int8_rows_of_blocks<const B: usize, const B4: usize, const SHIFT: u32>(
         row: &[u8],
         x: &super::super::int8::Q8Row,
+        codes: &[i16],
         offset: i32,
         isum: impl Fn(&[u8; B], &[i16; 32]) -> v128,
     ) -> f32 {
         let mut acc = f32x4_splat(0.0);
-        let quads = blocks::<B4, i16, 128>(row, &x.q16).zip(x.d.as_chunks::<4>().0).zip(x.sum.as_chunks::<4>().0);
+        let quads = blocks::<B4, i16, 128>(row, codes).zip(x.d.as_chunks::<4>().0).zip(x.sum.as_chunks::<4>().0);
         let mut n = 0;
         for (((b4, q4), d4), sum4) in quads {
             let (bs, qs) = (b4.as_chunks::<B>().0, q4.as_chunks::<32>().0);
-            let sums = reduce4(std::array::from_fn(|k| isum(&bs[k], &qs[k])));
+            let sums = i32x4_shr(reduce4(std::array::from_fn(|k| isum(&bs[k], &qs[k]))), SHIFT);
             // SAFETY: 16 readable bytes each; v128_load has no alignment requirement.
             let (d4, sum4) =
                 unsafe { (v128_load(d4.as_ptr() as *const v128), v128_load(sum4.as_ptr() as *const v128)) };
@@ -1467,7 +1472,7 @@ mod wasm {
             acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(sums), scales));
             n += 4;
         }
-        let tail = blocks::<B, i16, 32>(&row[n * B..], &x.q16[n * 32..]).zip(&x.d[n..]).zip(&x.sum[n..]);
+        let tail = blocks::<B, i16, 32>(&row[n * B..], &codes[n * 32..]).zip(&x.d[n..]).zip(&x.sum[n..]);
         let mut rest = 0f32;
         for (((b, q), dx), sum) in tail {
             let s = isum(b, q);
@@ -1475,24 +1480,27 @@ mod wasm {
                 + i32x4_extract_lane::<1>(s)
                 + i32x4_extract_lane::<2>(s)
                 + i32x4_extract_lane::<3>(s);
+            let s = s >> SHIFT;
             rest += scale(b) * dx * (s - offset * sum) as f32;
         }
         hsum(acc) + rest
     }
 
     pub fn int8_q8_0(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
-        int8_rows_of_blocks::<34, 136>(row, x, 0, |b, q| {
+        int8_rows_of_blocks::<34, 136, 0>(row, x, &x.q16, 0, |b, q| {
             i32x4_add(isum16_wide(bytes_at(b, 2), true, q, 0), isum16_wide(bytes_at(b, 18), true, q, 16))
         })
     }
 
     /// The codes as they are stored (0 ..= 15), the 8 they are less taken off once per block as
-    /// `8 · Σq` (the activation block's code sum).
+    /// `8 · Σq` (the activation block's code sum). The high codes are taken as `byte & 0xF0`
+    /// against the plain activation codes and the low ones against codes times 16
+    /// (`Q8Row::q16_low16`): each block's sum 16 times over, shifted back exactly.
     pub fn int8_q4_0(row: &[u8], x: &super::super::int8::Q8Row) -> f32 {
-        int8_rows_of_blocks::<18, 72>(row, x, 8, |b, q| {
+        int8_rows_of_blocks::<18, 72, 4>(row, x, &x.q16_low16, 8, |b, q| {
             let bytes = bytes_at(b, 2);
-            let codes = [v128_and(bytes, u8x16_splat(0x0F)), u8x16_shr(bytes, 4)];
-            i32x4_add(isum16_wide(codes[0], false, q, 0), isum16_wide(codes[1], false, q, 16))
+            let (low, high) = (v128_and(bytes, u8x16_splat(0x0F)), v128_and(bytes, u8x16_splat(0xF0)));
+            i32x4_add(isum16_wide(low, false, q, 0), isum16_wide(high, false, q, 16))
         })
     }
 
