@@ -92,39 +92,49 @@ impl Sampler {
     /// Chooses the next token. `history` is the context so far (for the repetition penalty);
     /// `step` numbers the draw within the seed's stream. Parameters must be validated.
     pub fn sample(&mut self, logits: &[f32], history: &[u32], p: &SamplingParams, step: u32) -> u32 {
-        let penalized = |i: usize| -> f32 {
-            let l = logits[i];
-            if p.repetition_penalty != 1.0 && history.contains(&(i as u32)) {
-                if l > 0.0 { l / p.repetition_penalty } else { l * p.repetition_penalty }
-            } else {
-                l
+        // The penalty once per token of the history: asking each of the vocabulary's tokens
+        // whether the history holds it was vocabulary × context steps a token.
+        let s = &mut self.scores;
+        s.clear();
+        s.extend_from_slice(logits);
+        if p.repetition_penalty != 1.0 {
+            for &t in history {
+                // From the logit, not the score: a token seen twice is penalised once.
+                if let Some(&l) = logits.get(t as usize) {
+                    s[t as usize] = if l > 0.0 { l / p.repetition_penalty } else { l * p.repetition_penalty };
+                }
             }
-        };
+        }
         if p.temperature == 0.0 {
             // First index of the maximum, as torch.argmax.
             let mut best = 0;
-            for i in 1..logits.len() {
-                if penalized(i) > penalized(best) {
+            for i in 1..s.len() {
+                if s[i] > s[best] {
                     best = i;
                 }
             }
             return best as u32;
         }
-        let s = &mut self.scores;
-        s.clear();
-        s.extend((0..logits.len()).map(|i| penalized(i) / p.temperature));
+        s.iter_mut().for_each(|v| *v /= p.temperature);
         let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut threshold = f32::NEG_INFINITY;
         let top_k = p.top_k > 0 && p.top_k < s.len();
         if top_k || p.top_p < 1.0 {
             // Only the truncations need the scores in order.
+            let descending = |a: &f32, b: &f32| b.total_cmp(a);
             let sorted = &mut self.sorted;
             sorted.clear();
             sorted.extend_from_slice(s);
-            sorted.sort_unstable_by(|a, b| b.total_cmp(a));
             if top_k {
-                threshold = sorted[p.top_k - 1];
+                // The k-th largest found in linear time, and only the scores at least as large
+                // (ties kept) sorted: the whole vocabulary sorted every token took longer than
+                // the page's CPU engine took for the token itself (SmolLM2's 49,152 scores).
+                threshold = *sorted.select_nth_unstable_by(p.top_k - 1, descending).1;
+                // Float order (−0 beside +0) or total order (NaN): the same prefix of the
+                // scores sorted as the walk below takes from the full sort.
+                sorted.retain(|&v| v >= threshold || v.total_cmp(&threshold).is_ge());
             }
+            sorted.sort_unstable_by(descending);
         }
         if p.top_p < 1.0 {
             let kept = self.sorted.iter().take_while(|&&v| v >= threshold);
@@ -192,6 +202,10 @@ mod tests {
         assert_eq!(s.sample(&[0.0, 3.0, 2.0], &[1], &p, 0), 2);
         // Negative logits are pushed further down, not up: -1.0 becomes -2.0 < -1.5.
         assert_eq!(s.sample(&[-1.0, -3.0, -1.5], &[0], &p, 0), 2);
+        // Once however often the token occurs: 2.0 / 1.04 ≈ 1.92 still beats 1.9 (twice, 1.85
+        // would not).
+        let p = SamplingParams { repetition_penalty: 1.04, ..p };
+        assert_eq!(s.sample(&[2.0, 1.9], &[0, 0, 0], &p, 0), 0);
     }
 
     #[test]
@@ -219,6 +233,127 @@ mod tests {
         assert_eq!(draws, again);
         let other: Vec<u32> = (0..4000).map(|i| s.sample(&logits, &[], &SamplingParams { seed: 43, ..p }, i)).collect();
         assert_ne!(draws, other);
+    }
+
+    /// The sampler as it was first written (every score sorted, the history searched for each
+    /// token): the definition the faster one must give token for token.
+    fn full_sort_sample(logits: &[f32], history: &[u32], p: &SamplingParams, step: u32) -> u32 {
+        let (mut scores, mut sorted, mut parts) = (Vec::new(), Vec::new(), Vec::new());
+        let penalized = |i: usize| -> f32 {
+            let l = logits[i];
+            if p.repetition_penalty != 1.0 && history.contains(&(i as u32)) {
+                if l > 0.0 { l / p.repetition_penalty } else { l * p.repetition_penalty }
+            } else {
+                l
+            }
+        };
+        if p.temperature == 0.0 {
+            // First index of the maximum, as torch.argmax.
+            let mut best = 0;
+            for i in 1..logits.len() {
+                if penalized(i) > penalized(best) {
+                    best = i;
+                }
+            }
+            return best as u32;
+        }
+        let s = &mut scores;
+        s.clear();
+        s.extend((0..logits.len()).map(|i| penalized(i) / p.temperature));
+        let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut threshold = f32::NEG_INFINITY;
+        let top_k = p.top_k > 0 && p.top_k < s.len();
+        if top_k || p.top_p < 1.0 {
+            // Only the truncations need the scores in order.
+            let sorted = &mut sorted;
+            sorted.clear();
+            sorted.extend_from_slice(s);
+            sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+            if top_k {
+                threshold = sorted[p.top_k - 1];
+            }
+        }
+        if p.top_p < 1.0 {
+            let kept = sorted.iter().take_while(|&&v| v >= threshold);
+            let total: f32 = kept.clone().map(|&v| (v - max).exp()).sum();
+            let mut acc = 0.0;
+            for &v in kept {
+                acc += (v - max).exp();
+                if acc >= p.top_p * total {
+                    threshold = v;
+                    break;
+                }
+            }
+        }
+        let mass = |v: f32| if v >= threshold { (v - max).exp() } else { 0.0 };
+        // Locate u·Z in id order, summing exactly as the GPU kernel does (f32, 256 contiguous
+        // chunks, then the chunk sums in order): with 50k tokens the order of an f32 sum moves
+        // the boundaries between tokens by more than their width.
+        let chunk = s.len().div_ceil(SAMPLE_CHUNKS);
+        let parts = &mut parts;
+        parts.clear();
+        parts.extend(s.chunks(chunk).map(|c| c.iter().fold(0.0f32, |a, &v| a + mass(v))));
+        let z = parts.iter().fold(0.0f32, |a, &p| a + p);
+        let point = uniform(p.seed, step) * z;
+        let (mut acc, mut who, mut rest) = (0.0f32, 0, 0.0f32);
+        for (i, &part) in parts.iter().enumerate() {
+            if part > 0.0 {
+                who = i;
+                rest = point - acc;
+                if point < acc + part {
+                    break;
+                }
+            }
+            acc += part;
+        }
+        let (mut acc, mut last) = (0.0f32, who * chunk);
+        for (i, &v) in s.iter().enumerate().skip(who * chunk).take(chunk) {
+            let e = mass(v);
+            if e > 0.0 {
+                acc += e;
+                last = i;
+                if rest < acc {
+                    break;
+                }
+            }
+        }
+        last as u32
+    }
+
+    /// The sampler gives the full sort's token on vocabularies with ties, −0 and +0, for top-k
+    /// and top-p alone and together, with and without a repetition penalty.
+    #[test]
+    fn sampling_gives_the_full_sort_s_token() {
+        let mut state = 3u64;
+        let mut next = move || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as u32
+        };
+        let mut sampler = Sampler::new();
+        for round in 0..300 {
+            let n = 1 + next() as usize % 3000;
+            // Few distinct values, so ties are common; some zeros of either sign.
+            let logits: Vec<f32> = (0..n)
+                .map(|_| match next() % 8 {
+                    0 => 0.0,
+                    1 => -0.0,
+                    _ => (next() % 64) as f32 / 8.0 - 4.0,
+                })
+                .collect();
+            // Repeated tokens, and ids past the vocabulary.
+            let history: Vec<u32> = (0..next() % 40).map(|_| next() % (n.min(30) as u32 + 5)).collect();
+            let p = SamplingParams {
+                temperature: [0.0, 0.7, 1.0][round % 3],
+                top_k: [0, 1, 40, n, n + 3][next() as usize % 5],
+                top_p: [1.0, 0.95, 0.5][next() as usize % 3],
+                repetition_penalty: [1.0, 1.3][next() as usize % 2],
+                seed: round as u64,
+            };
+            for step in 0..4 {
+                let want = full_sort_sample(&logits, &history, &p, step);
+                assert_eq!(sampler.sample(&logits, &history, &p, step), want, "round {round}, {p:?}, step {step}");
+            }
+        }
     }
 
     #[test]
