@@ -110,7 +110,7 @@ impl Q8Row {
         self.d.resize(blocks, 0.0);
         self.sum.resize(blocks, 0);
         for (b, (xs, qs)) in x.chunks_exact(32).zip(self.q.chunks_exact_mut(32)).enumerate() {
-            let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let amax = super::abs_max(xs);
             let d = amax / 127.0;
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
             let mut sum = 0;

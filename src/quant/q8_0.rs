@@ -20,7 +20,7 @@ pub fn quantize_q8_0(x: &[f32]) -> Result<Vec<u8>, QuantError> {
     }
     let mut out = Vec::with_capacity(x.len() / BLOCK_LEN * BLOCK_BYTES);
     for (i, block) in x.chunks_exact(BLOCK_LEN).enumerate() {
-        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let amax = super::abs_max(block);
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         out.extend_from_slice(&f16_scale(d, i * BLOCK_LEN)?);
