@@ -100,16 +100,24 @@ where
     for_each_index(n, &|i| f(i, unsafe { pa.chunk(i, ca, la) }, unsafe { pb.chunk(i, cb, lb) }));
 }
 
-/// `out[r] = (x[r] - mean) / sqrt(var + eps) * weight + bias` for each row of `x` `[rows, n]`.
+/// `out[r] = (x[r] - mean) / sqrt(var + eps) * weight + bias` for each row of `x` `[rows, n]`;
+/// a prompt's rows in parallel ([`PARALLEL_VALUES`]), each row whole on one thread.
 pub fn layer_norm(out: &mut [f32], x: &[f32], ln: &LayerNorm, eps: f32) {
     let n = ln.weight.data.len();
-    for (o, row) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-        let mean = row.iter().sum::<f32>() / n as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
-        let inv = 1.0 / (var + eps).sqrt();
-        for (((o, &v), &g), &b) in o.iter_mut().zip(row).zip(&ln.weight.data).zip(&ln.bias.data) {
-            *o = (v - mean) * inv * g + b;
+    let norm = |r: usize, out: &mut [f32]| {
+        for (o, row) in out.chunks_exact_mut(n).zip(x[r * n..].chunks_exact(n)) {
+            let mean = row.iter().sum::<f32>() / n as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for (((o, &v), &g), &b) in o.iter_mut().zip(row).zip(&ln.weight.data).zip(&ln.bias.data) {
+                *o = (v - mean) * inv * g + b;
+            }
         }
+    };
+    if x.len() >= PARALLEL_VALUES {
+        for_each_chunk(out, n, norm);
+    } else {
+        norm(0, out);
     }
 }
 
@@ -123,9 +131,39 @@ pub fn linear(out: &mut [f32], x: &[f32], lin: &Linear, activations: Activations
 /// tanh of [`super::math`], so the loop is vectorized).
 pub fn gelu(x: &mut [f32]) {
     const S: f32 = 0.797_884_6; // sqrt(2 / pi)
-    for v in x {
-        let u = *v;
-        *v = 0.5 * u * (1.0 + super::math::tanh(S * (u + 0.044715 * u * u * u)));
+    let gelu = |_, x: &mut [f32]| {
+        for v in x {
+            let u = *v;
+            *v = 0.5 * u * (1.0 + super::math::tanh(S * (u + 0.044715 * u * u * u)));
+        }
+    };
+    elementwise(x, gelu);
+}
+
+/// SwiGLU's `silu(gate) · up`, into `gate`.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len());
+    elementwise(gate, |i, g| {
+        for (g, &u) in g.iter_mut().zip(&up[i * ELEMENTWISE_CHUNK..]) {
+            *g = *g / (1.0 + super::math::exp(-*g)) * u;
+        }
+    });
+}
+
+/// From how many values the serial steps between products (element-wise ops, norms, the
+/// activations' quantization) are split over the threads: a prompt's rows, not a decode step's
+/// one row, where a parallel region costs more than it saves. Serial, SmolLM2's Q4_0 prefill
+/// of 16 tokens left the second thread waiting for two fifths of the time (`perf`).
+pub const PARALLEL_VALUES: usize = 8192;
+const ELEMENTWISE_CHUNK: usize = 2048;
+
+/// `f(i, chunk)` over `x` in chunks of [`ELEMENTWISE_CHUNK`] values in parallel, or `f(0, x)`
+/// where `x` is short.
+fn elementwise(x: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if x.len() < PARALLEL_VALUES {
+        f(0, x);
+    } else {
+        for_each_chunk(x, ELEMENTWISE_CHUNK, f);
     }
 }
 
@@ -354,4 +392,54 @@ pub fn attention(
             }
         }
     });
+}
+
+// Pools of threads: native only (the wasm tests run in the browser, tests/web.rs).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    /// LayerNorm of a prompt's rows over three threads is each row's norm alone.
+    #[test]
+    fn layer_norm_over_threads_is_each_row_alone() {
+        let n = 96;
+        let rows = PARALLEL_VALUES / n + 3;
+        let x: Vec<f32> = (0..rows * n).map(|i| ((i * 7919) % 2001) as f32 / 500.0 - 2.0).collect();
+        let tensor = |data: Vec<f32>| Tensor { shape: vec![n], data };
+        let ln = LayerNorm {
+            weight: tensor((0..n).map(|i| 0.5 + i as f32 / 64.0).collect()),
+            bias: tensor((0..n).map(|i| i as f32 / 100.0 - 0.3).collect()),
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let mut all = vec![0f32; x.len()];
+        pool.install(|| on_pool(|| layer_norm(&mut all, &x, &ln, 1e-5)));
+        for (r, row) in x.chunks_exact(n).enumerate() {
+            let mut one = vec![0f32; n];
+            layer_norm(&mut one, row, &ln, 1e-5);
+            assert!(one.iter().zip(&all[r * n..]).all(|(a, b)| a.to_bits() == b.to_bits()), "row {r}");
+        }
+    }
+
+    /// The element-wise ops of a prompt's rows, split over three threads, are the serial loop's
+    /// values, chunk edges and a last short chunk included.
+    #[test]
+    fn element_wise_ops_over_threads_are_the_serial_values() {
+        let n = PARALLEL_VALUES + ELEMENTWISE_CHUNK + 77;
+        let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 / 250.0 - 4.0).collect();
+        let up: Vec<f32> = (0..n).map(|i| ((i * 104_729) % 999) as f32 / 333.0 - 1.5).collect();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let (mut gelu_all, mut silu_all) = (x.clone(), x.clone());
+        pool.install(|| {
+            on_pool(|| {
+                gelu(&mut gelu_all);
+                silu_mul(&mut silu_all, &up);
+            })
+        });
+        for i in 0..n {
+            let (mut g, mut s) = ([x[i]], [x[i]]);
+            gelu(&mut g);
+            silu_mul(&mut s, &up[i..i + 1]);
+            assert_eq!((gelu_all[i].to_bits(), silu_all[i].to_bits()), (g[0].to_bits(), s[0].to_bits()), "{i}");
+        }
+    }
 }

@@ -130,10 +130,14 @@ impl LlamaSession {
             q = rms_norm(&q, qn, c.rms_norm_eps);
             k = rms_norm(&k, kn, c.rms_norm_eps);
         }
+        let mut turns = Vec::with_capacity(self.inv_freq.len());
         for i in 0..n {
+            // One sine and cosine per frequency for the row's every head, q's and k's alike.
             let angle_pos = (self.pos + i) as f32;
-            rotate(&mut q[i * heads * hd..][..heads * hd], hd, angle_pos, &self.inv_freq);
-            rotate(&mut k[i * kv_heads * hd..][..kv_heads * hd], hd, angle_pos, &self.inv_freq);
+            turns.clear();
+            turns.extend(self.inv_freq.iter().map(|&f| (angle_pos * f).sin_cos()));
+            rotate(&mut q[i * heads * hd..][..heads * hd], hd, &turns);
+            rotate(&mut k[i * kv_heads * hd..][..kv_heads * hd], hd, &turns);
         }
         self.k_cache[l].extend(&k);
         self.v_cache[l].extend(&v);
@@ -190,25 +194,33 @@ fn linear_many<const N: usize>(x: &[f32], ps: [&Proj; N], a: Activations) -> [Ve
     std::array::from_fn(|_| outs.next().expect("one output per projection"))
 }
 
-/// RMSNorm of each row of `x` (rows as long as `g`): `x / sqrt(mean(x²) + eps) · g`.
+/// RMSNorm of each row of `x` (rows as long as `g`): `x / sqrt(mean(x²) + eps) · g`. A prompt's
+/// rows in parallel (each row's sum in order, so the same bits on any thread count).
 fn rms_norm(x: &[f32], g: &Tensor, eps: f32) -> Vec<f32> {
     let n = g.data.len();
-    let mut y = Vec::with_capacity(x.len());
-    for row in x.chunks_exact(n) {
-        let ms = row.iter().map(|v| v * v).sum::<f32>() / n as f32;
-        let r = 1.0 / (ms + eps).sqrt();
-        y.extend(row.iter().zip(&g.data).map(|(v, g)| v * r * g));
+    let mut y = vec![0f32; x.len()];
+    let norm = |r: usize, y: &mut [f32]| {
+        for (row, y) in x[r * n..][..y.len()].chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+            let ms = row.iter().map(|v| v * v).sum::<f32>() / n as f32;
+            let r = 1.0 / (ms + eps).sqrt();
+            y.iter_mut().zip(row.iter().zip(&g.data)).for_each(|(y, (v, g))| *y = v * r * g);
+        }
+    };
+    if x.len() >= crate::cpu::ops::PARALLEL_VALUES {
+        crate::cpu::ops::for_each_chunk(&mut y, n, |r, y| norm(r, y));
+    } else {
+        norm(0, &mut y);
     }
     y
 }
 
 /// Rotary position embedding of each `hd`-long head in `x`, HF's "rotate half" layout: element
-/// `i` pairs with `i + hd/2`, turned by `pos · inv_freq[i]`.
-fn rotate(x: &mut [f32], hd: usize, pos: f32, inv_freq: &[f32]) {
+/// `i` pairs with `i + hd/2`, turned by `pos · inv_freq[i]`, whose sine and cosine are
+/// `turns[i]`.
+fn rotate(x: &mut [f32], hd: usize, turns: &[(f32, f32)]) {
     let half = hd / 2;
     for head in x.chunks_exact_mut(hd) {
-        for (i, &f) in inv_freq.iter().enumerate() {
-            let (sin, cos) = (pos * f).sin_cos();
+        for (i, &(sin, cos)) in turns.iter().enumerate() {
             let (a, b) = (head[i], head[i + half]);
             head[i] = a * cos - b * sin;
             head[i + half] = b * cos + a * sin;
@@ -218,9 +230,9 @@ fn rotate(x: &mut [f32], hd: usize, pos: f32, inv_freq: &[f32]) {
 
 /// SwiGLU: `down(silu(gate(x)) · up(x))`.
 fn mlp(x: &[f32], layer: &LlamaLayer, a: Activations) -> Vec<f32> {
-    let [gate, up] = linear_many(x, [&layer.gate_proj, &layer.up_proj], a);
-    let act: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| g / (1.0 + crate::cpu::math::exp(-g)) * u).collect();
-    linear(&act, &layer.down_proj, a)
+    let [mut gate, up] = linear_many(x, [&layer.gate_proj, &layer.up_proj], a);
+    crate::cpu::ops::silu_mul(&mut gate, &up);
+    linear(&gate, &layer.down_proj, a)
 }
 
 /// Logits of each row of `h` against the head's rows.
@@ -269,5 +281,26 @@ impl LanguageModel for LlamaSession {
     fn footprint(&self) -> Footprint {
         let cache: usize = self.k_cache.iter().chain(&self.v_cache).map(KvCache::bytes).sum();
         Footprint { weights: self.weights.bytes() as u64, scratch: cache as u64 }
+    }
+}
+
+// A pool of threads: native only.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    /// RMSNorm of a prompt's rows over three threads is each row's norm alone.
+    #[test]
+    fn rms_norm_over_threads_is_each_row_alone() {
+        let n = 96;
+        let rows = crate::cpu::ops::PARALLEL_VALUES / n + 3;
+        let x: Vec<f32> = (0..rows * n).map(|i| ((i * 7919) % 2001) as f32 / 500.0 - 2.0).collect();
+        let g = Tensor { shape: vec![n], data: (0..n).map(|i| 0.5 + i as f32 / 64.0).collect() };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let all = pool.install(|| crate::cpu::ops::on_pool(|| rms_norm(&x, &g, 1e-6)));
+        for (r, row) in x.chunks_exact(n).enumerate() {
+            let one = rms_norm(row, &g, 1e-6);
+            assert!(one.iter().zip(&all[r * n..]).all(|(a, b)| a.to_bits() == b.to_bits()), "row {r}");
+        }
     }
 }
