@@ -10,7 +10,13 @@ use std::sync::Arc;
 use super::config::LlamaConfig;
 use super::kv_cache::KvCache;
 use super::weights::{LlamaLayer, LlamaWeights, Proj};
-use crate::cpu::ops::{add, dot_f32, for_each_chunk2, softmax};
+use crate::cpu::ops::{add, dot_f32, for_each_chunk, for_each_chunk2, softmax};
+
+/// The most positions one forward pass runs: a longer prompt runs in passes of this many
+/// (unless its attention maps are asked for, which are one pass's). Each pass holds
+/// activations of `PREFILL_CHUNK` rows; a 3,000-token prompt in one pass held 2.2 times
+/// SmolLM2's weights and cache (`wgpt generate`'s peak resident set).
+const PREFILL_CHUNK: usize = 512;
 use crate::model::{
     CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input,
     positions_within,
@@ -81,14 +87,34 @@ impl LlamaSession {
 
     /// Appends `ids` to the context and runs them through the model.
     pub fn run(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<&Outputs, EngineError> {
-        crate::cpu::ops::on_pool(|| self.forward_pass(ids, opts))?;
+        check_input(ids, self.pos, self.n_ctx, self.config.vocab_size)?;
+        if opts.attention || ids.len() <= PREFILL_CHUNK {
+            crate::cpu::ops::on_pool(|| self.forward_pass(ids, opts))?;
+            return Ok(&self.out);
+        }
+        // A long prompt in passes of at most PREFILL_CHUNK positions (llama.cpp's
+        // micro-batches): each pass's activations are sized by the chunk, not the prompt. A
+        // prompt's row has the same values whatever rows are beside it, so the logits are a
+        // single pass's; the passes are of equal length, so none is one row (a decode step's
+        // products, rounded in another order).
+        let size = ids.len().div_ceil(ids.len().div_ceil(PREFILL_CHUNK));
+        let mut logits = Vec::new();
+        for chunk in ids.chunks(size) {
+            crate::cpu::ops::on_pool(|| self.forward_pass(chunk, opts))?;
+            if opts.all_logits {
+                logits.extend_from_slice(&self.out.logits);
+            }
+        }
+        if opts.all_logits {
+            self.out.logits = logits;
+            self.out.rows = ids.len();
+        }
         Ok(&self.out)
     }
 
     /// [`LlamaSession::run`]'s work, on the thread pool.
     fn forward_pass(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<(), EngineError> {
         let c = &self.config;
-        check_input(ids, self.pos, self.n_ctx, c.vocab_size)?;
         if opts.hidden_states {
             return Err(EngineError::Unsupported("hidden states of the Llama family".into()));
         }
@@ -102,7 +128,7 @@ impl LlamaSession {
         self.out.attention.clear();
         for (l, layer) in w.layers.iter().enumerate() {
             let h = rms_norm(&x, &layer.input_layernorm, eps);
-            let (att, probs) = self.attention(l, layer, &h, n);
+            let (att, probs) = self.attention(l, layer, &h, n, opts.attention);
             add(&mut x, &linear(&att, &layer.o_proj, self.activations));
             if opts.attention {
                 self.out.attention.push(probs);
@@ -119,9 +145,18 @@ impl LlamaSession {
     }
 
     /// Grouped-query causal attention of the new rows `h` (`[n, hidden]`) of layer `l`; appends
-    /// their keys and values to the cache. Returns the heads' outputs `[n, heads · head_dim]` and
-    /// the probabilities `[heads, n, past + n]`.
-    fn attention(&mut self, l: usize, layer: &LlamaLayer, h: &[f32], n: usize) -> (Vec<f32>, Vec<f32>) {
+    /// their keys and values to the cache. Returns the heads' outputs `[n, heads · head_dim]` and,
+    /// where `keep_probs`, the probabilities `[heads, n, past + n]` (else empty: each head's
+    /// task holds one row of them at a time, not `n · (past + n)`, a gigabyte a layer for a
+    /// 4,096-token prompt of 14 heads).
+    fn attention(
+        &mut self,
+        l: usize,
+        layer: &LlamaLayer,
+        h: &[f32],
+        n: usize,
+        keep_probs: bool,
+    ) -> (Vec<f32>, Vec<f32>) {
         let c = &self.config;
         let (hd, heads, kv_heads) = (c.head_dim, c.num_attention_heads, c.num_key_value_heads);
         let a = self.activations;
@@ -147,14 +182,12 @@ impl LlamaSession {
         let scale = 1.0 / (hd as f32).sqrt();
         // One head at a time, in parallel (each head's rows are its own, so the result does not
         // depend on the thread count): outputs `[heads, n, hd]`, put in row order below.
-        let mut by_head = vec![0.0f32; heads * n * hd];
-        let mut probs = vec![0.0f32; heads * n * total];
-        for_each_chunk2(&mut by_head, n * hd, &mut probs, n * total, |head, out, probs| {
+        let head = |head: usize, out: &mut [f32], probs: &mut [f32], kept: bool| {
             let kvh = head / group;
             for i in 0..n {
                 let visible = pos + i + 1;
                 let qi = &q[(i * heads + head) * hd..][..hd];
-                let p = &mut probs[i * total..][..total];
+                let p = if kept { &mut probs[i * total..][..total] } else { &mut probs[..total] };
                 for (t, pt) in p[..visible].iter_mut().enumerate() {
                     *pt = dot_f32(qi, &kc.row(t)[kvh * hd..][..hd]) * scale;
                 }
@@ -167,7 +200,15 @@ impl LlamaSession {
                     }
                 }
             }
-        });
+        };
+        let mut by_head = vec![0.0f32; heads * n * hd];
+        let mut probs = Vec::new();
+        if keep_probs {
+            probs = vec![0.0f32; heads * n * total];
+            for_each_chunk2(&mut by_head, n * hd, &mut probs, n * total, |h, out, p| head(h, out, p, true));
+        } else {
+            for_each_chunk(&mut by_head, n * hd, |h, out| head(h, out, &mut vec![0.0f32; total], false));
+        }
         let mut out = vec![0.0f32; n * heads * hd];
         for (head, rows) in by_head.chunks_exact(n * hd).enumerate() {
             for (i, row) in rows.chunks_exact(hd).enumerate() {
@@ -288,6 +329,40 @@ impl LanguageModel for LlamaSession {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+
+    /// A prompt longer than [`PREFILL_CHUNK`] runs in passes and gives a single pass's logits
+    /// (a single pass: the same prompt with its attention maps asked for), every row's, to the
+    /// bit, f32 and Q4_0 weights; a prompt one past two passes' length included.
+    #[test]
+    fn a_long_prompt_in_passes_gives_a_single_pass_s_logits() {
+        let config = LlamaConfig::from_json(
+            br#"{"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+                "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128,
+                "max_position_embeddings": 2048}"#,
+        )
+        .unwrap();
+        for ty in [None, Some(crate::quant::GgmlType::Q4_0)] {
+            let mut weights = LlamaWeights::random(&config, 7);
+            if let Some(ty) = ty {
+                weights.quantize(ty).unwrap();
+            }
+            let weights = Arc::new(weights);
+            for n in [2 * PREFILL_CHUNK + 1, PREFILL_CHUNK + 77] {
+                let ids: Vec<u32> = (0..n as u32).map(|i| (i * 37 + 5) % 128).collect();
+                let run = |attention: bool| {
+                    let mut s = LlamaSession::new(config.clone(), weights.clone()).with_activations(Activations::Q8);
+                    let opts = ForwardOptions { all_logits: true, attention, hidden_states: false };
+                    let out = s.run(&ids, opts).unwrap();
+                    assert_eq!((out.rows, out.attention.len()), (n, if attention { 2 } else { 0 }));
+                    out.logits.clone()
+                };
+                let (passes, single) = (run(false), run(true));
+                assert_eq!(passes.len(), n * 128);
+                let same = passes.iter().zip(&single).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{ty:?}, {n} positions: passes differ from one pass");
+            }
+        }
+    }
 
     /// RMSNorm of a prompt's rows over three threads is each row's norm alone.
     #[test]
