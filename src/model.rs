@@ -56,6 +56,20 @@ impl EngineError {
 /// model past it holds fewer positions than it was made for, and the page says so.
 pub const CPU_KV_BUDGET: u64 = if cfg!(target_arch = "wasm32") { 1 << 30 } else { 8 << 30 };
 
+/// The most positions one CPU forward pass runs: a longer prompt runs in passes (llama.cpp's
+/// micro-batches), each holding activations of its own rows, not the prompt's (a 2,692-token
+/// prompt in one pass held 2.1 times SmolLM2's weights and cache: `wgpt generate`'s peak
+/// resident set). Not where the attention maps or hidden states are asked for (one pass's).
+pub const PREFILL_CHUNK: usize = 512;
+
+/// The rows of each pass a prompt of `n` positions runs in: at most [`PREFILL_CHUNK`], all but
+/// the last equal, none of one row unless `n` is 1 (one row takes a decode step's products,
+/// rounded in another order; a prompt's row has the same values whatever rows are beside it,
+/// so the passes' logits are a single pass's).
+pub fn pass_rows(n: usize) -> usize {
+    n.div_ceil(n.div_ceil(PREFILL_CHUNK).max(1)).max(1)
+}
+
 /// How many positions of `per_position` cache bytes fit `budget`: at most `wanted`.
 pub fn positions_within(budget: u64, per_position: u64, wanted: usize) -> usize {
     let fit = budget / per_position.max(1);

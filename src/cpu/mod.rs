@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use crate::config::{GptConfig, LayerNormPosition};
 use crate::model::{
-    CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input,
-    positions_within,
+    CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, PREFILL_CHUNK,
+    check_input, pass_rows, positions_within,
 };
 use crate::quant::Activations;
 use crate::weights::{Block, ModelWeights};
@@ -38,8 +38,12 @@ struct Scratch {
 struct AttnScratch {
     qkv: Vec<f32>,
     att: Vec<f32>,
-    /// `[new, n_head, past + new]`: the probabilities of the last block run.
+    /// `[new, n_head, past + new]`: the probabilities of the last block run, where they are
+    /// kept: a decode step's, or any pass's whose maps are asked for.
     probs: Vec<f32>,
+    /// Whether the pass keeps a prompt's probabilities (its maps are asked for). A prompt's
+    /// grow with its square; without, each (row, head) task holds its own row of them.
+    keep_probs: bool,
 }
 
 /// Resizes without shrinking capacity: allocation happens only when a call needs more room.
@@ -127,7 +131,23 @@ impl CpuSession {
     /// Appends `ids` to the context and runs them through the model (synchronously: the
     /// [`LanguageModel::forward`] future of this engine is this call).
     pub fn run(&mut self, ids: &[u32], opts: ForwardOptions) -> Result<&Outputs, EngineError> {
-        ops::on_pool(|| self.forward_pass(ids, opts))?;
+        check_input(ids, self.pos, self.n_ctx, self.config.vocab_size)?;
+        if opts.attention || opts.hidden_states || ids.len() <= PREFILL_CHUNK {
+            ops::on_pool(|| self.forward_pass(ids, opts))?;
+            return Ok(&self.out);
+        }
+        // A long prompt in passes ([`pass_rows`]).
+        let mut logits = Vec::new();
+        for chunk in ids.chunks(pass_rows(ids.len())) {
+            ops::on_pool(|| self.forward_pass(chunk, opts))?;
+            if opts.all_logits {
+                logits.extend_from_slice(&self.out.logits);
+            }
+        }
+        if opts.all_logits {
+            self.out.logits = logits;
+            self.out.rows = ids.len();
+        }
         Ok(&self.out)
     }
 
@@ -141,6 +161,7 @@ impl CpuSession {
         out.hidden_states.resize(if opts.hidden_states { cfg.n_layer + 1 } else { 0 }, Vec::new());
         out.attention.resize(if opts.attention { cfg.n_layer } else { 0 }, Vec::new());
 
+        s.attn.keep_probs = opts.attention;
         let x = sized(&mut self.x, n * c);
         embed(x, ids, past, w, c);
         let layer_cache = self.n_ctx * c;
@@ -235,7 +256,8 @@ fn attention(
     let (n, c) = (input.len() / cfg.n_embd, cfg.n_embd);
     let qkv = sized(&mut s.qkv, n * 3 * c);
     let att = sized(&mut s.att, n * c);
-    let probs = sized(&mut s.probs, n * cfg.n_head * (past + n));
+    // A decode step's one row is kept (a few KB, and no allocation per head).
+    let probs = (s.keep_probs || n == 1).then(|| sized(&mut s.probs, n * cfg.n_head * (past + n)));
     ops::linear(qkv, input, &b.c_attn, a);
     append_kv(cache, qkv, past, c);
     let shape = AttentionShape { n_head: cfg.n_head, head_dim: cfg.head_dim(), past };
@@ -317,5 +339,40 @@ impl LanguageModel for CpuSession {
             &self.out.logits,
         ];
         Footprint { weights: self.weights.bytes() as u64, scratch: scratch.into_iter().map(f32s).sum() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A prompt longer than [`PREFILL_CHUNK`] runs in passes and gives a single pass's logits
+    /// (a single pass: the same prompt with its attention maps asked for), every row's, to the
+    /// bit, f32 and Q4_0 weights.
+    #[test]
+    fn a_long_prompt_in_passes_gives_a_single_pass_s_logits() {
+        let mut config = GptConfig::preset("tiny").unwrap();
+        config.n_positions = 1100;
+        for ty in [None, Some(crate::quant::GgmlType::Q4_0)] {
+            let mut weights = ModelWeights::random(&config, 3);
+            if let Some(ty) = ty {
+                weights.quantize(ty).unwrap();
+            }
+            let weights = Arc::new(weights);
+            for n in [2 * PREFILL_CHUNK + 1, PREFILL_CHUNK + 77] {
+                let ids: Vec<u32> = (0..n as u32).map(|i| (i * 37 + 5) % config.vocab_size as u32).collect();
+                let run = |attention: bool| {
+                    let mut s = CpuSession::new(config.clone(), weights.clone()).with_activations(Activations::Q8);
+                    let opts = ForwardOptions { all_logits: true, attention, hidden_states: false };
+                    let out = s.run(&ids, opts).unwrap();
+                    assert_eq!((out.rows, out.attention.len()), (n, if attention { config.n_layer } else { 0 }));
+                    out.logits.clone()
+                };
+                let (passes, single) = (run(false), run(true));
+                assert_eq!(passes.len(), n * config.vocab_size);
+                let same = passes.iter().zip(&single).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{ty:?}, {n} positions: passes differ from one pass");
+            }
+        }
     }
 }

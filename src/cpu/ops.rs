@@ -359,11 +359,12 @@ pub struct AttentionShape {
 ///
 /// `q` is `[rows, 3 * n_embd]` (the c_attn output; q is its first third), `k_cache`/`v_cache`
 /// are one layer's `[n_positions, n_embd]` with positions `0..past + rows` filled. Row `i`
-/// (position `past + i`) attends to positions `0..=past + i`. Writes `out` `[rows, n_embd]` and
-/// `probs` `[rows, n_head, past + rows]` (masked entries 0).
+/// (position `past + i`) attends to positions `0..=past + i`. Writes `out` `[rows, n_embd]` and,
+/// where given, `probs` `[rows, n_head, past + rows]` (masked entries 0); without, each (row,
+/// head) task holds its own row of probabilities.
 pub fn attention(
     out: &mut [f32],
-    probs: &mut [f32],
+    probs: Option<&mut [f32]>,
     qkv: &[f32],
     k_cache: &[f32],
     v_cache: &[f32],
@@ -373,8 +374,7 @@ pub fn attention(
     let rows = out.len() / c;
     let total = s.past + rows;
     let scale = 1.0 / (s.head_dim as f32).sqrt();
-    // One (row, head) at a time, in parallel: a decode step's heads spread over the threads.
-    for_each_chunk2(out, s.head_dim, probs, total, |ih, o, p| {
+    let head = |ih: usize, o: &mut [f32], p: &mut [f32]| {
         let (i, h) = (ih / s.n_head, ih % s.n_head);
         let visible = s.past + i + 1;
         let cols = h * s.head_dim..(h + 1) * s.head_dim;
@@ -391,7 +391,12 @@ pub fn attention(
                 *o += w * v;
             }
         }
-    });
+    };
+    // One (row, head) at a time, in parallel: a decode step's heads spread over the threads.
+    match probs {
+        Some(probs) => for_each_chunk2(out, s.head_dim, probs, total, head),
+        None => for_each_chunk(out, s.head_dim, |ih, o| head(ih, o, &mut vec![0.0; total])),
+    }
 }
 
 // Pools of threads: native only (the wasm tests run in the browser, tests/web.rs).

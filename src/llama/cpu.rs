@@ -11,15 +11,9 @@ use super::config::LlamaConfig;
 use super::kv_cache::KvCache;
 use super::weights::{LlamaLayer, LlamaWeights, Proj};
 use crate::cpu::ops::{add, dot_f32, for_each_chunk, for_each_chunk2, softmax};
-
-/// The most positions one forward pass runs: a longer prompt runs in passes of this many
-/// (unless its attention maps are asked for, which are one pass's). Each pass holds
-/// activations of `PREFILL_CHUNK` rows; a 3,000-token prompt in one pass held 2.2 times
-/// SmolLM2's weights and cache (`wgpt generate`'s peak resident set).
-const PREFILL_CHUNK: usize = 512;
 use crate::model::{
-    CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, check_input,
-    positions_within,
+    CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, PREFILL_CHUNK,
+    check_input, pass_rows, positions_within,
 };
 use crate::quant::{Activations, Matrix};
 use crate::weights::Tensor;
@@ -92,14 +86,9 @@ impl LlamaSession {
             crate::cpu::ops::on_pool(|| self.forward_pass(ids, opts))?;
             return Ok(&self.out);
         }
-        // A long prompt in passes of at most PREFILL_CHUNK positions (llama.cpp's
-        // micro-batches): each pass's activations are sized by the chunk, not the prompt. A
-        // prompt's row has the same values whatever rows are beside it, so the logits are a
-        // single pass's; the passes are of equal length, so none is one row (a decode step's
-        // products, rounded in another order).
-        let size = ids.len().div_ceil(ids.len().div_ceil(PREFILL_CHUNK));
+        // A long prompt in passes ([`pass_rows`]).
         let mut logits = Vec::new();
-        for chunk in ids.chunks(size) {
+        for chunk in ids.chunks(pass_rows(ids.len())) {
             crate::cpu::ops::on_pool(|| self.forward_pass(chunk, opts))?;
             if opts.all_logits {
                 logits.extend_from_slice(&self.out.logits);
