@@ -21,6 +21,11 @@
 #
 #   sh benches/vs_llama_cpp.sh
 #   WGSL=0 sh benches/vs_llama_cpp.sh     # without the WGSL engine's rows (slow on lavapipe)
+#   ROUNDS=3 WGSL=0 sh benches/vs_llama_cpp.sh
+#
+# ROUNDS=N runs every row N times, the rounds one after another (so each engine's runs are spread
+# over the same minutes as its peer's), and prints each row's median with the range beside it:
+# one round's figures move by a third on a noisy VM.
 #
 # Then f32: llama.cpp on F32 files, HF transformers on PyTorch (f32 and bf16) and wgpt on the
 # HF folders they came from.
@@ -80,6 +85,7 @@ r = {x['n_prompt'] and 'pp' or 'tg': x['avg_ts'] for x in runs}
 size = runs[0]['model_size']
 print(f\"| $1 | llama.cpp CPU (2 threads) | {r['pp']:,.0f} | {r['tg']:,.1f} | {size/1e6:,.0f} M | {size*r['tg']/1e9:.2f} |\")"
 }
+rows() {
 for f in $OUT/smollm2-135m.f16.gguf $OUT/smollm2-135m.q8_0.gguf $OUT/smollm2-135m.q4_0.gguf $OUT/llama-0.6b.q4_k.gguf \
   $OUT/gpt2-124m.f16.gguf $OUT/gpt2-124m.q8_0.gguf $OUT/gpt2-124m.q4_0.gguf $OUT/gpt2-124m.q4_k.gguf; do
   t=$(basename $f .gguf)
@@ -97,3 +103,29 @@ for m in smollm2-135m gpt2-124m; do
   for dtype in float32 bfloat16; do $PY benches/hf_transformers.py $OUT/$m --threads 2 --dtype $dtype 2>/dev/null; done
   wgpt_row $m.f32 "wgpt CPU engine (2 threads)" --model $OUT/$m --backend cpu
 done
+}
+for round in $(seq ${ROUNDS:-1}); do rows; done | python3 -c "
+import statistics, sys
+order, rows = [], {}
+for line in sys.stdin:
+    if not line.startswith('| '):
+        print(line, end='')
+        continue
+    cells = [c.strip() for c in line.strip().strip('|').split('|')]
+    key = (cells[0], cells[1])
+    if key not in rows:
+        order.append(key)
+        rows[key] = []
+    rows[key].append((line, cells))
+num = lambda s: float(s.replace(',', ''))
+for key in order:
+    runs = rows[key]
+    if len(runs) == 1:
+        print(runs[0][0], end='')
+        continue
+    pp, tg = ([num(c[k]) for _, c in runs] for k in (2, 3))
+    size = runs[0][1][4]
+    gbs = f'{num(size.split()[0]) * statistics.median(tg) / 1e3:.2f}' if size else ''
+    print(f'| {key[0]} | {key[1]} | {statistics.median(pp):,.0f} ({min(pp):,.0f}–{max(pp):,.0f}) '
+          f'| {statistics.median(tg):,.1f} ({min(tg):,.1f}–{max(tg):,.1f}) | {size} | {gbs} |')
+"
