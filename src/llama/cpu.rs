@@ -135,7 +135,7 @@ impl LlamaSession {
 
     /// Grouped-query causal attention of the new rows `h` (`[n, hidden]`) of layer `l`; appends
     /// their keys and values to the cache. Returns the heads' outputs `[n, heads · head_dim]` and,
-    /// where `keep_probs`, the probabilities `[heads, n, past + n]` (else empty: each head's
+    /// where `keep_probs` or `n` is 1, the probabilities `[heads, n, past + n]` (else empty: each head's
     /// task holds one row of them at a time, not `n · (past + n)`, a gigabyte a layer for a
     /// 4,096-token prompt of 14 heads).
     fn attention(
@@ -192,7 +192,8 @@ impl LlamaSession {
         };
         let mut by_head = vec![0.0f32; heads * n * hd];
         let mut probs = Vec::new();
-        if keep_probs {
+        // A decode step's one row is kept too (a few KB; no allocation per head).
+        if keep_probs || n == 1 {
             probs = vec![0.0f32; heads * n * total];
             for_each_chunk2(&mut by_head, n * hd, &mut probs, n * total, |h, out, p| head(h, out, p, true));
         } else {
