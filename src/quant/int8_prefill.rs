@@ -1,79 +1,107 @@
 //! Prefill's integer product for 4-bit weights (Q4_0, Q4_K): a prompt's rows quantized to 8 bits
-//! once ([`Q8Row`], as decode's), then eight weight rows at a time against four prompt rows at a
-//! time (sixteen against eight with AVX-512), every block product summed in integers —
-//! llama.cpp's `gemm_q4_0_8x8_q8_0` idea, with the rows interleaved per call instead of in a
-//! repacked copy of the matrix kept in memory.
+//! once ([`Q8Row`], as decode's) and laid out side by side ([`Prompt`]), then four weight rows
+//! at a time, read as the file stores them, against sixteen prompt rows at a time (eight
+//! without AVX-512), every block product summed in integers.
 //!
 //! **Math.** Both types are, per block of 32 inputs, `w = scale·c + offset` with codes `c` in
 //! 0 ..= 15: Q4_0 `scale = d`, `offset = −8d`; Q4_K per sub-block `scale = d·sc`, `offset =
 //! −dmin·m`. With the activations `x ≈ d_x·q`, a block's product is
 //! `d_x · (scale · Σ c·q + offset · Σ q)`; `Σ c·q` is the integer part, `Σ q` is kept per block.
 //!
-//! **Layout** (a [`Panel`]): per block of 32 inputs, eight groups of four inputs; a group is the
-//! eight rows' four codes one after another (`[group][row][4]`, 32 bytes). So one `maddubs`
-//! of a group with an activation row's four codes broadcast gives, in each 32-bit lane, one
-//! row's four products: a block's eight groups summed lane by lane are the eight rows' block
-//! sums, with no horizontal reduction. The 16-bit partial sums cannot overflow: each of a
-//! lane's two halves adds 16 products of at most 15·127 (30,480 < 32,767).
+//! **Layout.** A vector's 32-bit lanes are prompt rows: lane `i` of a [`Prompt`] word holds row
+//! `i`'s four codes of inputs `4k .. 4k + 4` of a block. A weight row's four code bytes are
+//! broadcast to every lane, masked to their low nibbles (four codes of one block) and to their
+//! high ones (four of another, or of the same block's second half), and multiplied lane by lane
+//! with the matching prompt words: each lane sums its own row's products, so no horizontal
+//! reduction, and the weights need no layout of their own. The layout work is the prompt's
+//! (`n × cols` bytes, once per call), not the matrix's: llama.cpp's `gemm_q4_0_8x8_q8_0` has
+//! its weights repacked at load instead; interleaving a panel of weight rows per call cost as
+//! much as the products for a 16-token prompt.
+//!
+//! **Sums.** With AVX-512 VNNI `vpdpbusd` adds four `u8 · i8` products to each 32-bit lane; the
+//! high nibbles are taken as `byte & 0xF0` (sixteen times the code), so their sum is shifted
+//! back by four bits, exactly. With AVX2 `maddubs` adds pairs into 16 bits: both nibbles are
+//! shifted into 0 ..= 15 and a block's 16 products per 16-bit lane stay below 16·15·127 =
+//! 30,480 < 32,767. The same integer sums, scaled in the same order: both kernels give each
+//! output the same bits.
 //!
 //! **Dispatch.** x86-64 with AVX2 and FMA (the check every x86 kernel here shares,
-//! `simd::has_avx2_fma_f16c`): [`linear`], two panels at a time in 512-bit registers with
-//! `vpdpbusd` where the CPU also has AVX-512 VNNI (the same bits); elsewhere it returns false and the caller
-//! decodes each row to f32 once ([`crate::cpu::ops::linear_rows`]). Tasks own panels of weight
-//! rows; each output is its own sum in a fixed order of blocks, whatever the thread count or the
-//! rows beside it.
+//! `simd::has_avx2_fma_f16c`): [`linear`], with sixteen lanes where the CPU also has AVX-512
+//! VNNI; elsewhere it returns false and the caller decodes each row to f32 once
+//! ([`crate::cpu::ops::linear_rows`]). Tasks own weight rows; each output is its own sum in a
+//! fixed order of blocks, whatever the thread count or the rows beside it.
 
 use super::GgmlType;
 use super::int8::Q8Row;
 use super::matrix::Blocks;
 use crate::cpu::ops::{for_each_item, rows_per_task};
 
-/// Weight rows per panel.
-const ROWS: usize = 8;
-/// Prompt rows per call of the AVX2 kernel ([`x86::panel_x4`]).
-#[cfg(target_arch = "x86_64")]
-const XROWS: usize = 4;
-/// Prompt rows per call of the AVX-512 kernel ([`x86::panels_wide`]): eight rows' sums in
-/// registers, so each group of codes loaded (and its two halves joined) serves eight products.
-const WIDE_XROWS: usize = 8;
+/// Weight rows per kernel call: each prompt word loaded serves four of them.
+const ROWS: usize = 4;
+/// Prompt rows per kernel call with AVX-512 ([`x86::rows_x16`]) and with AVX2 ([`x86::rows_x8`]).
+const WIDE_LANES: usize = 16;
+const LANES: usize = 8;
+/// A prompt's words read by the products of one weight row before the next: at most this many
+/// bytes (L2-sized), so a long prompt's words are read from L2 by every weight row.
+const TILE_BYTES: usize = 256 << 10;
 
-/// Eight weight rows as the kernel reads them (see the module's layout).
-#[derive(Default)]
-struct Panel {
-    /// 256 codes per block: `[group][row][4]`.
-    codes: Vec<u8>,
-    /// Per block, the eight rows' scales, then their offsets: `[block][row]`.
-    scale: Vec<f32>,
-    offset: Vec<f32>,
+/// A prompt's 8-bit rows as the kernels read them, in groups of `lanes` rows (the last one
+/// padded with zeros): per block, its eight words of four codes with the group's rows side by
+/// side (`words`, `[group][block][word][lane]`), and the rows' scales `d_x` and `d_x · Σ q`
+/// (`[group][block][lane]`).
+struct Prompt {
+    lanes: usize,
+    blocks: usize,
+    words: Vec<u32>,
+    d: Vec<f32>,
+    d_sum: Vec<f32>,
 }
 
-impl Panel {
-    /// `rows` (whole rows of `ty` blocks, `blocks` blocks of 32 each) laid out for the kernel,
-    /// asking for the bytes `next` (the rows packed next) into the cache on the way.
-    fn pack(&mut self, ty: GgmlType, rows: [&[u8]; ROWS], blocks: usize, next: &[u8]) {
-        self.codes.resize(256 * blocks, 0);
-        self.scale.resize(ROWS * blocks, 0.0);
-        self.offset.resize(ROWS * blocks, 0.0);
-        // Q4_0's scales are converted eight at a time where its codes are laid out.
-        if ty == GgmlType::Q4K {
-            for (r, row) in rows.iter().enumerate() {
-                for (sb, block) in row.chunks_exact(144).enumerate() {
-                    for (pair, [a1, a2, o1, o2]) in super::k_quants::multipliers(block).into_iter().enumerate() {
-                        let b = 8 * sb + 2 * pair;
-                        (self.scale[ROWS * b + r], self.offset[ROWS * b + r]) = (a1, o1);
-                        (self.scale[ROWS * (b + 1) + r], self.offset[ROWS * (b + 1) + r]) = (a2, o2);
-                    }
+/// One group of a [`Prompt`]'s rows (read by the x86-64 kernels; elsewhere `linear` returns
+/// before any group is made).
+#[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+struct Group<'a> {
+    words: &'a [u32],
+    d: &'a [f32],
+    d_sum: &'a [f32],
+}
+
+impl Prompt {
+    fn new(q: &Q8Row, n: usize, blocks: usize, lanes: usize) -> Self {
+        let groups = n.div_ceil(lanes);
+        let mut p = Prompt {
+            lanes,
+            blocks,
+            words: vec![0; groups * blocks * 8 * lanes],
+            d: vec![0.0; groups * blocks * lanes],
+            d_sum: vec![0.0; groups * blocks * lanes],
+        };
+        for i in 0..n {
+            let (g, lane) = (i / lanes, i % lanes);
+            for b in 0..blocks {
+                let (k, at) = (i * blocks + b, (g * blocks + b) * lanes + lane);
+                (p.d[at], p.d_sum[at]) = (q.d[k], q.d[k] * q.sum[k] as f32);
+                for (w, four) in q.q[32 * k..32 * k + 32].chunks_exact(4).enumerate() {
+                    p.words[(8 * (g * blocks + b) + w) * lanes + lane] =
+                        u32::from_le_bytes(std::array::from_fn(|j| four[j] as u8));
                 }
             }
         }
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `linear` runs only where the CPU has AVX2, FMA and F16C; each row holds `blocks`
-        // blocks of `ty`.
-        unsafe {
-            x86::pack_codes(ty, rows, blocks, self, next)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = next;
+        p
+    }
+
+    fn groups(&self) -> usize {
+        self.d.len() / (self.blocks * self.lanes)
+    }
+
+    fn group(&self, g: usize) -> Group<'_> {
+        let per = self.blocks * self.lanes;
+        Group {
+            words: &self.words[8 * per * g..8 * per * (g + 1)],
+            d: &self.d[per * g..per * (g + 1)],
+            d_sum: &self.d_sum[per * g..per * (g + 1)],
+        }
     }
 }
 
@@ -85,8 +113,8 @@ pub fn linear(m: &Blocks, out: &mut [f32], x: &[f32], bias: Option<&[f32]>) -> b
 }
 
 /// [`linear`] for several matrices of as many columns that read the same `x` (a layer's q, k
-/// and v): `x` quantized once, and all their tasks one parallel region. False, with `outs`
-/// untouched, unless every matrix is Q4_0 or Q4_K and this CPU has the kernel.
+/// and v): `x` quantized and laid out once, and all their tasks one parallel region. False,
+/// with `outs` untouched, unless every matrix is Q4_0 or Q4_K and this CPU has the kernel.
 pub fn linear_many(ms: &[&Blocks], outs: &mut [&mut [f32]], x: &[f32], biases: &[Option<&[f32]>]) -> bool {
     if ms.iter().any(|m| !matches!(m.ty, GgmlType::Q4_0 | GgmlType::Q4K) || m.cols != ms[0].cols) || !available() {
         return false;
@@ -95,12 +123,11 @@ pub fn linear_many(ms: &[&Blocks], outs: &mut [&mut [f32]], x: &[f32], biases: &
     let (n, blocks) = (x.len() / n_in, n_in / 32);
     let mut q = Q8Row::default();
     q.quantize(x);
-    // `d_x · Σ q` per activation block: the offsets' multiplier.
-    let d_sum: Vec<f32> = q.d.iter().zip(&q.sum).map(|(d, &s)| d * s as f32).collect();
-    // Two panels (sixteen rows) at a time where the kernel takes them in 512-bit registers.
     let wide = wide_available();
-    let step = if wide { 2 * ROWS } else { ROWS };
-    let per_task: Vec<usize> = ms.iter().map(|m| rows_per_task(m.rows).next_multiple_of(step)).collect();
+    let prompt = Prompt::new(&q, n, blocks, if wide { WIDE_LANES } else { LANES });
+    // Groups of prompt rows whose words take at most TILE_BYTES.
+    let tile = (TILE_BYTES / (32 * blocks * prompt.lanes)).max(1);
+    let per_task: Vec<usize> = ms.iter().map(|m| rows_per_task(m.rows).next_multiple_of(ROWS)).collect();
     // Each task's products, `[n, its rows]`, then laid out by row of `x`.
     let mut by_task: Vec<Vec<f32>> = ms.iter().map(|m| vec![0f32; n * m.rows]).collect();
     let mut tasks = Vec::new();
@@ -109,25 +136,22 @@ pub fn linear_many(ms: &[&Blocks], outs: &mut [&mut [f32]], x: &[f32], biases: &
     }
     for_each_item(tasks, |(m, r0, o)| {
         let rows = o.len() / n;
-        let mut panels = [Panel::default(), Panel::default()];
-        for p in (0..rows).step_by(step) {
-            // A last panel of fewer rows repeats its last one (each result is its own row's).
-            let width = (rows - p).min(step);
-            let row = |k: usize| m.row(r0 + p + k.min(width - 1));
-            // The next panels' rows, each panel asking for half of them as it is packed.
-            let next = r0 + p + width..r0 + p + width + (rows - p - width).min(step);
-            let next = &m.data[next.start * m.row_bytes()..next.end * m.row_bytes()];
-            let (next0, next1) = if wide { next.split_at(next.len() / 2) } else { (next, &[][..]) };
-            panels[0].pack(m.ty, std::array::from_fn(row), blocks, next0);
-            if wide {
-                panels[1].pack(m.ty, std::array::from_fn(|k| row(ROWS + k)), blocks, next1);
-            }
-            for i0 in (0..n).step_by(WIDE_XROWS) {
-                let height = (n - i0).min(WIDE_XROWS);
-                let xrows = std::array::from_fn(|k| i0 + k.min(height - 1));
-                let sums = kernel(&panels, wide, &q, &d_sum, xrows, blocks);
-                for (i, s) in sums.iter().enumerate().take(height) {
-                    o[(i0 + i) * rows + p..][..width].copy_from_slice(&s[..width]);
+        for g0 in (0..prompt.groups()).step_by(tile) {
+            for p in (0..rows).step_by(ROWS) {
+                // A last call of fewer rows repeats its last one (each result is its own row's).
+                let width = (rows - p).min(ROWS);
+                let weights = std::array::from_fn(|k| m.row(r0 + p + k.min(width - 1)));
+                // The next call's rows, asked into the cache by the first group's call.
+                let next =
+                    (r0 + p + width) * m.row_bytes()..(r0 + p + width + (rows - p - width).min(ROWS)) * m.row_bytes();
+                for g in g0..(g0 + tile).min(prompt.groups()) {
+                    let next = if g == g0 { &m.data[next.clone()] } else { &[][..] };
+                    let sums = kernel(m.ty, wide, weights, prompt.group(g), blocks, next);
+                    let (i0, height) = (g * prompt.lanes, (n - g * prompt.lanes).min(prompt.lanes));
+                    for i in 0..height {
+                        let o = &mut o[(i0 + i) * rows + p..][..width];
+                        o.iter_mut().zip(&sums).for_each(|(o, s)| *o = s[i]);
+                    }
                 }
             }
         }
@@ -149,39 +173,29 @@ pub fn linear_many(ms: &[&Blocks], outs: &mut [&mut [f32]], x: &[f32], biases: &
     true
 }
 
-/// The products of prompt rows `xrows` with the first panel ([`x86::panel_x4`], eight rows, four
-/// prompt rows a call), or with both where `wide` ([`x86::panels_wide`], sixteen rows, eight
-/// prompt rows a call): `[prompt row][weight row]`.
+/// The products of four weight rows with a group of prompt rows: `[weight row][prompt row]`
+/// (sixteen prompt rows where `wide`, else eight and the rest zeros).
 fn kernel(
-    panels: &[Panel; 2],
+    ty: GgmlType,
     wide: bool,
-    q: &Q8Row,
-    d_sum: &[f32],
-    xrows: [usize; WIDE_XROWS],
+    weights: [&[u8]; ROWS],
+    x: Group,
     blocks: usize,
-) -> [[f32; 2 * ROWS]; WIDE_XROWS] {
+    next: &[u8],
+) -> [[f32; WIDE_LANES]; ROWS] {
     #[cfg(target_arch = "x86_64")]
     {
         if wide {
             // SAFETY: `wide` only where `wide_available()`; the lengths are the kernel's asserts.
-            return unsafe { x86::panels_wide(panels, q, d_sum, xrows, blocks) };
+            return unsafe { x86::rows_x16(ty, weights, x, blocks, next) };
         }
-        let mut out = [[0f32; 2 * ROWS]; WIDE_XROWS];
-        // Four prompt rows a call, as many calls as there are rows (the rest repeat the last).
-        let calls = (xrows.windows(2).take_while(|w| w[0] != w[1]).count() + 1).div_ceil(XROWS);
-        for (half, out) in out.chunks_exact_mut(XROWS).enumerate().take(calls) {
-            let four = std::array::from_fn(|k| xrows[XROWS * half + k]);
-            // SAFETY: `linear` calls this only where `available()`; the lengths are the kernel's asserts.
-            let eight = unsafe { x86::panel_x4(&panels[0], q, d_sum, four, blocks) };
-            for (o, e) in out.iter_mut().zip(eight) {
-                o[..ROWS].copy_from_slice(&e);
-            }
-        }
-        out
+        // SAFETY: `linear` calls this only where `available()`; the lengths are the kernel's asserts.
+        let eight = unsafe { x86::rows_x8(ty, weights, x, blocks, next) };
+        eight.map(|e| std::array::from_fn(|i| if i < LANES { e[i] } else { 0.0 }))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (panels, wide, q, d_sum, xrows, blocks);
+        let _ = (ty, wide, weights, x, blocks, next);
         unreachable!("`linear` returns before any kernel where there is none")
     }
 }
@@ -193,7 +207,7 @@ fn available() -> bool {
     false
 }
 
-/// AVX-512 with VNNI: sixteen weight rows per instruction, each lane's four products summed by
+/// AVX-512 with VNNI: sixteen prompt rows per instruction, each lane's four products summed by
 /// one `vpdpbusd`.
 fn wide_available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -208,206 +222,219 @@ fn wide_available() -> bool {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Panel, Q8Row, ROWS, WIDE_XROWS, XROWS};
-    use crate::quant::GgmlType;
+    use super::{GgmlType, Group, LANES, ROWS, WIDE_LANES};
+    use crate::quant::k_quants::multipliers;
 
-    /// Each row's codes of block `b` (32 values, 0 ..= 15, in input order) as eight 32-bit
-    /// groups of four, transposed so group g holds the eight rows' g-th four: the panel's layout.
-    /// For Q4_0 also the block's eight scales `d` (one F16C conversion) and offsets `−8d`.
-    ///
-    /// Each block also asks for its share of `next` into the cache: the next panel's rows,
-    /// fetched while this one is packed and multiplied. The eight rows here are short streams
-    /// the hardware prefetcher learns late, and the Q4_0 scales, the first bytes read of each
-    /// block, waited on memory for half the packing's time without it. Spread over the blocks,
-    /// not asked for at once: a burst of prefetches waits for the core's free line buffers.
-    ///
-    /// # Safety
-    /// AVX2 and F16C; each row holds `blocks` blocks of `ty` (Q4_0 or Q4_K), the panel's `codes`
-    /// 256 bytes per block, its `scale` and `offset` eight values per block.
-    #[target_feature(enable = "avx2,f16c")]
-    pub unsafe fn pack_codes(ty: GgmlType, rows: [&[u8]; ROWS], blocks: usize, panel: &mut Panel, next: &[u8]) {
-        let codes = &mut panel.codes;
-        assert!(codes.len() >= 256 * blocks);
-        assert!(panel.scale.len() >= ROWS * blocks && panel.offset.len() >= ROWS * blocks);
-        let low = _mm256_set1_epi8(0x0F);
-        let share = next.len().div_ceil(blocks.max(1));
-        for b in 0..blocks {
-            crate::quant::simd::prefetch(&next[(share * b).min(next.len())..(share * (b + 1)).min(next.len())]);
-            if ty == GgmlType::Q4_0 {
-                let d: [u16; ROWS] =
-                    std::array::from_fn(|r| u16::from_le_bytes([rows[r][18 * b], rows[r][18 * b + 1]]));
-                // SAFETY: sixteen bytes read, eight f32s stored at ROWS·b, inside the lengths checked.
-                unsafe {
-                    let d = _mm256_cvtph_ps(_mm_loadu_si128(d.as_ptr() as *const __m128i));
-                    _mm256_storeu_ps(panel.scale.as_mut_ptr().add(ROWS * b), d);
-                    _mm256_storeu_ps(panel.offset.as_mut_ptr().add(ROWS * b), _mm256_mul_ps(d, _mm256_set1_ps(-8.0)));
-                }
+    /// The kernels' bounds, checked once per call: each weight row holds `blocks` blocks of `ty`
+    /// (Q4_0, or Q4_K in whole super-blocks), the group `lanes` lanes of `blocks` blocks.
+    fn check(ty: GgmlType, weights: &[&[u8]; ROWS], x: Group, blocks: usize, lanes: usize) {
+        let row_bytes = match ty {
+            GgmlType::Q4_0 => 18 * blocks,
+            _ => {
+                assert!(blocks.is_multiple_of(8), "whole Q4_K super-blocks");
+                144 * blocks / 8
             }
-            let c: [__m256i; ROWS] = std::array::from_fn(|r| {
-                let row = rows[r];
-                match ty {
-                    // 16 bytes after the scale: values 0..16 in the low nibbles, 16..32 high.
-                    GgmlType::Q4_0 => {
-                        assert!(row.len() >= 18 * b + 18);
-                        // SAFETY: 16 bytes at 18·b + 2, checked.
-                        let v = unsafe { _mm_loadu_si128(row.as_ptr().add(18 * b + 2) as *const __m128i) };
-                        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), low)
-                    }
-                    // Sub-block b % 8 of super-block b / 8: the low (even) or high (odd) nibbles
-                    // of the 32 bytes of its pair.
-                    _ => {
-                        let at = 144 * (b / 8) + 16 + 32 * (b % 8 / 2);
-                        assert!(row.len() >= at + 32);
-                        // SAFETY: 32 bytes at `at`, checked.
-                        let v = unsafe { _mm256_loadu_si256(row.as_ptr().add(at) as *const __m256i) };
-                        let v = if b % 2 == 0 { v } else { _mm256_srli_epi16(v, 4) };
-                        _mm256_and_si256(v, low)
-                    }
-                }
-            });
-            // An 8×8 transpose of 32-bit words.
-            let t =
-                [0, 2, 4, 6].map(|k| (_mm256_unpacklo_epi32(c[k], c[k + 1]), _mm256_unpackhi_epi32(c[k], c[k + 1])));
-            let u = |a: (__m256i, __m256i), b: (__m256i, __m256i)| {
-                [
-                    _mm256_unpacklo_epi64(a.0, b.0),
-                    _mm256_unpackhi_epi64(a.0, b.0),
-                    _mm256_unpacklo_epi64(a.1, b.1),
-                    _mm256_unpackhi_epi64(a.1, b.1),
-                ]
-            };
-            // Rows 0–3's words g and g + 4, and rows 4–7's.
-            let (lo, hi) = (u(t[0], t[1]), u(t[2], t[3]));
-            let out = codes[256 * b..256 * b + 256].as_mut_ptr() as *mut __m256i;
-            for g in 0..4 {
-                // SAFETY: eight 32-byte stores inside this block's 256 bytes.
-                unsafe {
-                    _mm256_storeu_si256(out.add(g), _mm256_permute2x128_si256(lo[g], hi[g], 0x20));
-                    _mm256_storeu_si256(out.add(g + 4), _mm256_permute2x128_si256(lo[g], hi[g], 0x31));
-                }
-            }
-        }
+        };
+        assert!(weights.iter().all(|w| w.len() >= row_bytes));
+        assert!(x.words.len() >= 8 * lanes * blocks && x.d.len() >= lanes * blocks && x.d_sum.len() >= lanes * blocks);
     }
 
-    /// The panel's eight rows times prompt rows `xrows` of `q`: `[prompt row][weight row]`.
+    /// Block `b`'s share of `next` (the rows multiplied next) asked into the cache: the four
+    /// rows are short streams the hardware prefetcher learns late, and each block's scale, its
+    /// first byte read, waited on memory without it. Spread over the blocks, not asked for at
+    /// once: a burst of prefetches waits for the core's free line buffers.
+    #[inline]
+    fn ask_ahead(next: &[u8], b: usize, share: usize) {
+        crate::quant::simd::prefetch(&next[(share * b).min(next.len())..(share * (b + 1)).min(next.len())]);
+    }
+
+    /// Four weight rows times sixteen prompt rows: `[weight row][prompt row]`. Per four bytes of
+    /// a weight row, two `vpdpbusd` into its two sums: low nibbles against one block's words,
+    /// high nibbles (as `byte & 0xF0`, shifted back per block) against the other's.
     ///
     /// # Safety
-    /// AVX2 and FMA; the panel packed for `blocks` blocks; `q` holds `blocks` blocks for each of
-    /// `xrows`, `d_sum` one value per block of `q`.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn panel_x4(
-        panel: &Panel,
-        q: &Q8Row,
-        d_sum: &[f32],
-        xrows: [usize; XROWS],
+    /// AVX2, FMA, AVX-512F and AVX-512 VNNI (the lengths are checked).
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vnni")]
+    pub unsafe fn rows_x16(
+        ty: GgmlType,
+        weights: [&[u8]; ROWS],
+        x: Group,
         blocks: usize,
-    ) -> [[f32; ROWS]; XROWS] {
-        let max_row = xrows.iter().copied().max().unwrap_or(0);
-        assert!(panel.codes.len() >= 256 * blocks && panel.scale.len() >= ROWS * blocks);
-        assert!(q.q.len() >= 32 * blocks * (max_row + 1) && q.d.len() >= blocks * (max_row + 1));
-        assert!(d_sum.len() >= blocks * (max_row + 1) && panel.offset.len() >= ROWS * blocks);
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); XROWS];
-        let (codes, qs) = (panel.codes.as_ptr(), q.q.as_ptr() as *const u8);
-        for b in 0..blocks {
-            let mut s16 = [_mm256_setzero_si256(); XROWS];
-            for g in 0..8 {
-                // SAFETY: within the lengths asserted above.
-                let w = unsafe { _mm256_loadu_si256(codes.add(256 * b + 32 * g) as *const __m256i) };
-                for (i, s) in s16.iter_mut().enumerate() {
-                    let at = 32 * (xrows[i] * blocks + b) + 4 * g;
-                    // SAFETY: as above.
-                    let four = unsafe { (qs.add(at) as *const i32).read_unaligned() };
-                    *s = _mm256_add_epi16(*s, _mm256_maddubs_epi16(w, _mm256_set1_epi32(four)));
+        next: &[u8],
+    ) -> [[f32; WIDE_LANES]; ROWS] {
+        const L: usize = WIDE_LANES;
+        check(ty, &weights, x, blocks, L);
+        let share = next.len().div_ceil(blocks.max(1));
+        let ask = |b: usize| ask_ahead(next, b, share);
+        // The four rows' Q4_0 scales of block `b`, in one F16C conversion.
+        let scales = |b: usize| {
+            let d: [u16; 8] = std::array::from_fn(|r| {
+                let w = weights[r % ROWS];
+                u16::from_le_bytes([w[18 * b], w[18 * b + 1]])
+            });
+            let mut out = [0f32; ROWS];
+            // SAFETY: eight u16s read, four f32s written.
+            unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm_cvtph_ps(_mm_loadu_si128(d.as_ptr() as *const __m128i))) };
+            out
+        };
+        let (low, high) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0xF0u8 as i8));
+        // SAFETY (the three closures): inside the lengths checked.
+        let word =
+            |b: usize, k: usize| unsafe { _mm512_loadu_si512(x.words.as_ptr().add(L * (8 * b + k)) as *const _) };
+        let lanes = |v: &[f32], b: usize| unsafe { _mm512_loadu_ps(v.as_ptr().add(L * b)) };
+        let four = |r: usize, at: usize| unsafe {
+            _mm512_set1_epi32((weights[r].as_ptr().add(at) as *const i32).read_unaligned())
+        };
+        // acc += Σ c·q · (scale · d_x) + offset · (d_x · Σ q), block b's lanes.
+        let add = |acc: &mut __m512, sums: __m512i, b: usize, scale: f32, offset: f32| {
+            let s = _mm512_mul_ps(_mm512_set1_ps(scale), lanes(x.d, b));
+            *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), s, *acc);
+            *acc = _mm512_fmadd_ps(_mm512_set1_ps(offset), lanes(x.d_sum, b), *acc);
+        };
+        let mut acc = [_mm512_setzero_ps(); ROWS];
+        if ty == GgmlType::Q4_0 {
+            // A block: a scale, then 16 bytes with inputs 0..16 in their low nibbles, 16..32 high.
+            for b in 0..blocks {
+                ask(b);
+                let (mut lo, mut hi) = ([_mm512_setzero_si512(); ROWS], [_mm512_setzero_si512(); ROWS]);
+                for k in 0..4 {
+                    let (xl, xh) = (word(b, k), word(b, k + 4));
+                    for r in 0..ROWS {
+                        let w = four(r, 18 * b + 2 + 4 * k);
+                        lo[r] = _mm512_dpbusd_epi32(lo[r], _mm512_and_si512(w, low), xl);
+                        hi[r] = _mm512_dpbusd_epi32(hi[r], _mm512_and_si512(w, high), xh);
+                    }
+                }
+                let d = scales(b);
+                for r in 0..ROWS {
+                    add(&mut acc[r], _mm512_add_epi32(lo[r], _mm512_srai_epi32(hi[r], 4)), b, d[r], -8.0 * d[r]);
                 }
             }
-            // SAFETY: as above.
-            let (scale, offset) = unsafe {
-                (
-                    _mm256_loadu_ps(panel.scale.as_ptr().add(ROWS * b)),
-                    _mm256_loadu_ps(panel.offset.as_ptr().add(ROWS * b)),
-                )
-            };
-            for i in 0..XROWS {
-                let k = xrows[i] * blocks + b;
-                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[i], ones));
-                acc[i] = _mm256_fmadd_ps(sums, _mm256_mul_ps(scale, _mm256_set1_ps(q.d[k])), acc[i]);
-                acc[i] = _mm256_fmadd_ps(offset, _mm256_set1_ps(d_sum[k]), acc[i]);
+        } else {
+            // A super-block: scales, then four pairs of sub-blocks, 32 bytes each (the pair's
+            // first sub-block in their low nibbles, its second high).
+            for sb in 0..blocks / 8 {
+                let m: [_; ROWS] = std::array::from_fn(|r| multipliers(&weights[r][144 * sb..]));
+                for pair in 0..4 {
+                    let b = 8 * sb + 2 * pair;
+                    ask(b);
+                    ask(b + 1);
+                    let (mut lo, mut hi) = ([_mm512_setzero_si512(); ROWS], [_mm512_setzero_si512(); ROWS]);
+                    for k in 0..8 {
+                        let (xl, xh) = (word(b, k), word(b + 1, k));
+                        for r in 0..ROWS {
+                            let w = four(r, 144 * sb + 16 + 32 * pair + 4 * k);
+                            lo[r] = _mm512_dpbusd_epi32(lo[r], _mm512_and_si512(w, low), xl);
+                            hi[r] = _mm512_dpbusd_epi32(hi[r], _mm512_and_si512(w, high), xh);
+                        }
+                    }
+                    for (r, m) in m.iter().enumerate() {
+                        let [a1, a2, o1, o2] = m[pair];
+                        add(&mut acc[r], lo[r], b, a1, o1);
+                        add(&mut acc[r], _mm512_srai_epi32(hi[r], 4), b + 1, a2, o2);
+                    }
+                }
             }
         }
         acc.map(|a| {
-            let mut out = [0f32; ROWS];
-            // SAFETY: eight f32s.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), a) };
+            let mut out = [0f32; L];
+            // SAFETY: sixteen f32s.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr(), a) };
             out
         })
     }
 
-    /// [`panel_x4`] over two panels at once in 512-bit registers: a group is panel 0's eight
-    /// rows then panel 1's, and `vpdpbusd` adds its four products per lane in one instruction
-    /// (where `maddubs`, a 16-bit add and, per block, `madd` were three). The integer sums are
-    /// exact either way and are scaled lane by lane in the same order, so each output is the
-    /// same bits as [`panel_x4`] gives it. Eight prompt rows a call: eight sums in flight, so no
-    /// `vpdpbusd` waits on the one before it into its register.
+    /// [`rows_x16`] in 256-bit registers: eight prompt rows, both nibbles shifted into 0 ..= 15
+    /// and multiplied by `maddubs` into 16-bit pairs, a block's pairs widened once. The same
+    /// integer sums, scaled in the same order, so each output is the same bits.
     ///
     /// # Safety
-    /// AVX2, FMA, AVX-512F and AVX-512 VNNI; both panels packed for `blocks` blocks; `q` and
-    /// `d_sum` as [`panel_x4`] takes them.
-    #[target_feature(enable = "avx2,fma,avx512f,avx512vnni")]
-    pub unsafe fn panels_wide(
-        panels: &[Panel; 2],
-        q: &Q8Row,
-        d_sum: &[f32],
-        xrows: [usize; WIDE_XROWS],
+    /// AVX2 and FMA (the lengths are checked).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn rows_x8(
+        ty: GgmlType,
+        weights: [&[u8]; ROWS],
+        x: Group,
         blocks: usize,
-    ) -> [[f32; 2 * ROWS]; WIDE_XROWS] {
-        let max_row = xrows.iter().copied().max().unwrap_or(0);
-        for p in panels {
-            assert!(p.codes.len() >= 256 * blocks && p.scale.len() >= ROWS * blocks);
-            assert!(p.offset.len() >= ROWS * blocks);
-        }
-        assert!(q.q.len() >= 32 * blocks * (max_row + 1) && q.d.len() >= blocks * (max_row + 1));
-        assert!(d_sum.len() >= blocks * (max_row + 1));
-        // Panel 0's eight lanes, then panel 1's.
-        let both = |f: &dyn Fn(&Panel) -> __m256| {
-            _mm512_castpd_ps(_mm512_insertf64x4(
-                _mm512_castps_pd(_mm512_castps256_ps512(f(&panels[0]))),
-                _mm256_castps_pd(f(&panels[1])),
-                1,
-            ))
+        next: &[u8],
+    ) -> [[f32; LANES]; ROWS] {
+        const L: usize = LANES;
+        check(ty, &weights, x, blocks, L);
+        let share = next.len().div_ceil(blocks.max(1));
+        let ask = |b: usize| ask_ahead(next, b, share);
+        // The four rows' Q4_0 scales of block `b`, in one F16C conversion.
+        let scales = |b: usize| {
+            let d: [u16; 8] = std::array::from_fn(|r| {
+                let w = weights[r % ROWS];
+                u16::from_le_bytes([w[18 * b], w[18 * b + 1]])
+            });
+            let mut out = [0f32; ROWS];
+            // SAFETY: eight u16s read, four f32s written.
+            unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm_cvtph_ps(_mm_loadu_si128(d.as_ptr() as *const __m128i))) };
+            out
         };
-        let mut acc = [_mm512_setzero_ps(); WIDE_XROWS];
-        let qs = q.q.as_ptr() as *const u8;
-        let codes = panels.each_ref().map(|p| p.codes.as_ptr());
-        for b in 0..blocks {
-            let mut s32 = [_mm512_setzero_si512(); WIDE_XROWS];
-            for g in 0..8 {
-                // SAFETY: within the lengths asserted above.
-                let w = unsafe {
-                    let [c0, c1] = codes.map(|c| _mm256_loadu_si256(c.add(256 * b + 32 * g) as *const __m256i));
-                    _mm512_inserti64x4(_mm512_castsi256_si512(c0), c1, 1)
-                };
-                for (i, s) in s32.iter_mut().enumerate() {
-                    let at = 32 * (xrows[i] * blocks + b) + 4 * g;
-                    // SAFETY: as above.
-                    let four = unsafe { (qs.add(at) as *const i32).read_unaligned() };
-                    *s = _mm512_dpbusd_epi32(*s, w, _mm512_set1_epi32(four));
+        let (low, ones) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi16(1));
+        // SAFETY (the three closures): inside the lengths checked.
+        let word =
+            |b: usize, k: usize| unsafe { _mm256_loadu_si256(x.words.as_ptr().add(L * (8 * b + k)) as *const _) };
+        let lanes = |v: &[f32], b: usize| unsafe { _mm256_loadu_ps(v.as_ptr().add(L * b)) };
+        let four = |r: usize, at: usize| unsafe {
+            _mm256_set1_epi32((weights[r].as_ptr().add(at) as *const i32).read_unaligned())
+        };
+        // The products of four code bytes' low and high nibbles with `xl` and `xh`, in 16-bit pairs.
+        let products = |w: __m256i, xl: __m256i, xh: __m256i| {
+            let hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low);
+            (_mm256_maddubs_epi16(_mm256_and_si256(w, low), xl), _mm256_maddubs_epi16(hi, xh))
+        };
+        let add = |acc: &mut __m256, sums16: __m256i, b: usize, scale: f32, offset: f32| {
+            let s = _mm256_mul_ps(_mm256_set1_ps(scale), lanes(x.d, b));
+            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(sums16, ones)), s, *acc);
+            *acc = _mm256_fmadd_ps(_mm256_set1_ps(offset), lanes(x.d_sum, b), *acc);
+        };
+        let mut acc = [_mm256_setzero_ps(); ROWS];
+        if ty == GgmlType::Q4_0 {
+            for b in 0..blocks {
+                ask(b);
+                let mut s = [_mm256_setzero_si256(); ROWS];
+                for k in 0..4 {
+                    let (xl, xh) = (word(b, k), word(b, k + 4));
+                    for (r, s) in s.iter_mut().enumerate() {
+                        let (lo, hi) = products(four(r, 18 * b + 2 + 4 * k), xl, xh);
+                        *s = _mm256_add_epi16(*s, _mm256_add_epi16(lo, hi));
+                    }
+                }
+                let d = scales(b);
+                for r in 0..ROWS {
+                    add(&mut acc[r], s[r], b, d[r], -8.0 * d[r]);
                 }
             }
-            // SAFETY (both): as above.
-            let scale = both(&|p| unsafe { _mm256_loadu_ps(p.scale.as_ptr().add(ROWS * b)) });
-            let offset = both(&|p| unsafe { _mm256_loadu_ps(p.offset.as_ptr().add(ROWS * b)) });
-            for i in 0..WIDE_XROWS {
-                let k = xrows[i] * blocks + b;
-                let sums = _mm512_cvtepi32_ps(s32[i]);
-                acc[i] = _mm512_fmadd_ps(sums, _mm512_mul_ps(scale, _mm512_set1_ps(q.d[k])), acc[i]);
-                acc[i] = _mm512_fmadd_ps(offset, _mm512_set1_ps(d_sum[k]), acc[i]);
+        } else {
+            for sb in 0..blocks / 8 {
+                let m: [_; ROWS] = std::array::from_fn(|r| multipliers(&weights[r][144 * sb..]));
+                for pair in 0..4 {
+                    let b = 8 * sb + 2 * pair;
+                    ask(b);
+                    ask(b + 1);
+                    let (mut s1, mut s2) = ([_mm256_setzero_si256(); ROWS], [_mm256_setzero_si256(); ROWS]);
+                    for k in 0..8 {
+                        let (xl, xh) = (word(b, k), word(b + 1, k));
+                        for r in 0..ROWS {
+                            let (lo, hi) = products(four(r, 144 * sb + 16 + 32 * pair + 4 * k), xl, xh);
+                            (s1[r], s2[r]) = (_mm256_add_epi16(s1[r], lo), _mm256_add_epi16(s2[r], hi));
+                        }
+                    }
+                    for (r, m) in m.iter().enumerate() {
+                        let [a1, a2, o1, o2] = m[pair];
+                        add(&mut acc[r], s1[r], b, a1, o1);
+                        add(&mut acc[r], s2[r], b + 1, a2, o2);
+                    }
+                }
             }
         }
         acc.map(|a| {
-            let mut out = [0f32; 2 * ROWS];
-            // SAFETY: sixteen f32s.
-            unsafe { _mm512_storeu_ps(out.as_mut_ptr(), a) };
+            let mut out = [0f32; L];
+            // SAFETY: eight f32s.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), a) };
             out
         })
     }
@@ -419,9 +446,9 @@ mod tests {
     use crate::quant::matrix::tests::values;
 
     /// Each output against decode's integer product of its row and its prompt row alone
-    /// ([`super::super::int8::dot`]: the same integer sums, scaled in another order), for 2 to 9
-    /// prompt rows (the kernel's four and its remainders) and 21 weight rows (two panels and a
-    /// part), with a block of codes at 15 against activations at 127 (the 16-bit sums' largest);
+    /// ([`super::super::int8::dot`]: the same integer sums, scaled in another order), for 2 to
+    /// 530 prompt rows (part of a group of lanes, two groups, and more than a tile of 512 rows of
+    /// 512 columns) and 21 weight rows (five calls of four, and one), with a block of codes at 15 against activations at 127 (the 16-bit sums' largest);
     /// and the same bits on 1, 2 and 3 threads.
     #[test]
     fn prefill_integer_products_are_each_row_s_integer_product() {
@@ -440,7 +467,7 @@ mod tests {
                 assert!(m.row(0)[2..18].iter().filter(|&&b| b == 0xFF).count() >= 15, "codes at 15");
             }
             let bias: Vec<f32> = values(rows, 3);
-            for n in [2, 3, 4, 5, 9] {
+            for n in [2, 3, 4, 5, 9, 17, 530] {
                 let mut x = values(n * cols, 41 + n as u64);
                 x[..cols].fill(1.0); // codes 127
                 let mut got = vec![f32::NAN; n * rows];
@@ -470,23 +497,27 @@ mod tests {
                         "{ty:?}, {threads} threads"
                     );
                 }
-                // The AVX-512 kernel (sixteen rows, eight prompt rows a call) gives the AVX2
-                // kernel's bits (eight rows, four a call) where this CPU has both.
+                // The AVX-512 kernel (sixteen lanes) gives the AVX2 kernel's bits (eight)
+                // where this CPU has both.
                 if wide_available() {
                     let mut q = Q8Row::default();
                     q.quantize(&x);
-                    let d_sum: Vec<f32> = q.d.iter().zip(&q.sum).map(|(d, &s)| d * s as f32).collect();
                     let blocks = cols / 32;
-                    let mut panels = [Panel::default(), Panel::default()];
-                    for (p, panel) in panels.iter_mut().enumerate() {
-                        panel.pack(ty, std::array::from_fn(|k| m.row(ROWS * p + k)), blocks, &[]);
-                    }
-                    let xrows = std::array::from_fn(|k| k.min(n - 1));
-                    let wide = kernel(&panels, true, &q, &d_sum, xrows, blocks);
-                    let narrow = kernel(&panels, false, &q, &d_sum, xrows, blocks);
-                    for i in 0..n.min(WIDE_XROWS) {
-                        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                        assert_eq!(bits(&wide[i][..ROWS]), bits(&narrow[i][..ROWS]), "{ty:?} {n} rows, row {i}");
+                    let weights = std::array::from_fn(|k| m.row(k));
+                    let group = |lanes| {
+                        kernel(
+                            ty,
+                            lanes == WIDE_LANES,
+                            weights,
+                            Prompt::new(&q, n, blocks, lanes).group(0),
+                            blocks,
+                            &[],
+                        )
+                    };
+                    let (wide, narrow) = (group(WIDE_LANES), group(LANES));
+                    for r in 0..ROWS {
+                        let bits = |v: &[f32]| v[..n.min(LANES)].iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&wide[r]), bits(&narrow[r]), "{ty:?} {n} rows, weight row {r}");
                     }
                 }
             }

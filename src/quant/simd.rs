@@ -82,9 +82,9 @@ pub(crate) fn has_avx2_fma_f16c() -> bool {
 }
 
 /// Asks for `values` into the cache, a line at a time (x86-64): the weight rows a prompt's
-/// 4-bit product packs next ([`super::int8_prefill`]), fetched while the rows before them are
-/// packed and multiplied. Read as they come, the rows' reads stall on memory and the products
-/// wait on the reads.
+/// 4-bit product multiplies next ([`super::int8_prefill`]), fetched while the rows before them
+/// are multiplied. Read as they come, the rows' reads stall on memory and the products wait on
+/// the reads.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub fn prefetch<T>(values: &[T]) {
