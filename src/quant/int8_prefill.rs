@@ -116,6 +116,11 @@ pub fn linear(m: &Blocks, out: &mut [f32], x: &[f32], bias: Option<&[f32]>) -> b
 /// and v): `x` quantized and laid out once, and all their tasks one parallel region. False,
 /// with `outs` untouched, unless every matrix is Q4_0 or Q4_K and this CPU has the kernel.
 pub fn linear_many(ms: &[&Blocks], outs: &mut [&mut [f32]], x: &[f32], biases: &[Option<&[f32]>]) -> bool {
+    linear_many_on(ms, outs, x, biases, wide_available())
+}
+
+/// [`linear_many`] with sixteen lanes (`wide`: AVX-512 VNNI) or eight.
+fn linear_many_on(ms: &[&Blocks], outs: &mut [&mut [f32]], x: &[f32], biases: &[Option<&[f32]>], wide: bool) -> bool {
     if ms.iter().any(|m| !matches!(m.ty, GgmlType::Q4_0 | GgmlType::Q4K) || m.cols != ms[0].cols) || !available() {
         return false;
     }
@@ -123,7 +128,6 @@ pub fn linear_many(ms: &[&Blocks], outs: &mut [&mut [f32]], x: &[f32], biases: &
     let (n, blocks) = (x.len() / n_in, n_in / 32);
     let mut q = Q8Row::default();
     q.quantize(x);
-    let wide = wide_available();
     let prompt = Prompt::new(&q, n, blocks, if wide { WIDE_LANES } else { LANES });
     // Groups of prompt rows whose words take at most TILE_BYTES.
     let tile = (TILE_BYTES / (32 * blocks * prompt.lanes)).max(1);
@@ -448,8 +452,9 @@ mod tests {
     /// Each output against decode's integer product of its row and its prompt row alone
     /// ([`super::super::int8::dot`]: the same integer sums, scaled in another order), for 2 to
     /// 530 prompt rows (part of a group of lanes, two groups, and more than a tile of 512 rows of
-    /// 512 columns) and 21 weight rows (five calls of four, and one), with a block of codes at 15 against activations at 127 (the 16-bit sums' largest);
-    /// and the same bits on 1, 2 and 3 threads.
+    /// 512 columns) and 21 weight rows (five calls of four, and one), with a block of codes at 15
+    /// against activations at 127 (the 16-bit sums' largest); the same bits on 1, 2 and 3
+    /// threads, and with eight lanes as with sixteen.
     #[test]
     fn prefill_integer_products_are_each_row_s_integer_product() {
         let rows = 21;
@@ -497,28 +502,16 @@ mod tests {
                         "{ty:?}, {threads} threads"
                     );
                 }
-                // The AVX-512 kernel (sixteen lanes) gives the AVX2 kernel's bits (eight)
-                // where this CPU has both.
+                // The AVX2 kernel (eight lanes) gives the AVX-512 kernel's bits (sixteen) where
+                // this CPU has both.
                 if wide_available() {
-                    let mut q = Q8Row::default();
-                    q.quantize(&x);
-                    let blocks = cols / 32;
-                    let weights = std::array::from_fn(|k| m.row(k));
-                    let group = |lanes| {
-                        kernel(
-                            ty,
-                            lanes == WIDE_LANES,
-                            weights,
-                            Prompt::new(&q, n, blocks, lanes).group(0),
-                            blocks,
-                            &[],
-                        )
-                    };
-                    let (wide, narrow) = (group(WIDE_LANES), group(LANES));
-                    for r in 0..ROWS {
-                        let bits = |v: &[f32]| v[..n.min(LANES)].iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                        assert_eq!(bits(&wide[r]), bits(&narrow[r]), "{ty:?} {n} rows, weight row {r}");
-                    }
+                    let mut narrow = vec![0f32; n * rows];
+                    assert!(linear_many_on(&[&m], &mut [&mut narrow], &x, &[Some(&bias)], false));
+                    assert_eq!(
+                        narrow.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "{ty:?} {n} rows: eight lanes"
+                    );
                 }
             }
         }
