@@ -4,7 +4,7 @@
 //! do not depend on the thread count.
 
 use crate::quant::Activations;
-use crate::quant::simd::RowGroup;
+use crate::quant::simd::{self, RowGroup};
 use crate::weights::{LayerNorm, Linear, Tensor};
 
 /// Runs `f` on one of the pool's threads (where there is a pool; in a single-threaded wasm build,
@@ -327,6 +327,57 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     crate::quant::simd::dot_f32(a, b).unwrap_or_else(|| a.iter().zip(b).map(|(x, y)| x * y).sum())
 }
 
+/// One query row's attention (one head): `p[t] = softmax(q · key(t) · scale)` over the visible
+/// positions `t < p.len()`, then `out = Σ p[t] · value(t)`. Scores four keys per call of the
+/// prompt's kernel ([`simd::dot_rows_x4`] with one row: each score is the same bits whatever
+/// keys are beside it, so a position's scores do not depend on how many are visible) and the
+/// values four rows per pass over `out` ([`simd::add_weighted4`]: one row at a time's bits).
+/// At a long context a decode step is mostly this: a call and a horizontal sum per key, and
+/// `out` loaded and stored per value row, left most of the time waiting on the calls.
+pub fn attend<'a>(
+    q: &[f32],
+    key: impl Fn(usize) -> &'a [f32],
+    value: impl Fn(usize) -> &'a [f32],
+    scale: f32,
+    p: &mut [f32],
+    out: &mut [f32],
+) {
+    scores(q, key, scale, p);
+    softmax(p);
+    weighted_sum(p, value, out);
+}
+
+/// `p[t] = q · key(t) · scale` for `t < p.len()`, four keys a call (see [`attend`]).
+fn scores<'a>(q: &[f32], key: impl Fn(usize) -> &'a [f32], scale: f32, p: &mut [f32]) {
+    let visible = p.len();
+    for t0 in (0..visible).step_by(4) {
+        // A last group of fewer keys repeats its last one.
+        let keys = std::array::from_fn(|k| key((t0 + k).min(visible - 1)));
+        let s = match simd::dot_rows_x4(RowGroup::F32([q]), keys, &[]) {
+            Some([s]) => s,
+            None => keys.map(|k| dot_f32(q, k)),
+        };
+        for (p, s) in p[t0..].iter_mut().zip(s) {
+            *p = s * scale;
+        }
+    }
+}
+
+/// `out = Σ p[t] · value(t)`, four value rows a pass (see [`attend`]).
+fn weighted_sum<'a>(p: &[f32], value: impl Fn(usize) -> &'a [f32], out: &mut [f32]) {
+    out.fill(0.0);
+    let whole = p.len() / 4 * 4;
+    for t0 in (0..whole).step_by(4) {
+        let w = std::array::from_fn(|k| p[t0 + k]);
+        simd::add_weighted4(out, w, std::array::from_fn(|k| value(t0 + k)));
+    }
+    for (t, &w) in p.iter().enumerate().skip(whole) {
+        for (o, &v) in out.iter_mut().zip(value(t)) {
+            *o += w * v;
+        }
+    }
+}
+
 /// `x += y`, element by element (a residual add).
 pub fn add(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
@@ -337,11 +388,12 @@ pub fn add(x: &mut [f32], y: &[f32]) {
 /// In-place softmax of one row.
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
+    // The exponentials, then their sum in the same order: a sum carried across each `exp`
+    // call lived on the stack (a long decode step spent a sixth of its time in this loop).
     for v in x.iter_mut() {
         *v = (*v - max).exp();
-        sum += *v;
     }
+    let sum = x.iter().fold(0.0, |s, v| s + v);
     for v in x.iter_mut() {
         *v /= sum;
     }
@@ -379,18 +431,9 @@ pub fn attention(
         let visible = s.past + i + 1;
         let cols = h * s.head_dim..(h + 1) * s.head_dim;
         let q = &qkv[i * 3 * c..][cols.clone()];
-        for (t, p) in p[..visible].iter_mut().enumerate() {
-            *p = dot_f32(q, &k_cache[t * c..][cols.clone()]) * scale;
-        }
-        softmax(&mut p[..visible]);
+        let (key, value) = (|t: usize| &k_cache[t * c..][cols.clone()], |t: usize| &v_cache[t * c..][cols.clone()]);
+        attend(q, key, value, scale, &mut p[..visible], o);
         p[visible..].fill(0.0);
-        o.fill(0.0);
-        for (t, &w) in p[..visible].iter().enumerate() {
-            let v = &v_cache[t * c..][cols.clone()];
-            for (o, &v) in o.iter_mut().zip(v) {
-                *o += w * v;
-            }
-        }
     };
     // One (row, head) at a time, in parallel: a decode step's heads spread over the threads.
     match probs {
@@ -403,6 +446,46 @@ pub fn attention(
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+
+    /// One head's attention against the plain formula (each score a dot product, softmax, the
+    /// values summed one row at a time), for head sizes that are and are not multiples of the
+    /// SIMD widths and 1 to 35 visible positions (nine calls of four keys): scores and probabilities within rounding, each
+    /// position's score the same bits however many positions are visible, and the weighted sum
+    /// the plain sum's bits.
+    #[test]
+    fn attention_of_one_row_is_the_plain_formula() {
+        let value_of = |i: usize| ((i * 7919) % 1999) as f32 / 999.0 - 1.0;
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for hd in [5, 16, 64, 72] {
+            let q: Vec<f32> = (0..hd).map(value_of).collect();
+            let row = |t: usize, at: usize| (0..hd).map(|j| value_of(at + 31 * t + j)).collect::<Vec<f32>>();
+            let (keys, values): (Vec<_>, Vec<_>) = (0..35).map(|t| (row(t, 3), row(t, 5))).unzip();
+            let scale = 1.0 / (hd as f32).sqrt();
+            let mut all = vec![0f32; 35];
+            scores(&q, |t| &keys[t], scale, &mut all);
+            for visible in 1..=35 {
+                let mut s = vec![0f32; visible];
+                scores(&q, |t| &keys[t], scale, &mut s);
+                assert_eq!(bits(&s), bits(&all[..visible]), "hd {hd}, {visible} visible");
+                let mut want: Vec<f32> =
+                    keys[..visible].iter().map(|k| q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale).collect();
+                for (g, w) in s.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "hd {hd}: score {g} vs {w}");
+                }
+                softmax(&mut want);
+                let (mut p, mut out) = (vec![0f32; visible], vec![f32::NAN; hd]);
+                attend(&q, |t| &keys[t], |t| &values[t], scale, &mut p, &mut out);
+                for (g, w) in p.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-6, "hd {hd}, {visible} visible: p {g} vs {w}");
+                }
+                let mut sum = vec![0f32; hd];
+                for (w, v) in p.iter().zip(&values) {
+                    sum.iter_mut().zip(v).for_each(|(o, v)| *o += w * v);
+                }
+                assert_eq!(bits(&out), bits(&sum), "hd {hd}, {visible} visible");
+            }
+        }
+    }
 
     /// LayerNorm of a prompt's rows over three threads is each row's norm alone.
     #[test]

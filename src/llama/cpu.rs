@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::config::LlamaConfig;
 use super::kv_cache::KvCache;
 use super::weights::{LlamaLayer, LlamaWeights, Proj};
-use crate::cpu::ops::{add, dot_f32, for_each_chunk, for_each_chunk2, softmax};
+use crate::cpu::ops::{add, attend, for_each_chunk, for_each_chunk2};
 use crate::model::{
     CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, PREFILL_CHUNK,
     check_input, pass_rows, positions_within,
@@ -176,18 +176,9 @@ impl LlamaSession {
             for i in 0..n {
                 let visible = pos + i + 1;
                 let qi = &q[(i * heads + head) * hd..][..hd];
-                let p = if kept { &mut probs[i * total..][..total] } else { &mut probs[..total] };
-                for (t, pt) in p[..visible].iter_mut().enumerate() {
-                    *pt = dot_f32(qi, &kc.row(t)[kvh * hd..][..hd]) * scale;
-                }
-                softmax(&mut p[..visible]);
-                let o = &mut out[i * hd..][..hd];
-                for (t, &pt) in p[..visible].iter().enumerate() {
-                    let vt = &vc.row(t)[kvh * hd..][..hd];
-                    for (a, b) in o.iter_mut().zip(vt) {
-                        *a += pt * b;
-                    }
-                }
+                let p = if kept { &mut probs[i * total..][..visible] } else { &mut probs[..visible] };
+                let (key, value) = (|t| &kc.row(t)[kvh * hd..][..hd], |t| &vc.row(t)[kvh * hd..][..hd]);
+                attend(qi, key, value, scale, p, &mut out[i * hd..][..hd]);
             }
         };
         let mut by_head = vec![0.0f32; heads * n * hd];

@@ -116,6 +116,35 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> Option<f32> {
     None
 }
 
+/// `out[j] += w[0]·rows[0][j]`, then `w[1]·rows[1][j]`, … in that order: four rows of an
+/// attention's weighted sum of values per pass over `out`, each value of `out` held in a register
+/// across the four (one row a pass loaded and stored `out` for every row). The same additions in
+/// the same order as one row at a time, so the same bits (Rust fuses no multiply-add unasked);
+/// eight lanes with AVX2, SIMD128's four in wasm, wherever the compiler vectorizes the loop.
+pub fn add_weighted4(out: &mut [f32], w: [f32; 4], rows: [&[f32]; 4]) {
+    assert!(rows.iter().all(|r| r.len() >= out.len()));
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma_f16c() {
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { x86::add_weighted4(out, w, rows) };
+    }
+    add_weighted4_plain(out, w, rows)
+}
+
+#[inline(always)]
+fn add_weighted4_plain(out: &mut [f32], w: [f32; 4], rows: [&[f32]; 4]) {
+    let n = out.len();
+    let [r0, r1, r2, r3] = rows.map(|r| &r[..n]);
+    for j in 0..n {
+        let mut a = out[j];
+        a += w[0] * r0[j];
+        a += w[1] * r1[j];
+        a += w[2] * r2[j];
+        a += w[3] * r3[j];
+        out[j] = a;
+    }
+}
+
 /// Weight rows as a prompt's kernel reads them ([`dot_rows_x4`]).
 #[derive(Clone, Copy)]
 pub enum RowGroup<'a, const R: usize> {
@@ -399,6 +428,12 @@ mod x86 {
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
         _mm_cvtss_f32(s)
+    }
+
+    /// [`super::add_weighted4`] compiled for AVX2 (no FMA in it: the plain loop's bits).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn add_weighted4(out: &mut [f32], w: [f32; 4], rows: [&[f32]; 4]) {
+        super::add_weighted4_plain(out, w, rows)
     }
 
     /// Two accumulators (the FMA's latency is hidden behind the other's), then the tail.
