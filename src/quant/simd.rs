@@ -124,6 +124,11 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> Option<f32> {
 pub fn add_weighted4(out: &mut [f32], w: [f32; 4], rows: [&[f32]; 4]) {
     assert!(rows.iter().all(|r| r.len() >= out.len()));
     #[cfg(target_arch = "x86_64")]
+    if has_avx512f() {
+        // SAFETY: the CPU has AVX-512F (checked above).
+        return unsafe { x512::add_weighted4(out, w, rows) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if has_avx2_fma_f16c() {
         // SAFETY: the CPU has AVX2 (checked above).
         return unsafe { x86::add_weighted4(out, w, rows) };
@@ -356,6 +361,12 @@ mod x512 {
         let load = |r: usize, i: usize| unsafe { _mm512_loadu_ps(pw[r].add(i)) };
         // SAFETY: the caller's: every row as long as the activations.
         unsafe { sums(x, ahead, load, |r, i| w[r][i]) }
+    }
+
+    /// [`super::add_weighted4`] compiled for AVX-512F: sixteen lanes.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn add_weighted4(out: &mut [f32], w: [f32; 4], rows: [&[f32]; 4]) {
+        super::add_weighted4_plain(out, w, rows)
     }
 
     /// [`dot_rows_x4_f32`] on f16 rows, each 16 values widened as loaded (`vcvtph2ps`: exact,
