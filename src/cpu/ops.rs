@@ -347,6 +347,59 @@ pub fn attend<'a>(
     weighted_sum(p, value, out);
 }
 
+/// One head's keys laid out for a prompt's rows: positions in tiles of sixteen, a tile
+/// `[j][16]` (each key's values down one of its columns), so that one query row's scores for
+/// sixteen keys are one vector sum ([`simd::dot_key_tiles`]) and no key needs a horizontal sum
+/// (at a head size of 64, eight instructions of a key's twelve). Laid out once per head and
+/// pass and read by every row: a long prompt's prefill is mostly its attention.
+pub struct KeyTiles {
+    hd: usize,
+    data: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+impl KeyTiles {
+    /// The keys of positions `0 .. positions`; None where this CPU has no kernel for them (each
+    /// row then takes [`attend`]).
+    pub fn new<'a>(key: impl Fn(usize) -> &'a [f32], positions: usize, hd: usize) -> Option<Self> {
+        if !simd::has_key_tiles() || hd == 0 {
+            return None;
+        }
+        let mut data = vec![0f32; positions.div_ceil(16) * 16 * hd];
+        for t in 0..positions {
+            let tile = &mut data[t / 16 * 16 * hd..][..16 * hd];
+            for (j, &v) in key(t).iter().enumerate() {
+                tile[16 * j + t % 16] = v;
+            }
+        }
+        Some(KeyTiles { hd, data, scores: Vec::new() })
+    }
+
+    /// `p[t] = q · key(t) · scale` for `t < p.len()`.
+    fn scores(&mut self, q: &[f32], scale: f32, p: &mut [f32]) {
+        let tiles = p.len().div_ceil(16);
+        self.scores.resize(16 * tiles, 0.0);
+        assert!(simd::dot_key_tiles(q, &self.data[..16 * self.hd * tiles], &mut self.scores));
+        for (p, s) in p.iter_mut().zip(&self.scores) {
+            *p = s * scale;
+        }
+    }
+
+    /// [`attend`] with the scores from the tiles: the same but for the scores' rounding.
+    pub fn attend<'a>(
+        &mut self,
+        q: &[f32],
+        value: impl Fn(usize) -> &'a [f32],
+        scale: f32,
+        p: &mut [f32],
+        out: &mut [f32],
+    ) {
+        self.scores(q, scale, p);
+        softmax(p);
+        weighted_sum(p, value, out);
+    }
+}
+
 /// `p[t] = q · key(t) · scale` for `t < p.len()`, four keys a call (see [`attend`]).
 fn scores<'a>(q: &[f32], key: impl Fn(usize) -> &'a [f32], scale: f32, p: &mut [f32]) {
     let visible = p.len();
@@ -451,7 +504,8 @@ mod tests {
     /// values summed one row at a time), for head sizes that are and are not multiples of the
     /// SIMD widths and 1 to 35 visible positions (nine calls of four keys): scores and probabilities within rounding, each
     /// position's score the same bits however many positions are visible, and the weighted sum
-    /// the plain sum's bits.
+    /// the plain sum's bits; the same with the prompt's tiles of keys (140 positions: nine tiles,
+    /// eight of them taken together, against one to three tiles taken one by one).
     #[test]
     fn attention_of_one_row_is_the_plain_formula() {
         let value_of = |i: usize| ((i * 7919) % 1999) as f32 / 999.0 - 1.0;
@@ -459,7 +513,7 @@ mod tests {
         for hd in [5, 16, 64, 72] {
             let q: Vec<f32> = (0..hd).map(value_of).collect();
             let row = |t: usize, at: usize| (0..hd).map(|j| value_of(at + 31 * t + j)).collect::<Vec<f32>>();
-            let (keys, values): (Vec<_>, Vec<_>) = (0..35).map(|t| (row(t, 3), row(t, 5))).unzip();
+            let (keys, values): (Vec<_>, Vec<_>) = (0..140).map(|t| (row(t, 3), row(t, 5))).unzip();
             let scale = 1.0 / (hd as f32).sqrt();
             let mut all = vec![0f32; 35];
             scores(&q, |t| &keys[t], scale, &mut all);
@@ -483,6 +537,24 @@ mod tests {
                     sum.iter_mut().zip(v).for_each(|(o, v)| *o += w * v);
                 }
                 assert_eq!(bits(&out), bits(&sum), "hd {hd}, {visible} visible");
+                // The prompt's tiles of keys, where this CPU has them: the same within rounding,
+                // each score the same bits however many positions are visible.
+                if let Some(mut tiles) = KeyTiles::new(|t| &keys[t], 140, hd) {
+                    let mut all = vec![0f32; 140];
+                    tiles.scores(&q, scale, &mut all);
+                    let mut s = vec![0f32; visible];
+                    tiles.scores(&q, scale, &mut s);
+                    assert_eq!(bits(&s), bits(&all[..visible]), "tiles: hd {hd}, {visible} visible");
+                    tiles.attend(&q, |t| &values[t], scale, &mut s, &mut out);
+                    for (g, w) in s.iter().zip(&want) {
+                        assert!((g - w).abs() <= 1e-6, "tiles: hd {hd}, {visible} visible: p {g} vs {w}");
+                    }
+                    let mut sum = vec![0f32; hd];
+                    for (w, v) in s.iter().zip(&values) {
+                        sum.iter_mut().zip(v).for_each(|(o, v)| *o += w * v);
+                    }
+                    assert_eq!(bits(&out), bits(&sum), "tiles: hd {hd}, {visible} visible");
+                }
             }
         }
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::config::LlamaConfig;
 use super::kv_cache::KvCache;
 use super::weights::{LlamaLayer, LlamaWeights, Proj};
-use crate::cpu::ops::{add, attend, for_each_chunk, for_each_chunk2};
+use crate::cpu::ops::{KeyTiles, add, attend, for_each_chunk, for_each_chunk2};
 use crate::model::{
     CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, PREFILL_CHUNK,
     check_input, pass_rows, positions_within,
@@ -173,12 +173,18 @@ impl LlamaSession {
         // depend on the thread count): outputs `[heads, n, hd]`, put in row order below.
         let head = |head: usize, out: &mut [f32], probs: &mut [f32], kept: bool| {
             let kvh = head / group;
+            let (key, value) = (|t| &kc.row(t)[kvh * hd..][..hd], |t| &vc.row(t)[kvh * hd..][..hd]);
+            // A prompt's rows read the head's keys laid out once; a decode step reads them as stored.
+            let mut tiles = if n > 1 { KeyTiles::new(key, total, hd) } else { None };
             for i in 0..n {
                 let visible = pos + i + 1;
                 let qi = &q[(i * heads + head) * hd..][..hd];
                 let p = if kept { &mut probs[i * total..][..visible] } else { &mut probs[..visible] };
-                let (key, value) = (|t| &kc.row(t)[kvh * hd..][..hd], |t| &vc.row(t)[kvh * hd..][..hd]);
-                attend(qi, key, value, scale, p, &mut out[i * hd..][..hd]);
+                let o = &mut out[i * hd..][..hd];
+                match &mut tiles {
+                    Some(tiles) => tiles.attend(qi, value, scale, p, o),
+                    None => attend(qi, key, value, scale, p, o),
+                }
             }
         };
         let mut by_head = vec![0.0f32; heads * n * hd];

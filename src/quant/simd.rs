@@ -150,6 +150,31 @@ fn add_weighted4_plain(out: &mut [f32], w: [f32; 4], rows: [&[f32]; 4]) {
     }
 }
 
+/// Whether [`dot_key_tiles`] has a kernel on this CPU (AVX-512F).
+pub fn has_key_tiles() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return has_avx512f();
+    #[allow(unreachable_code)]
+    false
+}
+
+/// `out[16·c + k] = Σ_j q[j] · tiles[c][j][k]` for every tile `c` of `tiles` (`[tile][q.len()][16]`:
+/// sixteen keys' values down a tile's columns): a query row's attention scores, sixteen keys a
+/// vector and no horizontal sum per key. Eight tiles at a time, so eight chains of FMAs are in
+/// flight; each lane's sum is one chain in order of `j`, so a score's bits depend neither on its
+/// tile's place nor on how many tiles. False (nothing written) where [`has_key_tiles`] is false.
+pub fn dot_key_tiles(q: &[f32], tiles: &[f32], out: &mut [f32]) -> bool {
+    let per = 16 * q.len();
+    assert!(per > 0 && tiles.len().is_multiple_of(per) && out.len() >= tiles.len() / q.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512f() {
+        // SAFETY: the CPU has AVX-512F (checked above); the lengths are checked above.
+        unsafe { x512::dot_key_tiles(q, tiles, out) };
+        return true;
+    }
+    false
+}
+
 /// Weight rows as a prompt's kernel reads them ([`dot_rows_x4`]).
 #[derive(Clone, Copy)]
 pub enum RowGroup<'a, const R: usize> {
@@ -361,6 +386,37 @@ mod x512 {
         let load = |r: usize, i: usize| unsafe { _mm512_loadu_ps(pw[r].add(i)) };
         // SAFETY: the caller's: every row as long as the activations.
         unsafe { sums(x, ahead, load, |r, i| w[r][i]) }
+    }
+
+    /// [`super::dot_key_tiles`], the lengths checked by it.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot_key_tiles(q: &[f32], tiles: &[f32], out: &mut [f32]) {
+        let per = 16 * q.len();
+        let count = tiles.len() / per;
+        // SAFETY (both): tile c's row j is 16 values at c·per + 16·j, inside `tiles` for c < count.
+        let row = |c: usize, j: usize| unsafe { _mm512_loadu_ps(tiles.as_ptr().add(c * per + 16 * j)) };
+        let store = |out: &mut [f32], c: usize, s: __m512| unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * c), s) };
+        let mut c = 0;
+        while c + 8 <= count {
+            let mut s = [_mm512_setzero_ps(); 8];
+            for (j, &qj) in q.iter().enumerate() {
+                let qj = _mm512_set1_ps(qj);
+                for (g, s) in s.iter_mut().enumerate() {
+                    *s = _mm512_fmadd_ps(qj, row(c + g, j), *s);
+                }
+            }
+            for (g, s) in s.into_iter().enumerate() {
+                store(out, c + g, s);
+            }
+            c += 8;
+        }
+        for c in c..count {
+            let mut s = _mm512_setzero_ps();
+            for (j, &qj) in q.iter().enumerate() {
+                s = _mm512_fmadd_ps(_mm512_set1_ps(qj), row(c, j), s);
+            }
+            store(out, c, s);
+        }
     }
 
     /// [`super::add_weighted4`] compiled for AVX-512F: sixteen lanes.
