@@ -463,9 +463,36 @@ fn generation_eos(bytes: &[u8], vocab: usize) -> Result<Vec<u32>, BundleError> {
     Ok(ids.into_iter().filter(|&i| (i as usize) < vocab).map(|i| i as u32).collect())
 }
 
+/// A model file's bytes, read whole into a buffer that asks Linux for transparent huge pages
+/// first ([`ask_huge_pages`]).
 #[cfg(not(target_arch = "wasm32"))]
 fn read(path: &std::path::Path) -> Result<Vec<u8>, BundleError> {
-    std::fs::read(path).map_err(|e| BundleError::Io { path: path.display().to_string(), message: e.to_string() })
+    use std::io::Read;
+    let io = |e: std::io::Error| BundleError::Io { path: path.display().to_string(), message: e.to_string() };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = usize::try_from(file.metadata().map_err(io)?.len()).unwrap_or(usize::MAX);
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(len).map_err(|e| io(std::io::Error::new(std::io::ErrorKind::OutOfMemory, e)))?;
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    ask_huge_pages(bytes.spare_capacity_mut());
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
+}
+
+/// Asks Linux to back the whole 2 MiB pages inside `buf` with huge pages (`MADV_HUGEPAGE`; most
+/// distributions enable them only where asked). A decode step reads every weight once: in
+/// 4 KiB pages that is a TLB miss every 4 KiB (22,000 for GPT-2 Q4_0's 90 MB), in 2 MiB pages
+/// 45, and decode ran 8 % faster (BENCHMARKS.md). Nothing changes where the kernel says no.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn ask_huge_pages(buf: &mut [std::mem::MaybeUninit<u8>]) {
+    const HUGE: usize = 2 << 20;
+    let at = buf.as_ptr() as usize;
+    let (start, end) = (at.next_multiple_of(HUGE), (at + buf.len()) / HUGE * HUGE);
+    if end > start {
+        // SAFETY: the range lies inside `buf`, which is borrowed mutably; the advice changes how
+        // the kernel backs those pages, not what they hold.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
 }
 
 impl From<Bundle> for LoadedModel {

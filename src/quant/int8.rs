@@ -322,18 +322,19 @@ mod tests {
         }
     }
 
-    /// Four rows at once ([`dot4`]: the four-row SIMD kernels for Q8_0, Q4_0 and Q4_K) against the
-    /// plain product of each row, on rows of an odd number of blocks; and each row's result is
-    /// the same bits whichever rows are beside it and in which place (the engine's groups of four
-    /// depend on the thread count).
+    /// Four rows at once ([`dot4`]: the four-row SIMD kernels for Q8_0, Q4_0, Q4_K, and Q6_K with
+    /// AVX-512 VNNI) against the plain product of each row, on rows of an odd number of blocks;
+    /// each row's result is the same bits whichever rows are beside it and in which place (the
+    /// engine's groups of four depend on the thread count). On a CPU with VNNI, the kernels
+    /// without it too, and Q4_0's two kernels the same bits.
     #[test]
     fn four_rows_at_once_are_each_row_s_product() {
         let mut row = Q8Row::default();
         for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
-            // Three blocks; two super-blocks of Q4_K, one of Q6_K.
+            // Three blocks; two super-blocks of Q4_K, three of Q6_K.
             let n = match ty {
                 GgmlType::Q4K => 512,
-                GgmlType::Q6K => 256,
+                GgmlType::Q6K => 768,
                 _ => 96,
             };
             let x = values(n, 7);
@@ -343,24 +344,35 @@ mod tests {
                     GgmlType::Q8_0 => super::super::quantize_q8_0(&values(n, 10 + seed)).unwrap(),
                     GgmlType::Q4_0 => super::super::quantize_q4_0(&values(n, 10 + seed)).unwrap(),
                     GgmlType::Q4K => super::super::quantize_q4k(&values(n, 10 + seed)).unwrap(),
-                    _ => q6k(1, 10 + seed),
+                    _ => q6k(3, 10 + seed),
                 })
                 .collect();
             let r = |k: usize| rows[k].as_slice();
-            let got = dot4(ty, [r(0), r(1), r(2), r(3)], &row);
-            for (k, g) in got.iter().enumerate() {
-                let plain = match ty {
-                    GgmlType::Q8_0 => dot_q8_0(r(k), &row),
-                    GgmlType::Q4_0 => dot_q4_0(r(k), &row),
-                    GgmlType::Q4K => dot_q4k(r(k), &row),
-                    _ => dot_q6k(r(k), &row),
+            let mut ways = Vec::new();
+            for vnni in [false, true] {
+                let four = |rows: [&[u8]; 4]| {
+                    crate::quant::simd::int8x4_on(ty, rows, &row, vnni)
+                        .unwrap_or_else(|| rows.map(|r| dot(ty, r, &row)))
                 };
-                assert!((g - plain).abs() <= 1e-4 * plain.abs().max(1.0), "{ty:?} row {k}: {g} vs {plain}");
+                let got = four([r(0), r(1), r(2), r(3)]);
+                for (k, g) in got.iter().enumerate() {
+                    let plain = match ty {
+                        GgmlType::Q8_0 => dot_q8_0(r(k), &row),
+                        GgmlType::Q4_0 => dot_q4_0(r(k), &row),
+                        GgmlType::Q4K => dot_q4k(r(k), &row),
+                        _ => dot_q6k(r(k), &row),
+                    };
+                    assert!((g - plain).abs() <= 1e-4 * plain.abs().max(1.0), "{ty:?} row {k}: {g} vs {plain}");
+                }
+                let moved = four([r(4), r(2), r(2), r(0)]);
+                assert_eq!(moved[1].to_bits(), got[2].to_bits(), "{ty:?}");
+                assert_eq!(moved[3].to_bits(), got[0].to_bits(), "{ty:?}");
+                assert_eq!(four([r(3); 4])[0].to_bits(), got[3].to_bits(), "{ty:?}");
+                ways.push(got.map(f32::to_bits));
             }
-            let moved = dot4(ty, [r(4), r(2), r(2), r(0)], &row);
-            assert_eq!(moved[1].to_bits(), got[2].to_bits(), "{ty:?}");
-            assert_eq!(moved[3].to_bits(), got[0].to_bits(), "{ty:?}");
-            assert_eq!(dot4(ty, [r(3); 4], &row)[0].to_bits(), got[3].to_bits(), "{ty:?}");
+            if ty == GgmlType::Q4_0 {
+                assert_eq!(ways[0], ways[1]);
+            }
         }
     }
 

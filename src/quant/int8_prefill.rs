@@ -214,12 +214,7 @@ fn available() -> bool {
 /// AVX-512 with VNNI: sixteen prompt rows per instruction, each lane's four products summed by
 /// one `vpdpbusd`.
 fn wide_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return available()
-        && std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512vnni");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    super::simd::has_avx512_vnni()
 }
 
 #[cfg(target_arch = "x86_64")]
