@@ -358,7 +358,7 @@ pub fn decode_row(ty: super::GgmlType, row: &[u8], out: &mut [f32]) -> bool {
 }
 
 /// Four rows of blocks of type `ty` times one row of 8-bit activations (`super::int8`), if this
-/// CPU has a four-row kernel for `ty` (AVX2: Q8_0, Q4_0 and Q4_K; AVX-512 VNNI: Q4_0 and Q6_K,
+/// CPU has a four-row kernel for `ty` (AVX2: Q8_0, Q4_0 and Q4_K; AVX-512 VNNI: Q4_0, Q4_K and Q6_K,
 /// each about twice AVX2's speed on one core): each activation block loaded once for the four
 /// rows, their four integer sums reduced together and scaled as one vector — a single row's
 /// kernel spends as much on its block's scaling as on its products. Each row's result is
@@ -367,8 +367,8 @@ pub fn int8x4(ty: super::GgmlType, rows: [&[u8]; 4], x: &super::int8::Q8Row) -> 
     int8x4_on(ty, rows, x, has_avx512_vnni())
 }
 
-/// [`int8x4`], with AVX-512 VNNI's kernels where `vnni`: Q4_0's (the same bits as AVX2's) and
-/// Q6_K's (AVX2 has no four-row one). Tests run both ways on a CPU with VNNI.
+/// [`int8x4`], with AVX-512 VNNI's kernels where `vnni`: Q4_0's (the same bits as AVX2's), Q4_K's
+/// and Q6_K's (AVX2 has no four-row one). Tests run both ways on a CPU with VNNI.
 pub(crate) fn int8x4_on(ty: super::GgmlType, rows: [&[u8]; 4], x: &super::int8::Q8Row, vnni: bool) -> Option<[f32; 4]> {
     let bytes = 32 * x.d.len() as u64 / ty.block_len() * ty.block_bytes();
     assert!(rows.iter().all(|r| r.len() as u64 == bytes) && x.q.len() == 32 * x.d.len() && x.sum.len() == x.d.len());
@@ -382,6 +382,11 @@ pub(crate) fn int8x4_on(ty: super::GgmlType, rows: [&[u8]; 4], x: &super::int8::
     if vnni && ty == super::GgmlType::Q6K && has_avx512_vnni() {
         // SAFETY: as above.
         return Some(unsafe { x512::int8_q6k(rows, x) });
+    }
+    #[cfg(target_arch = "x86_64")]
+    if vnni && ty == super::GgmlType::Q4K && has_avx512_vnni() {
+        // SAFETY: as above.
+        return Some(unsafe { x512::int8x4_q4k(rows, x) });
     }
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma_f16c() {
@@ -588,6 +593,66 @@ mod x512 {
         acc.map(|a| _mm512_reduce_add_ps(a))
     }
 
+    /// Four Q4_K rows times `x` with VNNI. Two pairs' 64 code bytes are one register: their low
+    /// nibbles are sub-blocks `4p` and `4p + 2`, their high ones `4p + 1` and `4p + 3`, each
+    /// multiplied by its two activation blocks (put side by side once for the four rows) by one
+    /// `vpdpbusd`; lane i's sum is scaled by its sub-block's `d·sc · d_x`, sixteen lanes a
+    /// multiply-add. The minimum term as AVX2's kernel takes it, eight lanes per super-block.
+    ///
+    /// # Safety
+    /// AVX2, FMA, F16C, AVX-512F and AVX-512 VNNI; each row holds `x.d.len() / 8` super-blocks.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vnni")]
+    pub unsafe fn int8x4_q4k(rows: [&[u8]; 4], x: &super::super::int8::Q8Row) -> [f32; 4] {
+        const BYTES: usize = super::super::k_quants::Q4K_BYTES;
+        let blocks = x.d.len() / 8;
+        assert!(
+            rows.iter().all(|r| r.len() == BYTES * blocks) && x.q.len() >= 256 * blocks && x.sum.len() >= 8 * blocks
+        );
+        let low = _mm512_set1_epi8(0x0F);
+        // Lane i of the register for pairs 2h, 2h + 1's low (n = 0) or high (n = 1) nibbles is in
+        // sub-block 4h + n + 2·(i / 8).
+        let eighths = |f: i32| {
+            let g = f + 2;
+            _mm512_setr_epi32(f, f, f, f, f, f, f, f, g, g, g, g, g, g, g, g)
+        };
+        let subs = [[eighths(0), eighths(1)], [eighths(4), eighths(5)]];
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut minimums = [_mm256_setzero_ps(); 4];
+        for sb in 0..blocks {
+            super::x86::prefetch_next_group(rows[0], 4 * BYTES * sb, 4 * BYTES);
+            // SAFETY (this loop's loads): super-block sb lies in each row (checked above), its
+            // activations (256·sb ..+ 256 codes, 8·sb ..+ 8 scales and sums) in `x`.
+            let (dx, sums) = unsafe {
+                (
+                    _mm256_loadu_ps(x.d.as_ptr().add(8 * sb)),
+                    _mm256_cvtepi32_ps(_mm256_loadu_si256(x.sum.as_ptr().add(8 * sb) as *const __m256i)),
+                )
+            };
+            // Activation blocks k and k + 2 of this super-block side by side.
+            let apart = |k: usize| unsafe {
+                let at = x.q.as_ptr().add(256 * sb + 32 * k) as *const __m256i;
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(_mm256_loadu_si256(at)), _mm256_loadu_si256(at.add(2)))
+            };
+            let q = [[apart(0), apart(1)], [apart(4), apart(5)]];
+            for r in 0..4 {
+                let b = &rows[r][BYTES * sb..BYTES * (sb + 1)];
+                let (sc, mins) = super::x86::q4k_multipliers(b);
+                let scales = _mm512_castps256_ps512(_mm256_mul_ps(sc, dx));
+                minimums[r] = _mm256_fmadd_ps(_mm256_mul_ps(mins, dx), sums, minimums[r]);
+                for h in 0..2 {
+                    let codes = unsafe { _mm512_loadu_si512(b.as_ptr().add(16 + 64 * h) as *const _) };
+                    let nibbles = [_mm512_and_si512(codes, low), _mm512_and_si512(_mm512_srli_epi32::<4>(codes), low)];
+                    for n in 0..2 {
+                        let s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles[n], q[h][n]);
+                        let scale = _mm512_permutexvar_ps(subs[h][n], scales);
+                        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[r]);
+                    }
+                }
+            }
+        }
+        std::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]) - super::x86::hsum(minimums[r]))
+    }
+
     /// [`dot_rows_x4_f32`] on f16 rows, each 16 values widened as loaded (`vcvtph2ps`: exact,
     /// so the same sums as the rows widened first).
     #[target_feature(enable = "avx512f")]
@@ -653,7 +718,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn hsum(v: __m256) -> f32 {
+    pub(super) fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
@@ -759,7 +824,7 @@ mod x86 {
     /// decode.)
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn q4k_multipliers(b: &[u8]) -> (__m256, __m256) {
+    pub(super) fn q4k_multipliers(b: &[u8]) -> (__m256, __m256) {
         let (sc, m) = super::super::k_quants::scales_mins(&b[4..16]);
         let widen = |v: [u8; 8]| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(v))));
         (_mm256_mul_ps(scale8(&b[0..2]), widen(sc)), _mm256_mul_ps(scale8(&b[2..4]), widen(m)))
