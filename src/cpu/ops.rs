@@ -89,17 +89,6 @@ where
     std::mem::ManuallyDrop::into_inner(items);
 }
 
-/// Like [`for_each_chunk`] over two buffers chunked in step.
-pub fn for_each_chunk2<F>(a: &mut [f32], ca: usize, b: &mut [f32], cb: usize, f: F)
-where
-    F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
-{
-    let n = a.len().div_ceil(ca).min(b.len().div_ceil(cb));
-    let (la, pa, lb, pb) = (a.len(), Shared(a.as_mut_ptr()), b.len(), Shared(b.as_mut_ptr()));
-    // SAFETY: as in `for_each_chunk`, for each buffer.
-    for_each_index(n, &|i| f(i, unsafe { pa.chunk(i, ca, la) }, unsafe { pb.chunk(i, cb, lb) }));
-}
-
 /// `out[r] = (x[r] - mean) / sqrt(var + eps) * weight + bias` for each row of `x` `[rows, n]`;
 /// a prompt's rows in parallel ([`PARALLEL_VALUES`]), each row whole on one thread.
 pub fn layer_norm(out: &mut [f32], x: &[f32], ln: &LayerNorm, eps: f32) {
@@ -400,6 +389,91 @@ impl KeyTiles {
     }
 }
 
+/// Causal attention of `n` new rows (positions `past ..`) over `past + n` positions, each of
+/// `heads` heads of size `hd`: `q(i, head)`, `key(head, t)`, `value(head, t)` the rows. Returns
+/// the heads' outputs in row order, `[n, heads · hd]`; where `probs` is given (`[heads, n, past +
+/// n]`), each row's probabilities too, masked entries 0 (else each task holds one row of them at
+/// a time). A prompt's tasks lay their head's keys out in tiles once ([`KeyTiles`]), up to their
+/// last row's positions.
+///
+/// One task per head and chunk of its rows ([`row_chunks`]): one per head left a thread idle
+/// where the heads do not divide among the threads (nine on two: a ninth of the time). Each
+/// row's result is the same bits however its head's rows are cut (a score's bits do not depend
+/// on the tiles beside its own), so on any thread count.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_rows<'a>(
+    heads: usize,
+    hd: usize,
+    past: usize,
+    n: usize,
+    q: impl Fn(usize, usize) -> &'a [f32] + Sync,
+    key: impl Fn(usize, usize) -> &'a [f32] + Sync,
+    value: impl Fn(usize, usize) -> &'a [f32] + Sync,
+    scale: f32,
+    probs: Option<&mut [f32]>,
+) -> Vec<f32> {
+    let total = past + n;
+    let chunks = row_chunks(past, n, heads);
+    let mut by_head = vec![0f32; heads * n * hd];
+    // The tasks: (head, rows, their outputs `[rows, hd]`, their probabilities `[rows, total]`).
+    type Task<'t> = (usize, std::ops::Range<usize>, &'t mut [f32], Option<&'t mut [f32]>);
+    let mut tasks: Vec<Task> = Vec::with_capacity(heads * chunks.len());
+    let (mut outs, mut probs) = (by_head.as_mut_slice(), probs);
+    for head in 0..heads {
+        for rows in &chunks {
+            let (o, rest) = std::mem::take(&mut outs).split_at_mut(rows.len() * hd);
+            outs = rest;
+            let p = probs.take().map(|p| {
+                let (p, rest) = p.split_at_mut(rows.len() * total);
+                probs = Some(rest);
+                p
+            });
+            tasks.push((head, rows.clone(), o, p));
+        }
+    }
+    for_each_item(tasks, |(head, rows, out, mut probs)| {
+        let (key, value) = (|t| key(head, t), |t| value(head, t));
+        let last = past + rows.end;
+        let mut tiles = if n > 1 { KeyTiles::new(key, last, hd) } else { None };
+        let mut scratch = if probs.is_none() { vec![0f32; last] } else { Vec::new() };
+        for (k, i) in rows.enumerate() {
+            let visible = past + i + 1;
+            let p = match &mut probs {
+                Some(p) => {
+                    p[k * total + visible..][..total - visible].fill(0.0);
+                    &mut p[k * total..][..visible]
+                }
+                None => &mut scratch[..visible],
+            };
+            let o = &mut out[k * hd..][..hd];
+            match &mut tiles {
+                Some(tiles) => tiles.attend(q(i, head), value, scale, p, o),
+                None => attend(q(i, head), key, value, scale, p, o),
+            }
+        }
+    });
+    let mut out = vec![0f32; n * heads * hd];
+    for (head, rows) in by_head.chunks_exact(n * hd).enumerate() {
+        for (i, row) in rows.chunks_exact(hd).enumerate() {
+            out[(i * heads + head) * hd..][..hd].copy_from_slice(row);
+        }
+    }
+    out
+}
+
+/// The chunks [`attend_rows`] cuts each head's `n` rows into: as many as make about eight tasks
+/// per thread (one where the prompt is under 32 rows, and at least 16 rows each), cut where the
+/// rows' work is equal — row `i` reads `past + i + 1` positions.
+fn row_chunks(past: usize, n: usize, heads: usize) -> Vec<std::ops::Range<usize>> {
+    let count = if n < 32 { 1 } else { (8 * threads()).div_ceil(heads).clamp(1, n / 16) };
+    // The work of rows 0 .. i.
+    let before = |i: usize| (i * past + i * (i + 1) / 2) as f64;
+    let mut starts: Vec<usize> =
+        (0..count).map(|c| (0..n).find(|&i| before(i) * count as f64 >= before(n) * c as f64).unwrap_or(n)).collect();
+    starts.dedup();
+    starts.iter().zip(starts.iter().skip(1).chain([&n])).map(|(&a, &b)| a..b).filter(|r| !r.is_empty()).collect()
+}
+
 /// `p[t] = q · key(t) · scale` for `t < p.len()`, four keys a call (see [`attend`]).
 fn scores<'a>(q: &[f32], key: impl Fn(usize) -> &'a [f32], scale: f32, p: &mut [f32]) {
     let visible = p.len();
@@ -465,8 +539,7 @@ pub struct AttentionShape {
 /// `q` is `[rows, 3 * n_embd]` (the c_attn output; q is its first third), `k_cache`/`v_cache`
 /// are one layer's `[n_positions, n_embd]` with positions `0..past + rows` filled. Row `i`
 /// (position `past + i`) attends to positions `0..=past + i`. Writes `out` `[rows, n_embd]` and,
-/// where given, `probs` `[rows, n_head, past + rows]` (masked entries 0); without, each (row,
-/// head) task holds its own row of probabilities.
+/// where given, `probs` `[rows, n_head, past + rows]` (masked entries 0): [`attend_rows`].
 pub fn attention(
     out: &mut [f32],
     probs: Option<&mut [f32]>,
@@ -475,23 +548,25 @@ pub fn attention(
     v_cache: &[f32],
     s: &AttentionShape,
 ) {
-    let c = s.n_head * s.head_dim;
+    let (c, hd) = (s.n_head * s.head_dim, s.head_dim);
     let rows = out.len() / c;
     let total = s.past + rows;
-    let scale = 1.0 / (s.head_dim as f32).sqrt();
-    let head = |ih: usize, o: &mut [f32], p: &mut [f32]| {
-        let (i, h) = (ih / s.n_head, ih % s.n_head);
-        let visible = s.past + i + 1;
-        let cols = h * s.head_dim..(h + 1) * s.head_dim;
-        let q = &qkv[i * 3 * c..][cols.clone()];
-        let (key, value) = (|t: usize| &k_cache[t * c..][cols.clone()], |t: usize| &v_cache[t * c..][cols.clone()]);
-        attend(q, key, value, scale, &mut p[..visible], o);
-        p[visible..].fill(0.0);
-    };
-    // One (row, head) at a time, in parallel: a decode step's heads spread over the threads.
+    let scale = 1.0 / (hd as f32).sqrt();
+    let q = |i: usize, h: usize| &qkv[i * 3 * c + h * hd..][..hd];
+    let (key, value) =
+        (|h: usize, t: usize| &k_cache[t * c + h * hd..][..hd], |h: usize, t: usize| &v_cache[t * c + h * hd..][..hd]);
     match probs {
-        Some(probs) => for_each_chunk2(out, s.head_dim, probs, total, head),
-        None => for_each_chunk(out, s.head_dim, |ih, o| head(ih, o, &mut vec![0.0; total])),
+        // `[heads, rows, total]` from the tasks, `[rows, heads, total]` here (the same where one row).
+        Some(probs) if rows > 1 => {
+            let mut by_head = vec![0f32; s.n_head * rows * total];
+            out.copy_from_slice(&attend_rows(s.n_head, hd, s.past, rows, q, key, value, scale, Some(&mut by_head)));
+            for (h, head) in by_head.chunks_exact(rows * total).enumerate() {
+                for (i, row) in head.chunks_exact(total).enumerate() {
+                    probs[(i * s.n_head + h) * total..][..total].copy_from_slice(row);
+                }
+            }
+        }
+        probs => out.copy_from_slice(&attend_rows(s.n_head, hd, s.past, rows, q, key, value, scale, probs)),
     }
 }
 
@@ -600,6 +675,62 @@ mod tests {
             gelu(&mut g);
             silu_mul(&mut s, &up[i..i + 1]);
             assert_eq!((gelu_all[i].to_bits(), silu_all[i].to_bits()), (g[0].to_bits(), s[0].to_bits()), "{i}");
+        }
+    }
+
+    /// A prompt's attention cut into chunks of each head's rows ([`attend_rows`]): each row within
+    /// rounding of [`attend`] alone (the tiles' scores round differently), the same bits however
+    /// the rows are cut (1, 2 and 3 threads cut 64 rows into 3, 4 and 4 chunks of equal work,
+    /// whose tiles hold different positions), each row's probabilities masked with 0 past its
+    /// positions; and the chunks cover the rows in order.
+    #[test]
+    fn a_prompt_s_attention_is_each_row_s_however_its_rows_are_cut() {
+        let (heads, hd, past, n) = (3, 16, 5, 64);
+        let total = past + n;
+        let value_of = |i: usize| ((i * 7919) % 1999) as f32 / 999.0 - 1.0;
+        let (qs, keys, values): (Vec<f32>, Vec<f32>, Vec<f32>) = (
+            (0..n * heads * hd).map(value_of).collect(),
+            (0..total * heads * hd).map(|i| value_of(i + 7)).collect(),
+            (0..total * heads * hd).map(|i| value_of(i + 11)).collect(),
+        );
+        let q = |i: usize, h: usize| &qs[(i * heads + h) * hd..][..hd];
+        let key = |h: usize, t: usize| &keys[(t * heads + h) * hd..][..hd];
+        let value = |h: usize, t: usize| &values[(t * heads + h) * hd..][..hd];
+        let scale = 0.25;
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                on_pool(|| {
+                    let chunks = row_chunks(past, n, heads);
+                    let mut probs = vec![f32::NAN; heads * n * total];
+                    let out = attend_rows(heads, hd, past, n, q, key, value, scale, Some(&mut probs));
+                    (chunks, out, probs)
+                })
+            })
+        };
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let (chunks, out, probs) = run(1);
+        for threads in [2, 3] {
+            let (other, o, p) = run(threads);
+            assert_ne!(other, chunks, "{threads} threads cut the rows as one does");
+            assert_eq!((bits(&o), bits(&p)), (bits(&out), bits(&probs)), "{threads} threads");
+        }
+        for cut in [&chunks, &run(2).0] {
+            assert_eq!(cut.first().map(|r| r.start), Some(0));
+            assert_eq!(cut.last().map(|r| r.end), Some(n));
+            assert!(cut.windows(2).all(|w| w[0].end == w[1].start && !w[0].is_empty()), "{cut:?}");
+        }
+        for h in 0..heads {
+            for i in 0..n {
+                let visible = past + i + 1;
+                let (mut p, mut o) = (vec![0f32; visible], vec![0f32; hd]);
+                attend(q(i, h), |t| key(h, t), |t| value(h, t), scale, &mut p, &mut o);
+                let got = &probs[(h * n + i) * total..][..total];
+                assert!(got[visible..].iter().all(|&x| x == 0.0), "head {h} row {i}: masked");
+                for (g, w) in got.iter().zip(&p).chain(out[(i * heads + h) * hd..][..hd].iter().zip(&o)) {
+                    assert!((g - w).abs() <= 1e-5, "head {h} row {i}: {g} vs {w}");
+                }
+            }
         }
     }
 }

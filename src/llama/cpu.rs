@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::config::LlamaConfig;
 use super::kv_cache::KvCache;
 use super::weights::{LlamaLayer, LlamaWeights, Proj};
-use crate::cpu::ops::{KeyTiles, add, attend, for_each_chunk, for_each_chunk2};
+use crate::cpu::ops::{add, attend_rows};
 use crate::model::{
     CPU_KV_BUDGET, EngineError, Footprint, ForwardOptions, LanguageModel, LocalFuture, Outputs, PREFILL_CHUNK,
     check_input, pass_rows, positions_within,
@@ -169,39 +169,13 @@ impl LlamaSession {
         let (pos, total) = (self.pos, self.pos + n);
         let group = heads / kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
-        // One head at a time, in parallel (each head's rows are its own, so the result does not
-        // depend on the thread count): outputs `[heads, n, hd]`, put in row order below.
-        let head = |head: usize, out: &mut [f32], probs: &mut [f32], kept: bool| {
-            let kvh = head / group;
-            let (key, value) = (|t| &kc.row(t)[kvh * hd..][..hd], |t| &vc.row(t)[kvh * hd..][..hd]);
-            // A prompt's rows read the head's keys laid out once; a decode step reads them as stored.
-            let mut tiles = if n > 1 { KeyTiles::new(key, total, hd) } else { None };
-            for i in 0..n {
-                let visible = pos + i + 1;
-                let qi = &q[(i * heads + head) * hd..][..hd];
-                let p = if kept { &mut probs[i * total..][..visible] } else { &mut probs[..visible] };
-                let o = &mut out[i * hd..][..hd];
-                match &mut tiles {
-                    Some(tiles) => tiles.attend(qi, value, scale, p, o),
-                    None => attend(qi, key, value, scale, p, o),
-                }
-            }
-        };
-        let mut by_head = vec![0.0f32; heads * n * hd];
-        let mut probs = Vec::new();
+        let q = |i: usize, head: usize| &q[(i * heads + head) * hd..][..hd];
+        let key = |head: usize, t: usize| &kc.row(t)[head / group * hd..][..hd];
+        let value = |head: usize, t: usize| &vc.row(t)[head / group * hd..][..hd];
         // A decode step's one row is kept too (a few KB; no allocation per head).
-        if keep_probs || n == 1 {
-            probs = vec![0.0f32; heads * n * total];
-            for_each_chunk2(&mut by_head, n * hd, &mut probs, n * total, |h, out, p| head(h, out, p, true));
-        } else {
-            for_each_chunk(&mut by_head, n * hd, |h, out| head(h, out, &mut vec![0.0f32; total], false));
-        }
-        let mut out = vec![0.0f32; n * heads * hd];
-        for (head, rows) in by_head.chunks_exact(n * hd).enumerate() {
-            for (i, row) in rows.chunks_exact(hd).enumerate() {
-                out[(i * heads + head) * hd..][..hd].copy_from_slice(row);
-            }
-        }
+        let mut probs = if keep_probs || n == 1 { vec![0.0f32; heads * n * total] } else { Vec::new() };
+        let kept = (!probs.is_empty()).then_some(probs.as_mut_slice());
+        let out = attend_rows(heads, hd, pos, n, q, key, value, scale, kept);
         (out, probs)
     }
 }

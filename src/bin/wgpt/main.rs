@@ -7,7 +7,7 @@ fn main() {}
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
-    one_malloc_arena();
+    malloc_settings();
     match cli::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -17,22 +17,35 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// One glibc malloc arena for the whole process, unless `MALLOC_ARENA_MAX` says otherwise. The
-/// CPU engine's passes run on the thread pool's workers, and glibc gives each thread that
-/// allocates an arena of its own: the KV cache's pages and each pass's buffers spread over
-/// several heaps, each with a high-water mark of its own (SmolLM2-135M Q4_0 decoding 256 tokens
-/// peaked 1–3 MB higher: `benches/load_memory.sh`). The engine allocates a few buffers per
-/// product, not per value: on 2 threads `wgpt bench` decodes as fast with one arena.
+/// glibc malloc's settings for the engine, each unless its environment variable
+/// (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`) says otherwise:
+/// - One arena for the whole process. The CPU engine's passes run on the thread pool's workers,
+///   and glibc gives each thread that allocates an arena of its own: the KV cache's pages and
+///   each pass's buffers spread over several heaps, each with a high-water mark of its own
+///   (SmolLM2-135M Q4_0 decoding 256 tokens peaked 1–3 MB higher: `benches/load_memory.sh`). The
+///   engine allocates a few buffers per product, not per value: on 2 threads `wgpt bench`
+///   decodes as fast with one arena.
+/// - Buffers up to 32 MiB from the heap, and the heap's free top kept. A long prompt's passes
+///   allocate buffers of megabytes per layer (a 960-token prompt's MLP: 6 MB each); glibc
+///   mapped each afresh (its threshold rises only as far as the last freed one) or trimmed the
+///   heap after it, so every pass wrote to new pages, and the kernel's faults and zeroing took
+///   13 % of a 960-token SmolLM2 prefill, 20 % of its time (`perf`). Peak memory is the same:
+///   only what is freed stays.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn one_malloc_arena() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: first thing in `main`, before any other thread; it sets one malloc parameter.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
-    }
+fn malloc_settings() {
+    let set = |variable: &str, parameter: libc::c_int, value: libc::c_int| {
+        if std::env::var_os(variable).is_none() {
+            // SAFETY: first thing in `main`, before any other thread; it sets one malloc parameter.
+            unsafe { libc::mallopt(parameter, value) };
+        }
+    };
+    set("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, 1);
+    set("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 32 << 20);
+    set("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
 }
 
 #[cfg(all(not(target_arch = "wasm32"), not(all(target_os = "linux", target_env = "gnu"))))]
-fn one_malloc_arena() {}
+fn malloc_settings() {}
 
 #[cfg(not(target_arch = "wasm32"))]
 mod bench;
