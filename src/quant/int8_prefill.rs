@@ -34,7 +34,7 @@
 use super::GgmlType;
 use super::int8::Q8Row;
 use super::matrix::Blocks;
-use crate::cpu::ops::{for_each_item, rows_per_task};
+use crate::cpu::ops::{for_each_chunk, for_each_item, rows_per_task};
 
 /// Weight rows per kernel call: each prompt word loaded serves four of them.
 const ROWS: usize = 4;
@@ -160,19 +160,23 @@ fn linear_many_on(ms: &[&Blocks], outs: &mut [&mut [f32]], x: &[f32], biases: &[
             }
         }
     });
-    for (((m, out), (buf, per_task)), bias) in
+    // Laid out by prompt row, sixteen rows a parallel task (one thread's pass left the other
+    // waiting).
+    for (((m, out), (buf, &per_task)), bias) in
         ms.iter().zip(outs.iter_mut()).zip(by_task.iter().zip(&per_task)).zip(biases)
     {
-        for (t, chunk) in buf.chunks(per_task * n).enumerate() {
-            let (r0, rows) = (t * per_task, chunk.len() / n);
-            for (i, src) in chunk.chunks_exact(rows).enumerate() {
-                let dst = &mut out[i * m.rows + r0..][..rows];
-                dst.copy_from_slice(src);
-                if let Some(b) = bias {
-                    dst.iter_mut().zip(&b[r0..]).for_each(|(v, b)| *v += b);
+        for_each_chunk(out, 16 * m.rows, |c, out| {
+            for (t, chunk) in buf.chunks(per_task * n).enumerate() {
+                let (r0, rows) = (t * per_task, chunk.len() / n);
+                for (k, dst) in out.chunks_exact_mut(m.rows).enumerate() {
+                    let dst = &mut dst[r0..][..rows];
+                    dst.copy_from_slice(&chunk[(16 * c + k) * rows..][..rows]);
+                    if let Some(b) = bias {
+                        dst.iter_mut().zip(&b[r0..]).for_each(|(v, b)| *v += b);
+                    }
                 }
             }
-        }
+        });
     }
     true
 }
