@@ -381,6 +381,44 @@ impl KeyTiles {
         }
     }
 
+    /// [`KeyTiles::attend`] for four rows at once (`p[r]` as long as row `r`'s visible
+    /// positions): their scores with each tile's row loaded once for the four
+    /// ([`simd::dot_key_tiles4`]), their weighted sums with each value row loaded once for the
+    /// four over the positions all of them see ([`simd::add_weighted4x4`]), then each row's own
+    /// last positions alone. The same bits as four calls of [`KeyTiles::attend`]: a prompt's
+    /// attention read every key and value once per row, and waited on the loads.
+    pub fn attend4<'a>(
+        &mut self,
+        q: [&[f32]; 4],
+        value: impl Fn(usize) -> &'a [f32],
+        scale: f32,
+        mut p: [&mut [f32]; 4],
+        mut out: [&mut [f32]; 4],
+    ) {
+        let (least, most) = (p.iter().map(|p| p.len()).min(), p.iter().map(|p| p.len()).max());
+        let (least, most) = (least.unwrap_or(0), most.unwrap_or(0));
+        let per = 16 * most.div_ceil(16);
+        self.scores.resize(4 * per, 0.0);
+        let mut scores = self.scores.chunks_exact_mut(per);
+        let scores: [&mut [f32]; 4] = std::array::from_fn(|_| scores.next().expect("four rows of scores"));
+        assert!(simd::dot_key_tiles4(q, &self.data[..self.hd * per], scores));
+        for (r, p) in p.iter_mut().enumerate() {
+            for (p, s) in p.iter_mut().zip(&self.scores[r * per..]) {
+                *p = s * scale;
+            }
+            softmax(p);
+        }
+        out.iter_mut().for_each(|o| o.fill(0.0));
+        let whole = least / 4 * 4;
+        for t0 in (0..whole).step_by(4) {
+            let w = std::array::from_fn(|r| std::array::from_fn(|k| p[r][t0 + k]));
+            simd::add_weighted4x4(out.each_mut().map(|o| &mut **o), w, std::array::from_fn(|k| value(t0 + k)));
+        }
+        for (p, out) in p.iter().zip(out) {
+            weighted_sum_from(p, &value, out, whole);
+        }
+    }
+
     /// [`attend`] with the scores from the tiles: the same but for the scores' rounding.
     pub fn attend<'a>(
         &mut self,
@@ -442,21 +480,39 @@ pub fn attend_rows<'a>(
         let (key, value) = (|t| key(head, t), |t| value(head, t));
         let last = past + rows.end;
         let mut tiles = if n > 1 { KeyTiles::new(key, last, hd) } else { None };
-        let mut scratch = if probs.is_none() { vec![0f32; last] } else { Vec::new() };
-        for (k, i) in rows.enumerate() {
-            let visible = past + i + 1;
-            let p = match &mut probs {
-                Some(p) => {
-                    p[k * total + visible..][..total - visible].fill(0.0);
-                    &mut p[k * total..][..visible]
-                }
-                None => &mut scratch[..visible],
+        // Each row's probabilities: kept, masked with 0 past its positions, or four rows' scratch.
+        let kept = probs.is_some();
+        let (width, mut scratch) = if kept { (total, Vec::new()) } else { (last, vec![0f32; 4 * last]) };
+        let rows_p = probs.as_deref_mut().unwrap_or(&mut scratch);
+        let mut k = 0;
+        while k < rows.len() {
+            // Four rows at once where there are tiles; one at a time else, and for the last.
+            let m = if tiles.is_some() && k + 4 <= rows.len() { 4 } else { 1 };
+            let i0 = rows.start + k;
+            let base = if kept { k } else { 0 };
+            let mut p = rows_p[base * width..][..m * width].chunks_exact_mut(width);
+            let mut o = out[k * hd..][..m * hd].chunks_exact_mut(hd);
+            let mut row = |r: usize| {
+                let (p, visible) = (p.next().expect("m rows"), past + i0 + r + 1);
+                p[visible..].fill(0.0);
+                (&mut p[..visible], o.next().expect("m rows"))
             };
-            let o = &mut out[k * hd..][..hd];
             match &mut tiles {
-                Some(tiles) => tiles.attend(q(i, head), value, scale, p, o),
-                None => attend(q(i, head), key, value, scale, p, o),
+                Some(tiles) if m == 4 => {
+                    let [a, b, c, d] = std::array::from_fn(&mut row);
+                    let q = std::array::from_fn(|r| q(i0 + r, head));
+                    tiles.attend4(q, value, scale, [a.0, b.0, c.0, d.0], [a.1, b.1, c.1, d.1]);
+                }
+                Some(tiles) => {
+                    let (p, o) = row(0);
+                    tiles.attend(q(i0, head), value, scale, p, o);
+                }
+                None => {
+                    let (p, o) = row(0);
+                    attend(q(i0, head), key, value, scale, p, o);
+                }
             }
+            k += m;
         }
     });
     let mut out = vec![0f32; n * heads * hd];
@@ -500,8 +556,14 @@ fn scores<'a>(q: &[f32], key: impl Fn(usize) -> &'a [f32], scale: f32, p: &mut [
 /// `out = Σ p[t] · value(t)`, four value rows a pass (see [`attend`]).
 fn weighted_sum<'a>(p: &[f32], value: impl Fn(usize) -> &'a [f32], out: &mut [f32]) {
     out.fill(0.0);
-    let whole = p.len() / 4 * 4;
-    for t0 in (0..whole).step_by(4) {
+    weighted_sum_from(p, value, out, 0);
+}
+
+/// `out += Σ p[t] · value(t)` for `t` from `from`: each output the same chain of additions, in
+/// order of `t`, however the positions before `from` were summed.
+fn weighted_sum_from<'a>(p: &[f32], value: impl Fn(usize) -> &'a [f32], out: &mut [f32], from: usize) {
+    let whole = from + (p.len() - from) / 4 * 4;
+    for t0 in (from..whole).step_by(4) {
         let w = std::array::from_fn(|k| p[t0 + k]);
         simd::add_weighted4(out, w, std::array::from_fn(|k| value(t0 + k)));
     }
@@ -636,6 +698,25 @@ mod tests {
                         sum.iter_mut().zip(v).for_each(|(o, v)| *o += w * v);
                     }
                     assert_eq!(bits(&out), bits(&sum), "tiles: hd {hd}, {visible} visible");
+                    // Four rows at once (four queries; `visible` to `visible + 3` positions and
+                    // the next tile's): each row's bits as alone.
+                    let qs: Vec<Vec<f32>> = (0..4).map(|r| row(r, 11)).collect();
+                    let lens = [visible, visible + 3, visible + 1, visible + 16];
+                    let mut alone = Vec::new();
+                    for (r, &len) in lens.iter().enumerate() {
+                        let (mut p, mut o) = (vec![0f32; len], vec![0f32; hd]);
+                        tiles.attend(&qs[r], |t| &values[t], scale, &mut p, &mut o);
+                        alone.push((bits(&p), bits(&o)));
+                    }
+                    let mut p: [Vec<f32>; 4] = lens.map(|len| vec![f32::NAN; len]);
+                    let mut o: [Vec<f32>; 4] = std::array::from_fn(|_| vec![f32::NAN; hd]);
+                    let [p0, p1, p2, p3] = p.each_mut().map(|p| p.as_mut_slice());
+                    let [o0, o1, o2, o3] = o.each_mut().map(|o| o.as_mut_slice());
+                    let q4 = std::array::from_fn(|r| qs[r].as_slice());
+                    tiles.attend4(q4, |t| &values[t], scale, [p0, p1, p2, p3], [o0, o1, o2, o3]);
+                    for (r, (p, o)) in p.iter().zip(&o).enumerate() {
+                        assert_eq!((bits(p), bits(o)), alone[r], "four rows: hd {hd}, row {r}, {visible} visible");
+                    }
                 }
             }
         }

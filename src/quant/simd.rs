@@ -187,6 +187,62 @@ pub fn dot_key_tiles(q: &[f32], tiles: &[f32], out: &mut [f32]) -> bool {
     false
 }
 
+/// [`dot_key_tiles`] for four query rows at once, `out[r]` row `q[r]`'s scores: each tile's row
+/// loaded once for the four (two tiles at a time, so eight chains in flight). Each lane's sum
+/// is the same chain as [`dot_key_tiles`]' (in order of `j`), so the same bits. False (nothing
+/// written) where [`has_key_tiles`] is false.
+pub fn dot_key_tiles4(q: [&[f32]; 4], tiles: &[f32], out: [&mut [f32]; 4]) -> bool {
+    let hd = q[0].len();
+    let per = 16 * hd;
+    assert!(per > 0 && tiles.len().is_multiple_of(per) && q.iter().all(|q| q.len() == hd));
+    assert!(out.iter().all(|o| o.len() >= tiles.len() / hd));
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512f() {
+        // SAFETY: the CPU has AVX-512F (checked above); the lengths are checked above.
+        unsafe { x512::dot_key_tiles4(q, tiles, out) };
+        return true;
+    }
+    false
+}
+
+/// [`add_weighted4`] for four output rows at once, `out[r] += Σ_k w[r][k] · rows[k]` in order of
+/// `k`: each value row loaded once for the four. The same additions in the same order as
+/// [`add_weighted4`] on each, so the same bits.
+pub fn add_weighted4x4(out: [&mut [f32]; 4], w: [[f32; 4]; 4], rows: [&[f32]; 4]) {
+    let n = out[0].len();
+    assert!(out.iter().all(|o| o.len() == n) && rows.iter().all(|r| r.len() >= n));
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512f() {
+        // SAFETY: the CPU has AVX-512F (checked above).
+        return unsafe { x512::add_weighted4x4(out, w, rows) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma_f16c() {
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { x86::add_weighted4x4(out, w, rows) };
+    }
+    add_weighted4x4_plain(out, w, rows)
+}
+
+#[inline(always)]
+fn add_weighted4x4_plain(out: [&mut [f32]; 4], w: [[f32; 4]; 4], rows: [&[f32]; 4]) {
+    let n = out[0].len();
+    let [r0, r1, r2, r3] = rows.map(|r| &r[..n]);
+    let [o0, o1, o2, o3] = out;
+    let (o0, o1, o2, o3) = (&mut o0[..n], &mut o1[..n], &mut o2[..n], &mut o3[..n]);
+    for j in 0..n {
+        let v = [r0[j], r1[j], r2[j], r3[j]];
+        for (o, w) in [&mut o0[j], &mut o1[j], &mut o2[j], &mut o3[j]].into_iter().zip(&w) {
+            let mut a = *o;
+            a += w[0] * v[0];
+            a += w[1] * v[1];
+            a += w[2] * v[2];
+            a += w[3] * v[3];
+            *o = a;
+        }
+    }
+}
+
 /// Weight rows as a prompt's kernel reads them ([`dot_rows_x4`]).
 #[derive(Clone, Copy)]
 pub enum RowGroup<'a, const R: usize> {
@@ -452,6 +508,76 @@ mod x512 {
             }
             store(out, c, s);
         }
+    }
+
+    /// [`super::dot_key_tiles4`], the lengths checked by it.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn dot_key_tiles4(q: [&[f32]; 4], tiles: &[f32], out: [&mut [f32]; 4]) {
+        let hd = q[0].len();
+        let per = 16 * hd;
+        let count = tiles.len() / per;
+        // SAFETY (both): tile c's row j is 16 values at c·per + 16·j, inside `tiles` for c < count;
+        // each `out[r]` holds 16·count scores (checked by the caller).
+        let row = |c: usize, j: usize| unsafe { _mm512_loadu_ps(tiles.as_ptr().add(c * per + 16 * j)) };
+        let out = out.map(|o| o.as_mut_ptr());
+        let store = |r: usize, c: usize, s: __m512| unsafe { _mm512_storeu_ps(out[r].add(16 * c), s) };
+        let mut c = 0;
+        while c + 2 <= count {
+            let mut s = [[_mm512_setzero_ps(); 4]; 2];
+            for j in 0..hd {
+                let qj = q.map(|q| _mm512_set1_ps(q[j]));
+                for (g, s) in s.iter_mut().enumerate() {
+                    let t = row(c + g, j);
+                    for (s, &qj) in s.iter_mut().zip(&qj) {
+                        *s = _mm512_fmadd_ps(qj, t, *s);
+                    }
+                }
+            }
+            for (g, s) in s.into_iter().enumerate() {
+                for (r, s) in s.into_iter().enumerate() {
+                    store(r, c + g, s);
+                }
+            }
+            c += 2;
+        }
+        for c in c..count {
+            let mut s = [_mm512_setzero_ps(); 4];
+            for j in 0..hd {
+                let t = row(c, j);
+                for (s, q) in s.iter_mut().zip(&q) {
+                    *s = _mm512_fmadd_ps(_mm512_set1_ps(q[j]), t, *s);
+                }
+            }
+            for (r, s) in s.into_iter().enumerate() {
+                store(r, c, s);
+            }
+        }
+    }
+
+    /// [`super::add_weighted4x4`] with AVX-512F: sixteen lanes a step, multiplies and adds apart
+    /// (the plain loop's bits), the tail by the plain loop. (The plain loop compiled for AVX-512
+    /// spent a head size of 64's time on its checks and masked tails.)
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn add_weighted4x4(out: [&mut [f32]; 4], w: [[f32; 4]; 4], rows: [&[f32]; 4]) {
+        let n = out[0].len();
+        let whole = n / 16 * 16;
+        let lanes = w.map(|w| w.map(|w| _mm512_set1_ps(w)));
+        let [o0, o1, o2, o3] = out;
+        let out = [o0.as_mut_ptr(), o1.as_mut_ptr(), o2.as_mut_ptr(), o3.as_mut_ptr()];
+        for j in (0..whole).step_by(16) {
+            // SAFETY: j + 16 <= n, and every row and output holds n values (the caller's check).
+            let v = rows.map(|r| unsafe { _mm512_loadu_ps(r.as_ptr().add(j)) });
+            for (o, w) in out.iter().zip(&lanes) {
+                let mut a = unsafe { _mm512_loadu_ps(o.add(j)) };
+                for (w, v) in w.iter().zip(&v) {
+                    a = _mm512_add_ps(a, _mm512_mul_ps(*w, *v));
+                }
+                unsafe { _mm512_storeu_ps(o.add(j), a) };
+            }
+        }
+        // SAFETY: the outputs are the caller's four disjoint slices of n values.
+        let tail = out.map(|o| unsafe { std::slice::from_raw_parts_mut(o.add(whole), n - whole) });
+        super::add_weighted4x4_plain(tail, w, rows.map(|r| &r[whole..]))
     }
 
     /// [`super::add_weighted4`] compiled for AVX-512F: sixteen lanes.
@@ -729,6 +855,12 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn add_weighted4(out: &mut [f32], w: [f32; 4], rows: [&[f32]; 4]) {
         super::add_weighted4_plain(out, w, rows)
+    }
+
+    /// [`super::add_weighted4x4`] compiled for AVX2, as [`add_weighted4`].
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn add_weighted4x4(out: [&mut [f32]; 4], w: [[f32; 4]; 4], rows: [&[f32]; 4]) {
+        super::add_weighted4x4_plain(out, w, rows)
     }
 
     /// Two accumulators (the FMA's latency is hidden behind the other's), then the tail.
