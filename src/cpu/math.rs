@@ -2,7 +2,8 @@
 //! compiler vectorizes the loops that call them (SSE natively, SIMD128 in wasm), where
 //! `f32::exp` and `f32::tanh` are a libm call per value — on GPT-2 124M a fifth of a 64-token
 //! prefill went to `tanhf`. Within 2 ulp of libm's over the range the activations see (`tests`).
-//! Attention's softmax keeps `f32::exp`: a masked score there is −∞, and must give exactly 0.
+//! Attention's softmax takes `exp` too, and gives exactly 0 where it clamps (a masked score, −∞,
+//! must weigh nothing).
 
 /// `e^x`, within 2 ulp of `f32::exp` for x in [−87, 88]; clamped to that range (so never 0 or
 /// ∞: for x < −87 it is about 1.6e−38, for x > 88 about 1.7e38).
@@ -16,7 +17,11 @@ pub fn exp(x: f32) -> f32 {
     // 1.5 · 2²³: adding and subtracting it rounds to the nearest integer without a call.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2_E + ROUND) - ROUND;
+    let shifted = x * LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    // n's integer from the shifted float's mantissa bits, not by a cast (`as i32` saturates,
+    // which the compiler writes as scalar code with a branch per value).
+    let k = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
     let r = x - n * C1 - n * C2;
     let p = 1.987_569_1e-4;
     let p = p * r + 1.398_199_9e-3;
@@ -25,7 +30,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let e_r = p * r * r + r + 1.0;
-    e_r * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    e_r * f32::from_bits(((k + 127) as u32) << 23)
 }
 
 /// `tanh(x)` as `1 − 2 / (e^{2x} + 1)`, within 2.4e−7 of `f32::tanh` (absolute, two ulp of 1: it is

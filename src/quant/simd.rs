@@ -148,6 +148,23 @@ pub fn add_weighted4(out: &mut [f32], w: [f32; 4], rows: [&[f32]; 4]) {
     add_weighted4_plain(out, w, rows)
 }
 
+/// [`crate::cpu::ops::softmax`] compiled for the widest vectors this CPU has (AVX-512F, else
+/// AVX2, else the build's own): the compiler vectorizes its loops, the same operations (Rust
+/// fuses no multiply-add unasked), so the same bits in more lanes.
+pub fn softmax(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512f() {
+        // SAFETY: the CPU has AVX-512F (checked above).
+        return unsafe { x512::softmax(x) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma_f16c() {
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { x86::softmax(x) };
+    }
+    crate::cpu::ops::softmax_plain(x)
+}
+
 #[inline(always)]
 fn add_weighted4_plain(out: &mut [f32], w: [f32; 4], rows: [&[f32]; 4]) {
     let n = out.len();
@@ -580,6 +597,12 @@ mod x512 {
         super::add_weighted4x4_plain(tail, w, rows.map(|r| &r[whole..]))
     }
 
+    /// [`super::softmax`] with AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn softmax(x: &mut [f32]) {
+        crate::cpu::ops::softmax_plain(x)
+    }
+
     /// [`super::add_weighted4`] compiled for AVX-512F: sixteen lanes.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn add_weighted4(out: &mut [f32], w: [f32; 4], rows: [&[f32]; 4]) {
@@ -849,6 +872,12 @@ mod x86 {
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
         _mm_cvtss_f32(s)
+    }
+
+    /// [`super::softmax`] with AVX2.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn softmax(x: &mut [f32]) {
+        crate::cpu::ops::softmax_plain(x)
     }
 
     /// [`super::add_weighted4`] compiled for AVX2 (no FMA in it: the plain loop's bits).
