@@ -4,16 +4,16 @@
 //! the K-quants). What llama.cpp's CPU matrix products do: a block's 32 products are one SIMD
 //! multiply-add of bytes instead of 32 conversions to f32. Natively Q8_0, Q4_0 and Q4_K rows go
 //! four at a time ([`dot4`]): one activation block loaded for four rows, whose integer sums are
-//! scaled as one vector (llama.cpp goes further on Q4_0, eight rows interleaved in a repacked
-//! copy of the matrix).
+//! scaled as one vector; with AVX-512 VNNI, Q4_0, Q4_K and Q6_K rows too, 64 codes a `vpdpbusd`
+//! (llama.cpp goes further on Q4_0, eight rows interleaved in a repacked copy of the matrix).
 //!
 //! Not exact: an activation is rounded to 1/254 of its block's largest magnitude, so a product
 //! differs from the f32 one by at most `Σ_blocks d_x/2 · Σ|w|` (`tests` checks that bound). The
 //! CPU reference multiplies in f32 ([`super::matrix::dot`], [`Activations::F32`], `--activations
 //! f32`); the engines the CLI and the page run decode with [`Activations::Q8`], the default, as
-//! llama.cpp does: natively it decodes Q4_0 1.5–1.9×, Q4_K 2.2–2.4× and Q8_0 1.1–1.3× as fast as
+//! llama.cpp does: natively it decodes Q4_0 1.4–2.0×, Q4_K 2.3–3.1× and Q8_0 1.3–1.6× as fast as
 //! the f32 products (BENCHMARKS.md, `WGSL=0 sh benches/vs_llama_cpp.sh`). A prompt's rows take
-//! another product: Q4_0 and Q4_K rows eight at a time against four prompt rows
+//! another product: Q4_0 and Q4_K rows four at a time against the prompt's rows side by side
 //! ([`super::int8_prefill`], x86-64), every other type each weight row decoded once for all of
 //! them ([`crate::cpu::ops::linear_rows`]; an integer product per prompt row ran prefill at
 //! 0.5–0.8× of that).
