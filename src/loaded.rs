@@ -482,7 +482,7 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, BundleError> {
 /// Asks Linux to back the whole 2 MiB pages inside `buf` with huge pages (`MADV_HUGEPAGE`; most
 /// distributions enable them only where asked). A decode step reads every weight once: in
 /// 4 KiB pages that is a TLB miss every 4 KiB (22,000 for GPT-2 Q4_0's 90 MB), in 2 MiB pages
-/// 45, and decode ran 8 % faster (BENCHMARKS.md). Nothing changes where the kernel says no.
+/// 45, and decode ran 8 % faster (CHANGELOG.md, session 31). Nothing changes where the kernel says no.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn ask_huge_pages(buf: &mut [std::mem::MaybeUninit<u8>]) {
     const HUGE: usize = 2 << 20;

@@ -432,7 +432,7 @@ pub fn decode_row(ty: super::GgmlType, row: &[u8], out: &mut [f32]) -> bool {
 
 /// Four rows of blocks of type `ty` times one row of 8-bit activations (`super::int8`), if this
 /// CPU has a four-row kernel for `ty` (AVX2: Q8_0, Q4_0 and Q4_K; AVX-512 VNNI: Q4_0, Q4_K and Q6_K,
-/// each about twice AVX2's speed on one core): each activation block loaded once for the four
+/// 64 codes a `vpdpbusd`): each activation block loaded once for the four
 /// rows, their four integer sums reduced together and scaled as one vector — a single row's
 /// kernel spends as much on its block's scaling as on its products. Each row's result is
 /// computed from that row alone, in the same order whichever rows are beside it.
@@ -454,7 +454,7 @@ pub(crate) fn int8x4_on(ty: super::GgmlType, rows: [&[u8]; 4], x: &super::int8::
     #[cfg(target_arch = "x86_64")]
     if vnni && ty == super::GgmlType::Q6K && has_avx512_vnni() {
         // SAFETY: as above.
-        return Some(unsafe { x512::int8_q6k(rows, x) });
+        return Some(unsafe { x512::int8x4_q6k(rows, x) });
     }
     #[cfg(target_arch = "x86_64")]
     if vnni && ty == super::GgmlType::Q4K && has_avx512_vnni() {
@@ -651,7 +651,7 @@ mod x512 {
         lanes4(acc)
     }
 
-    /// `R` Q6_K rows times `x` with VNNI. A half super-block's 64 `ql` bytes hold, in their low
+    /// Four Q6_K rows times `x` with VNNI. A half super-block's 64 `ql` bytes hold, in their low
     /// nibbles, its first two groups of 32 codes and, in their high ones, its last two; its 32
     /// `qh` bytes, put in both halves of a register and the upper half shifted by 2, give each
     /// of those bytes its two high bits with one mask. So 64 codes (unsigned, 0 ..= 63) are five
@@ -665,7 +665,7 @@ mod x512 {
     /// # Safety
     /// AVX2, FMA, F16C, AVX-512F and AVX-512 VNNI; each row holds `x.d.len() / 8` super-blocks.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vnni")]
-    pub unsafe fn int8_q6k<const R: usize>(rows: [&[u8]; R], x: &super::super::int8::Q8Row) -> [f32; R] {
+    pub unsafe fn int8x4_q6k(rows: [&[u8]; 4], x: &super::super::int8::Q8Row) -> [f32; 4] {
         use super::super::k_quants::Q6K_BYTES;
         let blocks = x.d.len() / 8;
         assert!(rows.iter().all(|r| r.len() == Q6K_BYTES * blocks) && x.q.len() >= 256 * blocks);
@@ -696,17 +696,15 @@ mod x512 {
         let eighths =
             |f: i32| _mm512_setr_epi32(f, f, f, f, f, f, f, f, f + 1, f + 1, f + 1, f + 1, f + 1, f + 1, f + 1, f + 1);
         let zero = _mm512_setzero_si512();
-        let mut acc = [_mm512_setzero_ps(); R];
+        let mut acc = [_mm512_setzero_ps(); 4];
         for sb in 0..blocks {
             // SAFETY (this loop's loads): super-block sb's bytes lie in each row (checked above):
             // scales at 192 ..+ 16, `ql` at 64·half ..+ 64, `qh` at 128 + 32·half ..+ 32; its
             // activations, 256·sb ..+ 256 codes and 8·sb ..+ 8 scales, in `x`.
             let block = |r: usize| unsafe { rows[r].as_ptr().add(Q6K_BYTES * sb) };
-            if R == 4 {
-                super::x86::prefetch_next_group(rows[0], 4 * Q6K_BYTES * sb, 4 * Q6K_BYTES);
-            }
+            super::x86::prefetch_next_group(rows[0], 4 * Q6K_BYTES * sb, 4 * Q6K_BYTES);
             // Each row's sixteen sub-block scales times its d (converted by F16C).
-            let scales: [__m512; R] = std::array::from_fn(|r| {
+            let scales: [__m512; 4] = std::array::from_fn(|r| {
                 let b = block(r);
                 let (sc, d) = unsafe {
                     (_mm_loadu_si128(b.add(192) as *const __m128i), (b.add(208) as *const u16).read_unaligned())
